@@ -1,0 +1,1 @@
+"""Run folders, Parquet artifacts with manifests, fingerprints and the rejects schema."""

