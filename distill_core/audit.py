@@ -1,0 +1,130 @@
+"""DuckDB audits over a run's Parquet, read in place: the funnel and one row's lineage.
+
+Each stage's artifact is a view named after the stage (`ingest`, `signals`,
+`synthesize`, `filter`, `evaluate`) and its rejects a view `<stage>_rejects`.
+Views are built from file lists through the relational API and every lookup
+is a parameterised query, so neither a path nor an example id can change SQL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from distill_core.artifacts.store import RunStore
+
+# Stages whose rows flow one to one: rows in = rows out + rows rejected.
+FUNNEL_STAGES = ("ingest", "signals", "synthesize", "filter")
+
+
+class RunAudit:
+    """Views and audit queries over one run folder."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.store = RunStore.open(run_dir)
+        self.con = duckdb.connect()
+        self.views: list[str] = []
+        for stage in self.store.stages():
+            parts = self.store.parts(stage)
+            if parts:
+                self.con.read_parquet([str(p) for p in parts]).create_view(stage)
+                self.views.append(stage)
+            rejects = self.store.parts(stage, rejects=True)
+            if rejects:
+                self.con.read_parquet([str(p) for p in rejects]).create_view(f"{stage}_rejects")
+                self.views.append(f"{stage}_rejects")
+
+    def _scalar(self, sql: str, params: list[Any] | None = None) -> Any:
+        return self.con.execute(sql, params or []).fetchall()[0][0]
+
+    def _count(self, view: str) -> int:
+        return int(self._scalar(f'SELECT count(*) FROM "{view}"')) if view in self.views else 0
+
+    def funnel(self) -> list[dict[str, Any]]:
+        """Per stage: rows in (manifest), out and rejected (counted in the Parquet), by reason."""
+        out = []
+        for stage in FUNNEL_STAGES:
+            manifest = self.store.manifest(stage)
+            if manifest is None:
+                continue
+            rows_out = self._count(stage)
+            rejected = self._count(f"{stage}_rejects")
+            by_reason: dict[str, int] = {}
+            if f"{stage}_rejects" in self.views:
+                by_reason = dict(self.con.execute(
+                    f'SELECT reason, count(*) FROM "{stage}_rejects" GROUP BY reason '
+                    "ORDER BY count(*) DESC, reason").fetchall())
+            rows_in = int(manifest["counts"]["rows_in"])
+            out.append({"stage": stage, "rows_in": rows_in, "rows_out": rows_out,
+                        "rows_rejected": rejected, "rejects_by_reason": by_reason,
+                        "balanced": rows_in == rows_out + rejected,
+                        "cache_hit": bool(manifest.get("cache", {}).get("hit")),
+                        "wall_time_s": manifest.get("wall_time_s")})
+        out.extend(self._handoff_checks())
+        return out
+
+    def _handoff_checks(self) -> list[dict[str, Any]]:
+        """What one stage hands the next: counted in the upstream Parquet, not taken on trust."""
+        checks = []
+        pairs = [("signals", "ingest", 1), ("synthesize", "ingest_train", None),
+                 ("filter", "synthesize", 1)]
+        for stage, upstream, factor in pairs:
+            manifest = self.store.manifest(stage)
+            if manifest is None:
+                continue
+            if upstream == "ingest_train":
+                if "ingest" not in self.views:
+                    continue
+                train = int(self._scalar("SELECT count(*) FROM ingest WHERE split = 'train'"))
+                expected = train * int(manifest["counts"].get("replicates", 1))
+                source = "ingest (train rows x replicates)"
+            else:
+                expected = self._count(upstream) * (factor or 1)
+                source = upstream
+            checks.append({"stage": f"{source} -> {stage}", "handoff": True,
+                           "rows_in": int(manifest["counts"]["rows_in"]),
+                           "upstream_rows": expected,
+                           "balanced": int(manifest["counts"]["rows_in"]) == expected})
+        return checks
+
+    def lineage(self, example_id: str) -> dict[str, Any]:
+        """Where one output row came from: its distilled rows, its sources, and its rejects."""
+        result: dict[str, Any] = {"example_id": example_id, "distilled": [], "candidates": [],
+                                  "sources": [], "rejected": []}
+        for stage, key in (("filter", "distilled"), ("synthesize", "candidates")):
+            if stage in self.views:
+                result[key] = self._rows(
+                    f'SELECT example_id, replicate, seed, method, run_id, label, text, text_pair, '
+                    f'parent_ids, rank, score FROM "{stage}" WHERE example_id = ? '
+                    "ORDER BY replicate", [example_id])
+        parents = {p for row in result["distilled"] + result["candidates"]
+                   for p in (row["parent_ids"] or [])} or {example_id}
+        if "ingest" in self.views:
+            result["sources"] = self._rows(
+                "SELECT example_id, split, label, text, text_pair, source, source_row "
+                "FROM ingest WHERE list_contains(?, example_id) ORDER BY split, source_row",
+                [sorted(parents)])
+        for view in self.views:
+            if view.endswith("_rejects"):
+                for row in self._rows(
+                        f'SELECT replicate, reason, detail, source, source_row FROM "{view}" '
+                        "WHERE example_id = ? ORDER BY replicate", [example_id]):
+                    result["rejected"].append({"stage": view.removesuffix("_rejects"), **row})
+        result["found"] = bool(result["distilled"] or result["candidates"] or result["sources"])
+        return result
+
+    def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        cursor = self.con.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+    def top_sources(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The source rows that fed the most distilled rows (across replicates)."""
+        if "filter" not in self.views:
+            return []
+        return self._rows(
+            "SELECT parent AS example_id, count(*) AS uses FROM "
+            "(SELECT unnest(parent_ids) AS parent FROM filter) GROUP BY parent "
+            "ORDER BY uses DESC, parent LIMIT ?", [limit])

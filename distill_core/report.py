@@ -1,0 +1,110 @@
+"""`report.md`: what a run did, what it produced and how well it scored, from its artifacts.
+
+Everything comes from the run folder (manifests, Parquet, DuckDB audit), so
+`textdistill report RUN_DIR` rebuilds the same file at any time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+
+from distill_core.audit import RunAudit
+from distill_core.artifacts.store import RunStore
+
+SAMPLES_PER_CLASS = 5
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def score_rows(summary: list[dict[str, Any]]) -> list[list[str]]:
+    """Rows of the scores table: setting, n, accuracy mean ± std, macro-F1 mean ± std."""
+    rows = []
+    for entry in summary:
+        name = entry["method"] if entry["setting"] == "distilled" else entry["setting"]
+        label = f"{name} (distilled)" if entry["setting"] == "distilled" else name
+        budget = f"{entry['per_class']}/class" if entry["per_class"] else f"all ({entry['n_train']})"
+        rows.append([label, budget, str(entry["n"]),
+                     f"{_pct(entry['accuracy_mean'])} ± {_pct(entry['accuracy_std'])}",
+                     f"{_pct(entry['macro_f1_mean'])} ± {_pct(entry['macro_f1_std'])}"])
+    return rows
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def build_report(run_dir: str | Path) -> str:
+    store = RunStore.open(run_dir)
+    audit = RunAudit(run_dir)
+    ingest = store.manifest("ingest") or {}
+    config = ingest.get("config", {})
+    parts = [f"# textdistill run `{store.run_id}`", ""]
+    data = config.get("data", {})
+    synth = config.get("synthesize", {})
+    parts += [
+        f"- dataset: `{data.get('dataset')}`; method: `{synth.get('method')}`, "
+        f"{synth.get('per_class')} per class; seeds: {config.get('run', {}).get('seeds')}",
+        f"- encoder: `{config.get('signals', {}).get('model')}` "
+        f"({config.get('signals', {}).get('precision')})",
+        f"- config hash: `{ingest.get('config_hash', '')[:16]}`; labels: "
+        f"{', '.join(ingest.get('label_names', []))}",
+        "",
+    ]
+    for source in ingest.get("inputs", {}).get("sources", []):
+        parts.append(f"- {source['split']}: `{source['source']}` ({source['rows_read']} rows read, "
+                     f"sha256 {str(source.get('sha256', '-'))[:12]})")
+    evaluate = store.manifest("evaluate")
+    if evaluate is not None:
+        parts += ["", "## Scores (linear probe on the evaluation split, %)", "",
+                  _table(["setting", "budget", "n", "accuracy", "macro-F1"],
+                         score_rows(evaluate["summary"])),
+                  "", f"Evaluation rows: {evaluate['counts'].get('eval_rows')}. "
+                  "Mean ± sample std over seeds; `full` is one deterministic fit."]
+    funnel = [f for f in audit.funnel() if not f.get("handoff")]
+    parts += ["", "## Funnel", "", _table(
+        ["stage", "rows in", "rows out", "rejected", "by reason", "in = out + rejected",
+         "wall s", "reused"],
+        [[f["stage"], str(f["rows_in"]), str(f["rows_out"]), str(f["rows_rejected"]),
+          ", ".join(f"{k}: {v}" for k, v in f["rejects_by_reason"].items()) or "-",
+          "yes" if f["balanced"] else "**NO**", str(f["wall_time_s"]),
+          "cache" if f["cache_hit"] else "-"] for f in funnel])]
+    synthesize = store.manifest("synthesize") or {}
+    if synthesize.get("class_shortfall"):
+        parts += ["", "Classes smaller than the budget (all rows kept): "
+                  f"`{synthesize['class_shortfall']}`"]
+    if "filter" in audit.views:
+        distilled = store.read("filter")
+        first = distilled.filter(pc.equal(distilled.column("replicate"), 0))
+        parts += ["", f"## Distilled examples (seed {config.get('run', {}).get('seeds', [0])[0]}, "
+                  f"first {SAMPLES_PER_CLASS} per class)", ""]
+        rows = []
+        for label in ingest.get("label_names", []):
+            of_label = first.filter(pc.equal(first.column("label"), label)).slice(
+                0, SAMPLES_PER_CLASS)
+            for row in of_label.to_pylist():
+                text = row["text"] + (f" ||| {row['text_pair']}" if row["text_pair"] else "")
+                rows.append([label, row["example_id"], text[:160]])
+        parts.append(_table(["label", "example_id", "text"], rows))
+    parts += ["", "## Stages", "", _table(
+        ["stage", "fingerprint", "wall s", "peak RSS MiB", "cache"],
+        [[s, (store.manifest(s) or {}).get("fingerprint", "")[:12],
+          str((store.manifest(s) or {}).get("wall_time_s")),
+          str((store.manifest(s) or {}).get("peak_rss_mb")),
+          "hit" if (store.manifest(s) or {}).get("cache", {}).get("hit") else "-"]
+         for s in store.stages()])]
+    parts += ["", "Audit: `textdistill audit " + str(store.root) + "` (funnel), "
+              "`--example ID` (lineage of one row), `--json`.", ""]
+    return "\n".join(parts)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    path = Path(run_dir) / "report.md"
+    path.write_text(build_report(run_dir), encoding="utf-8")
+    return path

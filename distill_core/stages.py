@@ -1,0 +1,242 @@
+"""The five stages as plain functions over a run folder: fingerprint, skip or compute, write.
+
+Each function takes the run config and the `RunStore`, reads its inputs from
+upstream artifacts and writes its own artifact atomically with a manifest. It
+is skipped when the run folder already holds its artifact with the same
+fingerprint (resume), and ingest and signals are restored from the cross-run
+cache when another run produced them (a changed method reuses embeddings).
+Prefect tasks in `tasks/` wrap these; they contain no orchestration.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow.compute as pc
+
+from distill_core.artifacts.manifest import StageClock, build_manifest, fingerprint
+from distill_core.artifacts.store import RunStore, sha256_files
+from distill_core.config import RunConfig
+from distill_core.evaluate.stage import evaluate_selection, summarize_scores
+from distill_core.filter.stage import filter_candidates
+from distill_core.ingest.ingest import (
+    data_dir_from,
+    ingest_dataset,
+    resolve_dataset,
+    resolve_sources,
+)
+from distill_core.signals.embeddings import EncodeFn, embed_corpus, split_features, texts_hash
+from distill_core.signals.models import model_identity
+from distill_core.synthesize.stage import select_candidates
+
+ProgressFn = Callable[[str, float, float | None, str], None]  # stage, done, total, note
+CACHEABLE = ("ingest", "signals")
+
+
+@dataclass
+class StageOutcome:
+    """What happened to a stage: computed, resumed (already in the run) or restored from cache."""
+
+    stage: str
+    path: str
+    fingerprint: str
+    status: str  # "computed" | "resumed" | "cached"
+    counts: dict[str, Any] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+
+
+def _noop(stage: str, done: float, total: float | None, note: str) -> None:
+    return None
+
+
+def _existing(store: RunStore, stage: str, fp: str) -> StageOutcome | None:
+    status = None
+    if store.is_complete(stage, fp):
+        status = "resumed"
+    elif stage in CACHEABLE and store.restore_from_cache(stage, fp):
+        status = "cached"
+    if status is None:
+        return None
+    manifest = store.manifest(stage) or {}
+    return StageOutcome(stage, str(store.stage_dir(stage)), fp, status,
+                        manifest.get("counts", {}), 0.0)
+
+
+def _finish(store: RunStore, stage: str, fp: str, manifest: dict[str, Any]) -> StageOutcome:
+    if stage in CACHEABLE:
+        store.save_to_cache(stage)
+    return StageOutcome(stage, str(store.stage_dir(stage)), fp, "computed", manifest["counts"],
+                        manifest["wall_time_s"])
+
+
+def _common(cfg: RunConfig) -> dict[str, Any]:
+    return {"run_config": cfg.model_dump(mode="json"), "config_hash": cfg.config_hash()}
+
+
+def _artifact_input(store: RunStore, stage: str) -> dict[str, Any]:
+    manifest = store.manifest(stage) or {}
+    return {"fingerprint": manifest.get("fingerprint"),
+            "sha256": sha256_files(store.parts(stage)),
+            "rows": manifest.get("counts", {}).get("rows_out")}
+
+
+# -- ingest ------------------------------------------------------------------------------------
+
+def ingest_fingerprint(cfg: RunConfig) -> str:
+    spec = resolve_dataset(cfg.data.dataset, cfg.data.train, cfg.data.eval, cfg.data.label_names)
+    sources = [s.identity() | {"split": s.split, "columns": s.columns.model_dump()}
+               for s in resolve_sources(spec, data_dir_from(cfg.data.data_dir))]
+    return fingerprint("ingest", {"label_names": spec.label_names}, {"sources": str(sources)})
+
+
+def ingest_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop) -> StageOutcome:
+    fp = ingest_fingerprint(cfg)
+    if (done := _existing(store, "ingest", fp)) is not None:
+        return done
+    clock = StageClock()
+    progress("ingest", 0, None, "reading")
+    spec = resolve_dataset(cfg.data.dataset, cfg.data.train, cfg.data.eval, cfg.data.label_names)
+    result = ingest_dataset(spec, data_dir_from(cfg.data.data_dir))
+    split_rows = {s: int(pc.sum(pc.equal(result.corpus.column("split"), s)).as_py() or 0)
+                  for s in ("train", "eval")}
+    counts = {"rows_in": result.rows_in, "rows_out": result.corpus.num_rows,
+              "rows_rejected": result.rejects.num_rows,
+              "rejects_by_reason": dict(Counter(result.rejects.column("reason").to_pylist())),
+              "rows_by_split": split_rows}
+    manifest = build_manifest(stage="ingest", fingerprint_=fp, stage_config=cfg.data.model_dump(
+        mode="json"), inputs={"sources": result.sources}, counts=counts, clock=clock,
+        extra={"label_names": result.label_names}, **_common(cfg))
+    store.write_stage("ingest", result.corpus, manifest, rejects=result.rejects)
+    progress("ingest", 1, 1, f"{result.corpus.num_rows} rows")
+    return _finish(store, "ingest", fp, manifest)
+
+
+def label_names(store: RunStore) -> list[str]:
+    manifest = store.manifest("ingest")
+    if manifest is None:
+        raise RuntimeError("ingest has not run")
+    return list(manifest["label_names"])
+
+
+# -- signals -----------------------------------------------------------------------------------
+
+def signals_fingerprint(cfg: RunConfig, store: RunStore) -> tuple[str, dict[str, Any]]:
+    corpus = store.read("ingest", columns=["text", "text_pair"])
+    stage_config = {"model": model_identity(cfg.signals.model),
+                    "max_length": cfg.signals.max_length, "precision": cfg.signals.precision,
+                    "pooling": "mean", "normalize": "l2"}
+    return fingerprint("signals", stage_config, {"texts": texts_hash(corpus)}), stage_config
+
+
+def signals_stage(cfg: RunConfig, store: RunStore, make_encoder: Callable[[], EncodeFn],
+                  progress: ProgressFn = _noop, backend: str = "local") -> StageOutcome:
+    """Embed every corpus text with the encoder that `make_encoder` builds (local or Ray)."""
+    fp, stage_config = signals_fingerprint(cfg, store)
+    if (done := _existing(store, "signals", fp)) is not None:
+        return done
+    clock = StageClock()
+    corpus = store.read("ingest")
+    embeddings = embed_corpus(corpus, make_encoder())
+    counts = {"rows_in": corpus.num_rows, "rows_out": embeddings.num_rows, "rows_rejected": 0,
+              "rejects_by_reason": {}}
+    wall = clock.seconds()
+    manifest = build_manifest(
+        stage="signals", fingerprint_=fp, stage_config=stage_config,
+        inputs={"ingest": _artifact_input(store, "ingest")}, counts=counts, clock=clock,
+        extra={"backend": backend, "texts_per_second": round(corpus.num_rows / max(wall, 1e-9),
+                                                             1)},
+        **_common(cfg))
+    store.write_stage("signals", embeddings, manifest)
+    return _finish(store, "signals", fp, manifest)
+
+
+# -- synthesize --------------------------------------------------------------------------------
+
+def _upstream(store: RunStore, *stages: str) -> dict[str, str]:
+    return {s: (store.manifest(s) or {}).get("fingerprint", "") for s in stages}
+
+
+def synthesize_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop
+                     ) -> StageOutcome:
+    method_cfg = cfg.synthesize.model_dump(mode="json")
+    stage_config = {**method_cfg, "seeds": cfg.run.seeds, "run_id": store.run_id}
+    fp = fingerprint("synthesize", stage_config, _upstream(store, "ingest", "signals"))
+    if (done := _existing(store, "synthesize", fp)) is not None:
+        return done
+    clock = StageClock()
+    progress("synthesize", 0, len(cfg.run.seeds), cfg.synthesize.method)
+    train, train_x = split_features(store.read("ingest"), store.read("signals"), "train")
+    params = ({"n_init": cfg.synthesize.kmeans_n_init, "max_iter": cfg.synthesize.kmeans_max_iter}
+              if cfg.synthesize.method == "kmeans" else {})
+    result = select_candidates(train, train_x, cfg.synthesize.method, cfg.synthesize.per_class,
+                               cfg.run.seeds, store.run_id, params)
+    manifest = build_manifest(
+        stage="synthesize", fingerprint_=fp, stage_config=stage_config,
+        inputs={s: _artifact_input(store, s) for s in ("ingest", "signals")},
+        counts=result.counts, clock=clock, seeds=cfg.run.seeds,
+        extra={"class_shortfall": {str(k): v for k, v in result.shortfall.items()},
+               "label_names": label_names(store)}, **_common(cfg))
+    store.write_stage("synthesize", result.candidates, manifest, rejects=result.rejects)
+    progress("synthesize", len(cfg.run.seeds), len(cfg.run.seeds), "done")
+    return _finish(store, "synthesize", fp, manifest)
+
+
+# -- filter ------------------------------------------------------------------------------------
+
+def filter_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop) -> StageOutcome:
+    stage_config = {**cfg.filter.model_dump(mode="json"), "per_class": cfg.synthesize.per_class}
+    fp = fingerprint("filter", stage_config, _upstream(store, "synthesize"))
+    if (done := _existing(store, "filter", fp)) is not None:
+        return done
+    clock = StageClock()
+    result = filter_candidates(store.read("synthesize"), cfg.synthesize.per_class,
+                               cfg.filter.exact_dedup)
+    manifest = build_manifest(
+        stage="filter", fingerprint_=fp, stage_config=stage_config,
+        inputs={"synthesize": _artifact_input(store, "synthesize")}, counts=result.counts,
+        clock=clock, seeds=cfg.run.seeds, extra={"rows_per_class": result.per_class},
+        **_common(cfg))
+    store.write_stage("filter", result.distilled, manifest, rejects=result.rejects)
+    progress("filter", 1, 1, f"{result.distilled.num_rows} rows")
+    return _finish(store, "filter", fp, manifest)
+
+
+# -- evaluate ----------------------------------------------------------------------------------
+
+def evaluate_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop
+                   ) -> StageOutcome:
+    stage_config = {**cfg.evaluate.model_dump(mode="json"), "seeds": cfg.run.seeds,
+                    "per_class": cfg.synthesize.per_class, "method": cfg.synthesize.method}
+    fp = fingerprint("evaluate", stage_config, _upstream(store, "ingest", "signals", "filter"))
+    if (done := _existing(store, "evaluate", fp)) is not None:
+        return done
+    clock = StageClock()
+    corpus, embeddings = store.read("ingest"), store.read("signals")
+    train, train_x = split_features(corpus, embeddings, "train")
+    evaluation, eval_x = split_features(corpus, embeddings, "eval")
+    if evaluation.num_rows == 0:
+        raise RuntimeError("the evaluation split has no usable rows (see ingest rejects)")
+    total = len(cfg.run.seeds) * (1 + ("random" in cfg.evaluate.baselines)) + (
+        "full" in cfg.evaluate.baselines)
+    fits = {"n": 0}
+
+    def tick(note: str) -> None:
+        fits["n"] += 1
+        progress("evaluate", fits["n"], total, note)
+
+    scores = evaluate_selection(
+        train, train_x, evaluation.column("label_id").to_numpy(), eval_x, store.read("filter"),
+        cfg.synthesize.method, cfg.synthesize.per_class, cfg.run.seeds, len(label_names(store)),
+        cfg.evaluate.baselines, cfg.evaluate.C, cfg.evaluate.max_iter, tick)
+    counts = {"rows_in": scores.num_rows, "rows_out": scores.num_rows, "rows_rejected": 0,
+              "rejects_by_reason": {}, "eval_rows": evaluation.num_rows}
+    manifest = build_manifest(
+        stage="evaluate", fingerprint_=fp, stage_config=stage_config,
+        inputs={s: _artifact_input(store, s) for s in ("ingest", "signals", "filter")},
+        counts=counts, clock=clock, seeds=cfg.run.seeds,
+        extra={"summary": summarize_scores(scores)}, **_common(cfg))
+    store.write_stage("evaluate", scores, manifest)
+    return _finish(store, "evaluate", fp, manifest)

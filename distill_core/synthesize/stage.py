@@ -1,0 +1,71 @@
+"""The synthesize stage for selection methods: one candidate set per seed.
+
+Every training row is accounted for in each replicate (one per seed): it is
+either selected (a candidate, `parent_ids = [itself]`) or in the rejects table
+with reason `not_selected`, so rows in = train rows x seeds = out + rejected.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from distill_core.artifacts.schemas import SELECTION_SCHEMA, rejects_table
+from distill_core.synthesize import kmeans_prototypes, random_selection  # noqa: F401 (registers)
+from distill_core.synthesize.base import select_per_class
+
+
+@dataclass
+class CandidateSet:
+    candidates: pa.Table
+    rejects: pa.Table
+    counts: dict[str, Any] = field(default_factory=dict)
+    shortfall: dict[int, dict[int, dict[str, int]]] = field(default_factory=dict)
+
+
+def select_candidates(train: pa.Table, features: np.ndarray, method: str, per_class: int,
+                      seeds: list[int], run_id: str, params: dict[str, Any] | None = None
+                      ) -> CandidateSet:
+    """Select `per_class` rows per class from `train` (aligned with `features`) for each seed."""
+    label_ids = train.column("label_id").to_numpy()
+    ids = np.asarray(train.column("example_id").to_pylist(), dtype=object)
+    pieces, reject_rows, shortfall = [], [], {}
+    for replicate, seed in enumerate(seeds):
+        picked = select_per_class(method, features, label_ids, per_class, seed, params)
+        chosen = train.take(pa.array(picked.indices))
+        n = chosen.num_rows
+        pieces.append(pa.table({
+            "example_id": chosen.column("example_id"),
+            "replicate": pa.array([replicate] * n, pa.int32()),
+            "text": chosen.column("text"),
+            "text_pair": chosen.column("text_pair"),
+            "label": chosen.column("label"),
+            "label_id": chosen.column("label_id"),
+            "parent_ids": pa.array([[i] for i in chosen.column("example_id").to_pylist()],
+                                   pa.list_(pa.string())),
+            "method": pa.array([method] * n, pa.string()),
+            "run_id": pa.array([run_id] * n, pa.string()),
+            "seed": pa.array([seed] * n, pa.int64()),
+            "rank": pa.array(picked.ranks, pa.int32()),
+            "score": pa.array(picked.scores, pa.float64(), from_pandas=True),
+        }, schema=SELECTION_SCHEMA))
+        unselected = np.ones(len(ids), dtype=bool)
+        unselected[picked.indices] = False
+        reject_rows.extend({"example_id": i, "replicate": replicate, "split": "train",
+                            "reason": "not_selected", "detail": method} for i in ids[unselected])
+        if picked.shortfall:
+            shortfall[replicate] = picked.shortfall
+    candidates = pa.concat_tables(pieces)
+    rejects = rejects_table(reject_rows)
+    counts = {
+        "rows_in": int(train.num_rows * len(seeds)),
+        "rows_out": candidates.num_rows,
+        "rows_rejected": rejects.num_rows,
+        "rejects_by_reason": dict(Counter(r["reason"] for r in reject_rows)),
+        "replicates": len(seeds),
+    }
+    return CandidateSet(candidates, rejects, counts, shortfall)
