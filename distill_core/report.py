@@ -34,7 +34,7 @@ def score_rows(summary: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -63,12 +63,12 @@ def build_report(run_dir: str | Path) -> str:
     evaluate = store.manifest("evaluate")
     if evaluate is not None:
         parts += ["", "## Scores (linear probe on the evaluation split, %)", "",
-                  _table(["setting", "budget", "n", "accuracy", "macro-F1"],
+                  markdown_table(["setting", "budget", "n", "accuracy", "macro-F1"],
                          score_rows(evaluate["summary"])),
                   "", f"Evaluation rows: {evaluate['counts'].get('eval_rows')}. "
                   "Mean ± sample std over seeds; `full` is one deterministic fit."]
     funnel = [f for f in audit.funnel() if not f.get("handoff")]
-    parts += ["", "## Funnel", "", _table(
+    parts += ["", "## Funnel", "", markdown_table(
         ["stage", "rows in", "rows out", "rejected", "by reason", "in = out + rejected",
          "wall s", "reused"],
         [[f["stage"], str(f["rows_in"]), str(f["rows_out"]), str(f["rows_rejected"]),
@@ -91,8 +91,8 @@ def build_report(run_dir: str | Path) -> str:
             for row in of_label.to_pylist():
                 text = row["text"] + (f" ||| {row['text_pair']}" if row["text_pair"] else "")
                 rows.append([label, row["example_id"], text[:160]])
-        parts.append(_table(["label", "example_id", "text"], rows))
-    parts += ["", "## Stages", "", _table(
+        parts.append(markdown_table(["label", "example_id", "text"], rows))
+    parts += ["", "## Stages", "", markdown_table(
         ["stage", "fingerprint", "wall s", "peak RSS MiB", "cache"],
         [[s, (store.manifest(s) or {}).get("fingerprint", "")[:12],
           str((store.manifest(s) or {}).get("wall_time_s")),

@@ -84,6 +84,12 @@ class RunStore:
             raise ArtifactError(f"{folder}: run folder not found")
         return cls(folder.parent, folder.name)
 
+    @classmethod
+    def open_or_create(cls, run_dir: str | Path) -> RunStore:
+        """A run folder that may not exist yet (the first stage creates it)."""
+        folder = Path(run_dir).resolve()
+        return cls(folder.parent, folder.name)
+
     def stage_dir(self, stage: str) -> Path:
         return self.root / stage
 

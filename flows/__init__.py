@@ -1,0 +1,1 @@
+"""Prefect flows users run and schedule, and the `textdistill` CLI."""

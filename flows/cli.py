@@ -1,0 +1,197 @@
+"""`textdistill`: run a distillation, audit a run folder, rebuild its report.
+
+User mistakes (a bad config, a missing column, no network) print one clear
+message and exit with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from distill_core.errors import TextDistillError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Text dataset distillation with full lineage.")
+console = Console()
+STAGES = ("ingest", "signals", "synthesize", "filter", "evaluate")
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+    raise typer.Exit(code=2)
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """Keep the terminal for progress bars: Prefect and transformers log warnings only."""
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The temporary server Prefect starts when no PREFECT_API_URL is set needs more than the
+    # default 20 s on a busy 2-core machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+
+def _scores_table(summary: list[dict[str, Any]]) -> Table:
+    from distill_core.report import score_rows
+
+    table = Table(title="Scores on the evaluation split (%)")
+    for column in ("setting", "budget", "n", "accuracy", "macro-F1"):
+        table.add_column(column, justify="left" if column == "setting" else "right")
+    for row in score_rows(summary):
+        table.add_row(*row)
+    return table
+
+
+def _funnel_table(funnel: list[dict[str, Any]]) -> Table:
+    table = Table(title="Funnel")
+    for column in ("stage", "in", "out", "rejected", "by reason", "balanced", "reused"):
+        table.add_column(column)
+    for f in funnel:
+        if f.get("handoff"):
+            continue
+        reasons = ", ".join(f"{k}: {v}" for k, v in f["rejects_by_reason"].items()) or "-"
+        table.add_row(f["stage"], str(f["rows_in"]), str(f["rows_out"]),
+                      str(f["rows_rejected"]), reasons,
+                      "yes" if f["balanced"] else "[red]NO[/]",
+                      "cache" if f["cache_hit"] else "-")
+    return table
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="Run config (YAML).")],
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a config key, e.g. --set synthesize.method=random.")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Local dataset folder (offline); default $TEXTDISTILL_DATA_DIR.")] = None,
+    verbose: Annotated[bool, typer.Option(help="Show Prefect and library logs.")] = False,
+) -> None:
+    """Distil a dataset as configured; prints scores and the run folder."""
+    _quiet_libraries(verbose)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+        TimeElapsedColumn
+
+    from distill_core.audit import RunAudit
+    from distill_core.config import load_config
+    from distill_core.artifacts.store import RunStore
+
+    overrides = list(set_ or [])
+    if data_dir is not None:
+        overrides.append(f"data.data_dir={data_dir}")
+    try:
+        cfg = load_config(config, overrides)
+    except TextDistillError as exc:
+        _fail(exc)
+    from flows.distill import distill
+    from tasks.progress import set_reporter
+
+    with Progress(TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=console,
+                  transient=False) as progress:
+        bars = {s: progress.add_task(s, total=None, note="", start=False) for s in STAGES}
+
+        def reporter(stage: str, done: float, total: float | None, note: str) -> None:
+            if stage not in bars:
+                return
+            bar = bars[stage]
+            progress.start_task(bar)
+            progress.update(bar, completed=done, total=total, note=note)
+
+        set_reporter(reporter)
+        try:
+            result = distill(cfg.model_dump(mode="json"), str(runs_dir))
+        except TextDistillError as exc:
+            _fail(exc)
+        finally:
+            set_reporter(None)
+    run_dir = result["run_dir"]
+    store = RunStore.open(run_dir)
+    evaluate = store.manifest("evaluate")
+    if evaluate is not None:
+        console.print(_scores_table(evaluate["summary"]))
+    console.print(_funnel_table(RunAudit(run_dir).funnel()))
+    timings = ", ".join(f"{s} {(store.manifest(s) or {}).get('wall_time_s', 0):.1f}s"
+                        + (" (reused)" if (store.manifest(s) or {}).get("cache", {}).get("hit")
+                           else "") for s in STAGES if store.manifest(s))
+    console.print(f"stage wall times: {timings}")
+    console.print(f"run folder: [bold]{run_dir}[/]\nreport: {result['report']}")
+
+
+@app.command()
+def audit(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder.")],
+    example: Annotated[str | None, typer.Option(
+        help="Show the lineage of this example_id.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The funnel of a run (rows per stage, rejects per reason) or one row's lineage."""
+    from distill_core.audit import RunAudit
+
+    try:
+        auditor = RunAudit(run_dir)
+    except TextDistillError as exc:
+        _fail(exc)
+    if example is not None:
+        lineage = auditor.lineage(example)
+        if as_json:
+            sys.stdout.write(json.dumps(lineage, indent=2, default=str) + "\n")
+        else:
+            _print_lineage(lineage)
+        if not lineage["found"]:
+            raise typer.Exit(code=1)
+        return
+    funnel = auditor.funnel()
+    if as_json:
+        payload = {"run_dir": str(auditor.store.root), "funnel": funnel,
+                   "balanced": all(f["balanced"] for f in funnel),
+                   "top_sources": auditor.top_sources()}
+        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+        return
+    console.print(_funnel_table(funnel))
+    for check in (f for f in funnel if f.get("handoff")):
+        console.print(f"{check['stage']}: rows in {check['rows_in']}, upstream "
+                      f"{check['upstream_rows']} -> {'ok' if check['balanced'] else 'MISMATCH'}")
+
+
+def _print_lineage(lineage: dict[str, Any]) -> None:
+    if not lineage["found"]:
+        console.print(f"[red]example {lineage['example_id']} is not in this run[/]")
+        return
+    console.print(f"[bold]{lineage['example_id']}[/]")
+    for row in lineage["distilled"]:
+        console.print(f"  distilled in replicate {row['replicate']} (seed {row['seed']}) by "
+                      f"{row['method']}, rank {row['rank']}, parents {list(row['parent_ids'])}")
+    for row in lineage["sources"]:
+        console.print(f"  source: {row['source']} row {row['source_row']} ({row['split']}, "
+                      f"label {row['label']}): {row['text']!r}")
+    for row in lineage["rejected"]:
+        console.print(f"  rejected at {row['stage']} (replicate {row['replicate']}): "
+                      f"{row['reason']} {row['detail'] or ''}")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
+    """Rebuild report.md of a run folder from its artifacts and print it."""
+    from distill_core.report import write_report
+
+    try:
+        path = write_report(run_dir)
+    except TextDistillError as exc:
+        _fail(exc)
+    console.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,51 @@
+"""The `distill` flow: ingest -> signals -> synthesize -> filter -> evaluate -> report.
+
+Tasks hand each other the run folder's path; every stage reads its inputs from
+the artifacts upstream stages wrote there. Runs with no Prefect server (an
+ephemeral one is started on 127.0.0.1) or against `PREFECT_API_URL`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from distill_core.config import RunConfig
+from tasks.stages import (
+    evaluate_task,
+    filter_task,
+    ingest_task,
+    report_task,
+    signals_task,
+    synthesize_task,
+)
+
+
+def _run_name() -> str:
+    """Flow run names that say what runs: dataset, method, budget."""
+    config = flow_run.parameters.get("config", {})
+    data = config.get("data", {}) or {}
+    synth = config.get("synthesize", {}) or {}
+    return (f"{data.get('dataset') or 'custom'}-{synth.get('method', 'kmeans')}-"
+            f"{synth.get('per_class', 10)}pc")
+
+
+def run_dir_for(config: RunConfig, runs_dir: str | Path) -> Path:
+    return Path(runs_dir).resolve() / config.run_id()
+
+
+@flow(name="distill", flow_run_name=_run_name, log_prints=True)
+def distill(config: dict[str, Any], runs_dir: str = "runs") -> dict[str, str]:
+    """Distil the configured dataset; returns the run folder and the report's path."""
+    cfg = RunConfig.model_validate(config)
+    run_dir = str(run_dir_for(cfg, runs_dir))
+    ingest_task(config, run_dir)
+    signals_task(config, run_dir)
+    synthesize_task(config, run_dir)
+    filter_task(config, run_dir)
+    evaluate_task(config, run_dir)
+    report = report_task(run_dir)
+    return {"run_dir": run_dir, "report": report}

@@ -1,0 +1,85 @@
+"""Encoding on Ray: a Ray Data `map_batches` actor pool, the model loaded once per actor.
+
+Texts are sorted by length before they are split into blocks, so each batch an
+actor sees is of similar length (little padding), and rows carry their input
+position so the result is reassembled in order whatever the completion order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from distill_core.config import ComputeSection, SignalsSection
+from distill_core.signals.embeddings import EncodeFn
+
+
+def ensure_ray(address: str | None) -> None:
+    """Connect to `address`, or start a local Ray once per process (workers reuse it)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
+             ignore_reinit_error=True, configure_logging=False)
+
+
+class EmbedActor:
+    """One encoder per actor; `__call__` embeds a batch of rows."""
+
+    def __init__(self, model: str, max_length: int, precision: str, batch_size: int,
+                 trust_remote_code: bool, torch_threads: int | None) -> None:
+        import torch
+
+        from distill_core.signals.encoder import SentenceEncoder
+
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        self.batch_size = batch_size
+        self.encoder = SentenceEncoder(model, max_length, precision,
+                                       trust_remote_code=trust_remote_code)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        vectors = self.encoder.encode([str(t) for t in batch["text"]], self.batch_size)
+        return {"position": batch["position"], "embedding": vectors}
+
+
+def ray_encoder(signals: SignalsSection, compute: ComputeSection) -> EncodeFn:
+    """An encode function that runs on a Ray Data actor pool."""
+
+    def encode(texts: Sequence[str]) -> np.ndarray:
+        import ray
+
+        ensure_ray(compute.ray_address)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        table = pa.table({"position": pa.array(order, pa.int64()),
+                          "text": pa.array([texts[i] for i in order], pa.string())})
+        rows_per_block = max(signals.batch_size * 8, 1)
+        dataset = ray.data.from_arrow(
+            [table.slice(s, rows_per_block) for s in range(0, table.num_rows, rows_per_block)])
+        embedded = dataset.map_batches(
+            EmbedActor,
+            fn_constructor_kwargs={
+                "model": signals.model, "max_length": signals.max_length,
+                "precision": signals.precision, "batch_size": signals.batch_size,
+                "trust_remote_code": signals.trust_remote_code,
+                "torch_threads": compute.torch_threads},
+            batch_size=rows_per_block, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=compute.num_actors),
+            num_cpus=compute.cpus_per_actor, num_gpus=compute.gpus_per_actor or None)
+        out: np.ndarray | None = None
+        for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
+            vectors = np.stack(batch["embedding"]) if batch["embedding"].dtype == object else \
+                batch["embedding"]
+            if out is None:
+                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[batch["position"]] = vectors
+        if out is None:
+            raise RuntimeError("Ray returned no embeddings")
+        return out
+
+    return encode

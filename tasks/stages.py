@@ -1,0 +1,120 @@
+"""Prefect tasks wrapping the `distill_core.stages` functions.
+
+Each task takes the run config (a small dict) and the run folder path and
+returns the path of the artifact it wrote; nothing large crosses a task
+boundary. Each publishes a table artifact with its counts, so the Prefect UI
+shows the funnel as the run goes. Signals and synthesize retry: model loading
+and Ray workers are where transient faults happen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
+
+from distill_core import stages
+from distill_core.artifacts.store import RunStore
+from distill_core.config import RunConfig
+from distill_core.report import build_report, markdown_table, score_rows
+from distill_core.signals.embeddings import EncodeFn
+from tasks.progress import report
+
+
+def _store(run_dir: str) -> RunStore:
+    return RunStore.open_or_create(run_dir)
+
+
+def _publish(outcome: stages.StageOutcome, store: RunStore) -> None:
+    """A table artifact with the stage's counts (only inside a Prefect task run)."""
+    if TaskRunContext.get() is None:
+        return
+    counts = outcome.counts
+    rows: list[dict[str, Any]] = [
+        {"metric": "status", "value": outcome.status},
+        {"metric": "rows in", "value": counts.get("rows_in")},
+        {"metric": "rows out", "value": counts.get("rows_out")},
+        {"metric": "rows rejected", "value": counts.get("rows_rejected")},
+        {"metric": "wall time (s)", "value": outcome.wall_time_s},
+    ]
+    rows += [{"metric": f"rejected: {reason}", "value": n}
+             for reason, n in (counts.get("rejects_by_reason") or {}).items()]
+    create_table_artifact(
+        key=f"{outcome.stage}-counts", table=rows,
+        description=f"{outcome.stage} of run {store.run_id}: {outcome.path}")
+
+
+def _run(stage: str, outcome: stages.StageOutcome, store: RunStore) -> str:
+    report(stage, 1, 1, outcome.status)
+    _publish(outcome, store)
+    return outcome.path
+
+
+@task(name="ingest", cache_policy=NO_CACHE)
+def ingest_task(config: dict[str, Any], run_dir: str) -> str:
+    cfg, store = RunConfig.model_validate(config), _store(run_dir)
+    return _run("ingest", stages.ingest_stage(cfg, store, report), store)
+
+
+def make_encoder(cfg: RunConfig) -> EncodeFn:
+    """The encode function for the configured backend: in process, or a Ray actor pool."""
+    if cfg.compute.backend == "ray":
+        from tasks.ray_backend import ray_encoder
+
+        return ray_encoder(cfg.signals, cfg.compute)
+    import torch
+
+    from distill_core.signals.encoder import SentenceEncoder
+
+    if cfg.compute.torch_threads:
+        torch.set_num_threads(cfg.compute.torch_threads)
+    encoder = SentenceEncoder(cfg.signals.model, cfg.signals.max_length, cfg.signals.precision,
+                              trust_remote_code=cfg.signals.trust_remote_code)
+    return lambda texts: encoder.encode(
+        texts, cfg.signals.batch_size, lambda done, total: report("signals", done, total, ""))
+
+
+@task(name="signals", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def signals_task(config: dict[str, Any], run_dir: str) -> str:
+    cfg, store = RunConfig.model_validate(config), _store(run_dir)
+    outcome = stages.signals_stage(cfg, store, lambda: make_encoder(cfg), report,
+                                   backend=cfg.compute.backend)
+    return _run("signals", outcome, store)
+
+
+@task(name="synthesize", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def synthesize_task(config: dict[str, Any], run_dir: str) -> str:
+    cfg, store = RunConfig.model_validate(config), _store(run_dir)
+    return _run("synthesize", stages.synthesize_stage(cfg, store, report), store)
+
+
+@task(name="filter", cache_policy=NO_CACHE)
+def filter_task(config: dict[str, Any], run_dir: str) -> str:
+    cfg, store = RunConfig.model_validate(config), _store(run_dir)
+    return _run("filter", stages.filter_stage(cfg, store, report), store)
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def evaluate_task(config: dict[str, Any], run_dir: str) -> str:
+    cfg, store = RunConfig.model_validate(config), _store(run_dir)
+    return _run("evaluate", stages.evaluate_stage(cfg, store, report), store)
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def report_task(run_dir: str) -> str:
+    """Write report.md and publish the scores as a markdown artifact."""
+    text = build_report(run_dir)
+    path = Path(run_dir) / "report.md"
+    path.write_text(text, encoding="utf-8")
+    store = RunStore.open(run_dir)
+    evaluate = store.manifest("evaluate")
+    if TaskRunContext.get() is not None and evaluate is not None:
+        table = markdown_table(["setting", "budget", "n", "accuracy %", "macro-F1 %"],
+                               score_rows(evaluate["summary"]))
+        create_markdown_artifact(key="scores", markdown=f"{table}\n\nReport: `{path}`",
+                                 description=f"scores of run {store.run_id}")
+    return str(path)
