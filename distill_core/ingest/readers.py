@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_core.errors import DataSourceUnavailable, IngestError
+from distill_core.hub import require_hub
 from distill_core.ingest.sources import FileSource, HubSource
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
@@ -49,7 +51,10 @@ def has_undecodable(value: Any) -> bool:
 def preview(value: Any) -> str:
     """A short printable form of a raw row for the rejects table."""
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    try:  # show bytes that were not UTF-8 as \xNN, as they are in the file
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= _RAW_PREVIEW else text[:_RAW_PREVIEW] + "..."
 
 
@@ -210,12 +215,14 @@ def read_hub(source: HubSource) -> Iterator[RawRecord]:
     import datasets
 
     label = f"{source.path}" + (f"/{source.name}" if source.name else "") + f":{source.split}"
+    advice = "Offline, point TEXTDISTILL_DATA_DIR or --data-dir at a folder with local files."
+    if os.environ.get("HF_DATASETS_OFFLINE", "").lower() not in ("1", "true", "yes"):
+        require_hub(label, advice)  # fail in seconds, not after the client's retries
     try:
         dataset = datasets.load_dataset(source.path, source.name, split=source.split,
                                         revision=source.revision)
     except Exception as exc:  # the hub client raises many types; all mean "not available"
         raise DataSourceUnavailable(
             f"cannot load {label} from the Hugging Face hub ({type(exc).__name__}: {exc}). "
-            "Offline, point TEXTDISTILL_DATA_DIR or --data-dir at a folder with local files."
-        ) from exc
+            + advice) from exc
     yield from _records_from_objects(f"hub:{label}", source, enumerate(dataset, start=1))

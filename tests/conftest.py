@@ -1,0 +1,83 @@
+"""Shared fixtures: real data slices, one encoder, one Prefect test server per session."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Before Prefect or the hub clients are imported anywhere.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="textdistill-prefect-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.pop("TEXTDISTILL_DATA_DIR", None)
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATASETS = Path(os.environ.get("TEXTDISTILL_TEST_DATA", ROOT.parent / "shared" / "datasets"))
+
+# Real files sliced for tests: (relative path, lines kept including any header).
+SLICES = {
+    "sst2_glue/train.tsv": 301,
+    "sst2_glue/dev.tsv": 81,
+    "sst2_glue/test_labeled_UNOFFICIAL.tsv": 21,
+    "sst2_kim/train.txt": 40,
+    "sst2_kim/test.txt": 20,
+    "sst5_kim/train.txt": 60,
+    "sst5_kim/test.txt": 30,
+    "ag_news/train_subset_8000.csv": 41,
+    "ag_news/test.csv": 40,
+    "mrpc/train.tsv": 41,
+    "mrpc/dev.tsv": 21,
+    "rte/train.tsv": 41,
+    "rte/dev.tsv": 21,
+    "sick/SICK_train.txt": 41,
+    "sick/SICK_test_annotated.txt": 21,
+}
+
+
+def write_slice(source: Path, target: Path, lines: int) -> None:
+    """The first `lines` lines of a real file, byte for byte (BOM, CRLF and all)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with source.open("rb") as handle:
+        kept = [handle.readline() for _ in range(lines)]
+    target.write_bytes(b"".join(kept))
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    if not (SHARED_DATASETS / "sst2_glue" / "train.tsv").is_file():
+        raise RuntimeError(f"real datasets not found at {SHARED_DATASETS}; set "
+                           "TEXTDISTILL_TEST_DATA to the shared datasets folder")
+    return SHARED_DATASETS
+
+
+@pytest.fixture(scope="session")
+def slice_dir(shared_datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder laid out like the shared one, holding slices of the real files."""
+    folder = tmp_path_factory.mktemp("data")
+    for relative, lines in SLICES.items():
+        write_slice(shared_datasets / relative, folder / relative, lines)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from distill_core.signals.encoder import SentenceEncoder
+
+    return SentenceEncoder("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
