@@ -1,7 +1,7 @@
 """The filter stage: exact dedup on normalised text, then the per-class budget.
 
 Works per replicate (one candidate set per seed). Candidates are visited in
-(replicate, label, rank) order, so the best-ranked copy of a duplicate is kept
+(replicate, rank, label) order, so the best-ranked copy of a duplicate is kept
 and the budget keeps each class's best-ranked rows.
 
 Reasons: `exact_duplicate` (detail names the kept example), `over_budget`.
@@ -35,8 +35,8 @@ def _dedup_key(text: str, pair: str | None) -> str:
 def filter_candidates(candidates: pa.Table, per_class: int, exact_dedup: bool = True
                       ) -> FilterResult:
     order = pc.sort_indices(candidates, sort_keys=[("replicate", "ascending"),
-                                                   ("label_id", "ascending"),
-                                                   ("rank", "ascending")])
+                                                   ("rank", "ascending"),
+                                                   ("label_id", "ascending")])
     ordered = candidates.take(order)
     rows = ordered.select(["example_id", "replicate", "text", "text_pair", "label"]).to_pylist()
     keep: list[int] = []

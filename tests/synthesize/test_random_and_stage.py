@@ -1,0 +1,41 @@
+"""Stratified random selection and the synthesize stage's accounting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from distill_core.synthesize import select_candidates, select_per_class
+
+
+def test_random_is_stratified_deterministic_and_seed_dependent() -> None:
+    labels = np.array([0] * 50 + [1] * 30 + [2] * 20)
+    features = np.zeros((100, 3), dtype=np.float32)
+    a = select_per_class("random", features, labels, 4, seed=0)
+    b = select_per_class("random", features, labels, 4, seed=0)
+    c = select_per_class("random", features, labels, 4, seed=1)
+    assert np.bincount(labels[a.indices]).tolist() == [4, 4, 4]
+    assert np.array_equal(a.indices, b.indices) and not np.array_equal(a.indices, c.indices)
+
+
+def test_stage_accounts_for_every_row_in_every_replicate() -> None:
+    n = 30
+    train = pa.table({
+        "example_id": [f"id{i}" for i in range(n)], "split": ["train"] * n,
+        "text": [f"text {i}" for i in range(n)], "text_pair": pa.nulls(n, pa.string()),
+        "label": ["a" if i < 20 else "b" for i in range(n)],
+        "label_id": pa.array([0 if i < 20 else 1 for i in range(n)], pa.int32()),
+    })
+    features = np.random.default_rng(0).normal(size=(n, 4)).astype(np.float32)
+    result = select_candidates(train, features, "kmeans", 3, [5, 6], "run-x")
+    assert result.counts["rows_in"] == 2 * n
+    assert result.candidates.num_rows == 12 and result.rejects.num_rows == 2 * n - 12
+    rows = result.candidates.to_pylist()
+    assert all(r["parent_ids"] == [r["example_id"]] and r["run_id"] == "run-x" and
+               r["method"] == "kmeans" for r in rows)
+    assert {r["seed"] for r in rows if r["replicate"] == 1} == {6}
+    for replicate in (0, 1):
+        chosen = {r["example_id"] for r in rows if r["replicate"] == replicate}
+        rejected = {r["example_id"] for r in result.rejects.to_pylist()
+                    if r["replicate"] == replicate}
+        assert chosen.isdisjoint(rejected) and len(chosen | rejected) == n
