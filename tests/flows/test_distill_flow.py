@@ -1,0 +1,86 @@
+"""The `distill` flow end to end under a Prefect test server, and the CLI around it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from distill_core.config import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_distill_flow_records_runs_tasks_and_artifacts(prefect_server, slice_dir: Path,
+                                                       tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.distill import distill
+
+    cfg = load_config(ROOT / "configs" / "quickstart.yaml",
+                      [f"data.data_dir={slice_dir}", "run.seeds=[0,1]",
+                       "synthesize.per_class=4"])
+    state = distill(cfg.model_dump(mode="json"), str(tmp_path), return_state=True)
+    assert state.is_completed()
+    result = state.result()
+    run_dir = Path(result["run_dir"])
+    assert run_dir.parent == tmp_path.resolve() and Path(result["report"]).is_file()
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "evaluate", "filter", "ingest", "report.md", "signals", "synthesize"]
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(state.state_details.flow_run_id)
+        assert flow_run.name == "sst2-kmeans-4pc"
+        only_this_run = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
+        task_runs = client.read_task_runs(flow_run_filter=only_this_run)
+        assert sorted(t.name.rsplit("-", 1)[0] for t in task_runs) == [
+            "evaluate", "filter", "ingest", "report", "signals", "synthesize"]
+        assert all(t.state.is_completed() for t in task_runs)
+        artifacts = client.read_artifacts(flow_run_filter=only_this_run)
+    by_key = {a.key: a for a in artifacts}
+    assert {"ingest-counts", "signals-counts", "synthesize-counts", "filter-counts",
+            "evaluate-counts", "scores"} <= set(by_key)
+    filter_counts = {row["metric"]: row["value"] for row in json.loads(
+        by_key["filter-counts"].data)}
+    assert filter_counts["rows out"] == 2 * 2 * 4
+    assert "kmeans (distilled)" in by_key["scores"].data
+
+
+def test_cli_run_audit_and_report(prefect_server, slice_dir: Path, tmp_path: Path) -> None:
+    from flows.cli import app
+
+    runner = CliRunner()
+    args = ["run", str(ROOT / "configs" / "quickstart.yaml"), "--runs-dir", str(tmp_path),
+            "--data-dir", str(slice_dir), "--set", "run.seeds=[0,1]",
+            "--set", "synthesize.method=random", "--set", "synthesize.per_class=3"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "random (distilled)" in result.output and "run folder:" in result.output
+    run_dir = next(p for p in tmp_path.iterdir() if p.name.startswith("quickstart-"))
+    audit = runner.invoke(app, ["audit", str(run_dir), "--json"])
+    assert audit.exit_code == 0, audit.output
+    payload = json.loads(audit.stdout)
+    assert payload["balanced"] is True
+    assert {f["stage"] for f in payload["funnel"]} >= {"ingest", "signals", "synthesize",
+                                                        "filter"}
+    example = payload["top_sources"][0]["example_id"]
+    lineage = runner.invoke(app, ["audit", str(run_dir), "--example", example, "--json"])
+    assert lineage.exit_code == 0 and json.loads(lineage.stdout)["sources"][0]["source_row"] > 1
+    missing = runner.invoke(app, ["audit", str(run_dir), "--example", "nope"])
+    assert missing.exit_code == 1
+    report = runner.invoke(app, ["report", str(run_dir)])
+    assert report.exit_code == 0 and "## Funnel" in report.output
+
+
+def test_cli_user_errors_exit_2_without_traceback(tmp_path: Path, slice_dir: Path) -> None:
+    from flows.cli import app
+
+    runner = CliRunner()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("synthesize:\n  per_clas: 5\n")
+    result = runner.invoke(app, ["run", str(bad)])
+    assert result.exit_code == 2 and "per_clas" in result.output
+    assert "Traceback" not in result.output
+    missing = runner.invoke(app, ["audit", str(tmp_path / "no-such-run")])
+    assert missing.exit_code == 2 and "run folder not found" in missing.output

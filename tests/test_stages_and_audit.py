@@ -1,0 +1,124 @@
+"""The stages on a real SST-2 slice without Prefect: resume, cache reuse, the DuckDB audit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from distill_core import stages
+from distill_core.artifacts.store import RunStore
+from distill_core.audit import RunAudit
+from distill_core.config import RunConfig, load_config
+from distill_core.report import build_report
+
+
+def _run_all(cfg: RunConfig, runs: Path, encoder) -> tuple[RunStore, list[stages.StageOutcome]]:
+    store = RunStore(runs, cfg.run_id())
+
+    def make():
+        return lambda texts: encoder.encode(texts, cfg.signals.batch_size)
+
+    outcomes = [stages.ingest_stage(cfg, store), stages.signals_stage(cfg, store, make),
+                stages.synthesize_stage(cfg, store), stages.filter_stage(cfg, store),
+                stages.evaluate_stage(cfg, store)]
+    return store, outcomes
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def kmeans_run(slice_dir: Path, runs: Path, encoder):
+    cfg = load_config(None, [f"data.data_dir={slice_dir}", "run.seeds=[0,1,2]",
+                             "synthesize.per_class=5", "run.name=slice"])
+    return cfg, *_run_all(cfg, runs, encoder)
+
+
+def test_first_run_computes_every_stage(kmeans_run) -> None:
+    _, store, outcomes = kmeans_run
+    assert [o.status for o in outcomes] == ["computed"] * 5
+    distilled = store.read("filter")
+    assert distilled.num_rows == 3 * 2 * 5  # seeds x classes x budget
+    manifest = store.manifest("filter")
+    assert manifest["rows_per_class"] == {str(r): {"negative": 5, "positive": 5}
+                                          for r in range(3)}
+    ingest = store.manifest("ingest")
+    assert ingest["inputs"]["sources"][0]["sha256"] and ingest["versions"]["torch"]
+    assert ingest["config_hash"] == kmeans_run[0].config_hash()
+
+
+def test_rerun_resumes_and_method_change_reuses_signals(kmeans_run, runs: Path, encoder
+                                                        ) -> None:
+    cfg, store, _ = kmeans_run
+    _, again = _run_all(cfg, runs, encoder)
+    assert [o.status for o in again] == ["resumed"] * 5
+    other = cfg.model_copy(update={"synthesize": cfg.synthesize.model_copy(
+        update={"method": "random"})})
+    other_store, outcomes = _run_all(other, runs, encoder)
+    assert other_store.root != store.root
+    assert [o.status for o in outcomes] == ["cached", "cached", "computed", "computed",
+                                            "computed"]
+    assert other_store.read("filter").column("method").unique().to_pylist() == ["random"]
+
+
+def test_audit_funnel_balances_at_every_stage(kmeans_run) -> None:
+    _, store, _ = kmeans_run
+    funnel = RunAudit(store.root).funnel()
+    stages_seen = [f["stage"] for f in funnel if not f.get("handoff")]
+    assert stages_seen == ["ingest", "signals", "synthesize", "filter"]
+    assert all(f["balanced"] for f in funnel)
+    synth = next(f for f in funnel if f["stage"] == "synthesize")
+    train_rows = store.manifest("ingest")["counts"]["rows_by_split"]["train"]
+    assert synth["rows_in"] == 3 * train_rows
+    assert synth["rejects_by_reason"] == {"not_selected": 3 * train_rows - 30}
+
+
+def test_audit_detects_a_lost_row(kmeans_run, tmp_path: Path) -> None:
+    import shutil
+
+    _, store, _ = kmeans_run
+    copy = tmp_path / store.run_id
+    shutil.copytree(store.root, copy)
+    part = copy / "filter" / "part-00000.parquet"
+    table = pq.read_table(part)
+    pq.write_table(table.slice(1), part)  # one distilled row vanishes
+    funnel = RunAudit(copy).funnel()
+    assert not next(f for f in funnel if f["stage"] == "filter")["balanced"]
+
+
+def test_lineage_of_one_distilled_row(kmeans_run) -> None:
+    _, store, _ = kmeans_run
+    row = store.read("filter").slice(0, 1).to_pylist()[0]
+    lineage = RunAudit(store.root).lineage(row["example_id"])
+    assert lineage["found"]
+    assert lineage["distilled"][0]["parent_ids"] == [row["example_id"]]
+    source = lineage["sources"][0]
+    assert source["text"] == row["text"] and source["source"].endswith("sst2_glue/train.tsv")
+    line = (Path(source["source"]).read_text(encoding="utf-8").splitlines()[
+        source["source_row"] - 1])
+    assert line.split("\t")[0].strip() == row["text"]
+
+
+def test_lineage_query_is_parameterised(kmeans_run) -> None:
+    _, store, _ = kmeans_run
+    audit = RunAudit(store.root)
+    for hostile in ["x' OR '1'='1", "'; DROP VIEW ingest; --", '" OR 1=1 --']:
+        assert not audit.lineage(hostile)["found"]
+    assert audit.funnel()[0]["rows_out"] > 0  # views still there
+
+
+def test_report_lists_scores_funnel_and_samples(kmeans_run) -> None:
+    _, store, _ = kmeans_run
+    text = build_report(store.root)
+    for needle in ("kmeans (distilled)", "| random |", "| full |", "## Funnel",
+                   "not_selected", "## Distilled examples"):
+        assert needle in text
+    summary = {s["setting"]: s for s in store.manifest("evaluate")["summary"]}
+    assert summary["distilled"]["n"] == 3 and summary["random"]["n"] == 3
+    assert summary["full"]["n_train"] == store.manifest("ingest")["counts"]["rows_by_split"][
+        "train"]
+    assert 0.5 <= summary["full"]["accuracy_mean"] <= 1.0
