@@ -139,15 +139,16 @@ def signals_stage(cfg: RunConfig, store: RunStore, make_encoder: Callable[[], En
         return done
     clock = StageClock()
     corpus = store.read("ingest")
-    embeddings = embed_corpus(corpus, make_encoder())
+    encode = make_encoder()
+    embeddings = embed_corpus(corpus, encode)
     counts = {"rows_in": corpus.num_rows, "rows_out": embeddings.num_rows, "rows_rejected": 0,
               "rejects_by_reason": {}}
     wall = clock.seconds()
     manifest = build_manifest(
         stage="signals", fingerprint_=fp, stage_config=stage_config,
         inputs={"ingest": _artifact_input(store, "ingest")}, counts=counts, clock=clock,
-        extra={"backend": backend, "texts_per_second": round(corpus.num_rows / max(wall, 1e-9),
-                                                             1)},
+        extra={"backend": backend, "workers": getattr(encode, "workers", None),
+               "texts_per_second": round(corpus.num_rows / max(wall, 1e-9), 1)},
         **_common(cfg))
     store.write_stage("signals", embeddings, manifest)
     return _finish(store, "signals", fp, manifest)

@@ -29,10 +29,11 @@ def ensure_ray(address: str | None) -> None:
 
 
 class EmbedActor:
-    """One encoder per actor; `__call__` embeds a batch of rows."""
+    """One encoder per actor; `__call__` embeds a batch of rows and says where it ran."""
 
     def __init__(self, model: str, max_length: int, precision: str, batch_size: int,
                  trust_remote_code: bool, torch_threads: int | None) -> None:
+        import ray
         import torch
 
         from distill_core.signals.encoder import SentenceEncoder
@@ -42,18 +43,26 @@ class EmbedActor:
         self.batch_size = batch_size
         self.encoder = SentenceEncoder(model, max_length, precision,
                                        trust_remote_code=trust_remote_code)
+        self.where = f"{ray.get_runtime_context().get_node_id()[:12]}:{os.getpid()}"
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         vectors = self.encoder.encode([str(t) for t in batch["text"]], self.batch_size)
-        return {"position": batch["position"], "embedding": vectors}
+        return {"position": batch["position"], "embedding": vectors,
+                "worker": np.asarray([self.where] * len(vectors))}
 
 
-def ray_encoder(signals: SignalsSection, compute: ComputeSection) -> EncodeFn:
-    """An encode function that runs on a Ray Data actor pool."""
+class RayEncoder:
+    """Encode texts on a Ray Data actor pool; `workers` counts rows per actor (node:pid)."""
 
-    def encode(texts: Sequence[str]) -> np.ndarray:
+    def __init__(self, signals: SignalsSection, compute: ComputeSection) -> None:
+        self.signals = signals
+        self.compute = compute
+        self.workers: dict[str, int] = {}
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
         import ray
 
+        signals, compute = self.signals, self.compute
         ensure_ray(compute.ray_address)
         order = np.argsort([len(t) for t in texts], kind="stable")
         table = pa.table({"position": pa.array(order, pa.int64()),
@@ -72,14 +81,24 @@ def ray_encoder(signals: SignalsSection, compute: ComputeSection) -> EncodeFn:
             compute=ray.data.ActorPoolStrategy(size=compute.num_actors),
             num_cpus=compute.cpus_per_actor, num_gpus=compute.gpus_per_actor or None)
         out: np.ndarray | None = None
+        filled = np.zeros(len(texts), dtype=bool)
         for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
-            vectors = np.stack(batch["embedding"]) if batch["embedding"].dtype == object else \
-                batch["embedding"]
+            vectors = batch["embedding"]
+            if vectors.dtype == object:
+                vectors = np.stack(vectors)
             if out is None:
                 out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
             out[batch["position"]] = vectors
-        if out is None:
-            raise RuntimeError("Ray returned no embeddings")
+            filled[batch["position"]] = True
+            for worker, count in zip(*np.unique(batch["worker"], return_counts=True),
+                                     strict=True):
+                self.workers[str(worker)] = self.workers.get(str(worker), 0) + int(count)
+        if out is None or not filled.all():
+            missing = int((~filled).sum()) if out is not None else len(texts)
+            raise RuntimeError(f"Ray returned no embedding for {missing} of {len(texts)} texts")
         return out
 
-    return encode
+
+def ray_encoder(signals: SignalsSection, compute: ComputeSection) -> RayEncoder:
+    """An encode function that runs on a Ray Data actor pool."""
+    return RayEncoder(signals, compute)
