@@ -11,8 +11,8 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from distill_core.audit import RunAudit
 from distill_core.artifacts.store import RunStore
+from distill_core.audit import RunAudit
 
 SAMPLES_PER_CLASS = 5
 
@@ -27,7 +27,8 @@ def score_rows(summary: list[dict[str, Any]]) -> list[list[str]]:
     for entry in summary:
         name = entry["method"] if entry["setting"] == "distilled" else entry["setting"]
         label = f"{name} (distilled)" if entry["setting"] == "distilled" else name
-        budget = f"{entry['per_class']}/class" if entry["per_class"] else f"all ({entry['n_train']})"
+        budget = (f"{entry['per_class']}/class" if entry["per_class"]
+                  else f"all ({entry['n_train']})")
         rows.append([label, budget, str(entry["n"]),
                      f"{_pct(entry['accuracy_mean'])} ± {_pct(entry['accuracy_std'])}",
                      f"{_pct(entry['macro_f1_mean'])} ± {_pct(entry['macro_f1_std'])}"])

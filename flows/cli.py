@@ -80,12 +80,11 @@ def run(
 ) -> None:
     """Distil a dataset as configured; prints scores and the run folder."""
     _quiet_libraries(verbose)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-        TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from distill_core.artifacts.store import RunStore
     from distill_core.audit import RunAudit
     from distill_core.config import load_config
-    from distill_core.artifacts.store import RunStore
 
     overrides = list(set_ or [])
     if data_dir is not None:

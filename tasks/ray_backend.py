@@ -14,7 +14,6 @@ import numpy as np
 import pyarrow as pa
 
 from distill_core.config import ComputeSection, SignalsSection
-from distill_core.signals.embeddings import EncodeFn
 
 
 def ensure_ray(address: str | None) -> None:

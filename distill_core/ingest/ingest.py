@@ -234,7 +234,8 @@ class _SplitBuilder:
         identifier = example_id(text, label, pair)
         if identifier in self.first_row_of_id:
             self._reject(record, "duplicate_example", cols.text,
-                         f"same normalised text and label as row {self.first_row_of_id[identifier]}",
+                         "same normalised text and label as row "
+                         f"{self.first_row_of_id[identifier]}",
                          identifier)
             return
         self.first_row_of_id[identifier] = record.row

@@ -13,7 +13,8 @@ from distill_core.errors import ConfigError
 from distill_core.ingest.sources import DatasetSpec, FileSource, HubSource, SplitSource
 
 _BINARY_SENTIMENT = {"0": "negative", "1": "positive"}
-_SST5 = {"0": "very negative", "1": "negative", "2": "neutral", "3": "positive", "4": "very positive"}
+_SST5 = {"0": "very negative", "1": "negative", "2": "neutral", "3": "positive",
+         "4": "very positive"}
 _AG_LOCAL = {"1": "World", "2": "Sports", "3": "Business", "4": "Sci/Tech"}
 _AG_HUB = {"0": "World", "1": "Sports", "2": "Business", "3": "Sci/Tech"}
 _MRPC = {"0": "not_paraphrase", "1": "paraphrase"}
@@ -28,7 +29,8 @@ def _glue_tsv(path: str, text: str, label: str, label_map: dict[str, str], pair:
 
 
 def _kim(path: str, label_map: dict[str, str]) -> FileSource:
-    return FileSource(path=path, format="label_text", text="text", label="label", label_map=label_map)
+    return FileSource(path=path, format="label_text", text="text", label="label",
+                      label_map=label_map)
 
 
 def _hub(path: str, name: str | None, split: str, label_map: dict[str, str], text: str = "text",

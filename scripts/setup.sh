@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create .venv and install textdistill with its test tools. Safe to rerun.
+# TORCH_SPEC picks the torch build: the default pins the release whose CPU wheel
+# the build machines carry; e.g. TORCH_SPEC='torch>=2.4,<2.14' on a GPU host.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+# torch first and alone, so no other package can pull a different (multi-GB) build.
+.venv/bin/python -m pip install --quiet "$TORCH_SPEC"
+.venv/bin/python -m pip install --quiet -e ".[dev]"
+.venv/bin/textdistill --help >/dev/null
+echo "textdistill installed in $(pwd)/.venv"

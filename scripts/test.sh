@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up (if needed), lint, and run the whole test suite on real data slices.
+# Tests read the shared datasets from ../shared/datasets (or $TEXTDISTILL_TEST_DATA).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PREFECT_SERVER_ANALYTICS_ENABLED=false
+.venv/bin/ruff check .
+.venv/bin/python -m pytest -q --durations=10 "$@"
