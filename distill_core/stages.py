@@ -148,6 +148,7 @@ def signals_stage(cfg: RunConfig, store: RunStore, make_encoder: Callable[[], En
         stage="signals", fingerprint_=fp, stage_config=stage_config,
         inputs={"ingest": _artifact_input(store, "ingest")}, counts=counts, clock=clock,
         extra={"backend": backend, "workers": getattr(encode, "workers", None),
+               "backend_timings": getattr(encode, "timings", None),
                "texts_per_second": round(corpus.num_rows / max(wall, 1e-9), 1)},
         **_common(cfg))
     store.write_stage("signals", embeddings, manifest)

@@ -7,7 +7,9 @@ position so the result is reassembled in order whatever the completion order.
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,6 +25,7 @@ def ensure_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
              ignore_reinit_error=True, configure_logging=False)
 
@@ -57,12 +60,15 @@ class RayEncoder:
         self.signals = signals
         self.compute = compute
         self.workers: dict[str, int] = {}
+        self.timings: dict[str, float] = {}
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         import ray
 
         signals, compute = self.signals, self.compute
         ensure_ray(compute.ray_address)
+        start = time.perf_counter()
+        first_batch_at, first_batch_rows = None, 0
         order = np.argsort([len(t) for t in texts], kind="stable")
         table = pa.table({"position": pa.array(order, pa.int64()),
                           "text": pa.array([texts[i] for i in order], pa.string())})
@@ -89,9 +95,20 @@ class RayEncoder:
                 out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
             out[batch["position"]] = vectors
             filled[batch["position"]] = True
+            if first_batch_at is None:
+                first_batch_at, first_batch_rows = time.perf_counter(), len(vectors)
             for worker, count in zip(*np.unique(batch["worker"], return_counts=True),
                                      strict=True):
                 self.workers[str(worker)] = self.workers.get(str(worker), 0) + int(count)
+        end = time.perf_counter()
+        if first_batch_at is not None:
+            # Pool start (worker processes, imports, model load) happens once per stage; the
+            # steady rate is what more actors or more rows scale.
+            self.timings = {
+                "total_s": round(end - start, 3),
+                "first_batch_s": round(first_batch_at - start, 3),
+                "steady_texts_per_s": round((len(texts) - first_batch_rows)
+                                            / max(end - first_batch_at, 1e-9), 1)}
         if out is None or not filled.all():
             missing = int((~filled).sum()) if out is not None else len(texts)
             raise RuntimeError(f"Ray returned no embedding for {missing} of {len(texts)} texts")

@@ -43,7 +43,8 @@ class SentenceEncoder:
                 path, use_safetensors=True, trust_remote_code=trust_remote_code)
         except OSError as exc:
             raise hub_unavailable(model, exc) from exc
-        self.model.eval().to(self.device)
+        # fp32 master weights whatever the checkpoint's dtype; bf16 comes from autocast.
+        self.model.float().eval().to(self.device)
 
     @property
     def dimension(self) -> int:

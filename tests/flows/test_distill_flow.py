@@ -84,3 +84,15 @@ def test_cli_user_errors_exit_2_without_traceback(tmp_path: Path, slice_dir: Pat
     assert "Traceback" not in result.output
     missing = runner.invoke(app, ["audit", str(tmp_path / "no-such-run")])
     assert missing.exit_code == 2 and "run folder not found" in missing.output
+
+
+def test_cli_data_error_inside_the_flow_exits_2(prefect_server, tmp_path: Path) -> None:
+    from flows.cli import app
+
+    empty = tmp_path / "data"
+    empty.mkdir()
+    result = CliRunner().invoke(app, ["run", str(ROOT / "configs" / "quickstart.yaml"),
+                                      "--data-dir", str(empty), "--runs-dir",
+                                      str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    assert "sst2_glue/train.tsv: file not found" in result.output.replace("\n", "")

@@ -1,0 +1,154 @@
+"""Signals-stage throughput: textdistill (in process, bf16, Ray) against sentence-transformers.
+
+Same model (all-MiniLM-L6-v2), same texts (GLUE SST-2 train, read through the
+ordinary ingest path), same batch size, in one run. The baseline is plain
+`SentenceTransformer.encode` (which also sorts by length), timed twice (first
+and last) so drift shows; ratios are against the mean of its two passes.
+The textdistill passes go through `embed_corpus`, i.e. the stage's own code.
+
+    python benchmarks/bench_signals.py --data-dir ../shared/datasets --rows 10000
+
+Prints a table and writes JSON to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+
+def cpu_bf16_units() -> list[str]:
+    """CPU flags for bf16 matrix/vector units (AMX, AVX512-BF16); empty when none."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+            break
+    return sorted(f for f in flags if f in {"amx_bf16", "amx_tile", "avx512_bf16"})
+
+
+def load_corpus(data_dir: str | None, rows: int) -> pa.Table:
+    from distill_core.ingest import ingest_dataset, resolve_dataset
+    from distill_core.ingest.ingest import data_dir_from
+
+    corpus = ingest_dataset(resolve_dataset("sst2"), data_dir_from(data_dir)).corpus
+    return corpus.slice(0, rows)
+
+
+def timed(fn, texts_count: int) -> tuple[float, np.ndarray]:
+    start = time.perf_counter()
+    out = fn()
+    seconds = time.perf_counter() - start
+    return texts_count / seconds, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--rows", type=int, default=10000)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--variants", default="st,local,local_bf16,ray,st")
+    parser.add_argument("--ray-actors", type=int, default=1)
+    parser.add_argument("--model", default="all-MiniLM-L6-v2",
+                        help="Encoder name or folder (same for both sides).")
+    parser.add_argument("--out", default="bench-out/signals.json")
+    args = parser.parse_args()
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from distill_core.signals.embeddings import distinct_texts, embed_corpus, matrix
+    from distill_core.signals.encoder import SentenceEncoder
+    from distill_core.signals.models import resolve_model_path
+
+    corpus = load_corpus(args.data_dir, args.rows)
+    texts = distinct_texts(corpus)
+    n = len(texts)
+    path = resolve_model_path(args.model)
+    st = SentenceTransformer(path, device=args.device).float()
+    fp32 = SentenceEncoder(args.model, device=args.device)
+    bf16 = SentenceEncoder(args.model, precision="bf16", device=args.device)
+    warm = texts[:256]
+    st.encode(warm, batch_size=args.batch_size)
+    fp32.encode(warm, args.batch_size)
+    bf16.encode(warm, args.batch_size)
+
+    def run_st():
+        return st.encode(texts, batch_size=args.batch_size, normalize_embeddings=True,
+                         convert_to_numpy=True)
+
+    def run_ours(encoder):
+        return lambda: matrix(embed_corpus(corpus, lambda t: encoder.encode(t, args.batch_size)))
+
+    def run_ray():
+        import ray
+
+        from distill_core.config import ComputeSection, SignalsSection
+        from tasks.ray_backend import ray_encoder
+
+        if not ray.is_initialized():
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+        encode = ray_encoder(SignalsSection(model=args.model, batch_size=args.batch_size),
+                             ComputeSection(backend="ray", num_actors=args.ray_actors,
+                                            cpus_per_actor=0.5,
+                                            gpus_per_actor=1.0 if args.device == "cuda" else 0,
+                                            torch_threads=torch.get_num_threads()))
+        vectors = matrix(embed_corpus(corpus, encode))
+        ray_timings.append(encode.timings)
+        return vectors
+
+    ray_timings: list[dict[str, float]] = []
+    runners = {"st": run_st, "local": run_ours(fp32), "local_bf16": run_ours(bf16),
+               "ray": run_ray}
+    results: dict[str, list[float]] = {}
+    outputs: dict[str, np.ndarray] = {}
+    for name in args.variants.split(","):
+        rate, out = timed(runners[name], n)
+        results.setdefault(name, []).append(rate)
+        outputs[name] = out
+        print(f"{name:>11}: {rate:8.1f} texts/s", flush=True)
+    baseline = float(np.mean(results["st"]))
+    rows = {name: {"texts_per_s": float(np.mean(r)), "passes": r,
+                   "ratio_vs_st_fp32": float(np.mean(r)) / baseline}
+            for name, r in results.items()}
+    # outputs of ours are per corpus row; the corpus slice rows are distinct here or mapped
+    position = {t: i for i, t in enumerate(texts)}
+    row_to_text = np.array([position[t] for t in corpus.column("text").to_pylist()])
+    reference = outputs["st"][row_to_text]
+    agreement = {name: float(np.min(np.sum(out * reference, axis=1)))
+                 for name, out in outputs.items() if name != "st"}
+    if "local" in outputs and "local_bf16" in outputs:
+        agreement["local_bf16_vs_local_fp32"] = float(
+            np.min(np.sum(outputs["local_bf16"] * outputs["local"], axis=1)))
+    report = {
+        "texts": n, "batch_size": args.batch_size, "device": args.device,
+        "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or
+        platform.machine(), "cpu_bf16_units": cpu_bf16_units(),
+        "torch": torch.__version__, "results": rows,
+        "min_cosine_vs_st": agreement,
+        "ray_timings": ray_timings,
+        "ray_steady_ratio_vs_st_fp32": (ray_timings[-1]["steady_texts_per_s"] / baseline
+                                        if ray_timings else None),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
