@@ -25,20 +25,6 @@ import numpy as np
 import pyarrow as pa
 
 
-def cpu_bf16_units() -> list[str]:
-    """CPU flags for bf16 matrix/vector units (AMX, AVX512-BF16); empty when none."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-            break
-    return sorted(f for f in flags if f in {"amx_bf16", "amx_tile", "avx512_bf16"})
-
-
 def load_corpus(data_dir: str | None, rows: int) -> pa.Table:
     from distill_core.ingest import ingest_dataset, resolve_dataset
     from distill_core.ingest.ingest import data_dir_from
@@ -71,7 +57,7 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     from distill_core.signals.embeddings import distinct_texts, embed_corpus, matrix
-    from distill_core.signals.encoder import SentenceEncoder
+    from distill_core.signals.encoder import SentenceEncoder, cpu_bf16_units
     from distill_core.signals.models import resolve_model_path
 
     corpus = load_corpus(args.data_dir, args.rows)

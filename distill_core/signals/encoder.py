@@ -8,6 +8,7 @@ autocast, which is much faster on processors with bf16 matrix units.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -18,6 +19,19 @@ from distill_core.hub import require_hub
 from distill_core.signals.models import hub_unavailable, resolve_model_path
 
 ProgressCallback = Callable[[int, int], None]  # (texts done, texts total)
+BF16_CPU_FLAGS = {"amx_bf16", "amx_tile", "avx512_bf16"}
+
+
+def cpu_bf16_units() -> list[str]:
+    """This CPU's bf16 matrix/vector unit flags (AMX, AVX512-BF16); empty when it has none."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return sorted(BF16_CPU_FLAGS & set(line.split(":", 1)[1].split()))
+    return []
 
 
 class SentenceEncoder:
@@ -45,6 +59,10 @@ class SentenceEncoder:
             raise hub_unavailable(model, exc) from exc
         # fp32 master weights whatever the checkpoint's dtype; bf16 comes from autocast.
         self.model.float().eval().to(self.device)
+        if precision == "bf16" and self.device == "cpu" and not cpu_bf16_units():
+            warnings.warn("precision bf16 on a CPU without bf16 units (AMX / AVX512-BF16) is "
+                          "emulated and several times slower than fp32; use fp32 here",
+                          RuntimeWarning, stacklevel=2)
 
     @property
     def dimension(self) -> int:
