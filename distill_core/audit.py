@@ -16,7 +16,7 @@ import duckdb
 from distill_core.artifacts.store import RunStore
 
 # Stages whose rows flow one to one: rows in = rows out + rows rejected.
-FUNNEL_STAGES = ("ingest", "signals", "synthesize", "filter")
+FUNNEL_STAGES = ("ingest", "signals", "teacher", "synthesize", "filter")
 
 
 class RunAudit:
@@ -68,7 +68,8 @@ class RunAudit:
     def _handoff_checks(self) -> list[dict[str, Any]]:
         """What one stage hands the next: counted in the upstream Parquet, not taken on trust."""
         checks = []
-        pairs = [("signals", "ingest", 1), ("synthesize", "ingest_train", None),
+        pairs = [("signals", "ingest", 1), ("teacher", "ingest", 1),
+                 ("synthesize", "ingest_train", None),
                  ("filter", "synthesize", 1)]
         for stage, upstream, factor in pairs:
             manifest = self.store.manifest(stage)

@@ -79,15 +79,44 @@ class SignalsSection(_Section):
     )
 
 
+SelectionMethod = Literal["random", "kmeans", "herding", "kcenter_greedy", "gradmatch", "el2n"]
+
+
+class TeacherSection(_Section):
+    C: float = Field(default=1.0, gt=0, description="Inverse L2 strength of the teacher probe.")
+    max_iter: int = Field(default=2000, ge=10, description="L-BFGS iterations of the teacher.")
+    temperature: float = Field(
+        default=1.0, gt=0, description="Soft labels are softmax(teacher logits / temperature); "
+        "soft-label learners train at the same temperature.")
+
+
 class SynthesizeSection(_Section):
-    method: Literal["random", "kmeans"] = Field(
+    method: SelectionMethod = Field(
         default="kmeans",
-        description="random: stratified random selection. kmeans: per class, k-means with "
-        "k = budget and the real example nearest each centroid (the literature's 'K-Center').",
+        description="random: stratified random. kmeans: per class, k-means with k = budget "
+        "and the real example nearest each centroid (the literature's 'K-Center'). herding: "
+        "running mean tracks the class mean. kcenter_greedy: farthest-first traversal. "
+        "gradmatch: OMP on the teacher's classifier-layer gradients. el2n: "
+        "difficulty-stratified on the teacher's EL2N scores.",
     )
     per_class: int = Field(default=10, ge=1, description="Budget: examples per class.")
+    soft_labels: bool = Field(
+        default=False, description="Attach the teacher's soft labels to what is selected; the "
+        "evaluation then also trains soft-label learners (reported apart from hard labels).")
     kmeans_n_init: int = Field(default=3, ge=1, description="k-means++ restarts per class.")
     kmeans_max_iter: int = Field(default=300, ge=1, description="Lloyd iterations per restart.")
+    el2n_prune_hardest: float = Field(
+        default=0.1, ge=0, lt=1, description="el2n: fraction of hardest rows dropped first.")
+    gradmatch_keep_weights: bool = Field(
+        default=False, description="gradmatch: keep the matching weights as training weights.")
+
+    def method_params(self) -> dict[str, Any]:
+        """Keyword arguments of the chosen selector."""
+        return {
+            "kmeans": {"n_init": self.kmeans_n_init, "max_iter": self.kmeans_max_iter},
+            "el2n": {"prune_hardest": self.el2n_prune_hardest},
+            "gradmatch": {"keep_weights": self.gradmatch_keep_weights},
+        }.get(self.method, {})
 
 
 class FilterSection(_Section):
@@ -129,6 +158,7 @@ class RunConfig(_Section):
     run: RunSection = Field(default_factory=RunSection)
     data: DataSection = Field(default_factory=DataSection)
     signals: SignalsSection = Field(default_factory=SignalsSection)
+    teacher: TeacherSection = Field(default_factory=TeacherSection)
     synthesize: SynthesizeSection = Field(default_factory=SynthesizeSection)
     filter: FilterSection = Field(default_factory=FilterSection)
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)

@@ -25,8 +25,12 @@ def score_rows(summary: list[dict[str, Any]]) -> list[list[str]]:
     """Rows of the scores table: setting, n, accuracy mean ± std, macro-F1 mean ± std."""
     rows = []
     for entry in summary:
-        name = entry["method"] if entry["setting"] == "distilled" else entry["setting"]
-        label = f"{name} (distilled)" if entry["setting"] == "distilled" else name
+        if entry["setting"] == "distilled":
+            label = f"{entry['method']} (distilled)"
+        elif entry["setting"] == "distilled_soft":
+            label = f"{entry['method'].removesuffix('+soft')} (distilled, soft labels)"
+        else:
+            label = entry["setting"]
         budget = (f"{entry['per_class']}/class" if entry["per_class"]
                   else f"all ({entry['n_train']})")
         rows.append([label, budget, str(entry["n"]),

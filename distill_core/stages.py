@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow.compute as pc
 
 from distill_core.artifacts.manifest import StageClock, build_manifest, fingerprint
@@ -28,12 +29,20 @@ from distill_core.ingest.ingest import (
     resolve_dataset,
     resolve_sources,
 )
-from distill_core.signals.embeddings import EncodeFn, embed_corpus, split_features, texts_hash
+from distill_core.signals.embeddings import (
+    EncodeFn,
+    embed_corpus,
+    features,
+    matrix,
+    split_features,
+    texts_hash,
+)
 from distill_core.signals.models import model_identity
-from distill_core.synthesize.stage import select_candidates
+from distill_core.signals.teacher import fit_teacher, softmax, teacher_signals, teacher_table
+from distill_core.synthesize.stage import TeacherView, needs_teacher, select_candidates
 
 ProgressFn = Callable[[str, float, float | None, str], None]  # stage, done, total, note
-CACHEABLE = ("ingest", "signals")
+CACHEABLE = ("ingest", "signals", "teacher")
 
 
 @dataclass
@@ -155,29 +164,79 @@ def signals_stage(cfg: RunConfig, store: RunStore, make_encoder: Callable[[], En
     return _finish(store, "signals", fp, manifest)
 
 
-# -- synthesize --------------------------------------------------------------------------------
-
 def _upstream(store: RunStore, *stages: str) -> dict[str, str]:
     return {s: (store.manifest(s) or {}).get("fingerprint", "") for s in stages}
+
+
+# -- teacher (the second half of the signals stage) --------------------------------------------
+
+def teacher_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop) -> StageOutcome:
+    """Fit the teacher probe on the training split; per-row logits, losses, gradients."""
+    stage_config = {"kind": "linear_probe", "C": cfg.teacher.C, "max_iter": cfg.teacher.max_iter}
+    fp = fingerprint("teacher", stage_config, _upstream(store, "ingest", "signals"))
+    if (done := _existing(store, "teacher", fp)) is not None:
+        return done
+    clock = StageClock()
+    corpus, embeddings = store.read("ingest"), store.read("signals")
+    x = features(embeddings)
+    if corpus.column("example_id").to_pylist() != embeddings.column("example_id").to_pylist():
+        raise RuntimeError("embeddings are not aligned with the corpus")
+    labels = corpus.column("label_id").to_numpy()
+    is_train = np.asarray(corpus.column("split").to_pylist()) == "train"
+    n_classes = len(label_names(store))
+    model = fit_teacher(x[is_train], labels[is_train], cfg.teacher.C, cfg.teacher.max_iter)
+    signals = teacher_signals(model, x, labels, n_classes)
+    predicted = signals.logits.argmax(axis=1)
+    accuracy = {split: float((predicted[mask] == labels[mask]).mean()) if mask.any() else None
+                for split, mask in (("train", is_train), ("eval", ~is_train))}
+    table = teacher_table(corpus.column("example_id"), corpus.column("split"), signals)
+    counts = {"rows_in": corpus.num_rows, "rows_out": table.num_rows, "rows_rejected": 0,
+              "rejects_by_reason": {}}
+    manifest = build_manifest(
+        stage="teacher", fingerprint_=fp, stage_config=stage_config,
+        inputs={s: _artifact_input(store, s) for s in ("ingest", "signals")}, counts=counts,
+        clock=clock, extra={"accuracy": accuracy}, **_common(cfg))
+    store.write_stage("teacher", table, manifest)
+    progress("teacher", 1, 1, f"eval accuracy {accuracy['eval'] or 0:.3f}")
+    return _finish(store, "teacher", fp, manifest)
+
+
+def teacher_view(store: RunStore, train_ids: list[str], temperature: float) -> TeacherView:
+    """Teacher signals of the training rows, in `train_ids` order."""
+    table = store.read("teacher")
+    table = table.filter(pc.equal(table.column("split"), "train"))
+    if table.column("example_id").to_pylist() != train_ids:
+        raise RuntimeError("teacher signals are not aligned with the training rows")
+    return TeacherView(grad_logits=matrix(table, "grad_logits"),
+                       el2n=table.column("el2n").to_numpy(),
+                       soft_labels=softmax(matrix(table, "logits").astype(np.float64),
+                                           temperature).astype(np.float32))
+
+
+# -- synthesize --------------------------------------------------------------------------------
 
 
 def synthesize_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop
                      ) -> StageOutcome:
     method_cfg = cfg.synthesize.model_dump(mode="json")
-    stage_config = {**method_cfg, "seeds": cfg.run.seeds, "run_id": store.run_id}
-    fp = fingerprint("synthesize", stage_config, _upstream(store, "ingest", "signals"))
+    use_teacher = needs_teacher(cfg.synthesize.method) or cfg.synthesize.soft_labels
+    stage_config = {**method_cfg, "seeds": cfg.run.seeds, "run_id": store.run_id,
+                    "temperature": cfg.teacher.temperature if use_teacher else None}
+    upstream = ("ingest", "signals", "teacher") if use_teacher else ("ingest", "signals")
+    fp = fingerprint("synthesize", stage_config, _upstream(store, *upstream))
     if (done := _existing(store, "synthesize", fp)) is not None:
         return done
     clock = StageClock()
     progress("synthesize", 0, len(cfg.run.seeds), cfg.synthesize.method)
     train, train_x = split_features(store.read("ingest"), store.read("signals"), "train")
-    params = ({"n_init": cfg.synthesize.kmeans_n_init, "max_iter": cfg.synthesize.kmeans_max_iter}
-              if cfg.synthesize.method == "kmeans" else {})
+    teacher = (teacher_view(store, train.column("example_id").to_pylist(),
+                            cfg.teacher.temperature) if use_teacher else None)
     result = select_candidates(train, train_x, cfg.synthesize.method, cfg.synthesize.per_class,
-                               cfg.run.seeds, store.run_id, params)
+                               cfg.run.seeds, store.run_id, cfg.synthesize.method_params(),
+                               teacher=teacher, soft_labels=cfg.synthesize.soft_labels)
     manifest = build_manifest(
         stage="synthesize", fingerprint_=fp, stage_config=stage_config,
-        inputs={s: _artifact_input(store, s) for s in ("ingest", "signals")},
+        inputs={s: _artifact_input(store, s) for s in upstream},
         counts=result.counts, clock=clock, seeds=cfg.run.seeds,
         extra={"class_shortfall": {str(k): v for k, v in result.shortfall.items()},
                "label_names": label_names(store)}, **_common(cfg))
@@ -211,7 +270,8 @@ def filter_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop) 
 def evaluate_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop
                    ) -> StageOutcome:
     stage_config = {**cfg.evaluate.model_dump(mode="json"), "seeds": cfg.run.seeds,
-                    "per_class": cfg.synthesize.per_class, "method": cfg.synthesize.method}
+                    "per_class": cfg.synthesize.per_class, "method": cfg.synthesize.method,
+                    "temperature": cfg.teacher.temperature}
     fp = fingerprint("evaluate", stage_config, _upstream(store, "ingest", "signals", "filter"))
     if (done := _existing(store, "evaluate", fp)) is not None:
         return done
@@ -221,7 +281,8 @@ def evaluate_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop
     evaluation, eval_x = split_features(corpus, embeddings, "eval")
     if evaluation.num_rows == 0:
         raise RuntimeError("the evaluation split has no usable rows (see ingest rejects)")
-    total = len(cfg.run.seeds) * (1 + ("random" in cfg.evaluate.baselines)) + (
+    total = len(cfg.run.seeds) * (1 + cfg.synthesize.soft_labels
+                                  + ("random" in cfg.evaluate.baselines)) + (
         "full" in cfg.evaluate.baselines)
     fits = {"n": 0}
 
@@ -232,7 +293,8 @@ def evaluate_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop
     scores = evaluate_selection(
         train, train_x, evaluation.column("label_id").to_numpy(), eval_x, store.read("filter"),
         cfg.synthesize.method, cfg.synthesize.per_class, cfg.run.seeds, len(label_names(store)),
-        cfg.evaluate.baselines, cfg.evaluate.C, cfg.evaluate.max_iter, tick)
+        cfg.evaluate.baselines, cfg.evaluate.C, cfg.evaluate.max_iter, tick,
+        temperature=cfg.teacher.temperature)
     counts = {"rows_in": scores.num_rows, "rows_out": scores.num_rows, "rows_rejected": 0,
               "rejects_by_reason": {}, "eval_rows": evaluation.num_rows}
     manifest = build_manifest(

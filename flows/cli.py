@@ -21,11 +21,11 @@ from distill_core.errors import TextDistillError
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Text dataset distillation with full lineage.")
 console = Console()
-STAGES = ("ingest", "signals", "synthesize", "filter", "evaluate")
+STAGES = ("ingest", "signals", "teacher", "synthesize", "filter", "evaluate")
 
 
 def _fail(error: Exception) -> None:
-    console.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+    console.print(f"[bold red]error:[/] {error}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 

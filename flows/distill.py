@@ -1,4 +1,4 @@
-"""The `distill` flow: ingest -> signals -> synthesize -> filter -> evaluate -> report.
+"""The `distill` flow: ingest -> signals (+ teacher) -> synthesize -> filter -> evaluate -> report.
 
 Tasks hand each other the run folder's path; every stage reads its inputs from
 the artifacts upstream stages wrote there. Runs with no Prefect server (an
@@ -21,6 +21,7 @@ from tasks.stages import (
     report_task,
     signals_task,
     synthesize_task,
+    teacher_task,
 )
 
 
@@ -44,6 +45,7 @@ def distill(config: dict[str, Any], runs_dir: str = "runs") -> dict[str, str]:
     run_dir = str(run_dir_for(cfg, runs_dir))
     ingest_task(config, run_dir)
     signals_task(config, run_dir)
+    teacher_task(config, run_dir)
     synthesize_task(config, run_dir)
     filter_task(config, run_dir)
     evaluate_task(config, run_dir)

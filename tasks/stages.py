@@ -86,6 +86,12 @@ def signals_task(config: dict[str, Any], run_dir: str) -> str:
     return _run("signals", outcome, store)
 
 
+@task(name="teacher", cache_policy=NO_CACHE)
+def teacher_task(config: dict[str, Any], run_dir: str) -> str:
+    cfg, store = RunConfig.model_validate(config), _store(run_dir)
+    return _run("teacher", stages.teacher_stage(cfg, store, report), store)
+
+
 @task(name="synthesize", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def synthesize_task(config: dict[str, Any], run_dir: str) -> str:
     cfg, store = RunConfig.model_validate(config), _store(run_dir)

@@ -122,3 +122,39 @@ def test_report_lists_scores_funnel_and_samples(kmeans_run) -> None:
     assert summary["full"]["n_train"] == store.manifest("ingest")["counts"]["rows_by_split"][
         "train"]
     assert 0.5 <= summary["full"]["accuracy_mean"] <= 1.0
+
+
+def test_teacher_method_with_soft_labels_end_to_end(slice_dir: Path, runs: Path, encoder
+                                                    ) -> None:
+    cfg = load_config(None, [f"data.data_dir={slice_dir}", "run.seeds=[0,1]",
+                             "synthesize.per_class=4", "run.name=soft",
+                             "synthesize.method=gradmatch", "synthesize.soft_labels=true",
+                             "synthesize.gradmatch_keep_weights=true",
+                             "teacher.temperature=2.0"])
+    store = RunStore(runs, cfg.run_id())
+
+    def make():
+        return lambda texts: encoder.encode(texts, cfg.signals.batch_size)
+
+    stages.ingest_stage(cfg, store)
+    stages.signals_stage(cfg, store, make)
+    teacher = stages.teacher_stage(cfg, store)
+    assert teacher.counts["rows_out"] == store.read("ingest").num_rows
+    assert 0.5 < store.manifest("teacher")["accuracy"]["eval"] <= 1.0
+    stages.synthesize_stage(cfg, store)
+    stages.filter_stage(cfg, store)
+    stages.evaluate_stage(cfg, store)
+    distilled = store.read("filter").to_pylist()
+    assert len(distilled) == 2 * 2 * 4
+    for row in distilled:
+        assert row["soft_label"] is not None and abs(sum(row["soft_label"]) - 1) < 1e-5
+        assert row["method"] == "gradmatch" and row["weight"] > 0
+    # temperature 2 flattens the teacher's distribution
+    teacher_rows = {r["example_id"]: r for r in store.read("teacher").to_pylist()}
+    first = distilled[0]
+    assert max(first["soft_label"]) <= max(teacher_rows[first["example_id"]]["soft_label"]) + 1e-6
+    settings = {s["setting"]: s for s in store.manifest("evaluate")["summary"]}
+    assert settings["distilled"]["n"] == 2 and settings["distilled_soft"]["n"] == 2
+    assert settings["distilled_soft"]["method"] == "gradmatch+soft"
+    assert "(distilled, soft labels)" in build_report(store.root)
+    assert all(f["balanced"] for f in RunAudit(store.root).funnel())

@@ -36,6 +36,8 @@ SELECTION_SCHEMA = pa.schema(
         ("seed", pa.int64()),
         ("rank", pa.int32()),
         ("score", pa.float64()),
+        ("weight", pa.float64()),
+        ("soft_label", pa.list_(pa.float32())),
     ]
 )
 

@@ -29,7 +29,7 @@ class ProbeScore:
 
 def linear_probe(train_x: np.ndarray, train_y: np.ndarray, eval_x: np.ndarray,
                  eval_y: np.ndarray, labels: list[int], C: float = 1.0,  # noqa: N803
-                 max_iter: int = 2000) -> ProbeScore:
+                 max_iter: int = 2000, sample_weight: np.ndarray | None = None) -> ProbeScore:
     """Fit on (train_x, train_y), report accuracy and macro-F1 over `labels` on the eval split."""
     start = time.perf_counter()
     classes = np.unique(train_y)
@@ -42,7 +42,7 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, eval_x: np.ndarray,
         model = LogisticRegression(C=C, max_iter=max_iter)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            model.fit(train_x, train_y)
+            model.fit(train_x, train_y, sample_weight=sample_weight)
         converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
         predicted = model.predict(eval_x)
     return ProbeScore(

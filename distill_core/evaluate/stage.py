@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distill_core.evaluate.linear_probe import ProbeScore, linear_probe
+from distill_core.evaluate.soft_probe import soft_label_probe
 from distill_core.synthesize.base import select_per_class
 
 SCORES_SCHEMA = pa.schema([
@@ -37,24 +38,33 @@ def _row(setting: str, method: str, replicate: int | None, seed: int | None,
 def evaluate_selection(train: pa.Table, train_x: np.ndarray, eval_y: np.ndarray,
                        eval_x: np.ndarray, distilled: pa.Table, method: str, per_class: int,
                        seeds: list[int], n_labels: int, baselines: list[str], C: float,  # noqa: N803
-                       max_iter: int, progress: Callable[[str], None] | None = None) -> pa.Table:
+                       max_iter: int, progress: Callable[[str], None] | None = None,
+                       temperature: float = 1.0) -> pa.Table:
     """Scores of every replicate of `distilled` and of the baselines, one row per fit."""
     labels = list(range(n_labels))
     train_y = train.column("label_id").to_numpy()
     position = {eid: i for i, eid in enumerate(train.column("example_id").to_pylist())}
     rows = []
 
-    def fit(rows_idx: np.ndarray) -> ProbeScore:
+    def fit(rows_idx: np.ndarray, weights: np.ndarray | None = None) -> ProbeScore:
         return linear_probe(train_x[rows_idx], train_y[rows_idx], eval_x, eval_y, labels, C,
-                            max_iter)
+                            max_iter, sample_weight=weights)
 
     for replicate, seed in enumerate(seeds):
         subset = distilled.filter(pc.equal(distilled.column("replicate"), replicate))
         index = np.fromiter((position[e] for e in subset.column("example_id").to_pylist()),
                             dtype=np.int64)
-        rows.append(_row("distilled", method, replicate, seed, per_class, fit(index)))
+        weights = subset.column("weight").to_numpy()
+        weights = None if np.allclose(weights, 1.0) else weights
+        rows.append(_row("distilled", method, replicate, seed, per_class, fit(index, weights)))
         if progress:
             progress(f"{method} seed {seed}")
+        if subset.num_rows and subset.column("soft_label").null_count == 0:
+            targets = np.asarray(subset.column("soft_label").to_pylist(), dtype=np.float64)
+            score = soft_label_probe(train_x[index], targets, eval_x, eval_y, labels, C,
+                                     temperature, sample_weight=weights)
+            rows.append(_row("distilled_soft", f"{method}+soft", replicate, seed, per_class,
+                             score))
         if "random" in baselines:
             picked = select_per_class("random", train_x, train_y, per_class, seed)
             rows.append(_row("random", "random", replicate, seed, per_class, fit(picked.indices)))

@@ -1,9 +1,10 @@
-"""The selection interface: a method picks `budget` rows of one class's feature matrix.
+"""The selection interface: a method picks `budget` rows of one class.
 
-A selector is a function `(features, budget, seed, **params) -> ClassSelection`
-registered by name in `SELECTORS`. `select_per_class` applies it to every
-class and records where a class had fewer rows than the budget (all its rows
-are kept, and the shortfall is reported in the manifest).
+A selector is a function `(data: ClassData, budget, seed, **params) -> ClassSelection`
+registered by name in `SELECTORS`, with whether it needs teacher signals.
+`select_per_class` applies it to every class and records where a class had
+fewer rows than the budget (all its rows are kept, and the shortfall is
+reported in the manifest).
 """
 
 from __future__ import annotations
@@ -16,20 +17,50 @@ import numpy as np
 
 
 @dataclass
+class ClassData:
+    """One class's rows: features, and teacher signals where the method needs them."""
+
+    features: np.ndarray
+    grad_logits: np.ndarray | None = None  # [m, C]: p - onehot(y)
+    el2n: np.ndarray | None = None  # [m]
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def take(self, rows: np.ndarray) -> ClassData:
+        return ClassData(self.features[rows],
+                         None if self.grad_logits is None else self.grad_logits[rows],
+                         None if self.el2n is None else self.el2n[rows])
+
+
+@dataclass
 class ClassSelection:
-    """Chosen row indices (into the class's matrix), in rank order, with a per-row score."""
+    """Chosen row indices (into the class's rows), in rank order, with a per-row score.
+
+    `weights` are per-row importance weights for methods that produce them
+    (gradient matching with weights kept); None means uniform.
+    """
 
     indices: np.ndarray
     scores: np.ndarray
+    weights: np.ndarray | None = None
 
 
 Selector = Callable[..., ClassSelection]
-SELECTORS: dict[str, Selector] = {}
 
 
-def register(name: str) -> Callable[[Selector], Selector]:
+@dataclass(frozen=True)
+class SelectorSpec:
+    function: Selector
+    needs_teacher: bool
+
+
+SELECTORS: dict[str, SelectorSpec] = {}
+
+
+def register(name: str, needs_teacher: bool = False) -> Callable[[Selector], Selector]:
     def decorate(function: Selector) -> Selector:
-        SELECTORS[name] = function
+        SELECTORS[name] = SelectorSpec(function, needs_teacher)
         return function
 
     return decorate
@@ -37,11 +68,12 @@ def register(name: str) -> Callable[[Selector], Selector]:
 
 @dataclass
 class Selection:
-    """Selected corpus row indices for all classes, with ranks, scores and shortfalls."""
+    """Selected row indices for all classes, with ranks, scores, weights and shortfalls."""
 
     indices: np.ndarray
     ranks: np.ndarray
     scores: np.ndarray
+    weights: np.ndarray
     shortfall: dict[int, dict[str, int]] = field(default_factory=dict)
 
 
@@ -51,12 +83,17 @@ def class_seed(seed: int, label_id: int) -> np.random.SeedSequence:
 
 
 def select_per_class(method: str, features: np.ndarray, label_ids: np.ndarray, budget: int,
-                     seed: int, params: dict[str, Any] | None = None) -> Selection:
+                     seed: int, params: dict[str, Any] | None = None,
+                     grad_logits: np.ndarray | None = None, el2n: np.ndarray | None = None
+                     ) -> Selection:
     """Run selector `method` on every class; a class with <= budget rows keeps all of them."""
     if method not in SELECTORS:
         raise KeyError(f"unknown selection method {method!r}; known: {sorted(SELECTORS)}")
-    selector = SELECTORS[method]
-    chosen, ranks, scores = [], [], []
+    spec = SELECTORS[method]
+    if spec.needs_teacher and (grad_logits is None or el2n is None):
+        raise ValueError(f"method {method!r} needs teacher signals (grad_logits, el2n)")
+    data = ClassData(features, grad_logits, el2n)
+    chosen, ranks, scores, weights = [], [], [], []
     shortfall: dict[int, dict[str, int]] = {}
     for label_id in np.unique(label_ids):
         rows = np.flatnonzero(label_ids == label_id)
@@ -66,12 +103,14 @@ def select_per_class(method: str, features: np.ndarray, label_ids: np.ndarray, b
                 shortfall[int(label_id)] = {"available": int(len(rows)), "budget": budget}
         else:
             sub_seed = int(class_seed(seed, int(label_id)).generate_state(1)[0])
-            picked = selector(features[rows], budget, sub_seed, **(params or {}))
+            picked = spec.function(data.take(rows), budget, sub_seed, **(params or {}))
             if len(picked.indices) != budget or len(set(picked.indices.tolist())) != budget:
                 raise RuntimeError(f"{method} returned {len(picked.indices)} rows, not {budget} "
                                    "distinct rows")
         chosen.append(rows[picked.indices])
         ranks.append(np.arange(len(picked.indices)))
         scores.append(picked.scores)
+        weights.append(picked.weights if picked.weights is not None
+                       else np.ones(len(picked.indices)))
     return Selection(np.concatenate(chosen), np.concatenate(ranks), np.concatenate(scores),
-                     shortfall)
+                     np.concatenate(weights), shortfall)

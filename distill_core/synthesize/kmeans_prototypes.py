@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import KMeans
 
-from distill_core.synthesize.base import ClassSelection, register
+from distill_core.synthesize.base import ClassData, ClassSelection, register
 
 
 def nearest_distinct(features: np.ndarray, centroids: np.ndarray, order: np.ndarray
@@ -39,8 +39,9 @@ def nearest_distinct(features: np.ndarray, centroids: np.ndarray, order: np.ndar
 
 
 @register("kmeans")
-def kmeans_prototypes(features: np.ndarray, budget: int, seed: int, n_init: int = 3,
+def kmeans_prototypes(data: ClassData, budget: int, seed: int, n_init: int = 3,
                       max_iter: int = 300) -> ClassSelection:
+    features = data.features
     model = KMeans(n_clusters=budget, init="k-means++", n_init=n_init, max_iter=max_iter,
                    random_state=seed)
     assignment = model.fit_predict(features.astype(np.float32, copy=False))

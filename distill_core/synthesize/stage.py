@@ -15,8 +15,28 @@ import numpy as np
 import pyarrow as pa
 
 from distill_core.artifacts.schemas import SELECTION_SCHEMA, rejects_table
-from distill_core.synthesize import kmeans_prototypes, random_selection  # noqa: F401 (registers)
-from distill_core.synthesize.base import select_per_class
+from distill_core.synthesize import (  # noqa: F401 (importing registers the methods)
+    el2n,
+    gradmatch,
+    herding,
+    kcenter_greedy,
+    kmeans_prototypes,
+    random_selection,
+)
+from distill_core.synthesize.base import SELECTORS, select_per_class
+
+
+@dataclass
+class TeacherView:
+    """Teacher signals aligned with the training rows."""
+
+    grad_logits: np.ndarray
+    el2n: np.ndarray
+    soft_labels: np.ndarray
+
+
+def needs_teacher(method: str) -> bool:
+    return SELECTORS[method].needs_teacher
 
 
 @dataclass
@@ -28,14 +48,26 @@ class CandidateSet:
 
 
 def select_candidates(train: pa.Table, features: np.ndarray, method: str, per_class: int,
-                      seeds: list[int], run_id: str, params: dict[str, Any] | None = None
+                      seeds: list[int], run_id: str, params: dict[str, Any] | None = None,
+                      teacher: TeacherView | None = None, soft_labels: bool = False
                       ) -> CandidateSet:
-    """Select `per_class` rows per class from `train` (aligned with `features`) for each seed."""
+    """Select `per_class` rows per class from `train` (aligned with `features`) for each seed.
+
+    With `soft_labels`, each selected row carries the teacher's soft label.
+    """
+    if soft_labels and teacher is None:
+        raise ValueError("soft labels need teacher signals")
     label_ids = train.column("label_id").to_numpy()
     ids = np.asarray(train.column("example_id").to_pylist(), dtype=object)
     pieces, reject_rows, shortfall = [], [], {}
     for replicate, seed in enumerate(seeds):
-        picked = select_per_class(method, features, label_ids, per_class, seed, params)
+        picked = select_per_class(
+            method, features, label_ids, per_class, seed, params,
+            grad_logits=teacher.grad_logits if teacher is not None else None,
+            el2n=teacher.el2n if teacher is not None else None)
+        soft = (pa.array([teacher.soft_labels[i].tolist() for i in picked.indices],
+                         pa.list_(pa.float32())) if soft_labels and teacher is not None
+                else pa.nulls(len(picked.indices), pa.list_(pa.float32())))
         chosen = train.take(pa.array(picked.indices))
         n = chosen.num_rows
         pieces.append(pa.table({
@@ -52,6 +84,8 @@ def select_candidates(train: pa.Table, features: np.ndarray, method: str, per_cl
             "seed": pa.array([seed] * n, pa.int64()),
             "rank": pa.array(picked.ranks, pa.int32()),
             "score": pa.array(picked.scores, pa.float64(), from_pandas=True),
+            "weight": pa.array(picked.weights, pa.float64()),
+            "soft_label": soft,
         }, schema=SELECTION_SCHEMA))
         unselected = np.ones(len(ids), dtype=bool)
         unselected[picked.indices] = False

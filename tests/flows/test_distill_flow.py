@@ -28,18 +28,19 @@ def test_distill_flow_records_runs_tasks_and_artifacts(prefect_server, slice_dir
     run_dir = Path(result["run_dir"])
     assert run_dir.parent == tmp_path.resolve() and Path(result["report"]).is_file()
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "evaluate", "filter", "ingest", "report.md", "signals", "synthesize"]
+        "evaluate", "filter", "ingest", "report.md", "signals", "synthesize", "teacher"]
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(state.state_details.flow_run_id)
         assert flow_run.name == "sst2-kmeans-4pc"
         only_this_run = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
         task_runs = client.read_task_runs(flow_run_filter=only_this_run)
         assert sorted(t.name.rsplit("-", 1)[0] for t in task_runs) == [
-            "evaluate", "filter", "ingest", "report", "signals", "synthesize"]
+            "evaluate", "filter", "ingest", "report", "signals", "synthesize", "teacher"]
         assert all(t.state.is_completed() for t in task_runs)
         artifacts = client.read_artifacts(flow_run_filter=only_this_run)
     by_key = {a.key: a for a in artifacts}
-    assert {"ingest-counts", "signals-counts", "synthesize-counts", "filter-counts",
+    assert {"ingest-counts", "signals-counts", "teacher-counts", "synthesize-counts",
+            "filter-counts",
             "evaluate-counts", "scores"} <= set(by_key)
     filter_counts = {row["metric"]: row["value"] for row in json.loads(
         by_key["filter-counts"].data)}

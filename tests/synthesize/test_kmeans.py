@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 
-from distill_core.synthesize.base import class_seed, select_per_class
+from distill_core.synthesize.base import ClassData, class_seed, select_per_class
 from distill_core.synthesize.kmeans_prototypes import kmeans_prototypes, nearest_distinct
 
 
@@ -40,13 +40,13 @@ def _brute_force(features: np.ndarray, budget: int, seed: int) -> list[int]:
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_matches_brute_force_reference(seed: int) -> None:
     features = _blobs(seed)
-    chosen = kmeans_prototypes(features, 6, seed)
+    chosen = kmeans_prototypes(ClassData(features), 6, seed)
     assert chosen.indices.tolist() == _brute_force(features, 6, seed)
 
 
 def test_one_prototype_per_well_separated_blob() -> None:
     features = _blobs(per_blob=30, blobs=4)
-    chosen = kmeans_prototypes(features, 4, 0).indices
+    chosen = kmeans_prototypes(ClassData(features), 4, 0).indices
     assert sorted(i // 30 for i in chosen) == [0, 1, 2, 3]
 
 
