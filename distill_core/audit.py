@@ -16,7 +16,7 @@ import duckdb
 from distill_core.artifacts.store import RunStore
 
 # Stages whose rows flow one to one: rows in = rows out + rows rejected.
-FUNNEL_STAGES = ("ingest", "signals", "teacher", "synthesize", "filter")
+FUNNEL_STAGES = ("ingest", "signals", "teacher", "clean", "synthesize", "filter")
 
 
 class RunAudit:
@@ -68,21 +68,24 @@ class RunAudit:
     def _handoff_checks(self) -> list[dict[str, Any]]:
         """What one stage hands the next: counted in the upstream Parquet, not taken on trust."""
         checks = []
-        pairs = [("signals", "ingest", 1), ("teacher", "ingest", 1),
-                 ("synthesize", "ingest_train", None),
-                 ("filter", "synthesize", 1)]
-        for stage, upstream, factor in pairs:
+        pairs = [("signals", "ingest"), ("teacher", "ingest"), ("clean", "ingest_train"),
+                 ("synthesize", "selection_pool"), ("filter", "synthesize")]
+        for stage, upstream in pairs:
             manifest = self.store.manifest(stage)
             if manifest is None:
                 continue
-            if upstream == "ingest_train":
+            replicates = int(manifest["counts"].get("replicates", 1))
+            if upstream == "selection_pool" and "clean" in self.views:
+                expected = self._count("clean") * replicates
+                source = "clean (kept train rows x replicates)"
+            elif upstream in ("ingest_train", "selection_pool"):
                 if "ingest" not in self.views:
                     continue
                 train = int(self._scalar("SELECT count(*) FROM ingest WHERE split = 'train'"))
-                expected = train * int(manifest["counts"].get("replicates", 1))
+                expected = train * replicates
                 source = "ingest (train rows x replicates)"
             else:
-                expected = self._count(upstream) * (factor or 1)
+                expected = self._count(upstream)
                 source = upstream
             checks.append({"stage": f"{source} -> {stage}", "handoff": True,
                            "rows_in": int(manifest["counts"]["rows_in"]),

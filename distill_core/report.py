@@ -80,6 +80,25 @@ def build_report(run_dir: str | Path) -> str:
           ", ".join(f"{k}: {v}" for k, v in f["rejects_by_reason"].items()) or "-",
           "yes" if f["balanced"] else "**NO**", str(f["wall_time_s"]),
           "cache" if f["cache_hit"] else "-"] for f in funnel])]
+    filter_rows = []
+    contaminated = {}
+    for stage in ("clean", "filter"):
+        manifest = store.manifest(stage) or {}
+        for step in manifest.get("filters", []):
+            filter_rows.append([stage, step["filter"], str(step["rows_in"]), str(step["rows_out"]),
+                                ", ".join(f"{k}: {v}" for k, v in
+                                          step["rejects_by_reason"].items()) or "-"])
+            for reason, n in step["rejects_by_reason"].items():
+                if reason.startswith("contaminated"):
+                    contaminated[stage] = contaminated.get(stage, 0) + n
+    if filter_rows:
+        parts += ["", "### Filters", "", markdown_table(
+            ["stage", "filter", "rows in", "rows out", "rejected"], filter_rows)]
+    if any(store.manifest(s) and (store.manifest(s) or {}).get("stage_config", {}).get(
+            "contamination", {}).get("enabled") for s in ("clean", "filter")):
+        parts += ["", "Contamination against the evaluation split: "
+                  + (", ".join(f"{n} rows dropped at {s}" for s, n in contaminated.items())
+                     or "0 rows dropped") + "."]
     synthesize = store.manifest("synthesize") or {}
     if synthesize.get("class_shortfall"):
         parts += ["", "Classes smaller than the budget (all rows kept): "

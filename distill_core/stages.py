@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from distill_core.artifacts.manifest import StageClock, build_manifest, fingerprint
 from distill_core.artifacts.store import RunStore, sha256_files
 from distill_core.config import RunConfig
 from distill_core.evaluate.stage import evaluate_selection, summarize_scores
-from distill_core.filter.stage import filter_candidates
+from distill_core.filter.stage import FilterContext, FilterResult, clean_corpus, filter_candidates
 from distill_core.ingest.ingest import (
     data_dir_from,
     ingest_dataset,
@@ -205,12 +206,67 @@ def teacher_view(store: RunStore, train_ids: list[str], temperature: float) -> T
     """Teacher signals of the training rows, in `train_ids` order."""
     table = store.read("teacher")
     table = table.filter(pc.equal(table.column("split"), "train"))
-    if table.column("example_id").to_pylist() != train_ids:
-        raise RuntimeError("teacher signals are not aligned with the training rows")
-    return TeacherView(grad_logits=matrix(table, "grad_logits"),
-                       el2n=table.column("el2n").to_numpy(),
-                       soft_labels=softmax(matrix(table, "logits").astype(np.float64),
+    position = {e: i for i, e in enumerate(table.column("example_id").to_pylist())}
+    missing = [e for e in train_ids[:5] if e not in position]
+    if missing:
+        raise RuntimeError(f"no teacher signals for training rows {missing}")
+    rows = np.fromiter((position[e] for e in train_ids), dtype=np.int64, count=len(train_ids))
+    return TeacherView(grad_logits=matrix(table, "grad_logits")[rows],
+                       el2n=table.column("el2n").to_numpy()[rows],
+                       soft_labels=softmax(matrix(table, "logits")[rows].astype(np.float64),
                                            temperature).astype(np.float32))
+
+
+def filter_context(store: RunStore) -> FilterContext:
+    """Normalised features, teacher p(own label) and the eval split, for the filters."""
+    corpus, embeddings = store.read("ingest"), store.read("signals")
+    if corpus.column("example_id").to_pylist() != embeddings.column("example_id").to_pylist():
+        raise RuntimeError("embeddings are not aligned with the corpus")
+    x = features(embeddings)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    label_prob = None
+    if store.manifest("teacher") is not None:
+        soft = matrix(store.read("teacher", columns=["soft_label"]), "soft_label")
+        label_prob = soft[np.arange(len(soft)), corpus.column("label_id").to_numpy()]
+    is_eval = np.asarray(corpus.column("split").to_pylist()) == "eval"
+    evaluation = corpus.filter(pa.array(is_eval))
+    pairs = evaluation.column("text_pair").to_pylist()
+    eval_texts = [t if p is None else f"{t} {p}"
+                  for t, p in zip(evaluation.column("text").to_pylist(), pairs, strict=True)]
+    ids = {e: i for i, e in enumerate(corpus.column("example_id").to_pylist()) if not is_eval[i]}
+    return FilterContext(ids=ids, vectors=x, label_prob=label_prob, eval_texts=eval_texts,
+                         eval_vectors=x[is_eval])
+
+
+def _publish_filter_result(cfg: RunConfig, store: RunStore, stage: str, fp: str,
+                           result: FilterResult, clock: StageClock, inputs: tuple[str, ...],
+                           stage_config: dict[str, Any], extra: dict[str, Any]) -> StageOutcome:
+    manifest = build_manifest(
+        stage=stage, fingerprint_=fp, stage_config=stage_config,
+        inputs={s: _artifact_input(store, s) for s in inputs}, counts=result.counts,
+        clock=clock, seeds=cfg.run.seeds, extra={"filters": result.per_filter, **extra},
+        **_common(cfg))
+    store.write_stage(stage, result.kept, manifest, rejects=result.rejects)
+    return _finish(store, stage, fp, manifest)
+
+
+def clean_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop
+                ) -> StageOutcome | None:
+    """The configured filters on the training corpus, before selection (`filter.corpus`)."""
+    if not cfg.filter.corpus:
+        return None
+    stage_config = cfg.filter.model_dump(mode="json")
+    fp = fingerprint("clean", stage_config, _upstream(store, "ingest", "signals", "teacher"))
+    if (done := _existing(store, "clean", fp)) is not None:
+        return done
+    clock = StageClock()
+    corpus = store.read("ingest")
+    train = corpus.filter(pc.equal(corpus.column("split"), "train"))
+    result = clean_corpus(train, cfg.filter, filter_context(store))
+    outcome = _publish_filter_result(cfg, store, "clean", fp, result, clock,
+                                     ("ingest", "signals", "teacher"), stage_config, {})
+    progress("clean", 1, 1, f"{result.kept.num_rows} rows")
+    return outcome
 
 
 # -- synthesize --------------------------------------------------------------------------------
@@ -223,12 +279,19 @@ def synthesize_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _no
     stage_config = {**method_cfg, "seeds": cfg.run.seeds, "run_id": store.run_id,
                     "temperature": cfg.teacher.temperature if use_teacher else None}
     upstream = ("ingest", "signals", "teacher") if use_teacher else ("ingest", "signals")
+    if cfg.filter.corpus:
+        upstream += ("clean",)
     fp = fingerprint("synthesize", stage_config, _upstream(store, *upstream))
     if (done := _existing(store, "synthesize", fp)) is not None:
         return done
     clock = StageClock()
     progress("synthesize", 0, len(cfg.run.seeds), cfg.synthesize.method)
     train, train_x = split_features(store.read("ingest"), store.read("signals"), "train")
+    if cfg.filter.corpus:
+        kept = set(store.read("clean", columns=["example_id"]).column("example_id").to_pylist())
+        mask = np.fromiter((e in kept for e in train.column("example_id").to_pylist()),
+                           dtype=bool, count=train.num_rows)
+        train, train_x = train.filter(pa.array(mask)), train_x[mask]
     teacher = (teacher_view(store, train.column("example_id").to_pylist(),
                             cfg.teacher.temperature) if use_teacher else None)
     result = select_candidates(train, train_x, cfg.synthesize.method, cfg.synthesize.per_class,
@@ -249,20 +312,18 @@ def synthesize_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _no
 
 def filter_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop) -> StageOutcome:
     stage_config = {**cfg.filter.model_dump(mode="json"), "per_class": cfg.synthesize.per_class}
-    fp = fingerprint("filter", stage_config, _upstream(store, "synthesize"))
+    inputs = ("synthesize", "ingest", "signals") + (
+        ("teacher",) if store.manifest("teacher") is not None else ())
+    fp = fingerprint("filter", stage_config, _upstream(store, *inputs))
     if (done := _existing(store, "filter", fp)) is not None:
         return done
     clock = StageClock()
-    result = filter_candidates(store.read("synthesize"), cfg.synthesize.per_class,
-                               cfg.filter.exact_dedup)
-    manifest = build_manifest(
-        stage="filter", fingerprint_=fp, stage_config=stage_config,
-        inputs={"synthesize": _artifact_input(store, "synthesize")}, counts=result.counts,
-        clock=clock, seeds=cfg.run.seeds, extra={"rows_per_class": result.per_class},
-        **_common(cfg))
-    store.write_stage("filter", result.distilled, manifest, rejects=result.rejects)
-    progress("filter", 1, 1, f"{result.distilled.num_rows} rows")
-    return _finish(store, "filter", fp, manifest)
+    result = filter_candidates(store.read("synthesize"), cfg.synthesize.per_class, cfg.filter,
+                               filter_context(store))
+    outcome = _publish_filter_result(cfg, store, "filter", fp, result, clock, inputs,
+                                     stage_config, {"rows_per_class": result.per_class})
+    progress("filter", 1, 1, f"{result.kept.num_rows} rows")
+    return outcome
 
 
 # -- evaluate ----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from distill_core.errors import TextDistillError
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Text dataset distillation with full lineage.")
 console = Console()
-STAGES = ("ingest", "signals", "teacher", "synthesize", "filter", "evaluate")
+STAGES = ("ingest", "signals", "teacher", "clean", "synthesize", "filter", "evaluate")
 
 
 def _fail(error: Exception) -> None:

@@ -15,6 +15,7 @@ from prefect.runtime import flow_run
 
 from distill_core.config import RunConfig
 from tasks.stages import (
+    clean_task,
     evaluate_task,
     filter_task,
     ingest_task,
@@ -46,6 +47,8 @@ def distill(config: dict[str, Any], runs_dir: str = "runs") -> dict[str, str]:
     ingest_task(config, run_dir)
     signals_task(config, run_dir)
     teacher_task(config, run_dir)
+    if cfg.filter.corpus:
+        clean_task(config, run_dir)
     synthesize_task(config, run_dir)
     filter_task(config, run_dir)
     evaluate_task(config, run_dir)

@@ -92,6 +92,14 @@ def teacher_task(config: dict[str, Any], run_dir: str) -> str:
     return _run("teacher", stages.teacher_stage(cfg, store, report), store)
 
 
+@task(name="clean", cache_policy=NO_CACHE)
+def clean_task(config: dict[str, Any], run_dir: str) -> str | None:
+    """Filter the training corpus before selection, when `filter.corpus` is on."""
+    cfg, store = RunConfig.model_validate(config), _store(run_dir)
+    outcome = stages.clean_stage(cfg, store, report)
+    return None if outcome is None else _run("clean", outcome, store)
+
+
 @task(name="synthesize", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def synthesize_task(config: dict[str, Any], run_dir: str) -> str:
     cfg, store = RunConfig.model_validate(config), _store(run_dir)

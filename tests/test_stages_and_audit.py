@@ -158,3 +158,34 @@ def test_teacher_method_with_soft_labels_end_to_end(slice_dir: Path, runs: Path,
     assert settings["distilled_soft"]["method"] == "gradmatch+soft"
     assert "(distilled, soft labels)" in build_report(store.root)
     assert all(f["balanced"] for f in RunAudit(store.root).funnel())
+
+
+def test_corpus_filtering_before_selection(slice_dir: Path, runs: Path, encoder) -> None:
+    cfg = load_config(None, [f"data.data_dir={slice_dir}", "run.seeds=[0]",
+                             "synthesize.per_class=3", "run.name=clean",
+                             "filter.corpus=true", "filter.near_dedup.enabled=true",
+                             "filter.semantic_dedup.enabled=true",
+                             "filter.semantic_dedup.epsilon=0.9",
+                             "filter.teacher_consistency.enabled=true"])
+    store = RunStore(runs, cfg.run_id())
+    stages.ingest_stage(cfg, store)
+    stages.signals_stage(cfg, store, lambda: (lambda t: encoder.encode(t, 64)))
+    stages.teacher_stage(cfg, store)
+    clean = stages.clean_stage(cfg, store)
+    assert clean is not None and clean.counts["rows_rejected"] > 0
+    stages.synthesize_stage(cfg, store)
+    stages.filter_stage(cfg, store)
+    stages.evaluate_stage(cfg, store)
+    kept = set(store.read("clean").column("example_id").to_pylist())
+    rejected = set(store.read("clean", rejects=True).column("example_id").to_pylist())
+    assert set(store.read("filter").column("example_id").to_pylist()) <= kept
+    assert kept.isdisjoint(rejected)
+    train_rows = store.manifest("ingest")["counts"]["rows_by_split"]["train"]
+    assert len(kept) + len(rejected) == train_rows
+    funnel = RunAudit(store.root).funnel()
+    assert all(f["balanced"] for f in funnel)
+    assert any(f["stage"].startswith("clean") and f.get("handoff") for f in funnel)
+    reasons = store.manifest("clean")["counts"]["rejects_by_reason"]
+    assert "teacher_inconsistent" in reasons
+    report = build_report(store.root)
+    assert "### Filters" in report and "Contamination against the evaluation split" in report

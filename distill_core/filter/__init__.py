@@ -1,5 +1,5 @@
 """Filter: candidates -> the distilled set, with every dropped row in rejects."""
 
-from distill_core.filter.stage import FilterResult, filter_candidates
+from distill_core.filter.stage import FilterContext, FilterResult, clean_corpus, filter_candidates
 
-__all__ = ["FilterResult", "filter_candidates"]
+__all__ = ["FilterContext", "FilterResult", "clean_corpus", "filter_candidates"]

@@ -1,0 +1,74 @@
+"""Run the configured filters in order, each on what the previous ones kept.
+
+Order: quality, exact, near, semantic, contamination, teacher consistency
+(cheap and certain first). Every filter's rows in / out / rejected by reason
+are counted, so the funnel shows what each one did.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from distill_core.config import FilterSection
+from distill_core.filter.base import Drop, FilterInput
+from distill_core.filter.contamination import contamination_filter
+from distill_core.filter.exact import exact_dedup
+from distill_core.filter.near_dup import near_dedup
+from distill_core.filter.quality import quality_filter
+from distill_core.filter.semantic import semantic_dedup
+from distill_core.filter.teacher_consistency import teacher_consistency
+
+
+@dataclass
+class FilterRun:
+    kept: np.ndarray                             # positions in the input, in input order
+    drops: list[Drop] = field(default_factory=list)  # positions in the input
+    per_filter: list[dict[str, Any]] = field(default_factory=list)
+
+
+def enabled_filters(cfg: FilterSection) -> list[tuple[str, Callable[[FilterInput], list[Drop]]]]:
+    chosen: list[tuple[str, Callable[[FilterInput], list[Drop]]]] = []
+    if cfg.quality.enabled:
+        q = cfg.quality
+        chosen.append(("quality", lambda d: quality_filter(d, q.min_words, q.max_words,
+                                                           q.min_alpha_fraction)))
+    if cfg.exact_dedup:
+        chosen.append(("exact_dedup", exact_dedup))
+    if cfg.near_dedup.enabled:
+        n = cfg.near_dedup
+        chosen.append(("near_dedup", lambda d: near_dedup(d, n.shingle, n.num_perm, n.threshold,
+                                                          n.seed)))
+    if cfg.semantic_dedup.enabled:
+        s = cfg.semantic_dedup
+        chosen.append(("semantic_dedup", lambda d: semantic_dedup(d, s.epsilon, s.cluster_size,
+                                                                  s.seed)))
+    if cfg.contamination.enabled:
+        c = cfg.contamination
+        chosen.append(("contamination", lambda d: contamination_filter(
+            d, c.ngram, c.embedding_threshold)))
+    if cfg.teacher_consistency.enabled:
+        t = cfg.teacher_consistency
+        chosen.append(("teacher_consistency", lambda d: teacher_consistency(d, t.tau)))
+    return chosen
+
+
+def run_filters(data: FilterInput, cfg: FilterSection) -> FilterRun:
+    alive = np.arange(len(data))
+    drops: list[Drop] = []
+    per_filter = []
+    for name, apply in enabled_filters(cfg):
+        found = apply(data.take(alive))
+        dropped = np.zeros(len(alive), dtype=bool)
+        for drop in found:
+            dropped[drop.row] = True
+            drops.append(Drop(int(alive[drop.row]), drop.reason, drop.detail, drop.field))
+        per_filter.append({"filter": name, "rows_in": int(len(alive)),
+                           "rows_out": int((~dropped).sum()), "rows_rejected": len(found),
+                           "rejects_by_reason": dict(Counter(d.reason for d in found))})
+        alive = alive[~dropped]
+    return FilterRun(kept=alive, drops=drops, per_filter=per_filter)
