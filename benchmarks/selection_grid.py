@@ -35,7 +35,8 @@ def run_cell(config: str, overrides: list[str], runs_dir: str) -> dict:
         return lambda texts: encoder.encode(texts, cfg.signals.batch_size)
 
     for stage in (stages.ingest_stage, lambda c, s: stages.signals_stage(c, s, make_encoder),
-                  stages.teacher_stage, stages.synthesize_stage, stages.filter_stage,
+                  stages.teacher_stage, stages.clean_stage, stages.synthesize_stage,
+                  stages.filter_stage,
                   stages.evaluate_stage):
         stage(cfg, store)
     return {"run_dir": str(store.root),
@@ -58,9 +59,12 @@ def main() -> None:
     parser.add_argument("--methods", default="random,kmeans,herding,kcenter_greedy,gradmatch,el2n")
     parser.add_argument("--budgets", default="5,10,20")
     parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="Extra config override for every cell, e.g. teacher.temperature=0.5")
     parser.add_argument("--out", default="bench-out/selection_grid.json")
     args = parser.parse_args()
-    base = [f"run.seeds=[{args.seeds}]", "synthesize.soft_labels=true", "run.name=grid"]
+    base = [f"run.seeds=[{args.seeds}]", "synthesize.soft_labels=true", "run.name=grid",
+            *args.overrides]
     if args.data_dir:
         base.append(f"data.data_dir={args.data_dir}")
     budgets = [int(b) for b in args.budgets.split(",")]

@@ -109,13 +109,16 @@ class SynthesizeSection(_Section):
         default=0.1, ge=0, lt=1, description="el2n: fraction of hardest rows dropped first.")
     gradmatch_keep_weights: bool = Field(
         default=False, description="gradmatch: keep the matching weights as training weights.")
+    gradmatch_at: Literal["teacher", "init"] = Field(
+        default="teacher", description="gradmatch: gradients at the trained teacher probe, or "
+        "at initialisation (zero weights).")
 
     def method_params(self) -> dict[str, Any]:
         """Keyword arguments of the chosen selector."""
         return {
             "kmeans": {"n_init": self.kmeans_n_init, "max_iter": self.kmeans_max_iter},
             "el2n": {"prune_hardest": self.el2n_prune_hardest},
-            "gradmatch": {"keep_weights": self.gradmatch_keep_weights},
+            "gradmatch": {"keep_weights": self.gradmatch_keep_weights, "at": self.gradmatch_at},
         }.get(self.method, {})
 
 

@@ -10,7 +10,11 @@ Inner products never build the C·d gradients of the whole class:
 <g_i, R> = a_i · (R x_i) with R the residual as a C×d matrix.
 
 Attributes: `keep_weights` (default False: uniform weights; True: the OMP
-weights, normalised to mean 1, become per-example training weights).
+weights, normalised to mean 1, become per-example training weights); `at`:
+the classifier the gradients are taken at, `teacher` (the trained probe: hard
+examples weigh most) or `init` (zero weights, p uniform: every row of a class
+has the same a_i, so the target is the class's mean embedding, the start of
+training that DiLM-style matching looks at).
 Input: one class's features and teacher `grad_logits`. Output: rows in pick
 order; score = relative residual |r| / |ḡ| after the pick.
 References: Killamsetty et al., GRAD-MATCH, ICML 2021; Mirzasoleiman et al., CRAIG,
@@ -26,11 +30,18 @@ from distill_core.synthesize.base import ClassData, ClassSelection, register
 
 
 @register("gradmatch", needs_teacher=True)
-def gradient_matching(data: ClassData, budget: int, seed: int, keep_weights: bool = False
-                      ) -> ClassSelection:
+def gradient_matching(data: ClassData, budget: int, seed: int, keep_weights: bool = False,
+                      at: str = "teacher") -> ClassSelection:
     assert data.grad_logits is not None
     x = data.features.astype(np.float64, copy=False)
     a = data.grad_logits.astype(np.float64, copy=False)
+    if at == "init":
+        # p = 1/C for every row; y is the class's one-hot, recovered from the teacher's p - y.
+        classes = a.shape[1]
+        own = int(np.argmin(a.mean(axis=0)))
+        a = np.tile(np.full(classes, 1.0 / classes) - np.eye(classes)[own], (len(x), 1))
+    elif at != "teacher":
+        raise ValueError(f"gradmatch: `at` must be 'teacher' or 'init', not {at!r}")
     target = (a.T @ x) / len(x)  # mean gradient as a C x d matrix
     target_norm = float(np.linalg.norm(target)) or 1.0
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(x, axis=1)

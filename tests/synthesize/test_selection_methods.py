@@ -103,3 +103,14 @@ def test_every_method_has_an_exact_budget_per_class(method: str) -> None:
 def test_teacher_methods_refuse_to_run_without_teacher_signals() -> None:
     with pytest.raises(ValueError, match="teacher"):
         select_per_class("gradmatch", np.zeros((10, 2)), np.zeros(10, dtype=int), 2, 0)
+
+
+def test_gradmatch_at_init_matches_the_class_mean_embedding() -> None:
+    data = _data(4)
+    chosen = gradient_matching(data, 6, 0, at="init")
+    x = data.features.astype(np.float64)
+    # at init every gradient is c ⊗ x_i with the same c, so OMP matches the mean embedding
+    expected_first = int(np.argmax(x @ x.mean(axis=0) / np.linalg.norm(x, axis=1)))
+    assert chosen.indices[0] == expected_first
+    with pytest.raises(ValueError, match="at"):
+        gradient_matching(data, 2, 0, at="later")
