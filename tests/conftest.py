@@ -23,7 +23,9 @@ os.environ.pop("TEXTDISTILL_DATA_DIR", None)
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATASETS = Path(os.environ.get("TEXTDISTILL_TEST_DATA", ROOT.parent / "shared" / "datasets"))
 
-# Real files sliced for tests: (relative path, lines kept including any header).
+# Real files sliced for tests: relative path -> lines kept including any header. The AG News
+# training subset is sorted by class, so its slice takes every 200th row (`STRIDES`).
+STRIDES = {"ag_news/train_subset_8000.csv": 200}
 SLICES = {
     "sst2_glue/train.tsv": 301,
     "sst2_glue/dev.tsv": 81,
@@ -43,11 +45,14 @@ SLICES = {
 }
 
 
-def write_slice(source: Path, target: Path, lines: int) -> None:
-    """The first `lines` lines of a real file, byte for byte (BOM, CRLF and all)."""
+def write_slice(source: Path, target: Path, lines: int, stride: int = 1,
+                header: bool = True) -> None:
+    """`lines` lines of a real file, byte for byte (BOM, CRLF and all): the header, then every
+    `stride`-th line."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    with source.open("rb") as handle:
-        kept = [handle.readline() for _ in range(lines)]
+    all_lines = source.read_bytes().splitlines(keepends=True)
+    head, body = (all_lines[:1], all_lines[1:]) if header else ([], all_lines)
+    kept = head + body[::stride][:lines - len(head)]
     target.write_bytes(b"".join(kept))
 
 
@@ -64,7 +69,8 @@ def slice_dir(shared_datasets: Path, tmp_path_factory: pytest.TempPathFactory) -
     """A data folder laid out like the shared one, holding slices of the real files."""
     folder = tmp_path_factory.mktemp("data")
     for relative, lines in SLICES.items():
-        write_slice(shared_datasets / relative, folder / relative, lines)
+        write_slice(shared_datasets / relative, folder / relative, lines,
+                    STRIDES.get(relative, 1))
     return folder
 
 

@@ -261,8 +261,12 @@ def ingest_dataset(spec: DatasetSpec, data_dir: Path | None) -> IngestResult:
             if not builder.rows:
                 raise IngestError(f"{source.name}: no usable training rows "
                                   f"({len(builder.rejects)} rejected)")
+            seen = {r["label"] for r in builder.rows}
+            if len(seen) < 2:
+                raise IngestError(f"{source.name}: every usable training row has the label "
+                                  f"{next(iter(seen))!r}; distillation needs two classes or more")
             if label_names is None:
-                label_names = _natural_sort({r["label"] for r in builder.rows})
+                label_names = _natural_sort(seen)
         rows.extend(builder.rows)
         rejects.extend(builder.rejects)
         source_stats.append({

@@ -125,3 +125,23 @@ def test_quoted_csv_with_embedded_newline_keeps_row_numbers(tmp_path: Path) -> N
     assert [(r["source_row"], r["reason"]) for r in _rejects(result)] == [(4, "empty_text")]
     rows = [r for r in result.corpus.to_pylist() if r["split"] == "train"]
     assert [(r["source_row"], r["text"]) for r in rows] == [(2, "two\nlines"), (5, "last")]
+
+
+def test_a_single_class_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path / "one.csv", b"sentence,label\ngood,1\nfine,1\n")
+    with pytest.raises(IngestError, match=r"one\.csv.*'positive'.*two classes"):
+        _ingest(path)
+
+
+def test_wrong_delimiter_is_a_missing_column_error(tmp_path: Path) -> None:
+    path = _write(tmp_path / "commas.tsv", b"sentence,label\ngood film,1\n")
+    with pytest.raises(IngestError, match=r"commas\.tsv.*'sentence'.*sentence,label"):
+        _ingest(path, quoting=False)
+
+
+def test_a_one_megabyte_row_is_read(tmp_path: Path) -> None:
+    long_text = ("word " * 200_000).strip().encode()
+    path = _write(tmp_path / "long.tsv", b"sentence\tlabel\n" + long_text + b"\t1\nshort\t0\n")
+    result = _ingest(path, quoting=False)
+    lengths = sorted(len(r["text"]) for r in result.corpus.to_pylist() if r["split"] == "train")
+    assert lengths == [5, len(long_text)]
