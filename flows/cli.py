@@ -181,6 +181,55 @@ def _print_lineage(lineage: dict[str, Any]) -> None:
 
 
 @app.command()
+def validate(
+    config: Annotated[Path | None, typer.Argument(help="Run config (YAML); default config "
+                                                       "when omitted.")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a config key, e.g. --set data.dataset=mrpc.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Local dataset folder.")] = None,
+    limit: Annotated[int, typer.Option(help="Problems to list (all are counted).")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Check a dataset against the ingest rules without running anything.
+
+    Lists every row ingest would reject with its file, row, field and reason; exits 1 when
+    there is any, 2 when a file cannot be read at all.
+    """
+    from distill_core.config import load_config
+    from distill_core.ingest import ingest_dataset, resolve_dataset
+    from distill_core.ingest.ingest import data_dir_from
+
+    overrides = list(set_ or []) + ([f"data.data_dir={data_dir}"] if data_dir else [])
+    try:
+        cfg = load_config(config, overrides)
+        spec = resolve_dataset(cfg.data.dataset, cfg.data.train, cfg.data.eval,
+                               cfg.data.label_names)
+        result = ingest_dataset(spec, data_dir_from(cfg.data.data_dir))
+    except TextDistillError as exc:
+        _fail(exc)
+    problems = result.rejects.to_pylist()
+    if as_json:
+        sys.stdout.write(json.dumps({"sources": result.sources, "label_names": result.label_names,
+                                     "problems": problems}, indent=2, default=str) + "\n")
+    else:
+        for source in result.sources:
+            console.print(f"{source['split']}: {source['source']}: {source['rows_read']} rows, "
+                          f"{source['rows_out']} usable, {source['rows_rejected']} rejected",
+                          soft_wrap=True)
+        table = Table(title=f"{len(problems)} problem(s)")
+        for column in ("file", "row", "field", "reason", "detail"):
+            table.add_column(column)
+        for row in problems[:limit]:
+            table.add_row(row["source"], str(row["source_row"]), row["field"] or "-",
+                          row["reason"], row["detail"] or "")
+        if problems:
+            console.print(table)
+        console.print(f"labels: {', '.join(result.label_names)}")
+    if problems:
+        raise typer.Exit(code=1)
+
+
+@app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
     """Rebuild report.md of a run folder from its artifacts and print it."""
     from distill_core.report import write_report

@@ -97,3 +97,30 @@ def test_cli_data_error_inside_the_flow_exits_2(prefect_server, tmp_path: Path) 
                                       str(tmp_path / "runs")])
     assert result.exit_code == 2, result.output
     assert "sst2_glue/train.tsv: file not found" in result.output.replace("\n", "")
+
+
+def test_validate_lists_every_problem_with_file_row_and_field(tmp_path: Path,
+                                                               slice_dir: Path) -> None:
+    from flows.cli import app
+
+    bad = tmp_path / "train.tsv"
+    bad.write_bytes(b"sentence\tlabel\ngood film\t1\n\t0\nbad film\t9\nnice \xff\t1\ndull\t0\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "data:\n  dataset: null\n"
+        f"  train: {{file: {{path: {bad}, quoting: false, text: sentence, label: label,"
+        " label_map: {'0': neg, '1': pos}}}\n"
+        f"  eval: {{file: {{path: {bad}, quoting: false, text: sentence, label: label,"
+        " label_map: {'0': neg, '1': pos}}}\n")
+    result = CliRunner().invoke(app, ["validate", str(config), "--json"])
+    assert result.exit_code == 1, result.output
+    problems = json.loads(result.stdout)["problems"]
+    train = [(p["source_row"], p["field"], p["reason"]) for p in problems
+             if p["split"] == "train"]
+    assert train == [(3, "sentence", "empty_text"), (4, "label", "unknown_label"),
+                     (5, "sentence", "undecodable_bytes")]
+    assert all(p["source"] == str(bad) for p in problems)
+    clean = CliRunner().invoke(app, ["validate", "--data-dir", str(slice_dir),
+                                     "--set", "data.dataset=rte"])
+    assert clean.exit_code == 0, clean.output
+    assert "entailment" in clean.output
