@@ -110,8 +110,8 @@ class SynthesizeSection(_Section):
     gradmatch_keep_weights: bool = Field(
         default=False, description="gradmatch: keep the matching weights as training weights.")
     gradmatch_at: Literal["teacher", "init"] = Field(
-        default="teacher", description="gradmatch: gradients at the trained teacher probe, or "
-        "at initialisation (zero weights).")
+        default="init", description="gradmatch: gradients at initialisation (zero weights; "
+        "best on SST-2, see benchmarks/RESULTS.md) or at the trained teacher probe.")
 
     def method_params(self) -> dict[str, Any]:
         """Keyword arguments of the chosen selector."""

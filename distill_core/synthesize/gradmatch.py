@@ -31,7 +31,7 @@ from distill_core.synthesize.base import ClassData, ClassSelection, register
 
 @register("gradmatch", needs_teacher=True)
 def gradient_matching(data: ClassData, budget: int, seed: int, keep_weights: bool = False,
-                      at: str = "teacher") -> ClassSelection:
+                      at: str = "init") -> ClassSelection:
     assert data.grad_logits is not None
     x = data.features.astype(np.float64, copy=False)
     a = data.grad_logits.astype(np.float64, copy=False)

@@ -63,16 +63,16 @@ def test_gradmatch_matches_explicit_omp(seed: int) -> None:
         expected.append(int(np.argmax(alignment)))
         weights, _ = nnls(g[expected].T, target)
         residual = target - g[expected].T @ weights
-    chosen = gradient_matching(data, 5, seed, keep_weights=True)
+    chosen = gradient_matching(data, 5, seed, keep_weights=True, at="teacher")
     assert chosen.indices.tolist() == expected
     assert chosen.scores[-1] == pytest.approx(np.linalg.norm(residual) / np.linalg.norm(target),
                                               rel=1e-6)
     assert chosen.weights is not None and chosen.weights.mean() == pytest.approx(1.0)
-    assert gradient_matching(data, 5, seed).weights is None
+    assert gradient_matching(data, 5, seed, at="teacher").weights is None
 
 
 def test_gradmatch_residual_shrinks_as_rows_are_added() -> None:
-    chosen = gradient_matching(_data(3), 8, 0)
+    chosen = gradient_matching(_data(3), 8, 0, at="teacher")
     assert np.all(np.diff(chosen.scores) <= 1e-9) and chosen.scores[-1] < chosen.scores[0]
 
 
