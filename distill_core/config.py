@@ -200,6 +200,18 @@ class ComputeSection(_Section):
     )
 
 
+class FaultsSection(_Section):
+    """Fault injection (tests and drills); not part of the run id."""
+
+    kill_in_stage: str | None = Field(
+        default=None, description="SIGKILL this process in the middle of this stage.")
+    kill_actor_after_batches: int | None = Field(
+        default=None, ge=1, description="A Ray encoder actor exits after this many batches "
+        "(once per marker_dir).")
+    marker_dir: str | None = Field(
+        default=None, description="Folder for the once-only fault markers.")
+
+
 class RunConfig(_Section):
     """Everything that defines a distillation run."""
 
@@ -211,11 +223,12 @@ class RunConfig(_Section):
     filter: FilterSection = Field(default_factory=FilterSection)
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     compute: ComputeSection = Field(default_factory=ComputeSection)
+    faults: FaultsSection = Field(default_factory=FaultsSection)
 
     def semantic_dict(self) -> dict[str, Any]:
-        """The parts that change results: everything but where it runs and local folders."""
-        data = self.model_dump(mode="json", exclude={"compute": True, "data": {"data_dir"}})
-        return data
+        """The parts that change results: not where it runs, local folders or injected faults."""
+        return self.model_dump(mode="json", exclude={"compute": True, "faults": True,
+                                                     "data": {"data_dir"}})
 
     def config_hash(self) -> str:
         return stable_hash(self.semantic_dict())

@@ -23,6 +23,7 @@ from distill_core.artifacts.manifest import StageClock, build_manifest, fingerpr
 from distill_core.artifacts.store import RunStore, sha256_files
 from distill_core.config import RunConfig
 from distill_core.evaluate.stage import evaluate_selection, summarize_scores
+from distill_core.faults import publish_hook
 from distill_core.filter.stage import FilterContext, FilterResult, clean_corpus, filter_candidates
 from distill_core.ingest.ingest import (
     data_dir_from,
@@ -62,7 +63,9 @@ def _noop(stage: str, done: float, total: float | None, note: str) -> None:
     return None
 
 
-def _existing(store: RunStore, stage: str, fp: str) -> StageOutcome | None:
+def _existing(cfg: RunConfig, store: RunStore, stage: str, fp: str) -> StageOutcome | None:
+    """The stage's outcome when it is already done (resume) or cached; None to compute it."""
+    store.before_publish = publish_hook(cfg.faults)
     status = None
     if store.is_complete(stage, fp):
         status = "resumed"
@@ -104,7 +107,7 @@ def ingest_fingerprint(cfg: RunConfig) -> str:
 
 def ingest_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop) -> StageOutcome:
     fp = ingest_fingerprint(cfg)
-    if (done := _existing(store, "ingest", fp)) is not None:
+    if (done := _existing(cfg, store, "ingest", fp)) is not None:
         return done
     clock = StageClock()
     progress("ingest", 0, None, "reading")
@@ -145,7 +148,7 @@ def signals_stage(cfg: RunConfig, store: RunStore, make_encoder: Callable[[], En
                   progress: ProgressFn = _noop, backend: str = "local") -> StageOutcome:
     """Embed every corpus text with the encoder that `make_encoder` builds (local or Ray)."""
     fp, stage_config = signals_fingerprint(cfg, store)
-    if (done := _existing(store, "signals", fp)) is not None:
+    if (done := _existing(cfg, store, "signals", fp)) is not None:
         return done
     clock = StageClock()
     corpus = store.read("ingest")
@@ -175,7 +178,7 @@ def teacher_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop)
     """Fit the teacher probe on the training split; per-row logits, losses, gradients."""
     stage_config = {"kind": "linear_probe", "C": cfg.teacher.C, "max_iter": cfg.teacher.max_iter}
     fp = fingerprint("teacher", stage_config, _upstream(store, "ingest", "signals"))
-    if (done := _existing(store, "teacher", fp)) is not None:
+    if (done := _existing(cfg, store, "teacher", fp)) is not None:
         return done
     clock = StageClock()
     corpus, embeddings = store.read("ingest"), store.read("signals")
@@ -257,7 +260,7 @@ def clean_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop
         return None
     stage_config = cfg.filter.model_dump(mode="json")
     fp = fingerprint("clean", stage_config, _upstream(store, "ingest", "signals", "teacher"))
-    if (done := _existing(store, "clean", fp)) is not None:
+    if (done := _existing(cfg, store, "clean", fp)) is not None:
         return done
     clock = StageClock()
     corpus = store.read("ingest")
@@ -282,7 +285,7 @@ def synthesize_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _no
     if cfg.filter.corpus:
         upstream += ("clean",)
     fp = fingerprint("synthesize", stage_config, _upstream(store, *upstream))
-    if (done := _existing(store, "synthesize", fp)) is not None:
+    if (done := _existing(cfg, store, "synthesize", fp)) is not None:
         return done
     clock = StageClock()
     progress("synthesize", 0, len(cfg.run.seeds), cfg.synthesize.method)
@@ -315,7 +318,7 @@ def filter_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop) 
     inputs = ("synthesize", "ingest", "signals") + (
         ("teacher",) if store.manifest("teacher") is not None else ())
     fp = fingerprint("filter", stage_config, _upstream(store, *inputs))
-    if (done := _existing(store, "filter", fp)) is not None:
+    if (done := _existing(cfg, store, "filter", fp)) is not None:
         return done
     clock = StageClock()
     result = filter_candidates(store.read("synthesize"), cfg.synthesize.per_class, cfg.filter,
@@ -334,7 +337,7 @@ def evaluate_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop
                     "per_class": cfg.synthesize.per_class, "method": cfg.synthesize.method,
                     "temperature": cfg.teacher.temperature}
     fp = fingerprint("evaluate", stage_config, _upstream(store, "ingest", "signals", "filter"))
-    if (done := _existing(store, "evaluate", fp)) is not None:
+    if (done := _existing(cfg, store, "evaluate", fp)) is not None:
         return done
     clock = StageClock()
     corpus, embeddings = store.read("ingest"), store.read("signals")

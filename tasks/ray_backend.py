@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from distill_core.config import ComputeSection, SignalsSection
+from distill_core.config import ComputeSection, FaultsSection, SignalsSection
+from distill_core.faults import claim_once
 
 
 def ensure_ray(address: str | None) -> None:
@@ -34,7 +35,8 @@ class EmbedActor:
     """One encoder per actor; `__call__` embeds a batch of rows and says where it ran."""
 
     def __init__(self, model: str, max_length: int, precision: str, batch_size: int,
-                 trust_remote_code: bool, torch_threads: int | None) -> None:
+                 trust_remote_code: bool, torch_threads: int | None,
+                 fail_after_batches: int | None = None, marker_dir: str | None = None) -> None:
         import ray
         import torch
 
@@ -46,8 +48,14 @@ class EmbedActor:
         self.encoder = SentenceEncoder(model, max_length, precision,
                                        trust_remote_code=trust_remote_code)
         self.where = f"{ray.get_runtime_context().get_node_id()[:12]}:{os.getpid()}"
+        self.fail_after_batches, self.marker_dir, self.batches = (fail_after_batches,
+                                                                  marker_dir, 0)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.batches += 1
+        if (self.fail_after_batches is not None and self.batches > self.fail_after_batches
+                and claim_once(self.marker_dir or ".", "actor-killed")):
+            os._exit(1)  # an abrupt worker death in the middle of a batch (fault drill)
         vectors = self.encoder.encode([str(t) for t in batch["text"]], self.batch_size)
         return {"position": batch["position"], "embedding": vectors,
                 "worker": np.asarray([self.where] * len(vectors))}
@@ -56,9 +64,11 @@ class EmbedActor:
 class RayEncoder:
     """Encode texts on a Ray Data actor pool; `workers` counts rows per actor (node:pid)."""
 
-    def __init__(self, signals: SignalsSection, compute: ComputeSection) -> None:
+    def __init__(self, signals: SignalsSection, compute: ComputeSection,
+                 faults: FaultsSection | None = None) -> None:
         self.signals = signals
         self.compute = compute
+        self.faults = faults or FaultsSection()
         self.workers: dict[str, int] = {}
         self.timings: dict[str, float] = {}
 
@@ -81,7 +91,9 @@ class RayEncoder:
                 "model": signals.model, "max_length": signals.max_length,
                 "precision": signals.precision, "batch_size": signals.batch_size,
                 "trust_remote_code": signals.trust_remote_code,
-                "torch_threads": compute.torch_threads},
+                "torch_threads": compute.torch_threads,
+                "fail_after_batches": self.faults.kill_actor_after_batches,
+                "marker_dir": self.faults.marker_dir},
             batch_size=rows_per_block, batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=compute.num_actors),
             num_cpus=compute.cpus_per_actor, num_gpus=compute.gpus_per_actor or None)
@@ -115,6 +127,7 @@ class RayEncoder:
         return out
 
 
-def ray_encoder(signals: SignalsSection, compute: ComputeSection) -> RayEncoder:
+def ray_encoder(signals: SignalsSection, compute: ComputeSection,
+                faults: FaultsSection | None = None) -> RayEncoder:
     """An encode function that runs on a Ray Data actor pool."""
-    return RayEncoder(signals, compute)
+    return RayEncoder(signals, compute, faults)

@@ -65,7 +65,7 @@ def make_encoder(cfg: RunConfig) -> EncodeFn:
     if cfg.compute.backend == "ray":
         from tasks.ray_backend import ray_encoder
 
-        return ray_encoder(cfg.signals, cfg.compute)
+        return ray_encoder(cfg.signals, cfg.compute, cfg.faults)
     import torch
 
     from distill_core.signals.encoder import SentenceEncoder

@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -56,15 +56,49 @@ def _link_tree(source: Path, target: Path) -> None:
             shutil.copy2(path, destination)
 
 
-def _publish(tmp: Path, final: Path) -> None:
-    """Rename a finished temporary folder into place; a stale copy is replaced."""
-    if final.exists():
-        stale = final.with_name(f".{final.name}.stale-{uuid.uuid4().hex[:8]}")
-        final.rename(stale)
-        tmp.rename(final)
-        shutil.rmtree(stale, ignore_errors=True)
-    else:
-        tmp.rename(final)
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fingerprint_of(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("fingerprint")
+    except (OSError, ValueError):
+        return None
+
+
+def _publish(tmp: Path, final: Path, attempts: int = 5) -> None:
+    """Rename a finished temporary folder into place.
+
+    When another process published the same stage with the same fingerprint
+    meanwhile (concurrent runs of one config), its copy is identical and stays;
+    a copy with another fingerprint is replaced. Readers see a whole stage.
+    """
+    ours = _fingerprint_of(tmp)
+    for _ in range(attempts):
+        if final.exists():
+            if ours is not None and _fingerprint_of(final) == ours:
+                shutil.rmtree(tmp, ignore_errors=True)
+                return
+            stale = final.with_name(f".{final.name}.stale-{uuid.uuid4().hex[:8]}")
+            try:
+                final.rename(stale)
+            except FileNotFoundError:
+                continue  # someone else moved it: look again
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            tmp.rename(final)
+            return
+        except OSError:
+            if not final.exists():
+                raise
+    raise ArtifactError(f"{final}: could not publish the stage (concurrent writers)")
 
 
 class RunStore:
@@ -75,6 +109,8 @@ class RunStore:
         self.run_id = run_id
         self.root = self.runs_dir / run_id
         self.cache_root = self.runs_dir / ".cache"
+        # Called with the stage name just before a written stage is published (fault drills).
+        self.before_publish: Callable[[str], None] | None = None
 
     @classmethod
     def open(cls, run_dir: str | Path) -> RunStore:
@@ -126,7 +162,8 @@ class RunStore:
                     extra_files: dict[str, str] | None = None) -> Path:
         """Write a stage atomically: parts, rejects, extra text files, then the manifest."""
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{stage}.tmp-{uuid.uuid4().hex[:12]}"
+        self._remove_orphans(stage)
+        tmp = self.root / f".{stage}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         try:
             files = _write_parts(tmp, table)
             if rejects is not None:
@@ -137,11 +174,20 @@ class RunStore:
             manifest = {**manifest, "files": files, "run_id": self.run_id}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str),
                                         encoding="utf-8")
+            if self.before_publish is not None:
+                self.before_publish(stage)
             _publish(tmp, self.stage_dir(stage))
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         return self.stage_dir(stage)
+
+    def _remove_orphans(self, stage: str) -> None:
+        """Delete temporary folders of `stage` left by writers that died (killed mid-write)."""
+        for folder in self.root.glob(f".{stage}.tmp-*"):
+            pid = folder.name.split("-")[1] if folder.name.count("-") >= 2 else ""
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
 
     # -- cross-run cache -------------------------------------------------------------------
 

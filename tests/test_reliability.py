@@ -1,0 +1,109 @@
+"""Crashes and concurrency: a run killed with SIGKILL inside any stage resumes to the same
+result with nothing lost or repeated; concurrent runs into one runs folder do not clobber."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from distill_core.artifacts.store import RunStore
+from distill_core.audit import RunAudit
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = ["ingest", "signals", "teacher", "synthesize", "filter", "evaluate"]
+
+
+def _command(slice_dir: Path, runs: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "flows.cli", "run", str(ROOT / "configs" / "quickstart.yaml"),
+            "--data-dir", str(slice_dir), "--runs-dir", str(runs),
+            "--set", "run.seeds=[0,1]", "--set", "synthesize.per_class=4",
+            "--set", "synthesize.method=herding", *extra]
+
+
+def _env() -> dict[str, str]:
+    from prefect.settings import PREFECT_API_URL
+
+    env = dict(os.environ)
+    env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())  # the session's test server
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=600)
+
+
+def _only_run(runs: Path) -> RunStore:
+    (folder,) = [p for p in runs.iterdir() if not p.name.startswith(".")]
+    return RunStore.open(folder)
+
+
+def _rows(store: RunStore, stage: str) -> list[tuple]:
+    table = store.read(stage).drop_columns([c for c in ("run_id",) if c in
+                                            store.read(stage).column_names])
+    return sorted(tuple(str(v) for v in row.values()) for row in table.to_pylist())
+
+
+def _scores(store: RunStore) -> list[tuple]:
+    columns = ["setting", "replicate", "accuracy", "macro_f1"]
+    return sorted(tuple(r.values()) for r in store.read("evaluate", columns=columns).to_pylist())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(prefect_server, slice_dir: Path, tmp_path_factory) -> RunStore:
+    runs = tmp_path_factory.mktemp("runs-baseline")
+    result = _run(_command(slice_dir, runs))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return _only_run(runs)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_sigkill_inside_a_stage_then_rerun_equals_an_uninterrupted_run(
+        stage: str, uninterrupted: RunStore, slice_dir: Path, tmp_path: Path) -> None:
+    killed = _run(_command(slice_dir, tmp_path, "--set", f"faults.kill_in_stage={stage}"))
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    store = _only_run(tmp_path)
+    before = STAGES[:STAGES.index(stage)]
+    assert store.manifest(stage) is None  # the half-written stage was never published
+    assert list(store.root.glob(f".{stage}.tmp-*"))  # ... its temporary folder is left
+    finished = {s: store.manifest(s)["finished_at"] for s in before}
+    resumed = _run(_command(slice_dir, tmp_path))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert {s: store.manifest(s)["finished_at"] for s in before} == finished  # skipped
+    assert not list(store.root.glob(".*.tmp-*"))  # the orphan was cleaned up
+    for name in ("ingest", "synthesize", "filter"):
+        assert _rows(store, name) == _rows(uninterrupted, name)
+    assert _scores(store) == _scores(uninterrupted)
+    con = duckdb.connect()
+    parts = [str(p) for p in store.parts("filter")]
+    duplicated = con.execute("SELECT count(*) - count(DISTINCT (example_id, replicate)) "
+                             "FROM read_parquet(?)", [parts]).fetchall()[0][0]
+    assert duplicated == 0
+    assert all(f["balanced"] for f in RunAudit(store.root).funnel())
+
+
+def test_concurrent_runs_into_one_runs_folder(prefect_server, uninterrupted: RunStore,
+                                              slice_dir: Path, tmp_path: Path) -> None:
+    same = _command(slice_dir, tmp_path)
+    other = _command(slice_dir, tmp_path)[:-1] + ["synthesize.method=kmeans"]
+    processes = [subprocess.Popen(c, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+                 for c in (same, same, other)]
+    outputs = [p.communicate(timeout=600)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0], "\n".join(outputs)
+    folders = sorted(p for p in tmp_path.iterdir() if not p.name.startswith("."))
+    assert len(folders) == 2
+    for folder in folders:
+        assert all(f["balanced"] for f in RunAudit(folder).funnel())
+        assert not list(folder.glob(".*"))  # no temporary or stale folders left
+    herding = RunStore.open(next(f for f in folders
+                                 if RunStore.open(f).read("filter")["method"][0].as_py()
+                                 == "herding"))
+    assert _rows(herding, "filter") == _rows(uninterrupted, "filter")
