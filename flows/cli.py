@@ -40,6 +40,8 @@ def _quiet_libraries(verbose: bool) -> None:
     # The temporary server Prefect starts when no PREFECT_API_URL is set needs more than the
     # default 20 s on a busy 2-core machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    # A Prefect server that textdistill starts listens on loopback unless told otherwise.
+    os.environ.setdefault("PREFECT_SERVER_API_HOST", "127.0.0.1")
 
 
 def _scores_table(summary: list[dict[str, Any]]) -> Table:

@@ -38,10 +38,34 @@ def test_ray_signals_stage_matches_in_process(local_ray, slice_dir: Path, tmp_pa
     assert outcome.status == "computed"
     manifest = store.manifest("signals")
     assert manifest["backend"] == "ray"
-    assert len(manifest["workers"]) == 2  # two actors, each loaded the model once
+    # each actor loaded the model once; how the blocks spread over the pool is Ray's choice
+    assert 1 <= len(manifest["workers"]) <= 2
     corpus = store.read("ingest")
     assert sum(manifest["workers"].values()) == len(distinct_texts(corpus))
     got = matrix(store.read("signals"))
     want = encoder.encode(corpus.column("text").to_pylist())
     assert got.shape == want.shape
     assert np.min(np.sum(got * want, axis=1)) > 0.9999  # same vectors, same order
+
+
+def test_a_ray_actor_killed_mid_batch_is_restarted_and_the_output_is_complete(
+        local_ray, slice_dir: Path, tmp_path: Path, encoder) -> None:
+    from tasks.stages import make_encoder
+
+    markers = tmp_path / "markers"
+    cfg = load_config(None, [f"data.data_dir={slice_dir}", "compute.backend=ray",
+                             "compute.num_actors=1", "compute.cpus_per_actor=0.5",
+                             "compute.torch_threads=1", "signals.batch_size=16",
+                             "faults.kill_actor_after_batches=1",
+                             f"faults.marker_dir={markers}"])
+    store = RunStore(tmp_path / "runs", cfg.run_id())
+    stages.ingest_stage(cfg, store)
+    stages.signals_stage(cfg, store, lambda: make_encoder(cfg), backend="ray")
+    assert (markers / "actor-killed").is_file()  # the fault did happen
+    manifest = store.manifest("signals")
+    assert len(manifest["workers"]) == 2  # the dead actor's work was redone by its successor
+    corpus = store.read("ingest")
+    assert sum(manifest["workers"].values()) == len(distinct_texts(corpus))  # none repeated
+    got = matrix(store.read("signals"))
+    want = encoder.encode(corpus.column("text").to_pylist())
+    assert np.min(np.sum(got * want, axis=1)) > 0.9999
