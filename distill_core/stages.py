@@ -64,7 +64,10 @@ def _noop(stage: str, done: float, total: float | None, note: str) -> None:
 
 
 def _existing(cfg: RunConfig, store: RunStore, stage: str, fp: str) -> StageOutcome | None:
-    """The stage's outcome when it is already done (resume) or cached; None to compute it."""
+    """The stage's outcome when it is already done (resume) or cached; None to compute it.
+
+    Every stage starts here, so this is also where injected faults are armed.
+    """
     store.before_publish = publish_hook(cfg.faults)
     status = None
     if store.is_complete(stage, fp):

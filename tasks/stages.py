@@ -43,6 +43,12 @@ def _publish(outcome: stages.StageOutcome, store: RunStore) -> None:
     ]
     rows += [{"metric": f"rejected: {reason}", "value": n}
              for reason, n in (counts.get("rejects_by_reason") or {}).items()]
+    manifest = store.manifest(outcome.stage) or {}
+    rows += [{"metric": f"filter {step['filter']}: in -> out",
+              "value": f"{step['rows_in']} -> {step['rows_out']}"}
+             for step in manifest.get("filters", [])]
+    if "peak_rss_mb" in manifest:
+        rows.append({"metric": "peak RSS (MiB)", "value": manifest["peak_rss_mb"]})
     create_table_artifact(
         key=f"{outcome.stage}-counts", table=rows,
         description=f"{outcome.stage} of run {store.run_id}: {outcome.path}")
