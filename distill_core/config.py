@@ -83,6 +83,19 @@ SelectionMethod = Literal["random", "kmeans", "herding", "kcenter_greedy", "grad
 
 
 class TeacherSection(_Section):
+    kind: Literal["linear_probe", "finetune"] = Field(
+        default="linear_probe", description="linear_probe: logistic regression on the frozen "
+        "embeddings (seconds). finetune: the encoder fine-tuned with a fresh head under the "
+        "published protocol (minutes on a CPU).")
+    model: str | None = Field(default=None, description="finetune: encoder to fine-tune "
+                              "(default: signals.model).")
+    steps: int = Field(default=200, ge=1, description="finetune: optimiser steps.")
+    batch_size: int = Field(default=64, ge=1, description="finetune: examples per step.")
+    lr: float = Field(default=1e-4, gt=0, description="finetune: AdamW learning rate.")
+    warmup_ratio: float = Field(default=0.5, ge=0, le=1, description="finetune: warm-up share "
+                                "of the cosine schedule.")
+    weight_decay: float = Field(default=0.01, ge=0, description="finetune: AdamW decay.")
+    seed: int = Field(default=0, description="finetune: seed of the head and the batches.")
     C: float = Field(default=1.0, gt=0, description="Inverse L2 strength of the teacher probe.")
     max_iter: int = Field(default=2000, ge=10, description="L-BFGS iterations of the teacher.")
     temperature: float = Field(

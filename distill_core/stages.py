@@ -31,6 +31,7 @@ from distill_core.ingest.ingest import (
     resolve_dataset,
     resolve_sources,
 )
+from distill_core.models.finetune import FinetuneSettings, finetune_classifier
 from distill_core.signals.embeddings import (
     EncodeFn,
     embed_corpus,
@@ -40,7 +41,13 @@ from distill_core.signals.embeddings import (
     texts_hash,
 )
 from distill_core.signals.models import model_identity
-from distill_core.signals.teacher import fit_teacher, softmax, teacher_signals, teacher_table
+from distill_core.signals.teacher import (
+    fit_teacher,
+    signals_from_logits,
+    softmax,
+    teacher_signals,
+    teacher_table,
+)
 from distill_core.synthesize.stage import TeacherView, needs_teacher, select_candidates
 
 ProgressFn = Callable[[str, float, float | None, str], None]  # stage, done, total, note
@@ -178,25 +185,53 @@ def _upstream(store: RunStore, *stages: str) -> dict[str, str]:
 # -- teacher (the second half of the signals stage) --------------------------------------------
 
 def teacher_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop) -> StageOutcome:
-    """Fit the teacher probe on the training split; per-row logits, losses, gradients."""
-    stage_config = {"kind": "linear_probe", "C": cfg.teacher.C, "max_iter": cfg.teacher.max_iter}
+    """Fit the teacher on the training split; per-row logits, losses, gradients.
+
+    The teacher is the linear probe on the frozen embeddings, or (`teacher.kind: finetune`)
+    the encoder fine-tuned with a fresh head, whose pooled outputs are kept as `features`.
+    """
+    teacher_cfg = cfg.teacher.model_dump(mode="json", exclude={"temperature"})
+    if cfg.teacher.kind == "finetune":
+        teacher_cfg["model"] = model_identity(cfg.teacher.model or cfg.signals.model)
+        teacher_cfg["max_length"] = cfg.signals.max_length
+    stage_config = teacher_cfg
     fp = fingerprint("teacher", stage_config, _upstream(store, "ingest", "signals"))
     if (done := _existing(cfg, store, "teacher", fp)) is not None:
         return done
     clock = StageClock()
     corpus, embeddings = store.read("ingest"), store.read("signals")
-    x = features(embeddings)
     if corpus.column("example_id").to_pylist() != embeddings.column("example_id").to_pylist():
         raise RuntimeError("embeddings are not aligned with the corpus")
     labels = corpus.column("label_id").to_numpy()
     is_train = np.asarray(corpus.column("split").to_pylist()) == "train"
     n_classes = len(label_names(store))
-    model = fit_teacher(x[is_train], labels[is_train], cfg.teacher.C, cfg.teacher.max_iter)
-    signals = teacher_signals(model, x, labels, n_classes)
+    head_inputs = None
+    if cfg.teacher.kind == "finetune":
+        texts = corpus.column("text").to_pylist()
+        pairs = corpus.column("text_pair").to_pylist()
+        pairs = None if all(p is None for p in pairs) else pairs
+        train_rows = np.flatnonzero(is_train)
+        t = cfg.teacher
+        tuned = finetune_classifier(
+            t.model or cfg.signals.model, [texts[i] for i in train_rows],
+            None if pairs is None else [pairs[i] for i in train_rows], labels[train_rows],
+            n_classes, FinetuneSettings(steps=t.steps, batch_size=t.batch_size, lr=t.lr,
+                                        warmup_ratio=t.warmup_ratio,
+                                        weight_decay=t.weight_decay,
+                                        max_length=cfg.signals.max_length, seed=t.seed),
+            trust_remote_code=cfg.signals.trust_remote_code,
+            progress=lambda done, total: progress("teacher", done, total, "fine-tuning"))
+        logits, head_inputs = tuned.predict(texts, pairs, cfg.signals.batch_size)
+        signals = signals_from_logits(logits, labels)
+    else:
+        x = features(embeddings)
+        model = fit_teacher(x[is_train], labels[is_train], cfg.teacher.C, cfg.teacher.max_iter)
+        signals = teacher_signals(model, x, labels, n_classes)
     predicted = signals.logits.argmax(axis=1)
     accuracy = {split: float((predicted[mask] == labels[mask]).mean()) if mask.any() else None
                 for split, mask in (("train", is_train), ("eval", ~is_train))}
-    table = teacher_table(corpus.column("example_id"), corpus.column("split"), signals)
+    table = teacher_table(corpus.column("example_id"), corpus.column("split"), signals,
+                          head_inputs)
     counts = {"rows_in": corpus.num_rows, "rows_out": table.num_rows, "rows_rejected": 0,
               "rejects_by_reason": {}}
     manifest = build_manifest(
@@ -220,7 +255,9 @@ def teacher_view(store: RunStore, train_ids: list[str], temperature: float) -> T
     return TeacherView(grad_logits=matrix(table, "grad_logits")[rows],
                        el2n=table.column("el2n").to_numpy()[rows],
                        soft_labels=softmax(matrix(table, "logits")[rows].astype(np.float64),
-                                           temperature).astype(np.float32))
+                                           temperature).astype(np.float32),
+                       features=(matrix(table, "features")[rows]
+                                 if "features" in table.column_names else None))
 
 
 def filter_context(store: RunStore) -> FilterContext:

@@ -57,7 +57,13 @@ def fit_teacher(features: np.ndarray, labels: np.ndarray, C: float = 1.0,  # noq
 
 def teacher_signals(model: LogisticRegression, features: np.ndarray, labels: np.ndarray,
                     n_classes: int) -> TeacherSignals:
-    logits = class_logits(model, features, n_classes)
+    return signals_from_logits(class_logits(model, features, n_classes), labels)
+
+
+def signals_from_logits(logits: np.ndarray, labels: np.ndarray) -> TeacherSignals:
+    """Soft labels, loss, EL2N and the logit gradient from any teacher's logits."""
+    logits = logits.astype(np.float64)
+    n_classes = logits.shape[1]
     probabilities = softmax(logits)
     onehot = np.eye(n_classes)[labels]
     grad = probabilities - onehot
@@ -78,10 +84,15 @@ def _vectors(matrix: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1])
 
 
-def teacher_table(example_ids: pa.Array, splits: pa.Array, signals: TeacherSignals) -> pa.Table:
-    return pa.table({
+def teacher_table(example_ids: pa.Array, splits: pa.Array, signals: TeacherSignals,
+                  features: np.ndarray | None = None) -> pa.Table:
+    """The teacher artifact; `features` (the head's input) only for a fine-tuned teacher."""
+    columns = {
         "example_id": example_ids, "split": splits,
         "logits": _vectors(signals.logits), "soft_label": _vectors(signals.probabilities),
         "grad_logits": _vectors(signals.grad_logits),
         "loss": pa.array(signals.loss, pa.float32()), "el2n": pa.array(signals.el2n, pa.float32()),
-    })
+    }
+    if features is not None:
+        columns["features"] = _vectors(features)
+    return pa.table(columns)

@@ -23,14 +23,17 @@ class ClassData:
     features: np.ndarray
     grad_logits: np.ndarray | None = None  # [m, C]: p - onehot(y)
     el2n: np.ndarray | None = None  # [m]
+    grad_features: np.ndarray | None = None  # the teacher head's inputs, when not `features`
 
     def __len__(self) -> int:
         return len(self.features)
 
     def take(self, rows: np.ndarray) -> ClassData:
-        return ClassData(self.features[rows],
-                         None if self.grad_logits is None else self.grad_logits[rows],
-                         None if self.el2n is None else self.el2n[rows])
+        def part(array: np.ndarray | None) -> np.ndarray | None:
+            return None if array is None else array[rows]
+
+        return ClassData(self.features[rows], part(self.grad_logits), part(self.el2n),
+                         part(self.grad_features))
 
 
 @dataclass
@@ -84,15 +87,15 @@ def class_seed(seed: int, label_id: int) -> np.random.SeedSequence:
 
 def select_per_class(method: str, features: np.ndarray, label_ids: np.ndarray, budget: int,
                      seed: int, params: dict[str, Any] | None = None,
-                     grad_logits: np.ndarray | None = None, el2n: np.ndarray | None = None
-                     ) -> Selection:
+                     grad_logits: np.ndarray | None = None, el2n: np.ndarray | None = None,
+                     grad_features: np.ndarray | None = None) -> Selection:
     """Run selector `method` on every class; a class with <= budget rows keeps all of them."""
     if method not in SELECTORS:
         raise KeyError(f"unknown selection method {method!r}; known: {sorted(SELECTORS)}")
     spec = SELECTORS[method]
     if spec.needs_teacher and (grad_logits is None or el2n is None):
         raise ValueError(f"method {method!r} needs teacher signals (grad_logits, el2n)")
-    data = ClassData(features, grad_logits, el2n)
+    data = ClassData(features, grad_logits, el2n, grad_features)
     chosen, ranks, scores, weights = [], [], [], []
     shortfall: dict[int, dict[str, int]] = {}
     for label_id in np.unique(label_ids):

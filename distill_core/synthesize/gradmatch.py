@@ -33,7 +33,10 @@ from distill_core.synthesize.base import ClassData, ClassSelection, register
 def gradient_matching(data: ClassData, budget: int, seed: int, keep_weights: bool = False,
                       at: str = "init") -> ClassSelection:
     assert data.grad_logits is not None
-    x = data.features.astype(np.float64, copy=False)
+    # The classifier layer's input: the frozen embeddings for the probe teacher, the
+    # fine-tuned encoder's pooled output for a fine-tuned teacher.
+    source = data.grad_features if data.grad_features is not None else data.features
+    x = source.astype(np.float64, copy=False)
     a = data.grad_logits.astype(np.float64, copy=False)
     if at == "init":
         # p = 1/C for every row; y is the class's one-hot, recovered from the teacher's p - y.

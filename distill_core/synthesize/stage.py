@@ -33,6 +33,7 @@ class TeacherView:
     grad_logits: np.ndarray
     el2n: np.ndarray
     soft_labels: np.ndarray
+    features: np.ndarray | None = None  # the teacher head's inputs (fine-tuned teacher)
 
 
 def needs_teacher(method: str) -> bool:
@@ -64,7 +65,8 @@ def select_candidates(train: pa.Table, features: np.ndarray, method: str, per_cl
         picked = select_per_class(
             method, features, label_ids, per_class, seed, params,
             grad_logits=teacher.grad_logits if teacher is not None else None,
-            el2n=teacher.el2n if teacher is not None else None)
+            el2n=teacher.el2n if teacher is not None else None,
+            grad_features=teacher.features if teacher is not None else None)
         soft = (pa.array([teacher.soft_labels[i].tolist() for i in picked.indices],
                          pa.list_(pa.float32())) if soft_labels and teacher is not None
                 else pa.nulls(len(picked.indices), pa.list_(pa.float32())))

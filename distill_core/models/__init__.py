@@ -1,0 +1,1 @@
+"""Trainable models shared by teachers and learners."""
