@@ -184,11 +184,17 @@ def _upstream(store: RunStore, *stages: str) -> dict[str, str]:
 
 # -- teacher (the second half of the signals stage) --------------------------------------------
 
-def teacher_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop) -> StageOutcome:
+TeacherPredictFn = Callable[[str, list[str], list[str] | None], tuple[np.ndarray, np.ndarray]]
+
+
+def teacher_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop,
+                  predict: TeacherPredictFn | None = None) -> StageOutcome:
     """Fit the teacher on the training split; per-row logits, losses, gradients.
 
     The teacher is the linear probe on the frozen embeddings, or (`teacher.kind: finetune`)
     the encoder fine-tuned with a fresh head, whose pooled outputs are kept as `features`.
+    A fine-tuned teacher is saved in the run folder (`teacher_model/`, safetensors) and read
+    out by `predict(folder, texts, pairs)` (a Ray actor pool), or in process by default.
     """
     teacher_cfg = cfg.teacher.model_dump(mode="json", exclude={"temperature"})
     if cfg.teacher.kind == "finetune":
@@ -221,7 +227,11 @@ def teacher_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop)
                                         max_length=cfg.signals.max_length, seed=t.seed),
             trust_remote_code=cfg.signals.trust_remote_code,
             progress=lambda done, total: progress("teacher", done, total, "fine-tuning"))
-        logits, head_inputs = tuned.predict(texts, pairs, cfg.signals.batch_size)
+        model_dir = tuned.save(store.root / "teacher_model" / fp[:16])
+        if predict is None:
+            logits, head_inputs = tuned.predict(texts, pairs, cfg.signals.batch_size)
+        else:
+            logits, head_inputs = predict(str(model_dir), texts, pairs)
         signals = signals_from_logits(logits, labels)
     else:
         x = features(embeddings)

@@ -127,6 +127,62 @@ class RayEncoder:
         return out
 
 
+class TeacherActor:
+    """A fine-tuned teacher per actor, loaded once from its saved folder (safetensors)."""
+
+    def __init__(self, model_dir: str, batch_size: int, torch_threads: int | None) -> None:
+        import torch
+
+        from distill_core.models.finetune import load_finetuned
+
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        self.batch_size = batch_size
+        self.classifier = load_finetuned(model_dir)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        pairs = [str(p) for p in batch["pair"]] if "pair" in batch else None
+        logits, features = self.classifier.predict([str(t) for t in batch["text"]], pairs,
+                                                   self.batch_size)
+        return {"position": batch["position"], "logits": logits, "features": features}
+
+
+def ray_teacher_predict(model_dir: str, texts: Sequence[str], pairs: Sequence[str] | None,
+                        signals: SignalsSection, compute: ComputeSection
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and head inputs of a saved fine-tuned teacher, on a Ray Data actor pool."""
+    import ray
+
+    ensure_ray(compute.ray_address)
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    columns = {"position": pa.array(order, pa.int64()),
+               "text": pa.array([texts[i] for i in order], pa.string())}
+    if pairs is not None:
+        columns["pair"] = pa.array([pairs[i] for i in order], pa.string())
+    table = pa.table(columns)
+    block = max(signals.batch_size * 8, 1)
+    dataset = ray.data.from_arrow([table.slice(s, block) for s in range(0, table.num_rows, block)])
+    predicted = dataset.map_batches(
+        TeacherActor, fn_constructor_kwargs={"model_dir": model_dir,
+                                             "batch_size": signals.batch_size,
+                                             "torch_threads": compute.torch_threads},
+        batch_size=block, batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=compute.num_actors),
+        num_cpus=compute.cpus_per_actor, num_gpus=compute.gpus_per_actor or None)
+    logits = features = None
+    filled = np.zeros(len(texts), dtype=bool)
+    for batch in predicted.iter_batches(batch_size=None, batch_format="numpy"):
+        if logits is None:
+            logits = np.zeros((len(texts), batch["logits"].shape[1]), dtype=np.float32)
+            features = np.zeros((len(texts), batch["features"].shape[1]), dtype=np.float32)
+        logits[batch["position"]] = batch["logits"]
+        features[batch["position"]] = batch["features"]
+        filled[batch["position"]] = True
+    if logits is None or features is None or not filled.all():
+        raise RuntimeError(f"Ray returned no teacher output for {int((~filled).sum())} texts")
+    return logits, features
+
+
 def ray_encoder(signals: SignalsSection, compute: ComputeSection,
                 faults: FaultsSection | None = None) -> RayEncoder:
     """An encode function that runs on a Ray Data actor pool."""

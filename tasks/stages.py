@@ -92,10 +92,17 @@ def signals_task(config: dict[str, Any], run_dir: str) -> str:
     return _run("signals", outcome, store)
 
 
-@task(name="teacher", cache_policy=NO_CACHE)
+@task(name="teacher", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def teacher_task(config: dict[str, Any], run_dir: str) -> str:
     cfg, store = RunConfig.model_validate(config), _store(run_dir)
-    return _run("teacher", stages.teacher_stage(cfg, store, report), store)
+    predict = None
+    if cfg.compute.backend == "ray" and cfg.teacher.kind == "finetune":
+        from tasks.ray_backend import ray_teacher_predict
+
+        def predict(model_dir: str, texts: list[str], pairs: list[str] | None):
+            return ray_teacher_predict(model_dir, texts, pairs, cfg.signals, cfg.compute)
+
+    return _run("teacher", stages.teacher_stage(cfg, store, report, predict), store)
 
 
 @task(name="clean", cache_policy=NO_CACHE)

@@ -64,6 +64,43 @@ class FinetunedClassifier:
         return logits_out, features_out
 
 
+    def save(self, folder: str | Path) -> Path:
+        """Encoder and tokenizer (safetensors) plus the head, so workers can load it."""
+        import json
+
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.encoder.save_pretrained(folder / "encoder", safe_serialization=True)
+        self.tokenizer.save_pretrained(folder / "encoder")
+        head = {k: v.detach().cpu().contiguous() for k, v in self.model.head.state_dict().items()}
+        save_file(head, str(folder / "head.safetensors"))
+        (folder / "classifier.json").write_text(json.dumps(
+            {"n_classes": int(self.model.head.out_features),
+             "max_length": int(self.model.max_length)}))
+        return folder
+
+
+def load_finetuned(folder: str | Path, device: str | None = None) -> FinetunedClassifier:
+    """A classifier saved by `FinetunedClassifier.save` (safetensors only, no remote code)."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = Path(folder)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    meta = json.loads((folder / "classifier.json").read_text())
+    encoder = AutoModel.from_pretrained(folder / "encoder", use_safetensors=True)
+    model = _classifier_module(encoder.float(), int(encoder.config.hidden_size),
+                               meta["n_classes"], meta["max_length"])
+    model.head.load_state_dict(load_file(str(folder / "head.safetensors")))
+    tokenizer = AutoTokenizer.from_pretrained(folder / "encoder")
+    return FinetunedClassifier(model=model.to(device).eval(), tokenizer=tokenizer, device=device)
+
+
 def _encode(tokenizer, texts, pairs, max_length: int, device: str) -> dict:
     batch = tokenizer(list(texts), list(pairs) if pairs is not None else None, truncation=True,
                       max_length=max_length, padding=True, return_tensors="pt")

@@ -69,3 +69,26 @@ def test_a_ray_actor_killed_mid_batch_is_restarted_and_the_output_is_complete(
     got = matrix(store.read("signals"))
     want = encoder.encode(corpus.column("text").to_pylist())
     assert np.min(np.sum(got * want, axis=1)) > 0.9999
+
+
+def test_fine_tuned_teacher_readout_on_ray_matches_in_process(local_ray, slice_dir: Path,
+                                                              tmp_path: Path) -> None:
+    from distill_core.config import ComputeSection, SignalsSection
+    from distill_core.ingest import ingest_dataset, resolve_dataset
+    from distill_core.models.finetune import FinetuneSettings, finetune_classifier, load_finetuned
+    from tasks.ray_backend import ray_teacher_predict
+
+    corpus = ingest_dataset(resolve_dataset("rte"), slice_dir).corpus  # a pair task
+    texts, pairs = corpus.column("text").to_pylist(), corpus.column("text_pair").to_pylist()
+    tuned = finetune_classifier("all-MiniLM-L6-v2", texts, pairs,
+                                corpus.column("label_id").to_numpy(), 2,
+                                FinetuneSettings(steps=2, batch_size=8))
+    folder = tuned.save(tmp_path / "teacher")
+    want_logits, want_features = load_finetuned(folder).predict(texts, pairs)
+    got_logits, got_features = ray_teacher_predict(
+        str(folder), texts, pairs, SignalsSection(batch_size=8),
+        ComputeSection(backend="ray", num_actors=1, cpus_per_actor=0.5, torch_threads=1))
+    assert np.allclose(got_logits, want_logits, atol=1e-4)
+    assert np.allclose(got_features, want_features, atol=1e-4)
+    tuned_logits, _ = tuned.predict(texts, pairs)
+    assert np.allclose(tuned_logits, want_logits, atol=1e-4)  # the saved copy is the model
