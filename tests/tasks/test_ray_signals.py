@@ -39,7 +39,7 @@ def test_ray_signals_stage_matches_in_process(local_ray, slice_dir: Path, tmp_pa
     manifest = store.manifest("signals")
     assert manifest["backend"] == "ray"
     # each actor loaded the model once; how the blocks spread over the pool is Ray's choice
-    assert 1 <= len(manifest["workers"]) <= 2
+    assert len(manifest["workers"]) in (1, 2)
     corpus = store.read("ingest")
     assert sum(manifest["workers"].values()) == len(distinct_texts(corpus))
     got = matrix(store.read("signals"))
