@@ -24,6 +24,7 @@ from distill_core.artifacts.store import RunStore, sha256_files
 from distill_core.config import RunConfig
 from distill_core.evaluate.stage import evaluate_selection, summarize_scores
 from distill_core.faults import publish_hook
+from distill_core.filter.base import joined_texts
 from distill_core.filter.stage import FilterContext, FilterResult, clean_corpus, filter_candidates
 from distill_core.ingest.ingest import (
     data_dir_from,
@@ -37,6 +38,7 @@ from distill_core.signals.embeddings import (
     embed_corpus,
     features,
     matrix,
+    require_aligned,
     split_features,
     texts_hash,
 )
@@ -206,8 +208,7 @@ def teacher_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop,
         return done
     clock = StageClock()
     corpus, embeddings = store.read("ingest"), store.read("signals")
-    if corpus.column("example_id").to_pylist() != embeddings.column("example_id").to_pylist():
-        raise RuntimeError("embeddings are not aligned with the corpus")
+    require_aligned(corpus, embeddings)
     labels = corpus.column("label_id").to_numpy()
     is_train = np.asarray(corpus.column("split").to_pylist()) == "train"
     n_classes = len(label_names(store))
@@ -273,8 +274,7 @@ def teacher_view(store: RunStore, train_ids: list[str], temperature: float) -> T
 def filter_context(store: RunStore) -> FilterContext:
     """Normalised features, teacher p(own label) and the eval split, for the filters."""
     corpus, embeddings = store.read("ingest"), store.read("signals")
-    if corpus.column("example_id").to_pylist() != embeddings.column("example_id").to_pylist():
-        raise RuntimeError("embeddings are not aligned with the corpus")
+    require_aligned(corpus, embeddings)
     x = features(embeddings)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     label_prob = None
@@ -282,10 +282,7 @@ def filter_context(store: RunStore) -> FilterContext:
         soft = matrix(store.read("teacher", columns=["soft_label"]), "soft_label")
         label_prob = soft[np.arange(len(soft)), corpus.column("label_id").to_numpy()]
     is_eval = np.asarray(corpus.column("split").to_pylist()) == "eval"
-    evaluation = corpus.filter(pa.array(is_eval))
-    pairs = evaluation.column("text_pair").to_pylist()
-    eval_texts = [t if p is None else f"{t} {p}"
-                  for t, p in zip(evaluation.column("text").to_pylist(), pairs, strict=True)]
+    eval_texts = joined_texts(corpus.filter(pa.array(is_eval)))
     ids = {e: i for i, e in enumerate(corpus.column("example_id").to_pylist()) if not is_eval[i]}
     return FilterContext(ids=ids, vectors=x, label_prob=label_prob, eval_texts=eval_texts,
                          eval_vectors=x[is_eval])

@@ -40,15 +40,20 @@ class FilterInput:
 
     def texts(self) -> list[str]:
         """Each row's text, a pair's two sides joined by a space."""
-        pairs = self.table.column("text_pair").to_pylist()
-        return [t if p is None else f"{t} {p}"
-                for t, p in zip(self.table.column("text").to_pylist(), pairs, strict=True)]
+        return joined_texts(self.table)
 
     def normalized_texts(self) -> list[str]:
         return [normalize_text(t) for t in self.texts()]
 
     def ids(self) -> list[str]:
         return self.table.column("example_id").to_pylist()
+
+
+def joined_texts(table: pa.Table) -> list[str]:
+    """Each row's `text`, with its `text_pair` appended after a space for pair tasks."""
+    pairs = table.column("text_pair").to_pylist()
+    return [t if p is None else f"{t} {p}"
+            for t, p in zip(table.column("text").to_pylist(), pairs, strict=True)]
 
 
 @dataclass

@@ -11,7 +11,6 @@ split with the same normalised text and label (`duplicate_example`: its
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from collections import Counter
@@ -23,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from distill_core.artifacts.schemas import CORPUS_SCHEMA, rejects_table
+from distill_core.artifacts.store import sha256_files
 from distill_core.errors import ConfigError, IngestError
 from distill_core.ingest.normalize import clean_text, example_id
 from distill_core.ingest.readers import RawRecord, has_undecodable, read_file, read_hub
@@ -59,7 +59,7 @@ class ResolvedSource:
         if self.path is not None:
             if not self.path.is_file():
                 raise IngestError(f"{self.path}: file not found")
-            return {"file": str(self.path), "sha256": sha256_file(self.path)}
+            return {"file": str(self.path), "sha256": sha256_files([self.path])}
         assert self.hub is not None
         return {"hub": self.hub.model_dump()}
 
@@ -76,14 +76,6 @@ class IngestResult:
     @property
     def rows_in(self) -> int:
         return sum(s["rows_read"] for s in self.sources)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def data_dir_from(value: str | None) -> Path | None:

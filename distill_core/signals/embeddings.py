@@ -35,8 +35,9 @@ def distinct_texts(corpus: pa.Table) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def _vectors(matrix: np.ndarray) -> pa.FixedSizeListArray:
-    flat = pa.array(matrix.astype(np.float32, copy=False).ravel(), type=pa.float32())
+def vectors_array(matrix: np.ndarray) -> pa.FixedSizeListArray:
+    """A float32 [n, dim] matrix as an Arrow fixed-size-list column."""
+    flat = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).ravel(), type=pa.float32())
     return pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1])
 
 
@@ -51,12 +52,12 @@ def embed_corpus(corpus: pa.Table, encode: EncodeFn) -> pa.Table:
     columns = {
         "example_id": corpus.column("example_id"),
         "split": corpus.column("split"),
-        "embedding": _vectors(vectors[rows]),
+        "embedding": vectors_array(vectors[rows]),
     }
     pairs = corpus.column("text_pair")
     if pairs.null_count < len(pairs):
         pair_rows = np.fromiter((position[t] for t in pairs.to_pylist()), dtype=np.int64)
-        columns["embedding_pair"] = _vectors(vectors[pair_rows])
+        columns["embedding_pair"] = vectors_array(vectors[pair_rows])
     return pa.table(columns)
 
 
@@ -76,10 +77,15 @@ def features(embeddings: pa.Table) -> np.ndarray:
     return np.concatenate([u, v, np.abs(u - v), u * v], axis=1)
 
 
+def require_aligned(corpus: pa.Table, embeddings: pa.Table) -> None:
+    """Embeddings must list the corpus's rows in the corpus's order."""
+    if corpus.column("example_id").to_pylist() != embeddings.column("example_id").to_pylist():
+        raise RuntimeError("embeddings are not aligned with the corpus (different run inputs?)")
+
+
 def split_features(corpus: pa.Table, embeddings: pa.Table, split: str
                    ) -> tuple[pa.Table, np.ndarray]:
     """The corpus rows of one split and their features, aligned row by row."""
-    if corpus.column("example_id").to_pylist() != embeddings.column("example_id").to_pylist():
-        raise RuntimeError("embeddings are not aligned with the corpus (different run inputs?)")
+    require_aligned(corpus, embeddings)
     mask = pc.equal(corpus.column("split"), split)
     return corpus.filter(mask), features(embeddings.filter(mask))

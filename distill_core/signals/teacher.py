@@ -23,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 from sklearn.linear_model import LogisticRegression
 
+from distill_core.signals.embeddings import vectors_array
+
 
 @dataclass
 class TeacherSignals:
@@ -79,20 +81,15 @@ def classifier_gradients(grad_logits: np.ndarray, features: np.ndarray) -> np.nd
     return np.einsum("nc,nd->ncd", grad_logits, features).reshape(len(features), -1)
 
 
-def _vectors(matrix: np.ndarray) -> pa.FixedSizeListArray:
-    flat = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).ravel(), type=pa.float32())
-    return pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1])
-
-
 def teacher_table(example_ids: pa.Array, splits: pa.Array, signals: TeacherSignals,
                   features: np.ndarray | None = None) -> pa.Table:
     """The teacher artifact; `features` (the head's input) only for a fine-tuned teacher."""
     columns = {
         "example_id": example_ids, "split": splits,
-        "logits": _vectors(signals.logits), "soft_label": _vectors(signals.probabilities),
-        "grad_logits": _vectors(signals.grad_logits),
+        "logits": vectors_array(signals.logits), "soft_label": vectors_array(signals.probabilities),
+        "grad_logits": vectors_array(signals.grad_logits),
         "loss": pa.array(signals.loss, pa.float32()), "el2n": pa.array(signals.el2n, pa.float32()),
     }
     if features is not None:
-        columns["features"] = _vectors(features)
+        columns["features"] = vectors_array(features)
     return pa.table(columns)
