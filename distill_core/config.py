@@ -275,7 +275,7 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = _parse_scalar(value)
 
 
-def _format_validation(error: ValidationError, origin: str) -> str:
+def format_validation(error: ValidationError, origin: str) -> str:
     lines = [f"{origin}: invalid configuration"]
     for item in error.errors():
         where = ".".join(str(p) for p in item["loc"]) or "(top level)"
@@ -303,4 +303,4 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation(exc, origin)) from None
+        raise ConfigError(format_validation(exc, origin)) from None

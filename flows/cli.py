@@ -232,12 +232,71 @@ def validate(
 
 
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
-    """Rebuild report.md of a run folder from its artifacts and print it."""
+def bench(
+    config: Annotated[Path, typer.Argument(help="Benchmark config (YAML), e.g. "
+                                                "configs/bench-standard.yaml.")],
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a key, e.g. --set budgets=[5,10].")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where run and benchmark folders go.")] = Path(
+        "runs"),
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Local dataset folder (offline); default $TEXTDISTILL_DATA_DIR.")] = None,
+    verbose: Annotated[bool, typer.Option(help="Show Prefect and library logs.")] = False,
+) -> None:
+    """Run (or resume) a benchmark grid; prints the results tables and the report's path."""
+    _quiet_libraries(verbose)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from distill_core.bench.config import load_bench_config
+
+    overrides = list(set_ or []) + ([f"data_dir={data_dir}"] if data_dir else [])
+    try:
+        cfg = load_bench_config(config, overrides)
+    except TextDistillError as exc:
+        _fail(exc)
+    from flows.benchmark import benchmark
+    from tasks.progress import set_reporter
+
+    with Progress(TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=console,
+                  transient=False) as progress:
+        bars: dict[str, Any] = {}
+
+        def reporter(stage: str, done: float, total: float | None, note: str) -> None:
+            if stage not in bars:
+                bars[stage] = progress.add_task(stage, total=None, note="")
+            progress.update(bars[stage], completed=done, total=total, note=note[:60])
+
+        set_reporter(reporter)
+        try:
+            result = benchmark(cfg.model_dump(mode="json"), str(runs_dir))
+        except TextDistillError as exc:
+            _fail(exc)
+        finally:
+            set_reporter(None)
+    from distill_core.bench.report import panel_tables_md
+
+    summary = json.loads((Path(result["dir"]) / "summary.json").read_text())
+    console.print(panel_tables_md(summary), markup=False, highlight=False)
+    console.print(f"{result['cells']} cells, {result['cells_scored']} scored now; benchmark "
+                  f"folder: [bold]{result['dir']}[/]\nreport: {result['report']} "
+                  f"(HTML: {result['report_html']})")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(
+        help="A run folder or a benchmark folder.")]) -> None:
+    """Rebuild the report of a run folder (report.md) or a benchmark folder (report.md,
+    report.html, plots) from its artifacts, and print it."""
     from distill_core.report import write_report
 
     try:
-        path = write_report(run_dir)
+        if (run_dir / "bench.json").is_file():
+            from distill_core.bench.grid import rebuild_report
+
+            path = rebuild_report(run_dir)
+        else:
+            path = write_report(run_dir)
     except TextDistillError as exc:
         _fail(exc)
     console.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)

@@ -95,14 +95,20 @@ def signals_task(config: dict[str, Any], run_dir: str) -> str:
 @task(name="teacher", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def teacher_task(config: dict[str, Any], run_dir: str) -> str:
     cfg, store = RunConfig.model_validate(config), _store(run_dir)
-    predict = None
-    if cfg.compute.backend == "ray" and cfg.teacher.kind == "finetune":
-        from tasks.ray_backend import ray_teacher_predict
+    return _run("teacher", stages.teacher_stage(cfg, store, report, teacher_predictor(cfg)),
+                store)
 
-        def predict(model_dir: str, texts: list[str], pairs: list[str] | None):
-            return ray_teacher_predict(model_dir, texts, pairs, cfg.signals, cfg.compute)
 
-    return _run("teacher", stages.teacher_stage(cfg, store, report, predict), store)
+def teacher_predictor(cfg: RunConfig) -> stages.TeacherPredictFn | None:
+    """Read a fine-tuned teacher out on a Ray actor pool when the backend is Ray."""
+    if cfg.compute.backend != "ray" or cfg.teacher.kind != "finetune":
+        return None
+    from tasks.ray_backend import ray_teacher_predict
+
+    def predict(model_dir: str, texts: list[str], pairs: list[str] | None):
+        return ray_teacher_predict(model_dir, texts, pairs, cfg.signals, cfg.compute)
+
+    return predict
 
 
 @task(name="clean", cache_policy=NO_CACHE)

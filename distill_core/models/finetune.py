@@ -126,6 +126,22 @@ def _classifier_module(encoder, hidden: int, n_classes: int, max_length: int):
     return EncoderClassifier()
 
 
+def load_pretrained(model_name: str, trust_remote_code: bool = False):
+    """(encoder, tokenizer) of a pretrained encoder by hub name or local folder."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve_model_path(model_name)
+    if not Path(path).is_dir():
+        require_hub(f"model {model_name!r}", "Offline, use a local model folder.")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        encoder = AutoModel.from_pretrained(path, use_safetensors=True,
+                                            trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise hub_unavailable(model_name, exc) from exc
+    return encoder, tokenizer
+
+
 def finetune_classifier(model_name: str, texts: Sequence[str], pairs: Sequence[str] | None,
                         targets: np.ndarray, n_classes: int, settings: FinetuneSettings,
                         sample_weight: np.ndarray | None = None, trust_remote_code: bool = False,
@@ -134,19 +150,28 @@ def finetune_classifier(model_name: str, texts: Sequence[str], pairs: Sequence[s
                         ) -> FinetunedClassifier:
     """Fine-tune `model_name` on (texts, pairs) -> targets (label ids, or [n, C] soft targets)."""
     import torch
-    from transformers import AutoModel, AutoTokenizer, get_cosine_schedule_with_warmup
+
+    torch.manual_seed(settings.seed)
+    encoder, tokenizer = load_pretrained(model_name, trust_remote_code)
+    return train_classifier(encoder, tokenizer, texts, pairs, targets, n_classes, settings,
+                            sample_weight, device, progress)
+
+
+def train_classifier(encoder, tokenizer, texts: Sequence[str], pairs: Sequence[str] | None,
+                     targets: np.ndarray, n_classes: int, settings: FinetuneSettings,
+                     sample_weight: np.ndarray | None = None, device: str | None = None,
+                     progress: Callable[[int, int], None] | None = None
+                     ) -> FinetunedClassifier:
+    """Train `encoder` with a fresh linear head under `settings` (the published protocol).
+
+    Hard targets use cross-entropy; soft targets [n, C] the cross-entropy to the
+    distribution (KL to the soft labels plus a constant), both weighted per example.
+    """
+    import torch
+    from transformers import get_cosine_schedule_with_warmup
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    path = resolve_model_path(model_name)
-    if not Path(path).is_dir():
-        require_hub(f"model {model_name!r}", "Offline, use a local model folder.")
     torch.manual_seed(settings.seed)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        encoder = AutoModel.from_pretrained(path, use_safetensors=True,
-                                            trust_remote_code=trust_remote_code)
-    except OSError as exc:
-        raise hub_unavailable(model_name, exc) from exc
     model = _classifier_module(encoder.float(), int(encoder.config.hidden_size), n_classes,
                                settings.max_length).to(device)
     soft = targets.ndim == 2

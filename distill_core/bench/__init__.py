@@ -1,0 +1,1 @@
+"""The standard benchmark: datasets × budgets × methods × learners × seeds, cached per cell."""

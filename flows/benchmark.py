@@ -1,0 +1,70 @@
+"""The `benchmark` flow: the standard grid, every cell cached, an interrupted grid resumed.
+
+datasets × methods × budgets → one pipeline run each (prepare tasks), then
+learners × seeds × label modes → cells, scored in process or on Ray, each saved
+as it finishes; then scores.parquet, the metrics and report.md/.html with plots.
+A rerun of a finished grid only checks fingerprints and rebuilds the report.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from prefect.context import FlowRunContext
+from prefect.runtime import flow_run
+
+from distill_core.bench.cells import cell_path, load_cell
+from distill_core.bench.config import BenchConfig
+from distill_core.bench.grid import bench_dir, finalize, plan_cells, plan_groups
+from distill_core.bench.report import panel_tables_md
+from tasks.bench import prepare_task, ray_score, score_task
+
+
+def _run_name() -> str:
+    config = flow_run.parameters.get("config", {})
+    datasets = "+".join(config.get("datasets") or ["sst2"])
+    return f"bench-{config.get('name', 'bench')}-{datasets}"
+
+
+@flow(name="benchmark", flow_run_name=_run_name, log_prints=True)
+def benchmark(config: dict[str, Any], runs_dir: str = "runs") -> dict[str, Any]:
+    """Run (or resume) the benchmark grid; returns the benchmark folder and report paths."""
+    start = time.perf_counter()
+    cfg = BenchConfig.model_validate(config)
+    groups = plan_groups(cfg, runs_dir)
+    for group in groups:
+        prepare_task.with_options(
+            task_run_name=f"prepare-{group.dataset}-{group.method}-{group.per_class}pc")(
+            group.config.model_dump(mode="json"), group.run_dir)
+    cells = plan_cells(cfg, groups)
+    out = bench_dir(cfg, runs_dir)
+    cells_dir = str(out / "cells")
+    pending = [c for c in cells if not cell_path(cells_dir, c.key).is_file()]
+    learners = {spec.label(): spec.model_dump(mode="json") for spec in cfg.learners}
+    if pending and cfg.compute.backend == "ray":
+        ray_score(pending, learners, cells_dir, cfg.compute)
+    elif pending:
+        by_run: dict[str, list[dict[str, Any]]] = {}
+        for cell in pending:
+            by_run.setdefault(cell.run_dir, []).append(asdict(cell))
+        done = 0
+        for run_dir, group_cells in by_run.items():
+            done += score_task.with_options(task_run_name=f"score-{Path(run_dir).name}")(
+                group_cells, learners, cells_dir, cfg.faults.kill_after_cells, len(pending),
+                done)
+    rows = [row for c in cells if (row := load_cell(cells_dir, c.key)) is not None]
+    facts = finalize(cfg, out, cells, rows, len(pending), time.perf_counter() - start)
+    if FlowRunContext.get() is not None:
+        summary = json.loads((out / "summary.json").read_text())
+        create_markdown_artifact(
+            key="benchmark-scores", markdown=panel_tables_md(summary) + (
+                f"\n\nReport: `{facts['report']}` (HTML: `{facts['report_html']}`, plots in "
+                f"`{out / 'plots'}`)"), description=f"benchmark {facts['bench_id']}")
+    return {"dir": str(out), "report": facts["report"], "report_html": facts["report_html"],
+            "cells": len(cells), "cells_scored": len(pending)}
