@@ -72,7 +72,7 @@ def plan_cells(cfg: BenchConfig, groups: list[Group]) -> list[Cell]:
             if not learner.covers(group.dataset, group.method, group.per_class):
                 continue
             for seed in seeds:
-                for labels in label_modes:
+                for labels in label_modes if learner.soft else ["hard"]:
                     key = cell_key(learner, seed, labels, group.dataset, group.method,
                                    group.per_class, stores[group.run_dir])
                     cells.append(Cell(group.dataset, group.method, group.per_class,

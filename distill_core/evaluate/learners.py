@@ -55,6 +55,8 @@ class LearnerSpec(BaseModel):
     datasets: list[str] | None = Field(default=None, description="Only these datasets.")
     methods: list[str] | None = Field(default=None, description="Only these methods.")
     budgets: list[int] | None = Field(default=None, description="Only these budgets.")
+    soft: bool = Field(default=True, description="Also train on soft labels when the "
+                       "benchmark's soft_labels is on.")
     full_seeds: int = Field(default=1, ge=0, description="Seeds trained on the full training "
                             "split (its accuracy is the retention and recovery reference).")
 
@@ -64,7 +66,7 @@ class LearnerSpec(BaseModel):
     def identity(self) -> dict[str, Any]:
         """The fields that change a score (not which cells it covers)."""
         return self.model_dump(mode="json", exclude={"name", "seeds", "datasets", "methods",
-                                                     "budgets", "full_seeds"})
+                                                     "budgets", "full_seeds", "soft"})
 
     def covers(self, dataset: str, method: str, budget: int) -> bool:
         return ((self.datasets is None or dataset in self.datasets)
