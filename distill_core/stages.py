@@ -50,7 +50,13 @@ from distill_core.signals.teacher import (
     teacher_signals,
     teacher_table,
 )
-from distill_core.synthesize.stage import TeacherView, needs_teacher, select_candidates
+from distill_core.synthesize.stage import (
+    SeedSelector,
+    TeacherView,
+    needs_teacher,
+    select_candidates,
+    select_in_process,
+)
 
 ProgressFn = Callable[[str, float, float | None, str], None]  # stage, done, total, note
 CACHEABLE = ("ingest", "signals", "teacher")
@@ -322,8 +328,9 @@ def clean_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop
 # -- synthesize --------------------------------------------------------------------------------
 
 
-def synthesize_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop
-                     ) -> StageOutcome:
+def synthesize_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop,
+                     selector: SeedSelector = select_in_process) -> StageOutcome:
+    """One distilled set per seed; `selector` runs the seeds in process or on Ray workers."""
     method_cfg = cfg.synthesize.model_dump(mode="json")
     use_teacher = needs_teacher(cfg.synthesize.method) or cfg.synthesize.soft_labels
     stage_config = {**method_cfg, "seeds": cfg.run.seeds, "run_id": store.run_id,
@@ -346,13 +353,15 @@ def synthesize_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _no
                             cfg.teacher.temperature) if use_teacher else None)
     result = select_candidates(train, train_x, cfg.synthesize.method, cfg.synthesize.per_class,
                                cfg.run.seeds, store.run_id, cfg.synthesize.method_params(),
-                               teacher=teacher, soft_labels=cfg.synthesize.soft_labels)
+                               teacher=teacher, soft_labels=cfg.synthesize.soft_labels,
+                               selector=selector)
     manifest = build_manifest(
         stage="synthesize", fingerprint_=fp, stage_config=stage_config,
         inputs={s: _artifact_input(store, s) for s in upstream},
         counts=result.counts, clock=clock, seeds=cfg.run.seeds,
         extra={"class_shortfall": {str(k): v for k, v in result.shortfall.items()},
-               "label_names": label_names(store)}, **_common(cfg))
+               "label_names": label_names(store), "backend": cfg.compute.backend,
+               "workers": getattr(selector, "workers", None)}, **_common(cfg))
     store.write_stage("synthesize", result.candidates, manifest, rejects=result.rejects)
     progress("synthesize", len(cfg.run.seeds), len(cfg.run.seeds), "done")
     return _finish(store, "synthesize", fp, manifest)

@@ -284,6 +284,30 @@ def bench(
 
 
 @app.command()
+def serve(
+    config: Annotated[Path, typer.Argument(help="Serve config (YAML), e.g. configs/serve.yaml.")],
+    limit: Annotated[int | None, typer.Option(help="Most flow runs at once.")] = None,
+    verbose: Annotated[bool, typer.Option(help="Show Prefect and library logs.")] = False,
+) -> None:
+    """Register the distill/benchmark deployments on their cron schedules and serve them.
+
+    Needs a Prefect server (PREFECT_API_URL); keeps running and executes each scheduled
+    run in this process until stopped (Ctrl-C pauses the schedules).
+    """
+    _quiet_libraries(verbose)
+    os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"  # serving: say which runs start and end
+    from flows.serve import build_deployments
+
+    try:
+        deployments = build_deployments(config)
+    except TextDistillError as exc:
+        _fail(exc)
+    from prefect import serve as prefect_serve
+
+    prefect_serve(*deployments, limit=limit)
+
+
+@app.command()
 def report(run_dir: Annotated[Path, typer.Argument(
         help="A run folder or a benchmark folder.")]) -> None:
     """Rebuild the report of a run folder (report.md) or a benchmark folder (report.md,

@@ -22,7 +22,7 @@ from distill_core.bench.cells import Cell, score_cells
 from distill_core.config import ComputeSection, RunConfig
 from distill_core.evaluate.learners import LearnerSpec
 from tasks.progress import report
-from tasks.stages import make_encoder, teacher_predictor
+from tasks.stages import make_encoder, make_selector, teacher_predictor
 
 
 @task(name="prepare", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -34,7 +34,7 @@ def prepare_task(config: dict[str, Any], run_dir: str) -> str:
                          backend=cfg.compute.backend)
     stages.teacher_stage(cfg, store, report, teacher_predictor(cfg))
     stages.clean_stage(cfg, store, report)
-    stages.synthesize_stage(cfg, store, report)
+    stages.synthesize_stage(cfg, store, report, make_selector(cfg))
     stages.filter_stage(cfg, store, report)
     return run_dir
 

@@ -187,3 +187,34 @@ def ray_encoder(signals: SignalsSection, compute: ComputeSection,
                 faults: FaultsSection | None = None) -> RayEncoder:
     """An encode function that runs on a Ray Data actor pool."""
     return RayEncoder(signals, compute, faults)
+
+
+def _select_one(inputs, seed: int) -> tuple[object, str]:
+    """One seed's selection on a Ray worker; returns it and where it ran (node:pid)."""
+    import ray
+
+    return inputs.select(seed), f"{ray.get_runtime_context().get_node_id()[:12]}:{os.getpid()}"
+
+
+class RaySelector:
+    """Run each seed's selection as a Ray task, spread over the cluster's nodes.
+
+    The inputs (features, teacher signals) go to the object store once; `workers`
+    records which node and process selected each seed.
+    """
+
+    def __init__(self, compute: ComputeSection) -> None:
+        self.compute = compute
+        self.workers: dict[str, str] = {}
+
+    def __call__(self, inputs, seeds: list[int]) -> list:
+        import ray
+
+        ensure_ray(self.compute.ray_address)
+        remote = ray.remote(num_cpus=self.compute.cpus_per_actor, max_retries=2,
+                            scheduling_strategy="SPREAD")(_select_one)
+        shared = ray.put(inputs)
+        results = ray.get([remote.remote(shared, seed) for seed in seeds])
+        self.workers = {str(seed): where for seed, (_, where) in zip(seeds, results,
+                                                                      strict=True)}
+        return [selection for selection, _ in results]

@@ -122,7 +122,19 @@ def clean_task(config: dict[str, Any], run_dir: str) -> str | None:
 @task(name="synthesize", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def synthesize_task(config: dict[str, Any], run_dir: str) -> str:
     cfg, store = RunConfig.model_validate(config), _store(run_dir)
-    return _run("synthesize", stages.synthesize_stage(cfg, store, report), store)
+    return _run("synthesize", stages.synthesize_stage(cfg, store, report, make_selector(cfg)),
+                store)
+
+
+def make_selector(cfg: RunConfig):
+    """Seeds' selections in process, or as Ray tasks spread over the cluster."""
+    if cfg.compute.backend == "ray":
+        from tasks.ray_backend import RaySelector
+
+        return RaySelector(cfg.compute)
+    from distill_core.synthesize.stage import select_in_process
+
+    return select_in_process
 
 
 @task(name="filter", cache_policy=NO_CACHE)

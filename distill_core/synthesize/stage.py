@@ -8,6 +8,7 @@ with reason `not_selected`, so rows in = train rows x seeds = out + rejected.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ from distill_core.synthesize import (  # noqa: F401 (importing registers the met
     kmeans_prototypes,
     random_selection,
 )
-from distill_core.synthesize.base import SELECTORS, select_per_class
+from distill_core.synthesize.base import SELECTORS, Selection, select_per_class
 
 
 @dataclass
@@ -34,6 +35,33 @@ class TeacherView:
     el2n: np.ndarray
     soft_labels: np.ndarray
     features: np.ndarray | None = None  # the teacher head's inputs (fine-tuned teacher)
+
+
+@dataclass
+class SelectionInputs:
+    """Everything one seed's selection reads: shipped once to remote workers."""
+
+    method: str
+    features: np.ndarray
+    label_ids: np.ndarray
+    per_class: int
+    params: dict[str, Any]
+    grad_logits: np.ndarray | None = None
+    el2n: np.ndarray | None = None
+    grad_features: np.ndarray | None = None
+
+    def select(self, seed: int) -> Selection:
+        return select_per_class(self.method, self.features, self.label_ids, self.per_class,
+                                seed, self.params, grad_logits=self.grad_logits,
+                                el2n=self.el2n, grad_features=self.grad_features)
+
+
+# Runs the selection of every seed: in process by default, on Ray tasks in `tasks/`.
+SeedSelector = Callable[[SelectionInputs, list[int]], list[Selection]]
+
+
+def select_in_process(inputs: SelectionInputs, seeds: list[int]) -> list[Selection]:
+    return [inputs.select(seed) for seed in seeds]
 
 
 def needs_teacher(method: str) -> bool:
@@ -50,23 +78,25 @@ class CandidateSet:
 
 def select_candidates(train: pa.Table, features: np.ndarray, method: str, per_class: int,
                       seeds: list[int], run_id: str, params: dict[str, Any] | None = None,
-                      teacher: TeacherView | None = None, soft_labels: bool = False
-                      ) -> CandidateSet:
+                      teacher: TeacherView | None = None, soft_labels: bool = False,
+                      selector: SeedSelector = select_in_process) -> CandidateSet:
     """Select `per_class` rows per class from `train` (aligned with `features`) for each seed.
 
-    With `soft_labels`, each selected row carries the teacher's soft label.
+    With `soft_labels`, each selected row carries the teacher's soft label. `selector`
+    runs the seeds' selections (in process, or spread over a Ray cluster).
     """
     if soft_labels and teacher is None:
         raise ValueError("soft labels need teacher signals")
     label_ids = train.column("label_id").to_numpy()
     ids = np.asarray(train.column("example_id").to_pylist(), dtype=object)
     pieces, reject_rows, shortfall = [], [], {}
-    for replicate, seed in enumerate(seeds):
-        picked = select_per_class(
-            method, features, label_ids, per_class, seed, params,
-            grad_logits=teacher.grad_logits if teacher is not None else None,
-            el2n=teacher.el2n if teacher is not None else None,
-            grad_features=teacher.features if teacher is not None else None)
+    inputs = SelectionInputs(
+        method, features, label_ids, per_class, params or {},
+        grad_logits=teacher.grad_logits if teacher is not None else None,
+        el2n=teacher.el2n if teacher is not None else None,
+        grad_features=teacher.features if teacher is not None else None)
+    selections = selector(inputs, list(seeds))
+    for replicate, (seed, picked) in enumerate(zip(seeds, selections, strict=True)):
         soft = (pa.array([teacher.soft_labels[i].tolist() for i in picked.indices],
                          pa.list_(pa.float32())) if soft_labels and teacher is not None
                 else pa.nulls(len(picked.indices), pa.list_(pa.float32())))

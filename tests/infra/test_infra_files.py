@@ -1,0 +1,80 @@
+"""The deployment files parse and carry the fields their tools require."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from flows.serve import build_deployments, load_serve_config
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+
+
+def test_ray_cluster_launcher_config_has_a_gpu_worker_type() -> None:
+    cluster = yaml.safe_load((INFRA / "ray" / "cluster.yaml").read_text())
+    for key in ("cluster_name", "provider", "auth", "available_node_types", "head_node_type",
+                "max_workers", "head_start_ray_commands", "worker_start_ray_commands"):
+        assert key in cluster, key
+    types = cluster["available_node_types"]
+    assert cluster["head_node_type"] in types
+    for spec in types.values():
+        assert {"resources", "node_config", "min_workers", "max_workers"} <= set(spec)
+    gpu = [name for name, spec in types.items() if spec["resources"].get("GPU", 0) >= 1]
+    assert gpu and all(types[g]["max_workers"] <= cluster["max_workers"] for g in gpu)
+    assert cluster["provider"]["type"] and cluster["auth"]["ssh_user"]
+    assert any("ray start --head" in c for c in cluster["head_start_ray_commands"])
+    assert any("--address" in c for c in cluster["worker_start_ray_commands"])
+
+
+def test_kuberay_cluster_has_head_and_gpu_worker_group() -> None:
+    documents = list(yaml.safe_load_all((INFRA / "k8s" / "raycluster.yaml").read_text()))
+    ray_cluster = next(d for d in documents if d["kind"] == "RayCluster")
+    assert ray_cluster["apiVersion"] == "ray.io/v1" and ray_cluster["metadata"]["name"]
+    spec = ray_cluster["spec"]
+    head = spec["headGroupSpec"]
+    assert "rayStartParams" in head and head["template"]["spec"]["containers"][0]["image"]
+    groups = spec["workerGroupSpecs"]
+    assert groups and all({"groupName", "rayStartParams", "template"} <= set(g) for g in groups)
+    assert all(g["minReplicas"] <= g["replicas"] <= g["maxReplicas"] for g in groups)
+    limits = groups[0]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert int(limits["nvidia.com/gpu"]) >= 1
+    claim = next(d for d in documents if d["kind"] == "PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # artifacts every node sees
+
+
+def test_prefect_compose_runs_the_server_on_postgres() -> None:
+    compose = yaml.safe_load((INFRA / "prefect" / "docker-compose.yaml").read_text())
+    services = compose["services"]
+    server, database = services["prefect-server"], services["postgres"]
+    assert database["image"].startswith("postgres")
+    assert server["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"].startswith(
+        "postgresql+asyncpg://")
+    assert server["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert all(port.startswith("127.0.0.1:") for port in server["ports"])
+
+
+def test_prefect_yaml_entrypoints_exist_and_parameters_validate() -> None:
+    from distill_core.bench.config import BenchConfig
+    from distill_core.config import RunConfig
+
+    project = yaml.safe_load((INFRA / "prefect" / "prefect.yaml").read_text())
+    flows = {}
+    for deployment in project["deployments"]:
+        path, _, name = deployment["entrypoint"].partition(":")
+        assert (ROOT / path).is_file() and f"def {name}(" in (ROOT / path).read_text()
+        assert deployment["schedules"][0]["cron"] and deployment["work_pool"]["name"]
+        flows[name] = deployment["parameters"]["config"]
+    RunConfig.model_validate(flows["distill"])
+    BenchConfig.model_validate(flows["benchmark"])
+
+
+def test_serve_config_builds_both_deployments_with_their_schedules() -> None:
+    serve = load_serve_config(ROOT / "configs" / "serve.yaml")
+    deployments = build_deployments(ROOT / "configs" / "serve.yaml")
+    assert [d.name for d in deployments] == [s.name for s in serve.deployments]
+    assert {d.flow_name for d in deployments} == {"distill", "benchmark"}
+    for deployment, spec in zip(deployments, serve.deployments, strict=True):
+        assert deployment.schedules[0].schedule.cron == spec.cron
+        assert deployment.parameters["config"]  # validated and frozen at serve time

@@ -1,0 +1,129 @@
+"""A real Prefect server (`prefect server start`, its own PREFECT_HOME, 127.0.0.1): a distill
+run against it shows up with its task runs and artifacts, and a served deployment with a
+cron schedule gets scheduled runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.servers.processes import free_port, start, stop, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGE_TASKS = {"ingest", "signals", "teacher", "synthesize", "filter", "evaluate", "report"}
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_UI_ENABLED="false", PREFECT_SERVER_API_HOST="127.0.0.1",
+               PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS="2")
+    log = home / "server.log"
+    server = start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                    "--port", str(port)], env, log)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        wait_for(lambda: urllib.request.urlopen(f"{url}/health", timeout=2).status == 200,
+                 120, "Prefect server", log, server)
+        yield url
+    finally:
+        stop(server)
+    assert server.poll() is not None
+
+
+def _client_env(url: str, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_API_URL=url, PREFECT_HOME=str(home), PYTHONPATH=str(ROOT),
+               PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    return env
+
+
+def _client(url: str):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    class Session:
+        def __enter__(self):
+            self._settings = temporary_settings(updates={PREFECT_API_URL: url})
+            self._settings.__enter__()
+            self._client = get_client(sync_client=True)
+            return self._client.__enter__()
+
+        def __exit__(self, *exc):
+            self._client.__exit__(*exc)
+            self._settings.__exit__(*exc)
+
+    return Session()
+
+
+def test_a_distill_run_is_recorded_with_task_runs_and_artifacts(
+        prefect_api: str, slice_dir: Path, tmp_path: Path) -> None:
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", str(ROOT / "configs" / "quickstart.yaml"),
+         "--data-dir", str(slice_dir), "--runs-dir", str(tmp_path / "runs"),
+         "--set", "run.seeds=[0,1]", "--set", "synthesize.per_class=4"],
+        cwd=ROOT, env=_client_env(prefect_api, tmp_path / "home"), capture_output=True,
+        text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with _client(prefect_api) as client:
+        runs = [r for r in client.read_flow_runs() if r.name == "sst2-kmeans-4pc"]
+        assert len(runs) == 1 and runs[0].state.is_completed()
+        flow_run = runs[0]
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=[flow_run.id])))
+        assert {t.name.rsplit("-", 1)[0] for t in tasks} >= STAGE_TASKS
+        assert all(t.state.is_completed() for t in tasks)
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id])))
+    keys = {a.key for a in artifacts}
+    assert {f"{s}-counts" for s in ("ingest", "signals", "synthesize", "filter")} <= keys
+    counts = next(a for a in artifacts if a.key == "ingest-counts")
+    assert counts.type == "table" and "rows rejected" in str(counts.data)
+    assert "peak RSS (MiB)" in str(counts.data) and "wall time (s)" in str(counts.data)
+    scores = next(a for a in artifacts if a.key == "scores")
+    assert scores.type == "markdown" and "report.md" in scores.data and "kmeans" in scores.data
+
+
+def test_served_deployment_gets_scheduled_runs(prefect_api: str, slice_dir: Path,
+                                               tmp_path: Path) -> None:
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    serve_file = tmp_path / "serve.yaml"
+    serve_file.write_text(yaml.safe_dump({"runs_dir": str(tmp_path / "runs"), "deployments": [{
+        "name": "every-minute", "flow": "distill",
+        "config": str(ROOT / "configs" / "quickstart.yaml"), "cron": "* * * * *",
+        "set": [f"data.data_dir={slice_dir}", "run.seeds=[0]", "synthesize.per_class=3"]}]}))
+    log = tmp_path / "serve.log"
+    serving = start([sys.executable, "-m", "flows.cli", "serve", str(serve_file)],
+                    _client_env(prefect_api, tmp_path / "home"), log)
+    try:
+        def scheduled() -> bool:
+            with _client(prefect_api) as client:
+                runs = client.read_flow_runs(deployment_filter=DeploymentFilter(
+                    name=DeploymentFilterName(any_=["every-minute"])))
+                return any(r.state.is_scheduled() for r in runs)
+
+        wait_for(scheduled, 120, "a scheduled run of the served deployment", log, serving)
+        with _client(prefect_api) as client:
+            deployment = client.read_deployment_by_name("distill/every-minute")
+            assert deployment.schedules[0].schedule.cron == "* * * * *"
+            assert deployment.parameters["config"]["synthesize"]["per_class"] == 3
+    finally:
+        stop(serving)
+    assert serving.poll() is not None
