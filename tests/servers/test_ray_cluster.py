@@ -1,0 +1,95 @@
+"""A Ray head and a second worker node (`ray start --head`, `ray start --address`, both on
+127.0.0.1, token auth on): a run with `compute.backend: ray` at that address embeds on both
+nodes, selects its seeds on both nodes, and its output is complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from distill_core.artifacts.store import RunStore
+from distill_core.audit import RunAudit
+from tests.servers.processes import free_port, start, stop, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+RAY = str(Path(sys.executable).with_name("ray"))
+SEEDS = [0, 1, 2, 3]
+
+
+def _alive_nodes(address: str, env: dict[str, str]) -> list[str]:
+    script = ("import json, ray; ray.init(address=%r, log_to_driver=False); "
+              "print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive']]))" % address)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=120)
+    return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else []
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths
+    port = free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
+           "RAY_USAGE_STATS_ENABLED": "0"}
+    address = f"127.0.0.1:{port}"
+    head = start([RAY, "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
+                  "--port", str(port), "--num-cpus", "2", "--include-dashboard", "false",
+                  "--temp-dir", temp_dir, "--disable-usage-stats"], env,
+                 Path(temp_dir) / "head.log")
+    worker = None
+    try:
+        wait_for(lambda: len(_alive_nodes(address, env)) == 1, 120, "Ray head",
+                 Path(temp_dir) / "head.log", head)
+        worker = start([RAY, "start", "--block", "--address", address, "--node-ip-address",
+                        "127.0.0.1", "--num-cpus", "2", "--disable-usage-stats"], env,
+                       Path(temp_dir) / "worker.log")
+        wait_for(lambda: len(_alive_nodes(address, env)) == 2, 120, "Ray worker node",
+                 Path(temp_dir) / "worker.log", worker)
+        yield address, env, _alive_nodes(address, env)
+    finally:
+        if worker is not None:
+            stop(worker)
+        stop(head)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert head.poll() is not None
+
+
+def test_a_ray_run_uses_both_nodes_and_is_complete(ray_cluster, slice_dir: Path,
+                                                   tmp_path: Path, prefect_server) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    address, env, nodes = ray_cluster
+    assert len(nodes) == 2
+    command = [sys.executable, "-m", "flows.cli", "run", str(ROOT / "configs" / "quickstart.yaml"),
+               "--data-dir", str(slice_dir), "--runs-dir", str(tmp_path / "runs"),
+               "--set", f"run.seeds={SEEDS}", "--set", "synthesize.per_class=4",
+               "--set", "compute.backend=ray", "--set", f"compute.ray_address={address}",
+               "--set", "compute.num_actors=2", "--set", "compute.cpus_per_actor=0.5",
+               "--set", "signals.batch_size=16"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                            env={**env, "PYTHONPATH": str(ROOT),
+                                 "PREFECT_API_URL": str(PREFECT_API_URL.value())})
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = next(p for p in (tmp_path / "runs").iterdir() if not p.name.startswith("."))
+    store = RunStore.open(run_dir)
+    prefixes = {n[:12] for n in nodes}
+    signals = store.manifest("signals")
+    assert signals["backend"] == "ray"
+    embed_nodes = {w.split(":")[0] for w in signals["workers"]}
+    assert embed_nodes == prefixes, signals["workers"]  # both nodes embedded
+    assert sum(signals["workers"].values()) == len(set(
+        store.read("ingest").column("text").to_pylist()))  # each distinct text once
+    synthesize = store.manifest("synthesize")
+    select_nodes = {w.split(":")[0] for w in synthesize["workers"].values()}
+    assert select_nodes == prefixes, synthesize["workers"]  # seeds selected on both nodes
+    assert sorted(synthesize["workers"]) == [str(s) for s in SEEDS]
+    assert store.read("synthesize").num_rows == len(SEEDS) * 4 * 2
+    assert store.read("signals").num_rows == store.read("ingest").num_rows
+    assert all(f["balanced"] for f in RunAudit(run_dir).funnel())
