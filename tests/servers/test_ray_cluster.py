@@ -25,8 +25,8 @@ SEEDS = [0, 1, 2, 3]
 
 
 def _alive_nodes(address: str, env: dict[str, str]) -> list[str]:
-    script = ("import json, ray; ray.init(address=%r, log_to_driver=False); "
-              "print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive']]))" % address)
+    script = (f"import json, ray; ray.init(address={address!r}, log_to_driver=False); "
+              "print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive']]))")
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                          text=True, timeout=120)
     return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else []
@@ -93,3 +93,34 @@ def test_a_ray_run_uses_both_nodes_and_is_complete(ray_cluster, slice_dir: Path,
     assert store.read("synthesize").num_rows == len(SEEDS) * 4 * 2
     assert store.read("signals").num_rows == store.read("ingest").num_rows
     assert all(f["balanced"] for f in RunAudit(run_dir).funnel())
+
+
+def test_benchmark_cells_score_on_the_cluster_like_in_process(
+        ray_cluster, slice_dir: Path, tmp_path: Path, prefect_server) -> None:
+    import pyarrow.parquet as pq
+    import yaml
+    from prefect.settings import PREFECT_API_URL
+
+    from distill_core.bench.config import BenchConfig
+    from flows.benchmark import benchmark
+
+    address, env, _ = ray_cluster
+    config = {"name": "on-ray", "datasets": ["mrpc"], "data_dir": str(slice_dir),
+              "budgets": [2, 3], "methods": ["random", "herding"], "seeds": [0, 1],
+              "learners": [{"kind": "linear_probe"}]}
+    local = benchmark(config, str(tmp_path / "local"))
+    config_file = tmp_path / "bench.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "bench", str(config_file), "--runs-dir",
+         str(tmp_path / "ray"), "--set", "compute.backend=ray",
+         "--set", f"compute.ray_address={address}", "--set", "compute.cpus_per_actor=0.5"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={**env, "PYTHONPATH": str(ROOT), "PREFECT_API_URL": str(PREFECT_API_URL.value())})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "9 cells, 9 scored now" in " ".join(result.stdout.split())
+    columns = ["key", "method", "per_class", "seed", "accuracy", "macro_f1"]
+    on_ray = pq.read_table(tmp_path / "ray" / BenchConfig.model_validate(config).bench_id()
+                           / "scores.parquet").select(columns)
+    in_process = pq.read_table(Path(local["dir"]) / "scores.parquet").select(columns)
+    assert on_ray.to_pylist() == in_process.to_pylist()
