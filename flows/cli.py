@@ -296,6 +296,12 @@ def serve(
     """
     _quiet_libraries(verbose)
     os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"  # serving: say which runs start and end
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        _fail(TextDistillError(
+            "serve needs a Prefect server to hold the schedules: start one (prefect server "
+            "start --host 127.0.0.1) and set PREFECT_API_URL=http://127.0.0.1:4200/api"))
     from flows.serve import build_deployments
 
     try:

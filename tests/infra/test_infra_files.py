@@ -78,3 +78,17 @@ def test_serve_config_builds_both_deployments_with_their_schedules() -> None:
     for deployment, spec in zip(deployments, serve.deployments, strict=True):
         assert deployment.schedules[0].schedule.cron == spec.cron
         assert deployment.parameters["config"]  # validated and frozen at serve time
+
+
+def test_serve_without_a_prefect_server_says_what_to_do(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(PREFECT_HOME=str(tmp_path), PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-m", "flows.cli", "serve",
+                             str(ROOT / "configs" / "serve.yaml")], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "PREFECT_API_URL" in result.stdout and "Traceback" not in result.stderr
