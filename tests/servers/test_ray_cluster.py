@@ -45,18 +45,19 @@ def ray_cluster():
                  Path(temp_dir) / "head.log")
     worker = None
     try:
-        wait_for(lambda: len(_alive_nodes(address, env)) == 1, 120, "Ray head",
-                 Path(temp_dir) / "head.log", head)
+        wait_for(lambda: "Ray runtime started" in (Path(temp_dir) / "head.log").read_text(),
+                 120, "Ray head", Path(temp_dir) / "head.log", head)
         worker = start([RAY, "start", "--block", "--address", address, "--node-ip-address",
                         "127.0.0.1", "--num-cpus", "2", "--disable-usage-stats"], env,
                        Path(temp_dir) / "worker.log")
-        wait_for(lambda: len(_alive_nodes(address, env)) == 2, 120, "Ray worker node",
+        wait_for(lambda: "Ray runtime started" in (Path(temp_dir) / "worker.log").read_text()
+                 and len(_alive_nodes(address, env)) == 2, 120, "Ray worker node",
                  Path(temp_dir) / "worker.log", worker)
         yield address, env, _alive_nodes(address, env)
     finally:
         if worker is not None:
-            stop(worker)
-        stop(head)
+            stop(worker, grace=5)
+        stop(head, grace=5)
         shutil.rmtree(temp_dir, ignore_errors=True)
     assert head.poll() is not None
 
