@@ -77,6 +77,10 @@ class RayEncoder:
 
         signals, compute = self.signals, self.compute
         ensure_ray(compute.ray_address)
+        # Start on the whole pool, not the first actor ready: otherwise a fast first actor can
+        # take every block and the other nodes stay idle.
+        context = ray.data.DataContext.get_current()
+        context.wait_for_min_actors_s = max(context.wait_for_min_actors_s, 600)
         start = time.perf_counter()
         first_batch_at, first_batch_rows = None, 0
         order = np.argsort([len(t) for t in texts], kind="stable")
