@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,6 +44,34 @@ def _quiet_libraries(verbose: bool) -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     # A Prefect server that textdistill starts listens on loopback unless told otherwise.
     os.environ.setdefault("PREFECT_SERVER_API_HOST", "127.0.0.1")
+
+
+@contextmanager
+def _progress_bars(fixed: tuple[str, ...] = ()) -> Iterator[None]:
+    """Rich progress bars fed by the stages' reporter: `fixed` bars up front (others ignored),
+    or, with none fixed, a bar for each stage or step as it first reports."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tasks.progress import set_reporter
+
+    with Progress(TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=console,
+                  transient=False) as progress:
+        bars = {s: progress.add_task(s, total=None, note="", start=False) for s in fixed}
+
+        def reporter(stage: str, done: float, total: float | None, note: str) -> None:
+            if stage not in bars:
+                if fixed:
+                    return
+                bars[stage] = progress.add_task(stage, total=None, note="", start=False)
+            progress.start_task(bars[stage])
+            progress.update(bars[stage], completed=done, total=total, note=note[:60])
+
+        set_reporter(reporter)
+        try:
+            yield
+        finally:
+            set_reporter(None)
 
 
 def _scores_table(summary: list[dict[str, Any]]) -> Table:
@@ -82,8 +112,6 @@ def run(
 ) -> None:
     """Distil a dataset as configured; prints scores and the run folder."""
     _quiet_libraries(verbose)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from distill_core.artifacts.store import RunStore
     from distill_core.audit import RunAudit
     from distill_core.config import load_config
@@ -96,27 +124,12 @@ def run(
     except TextDistillError as exc:
         _fail(exc)
     from flows.distill import distill
-    from tasks.progress import set_reporter
 
-    with Progress(TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=console,
-                  transient=False) as progress:
-        bars = {s: progress.add_task(s, total=None, note="", start=False) for s in STAGES}
-
-        def reporter(stage: str, done: float, total: float | None, note: str) -> None:
-            if stage not in bars:
-                return
-            bar = bars[stage]
-            progress.start_task(bar)
-            progress.update(bar, completed=done, total=total, note=note)
-
-        set_reporter(reporter)
+    with _progress_bars(STAGES):
         try:
             result = distill(cfg.model_dump(mode="json"), str(runs_dir))
         except TextDistillError as exc:
             _fail(exc)
-        finally:
-            set_reporter(None)
     run_dir = result["run_dir"]
     store = RunStore.open(run_dir)
     evaluate = store.manifest("evaluate")
@@ -245,8 +258,6 @@ def bench(
 ) -> None:
     """Run (or resume) a benchmark grid; prints the results tables and the report's path."""
     _quiet_libraries(verbose)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from distill_core.bench.config import load_bench_config
 
     overrides = list(set_ or []) + ([f"data_dir={data_dir}"] if data_dir else [])
@@ -255,25 +266,12 @@ def bench(
     except TextDistillError as exc:
         _fail(exc)
     from flows.benchmark import benchmark
-    from tasks.progress import set_reporter
 
-    with Progress(TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=console,
-                  transient=False) as progress:
-        bars: dict[str, Any] = {}
-
-        def reporter(stage: str, done: float, total: float | None, note: str) -> None:
-            if stage not in bars:
-                bars[stage] = progress.add_task(stage, total=None, note="")
-            progress.update(bars[stage], completed=done, total=total, note=note[:60])
-
-        set_reporter(reporter)
+    with _progress_bars():
         try:
             result = benchmark(cfg.model_dump(mode="json"), str(runs_dir))
         except TextDistillError as exc:
             _fail(exc)
-        finally:
-            set_reporter(None)
     from distill_core.bench.report import panel_tables_md
 
     summary = json.loads((Path(result["dir"]) / "summary.json").read_text())
