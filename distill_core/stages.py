@@ -38,6 +38,7 @@ from distill_core.signals.embeddings import (
     embed_corpus,
     features,
     matrix,
+    pair_texts,
     require_aligned,
     split_features,
     texts_hash,
@@ -221,8 +222,7 @@ def teacher_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop,
     head_inputs = None
     if cfg.teacher.kind == "finetune":
         texts = corpus.column("text").to_pylist()
-        pairs = corpus.column("text_pair").to_pylist()
-        pairs = None if all(p is None for p in pairs) else pairs
+        pairs = pair_texts(corpus)
         train_rows = np.flatnonzero(is_train)
         t = cfg.teacher
         tuned = finetune_classifier(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from distill_core.bench.cells import cell_path, load_cell
 from distill_core.bench.config import BenchConfig
 from distill_core.bench.grid import bench_dir, finalize, plan_cells, plan_groups
 from distill_core.bench.report import panel_tables_md
-from tasks.bench import prepare_task, ray_score, score_task
+from tasks.bench import cells_by_run, prepare_task, ray_score, score_task
 
 
 def _run_name() -> str:
@@ -50,11 +49,8 @@ def benchmark(config: dict[str, Any], runs_dir: str = "runs") -> dict[str, Any]:
     if pending and cfg.compute.backend == "ray":
         ray_score(pending, learners, cells_dir, cfg.compute)
     elif pending:
-        by_run: dict[str, list[dict[str, Any]]] = {}
-        for cell in pending:
-            by_run.setdefault(cell.run_dir, []).append(asdict(cell))
         done = 0
-        for run_dir, group_cells in by_run.items():
+        for run_dir, group_cells in cells_by_run(pending).items():
             done += score_task.with_options(task_run_name=f"score-{Path(run_dir).name}")(
                 group_cells, learners, cells_dir, cfg.faults.kill_after_cells, len(pending),
                 done)

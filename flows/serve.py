@@ -91,9 +91,3 @@ def build_deployments(path: str | Path) -> list[Any]:
         description=f"{spec.flow} of {spec.config} on '{spec.cron}' ({spec.timezone})")
         for spec in serve.deployments]
 
-
-def serve(path: str | Path, limit: int | None = None) -> None:
-    """Register the deployments and run their scheduled runs until interrupted."""
-    from prefect import serve as prefect_serve
-
-    prefect_serve(*build_deployments(path), limit=limit)

@@ -61,6 +61,14 @@ def score_task(cells: list[dict[str, Any]], learners: dict[str, dict[str, Any]],
     return len(_score(cells, learners, cells_dir, kill_after, total, done_before))
 
 
+def cells_by_run(cells: list[Cell]) -> dict[str, list[dict[str, Any]]]:
+    """Cells (as plain dicts for task parameters) grouped by the run folder they read."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for cell in cells:
+        groups.setdefault(cell.run_dir, []).append(asdict(cell))
+    return groups
+
+
 def ray_score(cells: list[Cell], learners: dict[str, dict[str, Any]], cells_dir: str,
               compute: ComputeSection) -> int:
     """Score cells as Ray tasks, one per run folder, each with the configured resources."""
@@ -71,10 +79,8 @@ def ray_score(cells: list[Cell], learners: dict[str, dict[str, Any]], cells_dir:
     ensure_ray(compute.ray_address)
     remote = ray.remote(num_cpus=compute.cpus_per_actor, num_gpus=compute.gpus_per_actor,
                         max_retries=2)(_score)
-    by_run: dict[str, list[dict[str, Any]]] = {}
-    for cell in cells:
-        by_run.setdefault(cell.run_dir, []).append(asdict(cell))
-    futures = [remote.remote(group, learners, cells_dir, None) for group in by_run.values()]
+    futures = [remote.remote(group, learners, cells_dir, None)
+               for group in cells_by_run(cells).values()]
     done = 0
     for future in futures:
         done += len(ray.get(future))

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from distill_core.artifacts.store import RunStore
 from distill_core.config import stable_hash
 from distill_core.evaluate.learners import LearnerData, LearnerSpec, score_learner
-from distill_core.signals.embeddings import split_features
+from distill_core.signals.embeddings import pair_texts, split_features
 
 FULL = "full"
 CELL_VERSION = 1  # bump when a learner's score for the same inputs changes
@@ -116,9 +116,7 @@ class RunData:
 
 
 def _learner_data(table, x: np.ndarray) -> LearnerData:
-    pairs = table.column("text_pair").to_pylist()
-    return LearnerData(texts=table.column("text").to_pylist(),
-                       pairs=None if all(p is None for p in pairs) else pairs, x=x,
+    return LearnerData(texts=table.column("text").to_pylist(), pairs=pair_texts(table), x=x,
                        y=table.column("label_id").to_numpy())
 
 

@@ -35,6 +35,12 @@ def distinct_texts(corpus: pa.Table) -> list[str]:
     return list(dict.fromkeys(values))
 
 
+def pair_texts(table: pa.Table) -> list[str] | None:
+    """The `text_pair` column as a list, or None for a single-text task."""
+    pairs = table.column("text_pair").to_pylist()
+    return None if all(p is None for p in pairs) else pairs
+
+
 def vectors_array(matrix: np.ndarray) -> pa.FixedSizeListArray:
     """A float32 [n, dim] matrix as an Arrow fixed-size-list column."""
     flat = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).ravel(), type=pa.float32())
