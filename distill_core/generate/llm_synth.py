@@ -1,0 +1,84 @@
+"""`llm_synth`: prototype-conditioned synthesis, minus the model call.
+
+Plan: per class, k-means on the class's embeddings with k = budget slots; each
+slot's prompt shows the `shots` real examples nearest its centroid (the most
+representative ones), whose ids become the generated rows' `parent_ids`.
+Choose: every parsed candidate of a slot is embedded and read by the teacher;
+candidates whose teacher probability of the intended label is below τ are
+dropped (`teacher_inconsistent`), one cosine-closer than `max_similarity` to an
+already chosen row is dropped (`near_duplicate_generation`), and of the rest
+the one nearest the slot's centroid wins (best of n); the others are
+`not_best_of_n`. Every candidate ends chosen or rejected with its reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.cluster import KMeans
+
+
+@dataclass(frozen=True)
+class PromptSlot:
+    label_id: int
+    slot: int
+    centroid: np.ndarray
+    example_rows: tuple[int, ...]  # rows of the training split shown in the prompt
+    seed: int
+
+
+def plan_slots(features: np.ndarray, label_ids: np.ndarray, per_class: int, shots: int,
+               seed: int) -> list[PromptSlot]:
+    """`per_class` prompt slots per class, each with its `shots` most representative rows."""
+    slots = []
+    for label in np.unique(label_ids):
+        rows = np.flatnonzero(label_ids == label)
+        x = features[rows]
+        k = min(per_class, len(rows))
+        class_seed = int(np.random.SeedSequence([seed, int(label)]).generate_state(1)[0])
+        model = KMeans(n_clusters=k, n_init=3, random_state=class_seed).fit(x)
+        for slot, centroid in enumerate(model.cluster_centers_):
+            members = np.flatnonzero(model.labels_ == slot)
+            distance = np.linalg.norm(x[members] - centroid, axis=1)
+            nearest = members[np.argsort(distance, kind="stable")[:shots]]
+            slots.append(PromptSlot(int(label), slot, centroid.astype(np.float32),
+                                    tuple(int(rows[i]) for i in nearest),
+                                    int(np.random.SeedSequence([seed, int(label), slot])
+                                        .generate_state(1)[0])))
+    return slots
+
+
+@dataclass
+class CandidateChoice:
+    chosen: list[int]  # candidate indices, one per slot that has a survivor
+    reasons: dict[int, str]  # candidate index -> reject reason
+
+
+def choose_candidates(slot_of: np.ndarray, vectors: np.ndarray, label_prob: np.ndarray,
+                      centroids: np.ndarray, tau: float, max_similarity: float = 0.95
+                      ) -> CandidateChoice:
+    """Best of n per slot under teacher consistency and diversity (see the module doc).
+
+    slot_of[i]: the slot of candidate i; vectors: L2-normalised candidate embeddings;
+    label_prob[i]: the teacher's probability of the slot's label; centroids[s]: slot s.
+    """
+    reasons: dict[int, str] = {}
+    chosen: list[int] = []
+    centres = centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    for slot in range(len(centroids)):
+        members = np.flatnonzero(slot_of == slot)
+        ranked = members[np.argsort(-(vectors[members] @ centres[slot]), kind="stable")]
+        winner = None
+        for i in ranked:
+            if label_prob[i] < tau:
+                reasons[int(i)] = "teacher_inconsistent"
+            elif winner is not None:
+                reasons[int(i)] = "not_best_of_n"
+            elif chosen and float(np.max(vectors[chosen] @ vectors[i])) >= max_similarity:
+                reasons[int(i)] = "near_duplicate_generation"
+            else:
+                winner = int(i)
+        if winner is not None:
+            chosen.append(winner)
+    return CandidateChoice(chosen, reasons)
