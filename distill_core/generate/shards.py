@@ -1,0 +1,90 @@
+"""Prompt shards: the unit of distributed generation, written one Parquet part each.
+
+A shard's seed derives from the run seed and the shard id, and every prompt
+in it samples under seeds derived from that, so regenerating a shard (after
+a worker died) gives the same rows. Each shard is written atomically as
+`part-<shard>.parquet` (temporary name, then rename): a shard is either
+whole on disk or absent, so redoing it never duplicates or loses a row.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from distill_core.generate.models import CausalLM
+from distill_core.generate.sampling import SamplingSettings, sample
+
+GENERATION_SCHEMA = pa.schema([
+    ("shard", pa.int32()), ("prompt_id", pa.string()), ("sample", pa.int32()),
+    ("seed", pa.int64()), ("text", pa.string()), ("new_tokens", pa.int32()),
+    ("worker", pa.string()),
+])
+
+
+@dataclass(frozen=True)
+class PromptShard:
+    shard: int
+    prompt_ids: tuple[str, ...]
+    prompts: tuple[str, ...]
+    samples: int  # continuations per prompt
+
+
+def derive_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+def make_shards(prompt_ids: Sequence[str], prompts: Sequence[str], samples: int,
+                shard_size: int) -> list[PromptShard]:
+    return [PromptShard(i // shard_size, tuple(prompt_ids[i:i + shard_size]),
+                        tuple(prompts[i:i + shard_size]), samples)
+            for i in range(0, len(prompts), shard_size)]
+
+
+def generate_shard(lm: CausalLM, shard: PromptShard, run_seed: int,
+                   settings: SamplingSettings, worker: str = "local") -> pa.Table:
+    """Every sample of every prompt in `shard`, seeded by (run seed, shard, sample)."""
+    rows = []
+    for s in range(shard.samples):
+        seed = derive_seed(run_seed, shard.shard, s)
+        seeds = [derive_seed(seed, i) for i in range(len(shard.prompts))]
+        for prompt_id, prompt_seed, generation in zip(
+                shard.prompt_ids, seeds, sample(lm, shard.prompts, seeds, settings),
+                strict=True):
+            rows.append({"shard": shard.shard, "prompt_id": prompt_id, "sample": s,
+                         "seed": prompt_seed, "text": generation.text,
+                         "new_tokens": generation.new_tokens, "worker": worker})
+    return pa.Table.from_pylist(rows, schema=GENERATION_SCHEMA)
+
+
+def part_path(folder: str | Path, shard: int) -> Path:
+    return Path(folder) / f"part-{shard:05d}.parquet"
+
+
+def write_part(folder: str | Path, shard: int, table: pa.Table) -> Path:
+    """Atomically publish one shard's rows (a rerun of the shard replaces, never appends)."""
+    target = part_path(folder, shard)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, target)
+    return target
+
+
+def pending_shards(folder: str | Path, shards: Sequence[PromptShard]) -> list[PromptShard]:
+    return [s for s in shards if not part_path(folder, s.shard).is_file()]
+
+
+def read_parts(folder: str | Path, shards: Sequence[PromptShard]) -> pa.Table:
+    missing = pending_shards(folder, shards)
+    if missing:
+        raise RuntimeError(f"{len(missing)} generation shards have no part "
+                           f"(first: {missing[0].shard}) in {folder}")
+    return pa.concat_tables([pq.read_table(part_path(folder, s.shard)) for s in shards])
