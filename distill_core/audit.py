@@ -16,7 +16,7 @@ import duckdb
 from distill_core.artifacts.store import RunStore
 
 # Stages whose rows flow one to one: rows in = rows out + rows rejected.
-FUNNEL_STAGES = ("ingest", "signals", "teacher", "clean", "synthesize", "filter")
+FUNNEL_STAGES = ("ingest", "signals", "teacher", "clean", "generate", "synthesize", "filter")
 
 
 class RunAudit:
@@ -75,7 +75,10 @@ class RunAudit:
             if manifest is None:
                 continue
             replicates = int(manifest["counts"].get("replicates", 1))
-            if upstream == "selection_pool" and "clean" in self.views:
+            if upstream == "selection_pool" and manifest.get("pool") == "generate":
+                expected = self._count("generate")
+                source = "generate (usable generated lines)"
+            elif upstream == "selection_pool" and "clean" in self.views:
                 expected = self._count("clean") * replicates
                 source = "clean (kept train rows x replicates)"
             elif upstream in ("ingest_train", "selection_pool"):
@@ -103,6 +106,11 @@ class RunAudit:
                     f'SELECT example_id, replicate, seed, method, run_id, label, text, text_pair, '
                     f'parent_ids, rank, score FROM "{stage}" WHERE example_id = ? '
                     "ORDER BY replicate", [example_id])
+        if "generate" in self.views:  # how a generated row was made: prompt, answer, seed
+            result["generated"] = self._rows(
+                "SELECT replicate, prompt_id, sample, seed, shard, worker, new_tokens, prompt, "
+                "answer, parent_ids, list_extract(teacher_prob, label_id + 1) AS teacher_p "
+                "FROM generate WHERE example_id = ? ORDER BY replicate", [example_id])
         parents = {p for row in result["distilled"] + result["candidates"]
                    for p in (row["parent_ids"] or [])} or {example_id}
         if "ingest" in self.views:

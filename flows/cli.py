@@ -23,7 +23,8 @@ from distill_core.errors import TextDistillError
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Text dataset distillation with full lineage.")
 console = Console()
-STAGES = ("ingest", "signals", "teacher", "clean", "synthesize", "filter", "evaluate")
+STAGES = ("ingest", "signals", "teacher", "clean", "generate", "synthesize", "filter",
+          "evaluate")
 
 
 def _fail(error: Exception) -> None:
@@ -187,6 +188,11 @@ def _print_lineage(lineage: dict[str, Any]) -> None:
     for row in lineage["distilled"]:
         console.print(f"  distilled in replicate {row['replicate']} (seed {row['seed']}) by "
                       f"{row['method']}, rank {row['rank']}, parents {list(row['parent_ids'])}")
+    for row in lineage.get("generated", []):
+        console.print(f"  generated in replicate {row['replicate']} from prompt "
+                      f"{row['prompt_id']} (sample {row['sample']}, seed {row['seed']}, "
+                      f"{row['new_tokens']} tokens, worker {row['worker']}), teacher p(label) "
+                      f"{row['teacher_p']:.2f}; answer: {row['answer']!r}")
     for row in lineage["sources"]:
         console.print(f"  source: {row['source']} row {row['source_row']} ({row['split']}, "
                       f"label {row['label']}): {row['text']!r}")

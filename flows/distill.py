@@ -1,4 +1,5 @@
-"""The `distill` flow: ingest -> signals (+ teacher) -> synthesize -> filter -> evaluate -> report.
+"""The `distill` flow: ingest -> signals (+ teacher) -> [generate] -> synthesize -> filter -> evaluate
+-> report (generate: for the generative methods only).
 
 Tasks hand each other the run folder's path; every stage reads its inputs from
 the artifacts upstream stages wrote there. Runs with no Prefect server (an
@@ -18,6 +19,7 @@ from tasks.stages import (
     clean_task,
     evaluate_task,
     filter_task,
+    generate_task,
     ingest_task,
     report_task,
     signals_task,
@@ -49,6 +51,7 @@ def distill(config: dict[str, Any], runs_dir: str = "runs") -> dict[str, str]:
     teacher_task(config, run_dir)
     if cfg.filter.corpus:
         clean_task(config, run_dir)
+    generate_task(config, run_dir)
     synthesize_task(config, run_dir)
     filter_task(config, run_dir)
     evaluate_task(config, run_dir)

@@ -22,18 +22,26 @@ from distill_core.bench.cells import Cell, score_cells
 from distill_core.config import ComputeSection, RunConfig
 from distill_core.evaluate.learners import LearnerSpec
 from tasks.progress import report
-from tasks.stages import make_encoder, make_selector, teacher_predictor
+from tasks.stages import (
+    make_encoder,
+    make_generator_trainer,
+    make_selector,
+    make_shard_runner,
+    teacher_predictor,
+)
 
 
 @task(name="prepare", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def prepare_task(config: dict[str, Any], run_dir: str) -> str:
-    """ingest → signals → teacher → (clean) → synthesize → filter for one grid group."""
+    """ingest → signals → teacher → (clean) → (generate) → synthesize → filter for one group."""
     cfg, store = RunConfig.model_validate(config), RunStore.open_or_create(run_dir)
     stages.ingest_stage(cfg, store, report)
     stages.signals_stage(cfg, store, lambda: make_encoder(cfg), report,
                          backend=cfg.compute.backend)
     stages.teacher_stage(cfg, store, report, teacher_predictor(cfg))
     stages.clean_stage(cfg, store, report)
+    stages.generate_stage(cfg, store, lambda: make_encoder(cfg), make_shard_runner(cfg),
+                          make_generator_trainer(cfg), report, teacher_predictor(cfg))
     stages.synthesize_stage(cfg, store, report, make_selector(cfg))
     stages.filter_stage(cfg, store, report)
     return run_dir

@@ -119,6 +119,58 @@ def clean_task(config: dict[str, Any], run_dir: str) -> str | None:
     return None if outcome is None else _run("clean", outcome, store)
 
 
+@task(name="generate", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def generate_task(config: dict[str, Any], run_dir: str) -> str | None:
+    """Sample the decoder LM for a generative method (llm_synth, dilm); else nothing."""
+    cfg, store = RunConfig.model_validate(config), _store(run_dir)
+    outcome = stages.generate_stage(cfg, store, lambda: make_encoder(cfg), make_shard_runner(cfg),
+                                    make_generator_trainer(cfg), report, teacher_predictor(cfg))
+    return None if outcome is None else _run("generate", outcome, store)
+
+
+def make_shard_runner(cfg: RunConfig) -> stages.ShardRunFn:
+    """Prompt shards generated in process, or on a Ray Data actor pool."""
+    g = cfg.generate
+    if cfg.compute.backend == "ray":
+        from tasks.ray_generate import ray_generate
+
+        def on_ray(shards, model, settings, run_seed, out_dir):
+            return ray_generate(shards, model, g, run_seed, settings, out_dir, cfg.compute,
+                                cfg.faults)
+
+        return on_ray
+
+    def in_process(shards, model, settings, run_seed, out_dir):
+        from distill_core.generate.models import load_causal_lm
+        from distill_core.generate.shards import generate_in_process
+
+        if cfg.compute.torch_threads:
+            import torch
+
+            torch.set_num_threads(cfg.compute.torch_threads)
+        lm = load_causal_lm(model, g.dtype, g.device, g.trust_remote_code)
+        table = generate_in_process(shards, lm, run_seed, settings, out_dir,
+                                    lambda done, total: report("generate", done, total, ""))
+        return table, {"local": len(shards)}
+
+    return in_process
+
+
+def make_generator_trainer(cfg: RunConfig) -> stages.GeneratorTrainFn:
+    """The dilm generator fine-tuned in process, or as a Ray task on a GPU node."""
+    g = cfg.generate
+    if cfg.compute.backend == "ray":
+        from tasks.ray_generate import ray_train_generator
+
+        return lambda model, texts, labels, out_dir, settings: ray_train_generator(
+            model, texts, labels, out_dir, settings, g, cfg.compute)
+    from distill_core.generate.dilm import train_generator
+
+    return lambda model, texts, labels, out_dir, settings: train_generator(
+        model, texts, labels, out_dir, settings, g.dtype, g.device, g.trust_remote_code,
+        lambda step, total, loss: report("generate", step, total, f"loss {loss:.3f}"))
+
+
 @task(name="synthesize", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def synthesize_task(config: dict[str, Any], run_dir: str) -> str:
     cfg, store = RunConfig.model_validate(config), _store(run_dir)

@@ -24,6 +24,7 @@ import psutil
 import pyarrow.compute as pc
 
 from distill_core.artifacts.store import RunStore
+from distill_core.generate.features import generated_features
 from distill_core.config import stable_hash
 from distill_core.evaluate.learners import LearnerData, LearnerSpec, score_learner
 from distill_core.signals.embeddings import pair_texts, split_features
@@ -96,6 +97,11 @@ class RunData:
         self.labels = list(range(len((store.manifest("ingest") or {})["label_names"])))
         self.position = {e: i for i, e in enumerate(self.train.column("example_id").to_pylist())}
         self.distilled = store.read("filter") if store.manifest("filter") else None
+        # Distilled rows' features: the training split's, or a generated row's own.
+        self.pool_x = self.train_x
+        generated = generated_features(store)
+        if generated is not None:
+            self.pool_x = generated.extend(self.position, self.train_x)
 
     def training_set(self, cell: Cell) -> tuple[LearnerData, np.ndarray | None,
                                                   np.ndarray | None]:
@@ -112,7 +118,7 @@ class RunData:
         soft = None
         if cell.labels == "soft":
             soft = np.asarray(subset.column("soft_label").to_pylist(), dtype=np.float64)
-        return _learner_data(subset, self.train_x[rows]), soft, weights
+        return _learner_data(subset, self.pool_x[rows]), soft, weights
 
 
 def _learner_data(table, x: np.ndarray) -> LearnerData:

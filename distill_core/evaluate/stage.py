@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from distill_core.evaluate.linear_probe import ProbeScore, linear_probe
 from distill_core.evaluate.soft_probe import soft_label_probe
+from distill_core.generate.features import GeneratedFeatures
 from distill_core.synthesize.base import select_per_class
 
 SCORES_SCHEMA = pa.schema([
@@ -39,15 +40,23 @@ def evaluate_selection(train: pa.Table, train_x: np.ndarray, eval_y: np.ndarray,
                        eval_x: np.ndarray, distilled: pa.Table, method: str, per_class: int,
                        seeds: list[int], n_labels: int, baselines: list[str], C: float,  # noqa: N803
                        max_iter: int, progress: Callable[[str], None] | None = None,
-                       temperature: float = 1.0) -> pa.Table:
-    """Scores of every replicate of `distilled` and of the baselines, one row per fit."""
+                       temperature: float = 1.0,
+                       generated: GeneratedFeatures | None = None) -> pa.Table:
+    """Scores of every replicate of `distilled` and of the baselines, one row per fit.
+
+    A distilled row's features come from the training split or, for a generated row, from
+    `generated`; the baselines draw on the training split alone.
+    """
     labels = list(range(n_labels))
-    train_y = train.column("label_id").to_numpy()
+    pool_x, pool_y = train_x, train.column("label_id").to_numpy()
     position = {eid: i for i, eid in enumerate(train.column("example_id").to_pylist())}
+    if generated is not None:
+        pool_x = generated.extend(position, train_x)
+        pool_y = np.concatenate([pool_y, generated.y.astype(pool_y.dtype)])
     rows = []
 
     def fit(rows_idx: np.ndarray, weights: np.ndarray | None = None) -> ProbeScore:
-        return linear_probe(train_x[rows_idx], train_y[rows_idx], eval_x, eval_y, labels, C,
+        return linear_probe(pool_x[rows_idx], pool_y[rows_idx], eval_x, eval_y, labels, C,
                             max_iter, sample_weight=weights)
 
     for replicate, seed in enumerate(seeds):
@@ -61,17 +70,18 @@ def evaluate_selection(train: pa.Table, train_x: np.ndarray, eval_y: np.ndarray,
             progress(f"{method} seed {seed}")
         if subset.num_rows and subset.column("soft_label").null_count == 0:
             targets = np.asarray(subset.column("soft_label").to_pylist(), dtype=np.float64)
-            score = soft_label_probe(train_x[index], targets, eval_x, eval_y, labels, C,
+            score = soft_label_probe(pool_x[index], targets, eval_x, eval_y, labels, C,
                                      temperature, sample_weight=weights)
             rows.append(_row("distilled_soft", f"{method}+soft", replicate, seed, per_class,
                              score))
         if "random" in baselines:
-            picked = select_per_class("random", train_x, train_y, per_class, seed)
+            picked = select_per_class("random", train_x, pool_y[:len(train_x)], per_class,
+                                      seed)
             rows.append(_row("random", "random", replicate, seed, per_class, fit(picked.indices)))
             if progress:
                 progress(f"random seed {seed}")
     if "full" in baselines:
-        rows.append(_row("full", "full", None, None, None, fit(np.arange(len(train_y)))))
+        rows.append(_row("full", "full", None, None, None, fit(np.arange(len(train_x)))))
         if progress:
             progress("full data")
     return pa.Table.from_pylist(rows, schema=SCORES_SCHEMA)

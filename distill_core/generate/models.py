@@ -76,21 +76,39 @@ def resolve_causal_lm(name: str) -> str:
     return name
 
 
+def load_tokenizer(name: str, trust_remote_code: bool = False):
+    """The model's tokenizer alone (to render prompts without loading weights)."""
+    from transformers import AutoTokenizer
+
+    path = resolve_causal_lm(name)
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise hub_unavailable(name, exc) from exc
+
+
 def load_causal_lm(name: str, dtype: str = "float32", device: str | None = None,
                    trust_remote_code: bool = False) -> CausalLM:
-    """The model (eval mode) and its tokenizer, padded on the left for batched generation."""
+    """The model (eval mode) and its tokenizer, padded on the left for batched generation.
+
+    `device="auto"` shards the model over every GPU the process sees (accelerate).
+    """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     path = resolve_causal_lm(name)
+    tokenizer = load_tokenizer(name, trust_remote_code)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code)
+            path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code,
+            **({"device_map": "auto"} if device == "auto" else {}))
     except OSError as exc:
         raise hub_unavailable(name, exc) from exc
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if device == "auto":
+        return CausalLM(model=model.eval(), tokenizer=tokenizer, device=str(model.device),
+                        name=name)
     return CausalLM(model=model.to(device).eval(), tokenizer=tokenizer, device=device, name=name)

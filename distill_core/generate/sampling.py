@@ -29,9 +29,8 @@ class Generation:
     new_tokens: int
 
 
-def render_prompts(lm: CausalLM, messages: Sequence[list[dict[str, str]]]) -> list[str]:
+def render_prompts(tokenizer, messages: Sequence[list[dict[str, str]]]) -> list[str]:
     """Chat-template each prompt (plain concatenation when the tokenizer has no template)."""
-    tokenizer = lm.tokenizer
     if getattr(tokenizer, "chat_template", None):
         return [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
                 for m in messages]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,3 +88,15 @@ def read_parts(folder: str | Path, shards: Sequence[PromptShard]) -> pa.Table:
         raise RuntimeError(f"{len(missing)} generation shards have no part "
                            f"(first: {missing[0].shard}) in {folder}")
     return pa.concat_tables([pq.read_table(part_path(folder, s.shard)) for s in shards])
+
+
+def generate_in_process(shards: Sequence[PromptShard], lm: CausalLM, run_seed: int,
+                        settings: SamplingSettings, out_dir: str | Path,
+                        progress: Callable[[int, int], None] | None = None) -> pa.Table:
+    """Generate the shards not yet on disk, one part each, then read every part."""
+    todo = pending_shards(out_dir, shards)
+    for done, shard in enumerate(todo, start=1):
+        write_part(out_dir, shard.shard, generate_shard(lm, shard, run_seed, settings))
+        if progress is not None:
+            progress(done, len(todo))
+    return read_parts(out_dir, shards)

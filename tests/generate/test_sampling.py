@@ -14,7 +14,7 @@ from distill_core.generate.sampling import SamplingSettings, render_prompts, sam
 
 def test_sampling_is_reproducible_per_seed_and_bounded(tiny_decoder: Path) -> None:
     lm = load_causal_lm(str(tiny_decoder))
-    prompts = render_prompts(lm, [few_shot_messages("positive", ["a gorgeous movie"], 3),
+    prompts = render_prompts(lm.tokenizer, [few_shot_messages("positive", ["a gorgeous movie"], 3),
                                   few_shot_messages("negative", ["a dull mess"], 3)])
     settings = SamplingSettings(max_new_tokens=12, batch_size=2)
     first = sample(lm, prompts, [7, 8], settings)
