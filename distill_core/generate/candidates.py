@@ -2,7 +2,8 @@
 
 `answer_lines` turns each answer into its candidate lines (a `llm_synth` answer
 holds up to `per_answer` examples, a `dilm` sample one); a line that is not a
-usable example is a reject with its reason, and so is a line the same
+usable example is a reject with its reason (the last line of an answer that ran
+out of tokens is `truncated`), and so is a line the same
 replicate already produced (`repeated_generation`), so example ids are unique
 per replicate. `choose_generated` then picks per replicate: `llm_synth` the
 best of n per slot (`choose_candidates`), `dilm` one candidate per k-means
@@ -26,7 +27,7 @@ from distill_core.config import GenerateSection
 from distill_core.generate.dilm import parse_sample
 from distill_core.generate.llm_synth import choose_candidates
 from distill_core.generate.plan import PromptPlan
-from distill_core.generate.prompts import parse_generation
+from distill_core.generate.prompts import ANSWER_PREFIX, ParsedOutput, parse_generation
 from distill_core.ingest.normalize import example_id
 from distill_core.synthesize.stage import CandidateSet
 
@@ -52,12 +53,22 @@ def answer_lines(answers: pa.Table, plan: PromptPlan, method: str, label_names: 
     for answer in answers.to_pylist():
         info = plan.info[answer["prompt_id"]]
         label = label_names[info.label_id]
-        if method == "dilm":
-            parsed = parse_sample(answer["text"], settings.min_words, settings.max_words)
+        text, cut = answer["text"], None
+        if answer["new_tokens"] >= settings.max_new_tokens:
+            # The answer ran out of tokens: its last line (dilm: its only one) stops mid-way.
+            head, _, tail = text.rstrip().rpartition("\n")
+            if method == "llm_synth" or not head.strip():
+                text, cut = head, tail.strip()
+        if not text.strip() and cut:
+            parsed = ParsedOutput()
+        elif method == "dilm":
+            parsed = parse_sample(text, settings.min_words, settings.max_words)
         else:
-            parsed = parse_generation(answer["text"], info.example_texts, settings.min_words,
-                                      settings.max_words)
+            parsed = parse_generation(ANSWER_PREFIX + text, info.example_texts,
+                                      settings.min_words, settings.max_words)
         where = f"{answer['prompt_id']} sample {answer['sample']}"
+        if cut:
+            parsed.rejected.append((cut, "truncated"))
         for line, reason in parsed.rejected or ([] if parsed.kept else [("", "empty_text")]):
             rejects.append({"example_id": example_id(f"{where}\x1f{line}", label),
                             "replicate": info.replicate, "split": "generated",

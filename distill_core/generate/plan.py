@@ -2,7 +2,8 @@
 
 `llm_synth`: per class, `per_class` k-means slots on the training embeddings;
 each slot's prompt lists its most representative real rows (their ids become
-`parent_ids`) and asks for `per_answer` new examples; each prompt is sampled
+`parent_ids`) and asks for `per_answer` new examples, and starts the answer
+with "- " so the model writes the list it is asked for; each prompt is sampled
 `samples_per_slot` times (best of n). `dilm`: `candidates_per_class` copies of
 the class prompt, sampled once each (every copy gets its own seed).
 """
@@ -18,7 +19,7 @@ import pyarrow as pa
 from distill_core.config import GenerateSection
 from distill_core.generate.dilm import class_prompt
 from distill_core.generate.llm_synth import plan_slots
-from distill_core.generate.prompts import few_shot_messages
+from distill_core.generate.prompts import ANSWER_PREFIX, few_shot_messages
 from distill_core.generate.sampling import render_prompts
 
 
@@ -57,9 +58,11 @@ def plan_llm_synth(train: pa.Table, train_x: np.ndarray, label_names: Sequence[s
         messages = [few_shot_messages(label_names[s.label_id], [texts[r] for r in s.example_rows],
                                       settings.per_answer) for s in slots]
         for slot, prompt in zip(slots, render_prompts(tokenizer, messages), strict=True):
-            plan.add(f"r{replicate}-c{slot.label_id}-s{slot.slot}", prompt, PromptInfo(
-                replicate, slot.label_id, slot.slot, [ids[r] for r in slot.example_rows],
-                [texts[r] for r in slot.example_rows], slot.centroid.tolist()))
+            plan.add(f"r{replicate}-c{slot.label_id}-s{slot.slot}", prompt + ANSWER_PREFIX,
+                     PromptInfo(
+                         replicate, slot.label_id, slot.slot,
+                         [ids[r] for r in slot.example_rows],
+                         [texts[r] for r in slot.example_rows], slot.centroid.tolist()))
     return plan
 
 

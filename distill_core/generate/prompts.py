@@ -9,9 +9,12 @@ the synthesize stage can account for every generated line in its rejects.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+# The answer is started for the model ("- "), so it begins in the list format it is asked for.
+ANSWER_PREFIX = "- "
 INSTRUCTION = ("Here are example {kind} with the label \"{label}\":\n{examples}\n"
                "Write {n} new and different {kind} with the label \"{label}\". Give one per "
                "line, each starting with \"- \", and nothing else.")
@@ -25,6 +28,11 @@ def few_shot_messages(label: str, examples: Sequence[str], n_new: int,
                                                            examples=listed, n=n_new)}]
 
 
+def _letters(text: str) -> str:
+    """Letters and digits only, lower case: "a dull , lifeless mess ." == "A dull, lifeless mess"."""
+    return re.sub(r"[\W_]+", "", text.lower())
+
+
 @dataclass
 class ParsedOutput:
     kept: list[str] = field(default_factory=list)
@@ -34,7 +42,7 @@ class ParsedOutput:
 def parse_generation(text: str, prompt_examples: Sequence[str], min_words: int = 3,
                      max_words: int = 80) -> ParsedOutput:
     """The new examples in a model's answer; every other non-blank line with its reason."""
-    seen = {" ".join(e.lower().split()) for e in prompt_examples}
+    seen = {_letters(e) for e in prompt_examples}
     out = ParsedOutput()
     kept_norm: set[str] = set()
     for raw in text.splitlines():
@@ -52,7 +60,7 @@ def parse_generation(text: str, prompt_examples: Sequence[str], min_words: int =
         norm = " ".join(body.lower().split())
         if words == 0:
             out.rejected.append((line, "empty_text"))
-        elif norm in seen:
+        elif _letters(body) in seen:
             out.rejected.append((line, "prompt_echo"))
         elif norm in kept_norm:
             out.rejected.append((line, "repeated_generation"))

