@@ -20,13 +20,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distill_core.artifacts.manifest import StageClock, build_manifest, fingerprint
-from distill_core.artifacts.store import RunStore, sha256_files
 from distill_core.artifacts.schemas import rejects_table
+from distill_core.artifacts.store import RunStore, sha256_files
 from distill_core.config import GENERATIVE_METHODS, RunConfig
 from distill_core.evaluate.stage import evaluate_selection, summarize_scores
 from distill_core.faults import publish_hook
 from distill_core.filter.base import joined_texts
 from distill_core.filter.stage import FilterContext, FilterResult, clean_corpus, filter_candidates
+from distill_core.generate.candidates import (
+    PARSED_SCHEMA,
+    answer_lines,
+    choose_generated,
+    nearest_parents,
+)
+from distill_core.generate.dilm import GeneratorTraining, TrainedGenerator
+from distill_core.generate.features import generated_features
+from distill_core.generate.models import load_tokenizer
+from distill_core.generate.plan import plan_dilm, plan_llm_synth
+from distill_core.generate.sampling import SamplingSettings
+from distill_core.generate.shards import PromptShard, derive_seed, make_shards
 from distill_core.ingest.ingest import (
     data_dir_from,
     ingest_dataset,
@@ -53,18 +65,6 @@ from distill_core.signals.teacher import (
     teacher_signals,
     teacher_table,
 )
-from distill_core.generate.candidates import (
-    PARSED_SCHEMA,
-    answer_lines,
-    choose_generated,
-    nearest_parents,
-)
-from distill_core.generate.dilm import GeneratorTraining, TrainedGenerator
-from distill_core.generate.features import generated_features
-from distill_core.generate.models import load_tokenizer
-from distill_core.generate.plan import plan_dilm, plan_llm_synth
-from distill_core.generate.sampling import SamplingSettings
-from distill_core.generate.shards import PromptShard, derive_seed, make_shards
 from distill_core.synthesize.stage import (
     SeedSelector,
     TeacherView,

@@ -1,5 +1,5 @@
-"""The `distill` flow: ingest -> signals (+ teacher) -> [generate] -> synthesize -> filter -> evaluate
--> report (generate: for the generative methods only).
+"""The `distill` flow: ingest -> signals (+ teacher) -> [generate] -> synthesize -> filter
+-> evaluate -> report (generate: for the generative methods only).
 
 Tasks hand each other the run folder's path; every stage reads its inputs from
 the artifacts upstream stages wrote there. Runs with no Prefect server (an

@@ -24,9 +24,9 @@ import psutil
 import pyarrow.compute as pc
 
 from distill_core.artifacts.store import RunStore
-from distill_core.generate.features import generated_features
 from distill_core.config import stable_hash
 from distill_core.evaluate.learners import LearnerData, LearnerSpec, score_learner
+from distill_core.generate.features import generated_features
 from distill_core.signals.embeddings import pair_texts, split_features
 
 FULL = "full"

@@ -29,7 +29,7 @@ def few_shot_messages(label: str, examples: Sequence[str], n_new: int,
 
 
 def _letters(text: str) -> str:
-    """Letters and digits only, lower case: "a dull , lifeless mess ." == "A dull, lifeless mess"."""
+    """Letters and digits, lower case: "a dull , lifeless mess ." -> "adulllifelessmess"."""
     return re.sub(r"[\W_]+", "", text.lower())
 
 
