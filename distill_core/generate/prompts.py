@@ -49,6 +49,9 @@ def parse_generation(text: str, prompt_examples: Sequence[str], min_words: int =
         line = raw.strip()
         if not line:
             continue
+        if not line.lstrip("-* ").strip():
+            out.rejected.append((line, "empty_text"))
+            continue
         if not line.startswith(("- ", "* ")) and not line[:3].rstrip(". )").isdigit():
             out.rejected.append((line, "wrong_format"))
             continue
