@@ -14,7 +14,7 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from distill_core.config import RunConfig
+from distill_core.config import GENERATIVE_METHODS, RunConfig
 from tasks.stages import (
     clean_task,
     evaluate_task,
@@ -51,7 +51,8 @@ def distill(config: dict[str, Any], runs_dir: str = "runs") -> dict[str, str]:
     teacher_task(config, run_dir)
     if cfg.filter.corpus:
         clean_task(config, run_dir)
-    generate_task(config, run_dir)
+    if cfg.synthesize.method in GENERATIVE_METHODS:
+        generate_task(config, run_dir)
     synthesize_task(config, run_dir)
     filter_task(config, run_dir)
     evaluate_task(config, run_dir)

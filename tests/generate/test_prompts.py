@@ -37,10 +37,10 @@ def _answers(texts: list[str], new_tokens: list[int]):
 
     from distill_core.generate.shards import GENERATION_SCHEMA
 
+    pairs = enumerate(zip(texts, new_tokens, strict=True))
     return pa.Table.from_pylist([
         {"shard": 0, "prompt_id": f"p{i}", "sample": 0, "seed": i, "text": t,
-         "new_tokens": n, "worker": "w"} for i, (t, n) in enumerate(zip(texts, new_tokens))],
-        schema=GENERATION_SCHEMA)
+         "new_tokens": n, "worker": "w"} for i, (t, n) in pairs], schema=GENERATION_SCHEMA)
 
 
 def test_lines_cut_by_the_token_limit_are_truncated_and_every_line_is_counted() -> None:
