@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from distill_core.artifacts.manifest import StageClock, build_manifest, fingerprint
 from distill_core.artifacts.schemas import rejects_table
 from distill_core.artifacts.store import RunStore, sha256_files
-from distill_core.config import GENERATIVE_METHODS, RunConfig
+from distill_core.config import GENERATIVE_METHODS, RunConfig, stable_hash
 from distill_core.evaluate.stage import evaluate_selection, summarize_scores
 from distill_core.faults import publish_hook
 from distill_core.filter.base import joined_texts
@@ -33,7 +33,7 @@ from distill_core.generate.candidates import (
     choose_generated,
     nearest_parents,
 )
-from distill_core.generate.dilm import GeneratorTraining, TrainedGenerator
+from distill_core.generate.dilm import GeneratorTraining, TrainedGenerator, training_summary
 from distill_core.generate.features import generated_features
 from distill_core.generate.models import load_tokenizer
 from distill_core.generate.plan import plan_dilm, plan_llm_synth
@@ -415,33 +415,40 @@ def generate_stage(cfg: RunConfig, store: RunStore, make_encoder: Callable[[], E
     names = label_names(store)
     extra: dict[str, Any] = {"model": g.model, "backend": cfg.compute.backend}
     if method == "dilm":
-        folder = store.root / "generator_model" / fp[:16]
+        # In the runs folder's cache, keyed by what the generator learns from: another run that
+        # changes only the parse or the choice reuses it.
+        training = GeneratorTraining(
+            steps=g.train_steps, batch_size=g.train_batch_size, lr=g.train_lr,
+            max_length=g.train_max_length, lora_r=g.lora_r, lora_alpha=g.lora_alpha,
+            seed=cfg.run.seeds[0])
+        key = stable_hash({"model": g.model, "dtype": g.dtype, "training": asdict(training),
+                           "data": _upstream(store, *upstream[:2], *upstream[3:])})
+        folder = store.cache_root / "generator" / key[:16]
         if not (folder / "config.json").is_file():
             progress("generate", 0, g.train_steps, "fine-tuning the generator")
-            trained = train_generator(
-                g.model, train.column("text").to_pylist(),
-                [names[i] for i in train.column("label_id").to_pylist()], str(folder),
-                GeneratorTraining(steps=g.train_steps, batch_size=g.train_batch_size,
-                                  lr=g.train_lr, max_length=g.train_max_length, lora_r=g.lora_r,
-                                  lora_alpha=g.lora_alpha, seed=cfg.run.seeds[0]))
-            extra["generator"] = {"folder": trained.folder, "wall_time_s": trained.wall_time_s,
-                                  "trainable_parameters": trained.trainable_parameters,
-                                  "loss_first": trained.losses[:5],
-                                  "loss_last": trained.losses[-5:]}
-        model_path = str(folder)
+            train_generator(g.model, train.column("text").to_pylist(),
+                            [names[i] for i in train.column("label_id").to_pylist()],
+                            str(folder), training)
+        extra["generator"] = training_summary(folder)
+        model_path, model_key = str(folder), key
         labels = sorted(set(train.column("label_id").to_pylist()))
         plan = plan_dilm(labels, names, cfg.run.seeds, g)
     else:
-        model_path = g.model
+        model_path, model_key = g.model, g.model
         plan = plan_llm_synth(train, train_x, names, cfg.synthesize.per_class, cfg.run.seeds, g,
                               load_tokenizer(g.model, g.trust_remote_code))
     shards = make_shards(plan.prompt_ids, plan.prompts, plan.samples, g.shard_size)
     progress("generate", 0, len(shards), f"{len(plan.prompts)} prompts")
     settings = SamplingSettings(max_new_tokens=g.max_new_tokens, temperature=g.temperature,
                                 top_p=g.top_p, batch_size=g.batch_size)
+    run_seed = derive_seed(*cfg.run.seeds)
+    # Parts are cached by what the model is asked and how it samples: a changed parse or
+    # choice reuses them, and a rerun after a crash generates only the missing shards.
+    parts_key = stable_hash({"model": model_key, "dtype": g.dtype, "settings": asdict(settings),
+                             "run_seed": run_seed, "shards": [asdict(s) for s in shards]})
     sampled_at = StageClock()
-    answers, workers = run_shards(shards, model_path, settings, derive_seed(*cfg.run.seeds),
-                                  str(store.root / "generate_parts" / fp[:16]))
+    answers, workers = run_shards(shards, model_path, settings, run_seed,
+                                  str(store.cache_root / "generate_parts" / parts_key[:16]))
     sampling_s = sampled_at.seconds()
     rows, rejects = answer_lines(answers, plan, method, names, g)
     parsed = pa.Table.from_pylist(rows, schema=PARSED_SCHEMA)
@@ -471,7 +478,8 @@ def generate_stage(cfg: RunConfig, store: RunStore, make_encoder: Callable[[], E
               "new_tokens": tokens}
     extra.update({"workers": workers, "sampling_s": round(sampling_s, 2),
                   "tokens_per_second": round(tokens / max(sampling_s, 1e-9), 2),
-                  "run_seed": derive_seed(*cfg.run.seeds)})
+                  "run_seed": run_seed,
+                  "parts": str(store.cache_root / "generate_parts" / parts_key[:16])})
     manifest = build_manifest(
         stage="generate", fingerprint_=fp, stage_config=stage_config,
         inputs={s: _artifact_input(store, s) for s in upstream}, counts=counts, clock=clock,

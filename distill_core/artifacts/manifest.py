@@ -22,7 +22,7 @@ from distill_core.config import stable_hash
 TRACKED_PACKAGES = ("torch", "transformers", "numpy", "scikit-learn", "pyarrow", "duckdb",
                     "pydantic", "datasets", "prefect", "ray")
 # Bump a stage's number when its output for the same inputs changes.
-STAGE_VERSIONS = {"ingest": 1, "signals": 1, "teacher": 1, "clean": 1, "generate": 1,
+STAGE_VERSIONS = {"ingest": 1, "signals": 1, "teacher": 1, "clean": 1, "generate": 2,
                   "synthesize": 2, "filter": 2, "evaluate": 2, "report": 1}
 
 

@@ -65,7 +65,7 @@ def answer_lines(answers: pa.Table, plan: PromptPlan, method: str, label_names: 
             parsed = parse_sample(text, settings.min_words, settings.max_words)
         else:
             parsed = parse_generation(ANSWER_PREFIX + text, info.example_texts,
-                                      settings.min_words, settings.max_words)
+                                      settings.min_words, settings.max_words, label_names)
         where = f"{answer['prompt_id']} sample {answer['sample']}"
         if cut:
             parsed.rejected.append((cut, "truncated"))

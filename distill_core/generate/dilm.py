@@ -12,17 +12,20 @@ line of the continuation is the candidate.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from distill_core.generate.models import load_causal_lm
 from distill_core.generate.prompts import ParsedOutput
+
+TRAINING_LOG = "training.json"
 
 
 @dataclass
@@ -131,10 +134,20 @@ def train_generator(model: str, texts: Sequence[str], labels: Sequence[str], out
     shutil.rmtree(tmp, ignore_errors=True)
     network.save_pretrained(tmp, safe_serialization=True)
     lm.tokenizer.save_pretrained(tmp)
+    trained = TrainedGenerator(str(target), losses, sum(p.numel() for p in trainable),
+                               round(time.perf_counter() - start, 2))
+    (tmp / TRAINING_LOG).write_text(json.dumps({**asdict(trained), "settings": asdict(settings),
+                                                "base_model": model, "rows": len(texts)}))
     shutil.rmtree(target, ignore_errors=True)
     tmp.replace(target)
-    return TrainedGenerator(str(target), losses, sum(p.numel() for p in trainable),
-                            round(time.perf_counter() - start, 2))
+    return trained
+
+
+def training_summary(folder: str | Path) -> dict:
+    """What the saved generator's training log says: losses at the start and end, cost."""
+    log = json.loads((Path(folder) / TRAINING_LOG).read_text())
+    losses = log.pop("losses")
+    return {**log, "loss_first5": losses[:5], "loss_last5": losses[-5:]}
 
 
 def parse_sample(text: str, min_words: int = 3, max_words: int = 60) -> ParsedOutput:

@@ -3,7 +3,8 @@
 A prompt names the label and lists a cluster's most representative real
 examples; the model is asked for new examples, one per line starting with
 "- ". Parsing keeps each such line, strips it, and gives every rejected line a
-reason (empty, too short or long, an echo of a prompt example, a repeat), so
+reason (empty, too short or long, an echo of a prompt example, talk about the
+task instead of an example, a repeat), so
 the synthesize stage can account for every generated line in its rejects.
 """
 
@@ -39,10 +40,25 @@ class ParsedOutput:
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (line, reason)
 
 
+NUMBERING = re.compile(r"^\(?\d{1,2}\s*[-.):]\s+")
+# Words of the instruction rather than of an example: a line that uses them talks about the task.
+META_WORDS = ("sentence", "sentences", "label", "labels", "example", "examples")
+
+
+def _meta_words(label_names: Sequence[str]) -> set[str]:
+    return {w.lower() for w in META_WORDS} | {n.lower() for n in label_names}
+
+
 def parse_generation(text: str, prompt_examples: Sequence[str], min_words: int = 3,
-                     max_words: int = 80) -> ParsedOutput:
-    """The new examples in a model's answer; every other non-blank line with its reason."""
+                     max_words: int = 80, label_names: Sequence[str] = ()) -> ParsedOutput:
+    """The new examples in a model's answer; every other non-blank line with its reason.
+
+    A line that names a label or speaks of sentences, labels or examples is `meta_text`:
+    the model describing its task, not writing an example (and a teacher that reads the
+    label's name in it would wrongly vouch for it).
+    """
     seen = {_letters(e) for e in prompt_examples}
+    meta = _meta_words(label_names)
     out = ParsedOutput()
     kept_norm: set[str] = set()
     for raw in text.splitlines():
@@ -52,12 +68,10 @@ def parse_generation(text: str, prompt_examples: Sequence[str], min_words: int =
         if not line.lstrip("-* ").strip():
             out.rejected.append((line, "empty_text"))
             continue
-        if not line.startswith(("- ", "* ")) and not line[:3].rstrip(". )").isdigit():
+        if not line.startswith(("- ", "* ")) and not NUMBERING.match(line):
             out.rejected.append((line, "wrong_format"))
             continue
-        body = line.lstrip("-* ").strip()
-        if body[:3].rstrip(". )").isdigit():
-            body = body.split(maxsplit=1)[1] if len(body.split()) > 1 else ""
+        body = NUMBERING.sub("", line.lstrip("-* ").strip())
         body = body.strip().strip('"').strip()
         words = len(body.split())
         norm = " ".join(body.lower().split())
@@ -65,6 +79,8 @@ def parse_generation(text: str, prompt_examples: Sequence[str], min_words: int =
             out.rejected.append((line, "empty_text"))
         elif _letters(body) in seen:
             out.rejected.append((line, "prompt_echo"))
+        elif meta & set(re.findall(r"[a-z]+", norm)):
+            out.rejected.append((line, "meta_text"))
         elif norm in kept_norm:
             out.rejected.append((line, "repeated_generation"))
         elif words < min_words:

@@ -70,3 +70,13 @@ def test_lines_cut_by_the_token_limit_are_truncated_and_every_line_is_counted() 
         plan, "dilm", ["negative", "positive"], settings)
     assert [r["text"] for r in dilm_rows] == ["a quietly moving portrait"]
     assert [r["reason"] for r in dilm_rejects] == ["truncated"]
+
+
+def test_lines_about_the_task_are_meta_text_and_numbering_is_stripped() -> None:
+    answer = ("- 1- a film that never finds its footing\n"
+              "- This is a new example of a negative word: \"alright\"\n"
+              "- 2. a heavy stench and 3. a negative\n"
+              "- The Artful Acting: this sentence ends with \"and\"")
+    parsed = parse_generation(answer, [], label_names=["negative", "positive"])
+    assert parsed.kept == ["a film that never finds its footing"]
+    assert [reason for _, reason in parsed.rejected] == ["meta_text"] * 3
