@@ -7,6 +7,7 @@ Everything comes from the run folder (manifests, Parquet, DuckDB audit), so
 from __future__ import annotations
 
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 import pyarrow.compute as pc
@@ -99,6 +100,22 @@ def build_report(run_dir: str | Path) -> str:
         parts += ["", "Contamination against the evaluation split: "
                   + (", ".join(f"{n} rows dropped at {s}" for s, n in contaminated.items())
                      or "0 rows dropped") + "."]
+    generate = store.manifest("generate")
+    if generate is not None:
+        counts = generate["counts"]
+        parts += ["", "## Generation", "",
+                  f"- model: `{generate.get('model')}` ({generate['stage_config'].get('dtype')}); "
+                  f"backend: {generate.get('backend')}; workers: {generate.get('workers')}",
+                  f"- {counts['prompts']} prompts in {counts['shards']} shards, "
+                  f"{counts['answers']} answers, {counts['new_tokens']} new tokens in "
+                  f"{generate.get('sampling_s')} s ({generate.get('tokens_per_second')} tokens/s)",
+                  f"- lines: {counts['rows_in']}, usable {counts['rows_out']}"]
+        if generate.get("generator"):
+            g = generate["generator"]
+            parts.append(f"- generator: {g['trainable_parameters']} trainable parameters, "
+                         f"{g['settings']['steps']} steps in {g['wall_time_s']} s, loss "
+                         f"{fmean(g['loss_first5']):.3f} → {fmean(g['loss_last5']):.3f} "
+                         "(mean of the first and last five steps)")
     synthesize = store.manifest("synthesize") or {}
     if synthesize.get("class_shortfall"):
         parts += ["", "Classes smaller than the budget (all rows kept): "

@@ -8,7 +8,9 @@ candidates whose teacher probability of the intended label is below τ are
 dropped (`teacher_inconsistent`), one cosine-closer than `max_similarity` to an
 already chosen row is dropped (`near_duplicate_generation`), and of the rest
 the one nearest the slot's centroid wins (best of n); the others are
-`not_best_of_n`. Every candidate ends chosen or rejected with its reason.
+`not_best_of_n`. A slot left with no qualifying candidate takes the nearest
+qualifying runner-up of another slot of its class. Every candidate ends chosen
+or rejected with its reason.
 """
 
 from __future__ import annotations
@@ -62,10 +64,18 @@ def choose_candidates(slot_of: np.ndarray, vectors: np.ndarray, label_prob: np.n
 
     slot_of[i]: the slot of candidate i; vectors: L2-normalised candidate embeddings;
     label_prob[i]: the teacher's probability of the slot's label; centroids[s]: slot s.
+    A slot none of whose candidates qualifies is filled from the class's other slots'
+    runners-up, the qualifying one nearest its centroid, so the budget is met where the
+    class has enough good candidates.
     """
     reasons: dict[int, str] = {}
     chosen: list[int] = []
     centres = centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+
+    def too_close(i: int) -> bool:
+        return bool(chosen) and float(np.max(vectors[chosen] @ vectors[i])) >= max_similarity
+
+    empty = []
     for slot in range(len(centroids)):
         members = np.flatnonzero(slot_of == slot)
         ranked = members[np.argsort(-(vectors[members] @ centres[slot]), kind="stable")]
@@ -75,10 +85,18 @@ def choose_candidates(slot_of: np.ndarray, vectors: np.ndarray, label_prob: np.n
                 reasons[int(i)] = "teacher_inconsistent"
             elif winner is not None:
                 reasons[int(i)] = "not_best_of_n"
-            elif chosen and float(np.max(vectors[chosen] @ vectors[i])) >= max_similarity:
+            elif too_close(int(i)):
                 reasons[int(i)] = "near_duplicate_generation"
             else:
                 winner = int(i)
-        if winner is not None:
+        if winner is None:
+            empty.append(slot)
+        else:
             chosen.append(winner)
+    for slot in empty:
+        spare = [i for i, r in reasons.items() if r == "not_best_of_n" and not too_close(i)]
+        if spare:
+            best = max(spare, key=lambda i: float(vectors[i] @ centres[slot]))
+            del reasons[best]
+            chosen.append(best)
     return CandidateChoice(chosen, reasons)

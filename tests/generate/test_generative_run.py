@@ -17,6 +17,7 @@ from distill_core.config import RunConfig, load_config
 from distill_core.generate.dilm import train_generator
 from distill_core.generate.models import load_causal_lm
 from distill_core.generate.shards import generate_in_process
+from distill_core.report import build_report
 
 PARSE_REASONS = {"wrong_format", "empty_text", "prompt_echo", "repeated_generation",
                  "too_short", "too_long", "truncated"}
@@ -109,6 +110,8 @@ def test_dilm_is_scored_and_a_rerun_resumes(dilm_run, encoder) -> None:
     assert {s["n_train"] for s in distilled} == {
         n for n in (store.read("filter").filter(pc.equal(store.read("filter").column(
             "replicate"), r)).num_rows for r in (0, 1))}
+    report = build_report(store.root)
+    assert "## Generation" in report and "- generator: " in report and "dilm" in report
     _, statuses = run_generative(cfg, runs, encoder)
     assert statuses == ["resumed"] * 7
     # A stricter parse (another run) reuses the generator and the sampled parts.

@@ -45,3 +45,14 @@ def test_choice_is_best_of_n_under_teacher_consistency_and_diversity() -> None:
     vectors = np.stack([np.cos(angle), np.sin(angle)], axis=1)
     choice = choose_candidates(np.array([0, 1, 1]), vectors, np.ones(3), centroids, tau=0.8)
     assert choice.chosen == [0, 2] and choice.reasons == {1: "near_duplicate_generation"}
+
+
+def test_a_slot_without_a_qualifying_candidate_takes_the_nearest_runner_up() -> None:
+    centroids = np.array([[1.0, 0.0], [0.0, 1.0]])
+    angle = np.deg2rad([0, 30, 60, 85])
+    vectors = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    # Slot 0 has three good candidates; slot 1's only candidate fails the teacher.
+    choice = choose_candidates(np.array([0, 0, 0, 1]), vectors, np.array([0.9, 0.9, 0.9, 0.1]),
+                               centroids, tau=0.5)
+    assert choice.chosen == [0, 2]  # candidate 2 (60 degrees) is nearest slot 1's centroid
+    assert choice.reasons == {1: "not_best_of_n", 3: "teacher_inconsistent"}
