@@ -187,7 +187,8 @@ def _print_lineage(lineage: dict[str, Any]) -> None:
     console.print(f"[bold]{lineage['example_id']}[/]")
     for row in lineage["distilled"]:
         console.print(f"  distilled in replicate {row['replicate']} (seed {row['seed']}) by "
-                      f"{row['method']}, rank {row['rank']}, parents {list(row['parent_ids'])}")
+                      f"{row['method']}, rank {row['rank']}, parents {list(row['parent_ids'])}: "
+                      f"{row['text']!r}")
     for row in lineage.get("generated", []):
         console.print(f"  generated in replicate {row['replicate']} from prompt "
                       f"{row['prompt_id']} (sample {row['sample']}, seed {row['seed']}, "
