@@ -15,7 +15,7 @@ SETTINGS = SamplingSettings(max_new_tokens=8, batch_size=4)
 
 
 def test_a_killed_generation_worker_is_replaced_and_nothing_is_lost(
-        tiny_decoder: Path, tmp_path: Path) -> None:
+        local_ray, tiny_decoder: Path, tmp_path: Path) -> None:
     prompt_ids = [f"p{i}" for i in range(10)]
     prompts = [f"- a review number {i} that is" for i in range(10)]
     shards = make_shards(prompt_ids, prompts, samples=2, shard_size=3)
@@ -35,7 +35,8 @@ def test_a_killed_generation_worker_is_replaced_and_nothing_is_lost(
     assert not list((tmp_path / "parts").glob(".*tmp"))
 
 
-def test_the_dilm_generator_trains_as_a_ray_task(tiny_decoder: Path, tmp_path: Path) -> None:
+def test_the_dilm_generator_trains_as_a_ray_task(local_ray, tiny_decoder: Path,
+                                                 tmp_path: Path) -> None:
     from distill_core.generate.dilm import GeneratorTraining
     from tasks.ray_generate import ray_train_generator
 

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from distill_core import stages
 from distill_core.artifacts.store import RunStore
 from distill_core.config import load_config
 from distill_core.signals.embeddings import distinct_texts, matrix
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 def test_ray_signals_stage_matches_in_process(local_ray, slice_dir: Path, tmp_path: Path,
