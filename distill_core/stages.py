@@ -32,6 +32,7 @@ from distill_core.generate.candidates import (
     answer_lines,
     choose_generated,
     nearest_parents,
+    normalised,
 )
 from distill_core.generate.dilm import GeneratorTraining, TrainedGenerator, training_summary
 from distill_core.generate.features import generated_features
@@ -460,12 +461,8 @@ def generate_stage(cfg: RunConfig, store: RunStore, make_encoder: Callable[[], E
     probs = (teacher_probabilities(cfg, store, texts, vectors, predict) if texts
              else np.zeros((0, len(names))))
     if method == "dilm" and texts:
-        parents = nearest_parents(vectors / np.maximum(np.linalg.norm(vectors, axis=1,
-                                                                      keepdims=True), 1e-12),
-                                  parsed.column("label_id").to_numpy(),
-                                  train_x / np.maximum(np.linalg.norm(train_x, axis=1,
-                                                                      keepdims=True), 1e-12),
-                                  train.column("label_id").to_numpy(),
+        parents = nearest_parents(normalised(vectors), parsed.column("label_id").to_numpy(),
+                                  normalised(train_x), train.column("label_id").to_numpy(),
                                   train.column("example_id").to_pylist())
         parsed = parsed.set_column(parsed.schema.get_field_index("parent_ids"), "parent_ids",
                                    pa.array(parents, pa.list_(pa.string())))
@@ -495,7 +492,7 @@ def _class_gradients(store: RunStore, train: pa.Table, train_x: np.ndarray
                      ) -> dict[int, np.ndarray]:
     """Each class's mean classifier-layer gradient under the teacher: mean (p - y) x^T."""
     view = teacher_view(store, train.column("example_id").to_pylist(), 1.0)
-    x = train_x / np.maximum(np.linalg.norm(train_x, axis=1, keepdims=True), 1e-12)
+    x = normalised(train_x)
     labels = train.column("label_id").to_numpy()
     return {int(c): view.grad_logits[labels == c].T @ x[labels == c] / max((labels == c).sum(), 1)
             for c in np.unique(labels)}

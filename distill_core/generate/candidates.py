@@ -113,7 +113,8 @@ def list_matrix(table: pa.Table, column: str, dtype: type) -> np.ndarray:
     return np.asarray(table.column(column).to_pylist(), dtype).reshape(table.num_rows, -1)
 
 
-def _normalised(x: np.ndarray) -> np.ndarray:
+def normalised(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (cosine similarity becomes a dot product)."""
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
@@ -153,7 +154,7 @@ def choose_generated(generated: pa.Table, method: str, per_class: int, seeds: Se
                      class_gradients: dict[int, np.ndarray] | None = None,
                      all_labels: Sequence[int] = ()) -> CandidateSet:
     """The budget per replicate and class from the generated rows; every other row rejected."""
-    vectors = _normalised(list_matrix(generated, "embedding", np.float32))
+    vectors = normalised(list_matrix(generated, "embedding", np.float32))
     probs = list_matrix(generated, "teacher_prob", np.float64)
     replicate = generated.column("replicate").to_numpy()
     label_ids = generated.column("label_id").to_numpy()
@@ -171,7 +172,7 @@ def choose_generated(generated: pa.Table, method: str, per_class: int, seeds: Se
                 choice = choose_candidates(slot_of, vectors[rows], probs[rows, label],
                                            centroids, settings.teacher_tau,
                                            settings.max_similarity)
-                centres = _normalised(centroids)
+                centres = normalised(centroids)
                 for rank, i in enumerate(choice.chosen):
                     chosen_rows.append((int(rows[i]), rank,
                                         float(vectors[rows[i]] @ centres[slot_of[i]])))
