@@ -145,3 +145,28 @@ def test_llm_synth_prompts_show_representative_rows_and_every_line_is_accounted_
         assert row["text"] in row["answer"] and len(row["parent_ids"]) == 3
     if store.read("filter").num_rows == 0:  # a random tiny model may write nothing usable
         assert store.manifest("synthesize")["class_shortfall"]
+
+
+def test_dilm_gradient_ranking_picks_within_each_cluster(dilm_run) -> None:
+    from distill_core.generate.candidates import choose_generated
+
+    cfg, _, store, _ = dilm_run
+    generated = store.read("generate")
+    train, train_x = stages.selection_pool(cfg, store)
+    gradients = stages._class_gradients(store, train, train_x)
+    assert set(gradients) == {0, 1} and gradients[0].shape == (2, train_x.shape[1])
+
+    def choose(**update):
+        return choose_generated(generated, "dilm", 3, cfg.run.seeds, "r",
+                                cfg.generate.model_copy(update=update), gradients, [0, 1])
+
+    plain = choose().candidates
+    nearest = plain.column("example_id").to_pylist()
+    # One contender per cluster: the gradient ranking can only pick the nearest member.
+    assert choose(grad_rank=True, grad_rank_pool=1).candidates.column(
+        "example_id").to_pylist() == nearest
+    ranked = choose(grad_rank=True, grad_rank_pool=5)
+    scores = ranked.candidates.column("score").to_pylist()
+    assert len(scores) == len(nearest) and all(-1 <= s <= 1 for s in scores)  # gradient cosines
+    assert scores != plain.column("score").to_pylist()  # not the centroid distances
+    assert ranked.counts["rows_in"] == ranked.counts["rows_out"] + ranked.counts["rows_rejected"]
