@@ -148,25 +148,44 @@ def test_llm_synth_prompts_show_representative_rows_and_every_line_is_accounted_
 
 
 def test_dilm_gradient_ranking_picks_within_each_cluster(dilm_run) -> None:
+    """On 60 real training rows per class standing in for samples (real embeddings, the run's
+    teacher probabilities), so that k-means and the ranking have clusters to work on."""
+    import pyarrow as pa
+
     from distill_core.generate.candidates import choose_generated
 
     cfg, _, store, _ = dilm_run
-    generated = store.read("generate")
     train, train_x = stages.selection_pool(cfg, store)
+    probs = stages.teacher_view(store, train.column("example_id").to_pylist(), 1.0).soft_labels
+    rows = np.concatenate([np.flatnonzero(train.column("label_id").to_numpy() == c)[:60]
+                           for c in (0, 1)])
+    pool = train.take(pa.array(rows))
+    n = len(rows)
+    generated = pa.table({
+        "example_id": pool.column("example_id"), "replicate": pa.array([0] * n, pa.int32()),
+        "text": pool.column("text"), "text_pair": pool.column("text_pair"),
+        "label": pool.column("label"), "label_id": pool.column("label_id"),
+        "parent_ids": pa.array([[e] for e in pool.column("example_id").to_pylist()]),
+        "method": pa.array(["dilm"] * n), "prompt_id": pa.array([f"p{i}" for i in range(n)]),
+        "slot": pa.array(list(range(n)), pa.int32()),
+        "embedding": pa.array(list(train_x[rows]), pa.list_(pa.float32())),
+        "teacher_prob": pa.array(list(probs[rows].astype(np.float32)), pa.list_(pa.float32())),
+    })
     gradients = stages._class_gradients(store, train, train_x)
     assert set(gradients) == {0, 1} and gradients[0].shape == (2, train_x.shape[1])
 
     def choose(**update):
-        return choose_generated(generated, "dilm", 3, cfg.run.seeds, "r",
+        return choose_generated(generated, "dilm", 3, [0], "r",
                                 cfg.generate.model_copy(update=update), gradients, [0, 1])
 
-    plain = choose().candidates
-    nearest = plain.column("example_id").to_pylist()
+    plain = choose(teacher_tau=0.5)
+    nearest = plain.candidates.column("example_id").to_pylist()
+    assert len(nearest) == 6 and plain.counts["rejects_by_reason"]["not_selected"] > 0
     # One contender per cluster: the gradient ranking can only pick the nearest member.
-    assert choose(grad_rank=True, grad_rank_pool=1).candidates.column(
+    assert choose(teacher_tau=0.5, grad_rank=True, grad_rank_pool=1).candidates.column(
         "example_id").to_pylist() == nearest
-    ranked = choose(grad_rank=True, grad_rank_pool=5)
+    ranked = choose(teacher_tau=0.5, grad_rank=True, grad_rank_pool=10)
     scores = ranked.candidates.column("score").to_pylist()
-    assert len(scores) == len(nearest) and all(-1 <= s <= 1 for s in scores)  # gradient cosines
-    assert scores != plain.column("score").to_pylist()  # not the centroid distances
+    assert len(scores) == 6 and all(-1 <= s <= 1 for s in scores)  # gradient cosines
+    assert ranked.candidates.column("example_id").to_pylist() != nearest
     assert ranked.counts["rows_in"] == ranked.counts["rows_out"] + ranked.counts["rows_rejected"]
