@@ -34,7 +34,7 @@ from distill_core.config import ComputeSection, GenerateSection
 from distill_core.generate.models import load_causal_lm, load_tokenizer
 from distill_core.generate.prompts import few_shot_messages
 from distill_core.generate.sampling import SamplingSettings, render_prompts, sample
-from distill_core.generate.shards import derive_seed, make_shards
+from distill_core.generate.shards import make_shards, shard_seeds
 from distill_core.ingest.ingest import data_dir_from, ingest_dataset, resolve_dataset
 
 
@@ -77,10 +77,10 @@ def main() -> None:
     lm = load_causal_lm(args.model, args.dtype, args.device)
     loaded = time.perf_counter()
     plain_tokens = 0
-    for shard in shards:  # the same seeds as the Ray path: (run seed, shard, sample 0, prompt)
-        seed = derive_seed(run_seed, shard.shard, 0)
-        seeds = [derive_seed(seed, i) for i in range(len(shard.prompts))]
-        plain_tokens += sum(g.new_tokens for g in sample(lm, shard.prompts, seeds, settings))
+    for shard in shards:  # the same seeds as the Ray path
+        plain_tokens += sum(g.new_tokens for g in sample(lm, shard.prompts,
+                                                         shard_seeds(run_seed, shard, 0),
+                                                         settings))
     plain_s = time.perf_counter() - start
     plain_generate_s = time.perf_counter() - loaded
     del lm

@@ -41,6 +41,13 @@ def derive_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
+def shard_seeds(run_seed: int, shard: PromptShard, sample_index: int) -> list[int]:
+    """One seed per prompt of `shard` for its `sample_index`-th sample: (run seed, shard,
+    sample) then the prompt's position, so a redone shard samples exactly as before."""
+    seed = derive_seed(run_seed, shard.shard, sample_index)
+    return [derive_seed(seed, i) for i in range(len(shard.prompts))]
+
+
 def make_shards(prompt_ids: Sequence[str], prompts: Sequence[str], samples: int,
                 shard_size: int) -> list[PromptShard]:
     return [PromptShard(i // shard_size, tuple(prompt_ids[i:i + shard_size]),
@@ -53,8 +60,7 @@ def generate_shard(lm: CausalLM, shard: PromptShard, run_seed: int,
     """Every sample of every prompt in `shard`, seeded by (run seed, shard, sample)."""
     rows = []
     for s in range(shard.samples):
-        seed = derive_seed(run_seed, shard.shard, s)
-        seeds = [derive_seed(seed, i) for i in range(len(shard.prompts))]
+        seeds = shard_seeds(run_seed, shard, s)
         for prompt_id, prompt_seed, generation in zip(
                 shard.prompt_ids, seeds, sample(lm, shard.prompts, seeds, settings),
                 strict=True):
