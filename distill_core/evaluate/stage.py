@@ -48,7 +48,8 @@ def evaluate_selection(train: pa.Table, train_x: np.ndarray, eval_y: np.ndarray,
     `generated`; the baselines draw on the training split alone.
     """
     labels = list(range(n_labels))
-    pool_x, pool_y = train_x, train.column("label_id").to_numpy()
+    train_y = train.column("label_id").to_numpy()
+    pool_x, pool_y = train_x, train_y
     position = {eid: i for i, eid in enumerate(train.column("example_id").to_pylist())}
     if generated is not None:
         pool_x = generated.extend(position, train_x)
@@ -75,8 +76,7 @@ def evaluate_selection(train: pa.Table, train_x: np.ndarray, eval_y: np.ndarray,
             rows.append(_row("distilled_soft", f"{method}+soft", replicate, seed, per_class,
                              score))
         if "random" in baselines:
-            picked = select_per_class("random", train_x, pool_y[:len(train_x)], per_class,
-                                      seed)
+            picked = select_per_class("random", train_x, train_y, per_class, seed)
             rows.append(_row("random", "random", replicate, seed, per_class, fit(picked.indices)))
             if progress:
                 progress(f"random seed {seed}")
