@@ -30,7 +30,7 @@ import time
 import numpy as np
 import pyarrow.compute as pc
 
-from distill_core.config import ComputeSection, GenerateSection
+from distill_core.config import GenerateSection
 from distill_core.generate.models import load_causal_lm, load_tokenizer
 from distill_core.generate.prompts import few_shot_messages
 from distill_core.generate.sampling import SamplingSettings, render_prompts, sample
@@ -85,20 +85,20 @@ def main() -> None:
     plain_generate_s = time.perf_counter() - loaded
     del lm
 
-    from tasks.ray_backend import ensure_ray
-    from tasks.ray_generate import ray_generate
+    from distill_core.generate.actor import generate_shards
+    from distill_core.pipeline.executor import Resources
+    from tasks.ray_executor import RayExecutor, ensure_ray
 
     started = time.perf_counter()
     ensure_ray(None)  # a cluster is up before a job runs on it: not part of either side
     ray_init_s = time.perf_counter() - started
     out_dir = tempfile.mkdtemp(prefix="bench-generation-")
-    compute = ComputeSection(backend="ray", generate_actors=1, cpus_per_actor=1,
-                             generate_gpus_per_actor=args.gpus_per_actor,
-                             torch_threads=args.threads)
+    executor = RayExecutor(torch_threads=args.threads)
+    resources = Resources(cpus=1, gpus=args.gpus_per_actor, workers=1)
     generate = GenerateSection(model=args.model, dtype=args.dtype, device=args.device)
     start = time.perf_counter()
-    table, workers = ray_generate(shards, args.model, generate, run_seed, settings, out_dir,
-                                  compute)
+    table, workers = generate_shards(executor, shards, args.model, generate, settings, run_seed,
+                                     out_dir, resources)
     ray_s = time.perf_counter() - start
     ray_tokens = int(sum(table.column("new_tokens").to_pylist()))
     shutil.rmtree(out_dir, ignore_errors=True)

@@ -82,20 +82,25 @@ def main() -> None:
     def run_ray():
         import ray
 
-        from distill_core.config import ComputeSection, SignalsSection
-        from tasks.ray_backend import ray_encoder
+        from distill_core.config import SignalsSection
+        from distill_core.pipeline.executor import Resources
+        from distill_core.signals.readout import embed_texts
+        from tasks.ray_executor import RayExecutor
 
         if not ray.is_initialized():
             ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
-        encode = ray_encoder(SignalsSection(model=args.model, batch_size=args.batch_size),
-                             ComputeSection(backend="ray", num_actors=args.ray_actors,
-                                            cpus_per_actor=0.5,
-                                            gpus_per_actor=1.0 if args.device == "cuda" else 0,
-                                            torch_threads=torch.get_num_threads()))
-        vectors = matrix(embed_corpus(corpus, encode))
-        ray_timings.append(encode.timings)
-        return vectors
+        executor = RayExecutor(torch_threads=torch.get_num_threads())
+        resources = Resources(cpus=0.5, gpus=1.0 if args.device == "cuda" else 0,
+                              workers=args.ray_actors)
+        signals = SignalsSection(model=args.model, batch_size=args.batch_size)
+
+        def encode(batch):
+            vectors, result = embed_texts(executor, signals, batch, resources)
+            ray_timings.append(result.timings)
+            return vectors
+
+        return matrix(embed_corpus(corpus, encode))
 
     ray_timings: list[dict[str, float]] = []
     runners = {"st": run_st, "local": run_ours(fp32), "local_bf16": run_ours(bf16),
@@ -127,7 +132,7 @@ def main() -> None:
         "torch": torch.__version__, "results": rows,
         "min_cosine_vs_st": agreement,
         "ray_timings": ray_timings,
-        "ray_steady_ratio_vs_st_fp32": (ray_timings[-1]["steady_texts_per_s"] / baseline
+        "ray_steady_ratio_vs_st_fp32": (ray_timings[-1]["steady_rows_per_s"] / baseline
                                         if ray_timings else None),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }

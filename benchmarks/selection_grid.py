@@ -17,10 +17,11 @@ import json
 import time
 from pathlib import Path
 
-from distill_core import stages
 from distill_core.artifacts.store import RunStore
 from distill_core.config import load_config
-from distill_core.signals.encoder import SentenceEncoder
+from distill_core.pipeline.order import run_pipeline
+from distill_core.pipeline.stage import StageContext
+from tasks.executors import make_executor
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,17 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_cell(config: str, overrides: list[str], runs_dir: str) -> dict:
     cfg = load_config(config, overrides)
     store = RunStore(runs_dir, cfg.run_id())
-
-    def make_encoder():
-        encoder = SentenceEncoder(cfg.signals.model, cfg.signals.max_length,
-                                  cfg.signals.precision)
-        return lambda texts: encoder.encode(texts, cfg.signals.batch_size)
-
-    for stage in (stages.ingest_stage, lambda c, s: stages.signals_stage(c, s, make_encoder),
-                  stages.teacher_stage, stages.clean_stage, stages.synthesize_stage,
-                  stages.filter_stage,
-                  stages.evaluate_stage):
-        stage(cfg, store)
+    run_pipeline(StageContext(cfg, store, make_executor(cfg.compute)))
     return {"run_dir": str(store.root),
             "synthesize_s": store.manifest("synthesize")["wall_time_s"],
             "summary": store.manifest("evaluate")["summary"]}

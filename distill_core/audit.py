@@ -14,9 +14,7 @@ from typing import Any
 import duckdb
 
 from distill_core.artifacts.store import RunStore
-
-# Stages whose rows flow one to one: rows in = rows out + rows rejected.
-FUNNEL_STAGES = ("ingest", "signals", "teacher", "clean", "generate", "synthesize", "filter")
+from distill_core.pipeline.order import FUNNEL_STAGES
 
 
 class RunAudit:

@@ -8,16 +8,18 @@ runs (`compute`) is not.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from distill_core.errors import ConfigError
+from distill_core.hashing import stable_hash
 from distill_core.ingest.sources import SplitSource
+from distill_core.learners import GRID_FIELDS, LearnerEntry, LearnerSpec, as_spec, learner_kinds
+from distill_core.methods.options import MethodOptions
+from distill_core.methods.registry import METHODS, get_method, method_names
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
@@ -79,9 +81,7 @@ class SignalsSection(_Section):
     )
 
 
-SelectionMethod = Literal["random", "kmeans", "herding", "kcenter_greedy", "gradmatch", "el2n",
-                          "llm_synth", "dilm"]
-GENERATIVE_METHODS = ("llm_synth", "dilm")
+SelectionMethod = Literal[tuple(method_names())]  # type: ignore[valid-type]
 
 
 class TeacherSection(_Section):
@@ -105,43 +105,33 @@ class TeacherSection(_Section):
         "soft-label learners train at the same temperature.")
 
 
-class SynthesizeSection(_Section):
+class _SynthesizeBase(_Section):
     method: SelectionMethod = Field(
         default="kmeans",
-        description="random: stratified random. kmeans: per class, k-means with k = budget "
-        "and the real example nearest each centroid (the literature's 'K-Center'). herding: "
-        "running mean tracks the class mean. kcenter_greedy: farthest-first traversal. "
-        "gradmatch: OMP on the teacher's classifier-layer gradients. el2n: "
-        "difficulty-stratified on the teacher's EL2N scores. llm_synth: a decoder LM writes "
-        "new examples from few-shot prompts of each class's k-means prototypes (section "
-        "`generate`). dilm: the decoder is fine-tuned class-conditionally, samples many "
-        "candidates per class, and k-means on their embeddings picks the budget.",
+        description="; ".join(f"{m.name}: {m.summary}" for m in METHODS)
+        + ". A method's options sit under its own key (e.g. `kmeans: {n_init: 3}`).",
     )
     per_class: int = Field(default=10, ge=1, description="Budget: examples per class.")
     soft_labels: bool = Field(
         default=False, description="Attach the teacher's soft labels to what is selected; the "
         "evaluation then also trains soft-label learners (reported apart from hard labels).")
-    kmeans_n_init: int = Field(default=3, ge=1, description="k-means++ restarts per class.")
-    kmeans_max_iter: int = Field(default=300, ge=1, description="Lloyd iterations per restart.")
-    el2n_prune_hardest: float = Field(
-        default=0.1, ge=0, lt=1, description="el2n: fraction of hardest rows dropped first.")
-    gradmatch_keep_weights: bool = Field(
-        default=False, description="gradmatch: keep the matching weights as training weights.")
-    gradmatch_at: Literal["teacher", "init"] = Field(
-        default="init", description="gradmatch: gradients at initialisation (zero weights; "
-        "best on SST-2, see benchmarks/RESULTS.md) or at the trained teacher probe.")
 
-    def method_params(self) -> dict[str, Any]:
-        """Keyword arguments of the chosen selector."""
-        return {
-            "kmeans": {"n_init": self.kmeans_n_init, "max_iter": self.kmeans_max_iter},
-            "el2n": {"prune_hardest": self.el2n_prune_hardest},
-            "gradmatch": {"keep_weights": self.gradmatch_keep_weights, "at": self.gradmatch_at},
-        }.get(self.method, {})
+    def options(self) -> MethodOptions:
+        """The chosen method's typed options."""
+        return getattr(self, self.method)
+
+
+# One options field per registered method, typed by the method's own model.
+SynthesizeSection = create_model(
+    "SynthesizeSection", __base__=_SynthesizeBase,
+    **{m.name: (m.options, Field(default_factory=m.options,
+                                 description=f"Options of `{m.name}`."))
+       for m in METHODS})
 
 
 class GenerateSection(_Section):
-    """The decoder LM of the generative methods (`llm_synth`, `dilm`), and how it samples."""
+    """The decoder LM of the generative methods (`llm_synth`, `dilm`), how it samples and how
+    its lines are kept; each method's own options sit under `synthesize.<method>`."""
 
     model: str = Field(
         default="SmolLM2-135M-Instruct", description="Causal LM: 'SmolLM2-135M-Instruct' "
@@ -166,27 +156,6 @@ class GenerateSection(_Section):
     max_similarity: float = Field(
         default=0.95, gt=0, le=1, description="A candidate this cosine-close to one already "
         "chosen is near_duplicate_generation.")
-    shots: int = Field(default=4, ge=1, description="llm_synth: real examples per prompt (the "
-                       "slot's most representative rows).")
-    per_answer: int = Field(default=3, ge=1, description="llm_synth: new examples asked per "
-                            "answer.")
-    samples_per_slot: int = Field(default=3, ge=1, description="llm_synth: answers sampled "
-                                  "per slot; the best candidate of all wins (best of n).")
-    train_steps: int = Field(default=150, ge=1, description="dilm: generator optimiser steps.")
-    train_batch_size: int = Field(default=16, ge=1, description="dilm: sentences per step.")
-    train_lr: float = Field(default=5e-4, gt=0, description="dilm: AdamW learning rate.")
-    train_max_length: int = Field(default=64, ge=8, description="dilm: tokens per sentence.")
-    lora_r: int = Field(default=16, ge=0, description="dilm: LoRA rank (peft) on every linear "
-                        "layer; 0 fine-tunes all weights.")
-    lora_alpha: int = Field(default=32, ge=1, description="dilm: LoRA scaling numerator.")
-    candidates_per_class: int = Field(default=100, ge=1, description="dilm: samples per class "
-                                      "and replicate before selection.")
-    grad_rank: bool = Field(
-        default=False, description="dilm: within each k-means cluster, pick the candidate "
-        "whose classifier-layer gradient best matches the real class's mean gradient, instead "
-        "of the one nearest the centroid.")
-    grad_rank_pool: int = Field(default=5, ge=1, description="dilm grad_rank: the cluster's "
-                                "members nearest its centroid that compete.")
 
 
 class QualitySection(_Section):
@@ -239,17 +208,41 @@ class FilterSection(_Section):
 
 
 class EvaluateSection(_Section):
-    learner: Literal["linear_probe"] = Field(
-        default="linear_probe",
-        description="Logistic regression on frozen encoder embeddings.",
+    learners: list[LearnerEntry] = Field(
+        default=["linear_probe"], min_length=1,
+        description="Learners trained on every distilled set and baseline: a kind ("
+        + ", ".join(learner_kinds()) + ") or its full settings as in a benchmark's `learners` "
+        "(`kind`, `name`, `steps`, `lr`, ...; `soft: false` skips soft labels). `C`, "
+        "`max_iter` and `teacher.temperature` apply where an entry does not set them.",
     )
     baselines: list[Literal["random", "full"]] = Field(
         default=["random", "full"],
         description="Compared at the same budget: stratified random subsets (one per seed) "
         "and the full training split.",
     )
-    C: float = Field(default=1.0, gt=0, description="Inverse L2 strength of the probe.")
-    max_iter: int = Field(default=2000, ge=10, description="L-BFGS iterations of the probe.")
+    C: float = Field(default=1.0, gt=0, description="Inverse L2 strength of the linear probe.")
+    max_iter: int = Field(default=2000, ge=10, description="L-BFGS iterations of the linear "
+                          "probe.")
+
+    @field_validator("learners")
+    @classmethod
+    def _run_learners(cls, learners: list[str | LearnerSpec]) -> list[str | LearnerSpec]:
+        specs = [as_spec(entry) for entry in learners]
+        for spec in specs:
+            if grid := sorted(GRID_FIELDS & spec.model_fields_set):
+                raise ValueError(f"learner {spec.label()!r}: {', '.join(grid)} only apply in a "
+                                 "benchmark")
+        labels = [spec.label() for spec in specs]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"learner names must be distinct (set `name`): {labels}")
+        return learners
+
+    def learner_specs(self, temperature: float) -> list[LearnerSpec]:
+        """Each learner's settings; `C`, `max_iter` and `temperature` fill what it leaves unset."""
+        run = {"C": self.C, "max_iter": self.max_iter, "temperature": temperature}
+        return [spec.model_copy(update={k: v for k, v in run.items()
+                                        if k not in spec.model_fields_set})
+                for spec in map(as_spec, self.learners)]
 
 
 class ComputeSection(_Section):
@@ -304,8 +297,11 @@ class RunConfig(_Section):
     def semantic_dict(self) -> dict[str, Any]:
         """The parts that change results: not where it runs, local folders or injected faults
         (nor the decoder settings when the method generates nothing)."""
-        exclude: dict[str, Any] = {"compute": True, "faults": True, "data": {"data_dir"}}
-        if self.synthesize.method not in GENERATIVE_METHODS:
+        method = get_method(self.synthesize.method)
+        unused = {m for m in method_names() if m != method.name}
+        exclude: dict[str, Any] = {"compute": True, "faults": True, "data": {"data_dir"},
+                                   "synthesize": unused}
+        if not method.generative:
             exclude["generate"] = True
         return self.model_dump(mode="json", exclude=exclude)
 
@@ -314,12 +310,6 @@ class RunConfig(_Section):
 
     def run_id(self) -> str:
         return f"{self.run.name}-{self.config_hash()[:10]}"
-
-
-def stable_hash(value: Any) -> str:
-    """sha256 of the canonical JSON of `value`."""
-    payload = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def _parse_scalar(text: str) -> Any:

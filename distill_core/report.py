@@ -22,8 +22,17 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
+def score_learners(summary: list[dict[str, Any]]) -> list[str]:
+    """The learners of a scores summary, in order (a summary from before learners: the probe)."""
+    return list(dict.fromkeys(entry.get("learner", "linear_probe") for entry in summary))
+
+
 def score_rows(summary: list[dict[str, Any]]) -> list[list[str]]:
-    """Rows of the scores table: setting, n, accuracy mean ± std, macro-F1 mean ± std."""
+    """Rows of the scores table: setting, n, accuracy mean ± std, macro-F1 mean ± std.
+
+    With several learners, each setting names its learner: `kmeans (distilled) [finetune]`.
+    """
+    several = len(score_learners(summary)) > 1
     rows = []
     for entry in summary:
         if entry["setting"] == "distilled":
@@ -32,6 +41,8 @@ def score_rows(summary: list[dict[str, Any]]) -> list[list[str]]:
             label = f"{entry['method'].removesuffix('+soft')} (distilled, soft labels)"
         else:
             label = entry["setting"]
+        if several:
+            label += f" [{entry.get('learner', 'linear_probe')}]"
         budget = (f"{entry['per_class']}/class" if entry["per_class"]
                   else f"all ({entry['n_train']})")
         rows.append([label, budget, str(entry["n"]),
@@ -68,7 +79,8 @@ def build_report(run_dir: str | Path) -> str:
                      f"sha256 {str(source.get('sha256', '-'))[:12]})")
     evaluate = store.manifest("evaluate")
     if evaluate is not None:
-        parts += ["", "## Scores (linear probe on the evaluation split, %)", "",
+        learners = ", ".join(score_learners(evaluate["summary"]))
+        parts += ["", f"## Scores ({learners} on the evaluation split, %)", "",
                   markdown_table(["setting", "budget", "n", "accuracy", "macro-F1"],
                          score_rows(evaluate["summary"])),
                   "", f"Evaluation rows: {evaluate['counts'].get('eval_rows')}. "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 from prefect import flow
@@ -22,7 +22,7 @@ from distill_core.bench.cells import cell_path, load_cell
 from distill_core.bench.config import BenchConfig
 from distill_core.bench.grid import bench_dir, finalize, plan_cells, plan_groups
 from distill_core.bench.report import panel_tables_md
-from tasks.bench import cells_by_run, prepare_task, ray_score, score_task
+from tasks.bench import prepare_task, score_task
 
 
 def _run_name() -> str:
@@ -46,14 +46,9 @@ def benchmark(config: dict[str, Any], runs_dir: str = "runs") -> dict[str, Any]:
     cells_dir = str(out / "cells")
     pending = [c for c in cells if not cell_path(cells_dir, c.key).is_file()]
     learners = {spec.label(): spec.model_dump(mode="json") for spec in cfg.learners}
-    if pending and cfg.compute.backend == "ray":
-        ray_score(pending, learners, cells_dir, cfg.compute)
-    elif pending:
-        done = 0
-        for run_dir, group_cells in cells_by_run(pending).items():
-            done += score_task.with_options(task_run_name=f"score-{Path(run_dir).name}")(
-                group_cells, learners, cells_dir, cfg.faults.kill_after_cells, len(pending),
-                done)
+    if pending:
+        score_task([asdict(c) for c in pending], learners, cells_dir,
+                   cfg.compute.model_dump(mode="json"), cfg.faults.kill_after_cells)
     rows = [row for c in cells if (row := load_cell(cells_dir, c.key)) is not None]
     facts = finalize(cfg, out, cells, rows, len(pending), time.perf_counter() - start)
     if FlowRunContext.get() is not None:

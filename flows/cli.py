@@ -23,8 +23,6 @@ from distill_core.errors import TextDistillError
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Text dataset distillation with full lineage.")
 console = Console()
-STAGES = ("ingest", "signals", "teacher", "clean", "generate", "synthesize", "filter",
-          "evaluate")
 
 
 def _fail(error: Exception) -> None:
@@ -124,9 +122,11 @@ def run(
         cfg = load_config(config, overrides)
     except TextDistillError as exc:
         _fail(exc)
+    from distill_core.pipeline.order import active_stages
     from flows.distill import distill
 
-    with _progress_bars(STAGES):
+    stages = tuple(s.name for s in active_stages(cfg))
+    with _progress_bars(stages):
         try:
             result = distill(cfg.model_dump(mode="json"), str(runs_dir))
         except TextDistillError as exc:
@@ -139,9 +139,45 @@ def run(
     console.print(_funnel_table(RunAudit(run_dir).funnel()))
     timings = ", ".join(f"{s} {(store.manifest(s) or {}).get('wall_time_s', 0):.1f}s"
                         + (" (reused)" if (store.manifest(s) or {}).get("cache", {}).get("hit")
-                           else "") for s in STAGES if store.manifest(s))
+                           else "") for s in stages if store.manifest(s))
     console.print(f"stage wall times: {timings}")
     console.print(f"run folder: [bold]{run_dir}[/]\nreport: {result['report']}")
+
+
+@app.command()
+def plan(
+    config: Annotated[Path, typer.Argument(help="Run config (YAML).")],
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a config key, e.g. --set synthesize.method=random.")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Local dataset folder (offline); default $TEXTDISTILL_DATA_DIR.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Dry run: the stages a run would execute, their fingerprints, what is already done or
+    cached (and where), what each reads and the rows it will see. Computes nothing; exits 2
+    on a config or data-source problem."""
+    from distill_core.config import load_config
+    from distill_core.pipeline.plan import plan_run
+
+    overrides = list(set_ or []) + ([f"data.data_dir={data_dir}"] if data_dir else [])
+    try:
+        cfg = load_config(config, overrides)
+        planned = plan_run(cfg, runs_dir)
+    except TextDistillError as exc:
+        _fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps({"run_id": cfg.run_id(),
+                                     "stages": [p.as_dict() for p in planned]}, indent=2) + "\n")
+        return
+    table = Table(title=f"Plan of run {cfg.run_id()} in {runs_dir}")
+    for column in ("stage", "status", "fingerprint", "reads", "rows in", "where / note"):
+        table.add_column(column)
+    for p in planned:
+        table.add_row(p.name, p.status, (p.fingerprint or "-")[:12], ", ".join(p.reads) or "files",
+                      ", ".join(f"{k} {v}" for k, v in p.rows_in.items()) or "-",
+                      p.where or p.note)
+    console.print(table)
 
 
 @app.command()

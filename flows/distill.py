@@ -1,5 +1,5 @@
-"""The `distill` flow: ingest -> signals (+ teacher) -> [generate] -> synthesize -> filter
--> evaluate -> report (generate: for the generative methods only).
+"""The `distill` flow: the declared pipeline (`distill_core.pipeline.order.PIPELINE`), one
+Prefect task run per stage the config needs, then the report.
 
 Tasks hand each other the run folder's path; every stage reads its inputs from
 the artifacts upstream stages wrote there. Runs with no Prefect server (an
@@ -14,18 +14,9 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from distill_core.config import GENERATIVE_METHODS, RunConfig
-from tasks.stages import (
-    clean_task,
-    evaluate_task,
-    filter_task,
-    generate_task,
-    ingest_task,
-    report_task,
-    signals_task,
-    synthesize_task,
-    teacher_task,
-)
+from distill_core.config import RunConfig
+from distill_core.pipeline.order import active_stages
+from tasks.stages import report_task, stage_task
 
 
 def _run_name() -> str:
@@ -46,15 +37,9 @@ def distill(config: dict[str, Any], runs_dir: str = "runs") -> dict[str, str]:
     """Distil the configured dataset; returns the run folder and the report's path."""
     cfg = RunConfig.model_validate(config)
     run_dir = str(run_dir_for(cfg, runs_dir))
-    ingest_task(config, run_dir)
-    signals_task(config, run_dir)
-    teacher_task(config, run_dir)
-    if cfg.filter.corpus:
-        clean_task(config, run_dir)
-    if cfg.synthesize.method in GENERATIVE_METHODS:
-        generate_task(config, run_dir)
-    synthesize_task(config, run_dir)
-    filter_task(config, run_dir)
-    evaluate_task(config, run_dir)
+    for stage in active_stages(cfg):
+        stage_task.with_options(name=stage.name, task_run_name=stage.name,
+                                retries=stage.retries, retry_delay_seconds=2)(
+            stage.name, config, run_dir)
     report = report_task(run_dir)
     return {"run_dir": run_dir, "report": report}

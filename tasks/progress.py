@@ -6,7 +6,7 @@ registered here by whoever drives the flow (the CLI's rich progress bars).
 
 from __future__ import annotations
 
-from distill_core.stages import ProgressFn
+from distill_core.pipeline.stage import ProgressFn
 
 _reporter: ProgressFn | None = None
 

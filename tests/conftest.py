@@ -99,3 +99,19 @@ def local_ray():
              configure_logging=False)
     yield
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def run_stages():
+    """Run a config's declared pipeline in process (no Prefect): (store, stage outcomes)."""
+    from distill_core.artifacts.store import RunStore
+    from distill_core.pipeline.order import run_pipeline
+    from distill_core.pipeline.stage import StageContext
+    from tasks.executors import make_executor
+
+    def run(cfg, runs: Path, until: str | None = None):
+        store = RunStore(runs, cfg.run_id())
+        ctx = StageContext(cfg, store, make_executor(cfg.compute, cfg.faults))
+        return store, run_pipeline(ctx, until)
+
+    return run

@@ -57,3 +57,40 @@ def test_run_id_depends_on_results_not_on_where_it_runs() -> None:
 def test_run_name_cannot_escape_the_runs_folder() -> None:
     with pytest.raises(ConfigError, match="run.name"):
         load_config(None, ["run.name=../../etc"])
+
+
+def test_evaluate_learners_accept_kind_names_and_full_settings() -> None:
+    default = load_config(None, [])
+    assert default.evaluate.learners == ["linear_probe"]
+    cfg = load_config(None, ["evaluate.learners=[linear_probe, {kind: finetune, steps: 5, "
+                             "name: ft}, scratch]", "evaluate.C=0.5", "teacher.temperature=2"])
+    probe, tuned, scratch = cfg.evaluate.learner_specs(cfg.teacher.temperature)
+    assert (probe.kind, probe.C, probe.max_iter, probe.temperature) == ("linear_probe", 0.5,
+                                                                          2000, 2.0)
+    assert (tuned.kind, tuned.label(), tuned.steps) == ("finetune", "ft", 5)
+    assert scratch.kind == "scratch" and scratch.label() == "scratch"
+    own = load_config(None, ["evaluate.learners=[{kind: linear_probe, C: 4}]"])
+    assert own.evaluate.learner_specs(1.0)[0].C == 4  # an entry's own setting wins
+
+
+def test_evaluate_learner_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"evaluate\.learners\.0.*'linear_probe', 'finetune'"):
+        load_config(None, ["evaluate.learners=[svm]"])
+    with pytest.raises(ConfigError, match=r"evaluate\.learners\.1\.spec\.kind"):
+        load_config(None, ["evaluate.learners=[linear_probe, {kind: svm}]"])
+    with pytest.raises(ConfigError, match="distinct"):
+        load_config(None, ["evaluate.learners=[finetune, {kind: finetune, lr: 1e-5}]"])
+    with pytest.raises(ConfigError, match="datasets only apply in a benchmark"):
+        load_config(None, ["evaluate.learners=[{kind: finetune, datasets: [sst2]}]"])
+    with pytest.raises(ConfigError, match=r"evaluate\.learner\b"):
+        load_config(None, ["evaluate.learner=linear_probe"])  # the old key is gone
+
+
+@pytest.mark.parametrize("name", ["quickstart.yaml", "cpu-small.yaml", "gpu-1b.yaml"])
+def test_shipped_configs_use_the_learners_list(name: str) -> None:
+    import yaml
+
+    from distill_core.config import EvaluateSection
+
+    section = yaml.safe_load((ROOT / "configs" / name).read_text())["evaluate"]
+    assert EvaluateSection.model_validate(section).learners == ["linear_probe"]

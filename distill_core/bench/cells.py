@@ -19,15 +19,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psutil
-import pyarrow.compute as pc
 
 from distill_core.artifacts.store import RunStore
-from distill_core.config import stable_hash
-from distill_core.evaluate.learners import LearnerData, LearnerSpec, score_learner
-from distill_core.generate.features import generated_features
-from distill_core.signals.embeddings import pair_texts, split_features
+from distill_core.evaluate.data import EvaluationData
+from distill_core.hashing import stable_hash
+from distill_core.learners import LearnerSpec, TrainingRows, score_learner
 
 FULL = "full"
 CELL_VERSION = 1  # bump when a learner's score for the same inputs changes
@@ -84,46 +81,26 @@ class PeakMemory:
 
 
 class RunData:
-    """A run folder's training split, evaluation split and distilled sets, read once."""
+    """A run folder's training pool, evaluation split and distilled sets, read once through
+    the reader the evaluate stage uses (`EvaluationData`)."""
 
     def __init__(self, run_dir: str) -> None:
-        store = RunStore.open(run_dir)
-        corpus, embeddings = store.read("ingest"), store.read("signals")
-        self.train, self.train_x = split_features(corpus, embeddings, "train")
-        evaluation, eval_x = split_features(corpus, embeddings, "eval")
-        if evaluation.num_rows == 0:
-            raise RuntimeError(f"{run_dir}: the evaluation split has no usable rows")
-        self.evaluation = _learner_data(evaluation, eval_x)
-        self.labels = list(range(len((store.manifest("ingest") or {})["label_names"])))
-        self.position = {e: i for i, e in enumerate(self.train.column("example_id").to_pylist())}
-        self.distilled = store.read("filter") if store.manifest("filter") else None
-        # Distilled rows' features: the training split's, or a generated row's own.
-        self.pool_x = self.train_x
-        generated = generated_features(store)
-        if generated is not None:
-            self.pool_x = generated.extend(self.position, self.train_x)
+        self.data = EvaluationData.from_store(RunStore.open(run_dir))
+        self.train, self.train_x = self.data.pool.train, self.data.pool.train_x
+        self.evaluation, self.labels = self.data.evaluation, self.data.labels
 
-    def training_set(self, cell: Cell) -> tuple[LearnerData, np.ndarray | None,
-                                                  np.ndarray | None]:
-        """(data, soft targets or None, weights or None) that the cell trains on."""
+    def training_set(self, cell: Cell) -> TrainingRows:
+        """What the cell trains on: the full split, or its replicate on hard or soft labels."""
         if cell.method == FULL:
-            return _learner_data(self.train, self.train_x), None, None
-        assert self.distilled is not None
-        subset = self.distilled.filter(pc.equal(self.distilled.column("replicate"),
-                                                cell.replicate))
-        rows = np.fromiter((self.position[e] for e in subset.column("example_id").to_pylist()),
-                           dtype=np.int64, count=subset.num_rows)
-        weights = subset.column("weight").to_numpy()
-        weights = None if np.allclose(weights, 1.0) else weights
-        soft = None
-        if cell.labels == "soft":
-            soft = np.asarray(subset.column("soft_label").to_pylist(), dtype=np.float64)
-        return _learner_data(subset, self.pool_x[rows]), soft, weights
-
-
-def _learner_data(table, x: np.ndarray) -> LearnerData:
-    return LearnerData(texts=table.column("text").to_pylist(), pairs=pair_texts(table), x=x,
-                       y=table.column("label_id").to_numpy())
+            return self.data.pool.full()
+        assert self.data.distilled is not None and cell.replicate is not None
+        rows = self.data.pool.replicate(self.data.distilled, cell.replicate)
+        if cell.labels == "hard":
+            return rows.hard()
+        if rows.soft is None:
+            raise RuntimeError(f"{cell.run_dir}: replicate {cell.replicate} carries no soft "
+                               "labels for a soft-label cell")
+        return rows
 
 
 def cell_path(cells_dir: str | Path, key: str) -> Path:
@@ -156,11 +133,11 @@ def score_cells(cells: Iterable[Cell], learners: dict[str, LearnerSpec], cells_d
         if cell.run_dir not in data:
             data = {cell.run_dir: RunData(cell.run_dir)}  # one run folder in memory at a time
         run = data[cell.run_dir]
-        train, soft, weights = run.training_set(cell)
+        train = run.training_set(cell)
         start = time.perf_counter()
         with PeakMemory() as memory:
             score = score_learner(learners[cell.learner], train, run.evaluation, run.labels,
-                                  cell.seed, soft_targets=soft, weights=weights)
+                                  cell.seed)
         row = {**asdict(cell), "n_train": score.n_train, "accuracy": score.accuracy,
                "macro_f1": score.macro_f1, "converged": score.converged, "note": score.note,
                "wall_time_s": round(time.perf_counter() - start, 3),

@@ -22,12 +22,13 @@ from distill_core.config import (
     SelectionMethod,
     apply_override,
     format_validation,
-    stable_hash,
 )
 from distill_core.errors import ConfigError
-from distill_core.evaluate.learners import LearnerSpec
+from distill_core.hashing import stable_hash
+from distill_core.learners import LearnerSpec
+from distill_core.methods import method_names
 
-ALL_METHODS = ["random", "kmeans", "herding", "kcenter_greedy", "gradmatch", "el2n"]
+ALL_METHODS = method_names("selection")
 
 
 class BenchFaults(BaseModel):

@@ -1,99 +1,133 @@
-"""The evaluate stage: the distilled sets against random subsets and the full split.
+"""The evaluate stage: every configured learner on the distilled sets and on the baselines.
 
-For each seed's distilled set (replicate), a probe is trained and scored; the
-`random` baseline draws one stratified random subset per seed at the same
-budget; `full` trains once on the whole training split (deterministic, n=1).
-`summarize_scores` gives mean ± std (sample std, ddof=1) per setting.
+Each learner (`EvaluationPlan.learners`, from the run's `evaluate.learners`)
+trains on each seed's distilled set (replicate), on hard labels and, when the
+set carries them, on soft labels; the `random` baseline draws one stratified
+random subset per seed at the same budget; `full` trains once on the whole
+training split (with the first seed; its row has no seed or replicate).
+`summarize_scores` gives mean ± std (sample std, ddof=1) per learner and setting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from distill_core.evaluate.linear_probe import ProbeScore, linear_probe
-from distill_core.evaluate.soft_probe import soft_label_probe
-from distill_core.generate.features import GeneratedFeatures
+from distill_core.evaluate.data import EvaluationData
+from distill_core.evaluate.linear_probe import ProbeScore
+from distill_core.learners import LearnerSpec, TrainingRows, score_learner
 from distill_core.synthesize.base import select_per_class
 
+if TYPE_CHECKING:
+    from distill_core.config import RunConfig
+
 SCORES_SCHEMA = pa.schema([
-    ("setting", pa.string()), ("method", pa.string()), ("replicate", pa.int32()),
-    ("seed", pa.int64()), ("per_class", pa.int32()), ("n_train", pa.int64()),
-    ("accuracy", pa.float64()), ("macro_f1", pa.float64()), ("converged", pa.bool_()),
-    ("wall_time_s", pa.float64()), ("note", pa.string()),
+    ("learner", pa.string()), ("setting", pa.string()), ("method", pa.string()),
+    ("replicate", pa.int32()), ("seed", pa.int64()), ("per_class", pa.int32()),
+    ("n_train", pa.int64()), ("accuracy", pa.float64()), ("macro_f1", pa.float64()),
+    ("converged", pa.bool_()), ("wall_time_s", pa.float64()), ("note", pa.string()),
 ])
 
 
-def _row(setting: str, method: str, replicate: int | None, seed: int | None,
-         per_class: int | None, score: ProbeScore) -> dict[str, Any]:
-    return {"setting": setting, "method": method, "replicate": replicate, "seed": seed,
-            "per_class": per_class, "n_train": score.n_train, "accuracy": score.accuracy,
-            "macro_f1": score.macro_f1, "converged": score.converged,
-            "wall_time_s": score.wall_time_s, "note": score.note}
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """What to score: a method's sets at its budget, by which learners, next to which baselines.
 
-
-def evaluate_selection(train: pa.Table, train_x: np.ndarray, eval_y: np.ndarray,
-                       eval_x: np.ndarray, distilled: pa.Table, method: str, per_class: int,
-                       seeds: list[int], n_labels: int, baselines: list[str], C: float,  # noqa: N803
-                       max_iter: int, progress: Callable[[str], None] | None = None,
-                       temperature: float = 1.0,
-                       generated: GeneratedFeatures | None = None) -> pa.Table:
-    """Scores of every replicate of `distilled` and of the baselines, one row per fit.
-
-    A distilled row's features come from the training split or, for a generated row, from
-    `generated`; the baselines draw on the training split alone.
+    Attributes:
+        method: the method that made the distilled sets (the `method` column).
+        per_class: the budget, also the random baseline's.
+        seeds: one per replicate, in replicate order; replicate r trains with `seeds[r]`.
+        learners: the learners, each scored on everything below.
+        baselines: `random` (one subset per seed) and/or `full` (the training split, once).
     """
-    labels = list(range(n_labels))
-    train_y = train.column("label_id").to_numpy()
-    pool_x, pool_y = train_x, train_y
-    position = {eid: i for i, eid in enumerate(train.column("example_id").to_pylist())}
-    if generated is not None:
-        pool_x = generated.extend(position, train_x)
-        pool_y = np.concatenate([pool_y, generated.y.astype(pool_y.dtype)])
+
+    method: str
+    per_class: int
+    seeds: list[int]
+    learners: list[LearnerSpec]
+    baselines: list[str]
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig) -> EvaluationPlan:
+        return cls(method=cfg.synthesize.method, per_class=cfg.synthesize.per_class,
+                   seeds=list(cfg.run.seeds),
+                   learners=cfg.evaluate.learner_specs(cfg.teacher.temperature),
+                   baselines=list(cfg.evaluate.baselines))
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One training set of a learner and the columns its score row gets."""
+
+    setting: str
+    method: str
+    replicate: int | None
+    seed: int | None
+    per_class: int | None
+    rows: TrainingRows
+
+
+def planned_fits(data: EvaluationData, plan: EvaluationPlan, learner: LearnerSpec
+                 ) -> Iterator[Fit]:
+    """The fits of one learner, in order: per replicate distilled (hard, soft), random; full."""
+    if data.distilled is None:
+        raise RuntimeError("nothing to evaluate: the run has no distilled sets (filter stage)")
+    pool = data.pool
+    for replicate, seed in enumerate(plan.seeds):
+        rows = pool.replicate(data.distilled, replicate)
+        yield Fit("distilled", plan.method, replicate, seed, plan.per_class, rows.hard())
+        if learner.soft and rows.soft is not None:
+            yield Fit("distilled_soft", f"{plan.method}+soft", replicate, seed, plan.per_class,
+                      rows)
+        if "random" in plan.baselines:
+            picked = select_per_class("random", pool.train_x, pool.train_y, plan.per_class, seed)
+            yield Fit("random", "random", replicate, seed, plan.per_class,
+                      pool.sample(picked.indices))
+    if "full" in plan.baselines:
+        yield Fit("full", "full", None, None, None, pool.full())
+
+
+def count_fits(data: EvaluationData, plan: EvaluationPlan) -> int:
+    """How many fits `evaluate_selection` makes (and progress ticks it sends)."""
+    return sum(1 for learner in plan.learners for _ in planned_fits(data, plan, learner))
+
+
+def evaluate_selection(data: EvaluationData, plan: EvaluationPlan,
+                       progress: Callable[[str], None] | None = None) -> pa.Table:
+    """Scores of every learner on every replicate and baseline of `plan`, one row per fit."""
     rows = []
-
-    def fit(rows_idx: np.ndarray, weights: np.ndarray | None = None) -> ProbeScore:
-        return linear_probe(pool_x[rows_idx], pool_y[rows_idx], eval_x, eval_y, labels, C,
-                            max_iter, sample_weight=weights)
-
-    for replicate, seed in enumerate(seeds):
-        subset = distilled.filter(pc.equal(distilled.column("replicate"), replicate))
-        index = np.fromiter((position[e] for e in subset.column("example_id").to_pylist()),
-                            dtype=np.int64)
-        weights = subset.column("weight").to_numpy()
-        weights = None if np.allclose(weights, 1.0) else weights
-        rows.append(_row("distilled", method, replicate, seed, per_class, fit(index, weights)))
-        if progress:
-            progress(f"{method} seed {seed}")
-        if subset.num_rows and subset.column("soft_label").null_count == 0:
-            targets = np.asarray(subset.column("soft_label").to_pylist(), dtype=np.float64)
-            score = soft_label_probe(pool_x[index], targets, eval_x, eval_y, labels, C,
-                                     temperature, sample_weight=weights)
-            rows.append(_row("distilled_soft", f"{method}+soft", replicate, seed, per_class,
-                             score))
-        if "random" in baselines:
-            picked = select_per_class("random", train_x, train_y, per_class, seed)
-            rows.append(_row("random", "random", replicate, seed, per_class, fit(picked.indices)))
+    for learner in plan.learners:
+        for fit in planned_fits(data, plan, learner):
+            score = score_learner(learner, fit.rows, data.evaluation, data.labels,
+                                  plan.seeds[0] if fit.seed is None else fit.seed)
+            rows.append(_row(learner.label(), fit, score))
             if progress:
-                progress(f"random seed {seed}")
-    if "full" in baselines:
-        rows.append(_row("full", "full", None, None, None, fit(np.arange(len(train_x)))))
-        if progress:
-            progress("full data")
+                progress(f"{learner.label()}: {fit.method} "
+                         + ("full data" if fit.seed is None else f"seed {fit.seed}"))
     return pa.Table.from_pylist(rows, schema=SCORES_SCHEMA)
 
 
+def _row(learner: str, fit: Fit, score: ProbeScore) -> dict[str, Any]:
+    return {"learner": learner, "setting": fit.setting, "method": fit.method,
+            "replicate": fit.replicate, "seed": fit.seed, "per_class": fit.per_class,
+            "n_train": score.n_train, "accuracy": score.accuracy, "macro_f1": score.macro_f1,
+            "converged": score.converged, "wall_time_s": score.wall_time_s, "note": score.note}
+
+
 def summarize_scores(scores: pa.Table) -> list[dict[str, Any]]:
-    """Mean, sample std and count of accuracy and macro-F1 per setting, in first-seen order."""
-    summary: dict[str, dict[str, Any]] = {}
+    """Mean, sample std and count of accuracy and macro-F1 per (learner, setting), in
+    first-seen order."""
+    summary: dict[tuple[str, str], dict[str, Any]] = {}
     for row in scores.to_pylist():
-        entry = summary.setdefault(row["setting"], {
-            "setting": row["setting"], "method": row["method"], "per_class": row["per_class"],
-            "accuracy": [], "macro_f1": [], "n_train": row["n_train"]})
+        learner = row.get("learner") or "linear_probe"  # scores written before learners
+        entry = summary.setdefault((learner, row["setting"]), {
+            "learner": learner, "setting": row["setting"], "method": row["method"],
+            "per_class": row["per_class"], "accuracy": [], "macro_f1": [],
+            "n_train": row["n_train"]})
         entry["accuracy"].append(row["accuracy"])
         entry["macro_f1"].append(row["macro_f1"])
     out = []

@@ -15,7 +15,8 @@ class's. Every line ends as exactly one candidate or one reject.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,9 +27,11 @@ from distill_core.artifacts.schemas import SELECTION_SCHEMA, rejects_table
 from distill_core.config import GenerateSection
 from distill_core.generate.dilm import parse_sample
 from distill_core.generate.llm_synth import choose_candidates
-from distill_core.generate.plan import PromptPlan
+from distill_core.generate.plan import PromptInfo, PromptPlan
 from distill_core.generate.prompts import ANSWER_PREFIX, ParsedOutput, parse_generation
 from distill_core.ingest.normalize import example_id
+from distill_core.methods.options import DilmOptions
+from distill_core.seeds import derive_seed
 from distill_core.synthesize.stage import CandidateSet
 
 GENERATED_SCHEMA = pa.schema([
@@ -44,9 +47,28 @@ PARSED_SCHEMA = pa.schema([f for f in GENERATED_SCHEMA if f.name not in ("embedd
                                                                          "teacher_prob")])
 
 
+# (answer text, the prompt's info, label names) -> the answer's usable lines and rejects
+AnswerParser = Callable[[str, PromptInfo, Sequence[str]], ParsedOutput]
+
+
+def list_answer_parser(settings: GenerateSection) -> AnswerParser:
+    """llm_synth: an answer is a "- " list of new examples (see `parse_generation`)."""
+    return lambda text, info, names: parse_generation(
+        ANSWER_PREFIX + text, info.example_texts, settings.min_words, settings.max_words, names)
+
+
+def sample_parser(settings: GenerateSection) -> AnswerParser:
+    """dilm: a sample is one sentence, its first line."""
+    return lambda text, info, names: parse_sample(text, settings.min_words, settings.max_words)
+
+
 def answer_lines(answers: pa.Table, plan: PromptPlan, method: str, label_names: Sequence[str],
-                 settings: GenerateSection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(candidate line rows, reject rows) from every answer; see the module doc."""
+                 settings: GenerateSection, parse: AnswerParser, multi_line: bool
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(candidate line rows, reject rows) from every answer; see the module doc.
+
+    `multi_line`: an answer holds several examples, so an answer that ran out of tokens
+    loses only its last line (a one-line answer that ran out is cut whole)."""
     rows, rejects = [], []
     seen: set[tuple[int, str]] = set()
     prompts = dict(zip(plan.prompt_ids, plan.prompts, strict=True))
@@ -57,15 +79,9 @@ def answer_lines(answers: pa.Table, plan: PromptPlan, method: str, label_names: 
         if answer["new_tokens"] >= settings.max_new_tokens:
             # The answer ran out of tokens: its last line (dilm: its only one) stops mid-way.
             head, _, tail = text.rstrip().rpartition("\n")
-            if method == "llm_synth" or not head.strip():
+            if multi_line or not head.strip():
                 text, cut = head, tail.strip()
-        if not text.strip() and cut:
-            parsed = ParsedOutput()
-        elif method == "dilm":
-            parsed = parse_sample(text, settings.min_words, settings.max_words)
-        else:
-            parsed = parse_generation(ANSWER_PREFIX + text, info.example_texts,
-                                      settings.min_words, settings.max_words, label_names)
+        parsed = ParsedOutput() if not text.strip() and cut else parse(text, info, label_names)
         where = f"{answer['prompt_id']} sample {answer['sample']}"
         if cut:
             parsed.rejected.append((cut, "truncated"))
@@ -118,12 +134,60 @@ def normalised(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def _dilm_choice(vectors: np.ndarray, probs: np.ndarray, label: int, per_class: int, seed: int,
-                 settings: GenerateSection, class_gradient: np.ndarray | None
+@dataclass
+class ClassPool:
+    """One replicate's generated rows of one class, as a chooser sees them."""
+
+    rows: np.ndarray  # indices into the generated table
+    vectors: np.ndarray  # L2-normalised embeddings of those rows
+    probs: np.ndarray  # the teacher's probabilities [m, C]
+    label: int
+    seed: int  # the replicate's run seed
+    table: pa.Table  # the whole generated table (for method-specific columns)
+
+
+# -> (chosen positions in the pool in rank order, their scores, reject reason per position)
+ClassChooser = Callable[[ClassPool], tuple[list[int], list[float], dict[int, str]]]
+
+
+def slot_chooser(settings: GenerateSection) -> ClassChooser:
+    """llm_synth: the best of n per k-means slot (`choose_candidates`)."""
+
+    def choose(pool: ClassPool) -> tuple[list[int], list[float], dict[int, str]]:
+        slots = pool.table.column("slot").to_numpy()[pool.rows]
+        slot_ids = sorted(set(slots.tolist()))
+        centroids = np.asarray([pool.table.column("centroid")[int(pool.rows[slots == s][0])]
+                                .as_py() for s in slot_ids], np.float32)
+        slot_of = np.searchsorted(slot_ids, slots)
+        choice = choose_candidates(slot_of, pool.vectors, pool.probs[:, pool.label], centroids,
+                                   settings.teacher_tau, settings.max_similarity)
+        centres = normalised(centroids)
+        scores = [float(pool.vectors[i] @ centres[slot_of[i]]) for i in choice.chosen]
+        return list(choice.chosen), scores, dict(choice.reasons)
+
+    return choose
+
+
+def cluster_chooser(settings: GenerateSection, options: DilmOptions, per_class: int,
+                    class_gradients: dict[int, np.ndarray] | None) -> ClassChooser:
+    """dilm: one candidate per k-means cluster of the teacher-consistent candidates."""
+
+    def choose(pool: ClassPool) -> tuple[list[int], list[float], dict[int, str]]:
+        return _dilm_choice(pool, per_class, settings.teacher_tau, options,
+                            None if class_gradients is None
+                            else class_gradients.get(pool.label))
+
+    return choose
+
+
+def _dilm_choice(candidates: ClassPool, per_class: int, tau: float, options: DilmOptions,
+                 class_gradient: np.ndarray | None
                  ) -> tuple[list[int], list[float], dict[int, str]]:
     """One class of one replicate: (chosen rows in rank order, their scores, reject reasons)."""
+    vectors, probs, label = candidates.vectors, candidates.probs, candidates.label
+    seed = derive_seed(candidates.seed, label)
     reasons = {i: "teacher_inconsistent" for i in range(len(vectors))
-               if probs[i, label] < settings.teacher_tau}
+               if probs[i, label] < tau}
     pool = np.asarray([i for i in range(len(vectors)) if i not in reasons], dtype=np.int64)
     if len(pool) <= per_class:
         return pool.tolist(), [float(probs[i, label]) for i in pool], reasons
@@ -134,8 +198,8 @@ def _dilm_choice(vectors: np.ndarray, probs: np.ndarray, label: int, per_class: 
         distance = np.linalg.norm(vectors[members] - centre, axis=1)
         ranked = members[np.argsort(distance, kind="stable")]
         winner, score = int(ranked[0]), float(-distance.min())
-        if settings.grad_rank and class_gradient is not None:
-            contenders = ranked[:settings.grad_rank_pool]
+        if options.grad_rank and class_gradient is not None:
+            contenders = ranked[:options.grad_rank_pool]
             onehot = np.eye(probs.shape[1])[label]
             grads = np.stack([np.outer(probs[i] - onehot, vectors[i]).ravel()
                               for i in contenders])
@@ -150,41 +214,23 @@ def _dilm_choice(vectors: np.ndarray, probs: np.ndarray, label: int, per_class: 
 
 
 def choose_generated(generated: pa.Table, method: str, per_class: int, seeds: Sequence[int],
-                     run_id: str, settings: GenerateSection,
-                     class_gradients: dict[int, np.ndarray] | None = None,
+                     run_id: str, choose_class: ClassChooser,
                      all_labels: Sequence[int] = ()) -> CandidateSet:
     """The budget per replicate and class from the generated rows; every other row rejected."""
     vectors = normalised(list_matrix(generated, "embedding", np.float32))
     probs = list_matrix(generated, "teacher_prob", np.float64)
     replicate = generated.column("replicate").to_numpy()
     label_ids = generated.column("label_id").to_numpy()
-    slots = generated.column("slot").to_numpy()
     chosen_rows: list[tuple[int, int, float]] = []  # (row, rank, score)
     reasons: dict[int, str] = {}
     for rep, seed in enumerate(seeds):
         for label in sorted(set(label_ids[replicate == rep].tolist())):
             rows = np.flatnonzero((replicate == rep) & (label_ids == label))
-            if method == "llm_synth":
-                slot_ids = sorted(set(slots[rows].tolist()))
-                centroids = np.asarray([generated.column("centroid")[int(
-                    rows[slots[rows] == s][0])].as_py() for s in slot_ids], np.float32)
-                slot_of = np.searchsorted(slot_ids, slots[rows])
-                choice = choose_candidates(slot_of, vectors[rows], probs[rows, label],
-                                           centroids, settings.teacher_tau,
-                                           settings.max_similarity)
-                centres = normalised(centroids)
-                for rank, i in enumerate(choice.chosen):
-                    chosen_rows.append((int(rows[i]), rank,
-                                        float(vectors[rows[i]] @ centres[slot_of[i]])))
-                reasons.update({int(rows[i]): r for i, r in choice.reasons.items()})
-            else:
-                class_seed = int(np.random.SeedSequence([seed, int(label)]).generate_state(1)[0])
-                picked, scores, why = _dilm_choice(
-                    vectors[rows], probs[rows], int(label), per_class, class_seed, settings,
-                    None if class_gradients is None else class_gradients.get(int(label)))
-                chosen_rows += [(int(rows[i]), rank, s)
-                                for rank, (i, s) in enumerate(zip(picked, scores, strict=True))]
-                reasons.update({int(rows[i]): r for i, r in why.items()})
+            picked, scores, why = choose_class(ClassPool(rows, vectors[rows], probs[rows],
+                                                         int(label), seed, generated))
+            chosen_rows += [(int(rows[i]), rank, score)
+                            for rank, (i, score) in enumerate(zip(picked, scores, strict=True))]
+            reasons.update({int(rows[i]): r for i, r in why.items()})
     ids = generated.column("example_id").to_pylist()
     picked_index = [r for r, _, _ in chosen_rows]
     chosen = generated.take(pa.array(picked_index, pa.int64()))

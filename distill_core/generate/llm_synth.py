@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import KMeans
 
+from distill_core.seeds import derive_seed
+
 
 @dataclass(frozen=True)
 class PromptSlot:
@@ -38,7 +40,7 @@ def plan_slots(features: np.ndarray, label_ids: np.ndarray, per_class: int, shot
         rows = np.flatnonzero(label_ids == label)
         x = features[rows]
         k = min(per_class, len(rows))
-        class_seed = int(np.random.SeedSequence([seed, int(label)]).generate_state(1)[0])
+        class_seed = derive_seed(seed, int(label))
         model = KMeans(n_clusters=k, n_init=3, random_state=class_seed).fit(x)
         for slot, centroid in enumerate(model.cluster_centers_):
             members = np.flatnonzero(model.labels_ == slot)
@@ -46,8 +48,7 @@ def plan_slots(features: np.ndarray, label_ids: np.ndarray, per_class: int, shot
             nearest = members[np.argsort(distance, kind="stable")[:shots]]
             slots.append(PromptSlot(int(label), slot, centroid.astype(np.float32),
                                     tuple(int(rows[i]) for i in nearest),
-                                    int(np.random.SeedSequence([seed, int(label), slot])
-                                        .generate_state(1)[0])))
+                                    derive_seed(seed, int(label), slot)))
     return slots
 
 

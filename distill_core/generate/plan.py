@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from distill_core.config import GenerateSection
 from distill_core.generate.dilm import class_prompt
 from distill_core.generate.llm_synth import plan_slots
 from distill_core.generate.prompts import ANSWER_PREFIX, few_shot_messages
 from distill_core.generate.sampling import render_prompts
+from distill_core.methods.options import DilmOptions, LlmSynthOptions
 
 
 @dataclass
@@ -47,16 +47,16 @@ class PromptPlan:
 
 
 def plan_llm_synth(train: pa.Table, train_x: np.ndarray, label_names: Sequence[str],
-                   per_class: int, seeds: Sequence[int], settings: GenerateSection,
+                   per_class: int, seeds: Sequence[int], options: LlmSynthOptions,
                    tokenizer) -> PromptPlan:
     texts = train.column("text").to_pylist()
     ids = train.column("example_id").to_pylist()
     labels = train.column("label_id").to_numpy()
-    plan = PromptPlan(samples=settings.samples_per_slot)
+    plan = PromptPlan(samples=options.samples_per_slot)
     for replicate, seed in enumerate(seeds):
-        slots = plan_slots(train_x, labels, per_class, settings.shots, seed)
+        slots = plan_slots(train_x, labels, per_class, options.shots, seed)
         messages = [few_shot_messages(label_names[s.label_id], [texts[r] for r in s.example_rows],
-                                      settings.per_answer) for s in slots]
+                                      options.per_answer) for s in slots]
         for slot, prompt in zip(slots, render_prompts(tokenizer, messages), strict=True):
             plan.add(f"r{replicate}-c{slot.label_id}-s{slot.slot}", prompt + ANSWER_PREFIX,
                      PromptInfo(
@@ -67,12 +67,12 @@ def plan_llm_synth(train: pa.Table, train_x: np.ndarray, label_names: Sequence[s
 
 
 def plan_dilm(label_ids: Sequence[int], label_names: Sequence[str], seeds: Sequence[int],
-              settings: GenerateSection) -> PromptPlan:
+              options: DilmOptions) -> PromptPlan:
     plan = PromptPlan(samples=1)
     for replicate in range(len(seeds)):
         for label_id in label_ids:
             prompt = class_prompt(label_names[label_id])
-            for i in range(settings.candidates_per_class):
+            for i in range(options.candidates_per_class):
                 plan.add(f"r{replicate}-c{label_id}-n{i}", prompt,
                          PromptInfo(replicate, int(label_id), i, [], []))
     return plan

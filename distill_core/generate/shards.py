@@ -15,12 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distill_core.generate.models import CausalLM
 from distill_core.generate.sampling import SamplingSettings, sample
+from distill_core.seeds import derive_seed
 
 GENERATION_SCHEMA = pa.schema([
     ("shard", pa.int32()), ("prompt_id", pa.string()), ("sample", pa.int32()),
@@ -35,10 +35,6 @@ class PromptShard:
     prompt_ids: tuple[str, ...]
     prompts: tuple[str, ...]
     samples: int  # continuations per prompt
-
-
-def derive_seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
 def shard_seeds(run_seed: int, shard: PromptShard, sample_index: int) -> list[int]:

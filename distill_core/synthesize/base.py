@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from distill_core.seeds import derive_seed, seed_sequence
+
 
 @dataclass
 class ClassData:
@@ -82,7 +84,7 @@ class Selection:
 
 def class_seed(seed: int, label_id: int) -> np.random.SeedSequence:
     """Independent, reproducible randomness per (run seed, class)."""
-    return np.random.SeedSequence([seed, label_id])
+    return seed_sequence(seed, label_id)
 
 
 def select_per_class(method: str, features: np.ndarray, label_ids: np.ndarray, budget: int,
@@ -105,7 +107,7 @@ def select_per_class(method: str, features: np.ndarray, label_ids: np.ndarray, b
             if len(rows) < budget:
                 shortfall[int(label_id)] = {"available": int(len(rows)), "budget": budget}
         else:
-            sub_seed = int(class_seed(seed, int(label_id)).generate_state(1)[0])
+            sub_seed = derive_seed(seed, int(label_id))
             picked = spec.function(data.take(rows), budget, sub_seed, **(params or {}))
             if len(picked.indices) != budget or len(set(picked.indices.tolist())) != budget:
                 raise RuntimeError(f"{method} returned {len(picked.indices)} rows, not {budget} "

@@ -24,7 +24,7 @@ from distill_core.synthesize import (  # noqa: F401 (importing registers the met
     kmeans_prototypes,
     random_selection,
 )
-from distill_core.synthesize.base import SELECTORS, Selection, select_per_class
+from distill_core.synthesize.base import Selection, select_per_class
 
 
 @dataclass
@@ -64,10 +64,6 @@ def select_in_process(inputs: SelectionInputs, seeds: list[int]) -> list[Selecti
     return [inputs.select(seed) for seed in seeds]
 
 
-def needs_teacher(method: str) -> bool:
-    return SELECTORS[method].needs_teacher
-
-
 @dataclass
 class CandidateSet:
     candidates: pa.Table
@@ -76,29 +72,21 @@ class CandidateSet:
     shortfall: dict[int, dict[int, dict[str, int]]] = field(default_factory=dict)
 
 
-def select_candidates(train: pa.Table, features: np.ndarray, method: str, per_class: int,
-                      seeds: list[int], run_id: str, params: dict[str, Any] | None = None,
-                      teacher: TeacherView | None = None, soft_labels: bool = False,
+def select_candidates(train: pa.Table, inputs: SelectionInputs, seeds: list[int], run_id: str,
+                      soft_labels: np.ndarray | None = None,
                       selector: SeedSelector = select_in_process) -> CandidateSet:
-    """Select `per_class` rows per class from `train` (aligned with `features`) for each seed.
+    """`inputs.per_class` rows per class of `train` (aligned with `inputs.features`), per seed.
 
-    With `soft_labels`, each selected row carries the teacher's soft label. `selector`
-    runs the seeds' selections (in process, or spread over a Ray cluster).
+    `soft_labels` [n, C], aligned with `train`, are attached to the selected rows when
+    given. `selector` runs the seeds' selections (in process, or through an executor).
     """
-    if soft_labels and teacher is None:
-        raise ValueError("soft labels need teacher signals")
-    label_ids = train.column("label_id").to_numpy()
+    method = inputs.method
     ids = np.asarray(train.column("example_id").to_pylist(), dtype=object)
     pieces, reject_rows, shortfall = [], [], {}
-    inputs = SelectionInputs(
-        method, features, label_ids, per_class, params or {},
-        grad_logits=teacher.grad_logits if teacher is not None else None,
-        el2n=teacher.el2n if teacher is not None else None,
-        grad_features=teacher.features if teacher is not None else None)
     selections = selector(inputs, list(seeds))
     for replicate, (seed, picked) in enumerate(zip(seeds, selections, strict=True)):
-        soft = (pa.array([teacher.soft_labels[i].tolist() for i in picked.indices],
-                         pa.list_(pa.float32())) if soft_labels and teacher is not None
+        soft = (pa.array([soft_labels[i].tolist() for i in picked.indices],
+                         pa.list_(pa.float32())) if soft_labels is not None
                 else pa.nulls(len(picked.indices), pa.list_(pa.float32())))
         chosen = train.take(pa.array(picked.indices))
         n = chosen.num_rows

@@ -72,9 +72,9 @@ def test_pair_grid_scores_every_cell_with_pair_features(finished: dict) -> None:
     cell_rows = [r for r in scores if r["learner"] == "finetune"][0]
     from distill_core.bench.cells import Cell
 
-    train, _, _ = data.training_set(Cell(**{k: cell_rows[k] for k in (
+    train = data.training_set(Cell(**{k: cell_rows[k] for k in (
         "dataset", "method", "per_class", "learner", "seed", "replicate", "labels", "run_dir",
-        "key")}))
+        "key")})).data
     assert train.pairs is not None and len(train.pairs) == 4  # the tokenizer's pair input
     assert all(r["peak_rss_mb"] > 0 and r["wall_time_s"] > 0 for r in scores)
 

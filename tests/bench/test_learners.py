@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from distill_core.evaluate.learners import LearnerData, LearnerSpec, score_learner
 from distill_core.ingest import ingest_dataset, resolve_dataset
+from distill_core.learners import LearnerData, LearnerSpec, TrainingRows, score_learner
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,8 @@ def test_linear_probe_learner_matches_its_reference_on_real_embeddings(sst2_side
     train, evaluation = sst2_sides
     reference = LogisticRegression(C=1.0, max_iter=2000).fit(train.x, train.y)
     expected = float((reference.predict(evaluation.x) == evaluation.y).mean())
-    score = score_learner(LearnerSpec(kind="linear_probe"), train, evaluation, [0, 1], seed=0)
+    score = score_learner(LearnerSpec(kind="linear_probe"), TrainingRows(train), evaluation,
+                          [0, 1], seed=0)
     assert score.accuracy == pytest.approx(expected)
     assert score.accuracy > 0.6
 
@@ -39,9 +40,9 @@ def test_linear_probe_learner_matches_its_reference_on_real_embeddings(sst2_side
 def test_finetune_learner_memorises_its_set_and_beats_chance(sst2_sides) -> None:
     train, evaluation = sst2_sides
     spec = LearnerSpec(kind="finetune", steps=25, batch_size=16, max_length=64)
-    on_train = score_learner(spec, train, train, [0, 1], seed=0)
+    on_train = score_learner(spec, TrainingRows(train), train, [0, 1], seed=0)
     assert on_train.accuracy >= 0.95  # 25 steps at lr 1e-4 fit 48 sentences
-    on_eval = score_learner(spec, train, evaluation, [0, 1], seed=0)
+    on_eval = score_learner(spec, TrainingRows(train), evaluation, [0, 1], seed=0)
     assert on_eval.accuracy > 0.6 and on_eval.n_train == 48
 
 
@@ -51,8 +52,8 @@ def test_soft_labels_train_the_network_with_the_distillation_loss(sst2_sides) ->
     # Soft targets that put all mass on the opposite class: a learner that used them must
     # predict the flipped labels on its own training set.
     flipped = np.eye(2)[1 - train.y]
-    hard = score_learner(spec, train, train, [0, 1], seed=0)
-    soft = score_learner(spec, train, train, [0, 1], seed=0, soft_targets=flipped)
+    hard = score_learner(spec, TrainingRows(train), train, [0, 1], seed=0)
+    soft = score_learner(spec, TrainingRows(train, soft=flipped), train, [0, 1], seed=0)
     assert hard.accuracy >= 0.9
     assert soft.accuracy <= 0.1
 
@@ -60,8 +61,8 @@ def test_soft_labels_train_the_network_with_the_distillation_loss(sst2_sides) ->
 def test_scratch_learner_is_reproducible_by_seed(sst2_sides) -> None:
     train, evaluation = sst2_sides
     spec = LearnerSpec(kind="scratch", steps=10, batch_size=16, max_length=48)
-    first = score_learner(spec, train, evaluation, [0, 1], seed=3)
-    again = score_learner(spec, train, evaluation, [0, 1], seed=3)
+    first = score_learner(spec, TrainingRows(train), evaluation, [0, 1], seed=3)
+    again = score_learner(spec, TrainingRows(train), evaluation, [0, 1], seed=3)
     assert (first.accuracy, first.note) == (again.accuracy, again.note)
-    other = score_learner(spec, train, evaluation, [0, 1], seed=4)
+    other = score_learner(spec, TrainingRows(train), evaluation, [0, 1], seed=4)
     assert other.note != first.note  # another seed: other weights, another final loss

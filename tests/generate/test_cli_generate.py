@@ -17,9 +17,9 @@ def test_cpu_small_preset_runs_dilm_and_audits_a_generated_row(
 
     runner = CliRunner()
     overrides = ["synthesize.method=dilm", "run.seeds=[0]", "synthesize.per_class=2",
-                 f"generate.model={tiny_decoder}", "generate.train_steps=20",
-                 "generate.train_batch_size=8", "generate.lora_r=4",
-                 "generate.candidates_per_class=8", "generate.max_new_tokens=16",
+                 f"generate.model={tiny_decoder}", "synthesize.dilm.train_steps=20",
+                 "synthesize.dilm.train_batch_size=8", "synthesize.dilm.lora_r=4",
+                 "synthesize.dilm.candidates_per_class=8", "generate.max_new_tokens=16",
                  "generate.min_words=1", "generate.teacher_tau=0.0"]
     args = ["run", str(ROOT / "configs" / "cpu-small.yaml"), "--runs-dir", str(tmp_path),
             "--data-dir", str(slice_dir)] + [a for o in overrides for a in ("--set", o)]

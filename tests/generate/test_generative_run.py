@@ -10,13 +10,11 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from distill_core import stages
-from distill_core.artifacts.store import RunStore
 from distill_core.audit import RunAudit
 from distill_core.config import RunConfig, load_config
-from distill_core.generate.dilm import train_generator
-from distill_core.generate.models import load_causal_lm
-from distill_core.generate.shards import generate_in_process
+from distill_core.methods.generative import class_gradients
+from distill_core.pipeline.inputs import selection_pool, teacher_view
+from distill_core.pipeline.stage import StageContext
 from distill_core.report import build_report
 
 PARSE_REASONS = {"wrong_format", "empty_text", "prompt_echo", "repeated_generation",
@@ -25,26 +23,8 @@ CHOICE_REASONS = {"teacher_inconsistent", "not_best_of_n", "near_duplicate_gener
                   "not_selected"}
 
 
-def run_generative(cfg: RunConfig, runs: Path, encoder) -> tuple[RunStore, list[str]]:
-    store = RunStore(runs, cfg.run_id())
-    g = cfg.generate
-
-    def make_encoder():
-        return lambda texts: encoder.encode(texts, cfg.signals.batch_size)
-
-    def run_shards(shards, model, settings, run_seed, out_dir):
-        lm = load_causal_lm(model, g.dtype, "cpu")
-        return generate_in_process(shards, lm, run_seed, settings, out_dir), {"local": 1}
-
-    def train(model, texts, labels, out_dir, settings):
-        return train_generator(model, texts, labels, out_dir, settings, device="cpu")
-
-    outcomes = [stages.ingest_stage(cfg, store), stages.signals_stage(cfg, store, make_encoder),
-                stages.teacher_stage(cfg, store),
-                stages.generate_stage(cfg, store, make_encoder, run_shards, train),
-                stages.synthesize_stage(cfg, store), stages.filter_stage(cfg, store),
-                stages.evaluate_stage(cfg, store)]
-    return store, [o.status for o in outcomes]
+def statuses_of(outcomes) -> list[str]:
+    return [o.status for o in outcomes]
 
 
 def config(slice_dir: Path, decoder: Path, method: str, *extra: str) -> RunConfig:
@@ -56,13 +36,13 @@ def config(slice_dir: Path, decoder: Path, method: str, *extra: str) -> RunConfi
 
 
 @pytest.fixture(scope="module")
-def dilm_run(slice_dir: Path, tiny_decoder: Path, encoder, tmp_path_factory):
-    cfg = config(slice_dir, tiny_decoder, "dilm", "generate.train_steps=25",
-                 "generate.train_batch_size=8", "generate.lora_r=4",
-                 "generate.candidates_per_class=10")
+def dilm_run(slice_dir: Path, tiny_decoder: Path, run_stages, tmp_path_factory):
+    cfg = config(slice_dir, tiny_decoder, "dilm", "synthesize.dilm.train_steps=25",
+                 "synthesize.dilm.train_batch_size=8", "synthesize.dilm.lora_r=4",
+                 "synthesize.dilm.candidates_per_class=10")
     runs = tmp_path_factory.mktemp("runs")
-    store, statuses = run_generative(cfg, runs, encoder)
-    return cfg, runs, store, statuses
+    store, outcomes = run_stages(cfg, runs)
+    return cfg, runs, store, statuses_of(outcomes)
 
 
 def test_dilm_accounts_for_every_generated_line(dilm_run) -> None:
@@ -102,7 +82,7 @@ def test_dilm_rows_trace_back_to_real_rows_of_their_class(dilm_run) -> None:
     assert {s["example_id"] for s in lineage["sources"]} == set(row["parent_ids"])
 
 
-def test_dilm_is_scored_and_a_rerun_resumes(dilm_run, encoder) -> None:
+def test_dilm_is_scored_and_a_rerun_resumes(dilm_run, run_stages) -> None:
     cfg, runs, store, _ = dilm_run
     scores = store.read("evaluate")
     distilled = scores.filter(pc.equal(scores.column("setting"), "distilled")).to_pylist()
@@ -112,14 +92,13 @@ def test_dilm_is_scored_and_a_rerun_resumes(dilm_run, encoder) -> None:
             "replicate"), r)).num_rows for r in (0, 1))}
     report = build_report(store.root)
     assert "## Generation" in report and "- generator: " in report and "dilm" in report
-    _, statuses = run_generative(cfg, runs, encoder)
-    assert statuses == ["resumed"] * 7
+    assert statuses_of(run_stages(cfg, runs)[1]) == ["resumed"] * 7
     # A stricter parse (another run) reuses the generator and the sampled parts.
     stricter = cfg.model_copy(update={"generate": cfg.generate.model_copy(
         update={"min_words": 4})})
     before = store.read("generate", rejects=True).num_rows
-    again, statuses = run_generative(stricter, runs, encoder)
-    assert again.root != store.root and statuses[3] == "computed"
+    again, outcomes = run_stages(stricter, runs)
+    assert again.root != store.root and statuses_of(outcomes)[3] == "computed"
     assert len(list((runs / ".cache" / "generator").iterdir())) == 1
     assert len(list((runs / ".cache" / "generate_parts").iterdir())) == 1
     assert again.manifest("generate")["generator"] == store.manifest("generate")["generator"]
@@ -127,11 +106,11 @@ def test_dilm_is_scored_and_a_rerun_resumes(dilm_run, encoder) -> None:
 
 
 def test_llm_synth_prompts_show_representative_rows_and_every_line_is_accounted_for(
-        slice_dir: Path, tiny_decoder: Path, encoder, tmp_path: Path) -> None:
-    cfg = config(slice_dir, tiny_decoder, "llm_synth", "generate.samples_per_slot=2",
-                 "generate.shots=3")
-    store, statuses = run_generative(cfg, tmp_path, encoder)
-    assert statuses == ["computed"] * 7
+        slice_dir: Path, tiny_decoder: Path, run_stages, tmp_path: Path) -> None:
+    cfg = config(slice_dir, tiny_decoder, "llm_synth", "synthesize.llm_synth.samples_per_slot=2",
+                 "synthesize.llm_synth.shots=3")
+    store, outcomes = run_stages(cfg, tmp_path)
+    assert statuses_of(outcomes) == ["computed"] * 7
     generate = store.manifest("generate")["counts"]
     assert generate["prompts"] == 2 * 2 * 3 and generate["answers"] == 2 * generate["prompts"]
     assert generate["rows_in"] == generate["rows_out"] + generate["rows_rejected"]
@@ -152,11 +131,11 @@ def test_dilm_gradient_ranking_picks_within_each_cluster(dilm_run) -> None:
     teacher probabilities), so that k-means and the ranking have clusters to work on."""
     import pyarrow as pa
 
-    from distill_core.generate.candidates import choose_generated
+    from distill_core.generate.candidates import choose_generated, cluster_chooser
 
     cfg, _, store, _ = dilm_run
-    train, train_x = stages.selection_pool(cfg, store)
-    probs = stages.teacher_view(store, train.column("example_id").to_pylist(), 1.0).soft_labels
+    train, train_x = selection_pool(cfg, store)
+    probs = teacher_view(store, train.column("example_id").to_pylist(), 1.0).soft_labels
     rows = np.concatenate([np.flatnonzero(train.column("label_id").to_numpy() == c)[:60]
                            for c in (0, 1)])
     pool = train.take(pa.array(rows))
@@ -171,20 +150,22 @@ def test_dilm_gradient_ranking_picks_within_each_cluster(dilm_run) -> None:
         "embedding": pa.array(list(train_x[rows]), pa.list_(pa.float32())),
         "teacher_prob": pa.array(list(probs[rows].astype(np.float32)), pa.list_(pa.float32())),
     })
-    gradients = stages._class_gradients(store, train, train_x)
+    gradients = class_gradients(StageContext(cfg, store), train, train_x)
     assert set(gradients) == {0, 1} and gradients[0].shape == (2, train_x.shape[1])
 
     def choose(**update):
-        return choose_generated(generated, "dilm", 3, [0], "r",
-                                cfg.generate.model_copy(update=update), gradients, [0, 1])
+        options = cfg.synthesize.dilm.model_copy(update=update)
+        chooser = cluster_chooser(cfg.generate.model_copy(update={"teacher_tau": 0.5}),
+                                  options, 3, gradients)
+        return choose_generated(generated, "dilm", 3, [0], "r", chooser, [0, 1])
 
-    plain = choose(teacher_tau=0.5)
+    plain = choose()
     nearest = plain.candidates.column("example_id").to_pylist()
     assert len(nearest) == 6 and plain.counts["rejects_by_reason"]["not_selected"] > 0
     # One contender per cluster: the gradient ranking can only pick the nearest member.
-    assert choose(teacher_tau=0.5, grad_rank=True, grad_rank_pool=1).candidates.column(
+    assert choose(grad_rank=True, grad_rank_pool=1).candidates.column(
         "example_id").to_pylist() == nearest
-    ranked = choose(teacher_tau=0.5, grad_rank=True, grad_rank_pool=10)
+    ranked = choose(grad_rank=True, grad_rank_pool=10)
     scores = ranked.candidates.column("score").to_pylist()
     assert len(scores) == 6 and all(-1 <= s <= 1 for s in scores)  # gradient cosines
     assert ranked.candidates.column("example_id").to_pylist() != nearest

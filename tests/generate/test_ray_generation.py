@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distill_core.config import ComputeSection, FaultsSection, GenerateSection
+from distill_core.config import GenerateSection
+from distill_core.generate.actor import generate_shards
+from distill_core.generate.dilm import GeneratorTraining, train_generator
 from distill_core.generate.models import load_causal_lm
 from distill_core.generate.sampling import SamplingSettings
 from distill_core.generate.shards import generate_shard, make_shards
-from tasks.ray_generate import ray_generate
+from distill_core.pipeline.executor import FaultHooks, Resources
+from tasks.ray_executor import RayExecutor
 
 SETTINGS = SamplingSettings(max_new_tokens=8, batch_size=4)
 
@@ -22,11 +25,12 @@ def test_a_killed_generation_worker_is_replaced_and_nothing_is_lost(
     lm = load_causal_lm(str(tiny_decoder))
     expected = {(r["prompt_id"], r["sample"]): r["text"] for s in shards
                 for r in generate_shard(lm, s, 11, SETTINGS).to_pylist()}
-    compute = ComputeSection(backend="ray", generate_actors=2, cpus_per_actor=0.5)
-    faults = FaultsSection(kill_generator_after_shards=1, marker_dir=str(tmp_path / "markers"))
-    table, workers = ray_generate(shards, str(tiny_decoder), GenerateSection(device="cpu"), 11,
-                                  SETTINGS, str(tmp_path / "parts"), compute, faults)
-    assert (tmp_path / "markers" / "generator-killed").exists()  # the fault fired
+    executor = RayExecutor(hooks=FaultHooks(kill_actor_after={"generate": 1},
+                                            marker_dir=str(tmp_path / "markers")))
+    table, workers = generate_shards(executor, shards, str(tiny_decoder),
+                                     GenerateSection(device="cpu"), SETTINGS, 11,
+                                     str(tmp_path / "parts"), Resources(cpus=0.5, workers=2))
+    assert (tmp_path / "markers" / "generate-killed").exists()  # the fault fired
     keys = list(zip(table.column("prompt_id").to_pylist(), table.column("sample").to_pylist(),
                     strict=True))
     assert len(keys) == len(set(keys)) == 20  # every prompt x sample exactly once
@@ -37,15 +41,12 @@ def test_a_killed_generation_worker_is_replaced_and_nothing_is_lost(
 
 def test_the_dilm_generator_trains_as_a_ray_task(local_ray, tiny_decoder: Path,
                                                  tmp_path: Path) -> None:
-    from distill_core.generate.dilm import GeneratorTraining
-    from tasks.ray_generate import ray_train_generator
-
     texts = ["a gorgeous , witty film", "a dull , lifeless mess", "warm and funny",
              "tedious and long"]
-    trained = ray_train_generator(
-        str(tiny_decoder), texts, ["positive", "negative", "positive", "negative"],
-        str(tmp_path / "generator"), GeneratorTraining(steps=3, batch_size=2, lora_r=2),
-        GenerateSection(device="cpu"), ComputeSection(backend="ray", cpus_per_actor=0.5))
+    trained = RayExecutor().run_task(
+        train_generator, Resources(cpus=0.5), str(tiny_decoder), texts,
+        ["positive", "negative", "positive", "negative"], str(tmp_path / "generator"),
+        GeneratorTraining(steps=3, batch_size=2, lora_r=2), "float32", "cpu")
     assert len(trained.losses) == 3 and trained.trainable_parameters > 0
     lm = load_causal_lm(trained.folder)  # a plain model folder: LoRA merged into the weights
     assert not any("lora" in name for name, _ in lm.model.named_parameters())

@@ -9,18 +9,18 @@ from pathlib import Path
 import pytest
 
 from distill_core.config import load_config
-from tests.generate.test_generative_run import run_generative
 
 
 @pytest.mark.slow
 def test_smollm2_writes_readable_examples_from_prototype_prompts(
-        slice_dir: Path, encoder, tmp_path: Path) -> None:
+        slice_dir: Path, run_stages, tmp_path: Path) -> None:
     cfg = load_config(None, [
         f"data.data_dir={slice_dir}", "run.seeds=[0]", "synthesize.per_class=2",
-        "synthesize.method=llm_synth", "run.name=smollm2", "generate.samples_per_slot=1",
+        "synthesize.method=llm_synth", "run.name=smollm2",
+        "synthesize.llm_synth.samples_per_slot=1",
         "generate.max_new_tokens=60", "generate.batch_size=4", "generate.teacher_tau=0.0"])
-    store, statuses = run_generative(cfg, tmp_path, encoder)
-    assert statuses == ["computed"] * 7
+    store, outcomes = run_stages(cfg, tmp_path)
+    assert [o.status for o in outcomes] == ["computed"] * 7
     generated = store.read("generate").to_pylist()
     assert len(generated) >= 6  # 4 prompts asked for 3 examples each
     for row in generated:

@@ -7,8 +7,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
-from distill_core import stages
-from distill_core.artifacts.store import RunStore
 from distill_core.config import load_config
 from distill_core.models.finetune import FinetuneSettings, finetune_classifier
 from distill_core.signals.embeddings import matrix
@@ -38,20 +36,17 @@ def test_finetuning_beats_the_untrained_head_on_real_text(slice_dir: Path, encod
     assert np.mean(tuned.losses[-5:]) < np.mean(tuned.losses[:5])
 
 
-def test_finetune_teacher_stage_feeds_gradmatch(slice_dir: Path, tmp_path: Path, encoder
+def test_finetune_teacher_stage_feeds_gradmatch(slice_dir: Path, tmp_path: Path, run_stages
                                                 ) -> None:
     cfg = load_config(None, [f"data.data_dir={slice_dir}", "run.seeds=[0]",
                              "synthesize.per_class=3", "synthesize.method=gradmatch",
-                             "synthesize.gradmatch_at=teacher", "teacher.kind=finetune",
+                             "synthesize.gradmatch.at=teacher", "teacher.kind=finetune",
                              "teacher.steps=4", "teacher.batch_size=8"])
-    store = RunStore(tmp_path, cfg.run_id())
-    stages.ingest_stage(cfg, store)
-    stages.signals_stage(cfg, store, lambda: (lambda t: encoder.encode(t, 64)))
-    stages.teacher_stage(cfg, store)
+    store, _ = run_stages(cfg, tmp_path, until="teacher")
     teacher = store.read("teacher")
     assert matrix(teacher, "features").shape == (teacher.num_rows, 384)
     assert np.allclose(matrix(teacher, "soft_label").sum(axis=1), 1.0, atol=1e-5)
     assert store.manifest("teacher")["stage_config"]["kind"] == "finetune"
-    stages.synthesize_stage(cfg, store)
+    run_stages(cfg, tmp_path, until="synthesize")
     picked = store.read("synthesize")
     assert picked.num_rows == 6 and set(picked.column("method").to_pylist()) == {"gradmatch"}

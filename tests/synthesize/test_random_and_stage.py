@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from distill_core.synthesize import select_candidates, select_per_class
+from distill_core.synthesize.stage import SelectionInputs
 
 
 def test_random_is_stratified_deterministic_and_seed_dependent() -> None:
@@ -27,7 +28,8 @@ def test_stage_accounts_for_every_row_in_every_replicate() -> None:
         "label_id": pa.array([0 if i < 20 else 1 for i in range(n)], pa.int32()),
     })
     features = np.random.default_rng(0).normal(size=(n, 4)).astype(np.float32)
-    result = select_candidates(train, features, "kmeans", 3, [5, 6], "run-x")
+    inputs = SelectionInputs("kmeans", features, train.column("label_id").to_numpy(), 3, {})
+    result = select_candidates(train, inputs, [5, 6], "run-x")
     assert result.counts["rows_in"] == 2 * n
     assert result.candidates.num_rows == 12 and result.rejects.num_rows == 2 * n - 12
     rows = result.candidates.to_pylist()

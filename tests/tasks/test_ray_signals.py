@@ -1,4 +1,5 @@
-"""The signals stage on a local Ray: an actor pool gives the in-process embeddings, in order."""
+"""The signals stage on the Ray executor: an actor pool gives the in-process embeddings, in
+order; the fine-tuned teacher's read-out on the pool matches in process."""
 
 from __future__ import annotations
 
@@ -6,23 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from distill_core import stages
-from distill_core.artifacts.store import RunStore
 from distill_core.config import load_config
 from distill_core.signals.embeddings import distinct_texts, matrix
 
 
 def test_ray_signals_stage_matches_in_process(local_ray, slice_dir: Path, tmp_path: Path,
-                                              encoder) -> None:
-    from tasks.stages import make_encoder
-
+                                              encoder, run_stages) -> None:
     cfg = load_config(None, [f"data.data_dir={slice_dir}", "compute.backend=ray",
                              "compute.num_actors=2", "compute.cpus_per_actor=0.5",
                              "compute.torch_threads=1", "signals.batch_size=16"])
-    store = RunStore(tmp_path, cfg.run_id())
-    stages.ingest_stage(cfg, store)
-    outcome = stages.signals_stage(cfg, store, lambda: make_encoder(cfg), backend="ray")
-    assert outcome.status == "computed"
+    store, outcomes = run_stages(cfg, tmp_path, until="signals")
+    assert outcomes[-1].status == "computed"
     manifest = store.manifest("signals")
     assert manifest["backend"] == "ray"
     # each actor loaded the model once; how the blocks spread over the pool is Ray's choice
@@ -36,19 +31,15 @@ def test_ray_signals_stage_matches_in_process(local_ray, slice_dir: Path, tmp_pa
 
 
 def test_a_ray_actor_killed_mid_batch_is_restarted_and_the_output_is_complete(
-        local_ray, slice_dir: Path, tmp_path: Path, encoder) -> None:
-    from tasks.stages import make_encoder
-
+        local_ray, slice_dir: Path, tmp_path: Path, encoder, run_stages) -> None:
     markers = tmp_path / "markers"
     cfg = load_config(None, [f"data.data_dir={slice_dir}", "compute.backend=ray",
                              "compute.num_actors=1", "compute.cpus_per_actor=0.5",
                              "compute.torch_threads=1", "signals.batch_size=16",
                              "faults.kill_actor_after_batches=1",
                              f"faults.marker_dir={markers}"])
-    store = RunStore(tmp_path / "runs", cfg.run_id())
-    stages.ingest_stage(cfg, store)
-    stages.signals_stage(cfg, store, lambda: make_encoder(cfg), backend="ray")
-    assert (markers / "actor-killed").is_file()  # the fault did happen
+    store, _ = run_stages(cfg, tmp_path / "runs", until="signals")
+    assert (markers / "signals-killed").is_file()  # the fault did happen
     manifest = store.manifest("signals")
     assert len(manifest["workers"]) == 2  # the dead actor's work was redone by its successor
     corpus = store.read("ingest")
@@ -60,10 +51,12 @@ def test_a_ray_actor_killed_mid_batch_is_restarted_and_the_output_is_complete(
 
 def test_fine_tuned_teacher_readout_on_ray_matches_in_process(local_ray, slice_dir: Path,
                                                               tmp_path: Path) -> None:
-    from distill_core.config import ComputeSection, SignalsSection
+
     from distill_core.ingest import ingest_dataset, resolve_dataset
     from distill_core.models.finetune import FinetuneSettings, finetune_classifier, load_finetuned
-    from tasks.ray_backend import ray_teacher_predict
+    from distill_core.pipeline.executor import Resources
+    from distill_core.signals.readout import teacher_readout
+    from tasks.ray_executor import RayExecutor
 
     corpus = ingest_dataset(resolve_dataset("rte"), slice_dir).corpus  # a pair task
     texts, pairs = corpus.column("text").to_pylist(), corpus.column("text_pair").to_pylist()
@@ -72,9 +65,8 @@ def test_fine_tuned_teacher_readout_on_ray_matches_in_process(local_ray, slice_d
                                 FinetuneSettings(steps=2, batch_size=8))
     folder = tuned.save(tmp_path / "teacher")
     want_logits, want_features = load_finetuned(folder).predict(texts, pairs)
-    got_logits, got_features = ray_teacher_predict(
-        str(folder), texts, pairs, SignalsSection(batch_size=8),
-        ComputeSection(backend="ray", num_actors=1, cpus_per_actor=0.5, torch_threads=1))
+    got_logits, got_features = teacher_readout(
+        RayExecutor(torch_threads=1), str(folder), texts, pairs, 8, Resources(cpus=0.5))
     assert np.allclose(got_logits, want_logits, atol=1e-4)
     assert np.allclose(got_features, want_features, atol=1e-4)
     tuned_logits, _ = tuned.predict(texts, pairs)

@@ -1,0 +1,91 @@
+"""One reader from a run's artifacts to what learners train and are scored on.
+
+The evaluate stage and the benchmark both read a run through here, so a
+distilled row trains the same way in both: its features come from the
+training split or, for a generated row, from the `generate` artifact; its
+texts, pair texts and label from the distilled set itself; its weight when the
+set's weights are not all 1; its soft label when every row of the replicate
+carries one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from distill_core.artifacts.store import RunStore
+from distill_core.generate.features import GeneratedFeatures, generated_features
+from distill_core.learners import LearnerData, TrainingRows
+from distill_core.signals.embeddings import pair_texts, split_features
+
+
+def learner_data(table: pa.Table, x: np.ndarray) -> LearnerData:
+    """Texts, pair texts (None for a single-text task) and label ids of `table`, with `x`."""
+    return LearnerData(texts=table.column("text").to_pylist(), pairs=pair_texts(table), x=x,
+                       y=table.column("label_id").to_numpy())
+
+
+class FeaturePool:
+    """The rows a distilled set can name: the training split, then the generated rows."""
+
+    def __init__(self, train: pa.Table, train_x: np.ndarray,
+                 generated: GeneratedFeatures | None = None) -> None:
+        self.train, self.train_x = train, train_x
+        self.train_y = train.column("label_id").to_numpy()
+        self.position = {e: i for i, e in enumerate(train.column("example_id").to_pylist())}
+        self.x = train_x if generated is None else generated.extend(self.position, train_x)
+
+    def full(self) -> TrainingRows:
+        """The whole training split."""
+        return TrainingRows(learner_data(self.train, self.train_x))
+
+    def sample(self, indices: np.ndarray) -> TrainingRows:
+        """Rows of the training split by position (a baseline's subset)."""
+        return TrainingRows(learner_data(self.train.take(pa.array(indices, pa.int64())),
+                                         self.train_x[indices]))
+
+    def replicate(self, distilled: pa.Table, replicate: int) -> TrainingRows:
+        """One replicate of a distilled set, with its weights and soft labels when it has them."""
+        subset = distilled.filter(pc.equal(distilled.column("replicate"), replicate))
+        rows = np.fromiter((self.position[e] for e in subset.column("example_id").to_pylist()),
+                           dtype=np.int64, count=subset.num_rows)
+        weights = subset.column("weight").to_numpy()
+        soft = None
+        if subset.num_rows and subset.column("soft_label").null_count == 0:
+            soft = np.asarray(subset.column("soft_label").to_pylist(), dtype=np.float64)
+        return TrainingRows(learner_data(subset, self.x[rows]),
+                            weights=None if np.allclose(weights, 1.0) else weights, soft=soft)
+
+
+@dataclass
+class EvaluationData:
+    """A run's training pool, evaluation split, label count and distilled sets (if filtered)."""
+
+    pool: FeaturePool
+    evaluation: LearnerData
+    n_labels: int
+    distilled: pa.Table | None = None
+
+    @property
+    def labels(self) -> list[int]:
+        return list(range(self.n_labels))
+
+    @classmethod
+    def from_store(cls, store: RunStore) -> EvaluationData:
+        """Read ingest, signals, filter and (when the run generated rows) generate."""
+        corpus, embeddings = store.read("ingest"), store.read("signals")
+        train, train_x = split_features(corpus, embeddings, "train")
+        evaluation, eval_x = split_features(corpus, embeddings, "eval")
+        if evaluation.num_rows == 0:
+            raise RuntimeError(f"{store.root}: the evaluation split has no usable rows (see "
+                               "ingest rejects)")
+        ingest = store.manifest("ingest")
+        if ingest is None:
+            raise RuntimeError(f"{store.root}: ingest has not run")
+        return cls(pool=FeaturePool(train, train_x, generated_features(store)),
+                   evaluation=learner_data(evaluation, eval_x),
+                   n_labels=len(ingest["label_names"]),
+                   distilled=store.read("filter") if store.manifest("filter") else None)

@@ -1,0 +1,17 @@
+"""Content hashes: one canonical hash for configs, fingerprints and cache keys.
+
+Lives below every other module (config, manifests, caches import it), so no
+module reaches upward for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+
+def stable_hash(value: Any) -> str:
+    """sha256 of the canonical JSON of `value`."""
+    payload = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()

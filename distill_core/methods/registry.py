@@ -1,0 +1,89 @@
+"""The one list of distillation methods: name, family, what each needs, its options.
+
+The pipeline runs only the stages a method needs (`teacher`, `generate`), the
+config validates `synthesize.method` and the method's options from here, and
+the benchmark's method list defaults to the selection family. The work itself
+lives in the family's implementation (`selection`, `generative`), loaded when a
+stage runs, so reading the registry stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any, Literal
+
+from distill_core.methods.options import (
+    DilmOptions,
+    El2nOptions,
+    GradmatchOptions,
+    KmeansOptions,
+    LlmSynthOptions,
+    MethodOptions,
+)
+
+Need = Literal["teacher", "generate"]
+Family = Literal["selection", "generative"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way to make the distilled set.
+
+    Attributes:
+        name: the key in `synthesize.method`.
+        family: `selection` (real rows chosen) or `generative` (a decoder writes them).
+        needs: upstream stages beyond ingest and signals that must run for it.
+        options: its typed options model (the config's `synthesize.<name>`).
+        summary: one line for `--help`, `plan` and the docs.
+    The implementation: `methods/selection.py` for the selection family (the selector of the
+    same name in `synthesize/`), `methods/generative.py`'s `<NAME>` for a generative one.
+    """
+
+    name: str
+    family: Family
+    summary: str
+    needs: frozenset[Need] = field(default_factory=frozenset)
+    options: type[MethodOptions] = MethodOptions
+
+    def implementation(self) -> Any:
+        """The object that does the work: `synthesize(ctx, method)` for every method and
+        `generate(ctx, method)` for the generative ones (imported on first use)."""
+        module, attr = ("distill_core.methods.selection", "SELECTION")
+        if self.family == "generative":
+            module, attr = "distill_core.methods.generative", self.name.upper()
+        return getattr(import_module(module), attr)
+
+    @property
+    def generative(self) -> bool:
+        return "generate" in self.needs
+
+
+METHODS: tuple[Method, ...] = (
+    Method("random", "selection", "a stratified random sample"),
+    Method("kmeans", "selection", "k-means (k = budget) per class, the real row nearest each "
+           "centroid (the literature's 'K-Center')", options=KmeansOptions),
+    Method("herding", "selection", "greedily, rows whose running mean tracks the class mean"),
+    Method("kcenter_greedy", "selection", "farthest-first traversal"),
+    Method("gradmatch", "selection", "orthogonal matching pursuit of the class's mean "
+           "classifier-layer gradient", frozenset({"teacher"}), GradmatchOptions),
+    Method("el2n", "selection", "one row per EL2N difficulty stratum after dropping the "
+           "hardest", frozenset({"teacher"}), El2nOptions),
+    Method("llm_synth", "generative", "a decoder LM writes new rows from few-shot prompts of "
+           "each class's k-means prototypes, best of n per slot",
+           frozenset({"teacher", "generate"}), LlmSynthOptions),
+    Method("dilm", "generative", "a decoder fine-tuned class-conditionally samples candidates; "
+           "k-means on their embeddings picks the budget",
+           frozenset({"teacher", "generate"}), DilmOptions),
+)
+_BY_NAME = {m.name: m for m in METHODS}
+
+
+def method_names(family: Family | None = None) -> list[str]:
+    return [m.name for m in METHODS if family is None or m.family == family]
+
+
+def get_method(name: str) -> Method:
+    if name not in _BY_NAME:
+        raise KeyError(f"unknown method {name!r}; known: {', '.join(_BY_NAME)}")
+    return _BY_NAME[name]

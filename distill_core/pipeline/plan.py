@@ -1,0 +1,90 @@
+"""`textdistill plan`: what a run would do, without computing anything.
+
+For each stage of the pipeline: whether the config runs it, its fingerprint,
+whether the run folder or the cross-run cache already holds it (and where),
+what it reads and how many rows it will see. A fingerprint depends on the
+upstream stages' outputs, so it is known only where those are already done or
+cached; beyond that the plan says "after <stage>".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from distill_core.artifacts.store import MANIFEST, RunStore
+from distill_core.config import RunConfig
+from distill_core.pipeline.order import PIPELINE
+from distill_core.pipeline.runner import stage_fingerprint
+
+
+@dataclass
+class PlannedStage:
+    name: str
+    runs: bool
+    reads: tuple[str, ...]
+    writes: str
+    fingerprint: str | None = None
+    status: str = "compute"  # done | cached | compute | skipped | unknown
+    where: str | None = None
+    rows_in: dict[str, int] = field(default_factory=dict)  # rows of each stage it reads
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+class _PlanView:
+    """A run store whose finished stages may sit in the cross-run cache instead of the run."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self.folders: dict[str, Path] = {}
+
+    def manifest(self, stage: str) -> dict[str, Any] | None:
+        folder = self.folders.get(stage)
+        if folder is None:
+            return None
+        return json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+
+    def read(self, stage: str, rejects: bool = False, columns: list[str] | None = None
+             ) -> pa.Table:
+        import pyarrow.parquet as pq
+
+        parts = sorted(self.folders[stage].glob("part-*.parquet"))
+        return pa.concat_tables([pq.read_table(p, columns=columns) for p in parts])
+
+
+def plan_run(cfg: RunConfig, runs_dir: str | Path) -> list[PlannedStage]:
+    """The plan of `cfg`'s run in `runs_dir`; raises the config's or data's error."""
+    store = RunStore(runs_dir, cfg.run_id())
+    view = _PlanView(store)
+    planned, missing = [], None
+    for stage in PIPELINE:
+        item = PlannedStage(stage.name, stage.enabled(cfg), stage.reads(cfg), stage.writes)
+        planned.append(item)
+        if not item.runs:
+            item.status = "skipped"
+            item.note = "not needed by this config"
+            continue
+        item.rows_in = {s: rows for s in item.reads if (rows := (view.manifest(s) or {}).get(
+            "counts", {}).get("rows_out")) is not None}
+        if missing is not None:
+            item.status, item.note = "unknown", f"after {missing}"
+            continue
+        fp, _ = stage_fingerprint(stage, cfg, view)  # type: ignore[arg-type]
+        item.fingerprint = fp
+        if store.is_complete(stage.name, fp):
+            item.status, item.where = "done", str(store.stage_dir(stage.name))
+            view.folders[stage.name] = store.stage_dir(stage.name)
+        elif stage.cached and (store.cache_root / stage.name / fp / MANIFEST).is_file():
+            item.status = "cached"
+            item.where = str(store.cache_root / stage.name / fp)
+            view.folders[stage.name] = store.cache_root / stage.name / fp
+        else:
+            missing = stage.name
+    return planned

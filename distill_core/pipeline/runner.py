@@ -1,0 +1,84 @@
+"""The one stage runner: fingerprint, skip or restore, clock, manifest, publish, cache.
+
+Every stage goes through `run_stage`, so resume (a matching fingerprint in the
+run folder), the cross-run cache (stages declared `cached`), timing, peak
+memory, the manifest and the atomic publish behave the same for all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from distill_core.artifacts.manifest import Manifest, StageClock, fingerprint
+from distill_core.artifacts.store import RunStore, sha256_files
+from distill_core.config import RunConfig
+from distill_core.pipeline.stage import Stage, StageContext
+
+
+@dataclass
+class StageOutcome:
+    """What happened to a stage: computed, resumed (already in the run) or restored from cache."""
+
+    stage: str
+    path: str
+    fingerprint: str
+    status: str  # "computed" | "resumed" | "cached"
+    counts: dict[str, Any] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+
+
+def upstream_fingerprints(store: RunStore, stages: tuple[str, ...]) -> dict[str, str]:
+    return {s: (store.manifest(s) or {}).get("fingerprint", "") for s in stages}
+
+
+def stage_fingerprint(stage: Stage, cfg: RunConfig, store: RunStore) -> tuple[str, Any]:
+    """(fingerprint, settings): what the stage's output depends on, hashed."""
+    settings = stage.settings(cfg)
+    upstream = (stage.identity(cfg, store) if stage.identity is not None
+                else upstream_fingerprints(store, stage.reads(cfg)))
+    return fingerprint(stage.name, stage.version, settings, upstream), settings
+
+
+def artifact_input(store: RunStore, stage: str) -> dict[str, Any]:
+    """An upstream artifact as a manifest records it: fingerprint, content hash, rows."""
+    manifest = store.manifest(stage) or {}
+    return {"fingerprint": manifest.get("fingerprint"),
+            "sha256": sha256_files(store.parts(stage)),
+            "rows": manifest.get("counts", {}).get("rows_out")}
+
+
+def existing_outcome(stage: Stage, store: RunStore, fp: str) -> StageOutcome | None:
+    """The stage's outcome when the run already has it (resume) or the cache does."""
+    status = None
+    if store.is_complete(stage.name, fp):
+        status = "resumed"
+    elif stage.cached and store.restore_from_cache(stage.name, fp):
+        status = "cached"
+    if status is None:
+        return None
+    manifest = store.manifest(stage.name) or {}
+    return StageOutcome(stage.name, str(store.stage_dir(stage.name)), fp, status,
+                        manifest.get("counts", {}), 0.0)
+
+
+def run_stage(stage: Stage, ctx: StageContext) -> StageOutcome:
+    """Skip, restore or compute `stage` in the context's run folder."""
+    cfg, store = ctx.cfg, ctx.store
+    fp, settings = stage_fingerprint(stage, cfg, store)
+    if (done := existing_outcome(stage, store, fp)) is not None:
+        return done
+    clock = StageClock()
+    output = stage.body(replace(ctx, stage=stage.name, resources=stage.resources(cfg.compute),
+                                fingerprint=fp))
+    inputs = {**output.inputs, **{s: artifact_input(store, s) for s in stage.reads(cfg)}}
+    manifest = Manifest(
+        stage=stage.name, fingerprint=fp, config_hash=cfg.config_hash(), stage_config=settings,
+        config=cfg.model_dump(mode="json"), inputs=inputs, counts=output.counts, clock=clock,
+        seeds=output.seeds, extra=output.extra).to_dict()
+    store.before_publish = ctx.executor.before_publish
+    store.write_stage(stage.name, output.table, manifest, rejects=output.rejects)
+    if stage.cached:
+        store.save_to_cache(stage.name)
+    return StageOutcome(stage.name, str(store.stage_dir(stage.name)), fp, "computed",
+                        manifest["counts"], manifest["wall_time_s"])

@@ -1,0 +1,92 @@
+"""A stage, declared: name, version, what it reads and writes, caching, resources, body.
+
+The runner (`pipeline/runner.py`) does what every stage shares (fingerprint,
+skip or restore, clock, manifest, atomic publish, cache); a stage's body only
+computes its table from its inputs. `PIPELINE` (`pipeline/order.py`) is the one
+ordered list of stages that the flow, the benchmark, the audit, the CLI and
+`textdistill plan` read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from distill_core.artifacts.counts import Counts
+from distill_core.artifacts.store import RunStore
+from distill_core.config import ComputeSection, RunConfig
+from distill_core.pipeline.executor import Executor, LocalExecutor, Resources
+
+ProgressFn = Callable[[str, float, float | None, str], None]  # stage, done, total, note
+
+
+def no_progress(stage: str, done: float, total: float | None, note: str) -> None:
+    return None
+
+
+@dataclass
+class StageContext:
+    """What a stage body sees: the config, the run folder, where work runs, progress."""
+
+    cfg: RunConfig
+    store: RunStore
+    executor: Executor = field(default_factory=LocalExecutor)
+    progress: ProgressFn = no_progress
+    stage: str = ""
+    resources: Resources = field(default_factory=Resources)  # set by the runner per stage
+    fingerprint: str = ""  # the running stage's, set by the runner
+
+    def report(self, done: float, total: float | None, note: str = "") -> None:
+        self.progress(self.stage, done, total, note)
+
+
+@dataclass
+class StageOutput:
+    """A stage body's result: its table, rejects, counts and manifest extras."""
+
+    table: pa.Table
+    counts: Counts
+    rejects: pa.Table | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)  # beyond the upstream artifacts
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage.
+
+    Attributes:
+        name: the run folder's sub-folder and the manifest's `stage`.
+        version: bump when the output for the same inputs changes.
+        writes: what the artifact holds (for `plan` and the docs).
+        reads: the upstream stages it reads, given the config.
+        settings: the part of the config its output depends on (fingerprinted).
+        body: computes the output from the context.
+        enabled: whether the config needs this stage at all.
+        cached: kept in the runs folder's cross-run cache (keyed by fingerprint).
+        resources: what each of its workers asks for, from the `compute` section.
+        funnel: its rows flow one to one from its input (rows in = out + rejected), so the
+            audit balances it (evaluate's rows are fits, not data rows).
+        retries: how often the orchestrator retries it (model loading and remote workers
+            fail transiently; pure computations do not).
+        identity: what identifies its input when that is not the upstream fingerprints
+            (ingest: the source files; signals: the texts' hash), so the cache is keyed
+            by content.
+    """
+
+    name: str
+    version: int
+    writes: str
+    reads: Callable[[RunConfig], tuple[str, ...]]
+    settings: Callable[[RunConfig], Any]
+    body: Callable[[StageContext], StageOutput]
+    enabled: Callable[[RunConfig], bool] = lambda cfg: True
+    cached: bool = False
+    resources: Callable[[ComputeSection], Resources] = lambda compute: Resources()
+    funnel: bool = True
+    retries: int = 0
+    identity: Callable[[RunConfig, RunStore], dict[str, str]] | None = None

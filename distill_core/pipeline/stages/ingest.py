@@ -1,0 +1,53 @@
+"""ingest: files (or a hub dataset) -> the corpus with stable ids, splits and a label map."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow.compute as pc
+
+from distill_core.artifacts.counts import Counts
+from distill_core.artifacts.store import RunStore
+from distill_core.config import RunConfig
+from distill_core.ingest.ingest import (
+    data_dir_from,
+    ingest_dataset,
+    resolve_dataset,
+    resolve_sources,
+)
+from distill_core.pipeline.stage import Stage, StageContext, StageOutput
+
+
+def _spec(cfg: RunConfig):
+    return resolve_dataset(cfg.data.dataset, cfg.data.train, cfg.data.eval, cfg.data.label_names)
+
+
+def _settings(cfg: RunConfig) -> dict[str, Any]:
+    return {"label_names": _spec(cfg).label_names}
+
+
+def _sources(cfg: RunConfig, store: RunStore) -> dict[str, str]:
+    """The source files' identities (content hashes) and columns: what the corpus is made of."""
+    sources = [s.identity() | {"split": s.split, "columns": s.columns.model_dump()}
+               for s in resolve_sources(_spec(cfg), data_dir_from(cfg.data.data_dir))]
+    return {"sources": str(sources)}
+
+
+def _body(ctx: StageContext) -> StageOutput:
+    ctx.report(0, None, "reading")
+    result = ingest_dataset(_spec(ctx.cfg), data_dir_from(ctx.cfg.data.data_dir))
+    split_rows = {s: int(pc.sum(pc.equal(result.corpus.column("split"), s)).as_py() or 0)
+                  for s in ("train", "eval")}
+    counts = Counts.of(result.rows_in, result.corpus.num_rows,
+                       result.rejects.column("reason").to_pylist(), rows_by_split=split_rows)
+    ctx.report(1, 1, f"{result.corpus.num_rows} rows")
+    return StageOutput(result.corpus, counts, rejects=result.rejects,
+                       extra={"label_names": result.label_names},
+                       inputs={"sources": result.sources})
+
+
+INGEST = Stage(
+    name="ingest", version=1,
+    writes="corpus: example_id, split, text, text_pair, label, label_id, source, source_row "
+           "(+ rejects with file, row, field, reason)",
+    reads=lambda cfg: (), settings=_settings, body=_body, cached=True, identity=_sources)

@@ -1,0 +1,51 @@
+"""synthesize: one candidate set per seed, made by the configured method."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distill_core.artifacts.counts import Counts
+from distill_core.config import RunConfig
+from distill_core.methods import get_method
+from distill_core.pipeline.executor import Resources
+from distill_core.pipeline.inputs import label_names
+from distill_core.pipeline.stage import Stage, StageContext, StageOutput
+
+
+def _uses_teacher(cfg: RunConfig) -> bool:
+    return "teacher" in get_method(cfg.synthesize.method).needs or cfg.synthesize.soft_labels
+
+
+def _reads(cfg: RunConfig) -> tuple[str, ...]:
+    reads = ("ingest", "signals") + (("teacher",) if _uses_teacher(cfg) else ())
+    reads += ("clean",) if cfg.filter.corpus else ()
+    return reads + (("generate",) if get_method(cfg.synthesize.method).generative else ())
+
+
+def _settings(cfg: RunConfig) -> dict[str, Any]:
+    s = cfg.synthesize
+    return {"method": s.method, "per_class": s.per_class, "soft_labels": s.soft_labels,
+            "options": s.options().model_dump(mode="json"), "seeds": cfg.run.seeds,
+            "run_id": cfg.run_id(),
+            "temperature": cfg.teacher.temperature if _uses_teacher(cfg) else None}
+
+
+def _body(ctx: StageContext) -> StageOutput:
+    cfg = ctx.cfg
+    method = get_method(cfg.synthesize.method)
+    ctx.report(0, len(cfg.run.seeds), method.name)
+    result, notes = method.implementation().synthesize(ctx, method)
+    ctx.report(len(cfg.run.seeds), len(cfg.run.seeds), "done")
+    return StageOutput(result.candidates, Counts.from_dict(result.counts),
+                       rejects=result.rejects, seeds=cfg.run.seeds, extra={
+                           "class_shortfall": {str(k): v for k, v in result.shortfall.items()},
+                           "label_names": label_names(ctx.store),
+                           "backend": ctx.executor.name, **notes})
+
+
+SYNTHESIZE = Stage(
+    name="synthesize", version=4,
+    writes="candidates per seed: parent_ids, method, run_id, seed, rank, score, weight, "
+           "soft_label (+ rejects: not_selected, and the generative choice's reasons)",
+    reads=_reads, settings=_settings, body=_body,
+    resources=lambda compute: Resources(cpus=compute.cpus_per_actor), retries=2)

@@ -1,0 +1,51 @@
+"""Encoder and teacher read-outs through an executor: texts in, arrays out, in input order.
+
+The executor runs the actors where the config says (in process or on a Ray
+actor pool); rows are grouped into blocks by length so each worker's batches
+pad little. The result records rows per worker and timings for the manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from distill_core.config import SignalsSection
+from distill_core.pipeline.executor import ActorSpec, BatchResult, Executor, Resources
+from distill_core.signals.actors import EmbedActor, TeacherActor
+
+BLOCK_BATCHES = 8  # batches per block shipped to a pool worker
+
+
+def _by_length(texts: Sequence[str]) -> np.ndarray:
+    return np.argsort([len(t) for t in texts], kind="stable")
+
+
+def embed_texts(executor: Executor, signals: SignalsSection, texts: Sequence[str],
+                resources: Resources, progress: Callable[[int, int], None] | None = None
+                ) -> tuple[np.ndarray, BatchResult]:
+    """Embeddings of `texts` [n, dim] float32, and the executor's account of the work."""
+    actor = ActorSpec(EmbedActor, {"model": signals.model, "max_length": signals.max_length,
+                                   "precision": signals.precision,
+                                   "batch_size": signals.batch_size,
+                                   "trust_remote_code": signals.trust_remote_code}, "signals")
+    result = executor.map_batches(actor, {"text": np.asarray(list(texts), dtype=object)},
+                                  resources, signals.batch_size * BLOCK_BATCHES, progress,
+                                  order=_by_length(texts))
+    return np.asarray(result.columns["embedding"], np.float32), result
+
+
+def teacher_readout(executor: Executor, model_dir: str, texts: Sequence[str],
+                    pairs: Sequence[str] | None, batch_size: int, resources: Resources
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, head inputs) of a saved fine-tuned teacher for `texts` (and `pairs`)."""
+    columns = {"text": np.asarray(list(texts), dtype=object)}
+    if pairs is not None:
+        columns["pair"] = np.asarray(list(pairs), dtype=object)
+    result = executor.map_batches(ActorSpec(TeacherActor, {"model_dir": model_dir,
+                                                          "batch_size": batch_size}, "teacher"),
+                                  columns, resources, batch_size * BLOCK_BATCHES,
+                                  order=_by_length(texts))
+    return (np.asarray(result.columns["logits"], np.float32),
+            np.asarray(result.columns["features"], np.float32))
