@@ -85,7 +85,7 @@ def main() -> None:
     plain_generate_s = time.perf_counter() - loaded
     del lm
 
-    from distill_core.generate.actor import generate_shards
+    from distill_core.generate.actor import GenerationJob, generate_shards
     from distill_core.pipeline.executor import Resources
     from tasks.ray_executor import RayExecutor, ensure_ray
 
@@ -97,8 +97,8 @@ def main() -> None:
     resources = Resources(cpus=1, gpus=args.gpus_per_actor, workers=1)
     generate = GenerateSection(model=args.model, dtype=args.dtype, device=args.device)
     start = time.perf_counter()
-    table, workers = generate_shards(executor, shards, args.model, generate, settings, run_seed,
-                                     out_dir, resources)
+    job = GenerationJob(shards, args.model, generate, settings, run_seed, out_dir)
+    table, workers = generate_shards(executor, job, resources)
     ray_s = time.perf_counter() - start
     ray_tokens = int(sum(table.column("new_tokens").to_pylist()))
     shutil.rmtree(out_dir, ignore_errors=True)

@@ -20,7 +20,7 @@ import numpy as np
 from distill_core.artifacts.store import RunStore
 from distill_core.signals.embeddings import features, split_features
 from distill_core.signals.teacher import fit_teacher, teacher_signals
-from distill_core.synthesize.base import SELECTORS, select_per_class
+from distill_core.synthesize.base import SELECTORS, ClassData, select_per_class
 from distill_core.synthesize.stage import select_candidates  # noqa: F401 (registers methods)
 
 
@@ -44,8 +44,8 @@ def main() -> None:
     for method, spec in SELECTORS.items():
         params = {"kmeans": {"n_init": 3}}.get(method, {})
         start = time.perf_counter()
-        picked = select_per_class(method, x, labels, args.budget, args.seed, params,
-                                  grad_logits=signals.grad_logits, el2n=signals.el2n)
+        picked = select_per_class(method, ClassData(x, signals.grad_logits, signals.el2n),
+                                  labels, args.budget, args.seed, params)
         timings[method] = time.perf_counter() - start
         assert np.bincount(labels[picked.indices]).tolist() == [args.budget] * n_classes
         print(f"{method:>15}: {timings[method]:6.2f} s"

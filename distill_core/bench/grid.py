@@ -24,6 +24,7 @@ from distill_core.bench.config import BenchConfig
 from distill_core.bench.metrics import summarize
 from distill_core.bench.report import write_reports
 from distill_core.config import RunConfig
+from distill_core.pipeline.order import STAGE_NAMES
 
 SCORES_SCHEMA = pa.schema([
     ("dataset", pa.string()), ("method", pa.string()), ("per_class", pa.int32()),
@@ -107,8 +108,8 @@ def finalize(cfg: BenchConfig, out_dir: Path, cells: list[Cell], rows: list[dict
     inputs = {}
     for run_dir in dict.fromkeys(c.run_dir for c in cells):
         store = RunStore.open(run_dir)
-        inputs[Path(run_dir).name] = {s: (store.manifest(s) or {}).get("fingerprint")
-                                      for s in ("ingest", "signals", "teacher", "filter")}
+        inputs[Path(run_dir).name] = {s: m["fingerprint"] for s in STAGE_NAMES
+                                      if s != "evaluate" and (m := store.manifest(s))}
     facts = {"bench_id": cfg.bench_id(), "config": cfg.model_dump(mode="json"),
              "config_hash": cfg.bench_id().rsplit("-", 1)[1], "seeds": cfg.seeds,
              "cells": len(cells), "cells_scored": scored,

@@ -10,6 +10,7 @@ are not generated again.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -58,25 +59,40 @@ def actor_device(generate: GenerateSection, gpus: float) -> str | None:
     return "auto" if gpus > 1 else generate.device
 
 
-def generate_shards(executor: Executor, shards: Sequence[PromptShard], model: str,
-                    generate: GenerateSection, settings: SamplingSettings, run_seed: int,
-                    out_dir: str, resources: Resources,
+@dataclass(frozen=True)
+class GenerationJob:
+    """What to sample: the shards, the model, how it loads and samples, where parts go."""
+
+    shards: Sequence[PromptShard]
+    model: str
+    generate: GenerateSection
+    settings: SamplingSettings
+    run_seed: int
+    out_dir: str
+
+
+def generate_shards(executor: Executor, job: GenerationJob, resources: Resources,
                     progress: Callable[[int, int], None] | None = None
                     ) -> tuple[pa.Table, dict[str, int]]:
     """Generate every shard not yet in `out_dir`; (all parts, shards generated per worker)."""
-    todo = pending_shards(out_dir, shards)
+    todo = pending_shards(job.out_dir, job.shards)
     workers: dict[str, int] = {}
     if todo:
         columns = {"shard": np.asarray([s.shard for s in todo]),
-                   "prompt_ids": np.asarray([list(s.prompt_ids) for s in todo] + [None],
-                                            dtype=object)[:-1],
-                   "prompts": np.asarray([list(s.prompts) for s in todo] + [None],
-                                         dtype=object)[:-1],
+                   "prompt_ids": _objects([list(s.prompt_ids) for s in todo]),
+                   "prompts": _objects([list(s.prompts) for s in todo]),
                    "samples": np.asarray([s.samples for s in todo])}
+        g = job.generate
         actor = ActorSpec(GenerateActor, {
-            "model": model, "dtype": generate.dtype,
-            "device": actor_device(generate, resources.gpus),
-            "trust_remote_code": generate.trust_remote_code, "run_seed": run_seed,
-            "settings": vars(settings), "out_dir": out_dir}, "generate")
+            "model": job.model, "dtype": g.dtype, "device": actor_device(g, resources.gpus),
+            "trust_remote_code": g.trust_remote_code, "run_seed": job.run_seed,
+            "settings": vars(job.settings), "out_dir": job.out_dir}, "generate")
         workers = executor.map_batches(actor, columns, resources, 1, progress).workers
-    return read_parts(out_dir, shards), workers
+    return read_parts(job.out_dir, job.shards), workers
+
+
+def _objects(values: list) -> np.ndarray:
+    """A 1-D object array of lists (numpy would make a 2-D array of equal-length lists)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out

@@ -20,7 +20,7 @@ import pyarrow as pa
 from distill_core.artifacts.counts import Counts
 from distill_core.artifacts.schemas import rejects_table
 from distill_core.config import ComputeSection
-from distill_core.generate.actor import actor_device, generate_shards
+from distill_core.generate.actor import GenerationJob, actor_device, generate_shards
 from distill_core.generate.candidates import (
     PARSED_SCHEMA,
     AnswerParser,
@@ -111,8 +111,8 @@ class GenerativeMethod:
                                  "shards": [asdict(s) for s in shards]})
         parts = str(store.cache_root / "generate_parts" / parts_key[:16])
         sampled_at = time.perf_counter()
-        answers, workers = generate_shards(ctx.executor, shards, model_path, g, settings,
-                                           run_seed, parts, ctx.resources,
+        job = GenerationJob(shards, model_path, g, settings, run_seed, parts)
+        answers, workers = generate_shards(ctx.executor, job, ctx.resources,
                                            lambda done, total: ctx.report(done, total))
         sampling_s = time.perf_counter() - sampled_at
         rows, rejects = answer_lines(answers, plan, method.name, names, g, self.parser(ctx),

@@ -87,17 +87,19 @@ def class_seed(seed: int, label_id: int) -> np.random.SeedSequence:
     return seed_sequence(seed, label_id)
 
 
-def select_per_class(method: str, features: np.ndarray, label_ids: np.ndarray, budget: int,
-                     seed: int, params: dict[str, Any] | None = None,
-                     grad_logits: np.ndarray | None = None, el2n: np.ndarray | None = None,
-                     grad_features: np.ndarray | None = None) -> Selection:
-    """Run selector `method` on every class; a class with <= budget rows keeps all of them."""
+def select_per_class(method: str, data: ClassData | np.ndarray, label_ids: np.ndarray,
+                     budget: int, seed: int, params: dict[str, Any] | None = None) -> Selection:
+    """Run selector `method` on every class; a class with <= budget rows keeps all of them.
+
+    `data`: the rows' features and teacher signals (`ClassData`), or a bare feature matrix
+    for methods that need no teacher.
+    """
     if method not in SELECTORS:
         raise KeyError(f"unknown selection method {method!r}; known: {sorted(SELECTORS)}")
     spec = SELECTORS[method]
-    if spec.needs_teacher and (grad_logits is None or el2n is None):
+    data = data if isinstance(data, ClassData) else ClassData(data)
+    if spec.needs_teacher and (data.grad_logits is None or data.el2n is None):
         raise ValueError(f"method {method!r} needs teacher signals (grad_logits, el2n)")
-    data = ClassData(features, grad_logits, el2n, grad_features)
     chosen, ranks, scores, weights = [], [], [], []
     shortfall: dict[int, dict[str, int]] = {}
     for label_id in np.unique(label_ids):

@@ -24,7 +24,7 @@ from distill_core.synthesize import (  # noqa: F401 (importing registers the met
     kmeans_prototypes,
     random_selection,
 )
-from distill_core.synthesize.base import Selection, select_per_class
+from distill_core.synthesize.base import ClassData, Selection, select_per_class
 
 
 @dataclass
@@ -51,12 +51,12 @@ class SelectionInputs:
     grad_features: np.ndarray | None = None
 
     def select(self, seed: int) -> Selection:
-        return select_per_class(self.method, self.features, self.label_ids, self.per_class,
-                                seed, self.params, grad_logits=self.grad_logits,
-                                el2n=self.el2n, grad_features=self.grad_features)
+        data = ClassData(self.features, self.grad_logits, self.el2n, self.grad_features)
+        return select_per_class(self.method, data, self.label_ids, self.per_class, seed,
+                                self.params)
 
 
-# Runs the selection of every seed: in process by default, on Ray tasks in `tasks/`.
+# Runs the selection of every seed: in process by default, or through an executor.
 SeedSelector = Callable[[SelectionInputs, list[int]], list[Selection]]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from distill_core.config import GenerateSection
-from distill_core.generate.actor import generate_shards
+from distill_core.generate.actor import GenerationJob, generate_shards
 from distill_core.generate.dilm import GeneratorTraining, train_generator
 from distill_core.generate.models import load_causal_lm
 from distill_core.generate.sampling import SamplingSettings
@@ -27,9 +27,9 @@ def test_a_killed_generation_worker_is_replaced_and_nothing_is_lost(
                 for r in generate_shard(lm, s, 11, SETTINGS).to_pylist()}
     executor = RayExecutor(hooks=FaultHooks(kill_actor_after={"generate": 1},
                                             marker_dir=str(tmp_path / "markers")))
-    table, workers = generate_shards(executor, shards, str(tiny_decoder),
-                                     GenerateSection(device="cpu"), SETTINGS, 11,
-                                     str(tmp_path / "parts"), Resources(cpus=0.5, workers=2))
+    job = GenerationJob(shards, str(tiny_decoder), GenerateSection(device="cpu"), SETTINGS, 11,
+                        str(tmp_path / "parts"))
+    table, workers = generate_shards(executor, job, Resources(cpus=0.5, workers=2))
     assert (tmp_path / "markers" / "generate-killed").exists()  # the fault fired
     keys = list(zip(table.column("prompt_id").to_pylist(), table.column("sample").to_pylist(),
                     strict=True))

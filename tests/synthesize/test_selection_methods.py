@@ -92,11 +92,9 @@ def test_el2n_draws_one_row_per_difficulty_stratum() -> None:
 def test_every_method_has_an_exact_budget_per_class(method: str) -> None:
     data = _data(n=90)
     labels = np.repeat([0, 1, 2], 30)
-    picked = select_per_class(method, data.features, labels, 4, seed=1,
-                              grad_logits=data.grad_logits, el2n=data.el2n)
+    picked = select_per_class(method, data, labels, 4, seed=1)
     assert np.bincount(labels[picked.indices]).tolist() == [4, 4, 4]
-    again = select_per_class(method, data.features, labels, 4, seed=1,
-                             grad_logits=data.grad_logits, el2n=data.el2n)
+    again = select_per_class(method, data, labels, 4, seed=1)
     assert picked.indices.tolist() == again.indices.tolist()
 
 
