@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from distill_core.artifacts.store import RunStore
 from distill_core.bench.cells import Cell, score_cells
 from distill_core.config import ComputeSection, RunConfig
-from distill_core.evaluate.learners import LearnerSpec
+from distill_core.learners import LearnerSpec
 from distill_core.pipeline.executor import Resources
 from distill_core.pipeline.order import run_pipeline
 from distill_core.pipeline.stage import StageContext

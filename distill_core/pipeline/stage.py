@@ -73,6 +73,7 @@ class Stage:
             audit balances it (evaluate's rows are fits, not data rows).
         retries: how often the orchestrator retries it (model loading and remote workers
             fail transiently; pure computations do not).
+        report: its section of the run report (markdown lines from the run folder), if any.
         identity: what identifies its input when that is not the upstream fingerprints
             (ingest: the source files; signals: the texts' hash), so the cache is keyed
             by content.
@@ -89,4 +90,5 @@ class Stage:
     resources: Callable[[ComputeSection], Resources] = lambda compute: Resources()
     funnel: bool = True
     retries: int = 0
+    report: Callable[[RunStore], list[str]] | None = None
     identity: Callable[[RunConfig, RunStore], dict[str, str]] | None = None

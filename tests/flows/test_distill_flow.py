@@ -27,20 +27,19 @@ def test_distill_flow_records_runs_tasks_and_artifacts(prefect_server, slice_dir
     result = state.result()
     run_dir = Path(result["run_dir"])
     assert run_dir.parent == tmp_path.resolve() and Path(result["report"]).is_file()
-    assert sorted(p.name for p in run_dir.iterdir()) == [
-        "evaluate", "filter", "ingest", "report.md", "signals", "synthesize", "teacher"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [  # kmeans needs no teacher
+        "evaluate", "filter", "ingest", "report.md", "signals", "synthesize"]
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(state.state_details.flow_run_id)
         assert flow_run.name == "sst2-kmeans-4pc"
         only_this_run = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
         task_runs = client.read_task_runs(flow_run_filter=only_this_run)
         assert sorted(t.name.rsplit("-", 1)[0] for t in task_runs) == [
-            "evaluate", "filter", "ingest", "report", "signals", "synthesize", "teacher"]
+            "evaluate", "filter", "ingest", "report", "signals", "synthesize"]
         assert all(t.state.is_completed() for t in task_runs)
         artifacts = client.read_artifacts(flow_run_filter=only_this_run)
     by_key = {a.key: a for a in artifacts}
-    assert {"ingest-counts", "signals-counts", "teacher-counts", "synthesize-counts",
-            "filter-counts",
+    assert {"ingest-counts", "signals-counts", "synthesize-counts", "filter-counts",
             "evaluate-counts", "scores"} <= set(by_key)
     filter_counts = {row["metric"]: row["value"] for row in json.loads(
         by_key["filter-counts"].data)}
@@ -72,6 +71,29 @@ def test_cli_run_audit_and_report(prefect_server, slice_dir: Path, tmp_path: Pat
     assert missing.exit_code == 1
     report = runner.invoke(app, ["report", str(run_dir)])
     assert report.exit_code == 0 and "## Funnel" in report.output
+
+
+def test_cli_run_scores_every_configured_learner(prefect_server, slice_dir: Path,
+                                                 tmp_path: Path) -> None:
+    from distill_core.artifacts.store import RunStore
+    from flows.cli import app
+
+    args = ["run", str(ROOT / "configs" / "quickstart.yaml"), "--runs-dir", str(tmp_path),
+            "--data-dir", str(slice_dir), "--set", "run.seeds=[0]",
+            "--set", "synthesize.per_class=2", "--set",
+            "evaluate.learners=[linear_probe, {kind: finetune, steps: 2, batch_size: 8}]"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    run_dir = next(p for p in tmp_path.iterdir() if p.name.startswith("quickstart-"))
+    scores = RunStore.open(run_dir).read("evaluate").to_pylist()
+    by_learner = {}
+    for row in scores:
+        by_learner.setdefault(row["learner"], set()).add(row["setting"])
+    assert by_learner == {"linear_probe": {"distilled", "random", "full"},
+                          "finetune": {"distilled", "random", "full"}}
+    assert all(0 <= row["accuracy"] <= 1 for row in scores)
+    report = (run_dir / "report.md").read_text()
+    assert "linear_probe" in report and "finetune" in report
 
 
 def test_cli_user_errors_exit_2_without_traceback(tmp_path: Path, slice_dir: Path) -> None:

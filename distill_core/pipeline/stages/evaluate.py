@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from distill_core.artifacts.counts import Counts
+from distill_core.artifacts.store import RunStore
 from distill_core.config import RunConfig
 from distill_core.evaluate.data import EvaluationData
 from distill_core.evaluate.stage import (
@@ -13,6 +14,7 @@ from distill_core.evaluate.stage import (
     evaluate_selection,
     summarize_scores,
 )
+from distill_core.markdown import markdown_table, score_learners, score_rows
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 
 
@@ -38,9 +40,21 @@ def _body(ctx: StageContext) -> StageOutput:
                        seeds=cfg.run.seeds, extra={"summary": summarize_scores(scores)})
 
 
+def _report(store: RunStore) -> list[str]:
+    evaluate = store.manifest("evaluate")
+    if evaluate is None:
+        return []
+    learners = ", ".join(score_learners(evaluate["summary"]))
+    return [f"## Scores ({learners} on the evaluation split, %)", "",
+            markdown_table(["setting", "budget", "n", "accuracy", "macro-F1"],
+                           score_rows(evaluate["summary"])),
+            "", f"Evaluation rows: {evaluate['counts'].get('eval_rows')}. "
+            "Mean ± sample std over seeds; `full` is one deterministic fit."]
+
+
 EVALUATE = Stage(
-    name="evaluate", version=2,
+    name="evaluate", version=3,
     writes="scores: one row per fit (learner, setting, seed, accuracy, macro-F1) for the "
            "distilled sets, random subsets and the full split",
     reads=lambda cfg: ("ingest", "signals", "filter"), settings=_settings, body=_body,
-    funnel=False)
+    funnel=False, report=_report)

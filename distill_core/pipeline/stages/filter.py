@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow.compute as pc
+
 from distill_core.artifacts.counts import Counts
+from distill_core.artifacts.store import RunStore
 from distill_core.config import RunConfig
 from distill_core.filter.stage import filter_candidates
+from distill_core.markdown import markdown_table
 from distill_core.pipeline.inputs import filter_context
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.pipeline.stages.teacher import needs_teacher
@@ -30,8 +34,58 @@ def _body(ctx: StageContext) -> StageOutput:
                        seeds=cfg.run.seeds)
 
 
+SAMPLES_PER_CLASS = 5
+
+
+def _filters_section(store: RunStore) -> list[str]:
+    """Rows in and out of each filter (of clean, then filter) and the contamination check."""
+    rows, contaminated, checked = [], {}, False
+    for stage in ("clean", "filter"):
+        manifest = store.manifest(stage) or {}
+        checked |= bool(manifest.get("stage_config", {}).get("contamination", {})
+                        .get("enabled"))
+        for step in manifest.get("filters", []):
+            rows.append([stage, step["filter"], str(step["rows_in"]), str(step["rows_out"]),
+                         ", ".join(f"{k}: {v}" for k, v in
+                                   step["rejects_by_reason"].items()) or "-"])
+            for reason, n in step["rejects_by_reason"].items():
+                if reason.startswith("contaminated"):
+                    contaminated[stage] = contaminated.get(stage, 0) + n
+    lines = (["### Filters", "", markdown_table(
+        ["stage", "filter", "rows in", "rows out", "rejected"], rows), ""] if rows else [])
+    if checked:
+        lines.append("Contamination against the evaluation split: "
+                     + (", ".join(f"{n} rows dropped at {s}" for s, n in contaminated.items())
+                        or "0 rows dropped") + ".")
+    return lines
+
+
+def _examples_section(store: RunStore) -> list[str]:
+    """The first replicate's first rows per class, as distilled."""
+    manifest = store.manifest("filter")
+    if manifest is None:
+        return []
+    distilled = store.read("filter")
+    first = distilled.filter(pc.equal(distilled.column("replicate"), 0))
+    rows = []
+    for label in (store.manifest("ingest") or {}).get("label_names", []):
+        of_label = first.filter(pc.equal(first.column("label"), label)).slice(
+            0, SAMPLES_PER_CLASS)
+        for row in of_label.to_pylist():
+            text = row["text"] + (f" ||| {row['text_pair']}" if row["text_pair"] else "")
+            rows.append([label, row["example_id"], text[:160]])
+    seed = (manifest.get("seeds") or [0])[0]
+    return [f"## Distilled examples (seed {seed}, first {SAMPLES_PER_CLASS} per class)", "",
+            markdown_table(["label", "example_id", "text"], rows)]
+
+
+def _report(store: RunStore) -> list[str]:
+    filters, examples = _filters_section(store), _examples_section(store)
+    return filters + ([""] if filters and examples else []) + examples
+
+
 FILTER = Stage(
     name="filter", version=2,
     writes="the distilled sets, one per replicate (+ rejects: duplicates, contamination, "
            "teacher_inconsistent, over_budget)",
-    reads=_reads, settings=_settings, body=_body)
+    reads=_reads, settings=_settings, body=_body, report=_report)

@@ -46,8 +46,16 @@ def _body(ctx: StageContext) -> StageOutput:
                        inputs={"sources": result.sources})
 
 
+def _report(store: RunStore) -> list[str]:
+    ingest = store.manifest("ingest") or {}
+    return [f"- {source['split']}: `{source['source']}` ({source['rows_read']} rows read, "
+            f"sha256 {str(source.get('sha256', '-'))[:12]})"
+            for source in ingest.get("inputs", {}).get("sources", [])]
+
+
 INGEST = Stage(
     name="ingest", version=1,
     writes="corpus: example_id, split, text, text_pair, label, label_id, source, source_row "
            "(+ rejects with file, row, field, reason)",
-    reads=lambda cfg: (), settings=_settings, body=_body, cached=True, identity=_sources)
+    reads=lambda cfg: (), settings=_settings, body=_body, cached=True, identity=_sources,
+    report=_report)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from distill_core.artifacts.counts import Counts
+from distill_core.artifacts.store import RunStore
 from distill_core.config import RunConfig
 from distill_core.methods import get_method
 from distill_core.pipeline.executor import Resources
@@ -43,9 +44,16 @@ def _body(ctx: StageContext) -> StageOutput:
                            "backend": ctx.executor.name, **notes})
 
 
+def _report(store: RunStore) -> list[str]:
+    shortfall = (store.manifest("synthesize") or {}).get("class_shortfall")
+    return (["Classes smaller than the budget (all rows kept): " f"`{shortfall}`"]
+            if shortfall else [])
+
+
 SYNTHESIZE = Stage(
     name="synthesize", version=4,
     writes="candidates per seed: parent_ids, method, run_id, seed, rank, score, weight, "
            "soft_label (+ rejects: not_selected, and the generative choice's reasons)",
     reads=_reads, settings=_settings, body=_body,
-    resources=lambda compute: Resources(cpus=compute.cpus_per_actor), retries=2)
+    resources=lambda compute: Resources(cpus=compute.cpus_per_actor), retries=2,
+    report=_report)

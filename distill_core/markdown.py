@@ -1,0 +1,44 @@
+"""Markdown pieces shared by the run report's sections and the Prefect artifacts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def score_learners(summary: list[dict[str, Any]]) -> list[str]:
+    """The learners of a scores summary, in order (a summary from before learners: the probe)."""
+    return list(dict.fromkeys(entry.get("learner", "linear_probe") for entry in summary))
+
+
+def score_rows(summary: list[dict[str, Any]]) -> list[list[str]]:
+    """Rows of the scores table: setting, n, accuracy mean ± std, macro-F1 mean ± std.
+
+    With several learners, each setting names its learner: `kmeans (distilled) [finetune]`.
+    """
+    several = len(score_learners(summary)) > 1
+    rows = []
+    for entry in summary:
+        if entry["setting"] == "distilled":
+            label = f"{entry['method']} (distilled)"
+        elif entry["setting"] == "distilled_soft":
+            label = f"{entry['method'].removesuffix('+soft')} (distilled, soft labels)"
+        else:
+            label = entry["setting"]
+        if several:
+            label += f" [{entry.get('learner', 'linear_probe')}]"
+        budget = (f"{entry['per_class']}/class" if entry["per_class"]
+                  else f"all ({entry['n_train']})")
+        rows.append([label, budget, str(entry["n"]),
+                     f"{pct(entry['accuracy_mean'])} ± {pct(entry['accuracy_std'])}",
+                     f"{pct(entry['macro_f1_mean'])} ± {pct(entry['macro_f1_std'])}"])
+    return rows
