@@ -54,7 +54,12 @@ def main() -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from distill_core.generate.dilm import GeneratorTraining, class_prompt, train_generator
+    from distill_core.generate.dilm import (
+        DecoderSource,
+        GeneratorTraining,
+        class_prompt,
+        train_generator,
+    )
     from distill_core.generate.models import load_causal_lm
     from distill_core.generate.sampling import SamplingSettings, sample
 
@@ -73,9 +78,9 @@ def main() -> None:
                     "parameters": sum(p.numel() for p in LlamaForCausalLM(config).parameters())}
 
     labels = ["positive"] * 4 + ["negative"] * 4
-    trained = train_generator(str(work / "base"), SENTENCES, labels, work / "generator",
-                              GeneratorTraining(steps=60, batch_size=8, lr=1e-3, lora_r=8),
-                              dtype="bfloat16", device=args.device)
+    trained = train_generator(DecoderSource(str(work / "base"), "bfloat16", args.device),
+                              SENTENCES, labels, work / "generator",
+                              GeneratorTraining(steps=60, batch_size=8, lr=1e-3, lora_r=8))
     result["train"] = {"wall_time_s": trained.wall_time_s,
                        "trainable_parameters": trained.trainable_parameters,
                        "loss_first": round(sum(trained.losses[:5]) / 5, 3),

@@ -77,12 +77,21 @@ def _training_batch(tokenizer, texts: Sequence[str], labels: Sequence[str], max_
     return input_ids, mask, labels_t
 
 
-def train_generator(model: str, texts: Sequence[str], labels: Sequence[str], out_dir: str | Path,
-                    settings: GeneratorTraining, dtype: str = "float32",
-                    device: str | None = None, trust_remote_code: bool = False,
+@dataclass(frozen=True)
+class DecoderSource:
+    """Which decoder to load and how: a hub id or folder, its dtype, device, remote code."""
+
+    model: str
+    dtype: str = "float32"
+    device: str | None = None
+    trust_remote_code: bool = False
+
+
+def train_generator(decoder: DecoderSource, texts: Sequence[str], labels: Sequence[str],
+                    out_dir: str | Path, settings: GeneratorTraining,
                     progress: Callable[[int, int, float], None] | None = None
                     ) -> TrainedGenerator:
-    """Fine-tune `model` on (text, label name) pairs; save the merged model to `out_dir`."""
+    """Fine-tune the decoder on (text, label name) pairs; save the merged model to `out_dir`."""
     import time
 
     import torch
@@ -92,7 +101,7 @@ def train_generator(model: str, texts: Sequence[str], labels: Sequence[str], out
         raise ValueError("the generator needs training sentences")
     start = time.perf_counter()
     torch.manual_seed(settings.seed)
-    lm = load_causal_lm(model, dtype, device, trust_remote_code)
+    lm = load_causal_lm(decoder.model, decoder.dtype, decoder.device, decoder.trust_remote_code)
     network = lm.model
     if settings.lora_r > 0:
         from peft import LoraConfig, get_peft_model
@@ -137,7 +146,7 @@ def train_generator(model: str, texts: Sequence[str], labels: Sequence[str], out
     trained = TrainedGenerator(str(target), losses, sum(p.numel() for p in trainable),
                                round(time.perf_counter() - start, 2))
     (tmp / TRAINING_LOG).write_text(json.dumps({**asdict(trained), "settings": asdict(settings),
-                                                "base_model": model, "rows": len(texts)}))
+                                                "base_model": decoder.model, "rows": len(texts)}))
     shutil.rmtree(target, ignore_errors=True)
     tmp.replace(target)
     return trained

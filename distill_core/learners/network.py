@@ -18,7 +18,12 @@ from sklearn.metrics import accuracy_score, f1_score
 from distill_core.evaluate.linear_probe import ProbeScore
 from distill_core.learners.data import LearnerData, TrainingRows
 from distill_core.learners.spec import LearnerSpec
-from distill_core.models.finetune import FinetuneSettings, load_pretrained, train_classifier
+from distill_core.models.finetune import (
+    FinetuneSettings,
+    LabelledTexts,
+    load_pretrained,
+    train_classifier,
+)
 from distill_core.models.scratch import scratch_encoder
 
 FINETUNE_LR = 1e-4
@@ -46,8 +51,8 @@ def train_scratch(spec: LearnerSpec, rows: TrainingRows, evaluation: LearnerData
 def _train(encoder: Any, tokenizer: Any, settings: FinetuneSettings, rows: TrainingRows,
            evaluation: LearnerData, labels: list[int], start: float) -> ProbeScore:
     targets = rows.soft if rows.soft is not None else rows.data.y
-    trained = train_classifier(encoder, tokenizer, rows.data.texts, rows.data.pairs, targets,
-                               len(labels), settings, sample_weight=rows.weights)
+    data = LabelledTexts(rows.data.texts, rows.data.pairs, targets, rows.weights)
+    trained = train_classifier(encoder, tokenizer, data, len(labels), settings)
     logits, _ = trained.predict(evaluation.texts, evaluation.pairs)
     predicted = logits.argmax(axis=1)
     return ProbeScore(

@@ -34,7 +34,12 @@ from distill_core.generate.candidates import (
     sample_parser,
     slot_chooser,
 )
-from distill_core.generate.dilm import GeneratorTraining, train_generator, training_summary
+from distill_core.generate.dilm import (
+    DecoderSource,
+    GeneratorTraining,
+    train_generator,
+    training_summary,
+)
 from distill_core.generate.models import causal_lm_identity, load_tokenizer
 from distill_core.generate.plan import PromptPlan, plan_dilm, plan_llm_synth
 from distill_core.generate.sampling import SamplingSettings
@@ -194,10 +199,11 @@ class Dilm(GenerativeMethod):
         if not (folder / "config.json").is_file():
             ctx.report(0, o.train_steps, "fine-tuning the generator")
             resources = ctx.resources
+            decoder = DecoderSource(g.model, g.dtype, actor_device(g, resources.gpus),
+                                    g.trust_remote_code)
             ctx.executor.run_task(
-                train_generator, resources, g.model, train.column("text").to_pylist(),
-                [names[i] for i in train.column("label_id").to_pylist()], str(folder),
-                training, g.dtype, actor_device(g, resources.gpus), g.trust_remote_code,
+                train_generator, resources, decoder, train.column("text").to_pylist(),
+                [names[i] for i in train.column("label_id").to_pylist()], str(folder), training,
                 progress=lambda step, total, loss: ctx.report(step, total, f"loss {loss:.3f}"))
         return str(folder), key, {"generator": training_summary(folder)}
 

@@ -142,24 +142,32 @@ def load_pretrained(model_name: str, trust_remote_code: bool = False):
     return encoder, tokenizer
 
 
-def finetune_classifier(model_name: str, texts: Sequence[str], pairs: Sequence[str] | None,
-                        targets: np.ndarray, n_classes: int, settings: FinetuneSettings,
-                        sample_weight: np.ndarray | None = None, trust_remote_code: bool = False,
+@dataclass
+class LabelledTexts:
+    """What a classifier trains on: texts (and pair texts), targets (label ids [n], or soft
+    targets [n, C]) and optional per-example weights."""
+
+    texts: Sequence[str]
+    pairs: Sequence[str] | None
+    targets: np.ndarray
+    weights: np.ndarray | None = None
+
+
+def finetune_classifier(model_name: str, data: LabelledTexts, n_classes: int,
+                        settings: FinetuneSettings, trust_remote_code: bool = False,
                         device: str | None = None,
                         progress: Callable[[int, int], None] | None = None
                         ) -> FinetunedClassifier:
-    """Fine-tune `model_name` on (texts, pairs) -> targets (label ids, or [n, C] soft targets)."""
+    """Fine-tune `model_name` on `data` with a fresh head."""
     import torch
 
     torch.manual_seed(settings.seed)
     encoder, tokenizer = load_pretrained(model_name, trust_remote_code)
-    return train_classifier(encoder, tokenizer, texts, pairs, targets, n_classes, settings,
-                            sample_weight, device, progress)
+    return train_classifier(encoder, tokenizer, data, n_classes, settings, device, progress)
 
 
-def train_classifier(encoder, tokenizer, texts: Sequence[str], pairs: Sequence[str] | None,
-                     targets: np.ndarray, n_classes: int, settings: FinetuneSettings,
-                     sample_weight: np.ndarray | None = None, device: str | None = None,
+def train_classifier(encoder, tokenizer, data: LabelledTexts, n_classes: int,
+                     settings: FinetuneSettings, device: str | None = None,
                      progress: Callable[[int, int], None] | None = None
                      ) -> FinetunedClassifier:
     """Train `encoder` with a fresh linear head under `settings` (the published protocol).
@@ -171,6 +179,7 @@ def train_classifier(encoder, tokenizer, texts: Sequence[str], pairs: Sequence[s
     from transformers import get_cosine_schedule_with_warmup
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    texts, pairs, targets, sample_weight = data.texts, data.pairs, data.targets, data.weights
     torch.manual_seed(settings.seed)
     model = _classifier_module(encoder.float(), int(encoder.config.hidden_size), n_classes,
                                settings.max_length).to(device)

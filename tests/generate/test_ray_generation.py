@@ -7,7 +7,7 @@ from pathlib import Path
 
 from distill_core.config import GenerateSection
 from distill_core.generate.actor import GenerationJob, generate_shards
-from distill_core.generate.dilm import GeneratorTraining, train_generator
+from distill_core.generate.dilm import DecoderSource, GeneratorTraining, train_generator
 from distill_core.generate.models import load_causal_lm
 from distill_core.generate.sampling import SamplingSettings
 from distill_core.generate.shards import generate_shard, make_shards
@@ -44,9 +44,9 @@ def test_the_dilm_generator_trains_as_a_ray_task(local_ray, tiny_decoder: Path,
     texts = ["a gorgeous , witty film", "a dull , lifeless mess", "warm and funny",
              "tedious and long"]
     trained = RayExecutor().run_task(
-        train_generator, Resources(cpus=0.5), str(tiny_decoder), texts,
-        ["positive", "negative", "positive", "negative"], str(tmp_path / "generator"),
-        GeneratorTraining(steps=3, batch_size=2, lora_r=2), "float32", "cpu")
+        train_generator, Resources(cpus=0.5), DecoderSource(str(tiny_decoder), device="cpu"),
+        texts, ["positive", "negative", "positive", "negative"], str(tmp_path / "generator"),
+        GeneratorTraining(steps=3, batch_size=2, lora_r=2))
     assert len(trained.losses) == 3 and trained.trainable_parameters > 0
     lm = load_causal_lm(trained.folder)  # a plain model folder: LoRA merged into the weights
     assert not any("lora" in name for name, _ in lm.model.named_parameters())

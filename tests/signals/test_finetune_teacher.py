@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from distill_core.config import load_config
-from distill_core.models.finetune import FinetuneSettings, finetune_classifier
+from distill_core.models.finetune import FinetuneSettings, LabelledTexts, finetune_classifier
 from distill_core.signals.embeddings import matrix
 
 
@@ -19,9 +19,10 @@ def test_finetuning_beats_the_untrained_head_on_real_text(slice_dir: Path, encod
     train = corpus.filter(pc.equal(corpus.column("split"), "train"))
     evaluation = corpus.filter(pc.equal(corpus.column("split"), "eval"))
     texts, labels = train.column("text").to_pylist(), train.column("label_id").to_numpy()
-    untrained = finetune_classifier("all-MiniLM-L6-v2", texts, None, labels, 2,
+    data = LabelledTexts(texts, None, labels)
+    untrained = finetune_classifier("all-MiniLM-L6-v2", data, 2,
                                     FinetuneSettings(steps=1, lr=1e-12, batch_size=4))
-    tuned = finetune_classifier("all-MiniLM-L6-v2", texts, None, labels, 2,
+    tuned = finetune_classifier("all-MiniLM-L6-v2", data, 2,
                                 FinetuneSettings(steps=20, batch_size=16, lr=1e-4))
     eval_texts = evaluation.column("text").to_pylist()
     eval_labels = evaluation.column("label_id").to_numpy()

@@ -53,16 +53,21 @@ def test_fine_tuned_teacher_readout_on_ray_matches_in_process(local_ray, slice_d
                                                               tmp_path: Path) -> None:
 
     from distill_core.ingest import ingest_dataset, resolve_dataset
-    from distill_core.models.finetune import FinetuneSettings, finetune_classifier, load_finetuned
+    from distill_core.models.finetune import (
+        FinetuneSettings,
+        LabelledTexts,
+        finetune_classifier,
+        load_finetuned,
+    )
     from distill_core.pipeline.executor import Resources
     from distill_core.signals.readout import teacher_readout
     from tasks.ray_executor import RayExecutor
 
     corpus = ingest_dataset(resolve_dataset("rte"), slice_dir).corpus  # a pair task
     texts, pairs = corpus.column("text").to_pylist(), corpus.column("text_pair").to_pylist()
-    tuned = finetune_classifier("all-MiniLM-L6-v2", texts, pairs,
-                                corpus.column("label_id").to_numpy(), 2,
-                                FinetuneSettings(steps=2, batch_size=8))
+    tuned = finetune_classifier(
+        "all-MiniLM-L6-v2", LabelledTexts(texts, pairs, corpus.column("label_id").to_numpy()), 2,
+        FinetuneSettings(steps=2, batch_size=8))
     folder = tuned.save(tmp_path / "teacher")
     want_logits, want_features = load_finetuned(folder).predict(texts, pairs)
     got_logits, got_features = teacher_readout(

@@ -10,7 +10,7 @@ import numpy as np
 from distill_core.artifacts.counts import Counts
 from distill_core.config import RunConfig
 from distill_core.methods import get_method
-from distill_core.models.finetune import FinetuneSettings, finetune_classifier
+from distill_core.models.finetune import FinetuneSettings, LabelledTexts, finetune_classifier
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.pipeline.stages.signals import encoder_resources
 from distill_core.signals.embeddings import features, pair_texts, require_aligned
@@ -46,12 +46,14 @@ def _finetuned_logits(ctx: StageContext, corpus, labels: np.ndarray, is_train: n
     cfg, t = ctx.cfg, ctx.cfg.teacher
     texts, pairs = corpus.column("text").to_pylist(), pair_texts(corpus)
     train_rows = np.flatnonzero(is_train)
+    data = LabelledTexts([texts[i] for i in train_rows],
+                         None if pairs is None else [pairs[i] for i in train_rows],
+                         labels[train_rows])
+    settings = FinetuneSettings(steps=t.steps, batch_size=t.batch_size, lr=t.lr,
+                                warmup_ratio=t.warmup_ratio, weight_decay=t.weight_decay,
+                                max_length=cfg.signals.max_length, seed=t.seed)
     tuned = finetune_classifier(
-        t.model or cfg.signals.model, [texts[i] for i in train_rows],
-        None if pairs is None else [pairs[i] for i in train_rows], labels[train_rows],
-        n_classes, FinetuneSettings(steps=t.steps, batch_size=t.batch_size, lr=t.lr,
-                                    warmup_ratio=t.warmup_ratio, weight_decay=t.weight_decay,
-                                    max_length=cfg.signals.max_length, seed=t.seed),
+        t.model or cfg.signals.model, data, n_classes, settings,
         trust_remote_code=cfg.signals.trust_remote_code,
         progress=lambda done, total: ctx.report(done, total, "fine-tuning"))
     model_dir = tuned.save(ctx.store.root / "teacher_model" / ctx.fingerprint[:16])
