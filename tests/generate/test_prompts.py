@@ -45,7 +45,7 @@ def _answers(texts: list[str], new_tokens: list[int]):
 
 def test_lines_cut_by_the_token_limit_are_truncated_and_every_line_is_counted() -> None:
     from distill_core.config import GenerateSection
-    from distill_core.generate.candidates import answer_lines
+    from distill_core.generate.candidates import answer_lines, list_answer_parser, sample_parser
     from distill_core.generate.plan import PromptInfo, PromptPlan
 
     plan = PromptPlan()
@@ -55,7 +55,8 @@ def test_lines_cut_by_the_token_limit_are_truncated_and_every_line_is_counted() 
     # p0 ran out of tokens mid-line, p1 ended by itself, p2 wrote nothing (the "- " was given).
     answers = _answers(["a warm and funny film\n- a sharp, moving and", "a bleak and tedious "
                         "slog\n- a bleak and tedious slog", ""], [20, 12, 0])
-    rows, rejects = answer_lines(answers, plan, "llm_synth", ["negative", "positive"], settings)
+    rows, rejects = answer_lines(answers, plan, "llm_synth", ["negative", "positive"], settings,
+                                 list_answer_parser(settings), multi_line=True)
     assert [(r["prompt_id"], r["text"], r["label"]) for r in rows] == [
         ("p0", "a warm and funny film", "negative"),
         ("p1", "a bleak and tedious slog", "positive")]
@@ -67,7 +68,8 @@ def test_lines_cut_by_the_token_limit_are_truncated_and_every_line_is_counted() 
     # dilm: one sentence per sample; a sample that hit the limit without a line break is cut.
     dilm_rows, dilm_rejects = answer_lines(
         _answers([" a quietly moving portrait\nlabel: x", " and then the and then the"], [9, 20]),
-        plan, "dilm", ["negative", "positive"], settings)
+        plan, "dilm", ["negative", "positive"], settings, sample_parser(settings),
+        multi_line=False)
     assert [r["text"] for r in dilm_rows] == ["a quietly moving portrait"]
     assert [r["reason"] for r in dilm_rejects] == ["truncated"]
 
