@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -121,11 +120,11 @@ def _save_cell(cells_dir: str | Path, row: dict[str, Any]) -> None:
 
 
 def score_cells(cells: Iterable[Cell], learners: dict[str, LearnerSpec], cells_dir: str,
-                kill_after: int | None = None,
                 progress: Callable[[Cell, dict[str, Any]], None] | None = None
                 ) -> list[dict[str, Any]]:
-    """Score the cells not yet on disk (grouped by run folder), saving each as it finishes."""
-    rows, data, scored = [], {}, 0
+    """Score the cells not yet on disk (grouped by run folder), saving each as it finishes;
+    `progress` is called after each newly scored cell is saved."""
+    rows, data = [], {}
     for cell in sorted(cells, key=lambda c: c.run_dir):
         if (done := load_cell(cells_dir, cell.key)) is not None:
             rows.append(done)
@@ -144,9 +143,6 @@ def score_cells(cells: Iterable[Cell], learners: dict[str, LearnerSpec], cells_d
                "peak_rss_mb": round(memory.peak_mb, 1), "n_eval": len(run.evaluation.y)}
         _save_cell(cells_dir, row)
         rows.append(row)
-        scored += 1
         if progress is not None:
             progress(cell, row)
-        if kill_after is not None and scored >= kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
     return rows
