@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_serializer,
+    field_validator,
+)
 
 from distill_core.errors import ConfigError
 from distill_core.hashing import stable_hash
@@ -229,13 +237,23 @@ class EvaluateSection(_Section):
     def _run_learners(cls, learners: list[str | LearnerSpec]) -> list[str | LearnerSpec]:
         specs = [as_spec(entry) for entry in learners]
         for spec in specs:
-            if grid := sorted(GRID_FIELDS & spec.model_fields_set):
+            # Compared with the defaults, not `model_fields_set`: a dumped and re-read config
+            # (the flow's parameters) sets every field.
+            if grid := sorted(f for f in GRID_FIELDS
+                              if getattr(spec, f) != LearnerSpec.model_fields[f].default):
                 raise ValueError(f"learner {spec.label()!r}: {', '.join(grid)} only apply in a "
                                  "benchmark")
         labels = [spec.label() for spec in specs]
         if len(set(labels)) != len(labels):
             raise ValueError(f"learner names must be distinct (set `name`): {labels}")
         return learners
+
+    @field_serializer("learners")
+    def _dump_learners(self, learners: list[str | LearnerSpec]) -> list[Any]:
+        """Mappings keep only what the user set, so a dumped config reads back the same (the
+        run's C, max_iter and temperature still fill what a learner leaves unset)."""
+        return [entry if isinstance(entry, str)
+                else entry.model_dump(mode="json", exclude_unset=True) for entry in learners]
 
     def learner_specs(self, temperature: float) -> list[LearnerSpec]:
         """Each learner's settings; `C`, `max_iter` and `temperature` fill what it leaves unset."""

@@ -16,7 +16,7 @@ import yaml
 from tests.servers.processes import free_port, start, stop, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGE_TASKS = {"ingest", "signals", "teacher", "synthesize", "filter", "evaluate", "report"}
+STAGE_TASKS = {"ingest", "signals", "synthesize", "filter", "evaluate", "report"}  # kmeans: no teacher
 
 
 @pytest.fixture(scope="module")
