@@ -16,7 +16,8 @@ import yaml
 from tests.servers.processes import free_port, start, stop, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGE_TASKS = {"ingest", "signals", "synthesize", "filter", "evaluate", "report"}  # kmeans: no teacher
+# the quickstart method (kmeans) needs no teacher stage
+STAGE_TASKS = {"ingest", "signals", "synthesize", "filter", "evaluate", "report"}
 
 
 @pytest.fixture(scope="module")
