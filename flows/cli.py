@@ -99,14 +99,21 @@ def _funnel_table(funnel: list[dict[str, Any]]) -> Table:
     return table
 
 
+# The arguments `run` and `plan` share.
+RunConfigArg = Annotated[Path, typer.Argument(help="Run config (YAML).")]
+SetOption = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override a config key, e.g. --set synthesize.method=random.")]
+RunsDirOption = Annotated[Path, typer.Option(help="Where run folders go.")]
+DataDirOption = Annotated[Path | None, typer.Option(
+    help="Local dataset folder (offline); default $TEXTDISTILL_DATA_DIR.")]
+
+
 @app.command()
 def run(
-    config: Annotated[Path, typer.Argument(help="Run config (YAML).")],
-    set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override a config key, e.g. --set synthesize.method=random.")] = None,
-    runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
-    data_dir: Annotated[Path | None, typer.Option(
-        help="Local dataset folder (offline); default $TEXTDISTILL_DATA_DIR.")] = None,
+    config: RunConfigArg,
+    set_: SetOption = None,
+    runs_dir: RunsDirOption = Path("runs"),
+    data_dir: DataDirOption = None,
     verbose: Annotated[bool, typer.Option(help="Show Prefect and library logs.")] = False,
 ) -> None:
     """Distil a dataset as configured; prints scores and the run folder."""
@@ -146,12 +153,10 @@ def run(
 
 @app.command()
 def plan(
-    config: Annotated[Path, typer.Argument(help="Run config (YAML).")],
-    set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override a config key, e.g. --set synthesize.method=random.")] = None,
-    runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
-    data_dir: Annotated[Path | None, typer.Option(
-        help="Local dataset folder (offline); default $TEXTDISTILL_DATA_DIR.")] = None,
+    config: RunConfigArg,
+    set_: SetOption = None,
+    runs_dir: RunsDirOption = Path("runs"),
+    data_dir: DataDirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Dry run: the stages a run would execute, their fingerprints, what is already done or
