@@ -28,6 +28,7 @@ from distill_core.ingest.sources import SplitSource
 from distill_core.learners import GRID_FIELDS, LearnerEntry, LearnerSpec, as_spec, learner_kinds
 from distill_core.methods.options import MethodOptions
 from distill_core.methods.registry import METHODS, get_method, method_names
+from distill_core.models.finetune import FinetuneSettings
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
@@ -92,6 +93,9 @@ class SignalsSection(_Section):
 SelectionMethod = Literal[tuple(method_names())]  # type: ignore[valid-type]
 
 
+_FT = FinetuneSettings()  # the published fine-tuning recipe's defaults
+
+
 class TeacherSection(_Section):
     kind: Literal["linear_probe", "finetune"] = Field(
         default="linear_probe", description="linear_probe: logistic regression on the frozen "
@@ -99,18 +103,26 @@ class TeacherSection(_Section):
         "published protocol (minutes on a CPU).")
     model: str | None = Field(default=None, description="finetune: encoder to fine-tune "
                               "(default: signals.model).")
-    steps: int = Field(default=200, ge=1, description="finetune: optimiser steps.")
-    batch_size: int = Field(default=64, ge=1, description="finetune: examples per step.")
-    lr: float = Field(default=1e-4, gt=0, description="finetune: AdamW learning rate.")
-    warmup_ratio: float = Field(default=0.5, ge=0, le=1, description="finetune: warm-up share "
-                                "of the cosine schedule.")
-    weight_decay: float = Field(default=0.01, ge=0, description="finetune: AdamW decay.")
-    seed: int = Field(default=0, description="finetune: seed of the head and the batches.")
+    steps: int = Field(default=_FT.steps, ge=1, description="finetune: optimiser steps.")
+    batch_size: int = Field(default=_FT.batch_size, ge=1,
+                            description="finetune: examples per step.")
+    lr: float = Field(default=_FT.lr, gt=0, description="finetune: AdamW learning rate.")
+    warmup_ratio: float = Field(default=_FT.warmup_ratio, ge=0, le=1,
+                                description="finetune: warm-up share of the cosine schedule.")
+    weight_decay: float = Field(default=_FT.weight_decay, ge=0,
+                                description="finetune: AdamW decay.")
+    seed: int = Field(default=_FT.seed, description="finetune: seed of the head and the batches.")
     C: float = Field(default=1.0, gt=0, description="Inverse L2 strength of the teacher probe.")
     max_iter: int = Field(default=2000, ge=10, description="L-BFGS iterations of the teacher.")
     temperature: float = Field(
         default=1.0, gt=0, description="Soft labels are softmax(teacher logits / temperature); "
         "soft-label learners train at the same temperature.")
+
+    def finetune_settings(self, max_length: int) -> FinetuneSettings:
+        """The fine-tuned teacher's training settings (the one classifier-training model)."""
+        return FinetuneSettings(steps=self.steps, batch_size=self.batch_size, lr=self.lr,
+                                warmup_ratio=self.warmup_ratio, weight_decay=self.weight_decay,
+                                max_length=max_length, seed=self.seed)
 
 
 class _SynthesizeBase(_Section):

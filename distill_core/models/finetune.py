@@ -185,8 +185,8 @@ def train_classifier(encoder, tokenizer, data: LabelledTexts, n_classes: int,
                                settings.max_length).to(device)
     soft = targets.ndim == 2
     target_tensor = torch.as_tensor(np.asarray(targets, dtype=np.float32 if soft else np.int64))
-    weights = torch.as_tensor(np.ones(len(texts)) if sample_weight is None else sample_weight,
-                              dtype=torch.float32)
+    weights = torch.as_tensor(np.ones(len(texts)) if sample_weight is None
+                              else np.array(sample_weight, dtype=np.float32), dtype=torch.float32)
     decay = [p for n, p in model.named_parameters() if not n.endswith("bias")
              and "LayerNorm" not in n]
     no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]

@@ -10,7 +10,7 @@ import numpy as np
 from distill_core.artifacts.counts import Counts
 from distill_core.config import RunConfig
 from distill_core.methods import get_method
-from distill_core.models.finetune import FinetuneSettings, LabelledTexts, finetune_classifier
+from distill_core.models.finetune import LabelledTexts, finetune_classifier
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.pipeline.stages.signals import encoder_resources
 from distill_core.signals.embeddings import features, pair_texts, require_aligned
@@ -49,11 +49,9 @@ def _finetuned_logits(ctx: StageContext, corpus, labels: np.ndarray, is_train: n
     data = LabelledTexts([texts[i] for i in train_rows],
                          None if pairs is None else [pairs[i] for i in train_rows],
                          labels[train_rows])
-    settings = FinetuneSettings(steps=t.steps, batch_size=t.batch_size, lr=t.lr,
-                                warmup_ratio=t.warmup_ratio, weight_decay=t.weight_decay,
-                                max_length=cfg.signals.max_length, seed=t.seed)
     tuned = finetune_classifier(
-        t.model or cfg.signals.model, data, n_classes, settings,
+        t.model or cfg.signals.model, data, n_classes,
+        t.finetune_settings(cfg.signals.max_length),
         trust_remote_code=cfg.signals.trust_remote_code,
         progress=lambda done, total: ctx.report(done, total, "fine-tuning"))
     model_dir = tuned.save(ctx.store.root / "teacher_model" / ctx.fingerprint[:16])
