@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from distill_core.artifacts.store import RunStore
+from distill_core.errors import ArtifactError
 from distill_core.pipeline.order import FUNNEL_STAGES
 
 
@@ -22,9 +23,17 @@ class RunAudit:
 
     def __init__(self, run_dir: str | Path) -> None:
         self.store = RunStore.open(run_dir)
+        stages = self.store.stages()
+        if not stages:
+            raise ArtifactError(f"{self.store.root}: not a run folder (no stage manifest in "
+                                "it); give the folder `textdistill run` printed")
         self.con = duckdb.connect()
         self.views: list[str] = []
-        for stage in self.store.stages():
+        # Stages whose parts no longer match their manifest: not read, reported as such.
+        self.problems = {s: p for s in stages if (p := self.store.verify(s)) is not None}
+        for stage in stages:
+            if stage in self.problems:
+                continue
             parts = self.store.parts(stage)
             if parts:
                 self.con.read_parquet([str(p) for p in parts]).create_view(stage)
@@ -55,9 +64,11 @@ class RunAudit:
                     f'SELECT reason, count(*) FROM "{stage}_rejects" GROUP BY reason '
                     "ORDER BY count(*) DESC, reason").fetchall())
             rows_in = int(manifest["counts"]["rows_in"])
+            verified = stage not in self.problems
             out.append({"stage": stage, "rows_in": rows_in, "rows_out": rows_out,
                         "rows_rejected": rejected, "rejects_by_reason": by_reason,
-                        "balanced": rows_in == rows_out + rejected,
+                        "balanced": verified and rows_in == rows_out + rejected,
+                        "verified": verified, "problem": self.problems.get(stage),
                         "cache_hit": bool(manifest.get("cache", {}).get("hit")),
                         "wall_time_s": manifest.get("wall_time_s")})
         out.extend(self._handoff_checks())

@@ -49,11 +49,13 @@ def _stages(store: RunStore) -> list[str]:
     rows = []
     for name in store.stages():
         manifest = store.manifest(name) or {}
+        note = manifest.get("recomputed_because") or manifest.get("restored_because")
         rows.append([name, manifest.get("fingerprint", "")[:12],
                      str(manifest.get("wall_time_s")), str(manifest.get("peak_rss_mb")),
-                     "hit" if manifest.get("cache", {}).get("hit") else "-"])
+                     "hit" if manifest.get("cache", {}).get("hit") else "-",
+                     f"redone: {note}" if note else "-"])
     return ["## Stages", "", markdown_table(
-        ["stage", "fingerprint", "wall s", "peak RSS MiB", "cache"], rows)]
+        ["stage", "fingerprint", "wall s", "peak RSS MiB", "cache", "note"], rows)]
 
 
 def _section(store: RunStore, name: str) -> list[str]:

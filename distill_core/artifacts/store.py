@@ -6,9 +6,16 @@ renamed into place, so a crash never leaves half an artifact and a reader sees
 either nothing or the whole stage. A stage whose manifest carries the expected
 fingerprint is complete and is skipped on rerun.
 
-Stages whose output does not depend on the run (ingest, signals) are also kept
-in `<runs>/.cache/<stage>/<fingerprint>/` (hard links, no copy), so another run
-with the same data and model reuses them.
+Stages whose output does not depend on the run (ingest, signals, teacher) are
+also kept in `<runs>/.cache/<stage>/<fingerprint>/`, so another run with the
+same data and model reuses them. Cache entries are copies, never hard links: an
+edit to one run's files cannot change another run or the cache.
+
+Verify on read: the manifest records every part's size and sha256; a stage is
+complete only when its parts still match, `read` refuses parts that do not, and
+a cache entry that does not match is dropped and recomputed. Readers trust only
+the parts a manifest names. Temporary and stale folders carry the writer's host
+and PID; the next writer collects those whose process is gone.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -42,18 +50,102 @@ def _write_parts(folder: Path, table: pa.Table) -> list[str]:
     return names
 
 
-def _link_tree(source: Path, target: Path) -> None:
-    """Copy a folder as hard links where the filesystem allows, else as copies."""
+def _copy_tree(source: Path, target: Path) -> None:
+    """Copy a folder file by file (copies, not links: see the module doc)."""
     for path in source.rglob("*"):
         destination = target / path.relative_to(source)
         if path.is_dir():
             destination.mkdir(parents=True, exist_ok=True)
             continue
         destination.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(path, destination)
-        except OSError:
-            shutil.copy2(path, destination)
+        shutil.copyfile(path, destination)
+
+
+_HOST = socket.gethostname().replace("-", "_")[:32]
+_SHA_MEMO: dict[tuple[str, int, int, int], str] = {}  # (path, inode, mtime_ns, size) -> sha256
+ORPHAN_AGE_S = 24 * 3600  # another host's temporary folder is collected after a day
+
+
+def _temp_suffix(kind: str) -> str:
+    """`<kind>-<pid>-<random>-<host>`: whose temporary folder, for orphan collection."""
+    return f"{kind}-{os.getpid()}-{uuid.uuid4().hex[:12]}-{_HOST}"
+
+
+def _orphaned(name: str) -> bool:
+    """A temporary or stale folder name whose writing process is gone (see `_temp_suffix`)."""
+    for kind in (".tmp-", ".stale-"):
+        if kind in name:
+            fields = name.split(kind, 1)[1].split("-")
+            break
+    else:
+        return False
+    if len(fields) >= 3 and fields[0].isdigit() and fields[2] == _HOST:
+        return not _alive(int(fields[0]))
+    return False
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of one file, remembered by (path, inode, mtime, size) within the process."""
+    import hashlib
+
+    info = path.stat()
+    key = (str(path), info.st_ino, info.st_mtime_ns, info.st_size)
+    if key not in _SHA_MEMO:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _SHA_MEMO[key] = digest.hexdigest()
+    return _SHA_MEMO[key]
+
+
+def part_records(folder: Path, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """What a manifest records of each part: its size and sha256."""
+    return {name: {"bytes": (folder / name).stat().st_size,
+                   "sha256": file_sha256(folder / name)} for name in names}
+
+
+def verify_folder(folder: Path, manifest: dict[str, Any]) -> str | None:
+    """None when every part the manifest names is there with its recorded size and sha256;
+    else what is wrong, in words."""
+    records = manifest.get("parts")
+    if not isinstance(records, dict):
+        return "its manifest records no part checksums (written by an older version)"
+    for name, record in sorted(records.items()):
+        path = folder / name
+        if not path.is_file():
+            return f"part {name} is missing"
+        if path.stat().st_size != record.get("bytes"):
+            return (f"part {name} has {path.stat().st_size} bytes, the manifest recorded "
+                    f"{record.get('bytes')}")
+        if file_sha256(path) != record.get("sha256"):
+            return f"part {name} changed since it was written (sha256 differs)"
+    return None
+
+
+def _read_manifest(folder: Path) -> dict[str, Any] | None:
+    """A folder's manifest; None when there is none. A manifest that is not JSON is an error
+    naming the file and what to do."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: not a readable manifest ({exc}); delete the folder "
+                            f"{folder} so the next run recomputes it") from None
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{path}: not a manifest (expected a JSON object); delete the "
+                            f"folder {folder} so the next run recomputes it")
+    return manifest
+
+
+def _intact(folder: Path) -> bool:
+    try:
+        manifest = _read_manifest(folder)
+    except ArtifactError:
+        return False
+    return manifest is not None and verify_folder(folder, manifest) is None
 
 
 def _alive(pid: int) -> bool:
@@ -68,9 +160,10 @@ def _alive(pid: int) -> bool:
 
 def _fingerprint_of(folder: Path) -> str | None:
     try:
-        return json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("fingerprint")
-    except (OSError, ValueError):
+        manifest = _read_manifest(folder)
+    except (OSError, ArtifactError):
         return None
+    return None if manifest is None else manifest.get("fingerprint")
 
 
 def _publish(tmp: Path, final: Path, attempts: int = 5) -> None:
@@ -83,10 +176,10 @@ def _publish(tmp: Path, final: Path, attempts: int = 5) -> None:
     ours = _fingerprint_of(tmp)
     for _ in range(attempts):
         if final.exists():
-            if ours is not None and _fingerprint_of(final) == ours:
+            if ours is not None and _fingerprint_of(final) == ours and _intact(final):
                 shutil.rmtree(tmp, ignore_errors=True)
                 return
-            stale = final.with_name(f".{final.name}.stale-{uuid.uuid4().hex[:8]}")
+            stale = final.with_name(f".{final.name}.{_temp_suffix('stale')}")
             try:
                 final.rename(stale)
             except FileNotFoundError:
@@ -111,6 +204,8 @@ class RunStore:
         self.cache_root = self.runs_dir / ".cache"
         # Called with the stage name just before a written stage is published (fault drills).
         self.before_publish: Callable[[str], None] | None = None
+        # Stages found with a matching fingerprint whose parts no longer verify, and why.
+        self.invalid: dict[str, str] = {}
 
     @classmethod
     def open(cls, run_dir: str | Path) -> RunStore:
@@ -130,29 +225,53 @@ class RunStore:
         return self.root / stage
 
     def manifest(self, stage: str) -> dict[str, Any] | None:
-        path = self.stage_dir(stage) / MANIFEST
-        if not path.is_file():
-            return None
-        return json.loads(path.read_text(encoding="utf-8"))
+        return _read_manifest(self.stage_dir(stage))
 
     def stages(self) -> list[str]:
         """Completed stages of this run, in the order they finished."""
-        found = [(m["finished_at"], p.name) for p in self.root.iterdir()
+        found = [(m.get("finished_at", ""), p.name) for p in self.root.iterdir()
                  if p.is_dir() and not p.name.startswith(".")
                  and (m := self.manifest(p.name)) is not None] if self.root.is_dir() else []
         return [name for _, name in sorted(found)]
 
-    def is_complete(self, stage: str, fingerprint: str) -> bool:
+    def verify(self, stage: str) -> str | None:
+        """None when the stage's parts match its manifest; else what is wrong."""
         manifest = self.manifest(stage)
-        return manifest is not None and manifest.get("fingerprint") == fingerprint
+        if manifest is None:
+            return "it has not run"
+        return verify_folder(self.stage_dir(stage), manifest)
+
+    def is_complete(self, stage: str, fingerprint: str) -> bool:
+        """The stage is here with this fingerprint and its parts verify. A stage with the
+        fingerprint whose parts do not is remembered in `invalid` (the rerun says why)."""
+        manifest = self.manifest(stage)
+        if manifest is None or manifest.get("fingerprint") != fingerprint:
+            return False
+        problem = verify_folder(self.stage_dir(stage), manifest)
+        if problem is not None:
+            self.invalid[stage] = f"{self.stage_dir(stage)}: {problem}"
+        return problem is None
 
     def parts(self, stage: str, rejects: bool = False) -> list[Path]:
-        folder = self.stage_dir(stage) / (REJECTS if rejects else "")
-        return sorted(folder.glob("part-*.parquet"))
+        """The stage's parts that its manifest names (a file it does not name is not read)."""
+        manifest = self.manifest(stage)
+        folder = self.stage_dir(stage)
+        if manifest is None:
+            return []
+        names = manifest.get("parts") or {n: None for n in manifest.get("files", [])}
+        wanted = [n for n in names if n.endswith(".parquet")
+                  and n.startswith(f"{REJECTS}/") == rejects]
+        return [folder / n for n in sorted(wanted)]
 
     def read(self, stage: str, rejects: bool = False, columns: list[str] | None = None) -> pa.Table:
+        """The stage's table (or its rejects), after checking its parts against the manifest."""
+        if (problem := self.verify(stage)) is not None and self.manifest(stage) is not None:
+            raise ArtifactError(f"{self.stage_dir(stage)}: {problem}; rerun the command to "
+                                "recompute the stage")
         paths = self.parts(stage, rejects)
         if not paths:
+            if rejects and self.manifest(stage) is not None:
+                raise ArtifactError(f"{self.stage_dir(stage)}: the stage wrote no rejects")
             raise ArtifactError(f"{self.stage_dir(stage)}: no {'rejects ' if rejects else ''}"
                                 "artifact (has the stage run?)")
         return pa.concat_tables([pq.read_table(p, columns=columns) for p in paths])
@@ -160,10 +279,11 @@ class RunStore:
     def write_stage(self, stage: str, table: pa.Table, manifest: dict[str, Any],
                     rejects: pa.Table | None = None,
                     extra_files: dict[str, str] | None = None) -> Path:
-        """Write a stage atomically: parts, rejects, extra text files, then the manifest."""
+        """Write a stage atomically: parts, rejects, extra text files, then the manifest
+        (with each part's size and sha256)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        self._remove_orphans(stage)
-        tmp = self.root / f".{stage}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.collect_orphans()
+        tmp = self.root / f".{stage}.{_temp_suffix('tmp')}"
         try:
             files = _write_parts(tmp, table)
             if rejects is not None:
@@ -171,7 +291,8 @@ class RunStore:
             for name, text in (extra_files or {}).items():
                 (tmp / name).write_text(text, encoding="utf-8")
                 files.append(name)
-            manifest = {**manifest, "files": files, "run_id": self.run_id}
+            manifest = {**manifest, "files": files, "run_id": self.run_id,
+                        "parts": part_records(tmp, files)}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str),
                                         encoding="utf-8")
             if self.before_publish is not None:
@@ -182,12 +303,18 @@ class RunStore:
                 shutil.rmtree(tmp, ignore_errors=True)
         return self.stage_dir(stage)
 
-    def _remove_orphans(self, stage: str) -> None:
-        """Delete temporary folders of `stage` left by writers that died (killed mid-write)."""
-        for folder in self.root.glob(f".{stage}.tmp-*"):
-            pid = folder.name.split("-")[1] if folder.name.count("-") >= 2 else ""
-            if pid.isdigit() and not _alive(int(pid)):
-                shutil.rmtree(folder, ignore_errors=True)
+    def collect_orphans(self) -> list[Path]:
+        """Delete the temporary and stale folders, in this run and in the cache, whose
+        writer is gone (same host, PID not alive); returns what was removed."""
+        removed = []
+        places = [self.root] + ([p for p in self.cache_root.iterdir() if p.is_dir()]
+                                if self.cache_root.is_dir() else [])
+        for place in places:
+            for folder in place.glob(".*"):
+                if folder.is_dir() and _orphaned(folder.name):
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed.append(folder)
+        return removed
 
     # -- cross-run cache -------------------------------------------------------------------
 
@@ -195,33 +322,64 @@ class RunStore:
         return self.cache_root / stage / fingerprint
 
     def save_to_cache(self, stage: str) -> None:
+        """Copy a verified stage into the cache (replacing an entry that no longer verifies)."""
         manifest = self.manifest(stage)
-        if manifest is None:
+        if manifest is None or self.verify(stage) is not None:
             return
         target = self._cache_dir(stage, manifest["fingerprint"])
         if target.exists():
-            return
-        tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-        _link_tree(self.stage_dir(stage), tmp)
+            if _intact(target):
+                return
+            self._drop(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{_temp_suffix('tmp')}")
+        _copy_tree(self.stage_dir(stage), tmp)
         try:
             tmp.rename(target)
         except OSError:  # another run cached it first
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def cache_entry(self, stage: str, fingerprint: str) -> Path | None:
+        """The cache folder holding this stage and fingerprint, when it is there and intact."""
+        folder = self._cache_dir(stage, fingerprint)
+        return folder if _intact(folder) else None
+
+    def _drop(self, folder: Path) -> None:
+        stale = folder.with_name(f".{folder.name}.{_temp_suffix('stale')}")
+        try:
+            folder.rename(stale)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(stale, ignore_errors=True)
+
     def restore_from_cache(self, stage: str, fingerprint: str) -> bool:
-        """Link a cached stage into this run; True when the cache had it."""
+        """Copy a cached stage into this run; True when the cache had it intact. An entry
+        that no longer matches its manifest is dropped (and noted in `invalid`)."""
         source = self._cache_dir(stage, fingerprint)
-        manifest_path = source / MANIFEST
-        if not manifest_path.is_file():
+        try:
+            manifest = _read_manifest(source)
+        except ArtifactError as exc:
+            self.invalid[stage] = str(exc)
+            self._drop(source)
+            return False
+        if manifest is None:
+            return False
+        if (problem := verify_folder(source, manifest)) is not None:
+            self.invalid[stage] = f"cache entry {source}: {problem}"
+            self._drop(source)
             return False
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{stage}.tmp-{uuid.uuid4().hex[:12]}"
-        _link_tree(source, tmp)
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        tmp = self.root / f".{stage}.{_temp_suffix('tmp')}"
+        _copy_tree(source, tmp)
         manifest["cache"] = {"hit": True, "from_run": manifest.get("run_id")}
         manifest["run_id"] = self.run_id
+        if stage in self.invalid:  # this run's own copy had changed: say why it was replaced
+            manifest["restored_because"] = self.invalid[stage]
         (tmp / MANIFEST).unlink()
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        if verify_folder(tmp, manifest) is not None:  # changed while it was copied
+            shutil.rmtree(tmp, ignore_errors=True)
+            return False
         _publish(tmp, self.stage_dir(stage))
         return True
 

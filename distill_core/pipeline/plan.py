@@ -81,10 +81,11 @@ def plan_run(cfg: RunConfig, runs_dir: str | Path) -> list[PlannedStage]:
         if store.is_complete(stage.name, fp):
             item.status, item.where = "done", str(store.stage_dir(stage.name))
             view.folders[stage.name] = store.stage_dir(stage.name)
-        elif stage.cached and (store.cache_root / stage.name / fp / MANIFEST).is_file():
-            item.status = "cached"
-            item.where = str(store.cache_root / stage.name / fp)
-            view.folders[stage.name] = store.cache_root / stage.name / fp
+        elif stage.cached and (entry := store.cache_entry(stage.name, fp)) is not None:
+            item.status, item.where = "cached", str(entry)
+            view.folders[stage.name] = entry
         else:
             missing = stage.name
+            if stage.name in store.invalid:
+                item.note = f"recompute: {store.invalid[stage.name]}"
     return planned

@@ -52,7 +52,7 @@ def test_rewrite_replaces_the_stage_whole(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "run-1").iterdir()) == ["filter"]
 
 
-def test_cache_links_a_stage_into_another_run(tmp_path: Path) -> None:
+def test_cache_copies_a_stage_into_another_run(tmp_path: Path) -> None:
     first = RunStore(tmp_path, "run-a")
     first.write_stage("signals", _table(), {"fingerprint": "fp", "finished_at": "t"})
     first.save_to_cache("signals")
@@ -64,5 +64,75 @@ def test_cache_links_a_stage_into_another_run(tmp_path: Path) -> None:
     assert manifest["run_id"] == "run-b"
     a = first.parts("signals")[0]
     b = second.parts("signals")[0]
-    assert os.stat(a).st_ino == os.stat(b).st_ino  # a hard link, not a copy
+    assert os.stat(a).st_ino != os.stat(b).st_ino  # a copy: editing one run cannot touch another
+    assert a.read_bytes() == b.read_bytes()
     assert first.manifest("signals")["run_id"] == "run-a"  # the original is untouched
+
+
+def _rewrite_in_place(part: Path) -> None:
+    """The same rows in another order, written over the part (what a careless user does)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(part)
+    pq.write_table(table.take(list(reversed(range(table.num_rows)))), part)
+
+
+def test_a_part_rewritten_in_place_is_no_longer_complete_nor_readable(tmp_path: Path) -> None:
+    from distill_core.errors import ArtifactError
+
+    store = RunStore(tmp_path, "run-1")
+    store.write_stage("signals", _table(5), {"fingerprint": "fp", "finished_at": "t"})
+    record = store.manifest("signals")["parts"]["part-00000.parquet"]
+    assert record["bytes"] > 0 and len(record["sha256"]) == 64
+    assert store.is_complete("signals", "fp")
+    _rewrite_in_place(store.parts("signals")[0])
+    assert not store.is_complete("signals", "fp")
+    assert "sha256 differs" in store.invalid["signals"]
+    with pytest.raises(ArtifactError, match="rerun the command to recompute"):
+        store.read("signals")
+    store.parts("signals")[0].unlink()
+    assert store.verify("signals") == "part part-00000.parquet is missing"
+
+
+def test_a_changed_cache_entry_is_dropped_not_restored(tmp_path: Path) -> None:
+    first = RunStore(tmp_path, "run-a")
+    first.write_stage("ingest", _table(4), {"fingerprint": "fp", "finished_at": "t"})
+    first.save_to_cache("ingest")
+    entry = tmp_path / ".cache" / "ingest" / "fp"
+    part = entry / "part-00000.parquet"
+    part.write_bytes(part.read_bytes()[:20])  # truncated
+    second = RunStore(tmp_path, "run-b")
+    assert not second.restore_from_cache("ingest", "fp")
+    assert "cache entry" in second.invalid["ingest"] and not entry.exists()
+    assert first.cache_entry("ingest", "fp") is None
+    first.save_to_cache("ingest")  # the intact run copy re-seeds the cache
+    assert first.cache_entry("ingest", "fp") == entry
+    assert second.restore_from_cache("ingest", "fp") and second.read("ingest").num_rows == 4
+
+
+def test_a_manifest_that_is_not_json_is_a_clear_error(tmp_path: Path) -> None:
+    from distill_core.errors import ArtifactError
+
+    store = RunStore(tmp_path, "run-1")
+    store.write_stage("filter", _table(), {"fingerprint": "fp", "finished_at": "t"})
+    (store.stage_dir("filter") / "manifest.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ArtifactError, match="delete the folder .*filter"):
+        store.manifest("filter")
+
+
+def test_orphans_of_dead_writers_are_collected_and_live_ones_kept(tmp_path: Path) -> None:
+    store = RunStore(tmp_path, "run-1")
+    store.write_stage("ingest", _table(), {"fingerprint": "fp", "finished_at": "t"})
+    store.save_to_cache("ingest")
+    host = store_module._HOST
+    gone_pid = 2**22 + 17  # above the kernel's default pid_max: never a live process
+    orphans = [store.root / f".signals.tmp-{gone_pid}-abc-{host}",
+               store.root / f".filter.stale-{gone_pid}-def-{host}",
+               tmp_path / ".cache" / "ingest" / f".fp.tmp-{gone_pid}-123-{host}"]
+    live = store.root / f".teacher.tmp-{os.getpid()}-xyz-{host}"
+    other_host = store.root / f".signals.tmp-{gone_pid}-abc-elsewhere"
+    for folder in orphans + [live, other_host]:
+        folder.mkdir(parents=True)
+    removed = store.collect_orphans()
+    assert sorted(removed) == sorted(orphans)
+    assert live.exists() and other_host.exists()

@@ -1,0 +1,101 @@
+"""Issue 17, verify on read: what a rerun or another run reads back is checked against what
+its manifest recorded; a changed, truncated or deleted part is recomputed, never reused."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from distill_core.audit import RunAudit
+from distill_core.config import load_config
+from distill_core.errors import ArtifactError
+from distill_core.report import build_report
+
+
+def _cfg(slice_dir: Path, method: str = "kmeans"):
+    return load_config(None, [f"data.data_dir={slice_dir}", "run.seeds=[0]",
+                              "synthesize.per_class=3", f"synthesize.method={method}",
+                              "run.name=integrity"])
+
+
+def _full_accuracy(store) -> float:
+    rows = store.read("evaluate").to_pylist()
+    return next(r["accuracy"] for r in rows if r["setting"] == "full")
+
+
+def _shuffle_in_place(part: Path) -> None:
+    table = pq.read_table(part)
+    pq.write_table(table.take(list(reversed(range(table.num_rows)))), part)
+
+
+@pytest.fixture()
+def first_run(slice_dir: Path, tmp_path: Path, run_stages):
+    store, _ = run_stages(_cfg(slice_dir), tmp_path)
+    return store, _full_accuracy(store)
+
+
+def test_rows_shuffled_in_a_run_folder_are_replaced_from_the_intact_cache(
+        first_run, slice_dir: Path, tmp_path: Path, run_stages) -> None:
+    store, accuracy = first_run
+    _shuffle_in_place(store.parts("signals")[0])
+    again, outcomes = run_stages(_cfg(slice_dir), tmp_path)
+    status = {o.stage: o.status for o in outcomes}
+    assert status["signals"] == "cached"  # not "resumed": the run's copy no longer verified
+    assert "part-00000.parquet" in again.manifest("signals")["restored_because"]
+    assert status["synthesize"] == "resumed" and _full_accuracy(again) == accuracy
+    assert "redone: " in build_report(again.root)
+
+
+def test_a_cache_entry_rewritten_in_place_is_not_reused_by_another_run(
+        first_run, slice_dir: Path, tmp_path: Path, run_stages) -> None:
+    store, accuracy = first_run
+    fingerprint = store.manifest("signals")["fingerprint"]
+    entry = tmp_path / ".cache" / "signals" / fingerprint
+    _shuffle_in_place(entry / "part-00000.parquet")
+    other, outcomes = run_stages(_cfg(slice_dir, "random"), tmp_path)
+    status = {o.stage: o.status for o in outcomes}
+    assert status["ingest"] == "cached" and status["signals"] == "computed"
+    assert _full_accuracy(other) == accuracy  # 50.7 % instead of 82 % before the fix
+    assert all(f["balanced"] for f in RunAudit(other.root).funnel())
+
+
+def test_a_truncated_cached_ingest_part_is_recomputed(first_run, slice_dir: Path,
+                                                       tmp_path: Path, run_stages) -> None:
+    store, accuracy = first_run
+    entry = tmp_path / ".cache" / "ingest" / store.manifest("ingest")["fingerprint"]
+    part = entry / "part-00000.parquet"
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+    other, outcomes = run_stages(_cfg(slice_dir, "herding"), tmp_path)
+    assert {o.stage: o.status for o in outcomes}["ingest"] == "computed"
+    assert _full_accuracy(other) == accuracy
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_a_damaged_synthesize_part_is_recomputed_and_the_audit_says_so_first(
+        first_run, slice_dir: Path, tmp_path: Path, run_stages, damage: str) -> None:
+    store, accuracy = first_run
+    part = store.parts("synthesize")[0]
+    if damage == "truncate":
+        part.write_bytes(part.read_bytes()[:100])
+    else:
+        part.unlink()
+    funnel = RunAudit(store.root).funnel()
+    synth = next(f for f in funnel if f["stage"] == "synthesize")
+    assert not synth["verified"] and not synth["balanced"] and synth["problem"]
+    again, outcomes = run_stages(_cfg(slice_dir), tmp_path)
+    status = {o.stage: o.status for o in outcomes}
+    assert status["synthesize"] == "computed" and status["filter"] == "resumed"
+    assert again.manifest("synthesize")["recomputed_because"]
+    assert _full_accuracy(again) == accuracy
+    assert all(f["balanced"] and f.get("verified", True) for f in RunAudit(again.root).funnel())
+
+
+def test_audit_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="not a run folder"):
+        RunAudit(tmp_path)
+    shutil.rmtree(tmp_path)
+    with pytest.raises(ArtifactError, match="run folder not found"):
+        RunAudit(tmp_path)
