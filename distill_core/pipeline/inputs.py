@@ -3,6 +3,8 @@ teacher's view of the training rows, the filters' context, the teacher on new te
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -77,10 +79,15 @@ def filter_context(store: RunStore, with_teacher: bool) -> FilterContext:
                          eval_vectors=eval_x)
 
 
+def teacher_model_folder(store: RunStore, fingerprint: str) -> Path:
+    """Where a fine-tuned teacher lives: the runs folder's cache, by the teacher stage's
+    fingerprint, so a run that restores the (cached) teacher stage finds its model too."""
+    return store.cache_root / "teacher_model" / fingerprint[:16]
+
+
 def teacher_model_dir(store: RunStore) -> str:
-    """Where the teacher stage saved a fine-tuned teacher (by its fingerprint)."""
-    fp = (store.manifest("teacher") or {})["fingerprint"]
-    return str(store.root / "teacher_model" / fp[:16])
+    """The fine-tuned teacher of this run's teacher stage."""
+    return str(teacher_model_folder(store, (store.manifest("teacher") or {})["fingerprint"]))
 
 
 def teacher_probabilities(cfg: RunConfig, store: RunStore, executor: Executor,

@@ -11,6 +11,7 @@ from distill_core.artifacts.counts import Counts
 from distill_core.config import RunConfig
 from distill_core.methods import get_method
 from distill_core.models.finetune import LabelledTexts, finetune_classifier
+from distill_core.pipeline.inputs import teacher_model_folder
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.pipeline.stages.signals import encoder_resources
 from distill_core.signals.embeddings import features, pair_texts, require_aligned
@@ -54,7 +55,7 @@ def _finetuned_logits(ctx: StageContext, corpus, labels: np.ndarray, is_train: n
         t.finetune_settings(cfg.signals.max_length),
         trust_remote_code=cfg.signals.trust_remote_code,
         progress=lambda done, total: ctx.report(done, total, "fine-tuning"))
-    model_dir = tuned.save(ctx.store.root / "teacher_model" / ctx.fingerprint[:16])
+    model_dir = tuned.save(teacher_model_folder(ctx.store, ctx.fingerprint))
     return teacher_readout(ctx.executor, str(model_dir), texts, pairs, cfg.signals.batch_size,
                            ctx.resources)
 
