@@ -2,11 +2,16 @@
 
 Every input row ends in exactly one of the two tables. A row is rejected when
 its bytes are not UTF-8 (`undecodable_bytes`), it has the wrong number of
-fields (`malformed_row`) or is not valid JSON (`invalid_json`), its text is
-empty (`empty_text`), its label is missing (`missing_label`) or not one of the
-dataset's labels (`unknown_label`), or it repeats an earlier row of the same
-split with the same normalised text and label (`duplicate_example`: its
+fields (`malformed_row`) or is not valid JSON (`invalid_json`), a JSON object
+lacks a mapped key (`missing_field`), a mapped value is an object or a list
+(`not_a_scalar`) or longer than the source's `max_chars` (`too_long`), its text
+is empty (`empty_text`), its label is missing (`missing_label`) or not one of
+the dataset's labels (`unknown_label`), or it repeats an earlier row of the
+same split with the same normalised text and label (`duplicate_example`: its
 `example_id` would not be unique).
+
+Labels follow one rule, `normalize.label_key`: numbers compare as numbers and
+are named in canonical form (`1.0` -> `1`), other values are stripped text.
 """
 
 from __future__ import annotations
@@ -24,10 +29,28 @@ import pyarrow as pa
 from distill_core.artifacts.schemas import CORPUS_SCHEMA, rejects_table
 from distill_core.artifacts.store import sha256_files
 from distill_core.errors import ConfigError, IngestError
-from distill_core.ingest.normalize import clean_text, example_id
-from distill_core.ingest.readers import RawRecord, has_undecodable, read_file, read_hub
+from distill_core.ingest.normalize import (
+    canonical_label_map,
+    clean_text,
+    example_id,
+    label_key,
+)
+from distill_core.ingest.readers import (
+    RawRecord,
+    check_data_file,
+    has_undecodable,
+    read_file,
+    read_hub,
+    short_repr,
+)
 from distill_core.ingest.registry import get_dataset
-from distill_core.ingest.sources import DatasetSpec, FileSource, HubSource, SplitSource
+from distill_core.ingest.sources import (
+    DEFAULT_MAX_CHARS,
+    DatasetSpec,
+    FileSource,
+    HubSource,
+    SplitSource,
+)
 
 DATA_DIR_ENV = "TEXTDISTILL_DATA_DIR"
 SPLITS = ("train", "eval")
@@ -57,9 +80,11 @@ class ResolvedSource:
     def identity(self) -> dict[str, Any]:
         """What the source is, for fingerprints: a file's sha256, or the hub coordinates."""
         if self.path is not None:
-            if not self.path.is_file():
-                raise IngestError(f"{self.path}: file not found")
-            return {"file": str(self.path), "sha256": sha256_files([self.path])}
+            check_data_file(self.path)
+            try:
+                return {"file": str(self.path), "sha256": sha256_files([self.path])}
+            except OSError as exc:
+                raise IngestError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
         assert self.hub is not None
         return {"hub": self.hub.model_dump()}
 
@@ -123,24 +148,6 @@ def resolve_sources(spec: DatasetSpec, data_dir: Path | None) -> list[ResolvedSo
     return [choose_source(name, getattr(spec, name), data_dir) for name in SPLITS]
 
 
-def label_key(value: Any) -> str | None:
-    """A raw label as a string key: 1, 1.0 and '1' are the same label; None/NaN/'' are missing."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, int):
-        return str(value)
-    text = str(value).strip()
-    if text.lower() in ("", "nan", "none", "null"):
-        return None
-    return text
-
-
 def _natural_sort(names: set[str]) -> list[str]:
     try:
         return sorted(names, key=lambda n: float(n))
@@ -159,10 +166,25 @@ def _records(source: ResolvedSource) -> Iterator[RawRecord]:
 class _SplitBuilder:
     """Turns one split's raw records into corpus rows and rejects."""
 
-    def __init__(self, source: ResolvedSource, known_labels: list[str] | None) -> None:
+    def __init__(self, source: ResolvedSource, known_labels: list[str] | None,
+                 max_chars: int) -> None:
         self.source = source
         self.columns = source.columns
         self.known_labels = set(known_labels) if known_labels is not None else None
+        self.max_chars = max_chars
+        label_map = self.columns.label_map
+        try:
+            if label_map is not None:
+                self.label_map: dict[str, str] | None = canonical_label_map(label_map)
+            elif known_labels is not None:
+                # No map: the raw label is the name, so a given name matches by the label rule
+                # (label_names ['1.0'] matches a label written 1) and is kept as written.
+                self.label_map = canonical_label_map(
+                    {n: n for n in known_labels if label_key(n) is not None}, "label_names")
+            else:
+                self.label_map = None
+        except ValueError as exc:
+            raise ConfigError(f"{source.name}: {exc}") from None
         self.rows: list[dict[str, Any]] = []
         self.rejects: list[dict[str, Any]] = []
         self.first_row_of_id: dict[str, int] = {}
@@ -176,8 +198,8 @@ class _SplitBuilder:
             "raw": record.raw,
         })
 
-    def _text(self, record: RawRecord, column: str) -> str | None:
-        value = record.values.get(column)
+    def _text(self, values: dict[str, Any], record: RawRecord, column: str) -> str | None:
+        value = values[column]
         if value is None or (isinstance(value, float) and math.isnan(value)):
             self._reject(record, "empty_text", column, "no value")
             return None
@@ -187,6 +209,36 @@ class _SplitBuilder:
             return None
         return text
 
+    def _scalars(self, record: RawRecord) -> dict[str, Any] | None:
+        """The mapped fields' values, or None after rejecting the row: an object or a list
+        (`not_a_scalar`), a value over `max_chars` (`too_long`, checked before any copy of
+        it is made) or bytes that are not UTF-8 (`undecodable_bytes`)."""
+        cols = self.columns
+        values: dict[str, Any] = {}
+        for column in (cols.text, cols.text_pair, cols.label):
+            if column is None:
+                continue
+            value = record.values.get(column)
+            if isinstance(value, bytes | bytearray):  # a Parquet binary column
+                value = bytes(value).decode("utf-8", "surrogateescape")
+            if isinstance(value, dict | list | tuple | set):
+                kind = "an object" if isinstance(value, dict) else "a list"
+                self._reject(record, "not_a_scalar", column,
+                             f"{kind} where a single text or label value is expected")
+                return None
+            if isinstance(value, str) and len(value) > self.max_chars:
+                self._reject(record, "too_long", column,
+                             f"{len(value):,} characters, more than max_chars "
+                             f"({self.max_chars:,})")
+                return None
+            if has_undecodable(value):
+                self._reject(record, "undecodable_bytes", column,
+                             "bytes that are not UTF-8 (set `encoding:` on the source if the "
+                             "file is in another encoding)")
+                return None
+            values[column] = value
+        return values
+
     def add(self, record: RawRecord) -> None:
         self.rows_read += 1
         if record.problem is not None:
@@ -194,34 +246,33 @@ class _SplitBuilder:
             self._reject(record, reason, column, detail)
             return
         cols = self.columns
-        used = [c for c in (cols.text, cols.text_pair, cols.label) if c is not None]
-        for column in used:
-            if has_undecodable(record.values.get(column)):
-                self._reject(record, "undecodable_bytes", column, "bytes that are not UTF-8")
-                return
-        text = self._text(record, cols.text)
+        values = self._scalars(record)
+        if values is None:
+            return
+        text = self._text(values, record, cols.text)
         if text is None:
             return
         pair = None
         if cols.text_pair is not None:
-            pair = self._text(record, cols.text_pair)
+            pair = self._text(values, record, cols.text_pair)
             if pair is None:
                 return
-        key = label_key(record.values.get(cols.label))
+        key = label_key(values[cols.label])
         if key is None:
             self._reject(record, "missing_label", cols.label, "no label value")
             return
         if cols.label_map is not None:
-            if key not in cols.label_map:
+            assert self.label_map is not None
+            if key not in self.label_map:
                 self._reject(record, "unknown_label", cols.label,
-                             f"label {key!r} not in label_map {sorted(cols.label_map)}")
+                             f"label {short_repr(key)} not in label_map {sorted(cols.label_map)}")
                 return
-            label = cols.label_map[key]
+            label = self.label_map[key]
         else:
-            label = key
+            label = self.label_map.get(key, key) if self.label_map is not None else key
         if self.known_labels is not None and label not in self.known_labels:
             self._reject(record, "unknown_label", cols.label,
-                         f"label {label!r} not among {sorted(self.known_labels)}")
+                         f"label {short_repr(label)} not among {sorted(self.known_labels)}")
             return
         identifier = example_id(text, label, pair)
         if identifier in self.first_row_of_id:
@@ -238,15 +289,30 @@ class _SplitBuilder:
         })
 
 
-def ingest_dataset(spec: DatasetSpec, data_dir: Path | None) -> IngestResult:
-    """Read the train and eval splits of `spec` into one corpus table and one rejects table."""
+def max_chars_of(source: ResolvedSource, default: int | None) -> int:
+    """The text length limit for `source`: its own `max_chars`, else `default`, else
+    DEFAULT_MAX_CHARS."""
+    if source.file is not None and source.file.max_chars is not None:
+        return source.file.max_chars
+    return default if default is not None else DEFAULT_MAX_CHARS
+
+
+def ingest_dataset(spec: DatasetSpec, data_dir: Path | None,
+                   max_chars: int | None = None) -> IngestResult:
+    """Read the train and eval splits of `spec` into one corpus table and one rejects table.
+
+    `max_chars` is the text length limit for sources that set none (None: DEFAULT_MAX_CHARS);
+    longer values are rejected as `too_long`.
+    """
+    if max_chars is not None and max_chars < 1:
+        raise ConfigError(f"max_chars must be 1 or more, got {max_chars}")
     sources = resolve_sources(spec, data_dir)
     label_names = list(spec.label_names) if spec.label_names is not None else None
     rows: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
     source_stats: list[dict[str, Any]] = []
     for source in sources:
-        builder = _SplitBuilder(source, label_names)
+        builder = _SplitBuilder(source, label_names, max_chars_of(source, max_chars))
         for record in _records(source):
             builder.add(record)
         if source.split == "train":

@@ -2,35 +2,61 @@
 
 Readers never drop a row silently: a row that cannot be parsed comes back as a
 `RawRecord` with a `problem` (reason, field, detail) so that ingest can put it
-in the rejects table. A file-level problem (missing file, missing column, empty
-file) raises `IngestError` naming the file and the column.
+in the rejects table. A file-level problem (missing file, a directory or device
+given as the file, a column no row has, duplicated column names, an empty file)
+raises `IngestError` naming the file and what to do.
 
-Bytes are decoded as UTF-8 with `surrogateescape`, so one bad byte marks only
-its own row as `undecodable_bytes` instead of failing the whole file. A UTF-8
-BOM is dropped and CRLF line ends are read as LF.
+Text files are streamed line by line. `.gz` and `.zst` files are decompressed
+on the fly; the suffix before them names the format (`train.jsonl.gz`). Bytes
+are decoded as UTF-8 with `surrogateescape`, so one bad byte marks only its own
+row as `undecodable_bytes` instead of failing the whole file; a UTF-8 BOM is
+dropped, a UTF-16 or UTF-32 BOM selects that encoding, and the source's
+`encoding` option selects any other. CRLF line ends are read as LF.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import gzip
 import io
 import json
 import os
 import re
+import stat
 import sys
+import zlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from distill_core.errors import DataSourceUnavailable, IngestError
 from distill_core.hub import require_hub
-from distill_core.ingest.sources import FileSource, HubSource
+from distill_core.ingest.sources import FileSource, HubSource, compression_of
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
 _RAW_PREVIEW = 200
+_SNIFF_BYTES = 1 << 16
+_PARQUET_BATCH = 4096
 
 csv.field_size_limit(sys.maxsize)
+
+# Byte-order marks, longest first (the UTF-32-LE mark starts like the UTF-16-LE one).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# What a compressed or archive file starts with, for a file whose name does not say so.
+_MAGIC = (
+    (b"\x1f\x8b", "gzip-compressed", "add the .gz suffix (train.csv.gz)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "add the .zst suffix (train.csv.zst)"),
+    (b"\xfd7zXZ\x00", "xz-compressed", "decompress it first"),
+    (b"PK\x03\x04", "a zip archive", "extract the data file from it"),
+)
+_BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")
 
 
 @dataclass
@@ -48,8 +74,23 @@ def has_undecodable(value: Any) -> bool:
     return isinstance(value, str) and _UNDECODABLE.search(value) is not None
 
 
+def _shorten(value: Any, depth: int = 0) -> Any:
+    """`value` with long strings cut, so that a preview never copies a huge row."""
+    limit = 2 * _RAW_PREVIEW
+    if isinstance(value, str):
+        return value[:limit]
+    if depth > 3:
+        return value
+    if isinstance(value, dict):
+        return {k: _shorten(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shorten(v, depth + 1) for v in value[:limit]]
+    return value
+
+
 def preview(value: Any) -> str:
     """A short printable form of a raw row for the rejects table."""
+    value = _shorten(value)  # what is cut lies past the first _RAW_PREVIEW characters
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     try:  # show bytes that were not UTF-8 as \xNN, as they are in the file
         text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
@@ -58,14 +99,117 @@ def preview(value: Any) -> str:
     return text if len(text) <= _RAW_PREVIEW else text[:_RAW_PREVIEW] + "..."
 
 
-def _read_text(path: Path) -> str:
-    if not path.is_file():
-        raise IngestError(f"{path}: file not found")
-    data = path.read_bytes()
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    text = data.decode("utf-8", errors="surrogateescape")
-    return text.replace("\r\n", "\n")
+def short_repr(value: Any) -> str:
+    """repr() of a value for a reject's detail, cut to a readable length."""
+    text = repr(_shorten(value))
+    return text if len(text) <= _RAW_PREVIEW else text[:_RAW_PREVIEW] + "..."
+
+
+def check_data_file(path: Path) -> None:
+    """IngestError unless `path` is a regular file (following links); never opens it.
+
+    A FIFO would block a reader and /dev/zero would never end, so both are named, not read.
+    """
+    link = f" (a link to {os.path.realpath(path)})" if os.path.islink(path) else ""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise IngestError(f"{path}: file not found{link}") from None
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        kind = "a directory"
+    elif stat.S_ISFIFO(mode):
+        kind = "a FIFO"
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        kind = "a device"
+    elif stat.S_ISSOCK(mode):
+        kind = "a socket"
+    else:
+        kind = "a special file"
+    raise IngestError(f"{path}{link}: is {kind}, not a data file; point `path` at a regular file")
+
+
+def _open_bytes(path: Path) -> IO[bytes]:
+    """The file's bytes, decompressed when its suffix says so."""
+    compression = compression_of(path)
+    try:
+        if compression == "gzip":
+            return gzip.open(path, "rb")
+        if compression == "zstd":
+            import pyarrow as pa
+
+            return pa.input_stream(str(path), compression="zstd")
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _choose_encoding(path: Path, source: FileSource, head: bytes) -> str:
+    """The codec to read the file with, from the `encoding` option or the first bytes."""
+    for magic, what, advice in _MAGIC:
+        if head.startswith(magic):
+            raise IngestError(f"{path}: the file is {what} but its name does not say so; {advice}")
+    if _BZIP2.match(head):
+        raise IngestError(f"{path}: the file is bzip2-compressed; decompress it first")
+    if source.encoding is not None:
+        codec = codecs.lookup(source.encoding).name
+        return "utf-8-sig" if codec == "utf-8" else source.encoding
+    for bom, codec in _BOMS:
+        if head.startswith(bom):
+            return codec
+    nuls = head.count(0)
+    if nuls and nuls * 8 >= len(head):
+        odd = head[1::2].count(0)
+        if odd * 4 >= nuls * 3:
+            guess = "UTF-16 little-endian text without a byte-order mark"
+            option = "encoding: utf-16-le"
+        elif (nuls - odd) * 4 >= nuls * 3:
+            guess = "UTF-16 big-endian text without a byte-order mark"
+            option = "encoding: utf-16-be"
+        else:
+            guess = "binary data or text in a wide encoding"
+            option = "encoding: <its encoding>"
+        raise IngestError(
+            f"{path}: {nuls} of the first {len(head)} bytes are NUL: this looks like {guess}, "
+            f"not UTF-8. Save the file as UTF-8, or set `{option}` on this file source")
+    return "utf-8-sig"
+
+
+def _lines(path: Path, source: FileSource, newline: str) -> Iterator[str]:
+    """The decoded lines of a text file, CRLF read as LF.
+
+    `newline=""` splits at LF, CR and CRLF like the csv module expects; `newline="\n"`
+    splits at LF only.
+    """
+    check_data_file(path)
+    with _open_bytes(path) as probe:
+        head = _read_or_fail(path, probe, _SNIFF_BYTES)
+    encoding = _choose_encoding(path, source, head)
+    with _open_bytes(path) as handle:
+        stream = io.TextIOWrapper(handle, encoding=encoding, errors="surrogateescape",  # type: ignore[arg-type]
+                                  newline=newline)
+        first = True
+        try:
+            for line in stream:
+                if first:
+                    line = line.removeprefix("\ufeff")  # a BOM the chosen codec kept
+                    first = False
+                yield line[:-2] + "\n" if line.endswith("\r\n") else line
+        except UnicodeDecodeError as exc:
+            raise IngestError(f"{path}: cannot be read as {encoding} ({exc}); set `encoding:` "
+                              "on this file source to the file's encoding") from None
+        except (OSError, EOFError, zlib.error, ValueError) as exc:
+            raise IngestError(f"{path}: cannot be decompressed or read ({exc})") from None
+
+
+def _read_or_fail(path: Path, handle: IO[bytes], size: int) -> bytes:
+    try:
+        return handle.read(size)
+    except (OSError, EOFError, zlib.error, ValueError) as exc:
+        raise IngestError(f"{path}: cannot be decompressed or read ({exc})") from None
 
 
 def _require(path: Path | str, available: list[str], required: list[str]) -> None:
@@ -76,15 +220,36 @@ def _require(path: Path | str, available: list[str], required: list[str]) -> Non
             )
 
 
+def _no_repeated_columns(path: Path | str, columns: list[str]) -> None:
+    # Empty names (a trailing delimiter in the header) cannot be mapped, so they may repeat.
+    repeated = [c for c, n in Counter(columns).items() if n > 1 and c != ""]
+    if repeated:
+        raise IngestError(
+            f"{path}: the header names column {repeated[0]!r} more than once "
+            f"({columns.count(repeated[0])} times); rename the duplicates so that each column "
+            "has its own name")
+
+
 def _required_columns(source: FileSource | HubSource) -> list[str]:
     return [c for c in (source.text, source.text_pair, source.label) if c is not None]
 
 
+def _joined_preview(fields: list[str], delimiter: str) -> str:
+    """preview(delimiter.join(fields)) without joining a huge row."""
+    parts: list[str] = []
+    size = 0
+    for value in fields:
+        parts.append(value[:2 * _RAW_PREVIEW])
+        size += len(parts[-1]) + len(delimiter)
+        if size > 2 * _RAW_PREVIEW:
+            break
+    return preview(delimiter.join(parts))
+
+
 def _read_delimited(path: Path, source: FileSource) -> Iterator[RawRecord]:
-    text = _read_text(path)
     delimiter = source.delimiter or ("\t" if source.format == "tsv" else ",")
     quoting = csv.QUOTE_MINIMAL if source.quoting else csv.QUOTE_NONE
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting,
+    reader = csv.reader(_lines(path, source, newline=""), delimiter=delimiter, quoting=quoting,
                         strict=False)
     if source.header:
         try:
@@ -97,26 +262,28 @@ def _read_delimited(path: Path, source: FileSource) -> Iterator[RawRecord]:
     else:
         header = list(source.columns or [])
     _require(path, header, _required_columns(source))
+    _no_repeated_columns(path, header)
     last_line = reader.line_num
     for fields in reader:
         row = last_line + 1
         last_line = reader.line_num
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue  # a blank line is not a row
-        raw = delimiter.join(fields)
+        raw = _joined_preview(fields, delimiter)
         if len(fields) != len(header):
             yield RawRecord(
-                row=row, raw=preview(raw),
+                row=row, raw=raw,
                 problem=("malformed_row", None,
                          f"{len(fields)} fields, expected {len(header)} (delimiter {delimiter!r})"),
             )
             continue
-        yield RawRecord(row=row, values=dict(zip(header, fields, strict=True)), raw=preview(raw))
+        yield RawRecord(row=row, values=dict(zip(header, fields, strict=True)), raw=raw)
 
 
 def _read_label_text(path: Path, source: FileSource) -> Iterator[RawRecord]:
     """`<label> <text>` per line (Kim's SST files, fastText-like corpora)."""
-    for number, line in enumerate(_read_text(path).split("\n"), start=1):
+    for number, line in enumerate(_lines(path, source, newline="\n"), start=1):
+        line = line.removesuffix("\n")
         if not line.strip():
             continue
         label, _, rest = line.strip().partition(" ")
@@ -124,14 +291,30 @@ def _read_label_text(path: Path, source: FileSource) -> Iterator[RawRecord]:
                         raw=preview(line))
 
 
+class _Object(dict):
+    """A JSON object that remembers the keys it held more than once (the last value wins)."""
+
+    repeated: tuple[str, ...] = ()
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object(pairs)
+    if len(obj) != len(pairs):
+        obj.repeated = tuple(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+    return obj
+
+
 def _read_json(path: Path, source: FileSource) -> Iterator[RawRecord]:
-    text = _read_text(path)
+    text = "".join(_lines(path, source, newline=""))
     if not text.strip():
         raise IngestError(f"{path}: file is empty")
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_json_object)
     except json.JSONDecodeError as exc:
         raise IngestError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise IngestError(f"{path}: not readable JSON (nested too deeply)") from None
+    del text
     if not isinstance(data, list):
         raise IngestError(f"{path}: expected a JSON array of objects, got {type(data).__name__}")
     yield from _records_from_objects(path, source, enumerate(data, start=1))
@@ -139,13 +322,16 @@ def _read_json(path: Path, source: FileSource) -> Iterator[RawRecord]:
 
 def _read_jsonl(path: Path, source: FileSource) -> Iterator[RawRecord]:
     def objects() -> Iterator[tuple[int, Any]]:
-        for number, line in enumerate(_read_text(path).split("\n"), start=1):
+        for number, line in enumerate(_lines(path, source, newline="\n"), start=1):
+            line = line.removesuffix("\n")
             if not line.strip():
                 continue
             try:
-                yield number, json.loads(line)
+                yield number, json.loads(line, object_pairs_hook=_json_object)
             except json.JSONDecodeError as exc:
                 yield number, _BadJson(str(exc), line)
+            except RecursionError:
+                yield number, _BadJson("nested too deeply", line)
 
     yield from _records_from_objects(path, source, objects())
 
@@ -156,10 +342,18 @@ class _BadJson:
     line: str
 
 
+def _keys(obj: dict) -> str:
+    keys = list(obj)
+    return repr(keys[:20])[:-1] + (", ...]" if len(keys) > 20 else "]")
+
+
 def _records_from_objects(path: Path | str, source: FileSource | HubSource,
                           objects: Any) -> Iterator[RawRecord]:
+    """Records of a sequence of objects. A key missing from one object is that row's reject
+    (`missing_field`); a key that no object has is a file error, raised after the last row."""
     required = _required_columns(source)
-    seen_good_row = False
+    present: set[str] = set()
+    first_keys: str | None = None
     for number, obj in objects:
         if isinstance(obj, _BadJson):
             yield RawRecord(row=number, raw=preview(obj.line),
@@ -170,24 +364,49 @@ def _records_from_objects(path: Path | str, source: FileSource | HubSource,
                             problem=("malformed_row", None,
                                      f"expected an object, got {type(obj).__name__}"))
             continue
-        if not seen_good_row:
-            # The first object stands for the schema: a column missing there is a file error.
-            _require(path, list(obj), required)
-            seen_good_row = True
-        yield RawRecord(row=number, values=obj, raw=preview(obj))
-    if not seen_good_row:
+        if first_keys is None:
+            first_keys = _keys(obj)
+        raw = preview(obj)
+        missing = [c for c in required if c not in obj]
+        present.update(c for c in required if c in obj)
+        repeated = [c for c in required if c in getattr(obj, "repeated", ())]
+        if missing:
+            yield RawRecord(row=number, raw=raw,
+                            problem=("missing_field", missing[0],
+                                     f"no key {missing[0]!r} in this object; keys are "
+                                     f"{_keys(obj)}"))
+        elif repeated:
+            yield RawRecord(row=number, raw=raw,
+                            problem=("malformed_row", repeated[0],
+                                     f"key {repeated[0]!r} appears more than once in this "
+                                     "object"))
+        else:
+            yield RawRecord(row=number, values=obj, raw=raw)
+    if first_keys is None:
         raise IngestError(f"{path}: no rows")
+    for column in required:
+        if column not in present:
+            raise IngestError(f"{path}: required column {column!r} not found in any row; "
+                              f"the first row's keys are {first_keys}")
 
 
 def _read_parquet(path: Path, source: FileSource) -> Iterator[RawRecord]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if not path.is_file():
-        raise IngestError(f"{path}: file not found")
-    table = pq.read_table(path)
-    _require(path, table.column_names, _required_columns(source))
-    for number, values in enumerate(table.to_pylist(), start=1):
-        yield RawRecord(row=number, values=values, raw=preview(values))
+    check_data_file(path)
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise IngestError(f"{path}: not a readable Parquet file ({exc})") from None
+    columns = parquet.schema_arrow.names
+    _require(path, columns, _required_columns(source))
+    _no_repeated_columns(path, columns)
+    number = 0
+    for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH):
+        for values in batch.to_pylist():
+            number += 1
+            yield RawRecord(row=number, values=values, raw=preview(values))
 
 
 _FILE_READERS = {
@@ -202,6 +421,7 @@ _FILE_READERS = {
 
 def read_file(path: Path, source: FileSource) -> Iterator[RawRecord]:
     """Records of one local file, in file order."""
+    check_data_file(path)
     if source.format is None:
         raise IngestError(
             f"{path}: cannot infer the format from the suffix; set `format` to one of "
@@ -225,4 +445,6 @@ def read_hub(source: HubSource) -> Iterator[RawRecord]:
         raise DataSourceUnavailable(
             f"cannot load {label} from the Hugging Face hub ({type(exc).__name__}: {exc}). "
             + advice) from exc
+    # A hub split has one schema: a column it lacks is missing from every row.
+    _require(f"hub:{label}", list(dataset.column_names), _required_columns(source))
     yield from _records_from_objects(f"hub:{label}", source, enumerate(dataset, start=1))

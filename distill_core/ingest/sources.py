@@ -9,10 +9,21 @@ hub, 1-4 in the CSV release).
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+
+from distill_core.ingest.normalize import canonical_label_map
 
 FileFormat = Literal["csv", "tsv", "json", "jsonl", "parquet", "label_text"]
 
@@ -25,6 +36,26 @@ _SUFFIX_FORMATS: dict[str, FileFormat] = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+
+# Compression is chosen by the last suffix; the suffix before it names the format.
+COMPRESSION_SUFFIXES: dict[str, str] = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+
+# Texts longer than this (in characters) are rejected as `too_long` unless a source or the
+# caller of `ingest_dataset` sets another limit. Encoders read a few hundred tokens.
+DEFAULT_MAX_CHARS = 100_000
+
+
+def compression_of(path: str | Path) -> str | None:
+    """The compression a file name announces (`train.jsonl.gz` -> 'gzip'), or None."""
+    return COMPRESSION_SUFFIXES.get(Path(path).suffix.lower())
+
+
+def format_of(path: str | Path) -> FileFormat | None:
+    """The format a file name announces, looking past a compression suffix."""
+    name = Path(path)
+    if compression_of(name) is not None:
+        name = name.with_suffix("")
+    return _SUFFIX_FORMATS.get(name.suffix.lower())
 
 
 class ColumnMap(BaseModel):
@@ -40,8 +71,16 @@ class ColumnMap(BaseModel):
     label_map: dict[str, str] | None = Field(
         default=None,
         description="Raw label value (as written, e.g. '1') -> label name. Values not in the map "
-        "are rejected as unknown_label. Without a map, the raw value is the label name.",
+        "are rejected as unknown_label. Without a map, the raw value is the label name. Keys "
+        "follow the label rule: '1' also matches a label written 1.0.",
     )
+
+    @field_validator("label_map")
+    @classmethod
+    def _one_name_per_label(cls, label_map: dict[str, str] | None) -> dict[str, str] | None:
+        if label_map is not None:
+            canonical_label_map(label_map)  # raises when two keys are one label
+        return label_map
 
 
 class FileSource(ColumnMap):
@@ -63,14 +102,52 @@ class FileSource(ColumnMap):
     delimiter: str | None = Field(
         default=None, description="CSV/TSV delimiter; ',' for csv and a tab for tsv by default."
     )
+    encoding: str | None = Field(
+        default=None,
+        description="Text encoding of the file, e.g. 'latin-1' or 'utf-16-le'. Unset: UTF-8 "
+        "(with or without BOM), or UTF-16/UTF-32 when the file starts with their BOM.",
+    )
+    max_chars: int | None = Field(
+        default=None, ge=1,
+        description=f"Texts longer than this many characters are rejected as too_long. Unset: "
+        f"the ingest default ({DEFAULT_MAX_CHARS:,}).",
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str | None) -> str | None:
+        if encoding is not None:
+            try:
+                codecs.lookup(encoding)
+            except LookupError:
+                raise ValueError(f"unknown encoding {encoding!r}") from None
+        return encoding
 
     @model_validator(mode="after")
     def _check_layout(self) -> FileSource:
         if self.format is None:
-            self.format = _SUFFIX_FORMATS.get(Path(self.path).suffix.lower())
+            self.format = format_of(self.path)
         if self.format in ("csv", "tsv") and not self.header and not self.columns:
             raise ValueError(f"{self.path}: a {self.format} file without header needs `columns`")
+        if self.format == "parquet" and compression_of(self.path) is not None:
+            raise ValueError(f"{self.path}: Parquet compresses inside the file; give the plain "
+                             ".parquet file")
+        if self.format == "parquet" and self.encoding is not None:
+            raise ValueError(f"{self.path}: `encoding` applies to text files, not Parquet")
+        if self.columns is not None and len(set(self.columns)) != len(self.columns):
+            repeated = sorted({c for c in self.columns if self.columns.count(c) > 1})
+            raise ValueError(f"{self.path}: `columns` names {repeated} more than once")
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Options added later are dumped only when set, so the config hash and the ingest
+        # fingerprint of a source that does not use them stay what they were.
+        data = handler(self)
+        for name in ("encoding", "max_chars"):
+            if data.get(name, 0) is None:
+                del data[name]
+        return data
 
 
 class HubSource(ColumnMap):

@@ -142,6 +142,6 @@ def test_wrong_delimiter_is_a_missing_column_error(tmp_path: Path) -> None:
 def test_a_one_megabyte_row_is_read(tmp_path: Path) -> None:
     long_text = ("word " * 200_000).strip().encode()
     path = _write(tmp_path / "long.tsv", b"sentence\tlabel\n" + long_text + b"\t1\nshort\t0\n")
-    result = _ingest(path, quoting=False)
+    result = _ingest(path, quoting=False, max_chars=2_000_000)  # over the default limit
     lengths = sorted(len(r["text"]) for r in result.corpus.to_pylist() if r["split"] == "train")
     assert lengths == [5, len(long_text)]

@@ -54,7 +54,7 @@ def _report(store: RunStore) -> list[str]:
 
 
 INGEST = Stage(
-    name="ingest", version=1,
+    name="ingest", version=2,
     writes="corpus: example_id, split, text, text_pair, label, label_id, source, source_row "
            "(+ rejects with file, row, field, reason)",
     reads=lambda cfg: (), settings=_settings, body=_body, cached=True, identity=_sources,
