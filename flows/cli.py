@@ -1,14 +1,21 @@
 """`textdistill`: run a distillation, audit a run folder, rebuild its report.
 
-User mistakes (a bad config, a missing column, no network) print one clear
-message and exit with status 2, never a traceback.
+Expected failures (a bad config, a missing column, no network, a full disk, a
+read-only or unwritable runs folder, a damaged manifest) print one line that
+names the thing and what to do, and exit with status 2: no traceback on either
+stream, Prefect's own failure logs included (they still reach the Prefect
+server). `--debug` shows the traceback too. Anything else is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,16 +25,108 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from distill_core.errors import TextDistillError
+from distill_core.errors import StorageError, TextDistillError, user_error
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Text dataset distillation with full lineage.")
 console = Console()
 
+DebugOption = Annotated[bool, typer.Option(
+    "--debug", help="On an expected error, show its traceback too.")]
 
-def _fail(error: Exception) -> None:
-    console.print(f"[bold red]error:[/] {error}", markup=True, highlight=False, soft_wrap=True)
+
+def _fail(error: BaseException) -> None:
+    """Print `error` as one line and exit with status 2."""
+    message = " ".join(str(error).split())
+    console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False,
+                  soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+@contextmanager
+def _expected_errors(debug: bool, where: str | Path | None = None) -> Iterator[None]:
+    """Expected failures end the command with one line and status 2 (`--debug`: their
+    traceback first, on stderr); bugs propagate with theirs. `where` names the folder being
+    written when an OS error does not say which file."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        error = user_error(exc, where)
+        if error is None:
+            raise
+        if debug:
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        _fail(error)
+
+
+def _expected_error_names() -> set[str]:
+    names, classes = set(), [TextDistillError]
+    while classes:
+        cls = classes.pop()
+        names.add(cls.__name__)
+        classes += cls.__subclasses__()
+    return names
+
+
+# Prefect's failed-state messages: "Task run encountered an exception IngestError: ...",
+# "Flow run encountered an exception: IngestError: ...".
+_FAILED_WITH = re.compile(r"encountered an exception:? ([A-Za-z_][\w.]*): ")
+
+
+class _HideExpectedFailures(logging.Filter):
+    """Keeps Prefect's failure records of an expected error (the exception with its traceback,
+    "Finished in state Failed(...)") off the console; the API handler still sends them to the
+    server. Records of other failures pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed_runs: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        run = getattr(record, "task_run_id", None) or getattr(record, "flow_run_id", None)
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            if user_error(exc) is None:
+                return True
+            if run is not None:
+                self.failed_runs.add(str(run))
+            return False
+        if run is not None and str(run) in self.failed_runs:
+            return False
+        failed = _FAILED_WITH.search(record.getMessage())
+        return not (failed and failed.group(1).rsplit(".", 1)[-1] in _expected_error_names())
+
+
+_HIDE_EXPECTED = _HideExpectedFailures()
+
+
+def _hide_expected_failures_on_console() -> None:
+    """Add the filter to every console (stream) handler Prefect's logging set up; never to the
+    API handler, so the server's logs keep the whole failure."""
+    from prefect.logging.handlers import APILogHandler
+
+    loggers = [logging.getLogger()] + [logger for logger in
+                                       logging.Logger.manager.loggerDict.values()
+                                       if isinstance(logger, logging.Logger)]
+    for handler in {h for logger in loggers for h in logger.handlers}:
+        if (isinstance(handler, logging.StreamHandler)
+                and not isinstance(handler, logging.FileHandler | APILogHandler)
+                and _HIDE_EXPECTED not in handler.filters):
+            handler.addFilter(_HIDE_EXPECTED)
+
+
+def _usable_runs_dir(runs_dir: Path, create: bool = True) -> None:
+    """The runs folder is a folder (created when missing). Writability is checked when the
+    first write happens: a finished run in a read-only folder still reads."""
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise StorageError(f"--runs-dir {runs_dir} is a file, not a folder: pass a folder "
+                           "(it is created when missing)")
+    if create:
+        runs_dir.mkdir(parents=True, exist_ok=True)
 
 
 def _quiet_libraries(verbose: bool) -> None:
@@ -69,6 +168,12 @@ def _progress_bars(fixed: tuple[str, ...] = ()) -> Iterator[None]:
         set_reporter(reporter)
         try:
             yield
+        except BaseException:
+            # a failed run's terminal keeps only its error: the bars vanish, no blank line
+            progress.live.transient = True
+            progress.live.stop()
+            progress.disable = True
+            raise
         finally:
             set_reporter(None)
 
@@ -115,9 +220,16 @@ def run(
     runs_dir: RunsDirOption = Path("runs"),
     data_dir: DataDirOption = None,
     verbose: Annotated[bool, typer.Option(help="Show Prefect and library logs.")] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Distil a dataset as configured; prints scores and the run folder."""
     _quiet_libraries(verbose)
+    with _expected_errors(debug, runs_dir):
+        _run(config, set_, runs_dir, data_dir, debug)
+
+
+def _run(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path | None,
+         debug: bool) -> None:
     from distill_core.artifacts.store import RunStore
     from distill_core.audit import RunAudit
     from distill_core.config import load_config
@@ -125,19 +237,16 @@ def run(
     overrides = list(set_ or [])
     if data_dir is not None:
         overrides.append(f"data.data_dir={data_dir}")
-    try:
-        cfg = load_config(config, overrides)
-    except TextDistillError as exc:
-        _fail(exc)
+    cfg = load_config(config, overrides)
+    _usable_runs_dir(runs_dir)
     from distill_core.pipeline.order import active_stages
     from flows.distill import distill
 
+    if not debug:
+        _hide_expected_failures_on_console()
     stages = tuple(s.name for s in active_stages(cfg))
     with _progress_bars(stages):
-        try:
-            result = distill(cfg.model_dump(mode="json"), str(runs_dir))
-        except TextDistillError as exc:
-            _fail(exc)
+        result = distill(cfg.model_dump(mode="json"), str(runs_dir))
     run_dir = result["run_dir"]
     store = RunStore.open(run_dir)
     evaluate = store.manifest("evaluate")
@@ -158,19 +267,20 @@ def plan(
     runs_dir: RunsDirOption = Path("runs"),
     data_dir: DataDirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Dry run: the stages a run would execute, their fingerprints, what is already done or
     cached (and where), what each reads and the rows it will see. Computes nothing; exits 2
     on a config or data-source problem."""
-    from distill_core.config import load_config
+    from distill_core.config import check_model_limits, load_config
     from distill_core.pipeline.plan import plan_run
 
     overrides = list(set_ or []) + ([f"data.data_dir={data_dir}"] if data_dir else [])
-    try:
+    with _expected_errors(debug, runs_dir):
         cfg = load_config(config, overrides)
+        check_model_limits(cfg)
+        _usable_runs_dir(runs_dir, create=False)
         planned = plan_run(cfg, runs_dir)
-    except TextDistillError as exc:
-        _fail(exc)
     if as_json:
         sys.stdout.write(json.dumps({"run_id": cfg.run_id(),
                                      "stages": [p.as_dict() for p in planned]}, indent=2) + "\n")
@@ -191,14 +301,17 @@ def audit(
     example: Annotated[str | None, typer.Option(
         help="Show the lineage of this example_id.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    debug: DebugOption = False,
 ) -> None:
     """The funnel of a run (rows per stage, rejects per reason) or one row's lineage."""
+    with _expected_errors(debug, run_dir):
+        _audit(run_dir, example, as_json)
+
+
+def _audit(run_dir: Path, example: str | None, as_json: bool) -> None:
     from distill_core.audit import RunAudit
 
-    try:
-        auditor = RunAudit(run_dir)
-    except TextDistillError as exc:
-        _fail(exc)
+    auditor = RunAudit(run_dir)
     if example is not None:
         lineage = auditor.lineage(example)
         if as_json:
@@ -252,6 +365,7 @@ def validate(
     data_dir: Annotated[Path | None, typer.Option(help="Local dataset folder.")] = None,
     limit: Annotated[int, typer.Option(help="Problems to list (all are counted).")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Check a dataset against the ingest rules without running anything.
 
@@ -263,13 +377,11 @@ def validate(
     from distill_core.ingest.ingest import data_dir_from
 
     overrides = list(set_ or []) + ([f"data.data_dir={data_dir}"] if data_dir else [])
-    try:
+    with _expected_errors(debug):
         cfg = load_config(config, overrides)
         spec = resolve_dataset(cfg.data.dataset, cfg.data.train, cfg.data.eval,
                                cfg.data.label_names)
         result = ingest_dataset(spec, data_dir_from(cfg.data.data_dir))
-    except TextDistillError as exc:
-        _fail(exc)
     problems = result.rejects.to_pylist()
     if as_json:
         sys.stdout.write(json.dumps({"sources": result.sources, "label_names": result.label_names,
@@ -303,23 +415,27 @@ def bench(
     data_dir: Annotated[Path | None, typer.Option(
         help="Local dataset folder (offline); default $TEXTDISTILL_DATA_DIR.")] = None,
     verbose: Annotated[bool, typer.Option(help="Show Prefect and library logs.")] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Run (or resume) a benchmark grid; prints the results tables and the report's path."""
     _quiet_libraries(verbose)
+    with _expected_errors(debug, runs_dir):
+        _bench(config, set_, runs_dir, data_dir, debug)
+
+
+def _bench(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path | None,
+           debug: bool) -> None:
     from distill_core.bench.config import load_bench_config
 
     overrides = list(set_ or []) + ([f"data_dir={data_dir}"] if data_dir else [])
-    try:
-        cfg = load_bench_config(config, overrides)
-    except TextDistillError as exc:
-        _fail(exc)
+    cfg = load_bench_config(config, overrides)
+    _usable_runs_dir(runs_dir)
     from flows.benchmark import benchmark
 
+    if not debug:
+        _hide_expected_failures_on_console()
     with _progress_bars():
-        try:
-            result = benchmark(cfg.model_dump(mode="json"), str(runs_dir))
-        except TextDistillError as exc:
-            _fail(exc)
+        result = benchmark(cfg.model_dump(mode="json"), str(runs_dir))
     from distill_core.bench.report import panel_tables_md
 
     summary = json.loads((Path(result["dir"]) / "summary.json").read_text())
@@ -348,9 +464,11 @@ def serve(
         _fail(TextDistillError(
             "serve needs a Prefect server to hold the schedules: start one (prefect server "
             "start --host 127.0.0.1) and set PREFECT_API_URL=http://127.0.0.1:4200/api"))
+    from distill_core.config import read_yaml_file
     from flows.serve import build_deployments
 
     try:
+        read_yaml_file(config, "serve config")  # UTF-8, valid YAML, no key given twice
         deployments = build_deployments(config)
     except TextDistillError as exc:
         _fail(exc)
@@ -361,21 +479,23 @@ def serve(
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(
-        help="A run folder or a benchmark folder.")]) -> None:
+        help="A run folder or a benchmark folder.")], debug: DebugOption = False) -> None:
     """Rebuild the report of a run folder (report.md) or a benchmark folder (report.md,
     report.html, plots) from its artifacts, and print it."""
-    from distill_core.report import write_report
+    from distill_core.report import build_report
 
-    try:
+    with _expected_errors(debug, run_dir):
         if (run_dir / "bench.json").is_file():
             from distill_core.bench.grid import rebuild_report
 
-            path = rebuild_report(run_dir)
+            text = rebuild_report(run_dir).read_text(encoding="utf-8")
         else:
-            path = write_report(run_dir)
-    except TextDistillError as exc:
-        _fail(exc)
-    console.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
+            text = build_report(run_dir)
+            path = run_dir / "report.md"
+            # unchanged: not rewritten, so a finished run in a read-only folder still reports
+            if not path.is_file() or path.read_text(encoding="utf-8") != text:
+                path.write_text(text, encoding="utf-8")
+    console.print(text, markup=False, highlight=False)
 
 
 if __name__ == "__main__":

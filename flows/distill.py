@@ -3,7 +3,9 @@ Prefect task run per stage the config needs, then the report.
 
 Tasks hand each other the run folder's path; every stage reads its inputs from
 the artifacts upstream stages wrote there. Runs with no Prefect server (an
-ephemeral one is started on 127.0.0.1) or against `PREFECT_API_URL`.
+ephemeral one is started on 127.0.0.1) or against `PREFECT_API_URL`. Before any
+stage, the config is checked against the encoder's token limit; a stage retries
+only on failures a retry can fix (`tasks.stages.retry_transient`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from distill_core.config import RunConfig
+from distill_core.config import RunConfig, check_model_limits
 from distill_core.pipeline.order import active_stages
-from tasks.stages import report_task, stage_task
+from tasks.stages import report_task, retry_transient, stage_task
 
 
 def _run_name() -> str:
@@ -36,10 +38,13 @@ def run_dir_for(config: RunConfig, runs_dir: str | Path) -> Path:
 def distill(config: dict[str, Any], runs_dir: str = "runs") -> dict[str, str]:
     """Distil the configured dataset; returns the run folder and the report's path."""
     cfg = RunConfig.model_validate(config)
+    check_model_limits(cfg)
     run_dir = str(run_dir_for(cfg, runs_dir))
     for stage in active_stages(cfg):
+        # Retries (model loading, remote workers) only for what a retry can fix.
         stage_task.with_options(name=stage.name, task_run_name=stage.name,
-                                retries=stage.retries, retry_delay_seconds=2)(
+                                retries=stage.retries, retry_delay_seconds=2,
+                                retry_condition_fn=retry_transient)(
             stage.name, config, run_dir)
     report = report_task(run_dir)
     return {"run_dir": run_dir, "report": report}

@@ -4,11 +4,15 @@ The task takes the stage's name, the run config (a small dict) and the run
 folder's path, and returns the path of the artifact it wrote; nothing large
 crosses a task boundary. It publishes a table artifact with the stage's counts,
 so the Prefect UI shows the funnel as the run goes. Stages that load models or
-reach Ray workers retry (`Stage.retries`).
+reach Ray workers retry (`Stage.retries`), but only on failures a retry can fix
+(`retry_transient`): a config or data error, a validation error, a full disk or
+a read-only folder fails at once, as the one-line error of `user_error`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +20,11 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
+from prefect.states import State
 
 from distill_core.artifacts.store import RunStore
 from distill_core.config import RunConfig
+from distill_core.errors import user_error
 from distill_core.pipeline.order import stage_named
 from distill_core.pipeline.runner import StageOutcome, run_stage
 from distill_core.pipeline.stage import StageContext
@@ -52,6 +58,34 @@ def _publish(outcome: StageOutcome, store: RunStore) -> None:
         description=f"{outcome.stage} of run {store.run_id}: {outcome.path}")
 
 
+def retry_transient(task: Any, task_run: Any, state: State) -> bool:
+    """Prefect's `retry_condition_fn`: retry only what a retry can fix. A TextDistillError
+    (config, data, disk, a damaged artifact), a ValueError (validation) or an OS error of the
+    file system fails at once."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    if exc is None:
+        try:
+            exc = state.result(raise_on_failure=False)
+        except Exception:  # noqa: BLE001 - an unreadable result: let the retries decide
+            return True
+    if not isinstance(exc, BaseException) or isinstance(exc, ConnectionError):
+        return True  # a worker or the network dropped: what retries are for
+    return not (isinstance(exc, ValueError) or user_error(exc) is not None)
+
+
+@contextmanager
+def user_errors(run_dir: str) -> Iterator[None]:
+    """Raise expected failures (a full disk, a read-only folder, a damaged manifest) as the
+    project's one-line TextDistillError, the original as its cause; bugs pass unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        error = user_error(exc, run_dir)
+        if error is None or error is exc or isinstance(exc, ConnectionError):
+            raise  # a ConnectionError stays one, so the stage's retries still apply
+        raise error from exc
+
+
 def run_named_stage(stage: str, config: dict[str, Any], run_dir: str) -> StageOutcome:
     """Run one stage in process with the configured executor; reports progress and counts."""
     cfg = RunConfig.model_validate(config)
@@ -63,20 +97,34 @@ def run_named_stage(stage: str, config: dict[str, Any], run_dir: str) -> StageOu
     return outcome
 
 
-@task(name="stage", cache_policy=NO_CACHE)
+@task(name="stage", cache_policy=NO_CACHE, retry_condition_fn=retry_transient)
 def stage_task(stage: str, config: dict[str, Any], run_dir: str) -> str:
     """One pipeline stage (named by the flow with `with_options(name=...)`)."""
-    return run_named_stage(stage, config, run_dir).path
+    with user_errors(run_dir):
+        return run_named_stage(stage, config, run_dir).path
 
 
-@task(name="report", cache_policy=NO_CACHE)
-def report_task(run_dir: str) -> str:
-    """Write report.md and publish the scores as a markdown artifact."""
-    text = build_report(run_dir)
-    path = Path(run_dir) / "report.md"
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write `text` unless the file already holds it (a finished run in a read-only folder
+    reruns without writing); True when it wrote."""
+    try:
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass  # unreadable: rewrite it
     path.write_text(text, encoding="utf-8")
-    store = RunStore.open(run_dir)
-    evaluate = store.manifest("evaluate")
+    return True
+
+
+@task(name="report", cache_policy=NO_CACHE, retry_condition_fn=retry_transient)
+def report_task(run_dir: str) -> str:
+    """Write report.md (unless it is unchanged) and publish the scores as a markdown
+    artifact."""
+    with user_errors(run_dir):
+        path = Path(run_dir) / "report.md"
+        write_if_changed(path, build_report(run_dir))
+        store = RunStore.open(run_dir)
+        evaluate = store.manifest("evaluate")
     if TaskRunContext.get() is not None and evaluate is not None:
         table = markdown_table(["setting", "budget", "n", "accuracy %", "macro-F1 %"],
                                score_rows(evaluate["summary"]))

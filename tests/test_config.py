@@ -94,3 +94,92 @@ def test_shipped_configs_use_the_learners_list(name: str) -> None:
 
     section = yaml.safe_load((ROOT / "configs" / name).read_text())["evaluate"]
     assert EvaluateSection.model_validate(section).learners == ["linear_probe"]
+
+
+@pytest.mark.parametrize("name", ["quickstart.yaml", "cpu-small.yaml", "gpu-1b.yaml",
+                                  "bench-cpu.yaml", "bench-standard.yaml", "serve.yaml"])
+def test_shipped_configs_have_no_duplicate_keys(name: str) -> None:
+    from distill_core.config import read_yaml_file
+
+    assert read_yaml_file(ROOT / "configs" / name)
+
+
+def test_a_key_given_twice_is_an_error_naming_the_key_and_lines(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("synthesize:\n  method: random\nrun:\n  name: a\nsynthesize:\n"
+                    "  per_class: 3\n")
+    with pytest.raises(ConfigError, match=r"line 5.*duplicate key 'synthesize' \(first given "
+                                          r"at line 1\)"):
+        load_config(path)
+    path.write_text("synthesize:\n  per_class: 3\n  per_class: 4\n")
+    with pytest.raises(ConfigError, match=r"line 3.*duplicate key 'per_class'"):
+        load_config(path)
+    path.write_text("base: &b {per_class: 3}\nsynthesize:\n  <<: *b\n  method: random\n")
+    with pytest.raises(ConfigError, match="base"):  # a merge is no duplicate (base is unknown)
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"--set .*duplicate key 'a'"):
+        load_config(None, ["evaluate.learners=[{kind: finetune, a: 1, a: 2}]"])
+
+
+def test_benchmark_config_duplicate_keys_are_an_error(tmp_path: Path) -> None:
+    from distill_core.bench.config import load_bench_config
+
+    path = tmp_path / "b.yaml"
+    path.write_text("name: x\nbudgets: [5]\nbudgets: [10]\n")
+    with pytest.raises(ConfigError, match=r"line 3.*duplicate key 'budgets'"):
+        load_bench_config(path)
+
+
+def test_a_config_that_is_not_utf8_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_bytes("run:\n  name: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"c\.yaml: not UTF-8 text \(byte 0xe9 at offset "
+                                          r"16\): save the config as UTF-8"):
+        load_config(path)
+
+
+def test_bad_override_yaml_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"--set 'synthesize\.per_class=\[1'.*line 1"):
+        load_config(None, ["synthesize.per_class=[1"])
+
+
+@pytest.mark.parametrize(("override", "words"), [
+    ("run.seeds=[-1]", r"run\.seeds: seeds must be integers from 0 to 4294967295"),
+    ("run.seeds=[4294967296]", "got 4294967296"),
+    ("run.name=" + "a" * 250, r"run\.name: run\.name has 250 characters.*at most 100"),
+    ("signals.max_length=100000", r"signals\.max_length: .*less than or equal to 8192"),
+    ("evaluate.baselines=[]", r"evaluate\.baselines: List should have at least 1 item"),
+    ("evaluate.baselines=[random, random]", "baselines must be distinct"),
+    ("data.dataset=nope", "unknown dataset 'nope'; registered datasets: ag_news"),
+    ("data.dataset=null", r"data: give a registered `dataset` name, or both `train` and "
+                          "`eval`"),
+])
+def test_values_checkable_at_load_are_checked_at_load(override: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=words) as error:
+        load_config(None, [override])
+    assert "\n" not in str(error.value)  # one line
+
+
+def test_seed_and_name_limits_are_inclusive() -> None:
+    cfg = load_config(None, ["run.seeds=[0, 4294967295]", "run.name=" + "a" * 100,
+                             "signals.max_length=512"])
+    assert cfg.run.seeds == [0, 4294967295] and len(cfg.run_id()) == 111
+
+
+def test_validation_errors_are_one_line_listing_every_key() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(None, ["synthesize.per_class=0", "run.seeds=[]"])
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("defaults: invalid configuration: ")
+    assert "run.seeds:" in message and "synthesize.per_class:" in message
+
+
+def test_max_length_is_checked_against_the_encoder() -> None:
+    from distill_core.config import check_model_limits, encoder_token_limit
+
+    assert encoder_token_limit("all-MiniLM-L6-v2") == 512
+    check_model_limits(load_config(None, ["signals.max_length=512"]))
+    with pytest.raises(ConfigError, match=r"signals\.max_length=1000 is more than the encoder "
+                                          r"'all-MiniLM-L6-v2' takes \(512 tokens\)"):
+        check_model_limits(load_config(None, ["signals.max_length=1000"]))
+    assert encoder_token_limit("no-such-org/no-such-model") is None  # unknown: not checked

@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from distill_core.config import (
@@ -22,6 +21,7 @@ from distill_core.config import (
     SelectionMethod,
     apply_override,
     format_validation,
+    read_yaml_file,
 )
 from distill_core.errors import ConfigError
 from distill_core.hashing import stable_hash
@@ -106,14 +106,7 @@ class BenchConfig(BaseModel):
 def load_bench_config(path: str | Path, overrides: list[str] | None = None) -> BenchConfig:
     """Read a benchmark YAML, apply `a.b=value` overrides, validate."""
     file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"{file}: benchmark config not found")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{file}: expected a mapping at the top level")
+    data = read_yaml_file(file, "benchmark config")
     for assignment in overrides or []:
         apply_override(data, assignment)
     try:

@@ -1,0 +1,357 @@
+"""One error path: every expected failure (config, data, disk, a damaged artifact) is one line
+naming the thing and what to do, exit status 2 and no traceback on stdout or stderr, Prefect's
+own failure logs included, unless `--debug` is given; a bug keeps its traceback.
+
+The CLI runs in a real subprocess against the session's Prefect test server, as a user runs
+it: typer's CliRunner does not see Prefect's console logging. Tests run as root, which ignores
+permission bits, and cannot mount a full or read-only file system, so disk-full, read-only and
+permission-denied errors are injected by `tests/cli/inject.py` at the calls that write (the
+same OSError the OS or pyarrow raises), still in a subprocess.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
+INJECT = str(Path(__file__).with_name("inject.py"))
+
+
+def _env() -> dict[str, str]:
+    from prefect.settings import PREFECT_API_URL
+
+    env = dict(os.environ)
+    if PREFECT_API_URL.value():
+        env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())  # the session's test server
+    env["PYTHONPATH"] = str(ROOT)
+    env["PREFECT_LOGGING_LEVEL"] = "WARNING"  # the CLI's default (a test may have set INFO)
+    return env
+
+
+def _cli(*args: str, inject: tuple[str, Path] | None = None) -> subprocess.CompletedProcess:
+    """`textdistill ARGS` in a subprocess; with `inject=(mode, folder)` a fault under folder."""
+    head = [sys.executable, INJECT, inject[0], str(inject[1])] if inject else [
+        sys.executable, "-m", "flows.cli"]
+    return subprocess.run([*head, *args], cwd=ROOT, env=_env(), capture_output=True,
+                          text=True, timeout=300)
+
+
+def _small(slice_dir: Path, runs: Path, *extra: str) -> list[str]:
+    return ["run", QUICKSTART, "--data-dir", str(slice_dir), "--runs-dir", str(runs),
+            "--set", "run.seeds=[0]", "--set", "synthesize.per_class=2", *extra]
+
+
+def _one_line_error(result: subprocess.CompletedProcess, *words: str) -> str:
+    """Exit 2, one line on the terminal (both streams) naming `words`, no traceback."""
+    both = result.stdout + result.stderr
+    assert result.returncode == 2, both
+    assert "Traceback" not in result.stdout and "Traceback" not in result.stderr, both
+    lines = [line for line in both.splitlines() if line.strip()]
+    assert len(lines) == 1, both
+    assert lines[0].startswith("error: "), both
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under `folder` with its mtime and size (a rewrite, a new or a
+    removed file, a temporary folder made and deleted all change it)."""
+    paths = [folder, *folder.rglob("*")]
+    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size if p.is_file() else 0)
+            for p in paths}
+
+
+@pytest.fixture(scope="module")
+def finished(prefect_server, slice_dir: Path, tmp_path_factory) -> Path:
+    """A runs folder holding one finished small run."""
+    runs = tmp_path_factory.mktemp("finished") / "runs"
+    result = _cli(*_small(slice_dir, runs))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return runs
+
+
+def _run_folder(runs: Path) -> Path:
+    (folder,) = [p for p in runs.iterdir() if not p.name.startswith(".")]
+    return folder
+
+
+# -- 1. data errors inside the flow: Prefect's failure logs stay off the terminal -----------
+
+def test_data_error_inside_the_flow_is_one_line_and_reaches_the_server(
+        prefect_server, tmp_path: Path) -> None:
+    empty = tmp_path / "no-data-here"
+    empty.mkdir()
+    result = _cli("run", QUICKSTART, "--data-dir", str(empty), "--runs-dir",
+                  str(tmp_path / "runs"))
+    _one_line_error(result, f"{empty}/sst2_glue/train.tsv: file not found")
+    # ... while the Prefect server keeps the whole failure, traceback included
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=20)
+        failed = [r for r in runs if r.state is not None and r.state.is_failed()
+                  and str(empty) in (r.state.message or "")]
+        assert failed
+        logs = client.read_logs(log_filter=LogFilter(
+            flow_run_id=LogFilterFlowRunId(any_=[failed[0].id])))
+    assert any("Traceback" in log.message and "IngestError" in log.message for log in logs)
+
+
+def test_debug_shows_the_traceback_of_an_expected_error(prefect_server, tmp_path: Path) -> None:
+    empty = tmp_path / "data"
+    empty.mkdir()
+    result = _cli("run", QUICKSTART, "--data-dir", str(empty), "--runs-dir",
+                  str(tmp_path / "runs"), "--debug")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" in result.stderr and "IngestError" in result.stderr
+    assert "error: " in result.stdout and "file not found" in result.stdout
+
+
+def test_a_bug_keeps_its_traceback(prefect_server, slice_dir: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    result = _cli(*_small(slice_dir, runs), inject=("bug", runs))
+    assert result.returncode not in (0, 2), result.stdout + result.stderr
+    assert "Traceback" in result.stdout + result.stderr
+    assert "RuntimeError: injected bug" in result.stdout + result.stderr
+
+
+# -- 2. the file system: disk full, read-only, permission denied, a file as --runs-dir -------
+
+def test_disk_full_is_one_line(prefect_server, slice_dir: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    line = _one_line_error(_cli(*_small(slice_dir, runs), inject=("enospc", runs)),
+                           "no space left on the disk holding", str(runs), "--runs-dir",
+                           "free some space")
+    assert "finished stages are kept" in line
+
+
+@pytest.mark.parametrize(("mode", "words"), [
+    ("erofs", ("its file system is read-only", "--runs-dir DIR")),
+    ("eacces", ("permission denied on", "access", "--runs-dir DIR")),
+])
+def test_unwritable_runs_folder_is_one_line(prefect_server, slice_dir: Path, tmp_path: Path,
+                                            mode: str, words: tuple[str, ...]) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()  # it exists (a mounted read-only volume): the first write fails
+    _one_line_error(_cli(*_small(slice_dir, runs), inject=(mode, runs)), str(runs), *words)
+    assert not any(runs.iterdir())
+
+
+def test_runs_dir_that_is_a_file_is_one_line(tmp_path: Path, slice_dir: Path) -> None:
+    runs = tmp_path / "runs.txt"
+    runs.write_text("not a folder")
+    _one_line_error(_cli(*_small(slice_dir, runs)), f"--runs-dir {runs} is a file, not a "
+                    "folder", "pass a folder")
+    _one_line_error(_cli(*_small(slice_dir, runs / "below")), "Not a directory", "--runs-dir")
+
+
+# -- 2, 3, 7. config errors found at load ----------------------------------------------------
+
+@pytest.mark.parametrize(("override", "words"), [
+    ("run.name=" + "n" * 250, ("run.name has 250 characters", "at most 100")),
+    ("run.seeds=[-1]", ("run.seeds", "from 0 to 4294967295", "got -1")),
+    ("signals.max_length=100000", ("signals.max_length", "8192")),
+    ("evaluate.baselines=[]", ("evaluate.baselines", "at least 1")),
+])
+def test_config_values_are_checked_at_load(slice_dir: Path, tmp_path: Path, override: str,
+                                           words: tuple[str, ...]) -> None:
+    _one_line_error(_cli(*_small(slice_dir, tmp_path / "runs", "--set", override)),
+                    "invalid configuration", *words)
+    assert not (tmp_path / "runs").exists()  # stopped before anything was made
+
+
+def test_max_length_beyond_the_encoder_stops_before_any_stage(
+        prefect_server, slice_dir: Path, tmp_path: Path) -> None:
+    result = _cli(*_small(slice_dir, tmp_path / "runs", "--set", "signals.max_length=1000"))
+    _one_line_error(result, "signals.max_length=1000", "'all-MiniLM-L6-v2'", "512 tokens",
+                    "at most 512")
+    assert not list((tmp_path / "runs").iterdir())
+
+
+def test_config_file_not_utf8_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "latin1.yaml"
+    config.write_bytes("run:\n  name: caf\u00e9\n".encode("latin-1"))
+    _one_line_error(_cli("run", str(config), "--runs-dir", str(tmp_path / "runs")),
+                    str(config), "not UTF-8", "save the config as UTF-8")
+
+
+def test_duplicate_keys_are_one_line_naming_key_and_line(tmp_path: Path) -> None:
+    config = tmp_path / "twice.yaml"
+    config.write_text("synthesize:\n  method: random\nrun:\n  name: a\nsynthesize:\n"
+                      "  per_class: 3\n")
+    for command in ("run", "plan", "validate"):
+        _one_line_error(_cli(command, str(config)), str(config), "line 5",
+                        "duplicate key 'synthesize'", "first given at line 1")
+    bench = tmp_path / "bench.yaml"
+    bench.write_text("name: b\ndatasets: [sst2]\ndatasets: [mrpc]\n")
+    _one_line_error(_cli("bench", str(bench)), "line 3", "duplicate key 'datasets'")
+
+
+def test_serve_config_duplicate_keys_are_an_error(prefect_server, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")  # serve sets INFO; restored after
+    config = tmp_path / "serve.yaml"
+    config.write_text("runs_dir: runs\ndeployments: []\nruns_dir: other\n")
+    result = CliRunner().invoke(_app(), ["serve", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "line 3" in result.output and "duplicate key 'runs_dir'" in result.output
+
+
+# -- 2. a damaged manifest -------------------------------------------------------------------
+
+def test_manifest_that_is_not_json_is_one_line(finished: Path, slice_dir: Path,
+                                               tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    shutil.copytree(finished, runs)
+    stage = _run_folder(runs) / "signals"
+    (stage / "manifest.json").write_text('{"stage": "signals", trunc')
+    line = _one_line_error(_cli(*_small(slice_dir, runs)), f"{stage}/manifest.json",
+                           f"delete the folder {stage}")
+    assert "JSON" in line or "manifest" in line
+    for command in (["audit", str(stage.parent)], ["report", str(stage.parent)]):
+        result = CliRunner().invoke(_app(), command)
+        assert result.exit_code == 2 and f"delete the folder {stage}" in result.output
+
+
+def _app():
+    from flows.cli import app
+
+    return app
+
+
+# -- 4. no retries for what a retry cannot fix -----------------------------------------------
+
+def test_retry_only_what_a_retry_can_fix(prefect_server) -> None:
+    from prefect import flow, task
+
+    from distill_core.errors import ConfigError, IngestError
+    from tasks.stages import retry_transient
+
+    calls: list[str] = []
+
+    @task(retries=2, retry_delay_seconds=0, retry_condition_fn=retry_transient)
+    def failing(kind: str) -> None:
+        calls.append(kind)
+        raise {"config": ConfigError("bad key"), "data": IngestError("bad file"),
+               "value": ValueError("bad value"),
+               "disk": OSError(errno.ENOSPC, "No space left on device"),
+               "network": ConnectionError("worker gone"),
+               "other": RuntimeError("flaky")}[kind]
+
+    @flow
+    def attempts(kind: str) -> None:
+        failing(kind)
+
+    for kind in ("config", "data", "value", "disk", "network", "other"):
+        with pytest.raises(Exception):  # noqa: B017 - each raises its own
+            attempts(kind)
+    assert {k: calls.count(k) for k in dict.fromkeys(calls)} == {
+        "config": 1, "data": 1, "value": 1, "disk": 1, "network": 3, "other": 3}
+
+
+def test_a_stage_that_retries_fails_at_once_on_a_user_error(prefect_server, slice_dir: Path,
+                                                            tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from distill_core.config import load_config
+    from distill_core.pipeline.order import stage_named
+    from flows.distill import distill
+
+    assert stage_named("signals").retries == 2
+    missing = tmp_path / "no-such-model"  # offline: a model that cannot be loaded
+    cfg = load_config(QUICKSTART, [f"data.data_dir={slice_dir}", "run.seeds=[0]",
+                                   "synthesize.per_class=2", f"signals.model={missing}"])
+    state = distill(cfg.model_dump(mode="json"), str(tmp_path / "runs"), return_state=True)
+    assert state.is_failed()
+    with get_client(sync_client=True) as client:
+        only = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        signals = [t for t in client.read_task_runs(flow_run_filter=only)
+                   if t.name == "signals"]
+    assert len(signals) == 1 and signals[0].state.is_failed()
+    assert signals[0].run_count == 1  # not retried
+
+
+# -- 5. a finished run in a read-only folder is read, not written ----------------------------
+
+def test_rerun_of_a_finished_run_writes_nothing(finished: Path, slice_dir: Path) -> None:
+    before = _snapshot(finished)
+    result = _cli(*_small(slice_dir, finished))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Scores on the evaluation split" in result.stdout
+    assert _snapshot(finished) == before
+
+
+def test_finished_run_in_a_read_only_folder_prints_its_scores(finished: Path,
+                                                              slice_dir: Path) -> None:
+    before = _snapshot(finished)
+    result = _cli(*_small(slice_dir, finished), inject=("erofs", finished))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Scores on the evaluation split" in result.stdout and "kmeans" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert _snapshot(finished) == before
+    # the commands that only read work there too
+    folder = str(_run_folder(finished))
+    for command in (["report", folder], ["audit", folder]):
+        assert _cli(*command, inject=("erofs", finished)).returncode == 0
+    assert _snapshot(finished) == before
+
+
+# -- 6. --debug on every command that reads a config or a run folder --------------------------
+
+@pytest.mark.parametrize("command", [
+    ["plan", "{missing}"], ["validate", "{missing}"], ["bench", "{missing}"],
+    ["audit", "{tmp}"], ["report", "{tmp}/no-run"], ["run", "{missing}"],
+])
+def test_debug_flag_shows_the_traceback(command: list[str], tmp_path: Path) -> None:
+    args = [a.format(missing=tmp_path / "missing.yaml", tmp=tmp_path) for a in command]
+    plain = CliRunner().invoke(_app(), args)
+    assert plain.exit_code == 2 and "Traceback" not in plain.output, plain.output
+    assert len(plain.output.strip().splitlines()) == 1
+    debug = CliRunner().invoke(_app(), [*args, "--debug"])
+    assert debug.exit_code == 2
+    assert "Traceback" in debug.stderr and "error: " in debug.stdout
+
+
+# -- the mapping itself ------------------------------------------------------------------------
+
+def test_user_error_maps_what_no_code_change_fixes(tmp_path: Path) -> None:
+    from distill_core.errors import ArtifactError, StorageError, user_error
+
+    full = user_error(OSError(errno.ENOSPC, "No space left on device"), tmp_path)
+    assert isinstance(full, StorageError) and str(tmp_path) in str(full)
+    denied = user_error(PermissionError(errno.EACCES, "Permission denied", "/x/y"))
+    assert isinstance(denied, StorageError) and "/x/y" in str(denied)
+    assert user_error(FileNotFoundError(errno.ENOENT, "No such file", "/x")) is None
+    assert user_error(RuntimeError("bug")) is None and user_error(KeyError("k")) is None
+    damaged = tmp_path / "summary.json"
+    damaged.write_text("{not json")
+    error = _mapped(lambda: json.loads(damaged.read_text()))
+    assert isinstance(error, ArtifactError) and str(damaged) in str(error)
+    assert "delete or restore it" in str(error)
+    assert _mapped(lambda: json.loads("{not json")) is None  # no file involved: a bug
+
+
+def _mapped(action):
+    from distill_core.errors import user_error
+
+    try:
+        action()
+    except ValueError as exc:
+        return user_error(exc)
+    raise AssertionError("no error")
