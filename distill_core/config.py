@@ -136,6 +136,13 @@ class RunSection(_Section):
         return name
 
 
+class IngestSection(_Section):
+    max_chars: int | None = Field(
+        default=None, ge=1, description="Texts (and labels) longer than this many characters "
+        "are rejected as too_long before they are stored (None: 100,000; a file source's own "
+        "max_chars wins).")
+
+
 class DataSection(_Section):
     dataset: str | None = Field(
         default="sst2", description="A registered dataset (sst2, sst2_kim, ag_news, mrpc, ...)."
@@ -416,6 +423,7 @@ class RunConfig(_Section):
 
     run: RunSection = Field(default_factory=RunSection)
     data: DataSection = Field(default_factory=DataSection)
+    ingest: IngestSection = Field(default_factory=IngestSection)
     signals: SignalsSection = Field(default_factory=SignalsSection)
     teacher: TeacherSection = Field(default_factory=TeacherSection)
     synthesize: SynthesizeSection = Field(default_factory=SynthesizeSection)

@@ -80,6 +80,14 @@ def build_report(run_dir: str | Path) -> str:
 
 
 def write_report(run_dir: str | Path) -> Path:
+    """Write report.md, only when its content changed (a finished run in a read-only folder
+    is read, never written)."""
     path = Path(run_dir) / "report.md"
-    path.write_text(build_report(run_dir), encoding="utf-8")
+    text = build_report(run_dir)
+    try:
+        unchanged = path.is_file() and path.read_text(encoding="utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        unchanged = False  # unreadable: rewrite it
+    if not unchanged:
+        path.write_text(text, encoding="utf-8")
     return path

@@ -241,10 +241,12 @@ def _run(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path | 
     _usable_runs_dir(runs_dir)
     from distill_core.pipeline.order import active_stages
     from flows.distill import distill
+    from flows.prefect_setup import migrate_local_database
 
     if not debug:
         _hide_expected_failures_on_console()
     stages = tuple(s.name for s in active_stages(cfg))
+    migrate_local_database()  # concurrent first runs must not race on Prefect's migrations
     with _progress_bars(stages):
         result = distill(cfg.model_dump(mode="json"), str(runs_dir))
     run_dir = result["run_dir"]
@@ -322,16 +324,22 @@ def _audit(run_dir: Path, example: str | None, as_json: bool) -> None:
             raise typer.Exit(code=1)
         return
     funnel = auditor.funnel()
+    balanced = all(f["balanced"] for f in funnel)
     if as_json:
         payload = {"run_dir": str(auditor.store.root), "funnel": funnel,
-                   "balanced": all(f["balanced"] for f in funnel),
-                   "top_sources": auditor.top_sources()}
+                   "balanced": balanced, "verified": not auditor.problems,
+                   "problems": auditor.problems, "top_sources": auditor.top_sources()}
         sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
-        return
-    console.print(_funnel_table(funnel))
-    for check in (f for f in funnel if f.get("handoff")):
-        console.print(f"{check['stage']}: rows in {check['rows_in']}, upstream "
-                      f"{check['upstream_rows']} -> {'ok' if check['balanced'] else 'MISMATCH'}")
+    else:
+        console.print(_funnel_table(funnel))
+        for check in (f for f in funnel if f.get("handoff")):
+            console.print(f"{check['stage']}: rows in {check['rows_in']}, upstream "
+                          f"{check['upstream_rows']} -> "
+                          f"{'ok' if check['balanced'] else 'MISMATCH'}")
+        for stage, problem in auditor.problems.items():
+            console.print(f"[red]{stage}: {problem}[/] (rerun the run's command to recompute)")
+    if not balanced or auditor.problems:
+        raise typer.Exit(code=1)  # the run does not account for every row, or does not verify
 
 
 def _print_lineage(lineage: dict[str, Any]) -> None:
@@ -381,7 +389,8 @@ def validate(
         cfg = load_config(config, overrides)
         spec = resolve_dataset(cfg.data.dataset, cfg.data.train, cfg.data.eval,
                                cfg.data.label_names)
-        result = ingest_dataset(spec, data_dir_from(cfg.data.data_dir))
+        result = ingest_dataset(spec, data_dir_from(cfg.data.data_dir),
+                                max_chars=cfg.ingest.max_chars)
     problems = result.rejects.to_pylist()
     if as_json:
         sys.stdout.write(json.dumps({"sources": result.sources, "label_names": result.label_names,
@@ -431,10 +440,12 @@ def _bench(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path 
     cfg = load_bench_config(config, overrides)
     _usable_runs_dir(runs_dir)
     from flows.benchmark import benchmark
+    from flows.prefect_setup import migrate_local_database
 
     if not debug:
         _hide_expected_failures_on_console()
     with _progress_bars():
+        migrate_local_database()
         result = benchmark(cfg.model_dump(mode="json"), str(runs_dir))
     from distill_core.bench.report import panel_tables_md
 
@@ -482,19 +493,15 @@ def report(run_dir: Annotated[Path, typer.Argument(
         help="A run folder or a benchmark folder.")], debug: DebugOption = False) -> None:
     """Rebuild the report of a run folder (report.md) or a benchmark folder (report.md,
     report.html, plots) from its artifacts, and print it."""
-    from distill_core.report import build_report
+    from distill_core.report import write_report
 
     with _expected_errors(debug, run_dir):
         if (run_dir / "bench.json").is_file():
             from distill_core.bench.grid import rebuild_report
 
             text = rebuild_report(run_dir).read_text(encoding="utf-8")
-        else:
-            text = build_report(run_dir)
-            path = run_dir / "report.md"
-            # unchanged: not rewritten, so a finished run in a read-only folder still reports
-            if not path.is_file() or path.read_text(encoding="utf-8") != text:
-                path.write_text(text, encoding="utf-8")
+        else:  # rewritten only when changed: a finished run in a read-only folder reports
+            text = write_report(run_dir).read_text(encoding="utf-8")
     console.print(text, markup=False, highlight=False)
 
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from distill_core.config import format_validation, load_config
+from distill_core.config import format_validation, load_config, read_yaml_file
 from distill_core.errors import ConfigError
 
 
@@ -50,12 +49,8 @@ class ServeConfig(BaseModel):
 
 def load_serve_config(path: str | Path) -> ServeConfig:
     file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"{file}: serve config not found")
     try:
-        return ServeConfig.model_validate(yaml.safe_load(file.read_text(encoding="utf-8")))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML ({exc})") from None
+        return ServeConfig.model_validate(read_yaml_file(file, "serve config"))
     except ValidationError as exc:
         raise ConfigError(format_validation(exc, str(file))) from None
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -28,7 +27,7 @@ from distill_core.errors import user_error
 from distill_core.pipeline.order import stage_named
 from distill_core.pipeline.runner import StageOutcome, run_stage
 from distill_core.pipeline.stage import StageContext
-from distill_core.report import build_report, markdown_table, score_rows
+from distill_core.report import markdown_table, score_rows, write_report
 from tasks.executors import make_executor
 from tasks.progress import report
 
@@ -104,25 +103,12 @@ def stage_task(stage: str, config: dict[str, Any], run_dir: str) -> str:
         return run_named_stage(stage, config, run_dir).path
 
 
-def write_if_changed(path: Path, text: str) -> bool:
-    """Write `text` unless the file already holds it (a finished run in a read-only folder
-    reruns without writing); True when it wrote."""
-    try:
-        if path.is_file() and path.read_text(encoding="utf-8") == text:
-            return False
-    except (OSError, UnicodeDecodeError):
-        pass  # unreadable: rewrite it
-    path.write_text(text, encoding="utf-8")
-    return True
-
-
 @task(name="report", cache_policy=NO_CACHE, retry_condition_fn=retry_transient)
 def report_task(run_dir: str) -> str:
     """Write report.md (unless it is unchanged) and publish the scores as a markdown
     artifact."""
     with user_errors(run_dir):
-        path = Path(run_dir) / "report.md"
-        write_if_changed(path, build_report(run_dir))
+        path = write_report(run_dir)
         store = RunStore.open(run_dir)
         evaluate = store.manifest("evaluate")
     if TaskRunContext.get() is not None and evaluate is not None:

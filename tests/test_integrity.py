@@ -99,3 +99,15 @@ def test_audit_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path)
     with pytest.raises(ArtifactError, match="run folder not found"):
         RunAudit(tmp_path)
+
+
+def test_ingest_max_chars_from_the_config_rejects_long_texts(slice_dir: Path, tmp_path: Path,
+                                                             run_stages) -> None:
+    cfg = load_config(None, [f"data.data_dir={slice_dir}", "run.seeds=[0]",
+                             "synthesize.per_class=3", "ingest.max_chars=40"])
+    store, _ = run_stages(cfg, tmp_path, until="ingest")
+    reasons = store.read("ingest", rejects=True).column("reason").to_pylist()
+    assert reasons.count("too_long") > 10
+    assert max(len(t) for t in store.read("ingest").column("text").to_pylist()) <= 40
+    default = load_config(None, [f"data.data_dir={slice_dir}", "run.seeds=[0]"])
+    assert "max_chars" not in {**default.ingest.model_dump(exclude_none=True)}

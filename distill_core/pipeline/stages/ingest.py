@@ -23,7 +23,10 @@ def _spec(cfg: RunConfig):
 
 
 def _settings(cfg: RunConfig) -> dict[str, Any]:
-    return {"label_names": _spec(cfg).label_names}
+    settings: dict[str, Any] = {"label_names": _spec(cfg).label_names}
+    if cfg.ingest.max_chars is not None:  # the default leaves fingerprints as they were
+        settings["max_chars"] = cfg.ingest.max_chars
+    return settings
 
 
 def _sources(cfg: RunConfig, store: RunStore) -> dict[str, str]:
@@ -35,7 +38,8 @@ def _sources(cfg: RunConfig, store: RunStore) -> dict[str, str]:
 
 def _body(ctx: StageContext) -> StageOutput:
     ctx.report(0, None, "reading")
-    result = ingest_dataset(_spec(ctx.cfg), data_dir_from(ctx.cfg.data.data_dir))
+    result = ingest_dataset(_spec(ctx.cfg), data_dir_from(ctx.cfg.data.data_dir),
+                            max_chars=ctx.cfg.ingest.max_chars)
     split_rows = {s: int(pc.sum(pc.equal(result.corpus.column("split"), s)).as_py() or 0)
                   for s in ("train", "eval")}
     counts = Counts.of(result.rows_in, result.corpus.num_rows,
