@@ -32,6 +32,10 @@ class DataSourceUnavailable(TextDistillError):
     """A dataset or model hub cannot be reached and no local copy was configured."""
 
 
+class ClusterUnavailable(TextDistillError):
+    """The configured Ray cluster does not answer."""
+
+
 class ArtifactError(TextDistillError):
     """A run folder or artifact is missing or inconsistent."""
 

@@ -3,7 +3,11 @@ its manifest recorded; a changed, truncated or deleted part is recomputed, never
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -13,6 +17,8 @@ from distill_core.audit import RunAudit
 from distill_core.config import load_config
 from distill_core.errors import ArtifactError
 from distill_core.report import build_report
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cfg(slice_dir: Path, method: str = "kmeans"):
@@ -111,3 +117,52 @@ def test_ingest_max_chars_from_the_config_rejects_long_texts(slice_dir: Path, tm
     assert max(len(t) for t in store.read("ingest").column("text").to_pylist()) <= 40
     default = load_config(None, [f"data.data_dir={slice_dir}", "run.seeds=[0]"])
     assert "max_chars" not in {**default.ingest.model_dump(exclude_none=True)}
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_audit_exits_nonzero_on_a_deleted_part_and_on_a_folder_that_is_not_a_run(
+        first_run, tmp_path: Path) -> None:
+    store, _ = first_run
+    assert _cli("audit", str(store.root), "--json").returncode == 0
+    store.parts("filter")[0].unlink()
+    damaged = _cli("audit", str(store.root), "--json")
+    assert damaged.returncode == 1
+    payload = json.loads(damaged.stdout)
+    assert payload["verified"] is False and "filter" in payload["problems"]
+    text = _cli("audit", str(store.root))
+    assert text.returncode == 1 and "part-00000.parquet is missing" in text.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for command in ("audit", "report"):
+        result = _cli(command, str(empty))
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "not a run folder" in result.stdout and "Traceback" not in result.stderr
+    assert list(empty.iterdir()) == []  # report wrote nothing into it
+
+
+def test_an_eval_split_with_no_usable_row_stops_at_ingest_in_one_line(
+        prefect_server, tmp_path: Path) -> None:
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\na warm film,pos\na dull film,neg\n", encoding="utf-8")
+    evaluation = tmp_path / "eval.csv"
+    evaluation.write_text("text,label\n,pos\n,neg\n", encoding="utf-8")  # every text empty
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "data:\n  dataset: null\n"
+        f"  train: {{file: {{path: {train}, text: text, label: label}}}}\n"
+        f"  eval: {{file: {{path: {evaluation}, text: text, label: label}}}}\n",
+        encoding="utf-8")
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    result = subprocess.run([sys.executable, "-m", "flows.cli", "run", str(config),
+                             "--runs-dir", str(tmp_path / "runs")], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "eval split has no usable rows" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr

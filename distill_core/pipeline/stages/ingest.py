@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 from distill_core.artifacts.counts import Counts
 from distill_core.artifacts.store import RunStore
 from distill_core.config import RunConfig
+from distill_core.errors import IngestError
 from distill_core.ingest.ingest import (
     data_dir_from,
     ingest_dataset,
@@ -42,6 +43,12 @@ def _body(ctx: StageContext) -> StageOutput:
                             max_chars=ctx.cfg.ingest.max_chars)
     split_rows = {s: int(pc.sum(pc.equal(result.corpus.column("split"), s)).as_py() or 0)
                   for s in ("train", "eval")}
+    for split, rows in split_rows.items():
+        if rows == 0:  # nothing to distil or to score: stop before any model work
+            read = [f"{src['source']} ({src['rows_read']} rows read)" for src in result.sources
+                    if src["split"] == split]
+            raise IngestError(f"the {split} split has no usable rows: {', '.join(read)}; "
+                              "`textdistill validate` lists every rejected row and why")
     counts = Counts.of(result.rows_in, result.corpus.num_rows,
                        result.rejects.column("reason").to_pylist(), rows_by_split=split_rows)
     ctx.report(1, 1, f"{result.corpus.num_rows} rows")
