@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -27,7 +26,14 @@ from pydantic import (
     model_validator,
 )
 
+from distill_core.config_files import (  # noqa: F401 (re-exported: the config's loaders)
+    apply_override,
+    format_validation,
+    parse_yaml,
+    read_yaml_file,
+)
 from distill_core.errors import ConfigError
+from distill_core.filter_settings import FilterSection
 from distill_core.hashing import stable_hash
 from distill_core.ingest.sources import SplitSource
 from distill_core.learners import GRID_FIELDS, LearnerEntry, LearnerSpec, as_spec, learner_kinds
@@ -39,65 +45,6 @@ DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 MAX_RUN_NAME = 100  # the run folder is `<name>-<hash>`; file systems allow 255 bytes
 MAX_SEED = 2**32 - 1  # numpy's seed range
 MAX_TOKENS = 8192  # a sane upper bound of signals.max_length (encoders allow 512 or so)
-
-
-class UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, but a key given twice in one mapping is an error naming the key
-    and both lines (plain `safe_load` silently keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: *anchor` merges may be overridden by explicit keys
-            key = self.construct_object(key_node, deep=True)
-            try:
-                first = seen.get(key)
-            except TypeError:
-                continue  # an unhashable key: the base class reports it
-            if first is not None:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first given at line {first}); keep "
-                    "one", key_node.start_mark)
-            seen[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """A YAML error on one line: where (line, column) and what."""
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        what = "; ".join(str(p) for p in (exc.context, exc.problem) if p)
-        return f"{where}{what}"
-    return " ".join(str(exc).split())
-
-
-def parse_yaml(text: str, origin: str) -> Any:
-    """YAML text parsed with duplicate keys as errors; a ConfigError names `origin`."""
-    try:
-        return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: not valid YAML at {_yaml_problem(exc)}") from None
-
-
-def read_yaml_file(path: str | Path, what: str = "config") -> dict[str, Any]:
-    """A YAML config file as a mapping: found, UTF-8, valid YAML, no duplicate keys, a
-    mapping at the top level (empty: {}); every failure a one-line ConfigError."""
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"{file}: {what} file not found")
-    try:
-        text = file.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{file}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
-                          f"offset {exc.start}): save the {what} as UTF-8") from None
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read the {what} ({exc.strerror or exc})") from None
-    loaded = parse_yaml(text, str(file))
-    if loaded is not None and not isinstance(loaded, dict):
-        raise ConfigError(f"{file}: expected a mapping (key: value) at the top level")
-    return loaded or {}
 
 
 class _Section(BaseModel):
@@ -279,55 +226,6 @@ class GenerateSection(_Section):
         "chosen is near_duplicate_generation.")
 
 
-class QualitySection(_Section):
-    enabled: bool = Field(default=False, description="Drop too short/long or non-text rows.")
-    min_words: int = Field(default=1, ge=0, description="Fewer words: too_short.")
-    max_words: int = Field(default=512, ge=1, description="More words: too_long.")
-    min_alpha_fraction: float = Field(
-        default=0.5, ge=0, le=1, description="Smaller share of letters: mostly_non_text.")
-
-
-class NearDedupSection(_Section):
-    enabled: bool = Field(default=False, description="MinHash LSH near-duplicate removal.")
-    shingle: int = Field(default=3, ge=1, description="Words per shingle.")
-    num_perm: int = Field(default=128, ge=16, description="MinHash permutations.")
-    threshold: float = Field(default=0.8, gt=0, le=1, description="Jaccard threshold.")
-    seed: int = Field(default=1, description="MinHash seed.")
-
-
-class SemanticDedupSection(_Section):
-    enabled: bool = Field(default=False, description="SemDeDup on the embeddings.")
-    epsilon: float = Field(default=0.95, gt=0, le=1, description="Cosine threshold.")
-    cluster_size: int = Field(default=200, ge=2, description="Rows per k-means cluster.")
-    seed: int = Field(default=0, description="k-means seed.")
-
-
-class ContaminationSection(_Section):
-    enabled: bool = Field(default=True, description="Drop rows that copy evaluation data.")
-    ngram: int = Field(default=13, ge=1, description="Shared word n-gram that contaminates.")
-    embedding_threshold: float | None = Field(
-        default=0.95, gt=0, le=1,
-        description="Cosine to an evaluation text that contaminates; null turns it off.")
-
-
-class TeacherConsistencySection(_Section):
-    enabled: bool = Field(default=False, description="Require teacher agreement.")
-    tau: float = Field(default=0.5, ge=0, le=1, description="Minimum teacher p(label).")
-
-
-class FilterSection(_Section):
-    corpus: bool = Field(
-        default=False, description="Also run the filters on the training corpus before "
-        "selection (the `clean` stage), with the same rejects and funnel.")
-    quality: QualitySection = Field(default_factory=QualitySection)
-    exact_dedup: bool = Field(default=True, description="Drop repeats of normalised text.")
-    near_dedup: NearDedupSection = Field(default_factory=NearDedupSection)
-    semantic_dedup: SemanticDedupSection = Field(default_factory=SemanticDedupSection)
-    contamination: ContaminationSection = Field(default_factory=ContaminationSection)
-    teacher_consistency: TeacherConsistencySection = Field(
-        default_factory=TeacherConsistencySection)
-
-
 class EvaluateSection(_Section):
     learners: list[LearnerEntry] = Field(
         default=["linear_probe"], min_length=1,
@@ -451,36 +349,6 @@ class RunConfig(_Section):
         return f"{self.run.name}-{self.config_hash()[:10]}"
 
 
-def _parse_scalar(text: str, origin: str) -> Any:
-    return parse_yaml(text, origin) if text.strip() else ""
-
-
-def apply_override(data: dict[str, Any], assignment: str) -> None:
-    """Apply one `a.b.c=value` override (value parsed as YAML) to a nested dict."""
-    key, sep, value = assignment.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. synthesize.per_class=5")
-    parts = key.strip().split(".")
-    node = data
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {assignment!r}: {part!r} is not a section")
-        node = child
-    node[parts[-1]] = _parse_scalar(value, f"--set {assignment!r}")
-
-
-def format_validation(error: ValidationError, origin: str) -> str:
-    """Every problem of a validation error on one line: `origin: invalid configuration:
-    key: message; key: message`."""
-    problems = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        message = item["msg"].removeprefix("Value error, ")
-        problems.append(f"{where}: {' '.join(message.split())}")
-    return f"{origin}: invalid configuration: " + "; ".join(problems)
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config (or the defaults), apply overrides, validate."""
     origin = str(path) if path is not None else "defaults"
@@ -491,52 +359,3 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation(exc, origin)) from None
-
-
-def encoder_token_limit(model: str) -> int | None:
-    """The most tokens an encoder takes, from its local files (a folder, the offline copy or
-    the hub cache): the smaller of its position embeddings and its tokenizer's
-    `model_max_length`. None when that is unknown without a download."""
-    import json
-
-    from distill_core.signals.models import resolve_model_path
-
-    folder = Path(resolve_model_path(model))
-    files: dict[str, Path] = {}
-    for name in ("config.json", "tokenizer_config.json"):
-        if folder.is_dir():
-            if (folder / name).is_file():
-                files[name] = folder / name
-            continue
-        try:
-            from huggingface_hub import try_to_load_from_cache
-
-            cached = try_to_load_from_cache(str(folder), name)
-        except Exception:  # noqa: BLE001 - an odd model id: the check is best effort
-            cached = None
-        if isinstance(cached, str):
-            files[name] = Path(cached)
-    limits = []
-    for name, key in (("config.json", "max_position_embeddings"), ("config.json", "n_positions"),
-                      ("tokenizer_config.json", "model_max_length")):
-        try:
-            value = json.loads(files[name].read_text(encoding="utf-8")).get(key)
-        except (KeyError, OSError, ValueError, AttributeError):
-            continue
-        if isinstance(value, int | float) and 0 < value < 1_000_000:  # 1e30: "no limit"
-            limits.append(int(value))
-    return min(limits) if limits else None
-
-
-def check_model_limits(cfg: RunConfig) -> None:
-    """`signals.max_length` within what the encoder (and a fine-tuned teacher's encoder) can
-    take, checked before a run starts; a ConfigError names the key, the model and its limit."""
-    models = [cfg.signals.model]
-    if cfg.teacher.kind == "finetune":
-        models.append(cfg.teacher.model or cfg.signals.model)
-    for model in dict.fromkeys(models):
-        limit = encoder_token_limit(model)
-        if limit is not None and cfg.signals.max_length > limit:
-            raise ConfigError(f"signals.max_length={cfg.signals.max_length} is more than the "
-                              f"encoder {model!r} takes ({limit} tokens): set "
-                              f"signals.max_length to at most {limit}")

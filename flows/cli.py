@@ -11,21 +11,21 @@ traceback.
 from __future__ import annotations
 
 import json
-import logging
 import os
-import re
 import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from distill_core.errors import StorageError, TextDistillError, user_error
+from flows.cli_views import funnel_table, print_lineage, progress_bars, scores_table
+from flows.console_logging import hide_expected_failures_on_console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Text dataset distillation with full lineage.")
@@ -61,64 +61,6 @@ def _expected_errors(debug: bool, where: str | Path | None = None) -> Iterator[N
         _fail(error)
 
 
-def _expected_error_names() -> set[str]:
-    names, classes = set(), [TextDistillError]
-    while classes:
-        cls = classes.pop()
-        names.add(cls.__name__)
-        classes += cls.__subclasses__()
-    return names
-
-
-# Prefect's failed-state messages: "Task run encountered an exception IngestError: ...",
-# "Flow run encountered an exception: IngestError: ...".
-_FAILED_WITH = re.compile(r"encountered an exception:? ([A-Za-z_][\w.]*): ")
-
-
-class _HideExpectedFailures(logging.Filter):
-    """Keeps Prefect's failure records of an expected error (the exception with its traceback,
-    "Finished in state Failed(...)") off the console; the API handler still sends them to the
-    server. Records of other failures pass."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.failed_runs: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.ERROR:
-            return True
-        run = getattr(record, "task_run_id", None) or getattr(record, "flow_run_id", None)
-        exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None:
-            if user_error(exc) is None:
-                return True
-            if run is not None:
-                self.failed_runs.add(str(run))
-            return False
-        if run is not None and str(run) in self.failed_runs:
-            return False
-        failed = _FAILED_WITH.search(record.getMessage())
-        return not (failed and failed.group(1).rsplit(".", 1)[-1] in _expected_error_names())
-
-
-_HIDE_EXPECTED = _HideExpectedFailures()
-
-
-def _hide_expected_failures_on_console() -> None:
-    """Add the filter to every console (stream) handler Prefect's logging set up; never to the
-    API handler, so the server's logs keep the whole failure."""
-    from prefect.logging.handlers import APILogHandler
-
-    loggers = [logging.getLogger()] + [logger for logger in
-                                       logging.Logger.manager.loggerDict.values()
-                                       if isinstance(logger, logging.Logger)]
-    for handler in {h for logger in loggers for h in logger.handlers}:
-        if (isinstance(handler, logging.StreamHandler)
-                and not isinstance(handler, logging.FileHandler | APILogHandler)
-                and _HIDE_EXPECTED not in handler.filters):
-            handler.addFilter(_HIDE_EXPECTED)
-
-
 def _usable_runs_dir(runs_dir: Path, create: bool = True) -> None:
     """The runs folder is a folder (created when missing). Writability is checked when the
     first write happens: a finished run in a read-only folder still reads."""
@@ -142,66 +84,6 @@ def _quiet_libraries(verbose: bool) -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     # A Prefect server that textdistill starts listens on loopback unless told otherwise.
     os.environ.setdefault("PREFECT_SERVER_API_HOST", "127.0.0.1")
-
-
-@contextmanager
-def _progress_bars(fixed: tuple[str, ...] = ()) -> Iterator[None]:
-    """Rich progress bars fed by the stages' reporter: `fixed` bars up front (others ignored),
-    or, with none fixed, a bar for each stage or step as it first reports."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from tasks.progress import set_reporter
-
-    with Progress(TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=console,
-                  transient=False) as progress:
-        bars = {s: progress.add_task(s, total=None, note="", start=False) for s in fixed}
-
-        def reporter(stage: str, done: float, total: float | None, note: str) -> None:
-            if stage not in bars:
-                if fixed:
-                    return
-                bars[stage] = progress.add_task(stage, total=None, note="", start=False)
-            progress.start_task(bars[stage])
-            progress.update(bars[stage], completed=done, total=total, note=note[:60])
-
-        set_reporter(reporter)
-        try:
-            yield
-        except BaseException:
-            # a failed run's terminal keeps only its error: the bars vanish, no blank line
-            progress.live.transient = True
-            progress.live.stop()
-            progress.disable = True
-            raise
-        finally:
-            set_reporter(None)
-
-
-def _scores_table(summary: list[dict[str, Any]]) -> Table:
-    from distill_core.report import score_rows
-
-    table = Table(title="Scores on the evaluation split (%)")
-    for column in ("setting", "budget", "n", "accuracy", "macro-F1"):
-        table.add_column(column, justify="left" if column == "setting" else "right")
-    for row in score_rows(summary):
-        table.add_row(*row)
-    return table
-
-
-def _funnel_table(funnel: list[dict[str, Any]]) -> Table:
-    table = Table(title="Funnel")
-    for column in ("stage", "in", "out", "rejected", "by reason", "balanced", "reused"):
-        table.add_column(column)
-    for f in funnel:
-        if f.get("handoff"):
-            continue
-        reasons = ", ".join(f"{k}: {v}" for k, v in f["rejects_by_reason"].items()) or "-"
-        table.add_row(f["stage"], str(f["rows_in"]), str(f["rows_out"]),
-                      str(f["rows_rejected"]), reasons,
-                      "yes" if f["balanced"] else "[red]NO[/]",
-                      "cache" if f["cache_hit"] else "-")
-    return table
 
 
 # The arguments `run` and `plan` share.
@@ -244,17 +126,17 @@ def _run(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path | 
     from flows.prefect_setup import migrate_local_database
 
     if not debug:
-        _hide_expected_failures_on_console()
+        hide_expected_failures_on_console()
     stages = tuple(s.name for s in active_stages(cfg))
     migrate_local_database()  # concurrent first runs must not race on Prefect's migrations
-    with _progress_bars(stages):
+    with progress_bars(console, stages):
         result = distill(cfg.model_dump(mode="json"), str(runs_dir))
     run_dir = result["run_dir"]
     store = RunStore.open(run_dir)
     evaluate = store.manifest("evaluate")
     if evaluate is not None:
-        console.print(_scores_table(evaluate["summary"]))
-    console.print(_funnel_table(RunAudit(run_dir).funnel()))
+        console.print(scores_table(evaluate["summary"]))
+    console.print(funnel_table(RunAudit(run_dir).funnel()))
     timings = ", ".join(f"{s} {(store.manifest(s) or {}).get('wall_time_s', 0):.1f}s"
                         + (" (reused)" if (store.manifest(s) or {}).get("cache", {}).get("hit")
                            else "") for s in stages if store.manifest(s))
@@ -274,7 +156,8 @@ def plan(
     """Dry run: the stages a run would execute, their fingerprints, what is already done or
     cached (and where), what each reads and the rows it will see. Computes nothing; exits 2
     on a config or data-source problem."""
-    from distill_core.config import check_model_limits, load_config
+    from distill_core.config import load_config
+    from distill_core.model_limits import check_model_limits
     from distill_core.pipeline.plan import plan_run
 
     overrides = list(set_ or []) + ([f"data.data_dir={data_dir}"] if data_dir else [])
@@ -319,7 +202,7 @@ def _audit(run_dir: Path, example: str | None, as_json: bool) -> None:
         if as_json:
             sys.stdout.write(json.dumps(lineage, indent=2, default=str) + "\n")
         else:
-            _print_lineage(lineage)
+            print_lineage(console, lineage)
         if not lineage["found"]:
             raise typer.Exit(code=1)
         return
@@ -331,7 +214,7 @@ def _audit(run_dir: Path, example: str | None, as_json: bool) -> None:
                    "problems": auditor.problems, "top_sources": auditor.top_sources()}
         sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
     else:
-        console.print(_funnel_table(funnel))
+        console.print(funnel_table(funnel))
         for check in (f for f in funnel if f.get("handoff")):
             console.print(f"{check['stage']}: rows in {check['rows_in']}, upstream "
                           f"{check['upstream_rows']} -> "
@@ -340,28 +223,6 @@ def _audit(run_dir: Path, example: str | None, as_json: bool) -> None:
             console.print(f"[red]{stage}: {problem}[/] (rerun the run's command to recompute)")
     if not balanced or auditor.problems:
         raise typer.Exit(code=1)  # the run does not account for every row, or does not verify
-
-
-def _print_lineage(lineage: dict[str, Any]) -> None:
-    if not lineage["found"]:
-        console.print(f"[red]example {lineage['example_id']} is not in this run[/]")
-        return
-    console.print(f"[bold]{lineage['example_id']}[/]")
-    for row in lineage["distilled"]:
-        console.print(f"  distilled in replicate {row['replicate']} (seed {row['seed']}) by "
-                      f"{row['method']}, rank {row['rank']}, parents {list(row['parent_ids'])}: "
-                      f"{row['text']!r}")
-    for row in lineage.get("generated", []):
-        console.print(f"  generated in replicate {row['replicate']} from prompt "
-                      f"{row['prompt_id']} (sample {row['sample']}, seed {row['seed']}, "
-                      f"{row['new_tokens']} tokens, worker {row['worker']}), teacher p(label) "
-                      f"{row['teacher_p']:.2f}; answer: {row['answer']!r}")
-    for row in lineage["sources"]:
-        console.print(f"  source: {row['source']} row {row['source_row']} ({row['split']}, "
-                      f"label {row['label']}): {row['text']!r}")
-    for row in lineage["rejected"]:
-        console.print(f"  rejected at {row['stage']} (replicate {row['replicate']}): "
-                      f"{row['reason']} {row['detail'] or ''}")
 
 
 @app.command()
@@ -443,8 +304,8 @@ def _bench(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path 
     from flows.prefect_setup import migrate_local_database
 
     if not debug:
-        _hide_expected_failures_on_console()
-    with _progress_bars():
+        hide_expected_failures_on_console()
+    with progress_bars(console):
         migrate_local_database()
         result = benchmark(cfg.model_dump(mode="json"), str(runs_dir))
     from distill_core.bench.report import panel_tables_md

@@ -16,7 +16,8 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from distill_core.config import RunConfig, check_model_limits
+from distill_core.config import RunConfig
+from distill_core.model_limits import check_model_limits
 from distill_core.pipeline.order import active_stages
 from tasks.stages import report_task, retry_transient, stage_task
 

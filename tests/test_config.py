@@ -175,7 +175,7 @@ def test_validation_errors_are_one_line_listing_every_key() -> None:
 
 
 def test_max_length_is_checked_against_the_encoder() -> None:
-    from distill_core.config import check_model_limits, encoder_token_limit
+    from distill_core.model_limits import check_model_limits, encoder_token_limit
 
     assert encoder_token_limit("all-MiniLM-L6-v2") == 512
     check_model_limits(load_config(None, ["signals.max_length=512"]))
