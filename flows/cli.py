@@ -121,15 +121,17 @@ def _run(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path | 
         overrides.append(f"data.data_dir={data_dir}")
     cfg = load_config(config, overrides)
     _usable_runs_dir(runs_dir)
+    from prefect import tags
+
     from distill_core.pipeline.order import active_stages
-    from flows.distill import distill
+    from flows.distill import distill, run_tags
     from flows.prefect_setup import migrate_local_database
 
     if not debug:
         hide_expected_failures_on_console()
     stages = tuple(s.name for s in active_stages(cfg))
     migrate_local_database()  # concurrent first runs must not race on Prefect's migrations
-    with progress_bars(console, stages):
+    with progress_bars(console, stages), tags(*run_tags(cfg)):
         result = distill(cfg.model_dump(mode="json"), str(runs_dir))
     run_dir = result["run_dir"]
     store = RunStore.open(run_dir)

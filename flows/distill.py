@@ -23,12 +23,18 @@ from tasks.stages import report_task, retry_transient, stage_task
 
 
 def _run_name() -> str:
-    """Flow run names that say what runs: dataset, method, budget."""
-    config = flow_run.parameters.get("config", {})
-    data = config.get("data", {}) or {}
-    synth = config.get("synthesize", {}) or {}
-    return (f"{data.get('dataset') or 'custom'}-{synth.get('method', 'kmeans')}-"
-            f"{synth.get('per_class', 10)}pc")
+    """Flow run names that tell runs apart: the run id (name and config hash), then what
+    runs: dataset, method, budget."""
+    cfg = RunConfig.model_validate(flow_run.parameters.get("config", {}))
+    return (f"{cfg.run_id()} ({cfg.data.dataset or 'custom'} {cfg.synthesize.method} "
+            f"{cfg.synthesize.per_class}pc)")
+
+
+def run_tags(cfg: RunConfig) -> list[str]:
+    """Tags of a distill flow run, to filter runs in the Prefect UI."""
+    return ["textdistill", f"dataset:{cfg.data.dataset or 'custom'}",
+            f"method:{cfg.synthesize.method}", f"budget:{cfg.synthesize.per_class}pc",
+            f"backend:{cfg.compute.backend}", f"run:{cfg.run_id()}"]
 
 
 def run_dir_for(config: RunConfig, runs_dir: str | Path) -> Path:

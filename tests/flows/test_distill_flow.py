@@ -22,7 +22,12 @@ def test_distill_flow_records_runs_tasks_and_artifacts(prefect_server, slice_dir
     cfg = load_config(ROOT / "configs" / "quickstart.yaml",
                       [f"data.data_dir={slice_dir}", "run.seeds=[0,1]",
                        "synthesize.per_class=4"])
-    state = distill(cfg.model_dump(mode="json"), str(tmp_path), return_state=True)
+    from prefect import tags
+
+    from flows.distill import run_tags
+
+    with tags(*run_tags(cfg)):
+        state = distill(cfg.model_dump(mode="json"), str(tmp_path), return_state=True)
     assert state.is_completed()
     result = state.result()
     run_dir = Path(result["run_dir"])
@@ -31,7 +36,9 @@ def test_distill_flow_records_runs_tasks_and_artifacts(prefect_server, slice_dir
         "evaluate", "filter", "ingest", "report.md", "signals", "synthesize"]
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(state.state_details.flow_run_id)
-        assert flow_run.name == "sst2-kmeans-4pc"
+        assert flow_run.name == f"{cfg.run_id()} (sst2 kmeans 4pc)"
+        assert {"textdistill", "dataset:sst2", "method:kmeans", "budget:4pc", "backend:local",
+                f"run:{cfg.run_id()}"} <= set(flow_run.tags)
         only_this_run = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
         task_runs = client.read_task_runs(flow_run_filter=only_this_run)
         assert sorted(t.name.rsplit("-", 1)[0] for t in task_runs) == [

@@ -83,9 +83,13 @@ def test_a_distill_run_is_recorded_with_task_runs_and_artifacts(
         text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     with _client(prefect_api) as client:
-        runs = [r for r in client.read_flow_runs() if r.name == "sst2-kmeans-4pc"]
+        runs = [r for r in client.read_flow_runs() if r.name.endswith("(sst2 kmeans 4pc)")]
         assert len(runs) == 1 and runs[0].state.is_completed()
         flow_run = runs[0]
+        run_id = flow_run.name.split(" ", 1)[0]  # the run folder's name: name and config hash
+        assert (tmp_path / "runs" / run_id).is_dir() and run_id.startswith("quickstart-")
+        assert {"dataset:sst2", "method:kmeans", "budget:4pc", f"run:{run_id}"} <= set(
+            flow_run.tags)  # the CLI's run carries its tags to the server
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(
             id=FlowRunFilterId(any_=[flow_run.id])))
         assert {t.name.rsplit("-", 1)[0] for t in tasks} >= STAGE_TASKS
