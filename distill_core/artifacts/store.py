@@ -258,8 +258,7 @@ class RunStore:
         folder = self.stage_dir(stage)
         if manifest is None:
             return []
-        names = manifest.get("parts") or {n: None for n in manifest.get("files", [])}
-        wanted = [n for n in names if n.endswith(".parquet")
+        wanted = [n for n in manifest.get("parts") or {} if n.endswith(".parquet")
                   and n.startswith(f"{REJECTS}/") == rejects]
         return [folder / n for n in sorted(wanted)]
 
@@ -382,15 +381,3 @@ class RunStore:
             return False
         _publish(tmp, self.stage_dir(stage))
         return True
-
-
-def sha256_files(paths: Iterable[Path]) -> str:
-    """One sha256 over several files' bytes, in the given order."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for path in paths:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()

@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 from distill_core.artifacts.schemas import CORPUS_SCHEMA, rejects_table
-from distill_core.artifacts.store import sha256_files
+from distill_core.artifacts.store import file_sha256
 from distill_core.errors import ConfigError, IngestError
 from distill_core.ingest.normalize import (
     canonical_label_map,
@@ -82,7 +82,7 @@ class ResolvedSource:
         if self.path is not None:
             check_data_file(self.path)
             try:
-                return {"file": str(self.path), "sha256": sha256_files([self.path])}
+                return {"file": str(self.path), "sha256": file_sha256(self.path)}
             except OSError as exc:
                 raise IngestError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
         assert self.hub is not None

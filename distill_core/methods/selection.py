@@ -8,6 +8,7 @@ from typing import Any
 from distill_core.methods.registry import Method
 from distill_core.pipeline.inputs import selection_pool, teacher_view
 from distill_core.pipeline.stage import StageContext
+from distill_core.pipeline.stages.teacher import synthesis_reads_teacher
 from distill_core.synthesize.base import Selection
 from distill_core.synthesize.stage import CandidateSet, SelectionInputs, select_candidates
 
@@ -21,7 +22,7 @@ class SelectionFamily:
         """One candidate set per seed, and the manifest's notes (pool, workers)."""
         cfg = ctx.cfg
         train, train_x = selection_pool(cfg, ctx.store)
-        use_teacher = "teacher" in method.needs or cfg.synthesize.soft_labels
+        use_teacher = synthesis_reads_teacher(cfg)
         teacher = (teacher_view(ctx.store, train.column("example_id").to_pylist(),
                                 cfg.teacher.temperature) if use_teacher else None)
         inputs = SelectionInputs(

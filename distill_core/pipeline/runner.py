@@ -11,8 +11,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from distill_core.artifacts.manifest import Manifest, StageClock, fingerprint
-from distill_core.artifacts.store import RunStore, sha256_files
+from distill_core.artifacts.store import RunStore
 from distill_core.config import RunConfig
+from distill_core.hashing import stable_hash
 from distill_core.pipeline.stage import Stage, StageContext
 
 
@@ -41,10 +42,11 @@ def stage_fingerprint(stage: Stage, cfg: RunConfig, store: RunStore) -> tuple[st
 
 
 def artifact_input(store: RunStore, stage: str) -> dict[str, Any]:
-    """An upstream artifact as a manifest records it: fingerprint, content hash, rows."""
+    """An upstream artifact as a manifest records it: fingerprint, content hash (of its parts'
+    recorded sha256s, which the body's reads verified: no second pass over the bytes), rows."""
     manifest = store.manifest(stage) or {}
     return {"fingerprint": manifest.get("fingerprint"),
-            "sha256": sha256_files(store.parts(stage)),
+            "sha256": stable_hash(manifest.get("parts")),
             "rows": manifest.get("counts", {}).get("rows_out")}
 
 

@@ -11,14 +11,11 @@ from distill_core.methods import get_method
 from distill_core.pipeline.executor import Resources
 from distill_core.pipeline.inputs import label_names
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
-
-
-def _uses_teacher(cfg: RunConfig) -> bool:
-    return "teacher" in get_method(cfg.synthesize.method).needs or cfg.synthesize.soft_labels
+from distill_core.pipeline.stages.teacher import synthesis_reads_teacher
 
 
 def _reads(cfg: RunConfig) -> tuple[str, ...]:
-    reads = ("ingest", "signals") + (("teacher",) if _uses_teacher(cfg) else ())
+    reads = ("ingest", "signals") + (("teacher",) if synthesis_reads_teacher(cfg) else ())
     reads += ("clean",) if cfg.filter.corpus else ()
     return reads + (("generate",) if get_method(cfg.synthesize.method).generative else ())
 
@@ -28,7 +25,7 @@ def _settings(cfg: RunConfig) -> dict[str, Any]:
     return {"method": s.method, "per_class": s.per_class, "soft_labels": s.soft_labels,
             "options": s.options().model_dump(mode="json"), "seeds": cfg.run.seeds,
             "run_id": cfg.run_id(),
-            "temperature": cfg.teacher.temperature if _uses_teacher(cfg) else None}
+            "temperature": cfg.teacher.temperature if synthesis_reads_teacher(cfg) else None}
 
 
 def _body(ctx: StageContext) -> StageOutput:

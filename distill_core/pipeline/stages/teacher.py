@@ -25,11 +25,14 @@ from distill_core.signals.teacher import (
 )
 
 
+def synthesis_reads_teacher(cfg: RunConfig) -> bool:
+    """The method reads teacher signals, or the sets carry the teacher's soft labels."""
+    return "teacher" in get_method(cfg.synthesize.method).needs or cfg.synthesize.soft_labels
+
+
 def needs_teacher(cfg: RunConfig) -> bool:
-    """The method reads teacher signals, the sets carry soft labels, or a filter asks for
-    teacher agreement."""
-    return ("teacher" in get_method(cfg.synthesize.method).needs or cfg.synthesize.soft_labels
-            or cfg.filter.teacher_consistency.enabled)
+    """Synthesis reads the teacher, or a filter asks for teacher agreement."""
+    return synthesis_reads_teacher(cfg) or cfg.filter.teacher_consistency.enabled
 
 
 def _settings(cfg: RunConfig) -> dict[str, Any]:
