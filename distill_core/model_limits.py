@@ -47,9 +47,12 @@ def encoder_token_limit(model: str) -> int | None:
 def check_model_limits(cfg: RunConfig) -> None:
     """`signals.max_length` within what the encoder (and a fine-tuned teacher's encoder) can
     take, checked before a run starts; a ConfigError names the key, the model and its limit."""
-    models = [cfg.signals.model]
+    from distill_core.signals.static_encoder import base_encoder
+
+    # A static encoder truncates with its base encoder's tokenizer, so the base's limit holds.
+    models = [base_encoder(cfg.signals.model)]
     if cfg.teacher.kind == "finetune":
-        models.append(cfg.teacher.model or cfg.signals.model)
+        models.append(cfg.teacher.model or base_encoder(cfg.signals.model))
     for model in dict.fromkeys(models):
         limit = encoder_token_limit(model)
         if limit is not None and cfg.signals.max_length > limit:

@@ -13,16 +13,22 @@ import numpy as np
 
 
 class EmbedActor:
-    """Sentence embeddings of the `text` column (mean-pooled, L2-normalised)."""
+    """Sentence embeddings of the `text` column (mean-pooled, L2-normalised): a transformer
+    encoder, or the static model distilled from one (`static_dir`)."""
 
     progress: Callable[[int, int], None] | None = None
     where: str = "local"
 
     def __init__(self, model: str, max_length: int, precision: str, batch_size: int,
-                 trust_remote_code: bool) -> None:
+                 trust_remote_code: bool, static_dir: str | None = None) -> None:
+        self.batch_size = batch_size
+        if static_dir is not None:  # `static:<encoder>`: the distilled model2vec model
+            from distill_core.signals.static_encoder import StaticEncoder
+
+            self.encoder = StaticEncoder(static_dir, max_length)
+            return
         from distill_core.signals.encoder import SentenceEncoder
 
-        self.batch_size = batch_size
         self.encoder = SentenceEncoder(model, max_length, precision,
                                        trust_remote_code=trust_remote_code)
 

@@ -23,13 +23,15 @@ def _by_length(texts: Sequence[str]) -> np.ndarray:
 
 
 def embed_texts(executor: Executor, signals: SignalsSection, texts: Sequence[str],
-                resources: Resources, progress: Callable[[int, int], None] | None = None
-                ) -> tuple[np.ndarray, BatchResult]:
-    """Embeddings of `texts` [n, dim] float32, and the executor's account of the work."""
+                resources: Resources, progress: Callable[[int, int], None] | None = None,
+                static_dir: str | None = None) -> tuple[np.ndarray, BatchResult]:
+    """Embeddings of `texts` [n, dim] float32, and the executor's account of the work.
+    `static_dir`: the distilled static model of a `static:<encoder>` setting."""
     actor = ActorSpec(EmbedActor, {"model": signals.model, "max_length": signals.max_length,
                                    "precision": signals.precision,
                                    "batch_size": signals.batch_size,
-                                   "trust_remote_code": signals.trust_remote_code}, "signals")
+                                   "trust_remote_code": signals.trust_remote_code,
+                                   "static_dir": static_dir}, "signals")
     result = executor.map_batches(actor, {"text": np.asarray(list(texts), dtype=object)},
                                   resources, signals.batch_size * BLOCK_BATCHES, progress,
                                   order=_by_length(texts))

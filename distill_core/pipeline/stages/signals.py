@@ -1,4 +1,5 @@
-"""signals: one L2-normalised, mean-pooled embedding per corpus text (two for pairs)."""
+"""signals: one L2-normalised, mean-pooled embedding per corpus text (two for pairs), from a
+transformer encoder or the static model distilled from one (`static:<encoder>`)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.signals.embeddings import embed_corpus, texts_hash
 from distill_core.signals.models import model_identity
 from distill_core.signals.readout import embed_texts
+from distill_core.signals.static_encoder import is_static, static_identity, static_model_dir
 
 
 def _settings(cfg: RunConfig) -> dict[str, Any]:
+    if is_static(cfg.signals.model):  # token vectors: no precision, no transformer pass
+        return {"model": static_identity(cfg.signals.model),
+                "max_length": cfg.signals.max_length, "pooling": "mean", "normalize": "l2"}
     return {"model": model_identity(cfg.signals.model), "max_length": cfg.signals.max_length,
             "precision": cfg.signals.precision, "pooling": "mean", "normalize": "l2"}
 
@@ -31,12 +36,15 @@ def encoder_resources(compute: ComputeSection) -> Resources:
 
 def _body(ctx: StageContext) -> StageOutput:
     corpus = ctx.store.read("ingest")
+    static_dir = (str(static_model_dir(ctx.cfg.signals.model, ctx.store.cache_root))
+                  if is_static(ctx.cfg.signals.model) else None)
     runs: dict[str, Any] = {}
 
     def encode(texts):
         vectors, runs["result"] = embed_texts(ctx.executor, ctx.cfg.signals, texts,
                                               ctx.resources,
-                                              lambda done, total: ctx.report(done, total))
+                                              lambda done, total: ctx.report(done, total),
+                                              static_dir)
         return vectors
 
     embeddings = embed_corpus(corpus, encode)

@@ -17,6 +17,7 @@ from distill_core.pipeline.stages.signals import encoder_resources
 from distill_core.signals.embeddings import features, pair_texts, require_aligned
 from distill_core.signals.models import model_identity
 from distill_core.signals.readout import teacher_readout
+from distill_core.signals.static_encoder import base_encoder
 from distill_core.signals.teacher import (
     fit_teacher,
     signals_from_logits,
@@ -35,10 +36,16 @@ def needs_teacher(cfg: RunConfig) -> bool:
     return synthesis_reads_teacher(cfg) or cfg.filter.teacher_consistency.enabled
 
 
+def teacher_encoder(cfg: RunConfig) -> str:
+    """The encoder a fine-tuned teacher starts from: `teacher.model`, else the signals encoder
+    (the transformer a `static:` encoder was distilled from)."""
+    return cfg.teacher.model or base_encoder(cfg.signals.model)
+
+
 def _settings(cfg: RunConfig) -> dict[str, Any]:
     settings = cfg.teacher.model_dump(mode="json", exclude={"temperature"})
     if cfg.teacher.kind == "finetune":
-        settings["model"] = model_identity(cfg.teacher.model or cfg.signals.model)
+        settings["model"] = model_identity(teacher_encoder(cfg))
         settings["max_length"] = cfg.signals.max_length
     return settings
 
@@ -54,7 +61,7 @@ def _finetuned_logits(ctx: StageContext, corpus, labels: np.ndarray, is_train: n
                          None if pairs is None else [pairs[i] for i in train_rows],
                          labels[train_rows])
     tuned = finetune_classifier(
-        t.model or cfg.signals.model, data, n_classes,
+        teacher_encoder(cfg), data, n_classes,
         t.finetune_settings(cfg.signals.max_length),
         trust_remote_code=cfg.signals.trust_remote_code,
         progress=lambda done, total: ctx.report(done, total, "fine-tuning"))

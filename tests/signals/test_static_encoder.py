@@ -1,0 +1,72 @@
+"""`signals.model: static:<encoder>`: a model2vec model distilled once from the encoder's own
+weights, kept in the runs folder's cache, and used by the signals stage like any encoder.
+
+The base encoder here is a tiny BERT built from a config with MiniLM's tokenizer, so the
+distillation (one forward pass per vocabulary token) takes seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distill_core.config import load_config
+from distill_core.signals.static_encoder import StaticEncoder, static_model_dir
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from distill_core.signals.models import resolve_model_path
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("all-MiniLM-L6-v2"))
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, intermediate_size=64,
+                         max_position_embeddings=128)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One runs folder for the module, so the stage test reuses the model built here."""
+    return tmp_path_factory.mktemp("runs")
+
+
+def test_static_model_is_built_once_and_reused(tiny_encoder: Path, runs: Path) -> None:
+    first = static_model_dir(f"static:{tiny_encoder}", runs / ".cache")
+    stamp = (first / "model.safetensors").stat().st_mtime_ns
+    again = static_model_dir(f"static:{tiny_encoder}", runs / ".cache")
+    assert again == first and (again / "model.safetensors").stat().st_mtime_ns == stamp
+    assert not [p for p in first.parent.iterdir() if p.name.startswith(".tmp-")]
+
+    vectors = StaticEncoder(first).encode(["a fine film", "a dull , lifeless film",
+                                           "a fine film"])
+    assert vectors.dtype == np.float32 and vectors.shape == (3, 32)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert np.array_equal(vectors[0], vectors[2]) and not np.allclose(vectors[0], vectors[1])
+
+
+def test_signals_stage_embeds_with_the_static_encoder(tiny_encoder: Path, slice_dir: Path,
+                                                      runs: Path, run_stages) -> None:
+    cfg = load_config(None, [f"data.data_dir={slice_dir}", f"signals.model=static:{tiny_encoder}",
+                             "run.name=static"])
+    store, outcomes = run_stages(cfg, runs, until="signals")
+    assert [o.status for o in outcomes] == ["computed", "computed"]
+    embeddings = store.read("signals")
+    assert embeddings.num_rows == store.read("ingest").num_rows
+    matrix = np.asarray(embeddings.column("embedding").to_pylist(), np.float32)
+    assert matrix.shape[1] == 32
+    np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, rtol=1e-4)
+    settings = store.manifest("signals")["stage_config"]
+    assert settings["model"]["distillation"]["library"] == "model2vec"
+    assert settings["model"]["base"]["sha256"]  # keyed by the base encoder's content
+    assert "precision" not in settings  # a static model has no transformer pass to cast
+    # The distilled model sits in the runs folder's cache, where the next run finds it.
+    assert len(list((runs / ".cache" / "static-encoders").glob("*/model.safetensors"))) == 1
