@@ -1,7 +1,8 @@
 """DuckDB audits over a run's Parquet, read in place: the funnel and one row's lineage.
 
 Each stage's artifact is a view named after the stage (`ingest`, `signals`,
-`synthesize`, `filter`, `evaluate`) and its rejects a view `<stage>_rejects`.
+`synthesize`, `filter`, `evaluate`) over the `<stage>/data/` parts its manifest
+names, and its rejects (`<stage>/rejects/`) a view `<stage>_rejects`.
 Views are built from file lists through the relational API and every lookup
 is a parameterised query, so neither a path nor an example id can change SQL.
 """

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,7 +17,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from distill_core.errors import ClusterUnavailable
 from distill_core.faults import claim_once
 from distill_core.pipeline.executor import (
     ActorSpec,
@@ -29,30 +27,11 @@ from distill_core.pipeline.executor import (
     Progress,
     Resources,
 )
+from tasks.ray_preflight import preflight
+
+__all__ = ["RayExecutor", "ensure_ray", "preflight"]
 
 POSITION, WORKER = "_position", "_worker"
-
-
-PREFLIGHT_TIMEOUT_S = 5.0
-
-
-def preflight(address: str | None) -> None:
-    """Fail in seconds, naming the address, when a configured Ray cluster does not answer
-    (Ray itself retries a dead address for minutes)."""
-    if not address or address == "auto":
-        return
-    target = address.removeprefix("ray://")
-    host, _, port = target.rpartition(":")
-    if not host or not port.isdigit():
-        raise ClusterUnavailable(f"compute.ray_address {address!r}: expected host:port, "
-                                 "ray://host:port or auto")
-    try:
-        socket.create_connection((host, int(port)), timeout=PREFLIGHT_TIMEOUT_S).close()
-    except OSError as exc:
-        raise ClusterUnavailable(
-            f"Ray cluster at {address}: no answer ({exc.strerror or exc}); start it (ray start "
-            "--head) or fix compute.ray_address; with token auth set the same RAY_AUTH_TOKEN "
-            "here as on the cluster") from None
 
 
 def ensure_ray(address: str | None) -> None:

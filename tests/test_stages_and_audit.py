@@ -76,7 +76,7 @@ def test_audit_detects_a_lost_row(kmeans_run, tmp_path: Path) -> None:
     _, store, _ = kmeans_run
     copy = tmp_path / store.run_id
     shutil.copytree(store.root, copy)
-    part = copy / "filter" / "part-00000.parquet"
+    part = copy / "filter" / "data" / "part-00000.parquet"
     table = pq.read_table(part)
     pq.write_table(table.slice(1), part)  # one distilled row vanishes
     funnel = RunAudit(copy).funnel()

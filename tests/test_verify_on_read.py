@@ -50,7 +50,7 @@ def test_rows_shuffled_in_a_run_folder_are_replaced_from_the_intact_cache(
     again, outcomes = run_stages(_cfg(slice_dir), tmp_path)
     status = {o.stage: o.status for o in outcomes}
     assert status["signals"] == "cached"  # not "resumed": the run's copy no longer verified
-    assert "part-00000.parquet" in again.manifest("signals")["restored_because"]
+    assert "data/part-00000.parquet" in again.manifest("signals")["restored_because"]
     assert status["synthesize"] == "resumed" and _full_accuracy(again) == accuracy
     assert "redone: " in build_report(again.root)
 
@@ -60,7 +60,7 @@ def test_a_cache_entry_rewritten_in_place_is_not_reused_by_another_run(
     store, accuracy = first_run
     fingerprint = store.manifest("signals")["fingerprint"]
     entry = tmp_path / ".cache" / "signals" / fingerprint
-    _shuffle_in_place(entry / "part-00000.parquet")
+    _shuffle_in_place(entry / "data" / "part-00000.parquet")
     other, outcomes = run_stages(_cfg(slice_dir, "random"), tmp_path)
     status = {o.stage: o.status for o in outcomes}
     assert status["ingest"] == "cached" and status["signals"] == "computed"
@@ -72,7 +72,7 @@ def test_a_truncated_cached_ingest_part_is_recomputed(first_run, slice_dir: Path
                                                        tmp_path: Path, run_stages) -> None:
     store, accuracy = first_run
     entry = tmp_path / ".cache" / "ingest" / store.manifest("ingest")["fingerprint"]
-    part = entry / "part-00000.parquet"
+    part = entry / "data" / "part-00000.parquet"
     part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
     other, outcomes = run_stages(_cfg(slice_dir, "herding"), tmp_path)
     assert {o.stage: o.status for o in outcomes}["ingest"] == "computed"
@@ -135,7 +135,7 @@ def test_audit_exits_nonzero_on_a_deleted_part_and_on_a_folder_that_is_not_a_run
     payload = json.loads(damaged.stdout)
     assert payload["verified"] is False and "filter" in payload["problems"]
     text = _cli("audit", str(store.root))
-    assert text.returncode == 1 and "part-00000.parquet is missing" in text.stdout
+    assert text.returncode == 1 and "data/part-00000.parquet is missing" in text.stdout
     empty = tmp_path / "empty"
     empty.mkdir()
     for command in ("audit", "report"):

@@ -1,8 +1,11 @@
 """A run folder of stage artifacts: Parquet parts, a rejects table and a manifest per stage.
 
-Layout: `<runs>/<run_id>/<stage>/part-00000.parquet`, `<stage>/rejects/part-*.parquet`,
-`<stage>/manifest.json`. A stage is written into a hidden temporary folder and
-renamed into place, so a crash never leaves half an artifact and a reader sees
+Layout: `<runs>/<run_id>/<stage>/data/part-*.parquet` (the stage's rows),
+`<stage>/rejects/part-*.parquet` and `<stage>/manifest.json`. The rows sit in a folder of
+their own, so `pandas.read_parquet(<stage>/data)`, `pyarrow.dataset`, DuckDB
+`read_parquet('<stage>/data/*.parquet')` and `datasets.load_dataset("parquet",
+data_dir=<stage>/data)` read a stage directly. A stage is written into a hidden temporary
+folder and renamed into place, so a crash never leaves half an artifact and a reader sees
 either nothing or the whole stage. A stage whose manifest carries the expected
 fingerprint is complete and is skipped on rerun.
 
@@ -14,8 +17,10 @@ edit to one run's files cannot change another run or the cache.
 Verify on read: the manifest records every part's size and sha256; a stage is
 complete only when its parts still match, `read` refuses parts that do not, and
 a cache entry that does not match is dropped and recomputed. Readers trust only
-the parts a manifest names. Temporary and stale folders carry the writer's host
-and PID; the next writer collects those whose process is gone.
+the parts a manifest names. A stage written by an older version with its parts beside the
+manifest (no `data/`) does not verify, so it is recomputed in the current layout. Temporary
+and stale folders carry the writer's host and PID; the next writer collects those whose
+process is gone.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ import pyarrow.parquet as pq
 from distill_core.errors import ArtifactError
 
 MANIFEST = "manifest.json"
-REJECTS = "rejects"
+DATA = "data"  # the stage's rows: `<stage>/data/part-*.parquet`
+REJECTS = "rejects"  # its dropped rows: `<stage>/rejects/part-*.parquet`
 ROWS_PER_PART = 200_000
 
 
@@ -105,12 +111,21 @@ def part_records(folder: Path, names: Iterable[str]) -> dict[str, dict[str, Any]
                    "sha256": file_sha256(folder / name)} for name in names}
 
 
+def named_parts(folder: Path, manifest: dict[str, Any], rejects: bool = False) -> list[Path]:
+    """The Parquet parts `manifest` names in `folder`: the rows (`data/`) or the rejects."""
+    prefix = f"{REJECTS if rejects else DATA}/"
+    return [folder / n for n in sorted(manifest.get("parts") or {})
+            if n.startswith(prefix) and n.endswith(".parquet")]
+
+
 def verify_folder(folder: Path, manifest: dict[str, Any]) -> str | None:
     """None when every part the manifest names is there with its recorded size and sha256;
     else what is wrong, in words."""
     records = manifest.get("parts")
     if not isinstance(records, dict):
         return "its manifest records no part checksums (written by an older version)"
+    if not any(name.startswith(f"{DATA}/") for name in records):
+        return f"its parts are not in {DATA}/ (the layout of an older version)"
     for name, record in sorted(records.items()):
         path = folder / name
         if not path.is_file():
@@ -224,6 +239,10 @@ class RunStore:
     def stage_dir(self, stage: str) -> Path:
         return self.root / stage
 
+    def data_dir(self, stage: str) -> Path:
+        """The folder of the stage's row parts (read it with pandas, pyarrow, DuckDB)."""
+        return self.root / stage / DATA
+
     def manifest(self, stage: str) -> dict[str, Any] | None:
         return _read_manifest(self.stage_dir(stage))
 
@@ -255,12 +274,7 @@ class RunStore:
     def parts(self, stage: str, rejects: bool = False) -> list[Path]:
         """The stage's parts that its manifest names (a file it does not name is not read)."""
         manifest = self.manifest(stage)
-        folder = self.stage_dir(stage)
-        if manifest is None:
-            return []
-        wanted = [n for n in manifest.get("parts") or {} if n.endswith(".parquet")
-                  and n.startswith(f"{REJECTS}/") == rejects]
-        return [folder / n for n in sorted(wanted)]
+        return [] if manifest is None else named_parts(self.stage_dir(stage), manifest, rejects)
 
     def read(self, stage: str, rejects: bool = False, columns: list[str] | None = None) -> pa.Table:
         """The stage's table (or its rejects), after checking its parts against the manifest."""
@@ -284,7 +298,7 @@ class RunStore:
         self.collect_orphans()
         tmp = self.root / f".{stage}.{_temp_suffix('tmp')}"
         try:
-            files = _write_parts(tmp, table)
+            files = [f"{DATA}/{n}" for n in _write_parts(tmp / DATA, table)]
             if rejects is not None:
                 files += [f"{REJECTS}/{n}" for n in _write_parts(tmp / REJECTS, rejects)]
             for name, text in (extra_files or {}).items():

@@ -4,7 +4,9 @@ A shard's seed derives from the run seed and the shard id, and every prompt
 in it samples under seeds derived from that, so regenerating a shard (after
 a worker died) gives the same rows. Each shard is written atomically as
 `part-<shard>.parquet` (temporary name, then rename): a shard is either
-whole on disk or absent, so redoing it never duplicates or loses a row.
+whole on disk or absent, so redoing it never duplicates or loses a row. The
+folder (`<runs>/.cache/generate_parts/<key>/`) holds nothing but those parts
+and, while a shard is written, a hidden `.part-*.tmp`, which Parquet readers skip.
 """
 
 from __future__ import annotations

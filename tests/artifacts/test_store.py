@@ -24,7 +24,9 @@ def test_write_then_read_with_manifest(tmp_path: Path) -> None:
     assert store.read("ingest").num_rows == 3 and store.read("ingest", rejects=True).num_rows == 1
     manifest = store.manifest("ingest")
     assert manifest["run_id"] == "run-1"
-    assert manifest["files"] == ["part-00000.parquet", "rejects/part-00000.parquet"]
+    assert manifest["files"] == ["data/part-00000.parquet", "rejects/part-00000.parquet"]
+    assert sorted(p.name for p in store.stage_dir("ingest").iterdir()) == [
+        "data", "manifest.json", "rejects"]
     assert [p.name for p in (tmp_path / "run-1").iterdir()] == ["ingest"]
 
 
@@ -82,7 +84,7 @@ def test_a_part_rewritten_in_place_is_no_longer_complete_nor_readable(tmp_path: 
 
     store = RunStore(tmp_path, "run-1")
     store.write_stage("signals", _table(5), {"fingerprint": "fp", "finished_at": "t"})
-    record = store.manifest("signals")["parts"]["part-00000.parquet"]
+    record = store.manifest("signals")["parts"]["data/part-00000.parquet"]
     assert record["bytes"] > 0 and len(record["sha256"]) == 64
     assert store.is_complete("signals", "fp")
     _rewrite_in_place(store.parts("signals")[0])
@@ -91,7 +93,7 @@ def test_a_part_rewritten_in_place_is_no_longer_complete_nor_readable(tmp_path: 
     with pytest.raises(ArtifactError, match="rerun the command to recompute"):
         store.read("signals")
     store.parts("signals")[0].unlink()
-    assert store.verify("signals") == "part part-00000.parquet is missing"
+    assert store.verify("signals") == "part data/part-00000.parquet is missing"
 
 
 def test_a_changed_cache_entry_is_dropped_not_restored(tmp_path: Path) -> None:
@@ -99,7 +101,7 @@ def test_a_changed_cache_entry_is_dropped_not_restored(tmp_path: Path) -> None:
     first.write_stage("ingest", _table(4), {"fingerprint": "fp", "finished_at": "t"})
     first.save_to_cache("ingest")
     entry = tmp_path / ".cache" / "ingest" / "fp"
-    part = entry / "part-00000.parquet"
+    part = entry / "data" / "part-00000.parquet"
     part.write_bytes(part.read_bytes()[:20])  # truncated
     second = RunStore(tmp_path, "run-b")
     assert not second.restore_from_cache("ingest", "fp")
@@ -136,3 +138,71 @@ def test_orphans_of_dead_writers_are_collected_and_live_ones_kept(tmp_path: Path
     removed = store.collect_orphans()
     assert sorted(removed) == sorted(orphans)
     assert live.exists() and other_host.exists()
+
+
+@pytest.fixture()
+def ingested(slice_dir: Path, tmp_path: Path, run_stages):
+    """A real ingest stage of an SST-2 slice: (config, store)."""
+    from distill_core.config import load_config
+
+    cfg = load_config(None, [f"data.data_dir={slice_dir}", "run.seeds=[0]",
+                             "run.name=layout"])
+    store, _ = run_stages(cfg, tmp_path / "runs", until="ingest")
+    return cfg, store
+
+
+def test_a_stage_folder_is_read_directly_by_pandas_duckdb_and_datasets(
+        ingested, tmp_path: Path) -> None:
+    import datasets
+    import duckdb
+    import pandas as pd
+
+    _, store = ingested
+    rows = store.read("ingest")
+    data = store.stage_dir("ingest") / "data"
+    assert store.data_dir("ingest") == data
+    frame = pd.read_parquet(data)
+    assert len(frame) == rows.num_rows > 100
+    assert sorted(frame["example_id"]) == sorted(rows.column("example_id").to_pylist())
+    counted = duckdb.connect().execute(
+        f"SELECT count(*) FROM read_parquet('{data}/*.parquet')").fetchall()
+    assert counted == [(rows.num_rows,)]
+    loaded = datasets.load_dataset("parquet", data_dir=str(data), split="train",
+                                   cache_dir=str(tmp_path / "hf"))
+    assert loaded.num_rows == rows.num_rows and "text" in loaded.column_names
+    rejects = pd.read_parquet(store.stage_dir("ingest") / "rejects")
+    assert len(rejects) == store.read("ingest", rejects=True).num_rows
+
+
+def _to_old_layout(folder: Path) -> None:
+    """Rewrite a stage folder as the previous version laid it out: parts beside the manifest."""
+    import json
+
+    for part in (folder / "data").iterdir():
+        part.rename(folder / part.name)
+    (folder / "data").rmdir()
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    files = [n.removeprefix("data/") for n in manifest["files"]]
+    manifest.update(files=files, parts=store_module.part_records(folder, files))
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def test_a_stage_in_the_old_layout_is_recomputed_cleanly(ingested, tmp_path: Path,
+                                                         run_stages) -> None:
+    from distill_core.audit import RunAudit
+    from distill_core.pipeline.plan import plan_run
+
+    cfg, store = ingested
+    fingerprint = store.manifest("ingest")["fingerprint"]
+    _to_old_layout(store.stage_dir("ingest"))
+    _to_old_layout(tmp_path / "runs" / ".cache" / "ingest" / fingerprint)
+    assert "older version" in (store.verify("ingest") or "")
+    assert not RunAudit(store.root).funnel()[0]["verified"]  # reported, not read, no crash
+    planned = next(p for p in plan_run(cfg, tmp_path / "runs") if p.name == "ingest")
+    assert planned.status == "compute" and "older version" in planned.note
+    again, outcomes = run_stages(cfg, tmp_path / "runs", until="ingest")
+    assert [o.status for o in outcomes] == ["computed"]
+    assert "older version" in again.manifest("ingest")["recomputed_because"]
+    assert not list(again.stage_dir("ingest").glob("*.parquet"))  # nothing left at the top
+    assert again.read("ingest").num_rows == again.manifest("ingest")["counts"]["rows_out"]
+    assert store.cache_entry("ingest", fingerprint) is not None  # the cache is re-seeded
