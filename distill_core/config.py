@@ -103,20 +103,25 @@ class DataSection(_Section):
     eval: SplitSource | None = Field(default=None, description="Evaluation split source override.")
     label_names: list[str] | None = Field(default=None, description="Label names in class order.")
 
+    @field_validator("dataset")
+    @classmethod
+    def _registered(cls, dataset: str | None) -> str | None:
+        """A dataset name is checked at load (with the closest registered names)."""
+        if dataset is not None:
+            from distill_core.ingest.registry import get_dataset
+
+            try:
+                get_dataset(dataset)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return dataset
+
     @model_validator(mode="after")
     def _has_sources(self) -> DataSection:
         """A registered dataset, or both splits given: checked before anything runs."""
-        if self.dataset is None:
-            if self.train is None or self.eval is None:
-                raise ValueError("give a registered `dataset` name, or both `train` and "
-                                 "`eval` sources (the evaluation split is required)")
-            return self
-        from distill_core.ingest.registry import get_dataset
-
-        try:
-            get_dataset(self.dataset)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
+        if self.dataset is None and (self.train is None or self.eval is None):
+            raise ValueError("give a registered `dataset` name, or both `train` and "
+                             "`eval` sources (the evaluation split is required)")
         return self
 
 
@@ -180,6 +185,10 @@ class _SynthesizeBase(_Section):
         + ". A method's options sit under its own key (e.g. `kmeans: {n_init: 3}`).",
     )
     per_class: int = Field(default=10, ge=1, description="Budget: examples per class.")
+    oversample: int = Field(
+        default=3, ge=1, description="Rows ranked per class, as a multiple of per_class: the "
+        "method's next choices, from which the filter stage refills a pick a filter drops "
+        "(1: no reserve, a dropped pick leaves the class short).")
     soft_labels: bool = Field(
         default=False, description="Attach the teacher's soft labels to what is selected; the "
         "evaluation then also trains soft-label learners (reported apart from hard labels).")
@@ -350,12 +359,13 @@ class RunConfig(_Section):
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML config (or the defaults), apply overrides, validate."""
-    origin = str(path) if path is not None else "defaults"
+    """Read a YAML config (or the defaults), apply overrides, validate. A problem names its key
+    and where its value came from: the file or the `--set` that gave it."""
     data: dict[str, Any] = read_yaml_file(path) if path is not None else {}
     for assignment in overrides or []:
         apply_override(data, assignment)
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation(exc, origin)) from None
+        raise ConfigError(format_validation(exc, None if path is None else str(path),
+                                            list(overrides or []), RunConfig)) from None

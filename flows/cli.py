@@ -17,19 +17,28 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from distill_core.errors import StorageError, TextDistillError, user_error
-from flows.cli_views import funnel_table, print_lineage, progress_bars, scores_table
+from distill_core.errors import ConfigError, StorageError, TextDistillError, user_error
+from flows.cli_views import (
+    CliConsole,
+    bench_tables,
+    funnel_table,
+    print_lineage,
+    progress_bars,
+    ray_contacted,
+    reuse_summary,
+    scores_table,
+)
 from flows.console_logging import hide_expected_failures_on_console
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Text dataset distillation with full lineage.")
-console = Console()
+app = typer.Typer(no_args_is_help=True, help="Text dataset distillation with full lineage.")
+console: Console = CliConsole()
 
 DebugOption = Annotated[bool, typer.Option(
     "--debug", help="On an expected error, show its traceback too.")]
@@ -37,7 +46,7 @@ DebugOption = Annotated[bool, typer.Option(
 
 def _fail(error: BaseException) -> None:
     """Print `error` as one line and exit with status 2."""
-    message = " ".join(str(error).split())
+    message = escape(" ".join(str(error).split()))  # a value like [1, 2] is no markup
     console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False,
                   soft_wrap=True)
     raise typer.Exit(code=2)
@@ -61,6 +70,35 @@ def _expected_errors(debug: bool, where: str | Path | None = None) -> Iterator[N
         _fail(error)
 
 
+def version_line() -> str:
+    """textdistill's version and those of the libraries a run depends on (read from the
+    installed packages' metadata: nothing is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
+
+    libraries = ", ".join(f"{p} {of(p)}" for p in ("torch", "prefect", "ray"))
+    return (f"textdistill {of('textdistill')} ({libraries}, python "
+            f"{sys.version.split()[0]})")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(version_line() + "\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="Show the version (and torch, prefect, ray versions) and exit.")] = False) -> None:
+    """Text dataset distillation with full lineage."""
+
+
 def _usable_runs_dir(runs_dir: Path, create: bool = True) -> None:
     """The runs folder is a folder (created when missing). Writability is checked when the
     first write happens: a finished run in a read-only folder still reads."""
@@ -71,10 +109,12 @@ def _usable_runs_dir(runs_dir: Path, create: bool = True) -> None:
         runs_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _quiet_libraries(verbose: bool) -> None:
-    """Keep the terminal for progress bars: Prefect and transformers log warnings only."""
+def _quiet_libraries(verbose: bool, console_level: str = "WARNING") -> None:
+    """Keep the terminal for progress bars: Prefect's console handler shows `console_level`
+    and up, transformers errors only. Prefect's loggers stay at PREFECT_LOGGING_LEVEL (INFO by
+    default), so the flow and task runs' INFO logs still reach the Prefect server."""
     if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", console_level)
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -131,7 +171,7 @@ def _run(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path | 
         hide_expected_failures_on_console()
     stages = tuple(s.name for s in active_stages(cfg))
     migrate_local_database()  # concurrent first runs must not race on Prefect's migrations
-    with progress_bars(console, stages), tags(*run_tags(cfg)):
+    with progress_bars(console, stages) as log, tags(*run_tags(cfg)):
         result = distill(cfg.model_dump(mode="json"), str(runs_dir))
     run_dir = result["run_dir"]
     store = RunStore.open(run_dir)
@@ -139,11 +179,15 @@ def _run(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path | 
     if evaluate is not None:
         console.print(scores_table(evaluate["summary"]))
     console.print(funnel_table(RunAudit(run_dir).funnel()))
-    timings = ", ".join(f"{s} {(store.manifest(s) or {}).get('wall_time_s', 0):.1f}s"
-                        + (" (reused)" if (store.manifest(s) or {}).get("cache", {}).get("hit")
-                           else "") for s in stages if store.manifest(s))
-    console.print(f"stage wall times: {timings}")
-    console.print(f"run folder: [bold]{run_dir}[/]\nreport: {result['report']}")
+    timings = ", ".join(
+        f"{s} {log.status[s]}" if log.status.get(s) in ("resumed", "cached")
+        else f"{s} {(store.manifest(s) or {}).get('wall_time_s', 0):.1f}s"
+        for s in stages if store.manifest(s))
+    console.print(f"stage wall times: {timings}", soft_wrap=True)
+    console.print(reuse_summary(stages, log, run_dir, cfg.compute.backend, ray_contacted()),
+                  markup=False, highlight=False)
+    console.print(f"run folder: [bold]{escape(str(run_dir))}[/]\nreport: "
+                  f"{escape(str(result['report']))}")
 
 
 @app.command()
@@ -216,29 +260,52 @@ def _audit(run_dir: Path, example: str | None, as_json: bool) -> None:
                    "problems": auditor.problems, "top_sources": auditor.top_sources()}
         sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
     else:
+        console.print(f"run folder: {auditor.store.root}", markup=False, highlight=False)
         console.print(funnel_table(funnel))
         for check in (f for f in funnel if f.get("handoff")):
             console.print(f"{check['stage']}: rows in {check['rows_in']}, upstream "
                           f"{check['upstream_rows']} -> "
                           f"{'ok' if check['balanced'] else 'MISMATCH'}")
         for stage, problem in auditor.problems.items():
-            console.print(f"[red]{stage}: {problem}[/] (rerun the run's command to recompute)")
+            console.print(f"[red]{stage}: {escape(problem)}[/] (rerun the run's command to "
+                          "recompute)")
     if not balanced or auditor.problems:
         raise typer.Exit(code=1)  # the run does not account for every row, or does not verify
 
 
+ColumnOption = Annotated[str | None, typer.Option(
+    help="Data file: the column holding it (guessed from the usual names when omitted).")]
+
+
 @app.command()
 def validate(
-    config: Annotated[Path | None, typer.Argument(help="Run config (YAML); default config "
-                                                       "when omitted.")] = None,
+    target: Annotated[Path | None, typer.Argument(
+        metavar="[CONFIG|DATA_FILE]",
+        help="A run config (.yaml/.yml; the default config when omitted) or one data file "
+             "(.csv, .tsv, .json, .jsonl, .parquet, .txt; also .gz/.zst).")] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Override a config key, e.g. --set data.dataset=mrpc.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Local dataset folder.")] = None,
+    text: ColumnOption = None,
+    text_pair: Annotated[str | None, typer.Option(
+        help="Data file: the column holding a pair's second text.")] = None,
+    label: ColumnOption = None,
+    label_map: Annotated[list[str] | None, typer.Option(
+        help="Data file: RAW=NAME label names, e.g. --label-map 0=negative,1=positive; "
+             "other raw labels are unknown_label.")] = None,
+    file_format: Annotated[str | None, typer.Option(
+        "--format", help="Data file: csv, tsv, json, jsonl, parquet or label_text, when the "
+                         "suffix does not say (.txt: label_text).")] = None,
+    quoting: Annotated[bool, typer.Option(
+        help="Data file, CSV/TSV: honour double quotes (--no-quoting for GLUE TSVs).")] = True,
+    columns: Annotated[str | None, typer.Option(
+        help="Data file, CSV/TSV without a header line: its column names, comma-separated, "
+             "e.g. --columns label,title,description.")] = None,
     limit: Annotated[int, typer.Option(help="Problems to list (all are counted).")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Check a dataset against the ingest rules without running anything.
+    """Check a dataset, or one data file, against the ingest rules without running anything.
 
     Lists every row ingest would reject with its file, row, field and reason; exits 1 when
     there is any, 2 when a file cannot be read at all.
@@ -246,32 +313,78 @@ def validate(
     from distill_core.config import load_config
     from distill_core.ingest import ingest_dataset, resolve_dataset
     from distill_core.ingest.ingest import data_dir_from
+    from flows.cli_data import is_data_file
 
     overrides = list(set_ or []) + ([f"data.data_dir={data_dir}"] if data_dir else [])
+    guessed: list[str] = []
     with _expected_errors(debug):
-        cfg = load_config(config, overrides)
-        spec = resolve_dataset(cfg.data.dataset, cfg.data.train, cfg.data.eval,
-                               cfg.data.label_names)
-        result = ingest_dataset(spec, data_dir_from(cfg.data.data_dir),
-                                max_chars=cfg.ingest.max_chars)
+        cfg = load_config(None if target is not None and is_data_file(target) else target,
+                          overrides)
+        if target is not None and is_data_file(target):
+            result, guessed = _ingest_data_file(
+                target, text, text_pair, label, label_map,
+                {"format": file_format, "quoting": quoting, "header": columns is None,
+                 "columns": columns.split(",") if columns else None}, cfg.ingest.max_chars)
+        else:
+            if given := [name for name, value in (
+                    ("--text", text), ("--text-pair", text_pair), ("--label", label),
+                    ("--label-map", label_map), ("--format", file_format),
+                    ("--columns", columns)) if value]:
+                raise ConfigError(f"{', '.join(given)} describe a data file; "
+                                  f"{target or 'the default config'} is a config: put the "
+                                  "columns in its data.train / data.eval file sources")
+            spec = resolve_dataset(cfg.data.dataset, cfg.data.train, cfg.data.eval,
+                                   cfg.data.label_names)
+            result = ingest_dataset(spec, data_dir_from(cfg.data.data_dir),
+                                    max_chars=cfg.ingest.max_chars)
+    _print_validation(result, guessed, limit, as_json)
+
+
+def _ingest_data_file(path: Path, text: str | None, text_pair: str | None, label: str | None,
+                      label_map: list[str] | None, layout: dict[str, Any],
+                      max_chars: int | None) -> tuple[Any, list[str]]:
+    """Ingest one data file as a run's train split would be read (its own eval split too, so
+    only the train split's sources and rejects are kept); (result, guessed column options)."""
+    import pyarrow.compute as pc
+
+    from distill_core.ingest import ingest_dataset
+    from distill_core.ingest.sources import DatasetSpec, SplitSource
+    from flows.cli_data import data_file_source
+
+    source, guessed = data_file_source(path.absolute(), text, text_pair, label, label_map,
+                                       layout)
+    split = SplitSource(file=source)
+    result = ingest_dataset(DatasetSpec(train=split, eval=split), None, max_chars=max_chars)
+    result.sources = [s for s in result.sources if s["split"] == "train"]
+    result.rejects = result.rejects.filter(pc.equal(result.rejects["split"], "train"))
+    return result, guessed
+
+
+def _print_validation(result: Any, guessed: list[str], limit: int, as_json: bool) -> None:
     problems = result.rejects.to_pylist()
     if as_json:
         sys.stdout.write(json.dumps({"sources": result.sources, "label_names": result.label_names,
-                                     "problems": problems}, indent=2, default=str) + "\n")
+                                     "guessed": guessed, "problems": problems}, indent=2,
+                                    default=str) + "\n")
     else:
+        if guessed:
+            console.print(f"columns guessed from the file: {' '.join(guessed)} (pass them to "
+                          "choose others)", markup=False, highlight=False)
         for source in result.sources:
             console.print(f"{source['split']}: {source['source']}: {source['rows_read']} rows, "
                           f"{source['rows_out']} usable, {source['rows_rejected']} rejected",
-                          soft_wrap=True)
+                          markup=False, highlight=False)
         table = Table(title=f"{len(problems)} problem(s)")
         for column in ("file", "row", "field", "reason", "detail"):
             table.add_column(column)
         for row in problems[:limit]:
-            table.add_row(row["source"], str(row["source_row"]), row["field"] or "-",
-                          row["reason"], row["detail"] or "")
+            table.add_row(*(escape(str(v)) for v in (
+                row["source"], row["source_row"], row["field"] or "-", row["reason"],
+                row["detail"] or "")))
         if problems:
             console.print(table)
-        console.print(f"labels: {', '.join(result.label_names)}")
+        console.print(f"labels: {', '.join(result.label_names)}", markup=False,
+                      highlight=False)
     if problems:
         raise typer.Exit(code=1)
 
@@ -310,10 +423,9 @@ def _bench(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path 
     with progress_bars(console):
         migrate_local_database()
         result = benchmark(cfg.model_dump(mode="json"), str(runs_dir))
-    from distill_core.bench.report import panel_tables_md
-
-    summary = json.loads((Path(result["dir"]) / "summary.json").read_text())
-    console.print(panel_tables_md(summary), markup=False, highlight=False)
+    summary = json.loads((Path(result["dir"]) / "summary.json").read_text(encoding="utf-8"))
+    for table in bench_tables(summary):
+        console.print(table)
     console.print(f"{result['cells']} cells, {result['cells_scored']} scored now; benchmark "
                   f"folder: [bold]{result['dir']}[/]\nreport: {result['report']} "
                   f"(HTML: {result['report_html']})")
@@ -330,8 +442,8 @@ def serve(
     Needs a Prefect server (PREFECT_API_URL); keeps running and executes each scheduled
     run in this process until stopped (Ctrl-C pauses the schedules).
     """
-    _quiet_libraries(verbose)
-    os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"  # serving: say which runs start and end
+    _quiet_libraries(verbose, console_level="INFO")  # serving: say which runs start and end
+    os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
@@ -367,6 +479,10 @@ def report(run_dir: Annotated[Path, typer.Argument(
             text = write_report(run_dir).read_text(encoding="utf-8")
     console.print(text, markup=False, highlight=False)
 
+
+from flows.cli_export import export as _export  # noqa: E402
+
+app.command(name="export")(_export)
 
 if __name__ == "__main__":
     app()

@@ -1,24 +1,74 @@
-"""How the CLI shows progress, scores, the funnel and one row's lineage (rich)."""
+"""How the CLI shows progress, scores, benchmark results, the funnel and one row's lineage.
+
+On a terminal: rich tables and live progress bars. Piped or redirected: the same tables at
+their natural width (a long path or row never wraps at 80 columns), no colour codes, and the
+bars on stderr if that is a terminal, else none, so a log or `grep` sees whole lines.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.table import Table
+from rich.text import Text
 
 from distill_core.markdown import score_rows
+
+PIPED_WIDTH = 10_000  # columns of a console that is no terminal: tables keep their own width
+STATUSES = ("computed", "resumed", "cached")  # a stage's outcome, as the stage task reports it
+REUSED = ("resumed", "cached")
+
+
+class CliConsole(Console):
+    """A rich console that renders unwrapped lines when its output is no terminal (a pipe,
+    a file, a test's capture), decided at each print: CliRunner swaps stdout per call. An
+    explicit width (`COLUMNS`, `width=`) still wins."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        dims = Console.size.fget(self)  # type: ignore[attr-defined]
+        if self._width is None and not self.is_terminal:
+            return ConsoleDimensions(PIPED_WIDTH, dims.height)
+        return dims
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
 
 
 def scores_table(summary: list[dict[str, Any]]) -> Table:
     table = Table(title="Scores on the evaluation split (%)")
-    for column in ("setting", "budget", "n", "accuracy", "macro-F1"):
+    for column in ("setting", "budget", "n", "short", "accuracy", "macro-F1"):
         table.add_column(column, justify="left" if column == "setting" else "right")
     for row in score_rows(summary):
         table.add_row(*row)
     return table
+
+
+def bench_tables(summary: list[dict[str, Any]]) -> list[Table]:
+    """One table per (dataset, learner, labels) of a benchmark's summary.json: methods ×
+    budgets, accuracy % mean ± std, the best per budget in bold, full data last (the tables
+    of report.md)."""
+    from distill_core.bench.report import panels, results_table
+
+    tables = []
+    for panel in panels(summary):
+        header, rows, bold = results_table(summary, panel)
+        table = Table(title=f"{panel[0]} — {panel[1]} ({panel[2]} labels): accuracy % on the "
+                            "evaluation split")
+        for j, column in enumerate(header):
+            table.add_column(column, justify="left" if j == 0 else "right")
+        for i, row in enumerate(rows):
+            table.add_row(*[Text(cell, style="bold" if (i, j) in bold else "")
+                            for j, cell in enumerate(row)])
+        tables.append(table)
+    return tables
 
 
 def funnel_table(funnel: list[dict[str, Any]]) -> Table:
@@ -58,10 +108,61 @@ def print_lineage(console: Console, lineage: dict[str, Any]) -> None:
                       f"{row['reason']} {row['detail'] or ''}")
 
 
+@dataclass
+class StageLog:
+    """What the stages reported during one command: each stage's outcome (computed, resumed
+    from the run folder, restored from the cache) as its task reported it."""
+
+    status: dict[str, str] = field(default_factory=dict)
+
+    def note(self, stage: str, note: str) -> None:
+        if note in STATUSES:
+            self.status[stage] = note
+
+
+def reuse_summary(stages: tuple[str, ...], log: StageLog, run_dir: str | Path,
+                  backend: str, ray_contacted: bool) -> str:
+    """One line saying which stages were reused and which computed in this command."""
+    reused = [s for s in stages if log.status.get(s) in REUSED]
+    computed = [s for s in stages if log.status.get(s) == "computed"]
+    cached = [s for s in reused if log.status[s] == "cached"]
+    if stages and len(reused) == len(stages):
+        where = (f"from {run_dir}" if not cached else
+                 f"({len(reused) - len(cached)} from {run_dir}, {len(cached)} from the cache)")
+        ray = " (Ray was not contacted)" if backend == "ray" and not ray_contacted else ""
+        return f"all {len(stages)} stages reused {where}; nothing was computed{ray}"
+    parts = [f"{len(computed)} of {len(stages)} stages computed"
+             + (f" ({', '.join(computed)})" if computed else "")]
+    if reused:
+        parts.append(f"{len(reused)} reused ({', '.join(f'{s} {log.status[s]}' for s in reused)})")
+    return "; ".join(parts)
+
+
 @contextmanager
-def progress_bars(console: Console, fixed: tuple[str, ...] = ()) -> Iterator[None]:
+def _log_only(log: StageLog) -> Iterator[StageLog]:
+    from tasks.progress import set_reporter
+
+    set_reporter(lambda stage, done, total, note: log.note(stage, note))
+    try:
+        yield log
+    finally:
+        set_reporter(None)
+
+
+@contextmanager
+def progress_bars(console: Console, fixed: tuple[str, ...] = ()) -> Iterator[StageLog]:
     """Rich progress bars fed by the stages' reporter: `fixed` bars up front (others ignored),
-    or, with none fixed, a bar for each stage or step as it first reports."""
+    or, with none fixed, a bar for each stage or step as it first reports. Yields the log of
+    the stages' outcomes. The bars go to stdout on a terminal, to stderr when only stderr is
+    one (`run ... > out.txt`), and nowhere when neither is: a log gets the tables and the
+    outcome line after the run, and a failure stays one line."""
+    log = StageLog()
+    if not console.is_terminal:
+        console = CliConsole(stderr=True)
+        if not console.is_terminal:
+            with _log_only(log):
+                yield log
+            return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tasks.progress import set_reporter
@@ -72,6 +173,7 @@ def progress_bars(console: Console, fixed: tuple[str, ...] = ()) -> Iterator[Non
         bars = {s: progress.add_task(s, total=None, note="", start=False) for s in fixed}
 
         def reporter(stage: str, done: float, total: float | None, note: str) -> None:
+            log.note(stage, note)
             if stage not in bars:
                 if fixed:
                     return
@@ -81,7 +183,7 @@ def progress_bars(console: Console, fixed: tuple[str, ...] = ()) -> Iterator[Non
 
         set_reporter(reporter)
         try:
-            yield
+            yield log
         except BaseException:
             # a failed run's terminal keeps only its error: the bars vanish, no blank line
             progress.live.transient = True
@@ -90,3 +192,9 @@ def progress_bars(console: Console, fixed: tuple[str, ...] = ()) -> Iterator[Non
             raise
         finally:
             set_reporter(None)
+
+
+def ray_contacted() -> bool:
+    """Whether this process connected to Ray (it is imported only when a stage computes)."""
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())

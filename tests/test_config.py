@@ -76,7 +76,7 @@ def test_evaluate_learners_accept_kind_names_and_full_settings() -> None:
 def test_evaluate_learner_errors_name_the_key() -> None:
     with pytest.raises(ConfigError, match=r"evaluate\.learners\.0.*'linear_probe', 'finetune'"):
         load_config(None, ["evaluate.learners=[svm]"])
-    with pytest.raises(ConfigError, match=r"evaluate\.learners\.1\.spec\.kind"):
+    with pytest.raises(ConfigError, match=r"evaluate\.learners\.1\.kind \(--set"):
         load_config(None, ["evaluate.learners=[linear_probe, {kind: svm}]"])
     with pytest.raises(ConfigError, match="distinct"):
         load_config(None, ["evaluate.learners=[finetune, {kind: finetune, lr: 1e-5}]"])
@@ -144,15 +144,19 @@ def test_bad_override_yaml_is_a_config_error() -> None:
 
 
 @pytest.mark.parametrize(("override", "words"), [
-    ("run.seeds=[-1]", r"run\.seeds: seeds must be integers from 0 to 4294967295"),
+    ("run.seeds=[-1]", r"run\.seeds \(--set run\.seeds=\[-1\]\): seeds must be integers from "
+                       "0 to 4294967295"),
     ("run.seeds=[4294967296]", "got 4294967296"),
-    ("run.name=" + "a" * 250, r"run\.name: run\.name has 250 characters.*at most 100"),
-    ("signals.max_length=100000", r"signals\.max_length: .*less than or equal to 8192"),
-    ("evaluate.baselines=[]", r"evaluate\.baselines: List should have at least 1 item"),
+    ("run.name=" + "a" * 250, r"run\.name \(--set run\.name=a+\): run\.name has 250 "
+                              r"characters.*at most 100"),
+    ("signals.max_length=100000", r"signals\.max_length \(--set [^)]+\): .*less than or "
+                                  "equal to 8192"),
+    ("evaluate.baselines=[]", r"evaluate\.baselines \(--set [^)]+\): List should have at "
+                              "least 1 item"),
     ("evaluate.baselines=[random, random]", "baselines must be distinct"),
     ("data.dataset=nope", "unknown dataset 'nope'; registered datasets: ag_news"),
-    ("data.dataset=null", r"data: give a registered `dataset` name, or both `train` and "
-                          "`eval`"),
+    ("data.dataset=null", r"data \(--set data\.dataset=null\): give a registered `dataset` "
+                          "name, or both `train` and `eval`"),
 ])
 def test_values_checkable_at_load_are_checked_at_load(override: str, words: str) -> None:
     with pytest.raises(ConfigError, match=words) as error:
@@ -170,8 +174,88 @@ def test_validation_errors_are_one_line_listing_every_key() -> None:
     with pytest.raises(ConfigError) as error:
         load_config(None, ["synthesize.per_class=0", "run.seeds=[]"])
     message = str(error.value)
-    assert "\n" not in message and message.startswith("defaults: invalid configuration: ")
-    assert "run.seeds:" in message and "synthesize.per_class:" in message
+    assert "\n" not in message and message.startswith("invalid configuration: ")
+    assert "run.seeds (--set run.seeds=[]):" in message
+    assert "synthesize.per_class (--set synthesize.per_class=0):" in message
+    assert "defaults" not in message
+
+
+def test_a_problem_names_where_its_value_came_from(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("run:\n  seeds: [-1]\ndata:\n  dataset: sst2\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path, ["data.dataset=sst3", "synthesize.per_class=3"])
+    message = str(error.value)
+    assert f"run.seeds (in {path}): seeds must be integers" in message
+    assert ("data.dataset (--set data.dataset=sst3): unknown dataset 'sst3'; did you mean "
+            "'sst2'? registered datasets: ag_news, mrpc") in message
+    assert "per_class" not in message  # a valid override is not blamed
+    # the last --set of a key is the one that counts
+    with pytest.raises(ConfigError, match=r"data\.dataset \(--set data\.dataset=nope\)"):
+        load_config(path, ["data.dataset=sst5_kim", "data.dataset=nope"])
+
+
+@pytest.mark.parametrize(("text", "overrides", "expected"), [
+    ("data:\n  datset: sst2\n", [],
+     "unknown key data.datset (in {path}); did you mean data.dataset?"),
+    ("dataa: {}\n", [], "unknown key dataa (in {path}); did you mean data?"),
+    ("synthesize:\n  kmean: {n_init: 2}\n", [],
+     "unknown key synthesize.kmean (in {path}); did you mean synthesize.kmeans?"),
+    ("", ["synthesize.kmeans.n_iit=3"], "unknown key synthesize.kmeans.n_iit (--set "
+     "synthesize.kmeans.n_iit=3); did you mean synthesize.kmeans.n_init?"),
+    ("evaluate:\n  learners: [{kind: finetune, stepz: 3}]\n", [],
+     "unknown key evaluate.learners.0.stepz (in {path}); did you mean "
+     "evaluate.learners.0.steps?"),
+    ("run:\n  zzzz: 1\n", [], "unknown key run.zzzz (in {path})"),
+])
+def test_unknown_keys_name_the_file_or_set_and_the_closest_key(
+        tmp_path: Path, text: str, overrides: list[str], expected: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path, overrides)
+    message = str(error.value)
+    assert message == "invalid configuration: " + expected.format(path=path), message
+
+
+def test_benchmark_config_checks_datasets_and_run_sections_at_load(tmp_path: Path) -> None:
+    from distill_core.bench.config import load_bench_config
+
+    path = tmp_path / "b.yaml"
+    path.write_text("datasets: [sst3]\nbudgts: [5]\n")
+    with pytest.raises(ConfigError) as error:
+        load_bench_config(path)
+    assert str(error.value) == (
+        f"invalid configuration: datasets (in {path}): unknown dataset 'sst3'; did you mean "
+        "'sst2'? registered datasets: ag_news, mrpc, rte, sick, sst2, sst2_kim, sst5_kim; "
+        f"unknown key budgts (in {path}); did you mean budgets?")
+    path.write_text("run:\n  signal: {batch_size: 8}\n")
+    with pytest.raises(ConfigError, match=rf"unknown key run\.signal \(in {path}\); did you "
+                                          r"mean run\.signals\?"):
+        load_bench_config(path)
+    path.write_text("run: {}\n")
+    with pytest.raises(ConfigError, match=r"unknown key run\.synthesize\.kmeans\.n_iit \(--set "
+                                          r"run\.synthesize\.kmeans\.n_iit=2\); did you mean "
+                                          r"run\.synthesize\.kmeans\.n_init\?"):
+        load_bench_config(path, ["run.synthesize.kmeans.n_iit=2"])
+    assert load_bench_config(path, ["run.synthesize.kmeans.n_init=2"]).run == {
+        "synthesize": {"kmeans": {"n_init": 2}}}
+
+
+def test_a_config_path_that_is_no_yaml_text_file_is_one_error(tmp_path: Path) -> None:
+    from distill_core.config import read_yaml_file
+
+    binary = tmp_path / "b.yaml"
+    binary.write_bytes(b"run:\x00\x01\x02")
+    cases = {tmp_path: "is a folder, not a config file", tmp_path / "no.yaml": "not found",
+             binary: "a binary file (NUL bytes at offset 4), not a YAML config"}
+    for path, words in cases.items():
+        with pytest.raises(ConfigError) as error:
+            read_yaml_file(path)
+        assert str(error.value).startswith(f"{path}: ") and words in str(error.value)
+    bom = tmp_path / "bom.yaml"
+    bom.write_bytes(b"\xef\xbb\xbfrun: {name: x}\n")  # a UTF-8 BOM is fine
+    assert read_yaml_file(bom) == {"run": {"name": "x"}}
 
 
 def test_max_length_is_checked_against_the_encoder() -> None:

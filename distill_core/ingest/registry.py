@@ -9,6 +9,8 @@ dataset is described the same way in a config.
 
 from __future__ import annotations
 
+from difflib import get_close_matches
+
 from distill_core.errors import ConfigError
 from distill_core.ingest.sources import DatasetSpec, FileSource, HubSource, SplitSource
 
@@ -129,9 +131,13 @@ DATASETS: dict[str, DatasetSpec] = _registry()
 
 
 def get_dataset(name: str) -> DatasetSpec:
-    """The registered dataset `name`, or a ConfigError listing the known names."""
+    """The registered dataset `name`, or a ConfigError naming the closest registered names
+    ("did you mean") and listing them all."""
     try:
         return DATASETS[name]
     except KeyError:
         known = ", ".join(sorted(DATASETS))
-        raise ConfigError(f"unknown dataset {name!r}; registered datasets: {known}") from None
+        close = get_close_matches(str(name), list(DATASETS), n=2, cutoff=0.6)
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        raise ConfigError(f"unknown dataset {name!r}; {hint}registered datasets: {known}"
+                          ) from None

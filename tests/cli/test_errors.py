@@ -291,10 +291,14 @@ def test_a_stage_that_retries_fails_at_once_on_a_user_error(prefect_server, slic
 
 def test_rerun_of_a_finished_run_writes_nothing(finished: Path, slice_dir: Path) -> None:
     before = _snapshot(finished)
-    result = _cli(*_small(slice_dir, finished))
+    # where the work runs is not part of the run id: the same run, on Ray this time
+    result = _cli(*_small(slice_dir, finished, "--set", "compute.backend=ray"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Scores on the evaluation split" in result.stdout
     assert _snapshot(finished) == before
+    # ... and the output says nothing was computed, without starting Ray to find out
+    assert (f"all 5 stages reused from {_run_folder(finished)}; nothing was computed (Ray "
+            "was not contacted)") in result.stdout.splitlines()
 
 
 def test_finished_run_in_a_read_only_folder_prints_its_scores(finished: Path,
@@ -355,3 +359,129 @@ def _mapped(action):
     except ValueError as exc:
         return user_error(exc)
     raise AssertionError("no error")
+
+
+# -- issue 18: every config problem names its origin; data files; the version -----------------
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["validate", "--set", "data.dataset=sst3"],
+     ("data.dataset (--set data.dataset=sst3): unknown dataset 'sst3'; did you mean 'sst2'? "
+      "registered datasets: ag_news, mrpc",)),
+    (["plan", "--set", "synthesize.kmeans.n_iit=3"],
+     ("unknown key synthesize.kmeans.n_iit (--set synthesize.kmeans.n_iit=3); did you mean "
+      "synthesize.kmeans.n_init?",)),
+])
+def test_config_errors_name_the_set_that_gave_the_value(args: list[str],
+                                                        words: tuple[str, ...]) -> None:
+    if args[0] == "plan":
+        args = [args[0], QUICKSTART, *args[1:]]
+    line = _one_line_error(_cli(*args), *words)
+    assert "defaults" not in line and QUICKSTART not in line
+
+
+def test_unknown_keys_name_the_file_and_the_closest_key(tmp_path: Path) -> None:
+    config = tmp_path / "cfg.yaml"
+    config.write_text("data:\n  datset: sst2\n")
+    for command in ("run", "validate"):
+        line = _one_line_error(_cli(command, str(config), "--runs-dir", str(tmp_path / "r"))
+                               if command == "run" else _cli(command, str(config)))
+        assert line == (f"error: invalid configuration: unknown key data.datset (in {config}); "
+                        "did you mean data.dataset?")
+    assert not (tmp_path / "r").exists()
+    bench = tmp_path / "bench.yaml"
+    bench.write_text("datasets: [sst2]\nrun:\n  synthesize: {kmeans: {n_iit: 2}}\n")
+    _one_line_error(_cli("bench", str(bench), "--runs-dir", str(tmp_path / "r")),
+                    f"unknown key run.synthesize.kmeans.n_iit (in {bench}); did you mean "
+                    "run.synthesize.kmeans.n_init?")
+
+
+@pytest.mark.parametrize("kind", ["binary", "folder", "missing"])  # not UTF-8: above
+def test_a_config_that_is_no_yaml_text_file_is_one_line(tmp_path: Path, kind: str) -> None:
+    path = {"folder": tmp_path / "configs.yaml", "missing": tmp_path / "none.yaml"}.get(
+        kind, tmp_path / "c.yaml")
+    if kind == "binary":
+        path.write_bytes(b"\x00\x01\x02run: {}\n")
+    elif kind == "folder":
+        path.mkdir()
+    words = {"binary": "a binary file (NUL bytes at offset 0), not a YAML config",
+             "folder": "is a folder, not a config file: pass the YAML file",
+             "missing": "config file not found"}[kind]
+    _one_line_error(_cli("validate", str(path)), f"{path}: {words}")
+
+
+def _long_folder(tmp_path: Path) -> Path:
+    """A folder whose path is well over 80 characters (a terminal's default width)."""
+    folder = tmp_path / ("a-folder-with-a-long-name-" * 3) / "and-another-level-below-it"
+    folder.mkdir(parents=True)
+    assert len(str(folder)) > 100
+    return folder
+
+
+def _table_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line[:1] in "┏┃┡│└"]
+
+
+def test_validate_checks_one_data_file_with_guessed_columns(tmp_path: Path) -> None:
+    data = _long_folder(tmp_path) / "train.tsv"
+    data.write_text("sentence\tlabel\ngood film\t1\nbad film\t0\n\t1\nfine\t1\ndull\t0\n")
+    result = _cli("validate", str(data), "--label-map", "0=negative,1=positive")
+    both = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in both, both
+    lines = result.stdout.splitlines()
+    # piped output: whole lines, a long path never wrapped
+    assert "columns guessed from the file: --text sentence --label label (pass them to choose " \
+           "others)" in lines
+    assert f"train: {data}: 5 rows, 4 usable, 1 rejected" in lines
+    (row,) = [line for line in _table_lines(result.stdout) if "empty_text" in line]
+    assert str(data) in row and "sentence" in row and " 4 " in row
+    assert len({len(line) for line in _table_lines(result.stdout)}) == 1  # no wrapped cell
+    assert lines[-1] == "labels: negative, positive"
+
+
+def test_validate_data_file_pairs_and_explicit_columns(slice_dir: Path, tmp_path: Path) -> None:
+    mrpc = _cli("validate", str(slice_dir / "mrpc" / "train.tsv"), "--no-quoting", "--json")
+    assert mrpc.returncode == 0, mrpc.stdout + mrpc.stderr
+    payload = json.loads(mrpc.stdout)
+    assert payload["guessed"] == ["--text #1 String", "--text-pair #2 String", "--label Quality"]
+    assert payload["label_names"] == ["0", "1"] and payload["problems"] == []
+    assert [s["split"] for s in payload["sources"]] == ["train"]
+    jsonl = tmp_path / "tasks.jsonl.gz"
+    import gzip
+
+    with gzip.open(jsonl, "wt") as handle:
+        handle.write('{"instruction": "add 1 and 2", "topic": "math"}\n'
+                     '{"instruction": "name a colour", "topic": "words"}\n')
+    _one_line_error(_cli("validate", str(jsonl)), f"{jsonl}: cannot tell which column holds "
+                    "the text and which the label (columns found: 'instruction', 'topic'); "
+                    "pass --text COLUMN and --label COLUMN")
+    ok = _cli("validate", str(jsonl), "--text", "instruction", "--label", "topic")
+    assert ok.returncode == 0 and ok.stdout.splitlines()[-1] == "labels: math, words", ok.stdout
+    _one_line_error(_cli("validate", QUICKSTART, "--text", "x"), "--text describe a data file")
+
+
+def test_version_and_completion() -> None:
+    from importlib.metadata import version
+
+    result = _cli("--version")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == (f"textdistill {version('textdistill')} (torch {version('torch')}, "
+                             f"prefect {version('prefect')}, ray {version('ray')}, python "
+                             f"{sys.version.split()[0]})\n")
+    bare = CliRunner().invoke(_app(), [])  # no arguments: still the help
+    assert "Usage" in bare.output and "validate" in bare.output
+    assert "--install-completion" in bare.output and "--show-completion" in bare.output
+
+
+def test_piped_audit_keeps_long_lines_whole(finished: Path, tmp_path: Path) -> None:
+    runs = _long_folder(tmp_path) / "runs"
+    shutil.copytree(finished, runs)
+    run_dir = _run_folder(runs)
+    (part,) = (run_dir / "filter" / "data").glob("*.parquet")
+    part.unlink()
+    result = _cli("audit", str(run_dir))
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert f"run folder: {run_dir}" in lines
+    assert (f"filter: part data/{part.name} is missing (rerun the run's command to "
+            "recompute)") in lines
+    assert len({len(line) for line in _table_lines(result.stdout)}) == 1
