@@ -1,0 +1,297 @@
+"""The run report's two figures, as PNG bytes (matplotlib, Agg).
+
+1. Accuracy of the distilled set next to random subsets of the same budget and
+   the full training split: mean ± std over seeds per setting (and per learner
+   when the run scored several), from the evaluate manifest's `summary`.
+2. A map of the corpus: a 2-D PCA of the signals stage's embeddings of the
+   training split, a seeded sample stratified by class (at most `MAP_POINTS`
+   points), coloured by class, with the first replicate's distilled rows drawn
+   as large outlined markers. A generated row has no corpus embedding; it is
+   placed by the embedding the generate stage wrote for it (same encoder), and a
+   row with neither is left out and counted.
+
+Everything is read through `RunStore.read`, so parts are verified. The same
+artifacts and seed give the same bytes, so `write_report` rewrites nothing for
+an unchanged run.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+
+from distill_core.artifacts.store import RunStore
+from distill_core.markdown import score_learners
+
+__all__ = ["MAP_POINTS", "CorpusMap", "accuracy_png", "build_map", "corpus_map",
+           "map_caption", "map_png", "stratified_sample"]
+
+MAP_POINTS = 5000  # corpus points drawn at most (the distilled rows are always drawn)
+_DPI = 100
+
+
+@dataclass(frozen=True)
+class CorpusMap:
+    """What the map draws: sampled corpus points and the distilled rows, in PCA coordinates."""
+
+    class_names: list[str]
+    xy: np.ndarray  # [n, 2] sampled corpus points
+    labels: np.ndarray  # [n] class index of each sampled point
+    corpus_rows: int  # training rows the sample was drawn from
+    distilled_ids: list[str]
+    distilled_xy: np.ndarray  # [m, 2]
+    distilled_labels: np.ndarray  # [m] class index
+    distilled_generated: np.ndarray  # [m] bool: placed by the generate stage's embedding
+    skipped: int  # distilled rows with no embedding anywhere: not drawn
+    seed: int
+    explained: tuple[float, float]  # variance ratio of the two components
+    notes: list[str] = field(default_factory=list)
+
+
+def stratified_sample(labels: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """Sorted row indices: all rows when there are at most `cap`, else `cap` rows drawn per
+    class in proportion to its size (at least one per class, largest remainders get the
+    leftover), seeded."""
+    n = len(labels)
+    if n <= cap:
+        return np.arange(n)
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = cap * counts / n
+    quota = np.maximum(np.floor(exact).astype(int), 1)  # every class shows, however small
+    while quota.sum() > cap:  # more classes than points: take them back from the largest
+        quota[np.argmax(quota)] -= 1
+    for j in np.argsort(-(exact - quota), kind="stable")[:cap - int(quota.sum())]:
+        quota[j] += 1
+    rng = np.random.default_rng(seed)
+    picked = [rng.choice(np.flatnonzero(labels == c), k, replace=False)
+              for c, k in zip(classes, quota, strict=True) if k]
+    return np.sort(np.concatenate(picked))
+
+
+def build_map(class_names: list[str], ids: list[str], labels: np.ndarray, x: np.ndarray,
+              distilled_ids: list[str], distilled_labels: np.ndarray,
+              generated: dict[str, np.ndarray] | None = None, cap: int = MAP_POINTS,
+              seed: int = 0) -> CorpusMap:
+    """PCA fitted on a stratified sample of the corpus rows `x`; the distilled rows (found
+    by example id among all corpus rows, else in `generated`) projected with it."""
+    from sklearn.decomposition import PCA
+    from threadpoolctl import threadpool_limits
+
+    sample = stratified_sample(labels, cap, seed)
+    points = np.asarray(x[sample], dtype=np.float64)
+    # A small eigenproblem: one BLAS thread (a pool of them only contends on a busy machine).
+    with threadpool_limits(limits=1):
+        pca = PCA(n_components=2, svd_solver="covariance_eigh").fit(points)
+    position = {e: i for i, e in enumerate(ids)}
+    generated = generated or {}
+    rows, kept, from_generate, skipped = [], [], [], 0
+    for j, example_id in enumerate(distilled_ids):
+        if example_id in position:
+            rows.append(np.asarray(x[position[example_id]], dtype=np.float64))
+        elif (vector := generated.get(example_id)) is not None and vector.size == x.shape[1]:
+            rows.append(np.asarray(vector, dtype=np.float64))
+        else:
+            skipped += 1
+            continue
+        kept.append(j)
+        from_generate.append(example_id not in position)
+    distilled = (pca.transform(np.vstack(rows)) if rows else np.zeros((0, 2)))
+    ratio = pca.explained_variance_ratio_
+    # Rounded so that the last bits of the SVD never change a pixel between two builds.
+    return CorpusMap(
+        class_names=class_names, xy=np.round(pca.transform(points), 5),
+        labels=np.asarray(labels)[sample], corpus_rows=len(ids),
+        distilled_ids=[distilled_ids[j] for j in kept],
+        distilled_xy=np.round(distilled, 5),
+        distilled_labels=np.asarray(distilled_labels)[kept].astype(int),
+        distilled_generated=np.asarray(from_generate, dtype=bool), skipped=skipped, seed=seed,
+        explained=(round(float(ratio[0]), 4), round(float(ratio[1]), 4)))
+
+
+def corpus_map(store: RunStore, cap: int = MAP_POINTS) -> CorpusMap | str:
+    """The map of a run, or a sentence saying why it has none."""
+    from distill_core.generate.features import generated_features
+    from distill_core.signals.embeddings import split_features
+
+    ingest = store.manifest("ingest")
+    if ingest is None:
+        return "No map of the corpus: the ingest stage has not run."
+    if store.manifest("signals") is None:
+        return ("No map of the corpus: this run has no embeddings (the signals stage has not "
+                "run).")
+    if store.manifest("filter") is None:
+        return "No map of the corpus: the filter stage (the distilled set) has not run."
+    corpus = store.read("ingest", columns=["example_id", "split", "label"])
+    train, x = split_features(corpus, store.read("signals"), "train")
+    if train.num_rows < 2:
+        return "No map of the corpus: the training split has fewer than two rows."
+    names = list(ingest.get("label_names") or [])
+    names += sorted(set(train.column("label").to_pylist()) - set(names))
+    index = {name: i for i, name in enumerate(names)}
+    distilled = store.read("filter", columns=["example_id", "replicate", "label"])
+    first = (min(distilled.column("replicate").to_pylist()) if distilled.num_rows else 0)
+    distilled = distilled.filter(pc.equal(distilled.column("replicate"), first))
+    seeds = (store.manifest("filter") or {}).get("seeds") or [0]
+    seed = int(seeds[first] if first < len(seeds) else seeds[0])
+    extra = generated_features(store)
+    generated = ({} if extra is None else
+                 {e: extra.x[i] for i, e in enumerate(extra.ids)})
+    return build_map(
+        names, train.column("example_id").to_pylist(),
+        np.fromiter((index[v] for v in train.column("label").to_pylist()), dtype=np.int64),
+        x, distilled.column("example_id").to_pylist(),
+        np.fromiter((index.get(v, -1) for v in distilled.column("label").to_pylist()),
+                    dtype=np.int64), generated, cap, seed)
+
+
+def _shown(corpus: CorpusMap) -> str:
+    if len(corpus.labels) < corpus.corpus_rows:
+        return f"{len(corpus.labels)} of the {corpus.corpus_rows} training rows"
+    return f"all {corpus.corpus_rows} training rows"
+
+
+def map_caption(corpus: CorpusMap) -> str:
+    """What the map shows, in words: the sample, the distilled rows, what is not shown."""
+    caption = ("PCA of the signals stage's embeddings: " + _shown(corpus)
+               + (f", sampled per class in proportion (seed {corpus.seed})"
+                  if len(corpus.labels) < corpus.corpus_rows else "")
+               + ", coloured by class. Large outlined markers: the "
+               f"{len(corpus.distilled_ids)} distilled rows of seed {corpus.seed} (first "
+               "replicate), in their class's colour.")
+    if made := int(corpus.distilled_generated.sum()):
+        caption += (f" Stars: {made} generated rows, placed by the embedding the generate "
+                    "stage wrote for them.")
+    if corpus.skipped:
+        caption += (f" {corpus.skipped} distilled rows have no embedding to place them by "
+                    "(none in the corpus, none of the same width from the generate stage) and "
+                    "are not shown.")
+    return caption
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
+    _pyplot().close(figure)
+    return buffer.getvalue()
+
+
+def _colours(n: int) -> list[Any]:
+    plt = _pyplot()
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _setting_label(entry: dict[str, Any]) -> str:
+    if entry["setting"] == "distilled":
+        name = f"{entry['method']} (distilled)"
+    elif entry["setting"] == "distilled_soft":
+        name = f"{entry['method'].removesuffix('+soft')} (distilled, soft labels)"
+    else:
+        name = entry["setting"]
+    budget = (f"{entry['per_class']}/class" if entry.get("per_class")
+              else f"all {entry['n_train']} rows")
+    return f"{name}\n{budget}"
+
+
+SETTING_COLOURS = {"distilled": "#1f77b4", "distilled_soft": "#9467bd", "random": "#ff7f0e",
+                   "full": "#333333"}
+
+
+def accuracy_png(summary: list[dict[str, Any]], n_classes: int | None = None) -> bytes:
+    """Accuracy (%) per setting, mean ± std over seeds: one row per setting, coloured by
+    setting (one learner) or by learner (several, with a legend)."""
+    plt = _pyplot()
+    settings = list(dict.fromkeys(_setting_label(e) for e in summary))
+    learners = score_learners(summary)
+    several = len(learners) > 1
+    height = 1.3 + 0.55 * len(settings) * (1 + 0.35 * (len(learners) - 1))
+    figure, axis = plt.subplots(figsize=(8, height), dpi=_DPI)
+    by_learner = _colours(len(learners))
+    step = 0.6 / len(learners)
+    labelled: set[str] = set()
+    for entry in summary:
+        learner = entry.get("learner", "linear_probe")
+        k = learners.index(learner)
+        y = settings.index(_setting_label(entry)) + (k - (len(learners) - 1) / 2) * step
+        mean, std = 100 * entry["accuracy_mean"], 100 * entry["accuracy_std"]
+        spread = std if entry["n"] > 1 else 0.0
+        distilled = entry["setting"].startswith("distilled")
+        colour = by_learner[k] if several else SETTING_COLOURS.get(entry["setting"], "#333333")
+        axis.errorbar(mean, y, xerr=spread or None, fmt="D" if distilled else "o", color=colour,
+                      capsize=4, markersize=8 if distilled else 6, elinewidth=1.5,
+                      label=learner if several and learner not in labelled else None)
+        labelled.add(learner)
+        text = f"{mean:.1f}" + (f" ± {std:.1f}" if spread else "") + f"  (n={entry['n']})"
+        axis.annotate(text, (mean + spread, y), xytext=(6, 0), textcoords="offset points",
+                      va="center", fontsize=8)
+    if n_classes:
+        axis.axvline(100 / n_classes, color="grey", linestyle=":", linewidth=1)
+        axis.annotate("chance", (100 / n_classes, -0.5), xytext=(3, -3),
+                      textcoords="offset points", fontsize=7, color="grey", va="top")
+    axis.set_yticks(range(len(settings)), settings, fontsize=8)
+    axis.set_ylim(len(settings) - 0.5, -0.5)
+    lows = [100 * (e["accuracy_mean"] - e["accuracy_std"]) for e in summary]
+    highs = [100 * (e["accuracy_mean"] + e["accuracy_std"]) for e in summary]
+    floor = min(lows + ([100 / n_classes] if n_classes else []))
+    axis.set_xlim(max(0.0, floor - 5), max(highs) + 14)  # room for the labels
+    axis.set_xlabel("accuracy on the evaluation split (%)")
+    axis.grid(axis="x", alpha=0.3)
+    axis.set_title("Distilled set against random subsets and full data", fontsize=10)
+    if several:
+        axis.legend(fontsize=8, title="learner", title_fontsize=8, loc="best")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def map_png(corpus: CorpusMap) -> bytes:
+    """The corpus sample coloured by class, the distilled rows as large outlined markers."""
+    from matplotlib.lines import Line2D
+
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 6.2), dpi=_DPI)
+    colours = _colours(len(corpus.class_names))
+    dot, alpha = (5, 0.35) if len(corpus.labels) > 2000 else (14, 0.55)  # sparse: larger dots
+    for c in range(len(corpus.class_names)):
+        mask = corpus.labels == c
+        if mask.any():
+            axis.scatter(corpus.xy[mask, 0], corpus.xy[mask, 1], s=dot, color=colours[c],
+                         alpha=alpha, linewidths=0)
+    for generated, marker, size in ((False, "o", 110), (True, "*", 240)):
+        mask = corpus.distilled_generated == generated
+        if mask.any():
+            axis.scatter(corpus.distilled_xy[mask, 0], corpus.distilled_xy[mask, 1], s=size,
+                         marker=marker, color=[colours[c] if c >= 0 else "white"
+                                               for c in corpus.distilled_labels[mask]],
+                         edgecolors="black", linewidths=1.3, zorder=3)
+    handles = [Line2D([], [], marker="o", linestyle="", color=colours[c], markersize=6,
+                      label=f"{name} ({int((corpus.labels == c).sum())} shown)")
+               for c, name in enumerate(corpus.class_names)]
+    real = int((~corpus.distilled_generated).sum())
+    if real:
+        handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="lightgrey",
+                              markeredgecolor="black", markersize=10,
+                              label=f"distilled, seed {corpus.seed} ({real})"))
+    if (made := int(corpus.distilled_generated.sum())):
+        handles.append(Line2D([], [], marker="*", linestyle="", markerfacecolor="lightgrey",
+                              markeredgecolor="black", markersize=14,
+                              label=f"distilled, generated ({made})"))
+    axis.legend(handles=handles, fontsize=8, loc="best", framealpha=0.85)
+    axis.set_xlabel(f"PC1 ({100 * corpus.explained[0]:.1f}% of variance)")
+    axis.set_ylabel(f"PC2 ({100 * corpus.explained[1]:.1f}% of variance)")
+    axis.set_title(f"Corpus map: {_shown(corpus)} (PCA of the embeddings)", fontsize=10)
+    axis.grid(alpha=0.2)
+    figure.tight_layout()
+    return _png(figure)
