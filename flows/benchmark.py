@@ -4,6 +4,9 @@ datasets × methods × budgets → one pipeline run each (prepare tasks), then
 learners × seeds × label modes → cells, scored in process or on Ray, each saved
 as it finishes; then scores.parquet, the metrics and report.md/.html with plots.
 A rerun of a finished grid only checks fingerprints and rebuilds the report.
+The scores are published as a Markdown artifact keyed by the benchmark id
+(`<bench-id slug>-benchmark-scores`). The config parameter is typed
+(`BenchConfig`), so the Prefect UI's run form shows one field per setting.
 """
 
 from __future__ import annotations
@@ -23,19 +26,25 @@ from distill_core.bench.config import BenchConfig
 from distill_core.bench.grid import bench_dir, finalize, plan_cells, plan_groups
 from distill_core.bench.report import panel_tables_md
 from tasks.bench import prepare_task, score_task
+from tasks.stages import artifact_key
 
 
 def _run_name() -> str:
-    config = flow_run.parameters.get("config", {})
-    datasets = "+".join(config.get("datasets") or ["sst2"])
-    return f"bench-{config.get('name', 'bench')}-{datasets}"
+    """The benchmark id (name and config hash), then its datasets."""
+    cfg = BenchConfig.model_validate(flow_run.parameters.get("config", {}))
+    return f"bench {cfg.bench_id()} ({'+'.join(cfg.dataset_names())})"
 
 
 @flow(name="benchmark", flow_run_name=_run_name, log_prints=True)
-def benchmark(config: dict[str, Any], runs_dir: str = "runs") -> dict[str, Any]:
-    """Run (or resume) the benchmark grid; returns the benchmark folder and report paths."""
+def benchmark(config: BenchConfig, runs_dir: str = "runs") -> dict[str, Any]:
+    """Run (or resume) the benchmark grid; returns the benchmark folder and report paths.
+
+    Args:
+        config: The benchmark grid (`textdistill bench CONFIG.yaml` reads the same settings).
+        runs_dir: Where run and benchmark folders go; on a cluster, a path every worker sees.
+    """
     start = time.perf_counter()
-    cfg = BenchConfig.model_validate(config)
+    cfg = BenchConfig.model_validate(config)  # a dict when called outside Prefect's validation
     groups = plan_groups(cfg, runs_dir)
     for group in groups:
         prepare_task.with_options(
@@ -54,7 +63,8 @@ def benchmark(config: dict[str, Any], runs_dir: str = "runs") -> dict[str, Any]:
     if FlowRunContext.get() is not None:
         summary = json.loads((out / "summary.json").read_text())
         create_markdown_artifact(
-            key="benchmark-scores", markdown=panel_tables_md(summary) + (
+            key=artifact_key(facts["bench_id"], "benchmark-scores"),
+            markdown=panel_tables_md(summary) + (
                 f"\n\nReport: `{facts['report']}` (HTML: `{facts['report_html']}`, plots in "
                 f"`{out / 'plots'}`)"), description=f"benchmark {facts['bench_id']}")
     return {"dir": str(out), "report": facts["report"], "report_html": facts["report_html"],

@@ -5,13 +5,15 @@ Tasks hand each other the run folder's path; every stage reads its inputs from
 the artifacts upstream stages wrote there. Runs with no Prefect server (an
 ephemeral one is started on 127.0.0.1) or against `PREFECT_API_URL`. Before any
 stage, the config is checked against the encoder's token limit; a stage retries
-only on failures a retry can fix (`tasks.stages.retry_transient`).
+only on failures a retry can fix (`tasks.stages.retry_transient`); a stage found
+done or in the cache ends in the `Cached` state. The config parameter is typed
+(`RunConfig`), so a deployment's run form in the Prefect UI shows one field per
+setting, with its description and default; a dict is validated into it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
@@ -42,16 +44,22 @@ def run_dir_for(config: RunConfig, runs_dir: str | Path) -> Path:
 
 
 @flow(name="distill", flow_run_name=_run_name, log_prints=True)
-def distill(config: dict[str, Any], runs_dir: str = "runs") -> dict[str, str]:
-    """Distil the configured dataset; returns the run folder and the report's path."""
-    cfg = RunConfig.model_validate(config)
+def distill(config: RunConfig, runs_dir: str = "runs") -> dict[str, str]:
+    """Distil the configured dataset; returns the run folder and the report's path.
+
+    Args:
+        config: The run config (`textdistill run CONFIG.yaml` reads the same settings).
+        runs_dir: Where run folders go; on a cluster, a path every worker sees.
+    """
+    cfg = RunConfig.model_validate(config)  # a dict when called outside Prefect's validation
     check_model_limits(cfg)
     run_dir = str(run_dir_for(cfg, runs_dir))
+    settings = cfg.model_dump(mode="json")  # tasks get a small dict (hashable, serialisable)
     for stage in active_stages(cfg):
         # Retries (model loading, remote workers) only for what a retry can fix.
         stage_task.with_options(name=stage.name, task_run_name=stage.name,
                                 retries=stage.retries, retry_delay_seconds=2,
                                 retry_condition_fn=retry_transient)(
-            stage.name, config, run_dir)
+            stage.name, settings, run_dir, return_state=True).result()  # Cached or Completed
     report = report_task(run_dir)
     return {"run_dir": run_dir, "report": report}

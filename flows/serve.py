@@ -4,8 +4,10 @@ A serve config lists deployments: which flow, which run or benchmark config
 (resolved relative to the serve file, with `--set`-style overrides), a cron
 schedule and its time zone. The configs are validated and frozen into each
 deployment's parameters when serving starts, so what the Prefect UI shows is
-exactly what each scheduled run will do. `flow.serve` semantics: this process
-polls the Prefect API and runs the deployments' runs itself until stopped.
+exactly what each scheduled run will do; the flows' typed `config` parameter
+(`RunConfig`, `BenchConfig`) gives the UI's run form one field per setting.
+`flow.serve` semantics: this process polls the Prefect API and runs the
+deployments' runs itself until stopped.
 """
 
 from __future__ import annotations

@@ -1,25 +1,31 @@
-"""The Prefect task that runs one declared stage, and its table artifact.
+"""The Prefect task that runs one declared stage, its log line and table artifact.
 
 The task takes the stage's name, the run config (a small dict) and the run
 folder's path, and returns the path of the artifact it wrote; nothing large
-crosses a task boundary. It publishes a table artifact with the stage's counts,
-so the Prefect UI shows the funnel as the run goes. Stages that load models or
-reach Ray workers retry (`Stage.retries`), but only on failures a retry can fix
-(`retry_transient`): a config or data error, a validation error, a full disk or
-a read-only folder fails at once, as the one-line error of `user_error`.
+crosses a task boundary. It logs one INFO line (status, rows in/out, wall time)
+and publishes a table artifact with the stage's counts under a key unique to the
+run (`<run-id slug>-<stage>-counts`), so the Prefect UI shows the funnel as the
+run goes. A stage found done in the run folder or restored from the cache ends
+in Prefect's `Cached` state (a Completed state of that name). Stages that load
+models or reach Ray workers retry (`Stage.retries`), but only on failures a
+retry can fix (`retry_transient`): a config or data error, a validation error, a
+full disk or a read-only folder fails at once, as the one-line error of
+`user_error`. The report task publishes report.md as the run's Markdown artifact.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
-from prefect.states import State
+from prefect.states import Completed, State
 
 from distill_core.artifacts.store import RunStore
 from distill_core.config import RunConfig
@@ -30,6 +36,27 @@ from distill_core.pipeline.stage import StageContext
 from distill_core.report import markdown_table, score_rows, write_report
 from tasks.executors import make_executor
 from tasks.progress import report
+
+REUSED = ("resumed", "cached")  # StageOutcome.status values of a stage that did not compute
+MAX_REPORT_CHARS = 60_000  # a report artifact beyond this is cut at a line (the file is whole)
+
+
+def artifact_key(run_id: str, suffix: str) -> str:
+    """A Prefect artifact key unique to a run: the run id (name and config hash) made of
+    lowercase letters, digits and dashes, then `suffix` (e.g. `filter-counts`)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", run_id.lower()).strip("-")
+    return f"{slug}-{suffix}"
+
+
+def _log(outcome: StageOutcome) -> None:
+    """One INFO line per stage on the task run's logger (sent to the Prefect server)."""
+    if TaskRunContext.get() is None:
+        return
+    counts = outcome.counts
+    get_run_logger().info(
+        "stage %s %s: rows in %s, rows out %s, rejected %s, wall time %.1f s", outcome.stage,
+        outcome.status, counts.get("rows_in"), counts.get("rows_out"),
+        counts.get("rows_rejected"), outcome.wall_time_s)
 
 
 def _publish(outcome: StageOutcome, store: RunStore) -> None:
@@ -53,7 +80,7 @@ def _publish(outcome: StageOutcome, store: RunStore) -> None:
     if "peak_rss_mb" in manifest:
         rows.append({"metric": "peak RSS (MiB)", "value": manifest["peak_rss_mb"]})
     create_table_artifact(
-        key=f"{outcome.stage}-counts", table=rows,
+        key=artifact_key(store.run_id, f"{outcome.stage}-counts"), table=rows,
         description=f"{outcome.stage} of run {store.run_id}: {outcome.path}")
 
 
@@ -92,28 +119,51 @@ def run_named_stage(stage: str, config: dict[str, Any], run_dir: str) -> StageOu
     ctx = StageContext(cfg, store, make_executor(cfg.compute, cfg.faults), report)
     outcome = run_stage(stage_named(stage), ctx)
     report(stage, 1, 1, outcome.status)
+    _log(outcome)
     _publish(outcome, store)
     return outcome
 
 
 @task(name="stage", cache_policy=NO_CACHE, retry_condition_fn=retry_transient)
-def stage_task(stage: str, config: dict[str, Any], run_dir: str) -> str:
-    """One pipeline stage (named by the flow with `with_options(name=...)`)."""
+def stage_task(stage: str, config: dict[str, Any], run_dir: str) -> str | State[str]:
+    """One pipeline stage (named by the flow with `with_options(name=...)`). A stage that did
+    not compute (resumed in the run folder, restored from the cache) returns a `Cached` state
+    holding the path; call with `return_state=True` and take `.result()` for the path."""
     with user_errors(run_dir):
-        return run_named_stage(stage, config, run_dir).path
+        outcome = run_named_stage(stage, config, run_dir)
+    if outcome.status in REUSED:
+        return Completed(name="Cached", data=outcome.path,
+                         message=f"{stage} {outcome.status}: fingerprint "
+                                 f"{outcome.fingerprint[:12]} matched")
+    return outcome.path
+
+
+def report_markdown(report_path: Path, run_id: str, evaluate: dict[str, Any] | None) -> str:
+    """The run's Markdown artifact: the scores table, then report.md (cut at a line past
+    MAX_REPORT_CHARS, saying where the whole file is)."""
+    text = report_path.read_text(encoding="utf-8")
+    if len(text) > MAX_REPORT_CHARS:
+        cut = text.rfind("\n", 0, MAX_REPORT_CHARS)
+        text = (text[:cut if cut > 0 else MAX_REPORT_CHARS] + f"\n\n*(report truncated at "
+                f"{MAX_REPORT_CHARS} characters; the whole file is `{report_path}`)*\n")
+    head: list[str] = []
+    if evaluate is not None:
+        table = markdown_table(["setting", "budget", "n", "short", "accuracy %", "macro-F1 %"],
+                               score_rows(evaluate["summary"]))
+        head += [f"## Scores of run `{run_id}` (%)", "", table, ""]
+    return "\n".join(head + [f"Report: `{report_path}`", "", "---", "", text])
 
 
 @task(name="report", cache_policy=NO_CACHE, retry_condition_fn=retry_transient)
 def report_task(run_dir: str) -> str:
-    """Write report.md (unless it is unchanged) and publish the scores as a markdown
-    artifact."""
+    """Write report.md (unless it is unchanged) and publish it, the scores table first, as the
+    run's Markdown artifact (`<run-id slug>-report`)."""
     with user_errors(run_dir):
         path = write_report(run_dir)
         store = RunStore.open(run_dir)
         evaluate = store.manifest("evaluate")
-    if TaskRunContext.get() is not None and evaluate is not None:
-        table = markdown_table(["setting", "budget", "n", "accuracy %", "macro-F1 %"],
-                               score_rows(evaluate["summary"]))
-        create_markdown_artifact(key="scores", markdown=f"{table}\n\nReport: `{path}`",
-                                 description=f"scores of run {store.run_id}")
+        markdown = report_markdown(Path(path), store.run_id, evaluate)
+    if TaskRunContext.get() is not None:
+        create_markdown_artifact(key=artifact_key(store.run_id, "report"), markdown=markdown,
+                                 description=f"report of run {store.run_id}")
     return str(path)

@@ -32,8 +32,9 @@ def test_distill_flow_records_runs_tasks_and_artifacts(prefect_server, slice_dir
     result = state.result()
     run_dir = Path(result["run_dir"])
     assert run_dir.parent == tmp_path.resolve() and Path(result["report"]).is_file()
-    assert sorted(p.name for p in run_dir.iterdir()) == [  # kmeans needs no teacher
-        "evaluate", "filter", "ingest", "report.md", "signals", "synthesize"]
+    assert sorted(p.name for p in run_dir.iterdir() if p.is_dir()) == [  # kmeans: no teacher
+        "evaluate", "filter", "ingest", "signals", "synthesize"]
+    assert (run_dir / "report.md").is_file()
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(state.state_details.flow_run_id)
         assert flow_run.name == f"{cfg.run_id()} (sst2 kmeans 4pc)"
@@ -45,13 +46,29 @@ def test_distill_flow_records_runs_tasks_and_artifacts(prefect_server, slice_dir
             "evaluate", "filter", "ingest", "report", "signals", "synthesize"]
         assert all(t.state.is_completed() for t in task_runs)
         artifacts = client.read_artifacts(flow_run_filter=only_this_run)
-    by_key = {a.key: a for a in artifacts}
-    assert {"ingest-counts", "signals-counts", "synthesize-counts", "filter-counts",
-            "evaluate-counts", "scores"} <= set(by_key)
+    slug = cfg.run_id().lower().replace("_", "-").replace(".", "-")
+    by_key = {a.key: a for a in artifacts}  # keys carry the run id: unique per run
+    assert {f"{slug}-{s}-counts" for s in ("ingest", "signals", "synthesize", "filter",
+                                           "evaluate")} | {f"{slug}-report"} <= set(by_key)
     filter_counts = {row["metric"]: row["value"] for row in json.loads(
-        by_key["filter-counts"].data)}
+        by_key[f"{slug}-filter-counts"].data)}
     assert filter_counts["rows out"] == 2 * 2 * 4
-    assert "kmeans (distilled)" in by_key["scores"].data
+    report = by_key[f"{slug}-report"].data  # the scores first, then the whole report.md
+    assert report.index("kmeans (distilled)") < report.index(f"# textdistill run `{cfg.run_id()}`")
+    assert "## Funnel" in report and "## Stages" in report
+
+
+def test_artifact_keys_and_a_huge_report_artifact(tmp_path: Path) -> None:
+    from tasks.stages import MAX_REPORT_CHARS, artifact_key, report_markdown
+
+    assert artifact_key("My_Run.v2-0a1b2c3d4e", "filter-counts") == (
+        "my-run-v2-0a1b2c3d4e-filter-counts")  # Prefect keys: lowercase, digits, dashes
+    report = tmp_path / "report.md"
+    report.write_text("# textdistill run `r-1`\n" + "| row | 1 |\n" * 20_000, encoding="utf-8")
+    text = report_markdown(report, "r-1", None)  # no evaluate stage: no scores table
+    assert "## Scores" not in text and text.startswith(f"Report: `{report}`")
+    assert len(text) < MAX_REPORT_CHARS + 1_000 and f"whole file is `{report}`" in text
+    assert "| row | 1 |\n\n*(report truncated" in text  # cut at a line, not mid-row
 
 
 def test_cli_run_audit_and_report(prefect_server, slice_dir: Path, tmp_path: Path) -> None:

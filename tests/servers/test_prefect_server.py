@@ -1,9 +1,11 @@
 """A real Prefect server (`prefect server start`, its own PREFECT_HOME, 127.0.0.1): a distill
-run against it shows up with its task runs and artifacts, and a served deployment with a
-cron schedule gets scheduled runs."""
+run against it shows up with its name, tags, task runs, INFO logs and per-run artifacts (a
+rerun's stages in the Cached state), and a served deployment with a cron schedule gets
+scheduled runs and a typed parameter schema."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -66,15 +68,8 @@ def _client(url: str):
     return Session()
 
 
-def test_a_distill_run_is_recorded_with_task_runs_and_artifacts(
-        prefect_api: str, slice_dir: Path, tmp_path: Path) -> None:
-    from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        ArtifactFilterFlowRunId,
-        FlowRunFilter,
-        FlowRunFilterId,
-    )
-
+def _distill_cli(prefect_api: str, slice_dir: Path, tmp_path: Path) -> str:
+    """`textdistill run` of a small quickstart against the server, default verbosity; stderr."""
     result = subprocess.run(
         [sys.executable, "-m", "flows.cli", "run", str(ROOT / "configs" / "quickstart.yaml"),
          "--data-dir", str(slice_dir), "--runs-dir", str(tmp_path / "runs"),
@@ -82,6 +77,22 @@ def test_a_distill_run_is_recorded_with_task_runs_and_artifacts(
         cwd=ROOT, env=_client_env(prefect_api, tmp_path / "home"), capture_output=True,
         text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result.stderr
+
+
+def test_a_distill_run_is_recorded_with_task_runs_logs_and_artifacts(
+        prefect_api: str, slice_dir: Path, tmp_path: Path) -> None:
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    stderr = _distill_cli(prefect_api, slice_dir, tmp_path)
+    assert "stage ingest" not in stderr and "| INFO" not in stderr  # the terminal stays quiet
     with _client(prefect_api) as client:
         runs = [r for r in client.read_flow_runs() if r.name.endswith("(sst2 kmeans 4pc)")]
         assert len(runs) == 1 and runs[0].state.is_completed()
@@ -90,19 +101,41 @@ def test_a_distill_run_is_recorded_with_task_runs_and_artifacts(
         assert (tmp_path / "runs" / run_id).is_dir() and run_id.startswith("quickstart-")
         assert {"dataset:sst2", "method:kmeans", "budget:4pc", f"run:{run_id}"} <= set(
             flow_run.tags)  # the CLI's run carries its tags to the server
-        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(
-            id=FlowRunFilterId(any_=[flow_run.id])))
+        this_run = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
+        tasks = client.read_task_runs(flow_run_filter=this_run)
         assert {t.name.rsplit("-", 1)[0] for t in tasks} >= STAGE_TASKS
-        assert all(t.state.is_completed() for t in tasks)
+        assert all(t.state.is_completed() and t.state.name == "Completed" for t in tasks)
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id])))
-    keys = {a.key for a in artifacts}
-    assert {f"{s}-counts" for s in ("ingest", "signals", "synthesize", "filter")} <= keys
-    counts = next(a for a in artifacts if a.key == "ingest-counts")
+        logs = client.read_logs(log_filter=LogFilter(
+            flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])))
+    # the server has the INFO logs the terminal did not show: one line per stage
+    stage_lines = [log.message for log in logs if log.level == logging.INFO
+                   and log.message.startswith("stage ")]
+    assert {line.split()[1] for line in stage_lines} >= STAGE_TASKS - {"report"}
+    assert any(line.startswith("stage filter computed: rows in") and "rows out 16" in line
+               for line in stage_lines), stage_lines
+    slug = run_id.lower().replace("_", "-").replace(".", "-")
+    keys = {a.key for a in artifacts}  # unique to the run: the run id comes first
+    assert {f"{slug}-{s}-counts" for s in ("ingest", "signals", "synthesize", "filter")} <= keys
+    counts = next(a for a in artifacts if a.key == f"{slug}-ingest-counts")
     assert counts.type == "table" and "rows rejected" in str(counts.data)
     assert "peak RSS (MiB)" in str(counts.data) and "wall time (s)" in str(counts.data)
-    scores = next(a for a in artifacts if a.key == "scores")
-    assert scores.type == "markdown" and "report.md" in scores.data and "kmeans" in scores.data
+    report = next(a for a in artifacts if a.key == f"{slug}-report")
+    assert report.type == "markdown" and "kmeans (distilled)" in report.data
+    assert f"# textdistill run `{run_id}`" in report.data and "## Funnel" in report.data
+
+    # the same config again: every stage is found done in the run folder -> Cached task runs
+    _distill_cli(prefect_api, slice_dir, tmp_path)
+    with _client(prefect_api) as client:
+        rerun = next(r for r in client.read_flow_runs()
+                     if r.name == flow_run.name and r.id != flow_run.id)
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=[rerun.id])))
+    states = {t.name.rsplit("-", 1)[0]: t.state for t in tasks}
+    assert rerun.state.is_completed() and set(states) >= STAGE_TASKS
+    assert all(states[s].is_completed() and states[s].name == "Cached"
+               for s in STAGE_TASKS - {"report"}), {s: st.name for s, st in states.items()}
 
 
 def test_served_deployment_gets_scheduled_runs(prefect_api: str, slice_dir: Path,
@@ -129,6 +162,14 @@ def test_served_deployment_gets_scheduled_runs(prefect_api: str, slice_dir: Path
             deployment = client.read_deployment_by_name("distill/every-minute")
             assert deployment.schedules[0].schedule.cron == "* * * * *"
             assert deployment.parameters["config"]["synthesize"]["per_class"] == 3
+            schema = deployment.parameter_openapi_schema  # typed: one form field per setting
     finally:
         stop(serving)
     assert serving.poll() is not None
+    config = schema["properties"]["config"]
+    assert config["$ref"] == "#/definitions/RunConfig" and config["description"]
+    fields = schema["definitions"]["RunConfig"]["properties"]
+    assert {"run", "data", "synthesize", "evaluate", "compute"} <= set(fields)
+    per_class = schema["definitions"]["SynthesizeSection"]["properties"]["per_class"]
+    assert per_class["type"] == "integer" and per_class["description"]
+    assert schema["properties"]["runs_dir"]["type"] == "string"
