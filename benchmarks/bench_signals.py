@@ -1,10 +1,13 @@
-"""Signals-stage throughput: textdistill (in process, bf16, Ray) against sentence-transformers.
+"""Signals-stage throughput: textdistill (in process: fp32, bf16, auto; Ray) against
+sentence-transformers.
 
 Same model (all-MiniLM-L6-v2), same texts (GLUE SST-2 train, read through the
 ordinary ingest path), same batch size, in one run. The baseline is plain
 `SentenceTransformer.encode` (which also sorts by length), timed twice (first
 and last) so drift shows; ratios are against the mean of its two passes.
 The textdistill passes go through `embed_corpus`, i.e. the stage's own code.
+`local_auto` is the default `signals.precision: auto` (what it resolves to on this
+machine is printed); `auto_vs_fp32` is its speed against the fp32 pass of the same run.
 
     python benchmarks/bench_signals.py --data-dir ../shared/datasets --rows 10000
 
@@ -46,7 +49,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10000)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--variants", default="st,local,local_bf16,ray,st")
+    parser.add_argument("--variants", default="st,local,local_bf16,local_auto,ray,st",
+                        help="Comma-separated passes, in order: st (sentence-transformers), "
+                             "local (fp32), local_bf16, local_auto, ray.")
     parser.add_argument("--ray-actors", type=int, default=1)
     parser.add_argument("--model", default="all-MiniLM-L6-v2",
                         help="Encoder name or folder (same for both sides).")
@@ -67,10 +72,13 @@ def main() -> None:
     st = SentenceTransformer(path, device=args.device).float()
     fp32 = SentenceEncoder(args.model, device=args.device)
     bf16 = SentenceEncoder(args.model, precision="bf16", device=args.device)
+    auto = SentenceEncoder(args.model, precision="auto", device=args.device)
+    print(f"precision auto resolves to {auto.precision} on {args.device} "
+          f"(CPU bf16 units: {', '.join(cpu_bf16_units()) or 'none'})", flush=True)
     warm = texts[:256]
     st.encode(warm, batch_size=args.batch_size)
-    fp32.encode(warm, args.batch_size)
-    bf16.encode(warm, args.batch_size)
+    for encoder in (fp32, bf16, auto):
+        encoder.encode(warm, args.batch_size)
 
     def run_st():
         return st.encode(texts, batch_size=args.batch_size, normalize_embeddings=True,
@@ -104,7 +112,7 @@ def main() -> None:
 
     ray_timings: list[dict[str, float]] = []
     runners = {"st": run_st, "local": run_ours(fp32), "local_bf16": run_ours(bf16),
-               "ray": run_ray}
+               "local_auto": run_ours(auto), "ray": run_ray}
     results: dict[str, list[float]] = {}
     outputs: dict[str, np.ndarray] = {}
     for name in args.variants.split(","):
@@ -122,14 +130,19 @@ def main() -> None:
     reference = outputs["st"][row_to_text]
     agreement = {name: float(np.min(np.sum(out * reference, axis=1)))
                  for name, out in outputs.items() if name != "st"}
-    if "local" in outputs and "local_bf16" in outputs:
-        agreement["local_bf16_vs_local_fp32"] = float(
-            np.min(np.sum(outputs["local_bf16"] * outputs["local"], axis=1)))
+    for name in ("local_bf16", "local_auto"):
+        if "local" in outputs and name in outputs:
+            agreement[f"{name}_vs_local_fp32"] = float(
+                np.min(np.sum(outputs[name] * outputs["local"], axis=1)))
     report = {
         "texts": n, "batch_size": args.batch_size, "device": args.device,
         "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or
         platform.machine(), "cpu_bf16_units": cpu_bf16_units(),
         "torch": torch.__version__, "results": rows,
+        "auto_resolves_to": auto.precision,
+        "auto_vs_fp32": (rows["local_auto"]["texts_per_s"] / rows["local"]["texts_per_s"]
+                         if "local_auto" in rows and "local" in rows else None),
+        "load_average": os.getloadavg(), "cpus": os.cpu_count(),
         "min_cosine_vs_st": agreement,
         "ray_timings": ray_timings,
         "ray_steady_ratio_vs_st_fp32": (ray_timings[-1]["steady_rows_per_s"] / baseline

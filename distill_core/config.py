@@ -135,12 +135,19 @@ class SignalsSection(_Section):
     max_length: int = Field(default=256, ge=8, le=MAX_TOKENS, description="Tokens kept per "
                             "text; at most the encoder's own limit (512 for MiniLM), which a run "
                             "checks before it starts.")
-    precision: Literal["fp32", "bf16"] = Field(
-        default="fp32", description="bf16 uses autocast (fast on CPUs with bf16 matrix units)."
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto", description="Encoder arithmetic. bf16 runs the forward pass under "
+        "autocast (fast on CPUs with AMX / AVX512-BF16 units and on GPUs with native bf16); "
+        "auto picks bf16 where the device running the encoder has such units, fp32 elsewhere "
+        "(the signals manifest records what ran)."
     )
     trust_remote_code: bool = Field(
         default=False, description="Allow model repositories to run their own code."
     )
+    row_cache: bool = Field(
+        default=True, description="Reuse each text's vector from earlier runs with the same "
+        "encoder settings (<runs>/.cache/rows/): a rerun over a grown corpus embeds only its "
+        "new texts. false: embed every text in this run.")
 
 
 SelectionMethod = Literal[tuple(method_names())]  # type: ignore[valid-type]

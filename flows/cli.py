@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -27,6 +27,7 @@ from rich.table import Table
 from distill_core.errors import ConfigError, StorageError, TextDistillError, user_error
 from flows.cli_views import (
     CliConsole,
+    StageLog,
     bench_tables,
     funnel_table,
     print_lineage,
@@ -36,6 +37,10 @@ from flows.cli_views import (
     scores_table,
 )
 from flows.console_logging import hide_expected_failures_on_console
+from flows.rerun import NO_FLOW_RUN, finished_run, prefect_server_configured, report_is_current
+
+if TYPE_CHECKING:
+    from distill_core.config import RunConfig
 
 app = typer.Typer(no_args_is_help=True, help="Text dataset distillation with full lineage.")
 console: Console = CliConsole()
@@ -152,8 +157,8 @@ def run(
 
 def _run(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path | None,
          debug: bool) -> None:
-    from distill_core.artifacts.store import RunStore
-    from distill_core.audit import RunAudit
+    """Run the flow; a rerun with every stage done and no Prefect server configured is
+    answered from the run folder instead (`flows/rerun.py`)."""
     from distill_core.config import load_config
 
     overrides = list(set_ or [])
@@ -161,6 +166,9 @@ def _run(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path | 
         overrides.append(f"data.data_dir={data_dir}")
     cfg = load_config(config, overrides)
     _usable_runs_dir(runs_dir)
+    if not prefect_server_configured() and (finished := finished_run(cfg, runs_dir)):
+        _show_finished_run(cfg, *finished)  # nothing to run: no Prefect server, no models
+        return
     from prefect import tags
 
     from distill_core.pipeline.order import active_stages
@@ -173,7 +181,28 @@ def _run(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path | 
     migrate_local_database()  # concurrent first runs must not race on Prefect's migrations
     with progress_bars(console, stages) as log, tags(*run_tags(cfg)):
         result = distill(cfg.model_dump(mode="json"), str(runs_dir))
-    run_dir = result["run_dir"]
+    _print_run(cfg, result["run_dir"], result["report"], stages, log)
+
+
+def _show_finished_run(cfg: RunConfig, run_dir: Path, stages: tuple[str, ...]) -> None:
+    """A run whose every stage is done: its outcome from the folder, the report rebuilt only
+    when missing or older than a stage, and why no Prefect flow run was recorded."""
+    report = run_dir / "report.md"
+    if not report_is_current(run_dir, stages):
+        from distill_core.report import write_report
+
+        report = write_report(run_dir)
+    _print_run(cfg, str(run_dir), str(report), stages,
+               StageLog({stage: "resumed" for stage in stages}))
+    console.print(NO_FLOW_RUN, markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_run(cfg: RunConfig, run_dir: str, report: str, stages: tuple[str, ...],
+               log: StageLog) -> None:
+    """The scores, the funnel, each stage's wall time or reuse, the reuse line, the paths."""
+    from distill_core.artifacts.store import RunStore
+    from distill_core.audit import RunAudit
+
     store = RunStore.open(run_dir)
     evaluate = store.manifest("evaluate")
     if evaluate is not None:
@@ -187,7 +216,7 @@ def _run(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path | 
     console.print(reuse_summary(stages, log, run_dir, cfg.compute.backend, ray_contacted()),
                   markup=False, highlight=False)
     console.print(f"run folder: [bold]{escape(str(run_dir))}[/]\nreport: "
-                  f"{escape(str(result['report']))}")
+                  f"{escape(str(report))}")
 
 
 @app.command()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 
 from distill_core.config import RunConfig
@@ -39,6 +39,21 @@ def run_tags(cfg: RunConfig) -> list[str]:
             f"backend:{cfg.compute.backend}", f"run:{cfg.run_id()}"]
 
 
+def tag_flow_run(cfg: RunConfig) -> None:
+    """Give the current flow run the tags of `run_tags` when it was created without them (a
+    deployment's scheduled or UI-started run; `textdistill run` sets them at creation)."""
+    missing = [tag for tag in run_tags(cfg) if tag not in (flow_run.tags or [])]
+    if not missing or flow_run.id is None:
+        return
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(flow_run.id, tags=[*(flow_run.tags or []), *missing])
+    except Exception as exc:  # noqa: BLE001 - tags help filtering; the run goes on without
+        get_run_logger().warning("could not tag flow run %s: %s", flow_run.id, exc)
+
+
 def run_dir_for(config: RunConfig, runs_dir: str | Path) -> Path:
     return Path(runs_dir).resolve() / config.run_id()
 
@@ -55,11 +70,13 @@ def distill(config: RunConfig, runs_dir: str = "runs") -> dict[str, str]:
     check_model_limits(cfg)
     run_dir = str(run_dir_for(cfg, runs_dir))
     settings = cfg.model_dump(mode="json")  # tasks get a small dict (hashable, serialisable)
-    for stage in active_stages(cfg):
-        # Retries (model loading, remote workers) only for what a retry can fix.
-        stage_task.with_options(name=stage.name, task_run_name=stage.name,
-                                retries=stage.retries, retry_delay_seconds=2,
-                                retry_condition_fn=retry_transient)(
-            stage.name, settings, run_dir, return_state=True).result()  # Cached or Completed
-    report = report_task(run_dir)
+    tag_flow_run(cfg)
+    with tags(*run_tags(cfg)):  # task runs carry the run's tags too, however it started
+        for stage in active_stages(cfg):
+            # Retries (model loading, remote workers) only for what a retry can fix.
+            stage_task.with_options(name=stage.name, task_run_name=stage.name,
+                                    retries=stage.retries, retry_delay_seconds=2,
+                                    retry_condition_fn=retry_transient)(
+                stage.name, settings, run_dir, return_state=True).result()  # Cached/Completed
+        report = report_task.with_options(task_run_name="report")(run_dir)
     return {"run_dir": run_dir, "report": report}

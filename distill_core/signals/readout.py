@@ -35,6 +35,9 @@ def embed_texts(executor: Executor, signals: SignalsSection, texts: Sequence[str
     result = executor.map_batches(actor, {"text": np.asarray(list(texts), dtype=object)},
                                   resources, signals.batch_size * BLOCK_BATCHES, progress,
                                   order=_by_length(texts))
+    if "precision" in result.columns:  # what each worker ran (`auto` resolved there)
+        result.timings["precision"] = dict(  # type: ignore[assignment]
+            str(v).rsplit("=", 1) for v in np.unique(result.columns.pop("precision")))
     return np.asarray(result.columns["embedding"], np.float32), result
 
 

@@ -18,12 +18,15 @@ linear probe, trained on the whole training split). Per example it gives:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-from sklearn.linear_model import LogisticRegression
 
 from distill_core.signals.embeddings import vectors_array
+
+if TYPE_CHECKING:  # sklearn is imported when a teacher is fit, not by a cached rerun
+    from sklearn.linear_model import LogisticRegression
 
 
 @dataclass
@@ -54,6 +57,8 @@ def class_logits(model: LogisticRegression, features: np.ndarray, n_classes: int
 
 def fit_teacher(features: np.ndarray, labels: np.ndarray, C: float = 1.0,  # noqa: N803
                 max_iter: int = 2000) -> LogisticRegression:
+    from sklearn.linear_model import LogisticRegression
+
     return LogisticRegression(C=C, max_iter=max_iter).fit(features, labels)
 
 

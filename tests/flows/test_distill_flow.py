@@ -22,12 +22,8 @@ def test_distill_flow_records_runs_tasks_and_artifacts(prefect_server, slice_dir
     cfg = load_config(ROOT / "configs" / "quickstart.yaml",
                       [f"data.data_dir={slice_dir}", "run.seeds=[0,1]",
                        "synthesize.per_class=4"])
-    from prefect import tags
-
-    from flows.distill import run_tags
-
-    with tags(*run_tags(cfg)):
-        state = distill(cfg.model_dump(mode="json"), str(tmp_path), return_state=True)
+    # Called without the CLI's tags context, like a deployment's run: the flow tags itself.
+    state = distill(cfg.model_dump(mode="json"), str(tmp_path), return_state=True)
     assert state.is_completed()
     result = state.result()
     run_dir = Path(result["run_dir"])
@@ -45,6 +41,8 @@ def test_distill_flow_records_runs_tasks_and_artifacts(prefect_server, slice_dir
         assert sorted(t.name.rsplit("-", 1)[0] for t in task_runs) == [
             "evaluate", "filter", "ingest", "report", "signals", "synthesize"]
         assert all(t.state.is_completed() for t in task_runs)
+        assert all(f"run:{cfg.run_id()}" in t.tags for t in task_runs)
+        assert "report" in {t.name for t in task_runs}  # no random suffix
         artifacts = client.read_artifacts(flow_run_filter=only_this_run)
     slug = cfg.run_id().lower().replace("_", "-").replace(".", "-")
     by_key = {a.key: a for a in artifacts}  # keys carry the run id: unique per run
