@@ -33,7 +33,7 @@ from distill_core.errors import user_error
 from distill_core.pipeline.order import stage_named
 from distill_core.pipeline.runner import StageOutcome, run_stage
 from distill_core.pipeline.stage import StageContext
-from distill_core.report import markdown_table, score_rows, write_report
+from distill_core.report import write_report
 from tasks.executors import make_executor
 from tasks.progress import report
 
@@ -138,31 +138,28 @@ def stage_task(stage: str, config: dict[str, Any], run_dir: str) -> str | State[
     return outcome.path
 
 
-def report_markdown(report_path: Path, run_id: str, evaluate: dict[str, Any] | None) -> str:
-    """The run's Markdown artifact: the scores table, then report.md (cut at a line past
-    MAX_REPORT_CHARS, saying where the whole file is)."""
+def report_markdown(report_path: Path) -> str:
+    """The run's Markdown artifact: report.md as it is (its scores come right after the
+    header), cut at a line past MAX_REPORT_CHARS saying where the whole file is, then where
+    the Markdown and HTML reports are."""
     text = report_path.read_text(encoding="utf-8")
     if len(text) > MAX_REPORT_CHARS:
         cut = text.rfind("\n", 0, MAX_REPORT_CHARS)
         text = (text[:cut if cut > 0 else MAX_REPORT_CHARS] + f"\n\n*(report truncated at "
                 f"{MAX_REPORT_CHARS} characters; the whole file is `{report_path}`)*\n")
-    head: list[str] = []
-    if evaluate is not None:
-        table = markdown_table(["setting", "budget", "n", "short", "accuracy %", "macro-F1 %"],
-                               score_rows(evaluate["summary"]))
-        head += [f"## Scores of run `{run_id}` (%)", "", table, ""]
-    return "\n".join(head + [f"Report: `{report_path}`", "", "---", "", text])
+    html = report_path.with_suffix(".html")
+    return "\n".join([text.rstrip("\n"), "", "---", "", f"Report: `{report_path}`"
+                      + (f"; with figures: `{html}`" if html.is_file() else "")])
 
 
 @task(name="report", cache_policy=NO_CACHE, retry_condition_fn=retry_transient)
 def report_task(run_dir: str) -> str:
-    """Write report.md (unless it is unchanged) and publish it, the scores table first, as the
-    run's Markdown artifact (`<run-id slug>-report`)."""
+    """Write report.md and report.html (unless unchanged) and publish report.md as the run's
+    Markdown artifact (`<run-id slug>-report`)."""
     with user_errors(run_dir):
         path = write_report(run_dir)
         store = RunStore.open(run_dir)
-        evaluate = store.manifest("evaluate")
-        markdown = report_markdown(Path(path), store.run_id, evaluate)
+        markdown = report_markdown(Path(path))
     if TaskRunContext.get() is not None:
         create_markdown_artifact(key=artifact_key(store.run_id, "report"), markdown=markdown,
                                  description=f"report of run {store.run_id}")

@@ -52,7 +52,8 @@ def test_distill_flow_records_runs_tasks_and_artifacts(prefect_server, slice_dir
         by_key[f"{slug}-filter-counts"].data)}
     assert filter_counts["rows out"] == 2 * 2 * 4
     report = by_key[f"{slug}-report"].data  # the scores first, then the whole report.md
-    assert report.index("kmeans (distilled)") < report.index(f"# textdistill run `{cfg.run_id()}`")
+    assert report.startswith(f"# textdistill run `{cfg.run_id()}`")  # report.md, whole
+    assert report.index("## Scores") < report.index("## Funnel") and "kmeans (distilled)" in report
     assert "## Funnel" in report and "## Stages" in report
 
 
@@ -63,8 +64,8 @@ def test_artifact_keys_and_a_huge_report_artifact(tmp_path: Path) -> None:
         "my-run-v2-0a1b2c3d4e-filter-counts")  # Prefect keys: lowercase, digits, dashes
     report = tmp_path / "report.md"
     report.write_text("# textdistill run `r-1`\n" + "| row | 1 |\n" * 20_000, encoding="utf-8")
-    text = report_markdown(report, "r-1", None)  # no evaluate stage: no scores table
-    assert "## Scores" not in text and text.startswith(f"Report: `{report}`")
+    text = report_markdown(report)
+    assert text.startswith("# textdistill run `r-1`") and text.endswith(f"Report: `{report}`")
     assert len(text) < MAX_REPORT_CHARS + 1_000 and f"whole file is `{report}`" in text
     assert "| row | 1 |\n\n*(report truncated" in text  # cut at a line, not mid-row
 
