@@ -35,6 +35,17 @@ def _run_manifest(store: RunStore) -> dict[str, Any]:
     return store.manifest("ingest") or {}
 
 
+def _precision(store: RunStore, config: dict) -> str:
+    """The encoder arithmetic that ran (each worker's, as the signals manifest recorded it),
+    else the configured setting."""
+    configured = str(config.get("signals", {}).get("precision"))
+    ran = ((store.manifest("signals") or {}).get("backend_timings") or {}).get("precision")
+    if not isinstance(ran, dict) or not ran:
+        return configured
+    kinds = sorted(set(ran.values()))
+    return f"{configured}: ran {', '.join(kinds)}" if configured == "auto" else configured
+
+
 def _header(store: RunStore) -> list[str]:
     ingest, run = store.manifest("ingest") or {}, _run_manifest(store)
     config = run.get("config", {})
@@ -43,8 +54,7 @@ def _header(store: RunStore) -> list[str]:
         f"# textdistill run `{store.run_id}`", "",
         f"- dataset: `{data.get('dataset')}`; method: `{synth.get('method')}`, "
         f"{synth.get('per_class')} per class; seeds: {config.get('run', {}).get('seeds')}",
-        f"- encoder: `{config.get('signals', {}).get('model')}` "
-        f"({config.get('signals', {}).get('precision')})",
+        f"- encoder: `{config.get('signals', {}).get('model')}` ({_precision(store, config)})",
         f"- config hash: `{run.get('config_hash', '')[:16]}`; labels: "
         f"{', '.join(ingest.get('label_names', []))}", ""]
 

@@ -1,0 +1,76 @@
+"""Back to text: nearest tokens, nearest real sentence, decoder-regularised beam search."""
+
+from __future__ import annotations
+
+import torch
+
+from distill_core.learned import FunctionalLearner
+from distill_core.learned.decode import (
+    decoded_table,
+    decoder_regularised,
+    nearest_sentences,
+    nearest_tokens,
+)
+
+
+def _sentence(tokenizer, table: torch.Tensor, text: str, length: int = 10):
+    encoded = tokenizer([text], padding="max_length", max_length=length, return_tensors="pt")
+    return table[encoded["input_ids"]].clone(), encoded["attention_mask"]
+
+
+def _rigged_lm(tokenizer, favourite: int):
+    """A tiny GPT-2 (BERT vocabulary) whose every next-token distribution puts ~all mass on
+    `favourite`."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    lm = GPT2LMHeadModel(GPT2Config(vocab_size=tokenizer.vocab_size, n_embd=16, n_layer=1,
+                                    n_head=2, n_positions=64, tie_word_embeddings=False)).eval()
+    with torch.no_grad():
+        lm.transformer.ln_f.weight.zero_()
+        lm.transformer.ln_f.bias.zero_()
+        lm.transformer.ln_f.bias[0] = 1.0
+        lm.lm_head.weight.zero_()
+        lm.lm_head.weight[favourite, 0] = 50.0
+    return lm
+
+
+def test_nearest_token_of_a_token_embedding_is_that_token(tokenizer) -> None:
+    table = torch.randn(tokenizer.vocab_size, 64, generator=torch.Generator().manual_seed(0))
+    embeds, mask = _sentence(tokenizer, table, "a gripping , funny movie")
+    embeds[0, 2] *= 3.0  # cosine ignores scale
+    [decoded] = nearest_tokens(embeds, mask, table, tokenizer)
+    assert decoded.text == "a gripping, funny movie"
+    assert decoded.token_ids == tokenizer("a gripping , funny movie",
+                                          add_special_tokens=False)["input_ids"]
+
+
+def test_nearest_sentence_of_untouched_synthetic_is_its_init_row(
+        tiny_encoder, real, sst2_rows, make_synthetic) -> None:
+    learner = FunctionalLearner(tiny_encoder, n_classes=2)
+    synthetic = make_synthetic(learner, per_class=3, seq_len=32)  # the real rows' length
+    real_features = learner.pooled(real.attention_mask, input_ids=real.input_ids)
+    syn_features = learner.pooled(synthetic.mask, inputs_embeds=synthetic.embeds.detach())
+    decoded = nearest_sentences(syn_features, synthetic.labels, real_features, real.labels,
+                                real.example_ids, real.texts)
+    assert [d.source_id for d in decoded] == [p[0] for p in synthetic.parent_ids]
+    assert all(d.score > 0.9999 for d in decoded)
+    table = decoded_table(synthetic, decoded, "nearest_sentence")
+    assert table.column("parent_ids").to_pylist() == synthetic.parent_ids
+    assert table.column("example_id").to_pylist() == [p[0] for p in synthetic.parent_ids]
+    assert table.column("synthetic_id").to_pylist() == synthetic.example_ids
+
+
+def test_decoder_regularised_trades_closeness_for_the_lm(tokenizer) -> None:
+    table = torch.randn(tokenizer.vocab_size, 256, generator=torch.Generator().manual_seed(1))
+    dull, great = tokenizer.convert_tokens_to_ids(["dull", "great"])
+    embeds, mask = _sentence(tokenizer, table, "a dull film")
+    embeds[0, 2] = 0.55 * table[dull] + 0.45 * table[great]
+    lm = _rigged_lm(tokenizer, great)
+    [nearest] = nearest_tokens(embeds, mask, table, tokenizer)
+    assert nearest.text == "a dull film"
+    [plain] = decoder_regularised(embeds, mask, table, tokenizer, lm, tokenizer, weight=0.0)
+    assert plain.text == nearest.text and plain.token_ids == nearest.token_ids
+    [fluent] = decoder_regularised(embeds, mask, table, tokenizer, lm, tokenizer, weight=1.0,
+                                   top_k=5, beam=3)
+    assert fluent.text == "a great film"
