@@ -77,6 +77,9 @@ def _publish(outcome: StageOutcome, store: RunStore) -> None:
     rows += [{"metric": f"filter {step['filter']}: in -> out",
               "value": f"{step['rows_in']} -> {step['rows_out']}"}
              for step in manifest.get("filters", [])]
+    if "rows_computed" in manifest:  # signals: texts found in the row cache / embedded now
+        rows.append({"metric": "rows reused / computed",
+                     "value": f"{manifest['rows_reused']} / {manifest['rows_computed']}"})
     if "peak_rss_mb" in manifest:
         rows.append({"metric": "peak RSS (MiB)", "value": manifest["peak_rss_mb"]})
     create_table_artifact(
