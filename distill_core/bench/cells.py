@@ -2,7 +2,9 @@
 
 A cell's key hashes everything its score depends on: the learner's settings,
 the seed, hard or soft labels, and the fingerprints of the distilled set and
-the evaluation data. Each scored cell is saved at once as its own small JSON
+the evaluation data (for `full`, the contamination settings: full data is the
+training split after the run's contamination filter, as in the evaluate stage).
+Each scored cell is saved at once as its own small JSON
 file (written to a temporary name, then renamed), so an interrupted grid
 resumes by skipping the cells on disk and never scores one twice.
 """
@@ -26,7 +28,7 @@ from distill_core.hashing import stable_hash
 from distill_core.learners import LearnerSpec, TrainingRows, score_learner
 
 FULL = "full"
-CELL_VERSION = 1  # bump when a learner's score for the same inputs changes
+CELL_VERSION = 2  # bump when a learner's score for the same inputs changes
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,17 @@ def cell_key(learner: LearnerSpec, seed: int, labels: str, dataset: str, method:
              per_class: int | None, store: RunStore) -> str:
     upstream = ("ingest", "signals") if method == FULL else ("ingest", "signals", "filter")
     fingerprints = {s: (store.manifest(s) or {}).get("fingerprint") for s in upstream}
-    return stable_hash({"version": CELL_VERSION, "learner": learner.identity(), "seed": seed,
-                        "labels": labels, "dataset": dataset, "method": method,
-                        "per_class": per_class,
-                        "fingerprints": fingerprints})[:24]
+    identity = {"version": CELL_VERSION, "learner": learner.identity(), "seed": seed,
+                "labels": labels, "dataset": dataset, "method": method, "per_class": per_class,
+                "fingerprints": fingerprints}
+    if method == FULL:
+        identity["contamination"] = _run_filters(store).get("contamination")
+    return stable_hash(identity)[:24]
+
+
+def _run_filters(store: RunStore) -> dict[str, Any]:
+    """The run's `filter` settings as its filter stage recorded them ({} before it ran)."""
+    return ((store.manifest("filter") or {}).get("config") or {}).get("filter") or {}
 
 
 class PeakMemory:
@@ -84,14 +93,26 @@ class RunData:
     the reader the evaluate stage uses (`EvaluationData`)."""
 
     def __init__(self, run_dir: str) -> None:
-        self.data = EvaluationData.from_store(RunStore.open(run_dir))
+        self.store = RunStore.open(run_dir)
+        self.data = EvaluationData.from_store(self.store)
         self.train, self.train_x = self.data.pool.train, self.data.pool.train_x
         self.evaluation, self.labels = self.data.evaluation, self.data.labels
+
+    def full_set(self) -> TrainingRows:
+        """The training split after the run's contamination filter (as the evaluate stage's
+        `full`); a run folder whose filter stage recorded no config: the whole split."""
+        config = (self.store.manifest("filter") or {}).get("config")
+        if config is not None and self.data.filters is None:
+            from distill_core.config import RunConfig
+            from distill_core.pipeline.stages.evaluate import baseline_filters
+
+            self.data.filters = baseline_filters(RunConfig.model_validate(config), self.store)
+        return self.data.pool.sample(self.data.full_subset().rows)
 
     def training_set(self, cell: Cell) -> TrainingRows:
         """What the cell trains on: the full split, or its replicate on hard or soft labels."""
         if cell.method == FULL:
-            return self.data.pool.full()
+            return self.full_set()
         assert self.data.distilled is not None and cell.replicate is not None
         rows = self.data.pool.replicate(self.data.distilled, cell.replicate)
         if cell.labels == "hard":

@@ -2,7 +2,9 @@
 
 Every (dataset, method, budget) group is an ordinary pipeline run (its
 `RunConfig` is derived here), so selection, caching and lineage are the
-pipeline's own. A learner seed s trains on the distilled set of replicate
+pipeline's own. A dataset is a registered name, or the `data:` block a run
+config takes (file sources, label names) with a `name`, handed to each of its
+runs unchanged. A learner seed s trains on the distilled set of replicate
 `seeds.index(s)`: five learner seeds give five distilled sets for stochastic
 methods (the protocol asks for at least three) and five trainings of the one
 set of deterministic methods.
@@ -13,10 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from distill_core.config import (
     ComputeSection,
+    DataSection,
     RunConfig,
     SelectionMethod,
     apply_override,
@@ -40,12 +43,41 @@ class BenchFaults(BaseModel):
         "cells (each is already saved).")
 
 
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class BenchDataset(DataSection):
+    """A benchmark dataset given as a run config's `data:` block (e.g. `train: {file: ...}`,
+    `eval: {file: ...}`, `label_names`), with the name its cells, runs and reports use."""
+
+    name: str | None = Field(default=None, pattern=NAME_PATTERN, description="The dataset's "
+                             "name in cells, run names and reports (default: `dataset`, "
+                             "when no split source is given).")
+
+    @model_validator(mode="after")
+    def _named(self) -> BenchDataset:
+        if self.name is None:
+            if self.train is not None or self.eval is not None or self.dataset is None:
+                raise ValueError("a dataset given by its `train`/`eval` sources needs a `name`")
+            self.name = self.dataset
+        return self
+
+    def run_data(self, data_dir: str | None) -> dict[str, Any]:
+        """The run config's `data` block: this one, less its name; its own `data_dir` wins."""
+        block = self.model_dump(mode="json", exclude={"name"})
+        block["data_dir"] = self.data_dir or data_dir
+        return block
+
+
 class BenchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(default="bench", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    datasets: list[str] = Field(default=["sst2"], min_length=1,
-                                description="Registered datasets (sst2, ag_news, mrpc, ...).")
+    name: str = Field(default="bench", pattern=NAME_PATTERN)
+    datasets: list[str | BenchDataset] = Field(
+        default=["sst2"], min_length=1,
+        description="Registered datasets (sst2, ag_news, mrpc, ...), or a run config's `data:` "
+        "block with a `name` (`{name: mine, dataset: null, train: {file: {...}}, eval: {file: "
+        "{...}}, label_names: [...]}`).")
     data_dir: str | None = Field(default=None, description="Local dataset folder (offline); "
                                  "default $TEXTDISTILL_DATA_DIR, else the hub.")
     budgets: list[int] = Field(default=[5, 10, 20], min_length=1, description="Data per class.")
@@ -60,6 +92,23 @@ class BenchConfig(BaseModel):
                                 "to every run (signals, teacher, filter, synthesize options).")
     compute: ComputeSection = Field(default_factory=ComputeSection)
     faults: BenchFaults = Field(default_factory=BenchFaults)
+
+    @field_validator("datasets")
+    @classmethod
+    def _registered(cls, datasets: list[str | BenchDataset]) -> list[str | BenchDataset]:
+        from distill_core.ingest.registry import get_dataset
+
+        for name in datasets:
+            if not isinstance(name, str):
+                continue  # a data block: checked as a run config's
+            try:
+                get_dataset(name)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        names = [d if isinstance(d, str) else d.name for d in datasets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"dataset names must be distinct: {names}")
+        return datasets
 
     @model_validator(mode="after")
     def _consistent(self) -> BenchConfig:
@@ -80,7 +129,24 @@ class BenchConfig(BaseModel):
         return self
 
     def semantic_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"compute", "faults", "data_dir"})
+        semantic = self.model_dump(mode="json", exclude={"compute", "faults", "data_dir"})
+        for entry in semantic["datasets"]:
+            if isinstance(entry, dict):
+                entry.pop("data_dir", None)  # where the files sit, not what they hold
+        return semantic
+
+    def dataset_names(self) -> list[str]:
+        """Each dataset's name, in order (a registered name, or a data block's `name`)."""
+        return [d if isinstance(d, str) else str(d.name) for d in self.datasets]
+
+    def data_block(self, dataset: str) -> dict[str, Any]:
+        """The run config's `data` section for the dataset named `dataset`."""
+        for entry in self.datasets:
+            if isinstance(entry, str) and entry == dataset:
+                return {"dataset": entry, "data_dir": self.data_dir}
+            if isinstance(entry, BenchDataset) and entry.name == dataset:
+                return entry.run_data(self.data_dir)
+        raise KeyError(f"no dataset {dataset!r} in the benchmark: {self.dataset_names()}")
 
     def bench_id(self) -> str:
         return f"{self.name}-{stable_hash(self.semantic_dict())[:10]}"
@@ -93,14 +159,15 @@ class BenchConfig(BaseModel):
         data = {**self.run,
                 "run": {"name": f"{self.name}-{dataset}-{method}-{budget}pc",
                         "seeds": self.seeds},
-                "data": {"dataset": dataset, "data_dir": self.data_dir},
+                "data": self.data_block(dataset),
                 "synthesize": {**self.run.get("synthesize", {}), "method": method,
                                "per_class": budget, "soft_labels": self.soft_labels},
                 "compute": self.compute.model_dump()}
         try:
             return RunConfig.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(f"benchmark run settings are invalid: {exc}") from None
+            raise ConfigError("benchmark run settings: " + format_validation(
+                exc, None, model=RunConfig)) from None
 
 
 def load_bench_config(path: str | Path, overrides: list[str] | None = None) -> BenchConfig:
@@ -110,6 +177,12 @@ def load_bench_config(path: str | Path, overrides: list[str] | None = None) -> B
     for assignment in overrides or []:
         apply_override(data, assignment)
     try:
-        return BenchConfig.model_validate(data)
+        cfg = BenchConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation(exc, str(file))) from None
+        raise ConfigError(format_validation(exc, str(file), overrides, BenchConfig)) from None
+    try:  # the `run` sections, checked at load like a run config's (unknown keys included)
+        RunConfig.model_validate(cfg.run)
+    except ValidationError as exc:
+        raise ConfigError(format_validation(exc, str(file), overrides, RunConfig, ("run",))
+                          ) from None
+    return cfg

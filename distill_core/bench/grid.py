@@ -53,7 +53,7 @@ def bench_dir(cfg: BenchConfig, runs_dir: str | Path) -> Path:
 
 def plan_groups(cfg: BenchConfig, runs_dir: str | Path) -> list[Group]:
     groups = []
-    for dataset in cfg.datasets:
+    for dataset in cfg.dataset_names():
         for method in cfg.methods:
             for budget in cfg.budgets:
                 run = cfg.run_config(dataset, method, budget)
@@ -79,7 +79,7 @@ def plan_cells(cfg: BenchConfig, groups: list[Group]) -> list[Cell]:
                     cells.append(Cell(group.dataset, group.method, group.per_class,
                                       learner.label(), seed, cfg.seeds.index(seed), labels,
                                       group.run_dir, key))
-        for dataset in cfg.datasets:
+        for dataset in cfg.dataset_names():
             first = next(g for g in groups if g.dataset == dataset)
             if learner.datasets is not None and dataset not in learner.datasets:
                 continue

@@ -5,18 +5,22 @@ distilled row trains the same way in both: its features come from the
 training split or, for a generated row, from the `generate` artifact; its
 texts, pair texts and label from the distilled set itself; its weight when the
 set's weights are not all 1; its soft label when every row of the replicate
-carries one.
+carries one. The baselines (`random`, `full`) go through the run's filters when
+`EvaluationData.filters` is given (`evaluate/baselines.py`), each computed once.
+Evaluation rows are read as ingest kept them, duplicates included: they are
+never looked up by example id.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from distill_core.artifacts.store import RunStore
+from distill_core.evaluate.baselines import BaselineFilters, Subset, full_baseline, random_baseline
 from distill_core.generate.features import GeneratedFeatures, generated_features
 from distill_core.learners import LearnerData, TrainingRows
 from distill_core.signals.embeddings import pair_texts, split_features
@@ -62,19 +66,37 @@ class FeaturePool:
 
 @dataclass
 class EvaluationData:
-    """A run's training pool, evaluation split, label count and distilled sets (if filtered)."""
+    """A run's training pool, evaluation split, label count and distilled sets (if filtered);
+    `filters`: the run's filters, which the baselines go through too (None: unfiltered)."""
 
     pool: FeaturePool
     evaluation: LearnerData
     n_labels: int
     distilled: pa.Table | None = None
+    filters: BaselineFilters | None = None
+    _subsets: dict[tuple, Subset] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def labels(self) -> list[int]:
         return list(range(self.n_labels))
 
+    def random_subset(self, per_class: int, seed: int) -> Subset:
+        """The seed's random baseline at `per_class` (filtered and refilled with `filters`)."""
+        key = ("random", per_class, seed)
+        if key not in self._subsets:
+            self._subsets[key] = random_baseline(self.pool.train, self.pool.train_x,
+                                                 self.n_labels, per_class, seed, self.filters)
+        return self._subsets[key]
+
+    def full_subset(self) -> Subset:
+        """The full baseline: the training split after the contamination filter."""
+        if ("full",) not in self._subsets:
+            self._subsets[("full",)] = full_baseline(self.pool.train, self.filters)
+        return self._subsets[("full",)]
+
     @classmethod
-    def from_store(cls, store: RunStore) -> EvaluationData:
+    def from_store(cls, store: RunStore, filters: BaselineFilters | None = None
+                   ) -> EvaluationData:
         """Read ingest, signals, filter and (when the run generated rows) generate."""
         corpus, embeddings = store.read("ingest"), store.read("signals")
         train, train_x = split_features(corpus, embeddings, "train")
@@ -88,4 +110,5 @@ class EvaluationData:
         return cls(pool=FeaturePool(train, train_x, generated_features(store)),
                    evaluation=learner_data(evaluation, eval_x),
                    n_labels=len(ingest["label_names"]),
-                   distilled=store.read("filter") if store.manifest("filter") else None)
+                   distilled=store.read("filter") if store.manifest("filter") else None,
+                   filters=filters)

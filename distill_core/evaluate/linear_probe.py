@@ -12,9 +12,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
 
 
 @dataclass
@@ -31,6 +28,10 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, eval_x: np.ndarray,
                  eval_y: np.ndarray, labels: list[int], C: float = 1.0,  # noqa: N803
                  max_iter: int = 2000, sample_weight: np.ndarray | None = None) -> ProbeScore:
     """Fit on (train_x, train_y), report accuracy and macro-F1 over `labels` on the eval split."""
+    from sklearn.exceptions import ConvergenceWarning  # when used: not on a cached rerun
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+
     start = time.perf_counter()
     classes = np.unique(train_y)
     note, converged = "", True

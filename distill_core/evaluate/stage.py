@@ -3,8 +3,11 @@
 Each learner (`EvaluationPlan.learners`, from the run's `evaluate.learners`)
 trains on each seed's distilled set (replicate), on hard labels and, when the
 set carries them, on soft labels; the `random` baseline draws one stratified
-random subset per seed at the same budget; `full` trains once on the whole
-training split (with the first seed; its row has no seed or replicate).
+random subset per seed at the same budget; `full` trains once on the training
+split (with the first seed; its row has no seed or replicate). With the run's
+filters (`EvaluationData.filters`) both baselines go through them as the
+distilled sets did (`evaluate/baselines.py`). Each score row carries `short`:
+the rows its set is below the budget (per_class x classes).
 `summarize_scores` gives mean ± std (sample std, ddof=1) per learner and setting.
 """
 
@@ -17,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from distill_core.evaluate.baselines import rows_short
 from distill_core.evaluate.data import EvaluationData
 from distill_core.evaluate.linear_probe import ProbeScore
 from distill_core.learners import LearnerSpec, TrainingRows, score_learner
-from distill_core.synthesize.base import select_per_class
 
 if TYPE_CHECKING:
     from distill_core.config import RunConfig
@@ -30,6 +33,7 @@ SCORES_SCHEMA = pa.schema([
     ("replicate", pa.int32()), ("seed", pa.int64()), ("per_class", pa.int32()),
     ("n_train", pa.int64()), ("accuracy", pa.float64()), ("macro_f1", pa.float64()),
     ("converged", pa.bool_()), ("wall_time_s", pa.float64()), ("note", pa.string()),
+    ("short", pa.int64()),
 ])
 
 
@@ -69,6 +73,7 @@ class Fit:
     seed: int | None
     per_class: int | None
     rows: TrainingRows
+    short: int | None = None  # rows below per_class x classes; None: no budget (full)
 
 
 def planned_fits(data: EvaluationData, plan: EvaluationPlan, learner: LearnerSpec
@@ -79,16 +84,17 @@ def planned_fits(data: EvaluationData, plan: EvaluationPlan, learner: LearnerSpe
     pool = data.pool
     for replicate, seed in enumerate(plan.seeds):
         rows = pool.replicate(data.distilled, replicate)
-        yield Fit("distilled", plan.method, replicate, seed, plan.per_class, rows.hard())
+        short = rows_short(rows.data.y, data.n_labels, plan.per_class)
+        yield Fit("distilled", plan.method, replicate, seed, plan.per_class, rows.hard(), short)
         if learner.soft and rows.soft is not None:
             yield Fit("distilled_soft", f"{plan.method}+soft", replicate, seed, plan.per_class,
-                      rows)
+                      rows, short)
         if "random" in plan.baselines:
-            picked = select_per_class("random", pool.train_x, pool.train_y, plan.per_class, seed)
+            subset = data.random_subset(plan.per_class, seed)
             yield Fit("random", "random", replicate, seed, plan.per_class,
-                      pool.sample(picked.indices))
+                      pool.sample(subset.rows), subset.short)
     if "full" in plan.baselines:
-        yield Fit("full", "full", None, None, None, pool.full())
+        yield Fit("full", "full", None, None, None, pool.sample(data.full_subset().rows))
 
 
 def count_fits(data: EvaluationData, plan: EvaluationPlan) -> int:
@@ -115,24 +121,29 @@ def _row(learner: str, fit: Fit, score: ProbeScore) -> dict[str, Any]:
     return {"learner": learner, "setting": fit.setting, "method": fit.method,
             "replicate": fit.replicate, "seed": fit.seed, "per_class": fit.per_class,
             "n_train": score.n_train, "accuracy": score.accuracy, "macro_f1": score.macro_f1,
-            "converged": score.converged, "wall_time_s": score.wall_time_s, "note": score.note}
+            "converged": score.converged, "wall_time_s": score.wall_time_s, "note": score.note,
+            "short": fit.short}
 
 
 def summarize_scores(scores: pa.Table) -> list[dict[str, Any]]:
     """Mean, sample std and count of accuracy and macro-F1 per (learner, setting), in
-    first-seen order."""
+    first-seen order; `short`: each fit's rows below the budget, in fit order (None for a
+    setting without a budget)."""
     summary: dict[tuple[str, str], dict[str, Any]] = {}
     for row in scores.to_pylist():
         learner = row.get("learner") or "linear_probe"  # scores written before learners
         entry = summary.setdefault((learner, row["setting"]), {
             "learner": learner, "setting": row["setting"], "method": row["method"],
             "per_class": row["per_class"], "accuracy": [], "macro_f1": [],
-            "n_train": row["n_train"]})
+            "n_train": row["n_train"], "short": []})
         entry["accuracy"].append(row["accuracy"])
         entry["macro_f1"].append(row["macro_f1"])
+        entry["short"].append(row.get("short"))
     out = []
     for entry in summary.values():
         acc, f1 = np.asarray(entry.pop("accuracy")), np.asarray(entry.pop("macro_f1"))
+        if all(s is None for s in entry["short"]):
+            entry["short"] = None
         out.append({**entry, "n": len(acc),
                     "accuracy_mean": float(acc.mean()),
                     "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,

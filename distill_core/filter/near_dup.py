@@ -11,8 +11,6 @@ Reason: `near_duplicate`. References: Broder 1997; datasketch's MinHashLSH.
 
 from __future__ import annotations
 
-from datasketch import MinHash, MinHashLSH
-
 from distill_core.filter.base import Drop, FilterInput, group_positions
 
 
@@ -26,6 +24,8 @@ def word_shingles(text: str, size: int) -> list[bytes]:
 
 
 def minhash_signatures(texts: list[str], shingle: int, num_perm: int, seed: int) -> list:
+    from datasketch import MinHash  # imported when used: a cached rerun needs none of it
+
     return MinHash.bulk([word_shingles(t, shingle) for t in texts], num_perm=num_perm,
                         seed=seed)
 
@@ -36,6 +36,8 @@ def near_duplicate_clusters(signatures: list, threshold: float, num_perm: int
 
     `kept` is the cluster's first row; `nearest` the row it is most similar to.
     """
+    from datasketch import MinHashLSH
+
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     with lsh.insertion_session() as session:
         for index, signature in enumerate(signatures):

@@ -13,12 +13,13 @@ Reason: `semantic_duplicate`. References: Abbas et al., SemDeDup, 2023.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import KMeans, MiniBatchKMeans
 
 from distill_core.filter.base import Drop, FilterInput, group_positions
 
 
 def _clusters(vectors: np.ndarray, cluster_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.cluster import KMeans, MiniBatchKMeans  # when used: not on a cached rerun
+
     k = max(1, len(vectors) // cluster_size)
     if k == 1:
         return np.zeros(len(vectors), dtype=np.int64), vectors.mean(axis=0, keepdims=True)

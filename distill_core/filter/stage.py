@@ -3,6 +3,9 @@
 Candidates are filtered per replicate (one dedup group per seed), visited in
 (replicate, rank, label) order so the best-ranked copy of a duplicate is kept;
 then the per-class budget keeps each class's best-ranked rows (`over_budget`).
+The synthesize stage ranks more rows than the budget (`synthesize.oversample`),
+so a dropped pick is refilled by the method's next choice; a class whose ranked
+rows run out before the budget is filled is recorded in `shortfall`.
 The corpus clean stage runs the same filters on the training rows in file
 order, before selection. Every dropped row is in the rejects with its reason.
 """
@@ -50,6 +53,8 @@ class FilterResult:
     counts: dict[str, Any] = field(default_factory=dict)
     per_filter: list[dict[str, Any]] = field(default_factory=list)
     per_class: dict[str, dict[str, int]] = field(default_factory=dict)
+    # replicate -> label -> {"kept", "budget", "ranked"}: classes left below the budget
+    shortfall: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
 
 def _reject_rows(table: pa.Table, drops: list, replicate: np.ndarray | None) -> list[dict]:
@@ -65,7 +70,11 @@ def _counts(rows_in: int, kept: int, rejects: list[dict]) -> dict[str, Any]:
 
 
 def filter_candidates(candidates: pa.Table, per_class: int, cfg: FilterSection,
-                      context: FilterContext) -> FilterResult:
+                      context: FilterContext, label_names: list[str] | None = None
+                      ) -> FilterResult:
+    """Each replicate's candidates through the filters, then cut to `per_class` rows per class
+    in rank order; `label_names` (default: the candidates' labels) are the classes whose
+    shortfall is checked."""
     order = pc.sort_indices(candidates, sort_keys=[("replicate", "ascending"),
                                                    ("rank", "ascending"),
                                                    ("label_id", "ascending")])
@@ -96,9 +105,24 @@ def filter_candidates(candidates: pa.Table, per_class: int, cfg: FilterSection,
     per_class_counts: dict[str, dict[str, int]] = {}
     for (rep, label), count in sorted(taken.items()):
         per_class_counts.setdefault(str(rep), {})[label] = count
+    ranked = Counter(zip(replicate.tolist(), labels, strict=True))
     return FilterResult(distilled, rejects_table(rejects),
                         _counts(candidates.num_rows, distilled.num_rows, rejects),
-                        run.per_filter, per_class_counts)
+                        run.per_filter, per_class_counts,
+                        _shortfall(taken, ranked, per_class, label_names or sorted(set(labels))))
+
+
+def _shortfall(taken: Counter, ranked: Counter, per_class: int, label_names: list[str]
+               ) -> dict[str, dict[str, dict[str, int]]]:
+    """Replicate -> label -> kept, budget and ranked rows, for classes kept below budget."""
+    short: dict[str, dict[str, dict[str, int]]] = {}
+    for rep in sorted({r for r, _ in ranked} | {r for r, _ in taken}):
+        for label in label_names:
+            if taken[(rep, label)] < per_class:
+                short.setdefault(str(rep), {})[label] = {
+                    "kept": taken[(rep, label)], "budget": per_class,
+                    "ranked": ranked[(rep, label)]}
+    return short
 
 
 def clean_corpus(train: pa.Table, cfg: FilterSection, context: FilterContext) -> FilterResult:

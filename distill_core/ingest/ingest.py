@@ -6,9 +6,16 @@ fields (`malformed_row`) or is not valid JSON (`invalid_json`), a JSON object
 lacks a mapped key (`missing_field`), a mapped value is an object or a list
 (`not_a_scalar`) or longer than the source's `max_chars` (`too_long`), its text
 is empty (`empty_text`), its label is missing (`missing_label`) or not one of
-the dataset's labels (`unknown_label`), or it repeats an earlier row of the
-same split with the same normalised text and label (`duplicate_example`: its
+the dataset's labels (`unknown_label`), or it is a training row that repeats an
+earlier one with the same normalised text and label (`duplicate_example`: its
 `example_id` would not be unique).
+
+The evaluation split is data the user trusts as given: it is never
+deduplicated. A repeated evaluation row is kept (it is scored as often as it
+appears, as in the source file) and counted (`duplicates_kept` of its source);
+its copies share one `example_id`, so evaluation ids are not unique and nothing
+downstream looks evaluation rows up by id. Only unreadable evaluation rows
+(the reasons above) are rejected.
 
 Labels follow one rule, `normalize.label_key`: numbers compare as numbers and
 are named in canonical form (`1.0` -> `1`), other values are stripped text.
@@ -102,6 +109,11 @@ class IngestResult:
     def rows_in(self) -> int:
         return sum(s["rows_read"] for s in self.sources)
 
+    @property
+    def eval_duplicates(self) -> int:
+        """Evaluation rows kept although they repeat an earlier one (same text and label)."""
+        return sum(s.get("duplicates_kept", 0) for s in self.sources if s["split"] == "eval")
+
 
 def data_dir_from(value: str | None) -> Path | None:
     """The local data folder: the configured one, else $TEXTDISTILL_DATA_DIR, else None."""
@@ -189,6 +201,9 @@ class _SplitBuilder:
         self.rejects: list[dict[str, Any]] = []
         self.first_row_of_id: dict[str, int] = {}
         self.rows_read = 0
+        # The evaluation split keeps its repeated rows, counted here.
+        self.keep_duplicates = source.split == "eval"
+        self.duplicates_kept = 0
 
     def _reject(self, record: RawRecord, reason: str, column: str | None, detail: str,
                 identifier: str | None = None) -> None:
@@ -276,12 +291,14 @@ class _SplitBuilder:
             return
         identifier = example_id(text, label, pair)
         if identifier in self.first_row_of_id:
-            self._reject(record, "duplicate_example", cols.text,
-                         "same normalised text and label as row "
-                         f"{self.first_row_of_id[identifier]}",
-                         identifier)
-            return
-        self.first_row_of_id[identifier] = record.row
+            if not self.keep_duplicates:
+                self._reject(record, "duplicate_example", cols.text,
+                             "same normalised text and label as row "
+                             f"{self.first_row_of_id[identifier]}",
+                             identifier)
+                return
+            self.duplicates_kept += 1
+        self.first_row_of_id.setdefault(identifier, record.row)
         self.rows.append({
             "example_id": identifier, "split": self.source.split, "text": text,
             "text_pair": pair, "label": label, "source": self.source.name,
@@ -330,6 +347,7 @@ def ingest_dataset(spec: DatasetSpec, data_dir: Path | None,
         source_stats.append({
             "split": source.split, "source": source.name, "rows_read": builder.rows_read,
             "rows_out": len(builder.rows), "rows_rejected": len(builder.rejects),
+            "duplicates_kept": builder.duplicates_kept,
             "rejects_by_reason": dict(Counter(r["reason"] for r in builder.rejects)),
             **source.identity(),
         })

@@ -5,7 +5,9 @@ k-means prototypes; `dilm` first fine-tunes the decoder class-conditionally.
 Both share the generate body: prompts cut into shards, sampled by the executor's
 workers (parts cached by what determines them), every answer line parsed into a
 candidate or a reject with its reason, each candidate embedded by the run's
-encoder and read by its teacher.
+encoder and read by its teacher. The synthesize stage ranks each class's
+choice beyond the budget (`synthesize.oversample`): after the method's picks
+come its runners-up (`with_reserve`), the filter stage's reserve.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from distill_core.generate.candidates import (
     PARSED_SCHEMA,
     AnswerParser,
     ClassChooser,
+    ClassPool,
     answer_lines,
     choose_generated,
     cluster_chooser,
@@ -65,6 +68,39 @@ def generator_resources(compute: ComputeSection) -> Resources:
     """Each decoder worker (and the generator's training task): CPUs and GPUs from `compute`."""
     return Resources(cpus=compute.cpus_per_actor, gpus=compute.generate_gpus_per_actor,
                      workers=compute.generate_actors)
+
+
+# A candidate the method passed over only because another one won its slot or cluster: a
+# usable runner-up (unlike teacher_inconsistent or near_duplicate_generation).
+RUNNER_UP_REASONS = frozenset({"not_best_of_n", "not_selected"})
+
+
+def with_reserve(choose: ClassChooser, reserve: int) -> ClassChooser:
+    """The method's picks in its order, then up to `reserve` runners-up: round by round over
+    the picks in rank order, the runner-up most similar (cosine) to each pick, so a pick the
+    filter drops is refilled by the candidate closest to it; score = that similarity."""
+    if reserve <= 0:
+        return choose
+
+    def ranked(pool: ClassPool) -> tuple[list[int], list[float], dict[int, str]]:
+        chosen, scores, reasons = choose(pool)
+        spare = sorted(i for i, reason in reasons.items() if reason in RUNNER_UP_REASONS)
+        if not chosen or not spare:
+            return chosen, scores, reasons
+        similarity = pool.vectors[spare] @ pool.vectors[list(chosen)].T
+        left, extra, extra_scores = list(range(len(spare))), [], []
+        while left and len(extra) < reserve:
+            for column in range(len(chosen)):
+                if not left or len(extra) >= reserve:
+                    break
+                best = max(left, key=lambda k: (similarity[k, column], -k))
+                left.remove(best)
+                extra.append(spare[best])
+                extra_scores.append(float(similarity[best, column]))
+        return (list(chosen) + extra, list(scores) + extra_scores,
+                {i: r for i, r in reasons.items() if i not in set(extra)})
+
+    return ranked
 
 
 def generate_upstream(cfg) -> tuple[str, ...]:
@@ -152,9 +188,11 @@ class GenerativeMethod:
     def synthesize(self, ctx: StageContext, method: Method) -> tuple[CandidateSet, dict[str, Any]]:
         cfg = ctx.cfg
         train, train_x = selection_pool(cfg, ctx.store)
-        result = choose_generated(ctx.store.read("generate"), method.name,
-                                  cfg.synthesize.per_class, cfg.run.seeds, ctx.store.run_id,
-                                  self.chooser(ctx, train, train_x),
+        per_class = cfg.synthesize.per_class
+        chooser = with_reserve(self.chooser(ctx, train, train_x),
+                               per_class * (cfg.synthesize.oversample - 1))
+        result = choose_generated(ctx.store.read("generate"), method.name, per_class,
+                                  cfg.run.seeds, ctx.store.run_id, chooser,
                                   sorted(set(train.column("label_id").to_pylist())))
         return result, {"pool": "generate", "workers": None}
 

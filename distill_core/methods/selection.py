@@ -1,5 +1,6 @@
 """The selection family: real training rows chosen per class by the selector of the same name
-(`distill_core/synthesize/`), one set per seed, the seeds run by the executor."""
+(`distill_core/synthesize/`), one set per seed, the seeds run by the executor; each class
+ranked to `synthesize.oversample` times the budget (the filter stage's reserve)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ class SelectionFamily:
             cfg.synthesize.options().model_dump(),
             grad_logits=None if teacher is None else teacher.grad_logits,
             el2n=None if teacher is None else teacher.el2n,
-            grad_features=None if teacher is None else teacher.features)
+            grad_features=None if teacher is None else teacher.features,
+            oversample=cfg.synthesize.oversample)
         workers: dict[str, str] = {}
 
         def selector(shared: SelectionInputs, seeds: list[int]) -> list[Selection]:

@@ -1,10 +1,14 @@
-"""The selection interface: a method picks `budget` rows of one class.
+"""The selection interface: a method ranks rows of one class, its `budget` picks first.
 
-A selector is a function `(data: ClassData, budget, seed, **params) -> ClassSelection`
-registered by name in `SELECTORS`, with whether it needs teacher signals.
-`select_per_class` applies it to every class and records where a class had
-fewer rows than the budget (all its rows are kept, and the shortfall is
-reported in the manifest).
+A selector is a function `(data: ClassData, budget, seed, ranked=None, **params) ->
+ClassSelection` registered by name in `SELECTORS`, with whether it needs teacher
+signals. It returns `ranked` rows (default: `budget`) in rank order; the first
+`budget` are exactly its selection at that budget, the rest continue its own
+order (the next greedy picks, the permutation, the next members of each
+cluster) and are the reserve the filter stage refills from when a filter drops
+a pick. `select_per_class` applies it to every class, with `ranked = budget x
+oversample`, and records where a class had fewer rows than the budget (all its
+rows are kept, and the shortfall is reported in the manifest).
 """
 
 from __future__ import annotations
@@ -87,13 +91,26 @@ def class_seed(seed: int, label_id: int) -> np.random.SeedSequence:
     return seed_sequence(seed, label_id)
 
 
+def ranked_length(budget: int, ranked: int | None, available: int) -> int:
+    """How many rows a selector ranks: `ranked` (default `budget`), at most `available`."""
+    wanted = budget if ranked is None else ranked
+    if wanted < budget:
+        raise ValueError(f"ranked ({wanted}) must be at least the budget ({budget})")
+    return min(wanted, available)
+
+
 def select_per_class(method: str, data: ClassData | np.ndarray, label_ids: np.ndarray,
-                     budget: int, seed: int, params: dict[str, Any] | None = None) -> Selection:
+                     budget: int, seed: int, params: dict[str, Any] | None = None,
+                     oversample: int = 1) -> Selection:
     """Run selector `method` on every class; a class with <= budget rows keeps all of them.
 
     `data`: the rows' features and teacher signals (`ClassData`), or a bare feature matrix
-    for methods that need no teacher.
+    for methods that need no teacher. `oversample`: each class's ranking runs to
+    `budget x oversample` rows (fewer where the class or the method's pool is smaller); its
+    first `budget` rows are the selection at `oversample = 1`.
     """
+    if oversample < 1:
+        raise ValueError(f"oversample must be 1 or more, got {oversample}")
     if method not in SELECTORS:
         raise KeyError(f"unknown selection method {method!r}; known: {sorted(SELECTORS)}")
     spec = SELECTORS[method]
@@ -110,9 +127,12 @@ def select_per_class(method: str, data: ClassData | np.ndarray, label_ids: np.nd
                 shortfall[int(label_id)] = {"available": int(len(rows)), "budget": budget}
         else:
             sub_seed = derive_seed(seed, int(label_id))
-            picked = spec.function(data.take(rows), budget, sub_seed, **(params or {}))
-            if len(picked.indices) != budget or len(set(picked.indices.tolist())) != budget:
-                raise RuntimeError(f"{method} returned {len(picked.indices)} rows, not {budget} "
+            ranked = min(len(rows), budget * oversample)
+            picked = spec.function(data.take(rows), budget, sub_seed, ranked=ranked,
+                                   **(params or {}))
+            got = len(picked.indices)
+            if not budget <= got <= ranked or len(set(picked.indices.tolist())) != got:
+                raise RuntimeError(f"{method} returned {got} rows, not {budget} to {ranked} "
                                    "distinct rows")
         chosen.append(rows[picked.indices])
         ranks.append(np.arange(len(picked.indices)))

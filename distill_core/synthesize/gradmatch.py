@@ -16,7 +16,9 @@ examples weigh most) or `init` (zero weights, p uniform: every row of a class
 has the same a_i, so the target is the class's mean embedding, the start of
 training that DiLM-style matching looks at).
 Input: one class's features and teacher `grad_logits`. Output: rows in pick
-order; score = relative residual |r| / |ḡ| after the pick.
+order (to `ranked` rows: the pursuit continued); score = relative residual
+|r| / |ḡ| after the pick. Kept weights are those of the fit at the budget; rows
+ranked beyond it (the filter stage's reserve) weigh 1, the mean weight.
 References: Killamsetty et al., GRAD-MATCH, ICML 2021; Mirzasoleiman et al., CRAIG,
 ICML 2020; Maekawa et al., DiLM, 2024.
 """
@@ -24,14 +26,19 @@ ICML 2020; Maekawa et al., DiLM, 2024.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import nnls
 
-from distill_core.synthesize.base import ClassData, ClassSelection, register
+from distill_core.synthesize.base import ClassData, ClassSelection, ranked_length, register
+
+
+def _nnls(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
+    from scipy.optimize import nnls  # imported when used: not on a cached rerun
+
+    return nnls(a, b)
 
 
 @register("gradmatch", needs_teacher=True)
 def gradient_matching(data: ClassData, budget: int, seed: int, keep_weights: bool = False,
-                      at: str = "init") -> ClassSelection:
+                      at: str = "init", ranked: int | None = None) -> ClassSelection:
     assert data.grad_logits is not None
     # The classifier layer's input: the frozen embeddings for the probe teacher, the
     # fine-tuned encoder's pooled output for a fine-tuned teacher.
@@ -53,18 +60,21 @@ def gradient_matching(data: ClassData, budget: int, seed: int, keep_weights: boo
     taken = np.zeros(len(x), dtype=bool)
     chosen: list[int] = []
     scores: list[float] = []
-    weights = np.zeros(0)
-    for _ in range(budget):
+    weights = at_budget = np.zeros(0)
+    for step in range(ranked_length(budget, ranked, len(x))):
         alignment = np.einsum("nc,nc->n", a, x @ residual.T) / norms
         alignment[taken] = -np.inf
         row = int(np.argmax(alignment))
         taken[row] = True
         chosen.append(row)
         picked = np.stack([np.outer(a[j], x[j]).ravel() for j in chosen], axis=1)
-        weights, _ = nnls(picked, target.ravel())
+        weights, _ = _nnls(picked, target.ravel())
         residual = target - (picked @ weights).reshape(target.shape)
         scores.append(float(np.linalg.norm(residual)) / target_norm)
+        if step == budget - 1:
+            at_budget = weights
     kept = None
-    if keep_weights:
-        kept = weights * len(weights) / weights.sum() if weights.sum() > 0 else None
+    if keep_weights and at_budget.sum() > 0:
+        kept = np.concatenate([at_budget * budget / at_budget.sum(),
+                               np.ones(len(chosen) - budget)])
     return ClassSelection(np.asarray(chosen, dtype=np.int64), np.asarray(scores), kept)

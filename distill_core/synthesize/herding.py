@@ -4,8 +4,9 @@ At step t it picks the unpicked row x minimising |mu - (s + x) / t|, where mu
 is the class mean and s the sum of rows picked so far (Welling 2009; the
 selection used by iCaRL, Rebuffi et al. 2017). Deterministic: the seed is unused.
 
-Attributes: none. Input: one class's features. Output: rows in pick order;
-score = distance of the running mean to the class mean after the pick.
+Attributes: none. Input: one class's features. Output: rows in pick order (to
+`ranked` rows: the greedy order continued); score = distance of the running
+mean to the class mean after the pick.
 References: Welling, Herding Dynamical Weights to Learn, ICML 2009.
 """
 
@@ -13,17 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from distill_core.synthesize.base import ClassData, ClassSelection, register
+from distill_core.synthesize.base import ClassData, ClassSelection, ranked_length, register
 
 
 @register("herding")
-def herding(data: ClassData, budget: int, seed: int) -> ClassSelection:
+def herding(data: ClassData, budget: int, seed: int, ranked: int | None = None
+            ) -> ClassSelection:
     x = data.features.astype(np.float64, copy=False)
     mu = x.mean(axis=0)
     running = np.zeros_like(mu)
     taken = np.zeros(len(x), dtype=bool)
     chosen, scores = [], []
-    for step in range(1, budget + 1):
+    for step in range(1, ranked_length(budget, ranked, len(x)) + 1):
         # |mu - (running + x)/step|^2 for every candidate, one matrix-vector product.
         target = step * mu - running
         distance = (np.einsum("ij,ij->i", x, x) - 2.0 * x @ target) / step**2

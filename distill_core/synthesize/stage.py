@@ -1,8 +1,11 @@
-"""The synthesize stage for selection methods: one candidate set per seed.
+"""The synthesize stage for selection methods: one ranked candidate set per seed.
 
-Every training row is accounted for in each replicate (one per seed): it is
-either selected (a candidate, `parent_ids = [itself]`) or in the rejects table
-with reason `not_selected`, so rows in = train rows x seeds = out + rejected.
+Each class's candidates are the method's ranking to `per_class x oversample`
+rows (`rank` 0 first): the first `per_class` are its selection, the rest the
+reserve the filter stage refills from when a filter drops a pick. Every
+training row is accounted for in each replicate (one per seed): it is either a
+candidate (`parent_ids = [itself]`) or in the rejects table with reason
+`not_selected`, so rows in = train rows x seeds = out + rejected.
 """
 
 from __future__ import annotations
@@ -49,11 +52,12 @@ class SelectionInputs:
     grad_logits: np.ndarray | None = None
     el2n: np.ndarray | None = None
     grad_features: np.ndarray | None = None
+    oversample: int = 1  # each class ranked to per_class x oversample rows
 
     def select(self, seed: int) -> Selection:
         data = ClassData(self.features, self.grad_logits, self.el2n, self.grad_features)
         return select_per_class(self.method, data, self.label_ids, self.per_class, seed,
-                                self.params)
+                                self.params, self.oversample)
 
 
 # Runs the selection of every seed: in process by default, or through an executor.
@@ -121,5 +125,6 @@ def select_candidates(train: pa.Table, inputs: SelectionInputs, seeds: list[int]
         "rows_rejected": rejects.num_rows,
         "rejects_by_reason": dict(Counter(r["reason"] for r in reject_rows)),
         "replicates": len(seeds),
+        "oversample": inputs.oversample,
     }
     return CandidateSet(candidates, rejects, counts, shortfall)

@@ -1,12 +1,16 @@
-"""evaluate: fresh learners on each distilled set, next to random subsets and the full split."""
+"""evaluate: fresh learners on each distilled set, next to random subsets and the full split,
+the baselines through the same filters (and refill rule) as the distilled sets."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from distill_core.artifacts.counts import Counts
 from distill_core.artifacts.store import RunStore
 from distill_core.config import RunConfig
+from distill_core.evaluate.baselines import BaselineFilters
 from distill_core.evaluate.data import EvaluationData
 from distill_core.evaluate.stage import (
     EvaluationPlan,
@@ -14,19 +18,44 @@ from distill_core.evaluate.stage import (
     evaluate_selection,
     summarize_scores,
 )
-from distill_core.markdown import markdown_table, score_learners, score_rows
+from distill_core.markdown import SCORE_HEADER, markdown_table, score_learners, score_rows
+from distill_core.pipeline.inputs import filter_context
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
+
+
+def _reads(cfg: RunConfig) -> tuple[str, ...]:
+    reads = ("ingest", "signals", "filter")
+    reads += ("teacher",) if cfg.filter.teacher_consistency.enabled else ()
+    return reads + (("clean",) if cfg.filter.corpus else ())
 
 
 def _settings(cfg: RunConfig) -> dict[str, Any]:
     return {**cfg.evaluate.model_dump(mode="json"), "seeds": cfg.run.seeds,
             "per_class": cfg.synthesize.per_class, "method": cfg.synthesize.method,
-            "temperature": cfg.teacher.temperature}
+            "temperature": cfg.teacher.temperature,
+            "baseline_filters": cfg.filter.model_dump(mode="json"),
+            "oversample": cfg.synthesize.oversample}
+
+
+def baseline_filters(cfg: RunConfig, store: RunStore) -> BaselineFilters:
+    """The run's filters, context and refill rule, for the baselines; with `filter.corpus`,
+    the random baseline draws from the cleaned rows as the methods do."""
+    pool = None
+    if cfg.filter.corpus:
+        corpus = store.read("ingest", columns=["example_id", "split"])
+        train_ids = [e for e, s in zip(corpus.column("example_id").to_pylist(),
+                                       corpus.column("split").to_pylist(), strict=True)
+                     if s == "train"]
+        kept = set(store.read("clean", columns=["example_id"]).column("example_id").to_pylist())
+        pool = np.flatnonzero([e in kept for e in train_ids])
+    return BaselineFilters(cfg.filter, filter_context(store, cfg.filter.teacher_consistency
+                                                      .enabled),
+                           cfg.synthesize.oversample, pool)
 
 
 def _body(ctx: StageContext) -> StageOutput:
     cfg = ctx.cfg
-    data = EvaluationData.from_store(ctx.store)
+    data = EvaluationData.from_store(ctx.store, baseline_filters(cfg, ctx.store))
     plan = EvaluationPlan.from_config(cfg)
     total, fits = count_fits(data, plan), {"n": 0}
 
@@ -46,15 +75,17 @@ def _report(store: RunStore) -> list[str]:
         return []
     learners = ", ".join(score_learners(evaluate["summary"]))
     return [f"## Scores ({learners} on the evaluation split, %)", "",
-            markdown_table(["setting", "budget", "n", "accuracy", "macro-F1"],
-                           score_rows(evaluate["summary"])),
+            markdown_table(SCORE_HEADER, score_rows(evaluate["summary"])),
             "", f"Evaluation rows: {evaluate['counts'].get('eval_rows')}. "
-            "Mean ± sample std over seeds; `full` is one deterministic fit."]
+            "Mean ± sample std over seeds; `full` is one deterministic fit on the training "
+            "split after the contamination filter. `short`: rows a set is below its budget "
+            "after the filters and the refill from the method's ranking (the baselines go "
+            "through the same filters)."]
 
 
 EVALUATE = Stage(
-    name="evaluate", version=3,
+    name="evaluate", version=4,
     writes="scores: one row per fit (learner, setting, seed, accuracy, macro-F1) for the "
            "distilled sets, random subsets and the full split",
-    reads=lambda cfg: ("ingest", "signals", "filter"), settings=_settings, body=_body,
+    reads=_reads, settings=_settings, body=_body,
     funnel=False, report=_report)

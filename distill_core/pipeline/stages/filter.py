@@ -1,4 +1,5 @@
-"""filter: each replicate's candidates through the filters, then the per-class budget."""
+"""filter: each replicate's candidates through the filters, then the per-class budget, refilled
+from the method's ranked reserve; a class left below it is recorded in `shortfall`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from distill_core.artifacts.store import RunStore
 from distill_core.config import RunConfig
 from distill_core.filter.stage import filter_candidates
 from distill_core.markdown import markdown_table
-from distill_core.pipeline.inputs import filter_context
+from distill_core.pipeline.inputs import filter_context, label_names
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.pipeline.stages.teacher import needs_teacher
 
@@ -27,10 +28,11 @@ def _settings(cfg: RunConfig) -> dict[str, Any]:
 def _body(ctx: StageContext) -> StageOutput:
     cfg, store = ctx.cfg, ctx.store
     result = filter_candidates(store.read("synthesize"), cfg.synthesize.per_class, cfg.filter,
-                               filter_context(store, needs_teacher(cfg)))
+                               filter_context(store, needs_teacher(cfg)), label_names(store))
     ctx.report(1, 1, f"{result.kept.num_rows} rows")
     return StageOutput(result.kept, Counts.from_dict(result.counts), rejects=result.rejects,
-                       extra={"filters": result.per_filter, "rows_per_class": result.per_class},
+                       extra={"filters": result.per_filter, "rows_per_class": result.per_class,
+                              "shortfall": result.shortfall},
                        seeds=cfg.run.seeds)
 
 
@@ -79,13 +81,28 @@ def _examples_section(store: RunStore) -> list[str]:
             markdown_table(["label", "example_id", "text"], rows)]
 
 
+def _shortfall_section(store: RunStore) -> list[str]:
+    """Classes the filters left below the budget after the reserve ran out, per replicate."""
+    manifest = store.manifest("filter") or {}
+    short = manifest.get("shortfall") or {}
+    if not short:
+        return []
+    seeds = manifest.get("seeds") or []
+    rows = [[rep if not seeds else f"{rep} (seed {seeds[int(rep)]})", label, str(v["kept"]),
+             str(v["budget"]), str(v["ranked"])]
+            for rep, classes in short.items() for label, v in classes.items()]
+    return ["", "Classes below the budget after every ranked candidate was used:", "",
+            markdown_table(["replicate", "class", "kept", "budget", "ranked"], rows)]
+
+
 def _report(store: RunStore) -> list[str]:
-    filters, examples = _filters_section(store), _examples_section(store)
+    filters = _filters_section(store) + _shortfall_section(store)
+    examples = _examples_section(store)
     return filters + ([""] if filters and examples else []) + examples
 
 
 FILTER = Stage(
-    name="filter", version=2,
-    writes="the distilled sets, one per replicate (+ rejects: duplicates, contamination, "
-           "teacher_inconsistent, over_budget)",
+    name="filter", version=3,
+    writes="the distilled sets, one per replicate, refilled to the budget from the ranked "
+           "reserve (+ rejects: duplicates, contamination, teacher_inconsistent, over_budget)",
     reads=_reads, settings=_settings, body=_body, report=_report)

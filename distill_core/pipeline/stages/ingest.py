@@ -1,4 +1,7 @@
-"""ingest: files (or a hub dataset) -> the corpus with stable ids, splits and a label map."""
+"""ingest: files (or a hub dataset) -> the corpus with stable ids, splits and a label map.
+
+Training rows are deduplicated; the evaluation split is kept as given (repeats
+included, counted as `eval_duplicates`), less its unreadable rows."""
 
 from __future__ import annotations
 
@@ -53,19 +56,24 @@ def _body(ctx: StageContext) -> StageOutput:
                        result.rejects.column("reason").to_pylist(), rows_by_split=split_rows)
     ctx.report(1, 1, f"{result.corpus.num_rows} rows")
     return StageOutput(result.corpus, counts, rejects=result.rejects,
-                       extra={"label_names": result.label_names},
+                       extra={"label_names": result.label_names,
+                              "eval_duplicates": result.eval_duplicates},
                        inputs={"sources": result.sources})
 
 
 def _report(store: RunStore) -> list[str]:
     ingest = store.manifest("ingest") or {}
-    return [f"- {source['split']}: `{source['source']}` ({source['rows_read']} rows read, "
-            f"sha256 {str(source.get('sha256', '-'))[:12]})"
-            for source in ingest.get("inputs", {}).get("sources", [])]
+    lines = [f"- {source['split']}: `{source['source']}` ({source['rows_read']} rows read, "
+             f"sha256 {str(source.get('sha256', '-'))[:12]})"
+             for source in ingest.get("inputs", {}).get("sources", [])]
+    if "eval_duplicates" in ingest:
+        lines.append(f"- evaluation split kept as given: {ingest['eval_duplicates']} repeated "
+                     "rows kept (never deduplicated; only unreadable rows are rejected)")
+    return lines
 
 
 INGEST = Stage(
-    name="ingest", version=2,
+    name="ingest", version=3,
     writes="corpus: example_id, split, text, text_pair, label, label_id, source, source_row "
            "(+ rejects with file, row, field, reason)",
     reads=lambda cfg: (), settings=_settings, body=_body, cached=True, identity=_sources,

@@ -22,7 +22,8 @@ def _reads(cfg: RunConfig) -> tuple[str, ...]:
 
 def _settings(cfg: RunConfig) -> dict[str, Any]:
     s = cfg.synthesize
-    return {"method": s.method, "per_class": s.per_class, "soft_labels": s.soft_labels,
+    return {"method": s.method, "per_class": s.per_class, "oversample": s.oversample,
+            "soft_labels": s.soft_labels,
             "options": s.options().model_dump(mode="json"), "seeds": cfg.run.seeds,
             "run_id": cfg.run_id(),
             "temperature": cfg.teacher.temperature if synthesis_reads_teacher(cfg) else None}
@@ -48,9 +49,10 @@ def _report(store: RunStore) -> list[str]:
 
 
 SYNTHESIZE = Stage(
-    name="synthesize", version=4,
-    writes="candidates per seed: parent_ids, method, run_id, seed, rank, score, weight, "
-           "soft_label (+ rejects: not_selected, and the generative choice's reasons)",
+    name="synthesize", version=5,
+    writes="ranked candidates per seed (per_class x oversample per class: the budget, then the "
+           "reserve): parent_ids, method, run_id, seed, rank, score, weight, soft_label "
+           "(+ rejects: not_selected, and the generative choice's reasons)",
     reads=_reads, settings=_settings, body=_body,
     resources=lambda compute: Resources(cpus=compute.cpus_per_actor), retries=2,
     report=_report)
