@@ -1,0 +1,86 @@
+"""`sft_lora` on the tiny decoder and real rows; the response loss; GSM8K answer matching."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from distill_core.errors import ConfigError
+from distill_core.instruct.answers import is_exact_match, last_number, reference_number
+from distill_core.instruct.rows import InstructionRow, compose_prompt, instruction_id
+from distill_core.instruct.sft import SftOptions, batch_order, sft_lora
+
+
+def _rows(records: list[dict]) -> list[InstructionRow]:
+    out = []
+    for r in records:
+        prompt = compose_prompt(r["instruction"], r["input"] or None)
+        out.append(InstructionRow(instruction_id(prompt, r["output"]), prompt, r["output"]))
+    return out
+
+
+def test_response_loss_matches_the_model_loss(tiny_decoder: Path, alpaca_records) -> None:
+    import torch
+
+    from distill_core.generate.models import load_causal_lm
+    from distill_core.instruct.losses import response_losses, token_losses
+    from distill_core.instruct.tokens import collate, encode_rows
+
+    lm = load_causal_lm(str(tiny_decoder), device="cpu")
+    encoded = encode_rows(lm.tokenizer, _rows(alpaca_records[:6]), 128)
+    batch = collate(encoded, pad_id=0)
+    with torch.no_grad():
+        sums, counts = token_losses(lm.model, batch)
+        expected = lm.model(**batch).loss
+    assert torch.isclose(sums.sum() / counts.sum(), expected, atol=1e-5)
+    assert counts.tolist() == [len(e.response_ids) for e in encoded]
+    # Batched by length in another order, each row's loss is its own.
+    by_row, n = response_losses(lm.model, encoded, 0, "cpu", batch_size=4)
+    assert n.tolist() == counts.tolist()
+    assert by_row == pytest.approx(sums.double().numpy(), rel=1e-4)
+
+
+def test_sft_lora_lowers_held_out_loss_and_is_seeded(tiny_decoder: Path, alpaca_records) -> None:
+    rows = _rows(alpaca_records[:30])
+    options = SftOptions(model=str(tiny_decoder), steps=15, batch_size=4, lr=1e-2,
+                         max_length=96, eval_before=True)
+    result = sft_lora(rows[:20], rows[20:], options, seed=0)
+    assert result.eval_loss_before is not None
+    assert result.eval_loss < result.eval_loss_before - 0.02
+    assert result.perplexity == pytest.approx(2.718281828 ** result.eval_loss)
+    assert result.eval_rows == 10 and result.eval_tokens > 10 and len(result.train_losses) == 15
+    again = sft_lora(rows[:20], rows[20:], options, seed=0)
+    assert again.train_losses == result.train_losses and again.eval_loss == result.eval_loss
+
+
+def test_gsm8k_exact_match_runs_greedy_decoding(tiny_decoder: Path, gsm8k_lines) -> None:
+    records = [json.loads(line) for line in gsm8k_lines[:8]]
+    rows = [InstructionRow(str(i), r["question"], r["answer"]) for i, r in enumerate(records)]
+    options = SftOptions(model=str(tiny_decoder), steps=1, batch_size=2, max_length=96,
+                         exact_match_rows=3, max_new_tokens=4)
+    result = sft_lora(rows[:5], rows[5:], options)
+    # A random tiny model writes no right answer, but the fixed sample was decoded.
+    assert result.exact_match == 0.0 and result.exact_match_rows == 3
+
+
+def test_reference_answers_match_themselves(gsm8k_lines) -> None:
+    answers = [json.loads(line)["answer"] for line in gsm8k_lines]
+    assert reference_number(answers[0]) == 72
+    assert all(is_exact_match(a, a) for a in answers)
+    assert not is_exact_match(answers[0], answers[1])  # 72 vs 10
+    assert last_number("so she earns 1,000.00 dollars.") == reference_number("#### 1000")
+    assert not is_exact_match("no number here", "#### 5")
+
+
+def test_batches_cycle_through_seeded_permutations() -> None:
+    batches = batch_order(rows=5, steps=4, batch_size=3, seed=1)
+    stream = [int(i) for b in batches for i in b]
+    assert sorted(stream[:5]) == list(range(5)) and sorted(stream[5:10]) == list(range(5))
+    assert stream == [int(i) for b in batch_order(5, 4, 3, 1) for i in b]
+
+
+def test_no_training_rows_is_a_config_error(tiny_decoder: Path) -> None:
+    with pytest.raises(ConfigError, match="no training rows"):
+        sft_lora([], [InstructionRow("a", "p", "r")], SftOptions(model=str(tiny_decoder)))
