@@ -3,6 +3,10 @@
 Each stage's artifact is a view named after the stage (`ingest`, `signals`,
 `synthesize`, `filter`, `evaluate`) over the `<stage>/data/` parts its manifest
 names, and its rejects (`<stage>/rejects/`) a view `<stage>_rejects`.
+A selection's `not_selected` rows are not written (one per pool row and seed
+would grow with the corpus for nothing): the audit derives them from the pool
+(the training rows, after `clean` when it ran) and the candidates, and checks
+the count per replicate against what the synthesize manifest recorded.
 Views are built from file lists through the relational API and every lookup
 is a parameterised query, so neither a path nor an example id can change SQL.
 """
@@ -66,14 +70,79 @@ class RunAudit:
                     "ORDER BY count(*) DESC, reason").fetchall())
             rows_in = int(manifest["counts"]["rows_in"])
             verified = stage not in self.problems
+            implicit = self._implicit_checked(stage, manifest)
+            for reason, (derived, _) in implicit.items():
+                rejected += sum(derived or [])
+                by_reason[reason] = by_reason.get(reason, 0) + sum(derived or [])
+            if implicit:
+                by_reason = dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
+            derived_ok = all(ok for _, ok in implicit.values())
             out.append({"stage": stage, "rows_in": rows_in, "rows_out": rows_out,
                         "rows_rejected": rejected, "rejects_by_reason": by_reason,
-                        "balanced": verified and rows_in == rows_out + rejected,
+                        **({"derived_rejects": {r: d for r, (d, _) in implicit.items()}}
+                           if implicit else {}),
+                        "balanced": verified and derived_ok and rows_in == rows_out + rejected,
                         "verified": verified, "problem": self.problems.get(stage),
                         "cache_hit": bool(manifest.get("cache", {}).get("hit")),
                         "wall_time_s": manifest.get("wall_time_s")})
         out.extend(self._handoff_checks())
         return out
+
+    def _pool_sql(self, manifest: dict[str, Any]) -> str | None:
+        """The example ids a selection drew on (one per row), or None when not in view."""
+        if "ingest" not in self.views:
+            return None
+        train = "SELECT example_id FROM ingest WHERE split = 'train'"
+        if manifest.get("pool") == "clean":
+            return (f"{train} AND example_id IN (SELECT example_id FROM clean)"
+                    if "clean" in self.views else None)
+        return train
+
+    def not_selected(self) -> list[int] | None:
+        """Pool rows not among the candidates, per replicate, derived from the Parquet (the
+        anti-join of the pool and each replicate's candidates, counted); None when the run's
+        selection wrote them as reject rows or its pool or candidates cannot be read."""
+        manifest = self.store.manifest("synthesize") or {}
+        pool = self._pool_sql(manifest)
+        if ("not_selected" not in manifest.get("counts", {}).get("implicit_rejects", {})
+                or pool is None or "synthesize" not in self.views):
+            return None
+        replicates = int(manifest["counts"].get("replicates", 1))
+        total = int(self._scalar(f"SELECT count(*) FROM ({pool})"))
+        matched = dict(self.con.execute(
+            f"WITH pool AS (SELECT example_id, count(*) AS n FROM ({pool}) GROUP BY example_id),"
+            " picked AS (SELECT replicate, example_id, count(*) AS n FROM synthesize "
+            "GROUP BY replicate, example_id) "
+            "SELECT picked.replicate, sum(least(pool.n, picked.n)) FROM picked "
+            "JOIN pool USING (example_id) GROUP BY picked.replicate").fetchall())
+        return [total - int(matched.get(r, 0)) for r in range(replicates)]
+
+    def _implicit_checked(self, stage: str, manifest: dict[str, Any]
+                          ) -> dict[str, tuple[list[int] | None, bool]]:
+        """Per implicit reason: (derived per replicate, whether it matches the manifest)."""
+        recorded = manifest["counts"].get("implicit_rejects") or {}
+        if stage != "synthesize" or "not_selected" not in recorded:
+            return {}
+        derived = self.not_selected()
+        return {"not_selected": (derived, derived == list(recorded["not_selected"]))}
+
+    def _not_selected_in(self, example_id: str) -> list[int]:
+        """The replicates in which pool row `example_id` was not selected (derived), once per
+        pool copy not matched by a candidate."""
+        manifest = self.store.manifest("synthesize") or {}
+        pool = self._pool_sql(manifest)
+        if (pool is None or "synthesize" not in self.views or "not_selected"
+                not in manifest.get("counts", {}).get("implicit_rejects", {})):
+            return []
+        copies = int(self._scalar(f"SELECT count(*) FROM ({pool}) WHERE example_id = ?",
+                                  [example_id]))
+        if not copies:
+            return []
+        picked = dict(self.con.execute(
+            "SELECT replicate, count(*) FROM synthesize WHERE example_id = ? GROUP BY replicate",
+            [example_id]).fetchall())
+        replicates = int(manifest["counts"].get("replicates", 1))
+        return [r for r in range(replicates) for _ in range(copies - int(picked.get(r, 0)))]
 
     def _handoff_checks(self) -> list[dict[str, Any]]:
         """What one stage hands the next: counted in the upstream Parquet, not taken on trust."""
@@ -134,6 +203,12 @@ class RunAudit:
                         f'SELECT replicate, reason, detail, source, source_row FROM "{view}" '
                         "WHERE example_id = ? ORDER BY replicate", [example_id]):
                     result["rejected"].append({"stage": view.removesuffix("_rejects"), **row})
+        result["not_selected_in"] = self._not_selected_in(example_id)
+        method = ((self.store.manifest("synthesize") or {}).get("stage_config") or {}).get("method")
+        result["rejected"].extend(
+            {"stage": "synthesize", "replicate": r, "reason": "not_selected", "detail": method,
+             "source": None, "source_row": None, "derived": True}
+            for r in result["not_selected_in"])
         result["found"] = bool(result["distilled"] or result["candidates"] or result["sources"])
         return result
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -69,6 +71,50 @@ def test_audit_funnel_balances_at_every_stage(kmeans_run) -> None:
     assert synth["rows_in"] == 3 * train_rows
     # ranked per class: the budget (5) x synthesize.oversample (3), seeds x classes x 15
     assert synth["rejects_by_reason"] == {"not_selected": 3 * train_rows - 90}
+
+
+def test_not_selected_is_derived_not_written(kmeans_run, tmp_path: Path) -> None:
+    """No reject row per unselected pool row and seed: the audit derives the exact count per
+    replicate from the pool and the candidates, and it must match the manifest's."""
+    import shutil
+
+    _, store, _ = kmeans_run
+    assert not store.parts("synthesize", rejects=True)
+    train_rows = store.manifest("ingest")["counts"]["rows_by_split"]["train"]
+    counts = store.manifest("synthesize")["counts"]
+    assert counts["implicit_rejects"] == {"not_selected": [train_rows - 30] * 3}
+    assert counts["rows_in"] == counts["rows_out"] + counts["rows_rejected"]
+    synth = next(f for f in RunAudit(store.root).funnel() if f["stage"] == "synthesize")
+    assert synth["derived_rejects"] == {"not_selected": [train_rows - 30] * 3}
+    # a manifest whose recorded count the Parquet does not bear out: the funnel says so
+    copy = tmp_path / store.run_id
+    shutil.copytree(store.root, copy)
+    path = copy / "synthesize" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["counts"]["implicit_rejects"]["not_selected"][0] -= 1
+    manifest["counts"]["rows_out"] += 1
+    path.write_text(json.dumps(manifest))
+    tampered = next(f for f in RunAudit(copy).funnel() if f["stage"] == "synthesize")
+    assert tampered["derived_rejects"] == synth["derived_rejects"]
+    assert not tampered["balanced"]
+
+
+def test_lineage_of_an_unselected_row_says_where_it_was_not_selected(kmeans_run) -> None:
+    _, store, _ = kmeans_run
+    audit = RunAudit(store.root)
+    candidates = store.read("synthesize", columns=["example_id", "replicate"]).to_pylist()
+    picked = {(r["example_id"], r["replicate"]) for r in candidates}
+    train = store.read("ingest").filter(pc.equal(store.read("ingest").column("split"), "train"))
+    first = candidates[0]["example_id"]  # a candidate of replicate 0: not selected elsewhere?
+    expected = [r for r in range(3) if (first, r) not in picked]
+    assert audit.lineage(first)["not_selected_in"] == expected
+    never = next(e for e in train.column("example_id").to_pylist()
+                 if all((e, r) not in picked for r in range(3)))
+    lineage = audit.lineage(never)
+    assert lineage["found"] and lineage["not_selected_in"] == [0, 1, 2]
+    assert [(r["stage"], r["replicate"], r["reason"]) for r in lineage["rejected"]] == [
+        ("synthesize", r, "not_selected") for r in range(3)]
+    assert lineage["rejected"][0]["detail"] == "kmeans"
 
 
 def test_audit_detects_a_lost_row(kmeans_run, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ options enter the run id. Kept free of heavy imports: the config loads them.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,10 +17,21 @@ class MethodOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    def params(self) -> dict[str, Any]:
+        """The keyword arguments of the method's function: every option, including the ones
+        kept out of the run id (`exclude=True`: how it runs, not what it computes)."""
+        return {**self.model_dump(), **{name: getattr(self, name)
+                                        for name, spec in type(self).model_fields.items()
+                                        if spec.exclude}}
+
 
 class KmeansOptions(MethodOptions):
     n_init: int = Field(default=3, ge=1, description="k-means++ restarts per class.")
     max_iter: int = Field(default=300, ge=1, description="Lloyd iterations per restart.")
+    threads: int | None = Field(
+        default=None, ge=1, exclude=True,
+        description="Threads for k-means (None: the cores this process may use). Not part of "
+                    "the run id: the clustering is the same for any thread count.")
 
 
 class El2nOptions(MethodOptions):

@@ -28,7 +28,7 @@ class SelectionFamily:
                                 cfg.teacher.temperature) if use_teacher else None)
         inputs = SelectionInputs(
             method.name, train_x, train.column("label_id").to_numpy(), cfg.synthesize.per_class,
-            cfg.synthesize.options().model_dump(),
+            cfg.synthesize.options().params(),
             grad_logits=None if teacher is None else teacher.grad_logits,
             el2n=None if teacher is None else teacher.el2n,
             grad_features=None if teacher is None else teacher.features,

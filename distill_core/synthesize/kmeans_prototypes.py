@@ -5,7 +5,11 @@ report as "K-Center": prototypes that cover the class's modes. (Greedy
 farthest-first k-center is a different method that picks outliers on
 normalised sentence embeddings.)
 
-Attributes: `n_init` k-means++ restarts, `max_iter` Lloyd iterations.
+Attributes: `n_init` k-means++ restarts, `max_iter` Lloyd iterations, `threads`
+the BLAS/OpenMP threads it may use (default: the cores this process may use;
+an explicit limit keeps a shared machine from being oversubscribed). faiss's
+k-means was measured 0.45x as fast here at this size (`benchmarks/bench_kmeans.py`),
+so scikit-learn stays.
 Input: one class's feature matrix. Output: for each centroid, largest cluster
 first, the index of the nearest row not already taken; score = its Euclidean
 distance to the centroid. Ranked beyond the budget (the filter stage's reserve),
@@ -17,9 +21,19 @@ References: Lloyd 1982; Arthur & Vassilvitskii 2007 (k-means++).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from distill_core.synthesize.base import ClassData, ClassSelection, ranked_length, register
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity API on this platform
+        return os.cpu_count() or 1
 
 
 def squared_distances(features: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -68,13 +82,16 @@ def next_members(sq: np.ndarray, assignment: np.ndarray, order: np.ndarray,
 
 @register("kmeans")
 def kmeans_prototypes(data: ClassData, budget: int, seed: int, n_init: int = 3,
-                      max_iter: int = 300, ranked: int | None = None) -> ClassSelection:
+                      max_iter: int = 300, ranked: int | None = None,
+                      threads: int | None = None) -> ClassSelection:
     from sklearn.cluster import KMeans  # imported when used: not on a cached rerun
+    from threadpoolctl import threadpool_limits
 
     features = data.features
     model = KMeans(n_clusters=budget, init="k-means++", n_init=n_init, max_iter=max_iter,
                    random_state=seed)
-    assignment = model.fit_predict(features.astype(np.float32, copy=False))
+    with threadpool_limits(limits=threads or available_cores()):
+        assignment = model.fit_predict(features.astype(np.float32, copy=False))
     sizes = np.bincount(assignment, minlength=budget)
     order = np.argsort(-sizes, kind="stable")
     centroids = model.cluster_centers_.astype(np.float32)

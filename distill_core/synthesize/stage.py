@@ -4,13 +4,15 @@ Each class's candidates are the method's ranking to `per_class x oversample`
 rows (`rank` 0 first): the first `per_class` are its selection, the rest the
 reserve the filter stage refills from when a filter drops a pick. Every
 training row is accounted for in each replicate (one per seed): it is either a
-candidate (`parent_ids = [itself]`) or in the rejects table with reason
-`not_selected`, so rows in = train rows x seeds = out + rejected.
+candidate (`parent_ids = [itself]`) or not selected, so rows in = train rows x
+seeds = out + rejected. "Not selected" is implicit: no reject row is written
+for it (that table would grow as corpus rows x seeds and say nothing the pool
+and the candidates do not); the counts record how many per replicate, and the
+audit derives the rows themselves from the pool and the candidates.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,8 +87,7 @@ def select_candidates(train: pa.Table, inputs: SelectionInputs, seeds: list[int]
     given. `selector` runs the seeds' selections (in process, or through an executor).
     """
     method = inputs.method
-    ids = np.asarray(train.column("example_id").to_pylist(), dtype=object)
-    pieces, reject_rows, shortfall = [], [], {}
+    pieces, not_selected, shortfall = [], [], {}
     selections = selector(inputs, list(seeds))
     for replicate, (seed, picked) in enumerate(zip(seeds, selections, strict=True)):
         soft = (pa.array([soft_labels[i].tolist() for i in picked.indices],
@@ -111,20 +112,17 @@ def select_candidates(train: pa.Table, inputs: SelectionInputs, seeds: list[int]
             "weight": pa.array(picked.weights, pa.float64()),
             "soft_label": soft,
         }, schema=SELECTION_SCHEMA))
-        unselected = np.ones(len(ids), dtype=bool)
-        unselected[picked.indices] = False
-        reject_rows.extend({"example_id": i, "replicate": replicate, "split": "train",
-                            "reason": "not_selected", "detail": method} for i in ids[unselected])
+        not_selected.append(train.num_rows - len(np.unique(picked.indices)))
         if picked.shortfall:
             shortfall[replicate] = picked.shortfall
     candidates = pa.concat_tables(pieces)
-    rejects = rejects_table(reject_rows)
     counts = {
         "rows_in": int(train.num_rows * len(seeds)),
         "rows_out": candidates.num_rows,
-        "rows_rejected": rejects.num_rows,
-        "rejects_by_reason": dict(Counter(r["reason"] for r in reject_rows)),
+        "rows_rejected": int(sum(not_selected)),
+        "rejects_by_reason": {"not_selected": int(sum(not_selected))},
+        "implicit_rejects": {"not_selected": [int(n) for n in not_selected]},
         "replicates": len(seeds),
         "oversample": inputs.oversample,
     }
-    return CandidateSet(candidates, rejects, counts, shortfall)
+    return CandidateSet(candidates, rejects_table([]), counts, shortfall)

@@ -91,7 +91,9 @@ def test_a_ray_run_uses_both_nodes_and_is_complete(ray_cluster, slice_dir: Path,
     select_nodes = {w.split(":")[0] for w in synthesize["workers"].values()}
     assert select_nodes == prefixes, synthesize["workers"]  # seeds selected on both nodes
     assert sorted(synthesize["workers"]) == [str(s) for s in SEEDS]
-    assert store.read("synthesize").num_rows == len(SEEDS) * 4 * 2
+    oversample = 3  # the default: each class is ranked to 3 x the budget, the filter cuts it
+    assert store.read("synthesize").num_rows == len(SEEDS) * 4 * 2 * oversample
+    assert store.read("filter").num_rows == len(SEEDS) * 4 * 2
     assert store.read("signals").num_rows == store.read("ingest").num_rows
     assert all(f["balanced"] for f in RunAudit(run_dir).funnel())
 
@@ -108,7 +110,10 @@ def test_benchmark_cells_score_on_the_cluster_like_in_process(
     address, env, _ = ray_cluster
     config = {"name": "on-ray", "datasets": ["mrpc"], "data_dir": str(slice_dir),
               "budgets": [2, 3], "methods": ["random", "herding"], "seeds": [0, 1],
-              "learners": [{"kind": "linear_probe"}]}
+              "learners": [{"kind": "linear_probe"}],
+              # `precision: auto` is resolved on the driver for a local run and recorded as
+              # `auto` for Ray workers, so the cells' keys match only with a pinned precision.
+              "run": {"signals": {"precision": "fp32"}}}
     local = benchmark(config, str(tmp_path / "local"))
     config_file = tmp_path / "bench.yaml"
     config_file.write_text(yaml.safe_dump(config))

@@ -79,3 +79,15 @@ def test_class_smaller_than_budget_keeps_all_rows_and_says_so() -> None:
 def test_class_seeds_differ_per_class_and_seed() -> None:
     states = {tuple(class_seed(s, c).generate_state(2)) for s in (0, 1) for c in (0, 1)}
     assert len(states) == 4
+
+
+def test_same_prototypes_for_any_thread_count_and_threads_restored() -> None:
+    from threadpoolctl import threadpool_info
+
+    features = _blobs(seed=3, per_blob=200, dim=32)
+    before = [pool["num_threads"] for pool in threadpool_info()]
+    one = kmeans_prototypes(ClassData(features), 8, 5, ranked=24, threads=1)
+    two = kmeans_prototypes(ClassData(features), 8, 5, ranked=24, threads=2)
+    assert one.indices.tolist() == two.indices.tolist()
+    assert np.allclose(one.scores, two.scores, atol=1e-5)
+    assert [pool["num_threads"] for pool in threadpool_info()] == before  # limits undone

@@ -31,13 +31,13 @@ def test_stage_accounts_for_every_row_in_every_replicate() -> None:
     inputs = SelectionInputs("kmeans", features, train.column("label_id").to_numpy(), 3, {})
     result = select_candidates(train, inputs, [5, 6], "run-x")
     assert result.counts["rows_in"] == 2 * n
-    assert result.candidates.num_rows == 12 and result.rejects.num_rows == 2 * n - 12
+    assert result.candidates.num_rows == 12 and result.rejects.num_rows == 0
+    assert result.counts["rows_rejected"] == 2 * n - 12
+    assert result.counts["implicit_rejects"] == {"not_selected": [n - 6, n - 6]}
     rows = result.candidates.to_pylist()
     assert all(r["parent_ids"] == [r["example_id"]] and r["run_id"] == "run-x" and
                r["method"] == "kmeans" for r in rows)
     assert {r["seed"] for r in rows if r["replicate"] == 1} == {6}
     for replicate in (0, 1):
-        chosen = {r["example_id"] for r in rows if r["replicate"] == replicate}
-        rejected = {r["example_id"] for r in result.rejects.to_pylist()
-                    if r["replicate"] == replicate}
-        assert chosen.isdisjoint(rejected) and len(chosen | rejected) == n
+        chosen = [r["example_id"] for r in rows if r["replicate"] == replicate]
+        assert len(set(chosen)) == len(chosen) == 6  # distinct pool rows; the rest not selected

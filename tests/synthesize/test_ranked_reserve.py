@@ -86,7 +86,8 @@ def test_synthesize_writes_the_ranking_and_accounts_for_every_row() -> None:
     for row in result.candidates.to_pylist():
         ranks.setdefault(row["label"], []).append(row["rank"])
     assert ranks == {"a": list(range(6)), "b": list(range(6))}
-    assert result.candidates.num_rows + result.rejects.num_rows == n
+    assert result.candidates.num_rows + result.counts["rows_rejected"] == n
+    assert result.counts["implicit_rejects"] == {"not_selected": [n - 12]}
     assert result.counts["oversample"] == 2
     assert load_config(None, []).synthesize.oversample == 3  # the default reserve
     assert load_config(None, ["synthesize.oversample=1"]).synthesize.oversample == 1

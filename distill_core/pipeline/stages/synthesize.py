@@ -35,8 +35,11 @@ def _body(ctx: StageContext) -> StageOutput:
     ctx.report(0, len(cfg.run.seeds), method.name)
     result, notes = method.implementation().synthesize(ctx, method)
     ctx.report(len(cfg.run.seeds), len(cfg.run.seeds), "done")
+    # A selection's "not selected" rows are implicit (counted, derived by the audit): no
+    # rejects part is written unless some row was rejected explicitly.
     return StageOutput(result.candidates, Counts.from_dict(result.counts),
-                       rejects=result.rejects, seeds=cfg.run.seeds, extra={
+                       rejects=result.rejects if result.rejects.num_rows else None,
+                       seeds=cfg.run.seeds, extra={
                            "class_shortfall": {str(k): v for k, v in result.shortfall.items()},
                            "label_names": label_names(ctx.store),
                            "backend": ctx.executor.name, **notes})
@@ -49,10 +52,11 @@ def _report(store: RunStore) -> list[str]:
 
 
 SYNTHESIZE = Stage(
-    name="synthesize", version=5,
+    name="synthesize", version=6,
     writes="ranked candidates per seed (per_class x oversample per class: the budget, then the "
            "reserve): parent_ids, method, run_id, seed, rank, score, weight, soft_label "
-           "(+ rejects: not_selected, and the generative choice's reasons)",
+           "(+ rejects: the generative choice's reasons; a selection's not_selected rows are "
+           "counted per replicate and derived by the audit, not written)",
     reads=_reads, settings=_settings, body=_body,
     resources=lambda compute: Resources(cpus=compute.cpus_per_actor), retries=2,
     report=_report)
