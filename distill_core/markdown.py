@@ -34,6 +34,16 @@ def short_cell(short: list[int | None] | None) -> str:
     return str(high) if low == high else f"{low}–{high}"
 
 
+def setting_name(entry: dict[str, Any]) -> str:
+    """What a score summary entry is: `kmeans (distilled)`, `... (distilled, soft labels)`,
+    `random` or `full`."""
+    if entry["setting"] == "distilled":
+        return f"{entry['method']} (distilled)"
+    if entry["setting"] == "distilled_soft":
+        return f"{entry['method'].removesuffix('+soft')} (distilled, soft labels)"
+    return entry["setting"]
+
+
 def score_rows(summary: list[dict[str, Any]]) -> list[list[str]]:
     """Rows of the scores table (`SCORE_HEADER`): setting, budget, n (fits), short (rows below
     the budget per set), accuracy mean ± std, macro-F1 mean ± std.
@@ -43,12 +53,7 @@ def score_rows(summary: list[dict[str, Any]]) -> list[list[str]]:
     several = len(score_learners(summary)) > 1
     rows = []
     for entry in summary:
-        if entry["setting"] == "distilled":
-            label = f"{entry['method']} (distilled)"
-        elif entry["setting"] == "distilled_soft":
-            label = f"{entry['method'].removesuffix('+soft')} (distilled, soft labels)"
-        else:
-            label = entry["setting"]
+        label = setting_name(entry)
         if several:
             label += f" [{entry.get('learner', 'linear_probe')}]"
         budget = (f"{entry['per_class']}/class" if entry["per_class"]

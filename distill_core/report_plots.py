@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from distill_core.artifacts.store import RunStore
-from distill_core.markdown import score_learners
+from distill_core.markdown import score_learners, setting_name
 
 __all__ = ["MAP_POINTS", "CorpusMap", "accuracy_png", "build_map", "corpus_map",
            "map_caption", "map_png", "stratified_sample"]
@@ -195,12 +195,7 @@ def _colours(n: int) -> list[Any]:
 
 
 def _setting_label(entry: dict[str, Any]) -> str:
-    if entry["setting"] == "distilled":
-        name = f"{entry['method']} (distilled)"
-    elif entry["setting"] == "distilled_soft":
-        name = f"{entry['method'].removesuffix('+soft')} (distilled, soft labels)"
-    else:
-        name = entry["setting"]
+    name = setting_name(entry)
     budget = (f"{entry['per_class']}/class" if entry.get("per_class")
               else f"all {entry['n_train']} rows")
     return f"{name}\n{budget}"
