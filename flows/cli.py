@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -342,7 +342,8 @@ def validate(
     from distill_core.config import load_config
     from distill_core.ingest import ingest_dataset, resolve_dataset
     from distill_core.ingest.ingest import data_dir_from
-    from flows.cli_data import is_data_file
+    from flows.cli_data import ingest_data_file, is_data_file
+    from flows.cli_views import print_validation
 
     overrides = list(set_ or []) + ([f"data.data_dir={data_dir}"] if data_dir else [])
     guessed: list[str] = []
@@ -350,7 +351,7 @@ def validate(
         cfg = load_config(None if target is not None and is_data_file(target) else target,
                           overrides)
         if target is not None and is_data_file(target):
-            result, guessed = _ingest_data_file(
+            result, guessed = ingest_data_file(
                 target, text, text_pair, label, label_map,
                 {"format": file_format, "quoting": quoting, "header": columns is None,
                  "columns": columns.split(",") if columns else None}, cfg.ingest.max_chars)
@@ -366,56 +367,8 @@ def validate(
                                    cfg.data.label_names)
             result = ingest_dataset(spec, data_dir_from(cfg.data.data_dir),
                                     max_chars=cfg.ingest.max_chars)
-    _print_validation(result, guessed, limit, as_json)
-
-
-def _ingest_data_file(path: Path, text: str | None, text_pair: str | None, label: str | None,
-                      label_map: list[str] | None, layout: dict[str, Any],
-                      max_chars: int | None) -> tuple[Any, list[str]]:
-    """Ingest one data file as a run's train split would be read (its own eval split too, so
-    only the train split's sources and rejects are kept); (result, guessed column options)."""
-    import pyarrow.compute as pc
-
-    from distill_core.ingest import ingest_dataset
-    from distill_core.ingest.sources import DatasetSpec, SplitSource
-    from flows.cli_data import data_file_source
-
-    source, guessed = data_file_source(path.absolute(), text, text_pair, label, label_map,
-                                       layout)
-    split = SplitSource(file=source)
-    result = ingest_dataset(DatasetSpec(train=split, eval=split), None, max_chars=max_chars)
-    result.sources = [s for s in result.sources if s["split"] == "train"]
-    result.rejects = result.rejects.filter(pc.equal(result.rejects["split"], "train"))
-    return result, guessed
-
-
-def _print_validation(result: Any, guessed: list[str], limit: int, as_json: bool) -> None:
-    problems = result.rejects.to_pylist()
-    if as_json:
-        sys.stdout.write(json.dumps({"sources": result.sources, "label_names": result.label_names,
-                                     "guessed": guessed, "problems": problems}, indent=2,
-                                    default=str) + "\n")
-    else:
-        if guessed:
-            console.print(f"columns guessed from the file: {' '.join(guessed)} (pass them to "
-                          "choose others)", markup=False, highlight=False)
-        for source in result.sources:
-            console.print(f"{source['split']}: {source['source']}: {source['rows_read']} rows, "
-                          f"{source['rows_out']} usable, {source['rows_rejected']} rejected",
-                          markup=False, highlight=False)
-        table = Table(title=f"{len(problems)} problem(s)")
-        for column in ("file", "row", "field", "reason", "detail"):
-            table.add_column(column)
-        for row in problems[:limit]:
-            table.add_row(*(escape(str(v)) for v in (
-                row["source"], row["source_row"], row["field"] or "-", row["reason"],
-                row["detail"] or "")))
-        if problems:
-            console.print(table)
-        console.print(f"labels: {', '.join(result.label_names)}", markup=False,
-                      highlight=False)
-    if problems:
-        raise typer.Exit(code=1)
+    if print_validation(console, result, guessed, limit, as_json):
+        raise typer.Exit(code=1)  # some rows would be rejected
 
 
 @app.command()

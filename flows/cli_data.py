@@ -165,3 +165,21 @@ def data_file_source(path: Path, text: str | None, text_pair: str | None, label:
     guessed = [f"--{k.replace('_', '-')} {chosen[k]}" for k in ("text", "text_pair", "label")
                if chosen[k] is not None and given[k] is None]
     return _source({**options, **chosen}), guessed
+
+
+def ingest_data_file(path: Path, text: str | None, text_pair: str | None, label: str | None,
+                      label_map: list[str] | None, layout: dict[str, Any],
+                      max_chars: int | None) -> tuple[Any, list[str]]:
+    """Ingest one data file as a run's train split would be read (its own eval split too, so
+    only the train split's sources and rejects are kept); (result, guessed column options)."""
+    import pyarrow.compute as pc
+
+    from distill_core.ingest import ingest_dataset
+    from distill_core.ingest.sources import DatasetSpec, SplitSource
+    source, guessed = data_file_source(path.absolute(), text, text_pair, label, label_map,
+                                       layout)
+    split = SplitSource(file=source)
+    result = ingest_dataset(DatasetSpec(train=split, eval=split), None, max_chars=max_chars)
+    result.sources = [s for s in result.sources if s["split"] == "train"]
+    result.rejects = result.rejects.filter(pc.equal(result.rejects["split"], "train"))
+    return result, guessed

@@ -7,6 +7,7 @@ bars on stderr if that is a terminal, else none, so a log or `grep` sees whole l
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console, ConsoleDimensions
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -198,3 +200,33 @@ def ray_contacted() -> bool:
     """Whether this process connected to Ray (it is imported only when a stage computes)."""
     ray = sys.modules.get("ray")
     return bool(ray is not None and ray.is_initialized())
+
+
+def print_validation(console: Console, result: Any, guessed: list[str], limit: int,
+                     as_json: bool) -> int:
+    """The sources, problems and labels of a validation (or its JSON); the problem count."""
+    problems = result.rejects.to_pylist()
+    if as_json:
+        sys.stdout.write(json.dumps({"sources": result.sources, "label_names": result.label_names,
+                                     "guessed": guessed, "problems": problems}, indent=2,
+                                    default=str) + "\n")
+    else:
+        if guessed:
+            console.print(f"columns guessed from the file: {' '.join(guessed)} (pass them to "
+                          "choose others)", markup=False, highlight=False)
+        for source in result.sources:
+            console.print(f"{source['split']}: {source['source']}: {source['rows_read']} rows, "
+                          f"{source['rows_out']} usable, {source['rows_rejected']} rejected",
+                          markup=False, highlight=False)
+        table = Table(title=f"{len(problems)} problem(s)")
+        for column in ("file", "row", "field", "reason", "detail"):
+            table.add_column(column)
+        for row in problems[:limit]:
+            table.add_row(*(escape(str(v)) for v in (
+                row["source"], row["source_row"], row["field"] or "-", row["reason"],
+                row["detail"] or "")))
+        if problems:
+            console.print(table)
+        console.print(f"labels: {', '.join(result.label_names)}", markup=False,
+                      highlight=False)
+    return len(problems)
