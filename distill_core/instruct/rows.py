@@ -10,6 +10,7 @@ is the text, the normalised response the second text, and the constant label
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -57,3 +58,13 @@ def rows_of(table: pa.Table, split: str | None = None) -> list[InstructionRow]:
     data = table.select(["example_id", "split", "prompt", "response"]).to_pylist()
     return [InstructionRow(r["example_id"], r["prompt"], r["response"]) for r in data
             if split is None or r["split"] == split]
+
+
+def rows_from_records(records: list[dict[str, Any]]) -> list[InstructionRow]:
+    """Alpaca-style records (`instruction`, `input`, `output`) as instruction rows."""
+    rows = []
+    for record in records:
+        prompt = compose_prompt(record["instruction"], record["input"] or None)
+        rows.append(InstructionRow(instruction_id(prompt, record["output"]), prompt,
+                                   record["output"]))
+    return rows

@@ -12,7 +12,6 @@ from a generator's running state.
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ import torch
 from distill_core.learned.functional import FunctionalLearner
 from distill_core.learned.inner import InnerConfig
 from distill_core.learned.real import RealData
-from distill_core.learned.synthetic import SyntheticSet
+from distill_core.learned.synthetic import SyntheticSet, save_atomically
 from distill_core.seeds import derive_seed
 
 StepCallback = Callable[[int, float], None]  # (outer step done, its loss)
@@ -134,12 +133,7 @@ class Distiller(ABC):
 
     def save_state(self, path: str | Path) -> Path:
         """`state()` to `path`: written to a temporary name, then renamed."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        torch.save(self.state(), tmp)
-        os.replace(tmp, path)
-        return path
+        return save_atomically(self.state(), path)
 
     def resume(self, path: str | Path) -> bool:
         """Load the state saved at `path` if there is one; True when it did."""

@@ -34,6 +34,17 @@ def synthetic_id(seed: int, label: int, index: int) -> str:
                         "index": int(index)})[:16]
 
 
+def save_atomically(value: Any, path: str | Path) -> Path:
+    """`torch.save(value)` to a temporary name beside `path`, then renamed: a crash never
+    leaves half a file under `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(value, tmp)
+    os.replace(tmp, path)
+    return path
+
+
 @dataclass
 class SyntheticBatch:
     """The tensors the inner step trains on (a view of some rows of a `SyntheticSet`)."""
@@ -122,12 +133,7 @@ class SyntheticSet(torch.nn.Module):
 
     def save(self, path: str | Path) -> Path:
         """torch.save of `to_dict()`, written to a temporary name then renamed."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        torch.save(self.to_dict(), tmp)
-        os.replace(tmp, path)
-        return path
+        return save_atomically(self.to_dict(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> SyntheticSet:

@@ -9,16 +9,8 @@ import pytest
 
 from distill_core.errors import ConfigError
 from distill_core.instruct.answers import is_exact_match, last_number, reference_number
-from distill_core.instruct.rows import InstructionRow, compose_prompt, instruction_id
+from distill_core.instruct.rows import InstructionRow, rows_from_records
 from distill_core.instruct.sft import SftOptions, batch_order, sft_lora
-
-
-def _rows(records: list[dict]) -> list[InstructionRow]:
-    out = []
-    for r in records:
-        prompt = compose_prompt(r["instruction"], r["input"] or None)
-        out.append(InstructionRow(instruction_id(prompt, r["output"]), prompt, r["output"]))
-    return out
 
 
 def test_response_loss_matches_the_model_loss(tiny_decoder: Path, alpaca_records) -> None:
@@ -29,7 +21,7 @@ def test_response_loss_matches_the_model_loss(tiny_decoder: Path, alpaca_records
     from distill_core.instruct.tokens import collate, encode_rows
 
     lm = load_causal_lm(str(tiny_decoder), device="cpu")
-    encoded = encode_rows(lm.tokenizer, _rows(alpaca_records[:6]), 128)
+    encoded = encode_rows(lm.tokenizer, rows_from_records(alpaca_records[:6]), 128)
     batch = collate(encoded, pad_id=0)
     with torch.no_grad():
         sums, counts = token_losses(lm.model, batch)
@@ -43,7 +35,7 @@ def test_response_loss_matches_the_model_loss(tiny_decoder: Path, alpaca_records
 
 
 def test_sft_lora_lowers_held_out_loss_and_is_seeded(tiny_decoder: Path, alpaca_records) -> None:
-    rows = _rows(alpaca_records[:30])
+    rows = rows_from_records(alpaca_records[:30])
     options = SftOptions(model=str(tiny_decoder), steps=15, batch_size=4, lr=1e-2,
                          max_length=96, eval_before=True)
     result = sft_lora(rows[:20], rows[20:], options, seed=0)

@@ -7,21 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distill_core.instruct.rows import InstructionRow, compose_prompt, instruction_id
+from distill_core.instruct.rows import InstructionRow, rows_from_records
 from distill_core.instruct.signals import (
     RandomProjection,
     difficulty,
     gradient_features,
     warm_lora,
 )
-
-
-def _rows(records: list[dict]) -> list[InstructionRow]:
-    out = []
-    for r in records:
-        prompt = compose_prompt(r["instruction"], r["input"] or None)
-        out.append(InstructionRow(instruction_id(prompt, r["output"]), prompt, r["output"]))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +24,7 @@ def tiny_lm(tiny_decoder: Path):
 
 
 def test_ifd_is_finite_and_direct_loss_ignores_the_prompt(tiny_lm, alpaca_records) -> None:
-    rows = _rows(alpaca_records[:8])
+    rows = rows_from_records(alpaca_records[:8])
     # Row 0's response after row 1's prompt: same direct loss, another conditioned loss.
     rows.append(InstructionRow("swap", rows[1].prompt, rows[0].response))
     scores = difficulty(tiny_lm.model, tiny_lm.tokenizer, rows, "cpu", max_length=128,
@@ -49,7 +41,7 @@ def test_smollm2_prompts_help_their_own_responses(alpaca_records) -> None:
     from distill_core.generate.models import load_causal_lm
 
     lm = load_causal_lm("smollm2", device="cpu")
-    rows = _rows(alpaca_records[:8])
+    rows = rows_from_records(alpaca_records[:8])
     swapped = [InstructionRow(r.example_id, rows[(i + 1) % len(rows)].prompt, r.response)
                for i, r in enumerate(rows)]
     own = difficulty(lm.model, lm.tokenizer, rows, "cpu", max_length=256, batch_size=8)
@@ -81,7 +73,7 @@ def test_gradient_features_are_deterministic(tiny_decoder: Path, alpaca_records)
     lm = load_causal_lm(str(tiny_decoder), device="cpu")
     options = SftOptions(steps=2, batch_size=4, lr=1e-2, max_length=96)
     model = add_lora(lm.model, options, seed=0)
-    rows = _rows(alpaca_records[:10])
+    rows = rows_from_records(alpaca_records[:10])
     warm_lora(model, lm.tokenizer, rows, "cpu", options, seed=0)
     features = gradient_features(model, lm.tokenizer, rows[:5], "cpu", k=32, seed=1,
                                  max_length=96, batch_rows=2)
