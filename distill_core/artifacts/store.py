@@ -45,17 +45,6 @@ REJECTS = "rejects"  # its dropped rows: `<stage>/rejects/part-*.parquet`
 ROWS_PER_PART = 200_000
 
 
-def _write_parts(folder: Path, table: pa.Table) -> list[str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    names = []
-    chunks = max(1, -(-table.num_rows // ROWS_PER_PART))
-    for index in range(chunks):
-        name = f"part-{index:05d}.parquet"
-        pq.write_table(table.slice(index * ROWS_PER_PART, ROWS_PER_PART), folder / name)
-        names.append(name)
-    return names
-
-
 def _copy_tree(source: Path, target: Path) -> None:
     """Copy a folder file by file (copies, not links: see the module doc)."""
     for path in source.rglob("*"):
@@ -289,32 +278,23 @@ class RunStore:
                                 "artifact (has the stage run?)")
         return pa.concat_tables([pq.read_table(p, columns=columns) for p in paths])
 
+    def stage_writer(self, stage: str) -> StageWriter:
+        """A writer that takes the stage's rows batch by batch (see `StageWriter`)."""
+        return StageWriter(self, stage)
+
     def write_stage(self, stage: str, table: pa.Table, manifest: dict[str, Any],
                     rejects: pa.Table | None = None,
                     extra_files: dict[str, str] | None = None) -> Path:
         """Write a stage atomically: parts, rejects, extra text files, then the manifest
         (with each part's size and sha256)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.collect_orphans()
-        tmp = self.root / f".{stage}.{_temp_suffix('tmp')}"
+        writer = self.stage_writer(stage)
         try:
-            files = [f"{DATA}/{n}" for n in _write_parts(tmp / DATA, table)]
+            writer.write(table)
             if rejects is not None:
-                files += [f"{REJECTS}/{n}" for n in _write_parts(tmp / REJECTS, rejects)]
-            for name, text in (extra_files or {}).items():
-                (tmp / name).write_text(text, encoding="utf-8")
-                files.append(name)
-            manifest = {**manifest, "files": files, "run_id": self.run_id,
-                        "parts": part_records(tmp, files)}
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str),
-                                        encoding="utf-8")
-            if self.before_publish is not None:
-                self.before_publish(stage)
-            _publish(tmp, self.stage_dir(stage))
+                writer.write(rejects, rejects=True)
+            return writer.publish(manifest, extra_files)
         finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return self.stage_dir(stage)
+            writer.abort()
 
     def collect_orphans(self) -> list[Path]:
         """Delete the temporary and stale folders, in this run and in the cache, whose
@@ -395,3 +375,86 @@ class RunStore:
             return False
         _publish(tmp, self.stage_dir(stage))
         return True
+
+
+class StageWriter:
+    """Writes one stage's rows (and rejects) as they are produced, then publishes them whole.
+
+    A streaming stage calls `write` once per batch, so no stage has to hold its whole output
+    in memory; batches roll into Parquet parts of `ROWS_PER_PART` rows in a hidden temporary
+    folder. Nothing is visible to readers until `publish` writes the manifest (naming each
+    part with its size and sha256) and renames the folder into place; `abort` removes an
+    unpublished folder. Every batch of one kind must have the same schema.
+    """
+
+    def __init__(self, store: RunStore, stage: str) -> None:
+        self.store, self.stage = store, stage
+        store.root.mkdir(parents=True, exist_ok=True)
+        store.collect_orphans()
+        self.tmp = store.root / f".{stage}.{_temp_suffix('tmp')}"
+        self.rows: dict[str, int] = {DATA: 0, REJECTS: 0}
+        self._files: dict[str, list[str]] = {DATA: [], REJECTS: []}
+        self._open: dict[str, pq.ParquetWriter] = {}
+        self._in_part: dict[str, int] = {}
+        self._schemas: dict[str, pa.Schema] = {}
+        self._published = False
+
+    def write(self, table: pa.Table, rejects: bool = False) -> None:
+        """Append a batch of rows (or of rejects) to the stage."""
+        kind = REJECTS if rejects else DATA
+        if kind in self._schemas and not table.schema.equals(self._schemas[kind]):
+            raise ArtifactError(f"{self.stage}: a batch of {kind} has another schema than the "
+                                f"first ({table.schema} against {self._schemas[kind]})")
+        self._schemas.setdefault(kind, table.schema)
+        offset = 0
+        while offset < table.num_rows:
+            if kind not in self._open:
+                self._roll(kind)
+            room = ROWS_PER_PART - self._in_part[kind]
+            piece = table.slice(offset, room)
+            self._open[kind].write_table(piece)
+            self._in_part[kind] += piece.num_rows
+            self.rows[kind] += piece.num_rows
+            offset += piece.num_rows
+            if self._in_part[kind] >= ROWS_PER_PART:
+                self._open.pop(kind).close()
+
+    def _roll(self, kind: str) -> None:
+        folder = self.tmp / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"part-{len(self._files[kind]):05d}.parquet"
+        self._open[kind] = pq.ParquetWriter(folder / name, self._schemas[kind])
+        self._in_part[kind] = 0
+        self._files[kind].append(f"{kind}/{name}")
+
+    def publish(self, manifest: dict[str, Any],
+                extra_files: dict[str, str] | None = None) -> Path:
+        """Close the parts, write the extra text files and the manifest, rename into place."""
+        for kind in list(self._open):
+            self._open.pop(kind).close()
+        for kind in (DATA, REJECTS):  # an empty table still leaves one part with its schema
+            if not self._files[kind] and kind in self._schemas:
+                self._roll(kind)
+                self._open.pop(kind).close()
+        if not self._files[DATA]:
+            raise ArtifactError(f"{self.stage}: the stage wrote no rows and no schema")
+        files = self._files[DATA] + self._files[REJECTS]
+        for name, text in (extra_files or {}).items():
+            (self.tmp / name).write_text(text, encoding="utf-8")
+            files.append(name)
+        manifest = {**manifest, "files": files, "run_id": self.store.run_id,
+                    "parts": part_records(self.tmp, files)}
+        (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str),
+                                         encoding="utf-8")
+        if self.store.before_publish is not None:
+            self.store.before_publish(self.stage)
+        _publish(self.tmp, self.store.stage_dir(self.stage))
+        self._published = True
+        return self.store.stage_dir(self.stage)
+
+    def abort(self) -> None:
+        """Drop what was written and not published (safe to call after `publish`)."""
+        for kind in list(self._open):
+            self._open.pop(kind).close()
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp, ignore_errors=True)

@@ -71,18 +71,26 @@ def run_stage(stage: Stage, ctx: StageContext) -> StageOutcome:
     if (done := existing_outcome(stage, store, fp)) is not None:
         return done
     clock = StageClock()
-    output = stage.body(replace(ctx, stage=stage.name, resources=stage.resources(cfg.compute),
-                                fingerprint=fp))
-    inputs = {**output.inputs, **{s: artifact_input(store, s) for s in stage.reads(cfg)}}
-    extra = dict(output.extra)
-    if stage.name in store.invalid:  # found with this fingerprint but changed since: redone
-        extra["recomputed_because"] = store.invalid[stage.name]
-    manifest = Manifest(
-        stage=stage.name, fingerprint=fp, config_hash=cfg.config_hash(), stage_config=settings,
-        config=cfg.model_dump(mode="json"), inputs=inputs, counts=output.counts, clock=clock,
-        seeds=output.seeds, extra=extra).to_dict()
     store.before_publish = ctx.executor.before_publish
-    store.write_stage(stage.name, output.table, manifest, rejects=output.rejects)
+    writer = store.stage_writer(stage.name)
+    try:
+        output = stage.body(replace(ctx, stage=stage.name, resources=stage.resources(cfg.compute),
+                                    fingerprint=fp, writer=writer))
+        inputs = {**output.inputs, **{s: artifact_input(store, s) for s in stage.reads(cfg)}}
+        extra = dict(output.extra)
+        if stage.name in store.invalid:  # found with this fingerprint but changed since: redone
+            extra["recomputed_because"] = store.invalid[stage.name]
+        manifest = Manifest(
+            stage=stage.name, fingerprint=fp, config_hash=cfg.config_hash(),
+            stage_config=settings, config=cfg.model_dump(mode="json"), inputs=inputs,
+            counts=output.counts, clock=clock, seeds=output.seeds, extra=extra).to_dict()
+        if output.table is not None:
+            writer.write(output.table)
+        if output.rejects is not None:
+            writer.write(output.rejects, rejects=True)
+        writer.publish(manifest)
+    finally:
+        writer.abort()
     if stage.cached:
         store.save_to_cache(stage.name)
     return StageOutcome(stage.name, str(store.stage_dir(stage.name)), fp, "computed",

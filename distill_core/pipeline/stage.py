@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from distill_core.artifacts.counts import Counts
-from distill_core.artifacts.store import RunStore
+from distill_core.artifacts.store import RunStore, StageWriter
 from distill_core.config import ComputeSection, RunConfig
 from distill_core.pipeline.executor import Executor, LocalExecutor, Resources
 
@@ -38,6 +38,9 @@ class StageContext:
     stage: str = ""
     resources: Resources = field(default_factory=Resources)  # set by the runner per stage
     fingerprint: str = ""  # the running stage's, set by the runner
+    # Where a streaming body writes its rows batch by batch (set by the runner); a body that
+    # returns a whole table leaves it alone.
+    writer: StageWriter | None = None
 
     def report(self, done: float, total: float | None, note: str = "") -> None:
         self.progress(self.stage, done, total, note)
@@ -45,9 +48,10 @@ class StageContext:
 
 @dataclass
 class StageOutput:
-    """A stage body's result: its table, rejects, counts and manifest extras."""
+    """A stage body's result: its table, rejects, counts and manifest extras. A streaming
+    body has written its rows through `StageContext.writer` and returns `table=None`."""
 
-    table: pa.Table
+    table: pa.Table | None
     counts: Counts
     rejects: pa.Table | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -10,6 +10,7 @@ import pytest
 
 from distill_core.artifacts import store as store_module
 from distill_core.artifacts.store import RunStore
+from distill_core.errors import ArtifactError
 
 
 def _table(n: int = 3) -> pa.Table:
@@ -34,16 +35,45 @@ def test_a_crash_mid_write_leaves_no_artifact(tmp_path: Path, monkeypatch: pytes
                                               ) -> None:
     store = RunStore(tmp_path, "run-1")
 
-    def explode(folder: Path, table: pa.Table) -> list[str]:
-        (folder / "part-00000.parquet").parent.mkdir(parents=True, exist_ok=True)
-        (folder / "part-00000.parquet").write_bytes(b"half")
+    real_roll = store_module.StageWriter._roll
+
+    def explode(self: store_module.StageWriter, kind: str) -> None:
+        real_roll(self, kind)
+        (self.tmp / kind / "part-00000.parquet").write_bytes(b"half")
         raise OSError("disk full")
 
-    monkeypatch.setattr(store_module, "_write_parts", explode)
+    monkeypatch.setattr(store_module.StageWriter, "_roll", explode)
     with pytest.raises(OSError):
         store.write_stage("ingest", _table(), {"fingerprint": "f1", "finished_at": "t"})
     assert store.manifest("ingest") is None
     assert list((tmp_path / "run-1").iterdir()) == []
+
+
+def test_a_streamed_stage_rolls_parts_and_is_invisible_until_published(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "ROWS_PER_PART", 4)
+    store = RunStore(tmp_path, "run-1")
+    writer = store.stage_writer("ingest")
+    for start in (0, 3, 6):
+        writer.write(_table(3).set_column(0, "x", pa.array(range(start, start + 3))))
+    writer.write(_table(2), rejects=True)
+    assert store.manifest("ingest") is None  # not published: readers see nothing
+    writer.publish({"fingerprint": "f1", "finished_at": "t"})
+    manifest = store.manifest("ingest")
+    assert [n for n in manifest["files"]] == ["data/part-00000.parquet", "data/part-00001.parquet",
+                                              "data/part-00002.parquet",
+                                              "rejects/part-00000.parquet"]
+    assert store.read("ingest").column("x").to_pylist() == list(range(9))
+    assert store.read("ingest", rejects=True).num_rows == 2
+
+
+def test_a_batch_with_another_schema_is_refused(tmp_path: Path) -> None:
+    writer = RunStore(tmp_path, "run-1").stage_writer("ingest")
+    writer.write(_table(2))
+    with pytest.raises(ArtifactError, match="another schema"):
+        writer.write(pa.table({"other": [1]}))
+    writer.abort()
+    assert [p.name for p in (tmp_path / "run-1").iterdir()] == []
 
 
 def test_rewrite_replaces_the_stage_whole(tmp_path: Path) -> None:
