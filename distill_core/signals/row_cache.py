@@ -208,8 +208,13 @@ class RowCache:
         renaming their sidecar into place."""
         now = time.time()
         for path in self.folder.glob(".*"):
-            if ".tmp-" in path.name and (_writer_gone(path.name)
-                                         or now - path.stat().st_mtime > 24 * 3600):
+            if ".tmp-" not in path.name:
+                continue
+            try:  # another writer may rename its temporary file away meanwhile
+                old = now - path.stat().st_mtime > 24 * 3600
+            except FileNotFoundError:
+                continue
+            if old or _writer_gone(path.name):
                 path.unlink(missing_ok=True)
         for part in self.folder.glob("part-*.parquet"):
             try:
