@@ -37,6 +37,7 @@ from distill_core.filter_settings import FilterSection
 from distill_core.hashing import stable_hash
 from distill_core.ingest.sources import SplitSource
 from distill_core.learners import GRID_FIELDS, LearnerEntry, LearnerSpec, as_spec, learner_kinds
+from distill_core.learners.spec import ProbeC
 from distill_core.methods.options import MethodOptions
 from distill_core.methods.registry import METHODS, get_method, method_names
 from distill_core.models.finetune import FinetuneSettings
@@ -255,7 +256,9 @@ class EvaluateSection(_Section):
         description="Compared at the same budget: stratified random subsets (one per seed) "
         "and the full training split (at least one, each once).",
     )
-    C: float = Field(default=1.0, gt=0, description="Inverse L2 strength of the linear probe.")
+    C: ProbeC = Field(default=1.0, description="Inverse L2 strength of the linear probe, or "
+                      "`cv`: chosen for each fit on its own training rows (README: probe "
+                      "protocol).")
     max_iter: int = Field(default=2000, ge=10, description="L-BFGS iterations of the linear "
                           "probe.")
 

@@ -17,6 +17,9 @@ from distill_core.learners.registry import LEARNERS, learner_kinds
 from distill_core.models.finetune import FinetuneSettings
 from distill_core.models.scratch import ScratchArchitecture
 
+# A positive inverse L2 strength, or "cv": chosen per fit by `evaluate/probe_c.py`'s rule.
+ProbeC = Annotated[float, Field(gt=0)] | Literal["cv"]
+
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 GRID_FIELDS = frozenset({"seeds", "datasets", "methods", "budgets", "full_seeds"})
 
@@ -48,7 +51,8 @@ class LearnerSpec(BaseModel):
                        description="scratch: attention heads.")
     intermediate: int = Field(default=ScratchArchitecture.intermediate, gt=0,
                               description="scratch: feed-forward size.")
-    C: float = Field(default=1.0, gt=0, description="linear_probe: inverse L2 strength.")
+    C: ProbeC = Field(default=1.0, description="linear_probe: inverse L2 strength, or `cv` "
+                      "(chosen on the probe's training rows by evaluate/probe_c.py's rule).")
     max_iter: int = Field(default=2000, gt=0, description="linear_probe: L-BFGS iterations.")
     temperature: float = Field(default=1.0, gt=0, description="Soft-label probe temperature.")
     seeds: list[int] | None = Field(default=None, description="Learner seeds; default: the "

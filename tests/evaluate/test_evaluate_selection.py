@@ -3,6 +3,7 @@ linear probe's numbers unchanged, and one reader of the distilled sets for run a
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -199,3 +200,19 @@ def test_every_configured_learner_scores_every_replicate_and_baseline(stage_data
     labels = [row[0] for row in score_rows(summary)]
     assert "kmeans (distilled) [finetune]" in labels and "full [linear_probe]" in labels
     assert "kmeans (distilled)" in [row[0] for row in score_rows(summary[:4])]  # one learner
+
+
+def test_probe_c_cv_is_chosen_on_each_training_set_alone(stage_data) -> None:
+    """`C: cv`: every fit (distilled, soft, random, full) names the C its own training rows
+    chose, and scrambling the evaluation labels changes no choice (it never sees them)."""
+    cv = [LearnerSpec(kind="linear_probe", C="cv")]
+    scores = evaluate_selection(stage_data, _plan(cv), lambda _: None).to_pylist()
+    notes = [r["note"] for r in scores]
+    assert all("-fold cv on" in n for n in notes), notes
+    full = next(r for r in scores if r["setting"] == "full")
+    assert "on 2000 rows" in full["note"] or f"on {full['n_train']} rows" in full["note"]
+    shuffled_y = np.random.default_rng(0).permutation(stage_data.evaluation.y)
+    scrambled = replace(stage_data, evaluation=replace(stage_data.evaluation, y=shuffled_y))
+    again = evaluate_selection(scrambled, _plan(cv), lambda _: None).to_pylist()
+    assert [r["note"].split(" (acc")[0] for r in again] == [n.split(" (acc")[0] for n in notes]
+    assert [r["accuracy"] for r in again] != [r["accuracy"] for r in scores]
