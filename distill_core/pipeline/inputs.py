@@ -161,6 +161,18 @@ def _with_starts(batches):
         start += rows.num_rows
 
 
+def kept_train_rows(store: RunStore) -> np.ndarray:
+    """Positions, among the training rows in corpus order, of those the clean stage kept (one
+    pass over the corpus ids, the kept set held as `id_keys`)."""
+    kept, found, offset = kept_keys(store), [], 0
+    for rows in stage_batches(store, "ingest", ["example_id", "split"]):
+        train = np.asarray(pc.equal(rows.column("split"), "train").to_numpy(
+            zero_copy_only=False), dtype=bool)
+        found.append(offset + np.flatnonzero(_in_pool(rows, kept)[train]))
+        offset += int(train.sum())
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
+
+
 def selection_pool(cfg: RunConfig, store: RunStore) -> tuple[pa.Table, np.ndarray]:
     """The training rows a method draws on (after the corpus filters, when on), with features,
     in memory: refused (one line) above `IN_MEMORY_POOL_ROWS` rows."""
