@@ -53,12 +53,14 @@ class ClassRows:
         return self.read(0, self.rows)
 
     def gather(self, rows: np.ndarray) -> np.ndarray:
-        """The given rows (sorted, distinct), through a short-lived mapping."""
-        mapped = np.memmap(self.path, dtype=np.float32, mode="r", shape=(self.rows, self.dim))
-        try:
-            return np.array(mapped[np.asarray(rows)])
-        finally:
-            del mapped
+        """The given rows (sorted, distinct), in one pass of plain reads: a mapping of the
+        file would count its touched pages, and the kernel's fault-around neighbours, in RSS."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        for start, chunk in self.chunks():
+            lo, hi = np.searchsorted(rows, [start, start + len(chunk)])
+            out[lo:hi] = chunk[rows[lo:hi] - start]
+        return out
 
 
 class SpillWriter:
