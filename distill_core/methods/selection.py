@@ -1,26 +1,77 @@
 """The selection family: real training rows chosen per class by the selector of the same name
 (`distill_core/synthesize/`), one set per seed, the seeds run by the executor; each class
-ranked to `synthesize.oversample` times the budget (the filter stage's reserve)."""
+ranked to `synthesize.oversample` times the budget (the filter stage's reserve).
+
+`kmeans`, `herding` and `random` (without teacher soft labels) stream: the pool is read in
+one pass, each class's features spilled to a hidden folder of the run (removed after), and
+every seed's selection reads its classes from there (`synthesize/streamed.py`); the
+manifest's `selection` records how each class was ranked. The other methods hold the pool in
+memory (`selection_pool`).
+"""
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
+from distill_core.artifacts.store import _temp_suffix
 from distill_core.methods.registry import Method
-from distill_core.pipeline.inputs import selection_pool, teacher_view
+from distill_core.pipeline.inputs import selection_pool, streamed_pool, teacher_view
 from distill_core.pipeline.stage import StageContext
 from distill_core.pipeline.stages.teacher import synthesis_reads_teacher
 from distill_core.synthesize.base import Selection
 from distill_core.synthesize.stage import CandidateSet, SelectionInputs, select_candidates
+from distill_core.synthesize.streamed import (
+    EPOCHS,
+    SAMPLE_ROWS,
+    STREAM_ABOVE_ROWS,
+    STREAMED_METHODS,
+    StreamedSelection,
+)
 
 
-def _select_one(inputs: SelectionInputs, seed: int) -> Selection:
+def _select_one(inputs: SelectionInputs | StreamedSelection, seed: int) -> Selection:
     return inputs.select(seed)
 
 
 class SelectionFamily:
     def synthesize(self, ctx: StageContext, method: Method) -> tuple[CandidateSet, dict[str, Any]]:
         """One candidate set per seed, and the manifest's notes (pool, workers)."""
+        if method.name in STREAMED_METHODS and not synthesis_reads_teacher(ctx.cfg):
+            return self._streamed(ctx, method)
+        return self._in_memory(ctx, method)
+
+    def _run_seeds(self, ctx: StageContext, workers: dict[str, str]):
+        def selector(shared: Any, seeds: list[int]) -> list[Selection]:
+            done = ctx.executor.map_tasks(_select_one, seeds, ctx.resources, shared)
+            workers.update({str(s): where for s, (_, where) in zip(seeds, done, strict=True)})
+            return [selection for selection, _ in done]
+
+        return selector
+
+    def _streamed(self, ctx: StageContext, method: Method
+                  ) -> tuple[CandidateSet, dict[str, Any]]:
+        cfg = ctx.cfg
+        spill = ctx.store.root / f".synthesize-spill.{_temp_suffix('tmp')}"
+        try:
+            pool = streamed_pool(cfg, ctx.store, None if method.name == "random" else spill)
+            inputs = StreamedSelection(method.name, pool.label_ids, pool.classes,
+                                       cfg.synthesize.per_class,
+                                       cfg.synthesize.options().params(),
+                                       cfg.synthesize.oversample)
+            workers: dict[str, str] = {}
+            result = select_candidates(pool.rows, inputs, cfg.run.seeds, ctx.store.run_id,
+                                       selector=self._run_seeds(ctx, workers))
+        finally:
+            shutil.rmtree(spill, ignore_errors=True)
+        return result, {"pool": "clean" if cfg.filter.corpus else "train", "workers": workers,
+                        "selection": {"streamed": True, "stream_above_rows": STREAM_ABOVE_ROWS,
+                                      "minibatch_epochs": EPOCHS,
+                                      "minibatch_seed_rows": SAMPLE_ROWS,
+                                      "per_class": inputs.algorithms()}}
+
+    def _in_memory(self, ctx: StageContext, method: Method
+                   ) -> tuple[CandidateSet, dict[str, Any]]:
         cfg = ctx.cfg
         train, train_x = selection_pool(cfg, ctx.store)
         use_teacher = synthesis_reads_teacher(cfg)
@@ -34,17 +85,12 @@ class SelectionFamily:
             grad_features=None if teacher is None else teacher.features,
             oversample=cfg.synthesize.oversample)
         workers: dict[str, str] = {}
-
-        def selector(shared: SelectionInputs, seeds: list[int]) -> list[Selection]:
-            done = ctx.executor.map_tasks(_select_one, seeds, ctx.resources, shared)
-            workers.update({str(s): where for s, (_, where) in zip(seeds, done, strict=True)})
-            return [selection for selection, _ in done]
-
         result = select_candidates(
             train, inputs, cfg.run.seeds, ctx.store.run_id,
             soft_labels=teacher.soft_labels if cfg.synthesize.soft_labels and teacher else None,
-            selector=selector)
-        return result, {"pool": "clean" if cfg.filter.corpus else "train", "workers": workers}
+            selector=self._run_seeds(ctx, workers))
+        return result, {"pool": "clean" if cfg.filter.corpus else "train", "workers": workers,
+                        "selection": {"streamed": False}}
 
 
 SELECTION = SelectionFamily()

@@ -1,23 +1,38 @@
 """What stage bodies read from upstream artifacts: label names, the selection pool, the
-teacher's view of the training rows, the filters' context, the teacher on new texts."""
+teacher's view of the training rows, the filters' context, the teacher on new texts.
+
+The selection pool comes two ways: whole in memory (`selection_pool`, for the methods that
+read teacher signals or compare every row with every other; refused above
+`IN_MEMORY_POOL_ROWS` rows), or streamed (`streamed_pool`: one pass over the corpus and its
+embeddings, batch by batch, spilling each class's features to a file of its own and keeping
+only each pool row's corpus position and class).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from distill_core.artifacts.store import RunStore
 from distill_core.config import RunConfig
+from distill_core.errors import ArtifactError, ConfigError
 from distill_core.filter.base import joined_texts
 from distill_core.filter.stage import FilterContext
 from distill_core.generate.features import generated_features
+from distill_core.pipeline.batches import aligned_batches, stage_batches, verified_parts
 from distill_core.pipeline.executor import Executor, Resources
 from distill_core.signals.embeddings import features, matrix, require_aligned, split_features
 from distill_core.signals.teacher import class_logits, fit_teacher, softmax
+from distill_core.synthesize.class_rows import ClassRows, SpillWriter
 from distill_core.synthesize.stage import TeacherView
+
+IN_MEMORY_POOL_ROWS = 1_000_000  # a method that holds the whole pool is refused above this
+POOL_COLUMNS = ["example_id", "text", "text_pair", "label", "label_id"]
 
 
 def label_names(store: RunStore) -> list[str]:
@@ -27,13 +42,150 @@ def label_names(store: RunStore) -> list[str]:
     return list(manifest["label_names"])
 
 
+def id_keys(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The first 16 hex digits of each `example_id` as a uint64: a compact key for set
+    membership (two of 5 million ids share one with odds of about 1 in 10^6)."""
+    head = pc.utf8_slice_codeunits(ids, 0, 16).to_numpy(zero_copy_only=False)
+    codes = np.asarray(head, dtype="S16").view(np.uint8).reshape(-1, 16).astype(np.uint64)
+    if len(codes) and ((codes < 48) | ((codes > 57) & (codes < 97)) | (codes > 102)).any():
+        raise ArtifactError("example_id values are not lower-case hex (written by another "
+                            "version?); rerun the command to recompute the stages")
+    digits = np.where(codes >= 97, codes - np.uint64(87), codes - np.uint64(48))
+    shifts = np.arange(60, -4, -4, dtype=np.uint64)
+    return np.bitwise_or.reduce(digits << shifts, axis=1)
+
+
+def kept_keys(store: RunStore) -> np.ndarray:
+    """The clean stage's kept rows as sorted `id_keys` (8 bytes a row)."""
+    keys = [id_keys(b.column("example_id")) for b in stage_batches(store, "clean",
+                                                                    ["example_id"])]
+    return np.sort(np.concatenate(keys)) if keys else np.zeros(0, np.uint64)
+
+
+def _in_pool(rows: pa.Table, kept: np.ndarray | None) -> np.ndarray:
+    """Which corpus rows are in the pool: training rows, kept by the corpus filters."""
+    mask = np.asarray(pc.equal(rows.column("split"), "train").to_numpy(zero_copy_only=False),
+                      dtype=bool)
+    if kept is not None and mask.any():
+        keys = id_keys(rows.column("example_id"))
+        at = np.minimum(np.searchsorted(kept, keys), max(len(kept) - 1, 0))
+        mask &= (kept[at] == keys) if len(kept) else False
+    return mask
+
+
+@dataclass
+class PoolRows:
+    """The pool's rows by corpus position; `take` reads just the asked-for rows' row groups
+    from the corpus parts (what `select_candidates` needs of a table)."""
+
+    store: RunStore
+    positions: np.ndarray  # corpus row of each pool row, in pool order
+    columns: tuple[str, ...] = tuple(POOL_COLUMNS)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.positions)
+
+    def take(self, indices: pa.Array | np.ndarray) -> pa.Table:
+        wanted = self.positions[np.asarray(indices, dtype=np.int64)]
+        order = np.argsort(wanted, kind="stable")
+        ordered = wanted[order]
+        pieces, offset, empty = [], 0, None
+        for path in verified_parts(self.store, "ingest"):
+            handle = pq.ParquetFile(path)
+            for group in range(handle.metadata.num_row_groups):
+                size = handle.metadata.row_group(group).num_rows
+                lo, hi = np.searchsorted(ordered, [offset, offset + size])
+                if hi > lo:
+                    rows = handle.read_row_group(group, columns=list(self.columns))
+                    pieces.append(rows.take(pa.array(ordered[lo:hi] - offset)))
+                elif empty is None:
+                    empty = handle.schema_arrow
+                offset += size
+        if not pieces:
+            return pa.table({c: pa.array([], empty.field(c).type) for c in self.columns}) \
+                if empty is not None else pa.table({})
+        inverse = np.empty(len(order), dtype=np.int64)
+        inverse[order] = np.arange(len(order))
+        return pa.concat_tables(pieces).take(pa.array(inverse))
+
+
+@dataclass
+class StreamedPool:
+    """The selection pool without its features in memory: rows by position, each row's
+    class, and each class's features spilled to disk (None when not asked for)."""
+
+    rows: PoolRows
+    label_ids: np.ndarray
+    classes: dict[int, ClassRows] | None
+
+
+def streamed_pool(cfg: RunConfig, store: RunStore, spill: Path | None) -> StreamedPool:
+    """The pool in one pass over the corpus (and, with `spill`, its embeddings, each class's
+    features written to `spill`), holding 12 bytes per pool row."""
+    kept = kept_keys(store) if cfg.filter.corpus else None
+    positions, labels = [], []
+    columns = ["example_id", "split", "label_id"]
+    if spill is None:
+        batches = ((start, rows, None) for start, rows in _with_starts(
+            stage_batches(store, "ingest", columns)))
+    else:
+        names = pq.read_schema(verified_parts(store, "signals")[0]).names
+        vectors = ["example_id", "embedding"] + (["embedding_pair"]
+                                                 if "embedding_pair" in names else [])
+        batches = aligned_batches(store, ("ingest", columns), ("signals", vectors))
+    writer = SpillWriter(spill) if spill is not None else None
+    for start, rows, embedded in batches:
+        mask = _in_pool(rows, kept)
+        if embedded is not None and not rows.column("example_id").equals(
+                embedded.column("example_id")):
+            raise RuntimeError("embeddings are not aligned with the corpus (different run "
+                               "inputs?)")
+        if not mask.any():
+            continue
+        label_ids = rows.column("label_id").to_numpy()[mask]
+        positions.append(start + np.flatnonzero(mask))
+        labels.append(label_ids)
+        if writer is not None and embedded is not None:
+            writer.add(label_ids, features(embedded.filter(pa.array(mask))))
+    return StreamedPool(
+        PoolRows(store, np.concatenate(positions) if positions else np.zeros(0, np.int64)),
+        np.concatenate(labels) if labels else np.zeros(0, np.int64),
+        writer.close() if writer is not None else None)
+
+
+def _with_starts(batches):
+    start = 0
+    for rows in batches:
+        yield start, rows
+        start += rows.num_rows
+
+
+def kept_train_rows(store: RunStore) -> np.ndarray:
+    """Positions, among the training rows in corpus order, of those the clean stage kept (one
+    pass over the corpus ids, the kept set held as `id_keys`)."""
+    kept, found, offset = kept_keys(store), [], 0
+    for rows in stage_batches(store, "ingest", ["example_id", "split"]):
+        train = np.asarray(pc.equal(rows.column("split"), "train").to_numpy(
+            zero_copy_only=False), dtype=bool)
+        found.append(offset + np.flatnonzero(_in_pool(rows, kept)[train]))
+        offset += int(train.sum())
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
+
+
 def selection_pool(cfg: RunConfig, store: RunStore) -> tuple[pa.Table, np.ndarray]:
-    """The training rows a method draws on (after the corpus filters, when on), with features."""
+    """The training rows a method draws on (after the corpus filters, when on), with features,
+    in memory: refused (one line) above `IN_MEMORY_POOL_ROWS` rows."""
+    size = streamed_pool(cfg, store, None).rows.num_rows
+    if size > IN_MEMORY_POOL_ROWS:
+        raise ConfigError(
+            f"synthesize.method {cfg.synthesize.method!r} holds the whole training pool in "
+            f"memory and the pool has {size} rows, over the limit of {IN_MEMORY_POOL_ROWS}: "
+            "use kmeans, herding or random (they stream), or a smaller corpus")
     train, train_x = split_features(store.read("ingest"), store.read("signals"), "train")
     if cfg.filter.corpus:
-        kept = set(store.read("clean", columns=["example_id"]).column("example_id").to_pylist())
-        mask = np.fromiter((e in kept for e in train.column("example_id").to_pylist()),
-                           dtype=bool, count=train.num_rows)
+        kept = kept_keys(store)
+        mask = _in_pool(train, kept)
         train, train_x = train.filter(pa.array(mask)), train_x[mask]
     return train, train_x
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from distill_core.artifacts.store import MANIFEST, RunStore, named_parts
+from distill_core.artifacts.store import MANIFEST, RunStore, named_parts, verify_folder
 from distill_core.config import RunConfig
 from distill_core.pipeline.order import PIPELINE
 from distill_core.pipeline.runner import stage_fingerprint
@@ -58,6 +58,16 @@ class _PlanView:
 
         parts = named_parts(self.folders[stage], self.manifest(stage) or {}, rejects)
         return pa.concat_tables([pq.read_table(p, columns=columns) for p in parts])
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.folders.get(stage, self.store.stage_dir(stage))
+
+    def parts(self, stage: str, rejects: bool = False) -> list[Path]:
+        """What a streaming reader reads (`pipeline/batches.py`): the manifest's parts."""
+        return named_parts(self.folders[stage], self.manifest(stage) or {}, rejects)
+
+    def verify(self, stage: str) -> str | None:
+        return verify_folder(self.folders[stage], self.manifest(stage) or {})
 
 
 def plan_run(cfg: RunConfig, runs_dir: str | Path) -> list[PlannedStage]:

@@ -18,14 +18,28 @@ import pyarrow.compute as pc
 EncodeFn = Callable[[Sequence[str]], np.ndarray]
 
 
+class TextsHasher:
+    """`texts_hash` fed batch by batch: the same digest without holding the corpus."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.blake2b(digest_size=16)
+
+    def update(self, rows: pa.Table) -> None:
+        pairs = rows.column("text_pair").to_pylist()
+        for text, pair in zip(rows.column("text").to_pylist(), pairs, strict=True):
+            self.digest.update(text.encode("utf-8", "surrogatepass"))
+            self.digest.update(b"\x1f" + (pair or "").encode("utf-8", "surrogatepass")
+                               + b"\x1e")
+
+    def hexdigest(self) -> str:
+        return self.digest.hexdigest()
+
+
 def texts_hash(corpus: pa.Table) -> str:
     """Content hash of the corpus's texts in row order: what an embedding depends on."""
-    digest = hashlib.blake2b(digest_size=16)
-    pairs = corpus.column("text_pair").to_pylist()
-    for text, pair in zip(corpus.column("text").to_pylist(), pairs, strict=True):
-        digest.update(text.encode("utf-8", "surrogatepass"))
-        digest.update(b"\x1f" + (pair or "").encode("utf-8", "surrogatepass") + b"\x1e")
-    return digest.hexdigest()
+    hasher = TextsHasher()
+    hasher.update(corpus)
+    return hasher.hexdigest()
 
 
 def distinct_texts(corpus: pa.Table) -> list[str]:
@@ -47,8 +61,12 @@ def vectors_array(matrix: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1])
 
 
-def embed_corpus(corpus: pa.Table, encode: EncodeFn) -> pa.Table:
-    """The embeddings table for `corpus`: example_id, split, embedding[, embedding_pair]."""
+def embed_corpus(corpus: pa.Table, encode: EncodeFn, pairs: bool | None = None) -> pa.Table:
+    """The embeddings table for `corpus`: example_id, split, embedding[, embedding_pair].
+
+    `pairs`: whether to write `embedding_pair` (None: when any row has a pair text). A
+    caller embedding the corpus batch by batch decides it once, so every batch has the same
+    columns."""
     texts = distinct_texts(corpus)
     vectors = encode(texts)
     if vectors.shape[0] != len(texts):
@@ -60,9 +78,9 @@ def embed_corpus(corpus: pa.Table, encode: EncodeFn) -> pa.Table:
         "split": corpus.column("split"),
         "embedding": vectors_array(vectors[rows]),
     }
-    pairs = corpus.column("text_pair")
-    if pairs.null_count < len(pairs):
-        pair_rows = np.fromiter((position[t] for t in pairs.to_pylist()), dtype=np.int64)
+    second = corpus.column("text_pair")
+    if second.null_count < len(second) if pairs is None else pairs:
+        pair_rows = np.fromiter((position[t] for t in second.to_pylist()), dtype=np.int64)
         columns["embedding_pair"] = vectors_array(vectors[pair_rows])
     return pa.table(columns)
 

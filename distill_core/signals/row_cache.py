@@ -88,7 +88,8 @@ class RowStats:
     rows_reused: int = 0
     rows_computed: int = 0
     parts_read: int = 0
-    part_written: str | None = None
+    part_written: str | None = None  # the last part this account wrote
+    parts_written: int = 0
     dropped: list[str] = field(default_factory=list)
     not_saved: str | None = None
 
@@ -296,6 +297,7 @@ def cached_encode(cache: RowCache, texts: Sequence[str], encode: EncodeFn,
         if missing.size:
             try:
                 stats.part_written = cache.append(keys.take(pa.array(missing)), new, run_id)
+                stats.parts_written = 1
             except OSError as exc:  # the vectors are computed: keep going, say why not saved
                 stats.not_saved = f"{type(exc).__name__}: {exc}"
     stats.dropped = list(cache.dropped)

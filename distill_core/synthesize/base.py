@@ -117,6 +117,22 @@ def select_per_class(method: str, data: ClassData | np.ndarray, label_ids: np.nd
     data = data if isinstance(data, ClassData) else ClassData(data)
     if spec.needs_teacher and (data.grad_logits is None or data.el2n is None):
         raise ValueError(f"method {method!r} needs teacher signals (grad_logits, el2n)")
+
+    def pick(rows: np.ndarray, sub_seed: int, ranked: int) -> ClassSelection:
+        return spec.function(data.take(rows), budget, sub_seed, ranked=ranked, **(params or {}))
+
+    return select_classes(method, label_ids, budget, seed, oversample, pick)
+
+
+ClassPicker = Callable[[np.ndarray, int, int], ClassSelection]  # (class rows, seed, ranked)
+
+
+def select_classes(method: str, label_ids: np.ndarray, budget: int, seed: int,
+                   oversample: int, pick: ClassPicker) -> Selection:
+    """The per-class loop of `select_per_class`, with `pick` ranking one class's rows: a
+    class with <= budget rows keeps all of them (a shortfall when fewer), the others are
+    ranked to `budget x oversample` rows with the class's own seed. Shared by the in-memory
+    and the streamed selections, so both follow the same rules."""
     chosen, ranks, scores, weights = [], [], [], []
     shortfall: dict[int, dict[str, int]] = {}
     for label_id in np.unique(label_ids):
@@ -128,8 +144,7 @@ def select_per_class(method: str, data: ClassData | np.ndarray, label_ids: np.nd
         else:
             sub_seed = derive_seed(seed, int(label_id))
             ranked = min(len(rows), budget * oversample)
-            picked = spec.function(data.take(rows), budget, sub_seed, ranked=ranked,
-                                   **(params or {}))
+            picked = pick(rows, sub_seed, ranked)
             got = len(picked.indices)
             if not budget <= got <= ranked or len(set(picked.indices.tolist())) != got:
                 raise RuntimeError(f"{method} returned {got} rows, not {budget} to {ranked} "

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -78,9 +78,28 @@ class CandidateSet:
     shortfall: dict[int, dict[int, dict[str, int]]] = field(default_factory=dict)
 
 
-def select_candidates(train: pa.Table, inputs: SelectionInputs, seeds: list[int], run_id: str,
+class PoolTable(Protocol):
+    """The pool's rows: a table, or rows fetched from the corpus's parts on demand."""
+
+    @property
+    def num_rows(self) -> int: ...
+
+    def take(self, indices: pa.Array) -> pa.Table: ...
+
+
+class SeedInputs(Protocol):
+    """What `select_candidates` needs of a selection's inputs (in memory or streamed)."""
+
+    method: str
+    oversample: int
+
+    def select(self, seed: int) -> Selection: ...
+
+
+def select_candidates(train: PoolTable, inputs: SeedInputs, seeds: list[int], run_id: str,
                       soft_labels: np.ndarray | None = None,
-                      selector: SeedSelector = select_in_process) -> CandidateSet:
+                      selector: Callable[[Any, list[int]], list[Selection]] = select_in_process
+                      ) -> CandidateSet:
     """`inputs.per_class` rows per class of `train` (aligned with `inputs.features`), per seed.
 
     `soft_labels` [n, C], aligned with `train`, are attached to the selected rows when
@@ -89,11 +108,14 @@ def select_candidates(train: pa.Table, inputs: SelectionInputs, seeds: list[int]
     method = inputs.method
     pieces, not_selected, shortfall = [], [], {}
     selections = selector(inputs, list(seeds))
+    # The rows every seed picked, fetched once (from the parts, for a streamed pool).
+    union = np.unique(np.concatenate([s.indices for s in selections] or [np.zeros(0, int)]))
+    picked_rows = train.take(pa.array(union, pa.int64()))
     for replicate, (seed, picked) in enumerate(zip(seeds, selections, strict=True)):
         soft = (pa.array([soft_labels[i].tolist() for i in picked.indices],
                          pa.list_(pa.float32())) if soft_labels is not None
                 else pa.nulls(len(picked.indices), pa.list_(pa.float32())))
-        chosen = train.take(pa.array(picked.indices))
+        chosen = picked_rows.take(pa.array(np.searchsorted(union, picked.indices), pa.int64()))
         n = chosen.num_rows
         pieces.append(pa.table({
             "example_id": chosen.column("example_id"),

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from distill_core.artifacts.counts import Counts
 from distill_core.artifacts.store import RunStore
 from distill_core.config import RunConfig
@@ -19,7 +17,7 @@ from distill_core.evaluate.stage import (
     summarize_scores,
 )
 from distill_core.markdown import SCORE_HEADER, markdown_table, score_learners, score_rows
-from distill_core.pipeline.inputs import filter_context
+from distill_core.pipeline.inputs import filter_context, kept_train_rows
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 
 
@@ -40,14 +38,7 @@ def _settings(cfg: RunConfig) -> dict[str, Any]:
 def baseline_filters(cfg: RunConfig, store: RunStore) -> BaselineFilters:
     """The run's filters, context and refill rule, for the baselines; with `filter.corpus`,
     the random baseline draws from the cleaned rows as the methods do."""
-    pool = None
-    if cfg.filter.corpus:
-        corpus = store.read("ingest", columns=["example_id", "split"])
-        train_ids = [e for e, s in zip(corpus.column("example_id").to_pylist(),
-                                       corpus.column("split").to_pylist(), strict=True)
-                     if s == "train"]
-        kept = set(store.read("clean", columns=["example_id"]).column("example_id").to_pylist())
-        pool = np.flatnonzero([e in kept for e in train_ids])
+    pool = kept_train_rows(store) if cfg.filter.corpus else None
     return BaselineFilters(cfg.filter, filter_context(store, cfg.filter.teacher_consistency
                                                       .enabled),
                            cfg.synthesize.oversample, pool)

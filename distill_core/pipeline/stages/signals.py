@@ -5,22 +5,32 @@ With `signals.row_cache` (the default) each distinct text's vector is looked up 
 folder's per-text cache (`signals/row_cache.py`, keyed by these settings); only the texts it
 lacks go through the encoder, and they are added to it. The manifest counts distinct texts
 reused and computed (`rows_reused`, `rows_computed`).
+
+The corpus is read and embedded batch by batch (`BATCH_ROWS` rows, `RAY_BATCH_ROWS` on Ray,
+where each batch starts an actor pool) and each batch's rows are written as they come, so
+memory follows the batch, not the corpus. Distinct texts are counted per batch: a text
+repeated in two batches is embedded in the first and reused from the row cache in the second
+(embedded twice with the cache off). The texts' hash (the stage's identity) is computed the
+same way, batch by batch.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from distill_core.artifacts.counts import Counts
 from distill_core.artifacts.store import RunStore
 from distill_core.config import ComputeSection, RunConfig
-from distill_core.pipeline.executor import Resources
+from distill_core.pipeline.batches import stage_batches, stage_rows, verified_parts
+from distill_core.pipeline.executor import BatchResult, Resources
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
-from distill_core.signals.embeddings import distinct_texts, embed_corpus, texts_hash
+from distill_core.signals.embeddings import TextsHasher, distinct_texts, embed_corpus
 from distill_core.signals.encoder import recorded_precision
 from distill_core.signals.models import model_identity
 from distill_core.signals.readout import embed_texts
-from distill_core.signals.row_cache import RowCache, cached_encode
+from distill_core.signals.row_cache import RowCache, RowStats, cached_encode
 from distill_core.signals.static_encoder import is_static, static_identity, static_model_dir
 
 
@@ -33,9 +43,35 @@ def _settings(cfg: RunConfig) -> dict[str, Any]:
             "pooling": "mean", "normalize": "l2"}
 
 
+BATCH_ROWS = 65_536  # corpus rows embedded and written at a time
+RAY_BATCH_ROWS = 200_000  # on Ray: each batch is one actor pool's job (model load per batch)
+
+
 def _texts(cfg: RunConfig, store: RunStore) -> dict[str, str]:
     """Embeddings depend on the texts, not on how ingest found them: keyed by their hash."""
-    return {"texts": texts_hash(store.read("ingest", columns=["text", "text_pair"]))}
+    hasher = TextsHasher()
+    for batch in stage_batches(store, "ingest", ["text", "text_pair"]):
+        hasher.update(batch)
+    return {"texts": hasher.hexdigest()}
+
+
+def has_pairs(store: RunStore) -> bool:
+    """Whether any corpus row has a pair text (from the parts' footer statistics where they
+    have them, else by reading the column)."""
+    for path in verified_parts(store, "ingest"):
+        meta = pq.ParquetFile(path).metadata
+        index = meta.schema.names.index("text_pair")
+        for group in range(meta.num_row_groups):
+            column = meta.row_group(group).column(index)
+            stats = column.statistics
+            if stats is None or not stats.has_null_count:
+                pairs = pq.read_table(path, columns=["text_pair"]).column("text_pair")
+                if pairs.null_count < len(pairs):
+                    return True
+                break
+            if stats.null_count < column.num_values:
+                return True
+    return False
 
 
 def encoder_resources(compute: ComputeSection) -> Resources:
@@ -43,32 +79,74 @@ def encoder_resources(compute: ComputeSection) -> Resources:
                      workers=compute.num_actors)
 
 
+def _merge_rows(total: RowStats | None, batch: RowStats) -> RowStats:
+    """The row-cache account of the batches so far: sums, the most parts one lookup read,
+    the last part written."""
+    if total is None:
+        return batch
+    total.rows_reused += batch.rows_reused
+    total.rows_computed += batch.rows_computed
+    total.parts_read = max(total.parts_read, batch.parts_read)
+    if batch.part_written is not None:
+        total.part_written = batch.part_written
+    total.parts_written += batch.parts_written
+    total.dropped += [d for d in batch.dropped if d not in total.dropped]
+    total.not_saved = batch.not_saved or total.not_saved
+    return total
+
+
+def _merge_result(total: BatchResult | None, batch: BatchResult) -> BatchResult:
+    """The encoder's account of the batches so far: rows per worker and seconds, summed."""
+    if total is None:
+        return batch
+    for worker, rows in batch.workers.items():
+        total.workers[worker] = total.workers.get(worker, 0) + rows
+    total.timings["total_s"] = round(total.timings.get("total_s", 0.0)
+                                     + batch.timings.get("total_s", 0.0), 3)
+    if isinstance(batch.timings.get("precision"), dict):
+        total.timings["precision"] = {**total.timings.get("precision", {}),  # type: ignore
+                                      **batch.timings["precision"]}  # type: ignore[dict-item]
+    return total
+
+
 def _body(ctx: StageContext) -> StageOutput:
-    corpus = ctx.store.read("ingest")
+    assert ctx.writer is not None, "the runner hands every stage body a writer"
     static_dir = (str(static_model_dir(ctx.cfg.signals.model, ctx.store.cache_root))
                   if is_static(ctx.cfg.signals.model) else None)
     runs: dict[str, Any] = {}
+    total_rows = stage_rows(ctx.store, "ingest")
+    done = {"rows": 0, "distinct": 0}
 
     def encode(texts):
-        vectors, runs["result"] = embed_texts(ctx.executor, ctx.cfg.signals, texts,
-                                              ctx.resources,
-                                              lambda done, total: ctx.report(done, total),
-                                              static_dir)
+        vectors, result = embed_texts(ctx.executor, ctx.cfg.signals, texts, ctx.resources,
+                                      None, static_dir)
+        runs["result"] = _merge_result(runs.get("result"), result)
         return vectors
 
     def encode_cached(texts):
         cache = RowCache(ctx.store.cache_root, _settings(ctx.cfg))
-        vectors, runs["rows"] = cached_encode(cache, texts, encode, ctx.store.run_id)
+        vectors, stats = cached_encode(cache, texts, encode, ctx.store.run_id)
+        runs["rows"] = _merge_rows(runs.get("rows"), stats)
         return vectors
 
-    embeddings = embed_corpus(corpus, encode_cached if ctx.cfg.signals.row_cache else encode)
-    extra: dict[str, Any] = {"backend": ctx.executor.name}
+    pairs = has_pairs(ctx.store)
+    step = RAY_BATCH_ROWS if ctx.executor.name == "ray" else BATCH_ROWS
+    for batch in stage_batches(ctx.store, "ingest", ["example_id", "split", "text",
+                                                     "text_pair"], step):
+        if batch.num_rows == 0:
+            continue
+        ctx.writer.write(embed_corpus(batch, encode_cached if ctx.cfg.signals.row_cache
+                                      else encode, pairs))
+        done["rows"] += batch.num_rows
+        done["distinct"] += len(distinct_texts(batch))
+        ctx.report(done["rows"], total_rows)
+    extra: dict[str, Any] = {"backend": ctx.executor.name, "batch_rows": step}
     if "rows" in runs:
         stats = runs["rows"]
         extra.update(rows_reused=stats.rows_reused, rows_computed=stats.rows_computed,
                      row_cache=stats.to_dict())
     else:
-        extra.update(rows_reused=0, rows_computed=len(distinct_texts(corpus)),
+        extra.update(rows_reused=0, rows_computed=done["distinct"],
                      row_cache={"enabled": False})
     if "result" in runs:  # the encoder ran (not when every text came from the row cache)
         result = runs["result"]
@@ -76,7 +154,7 @@ def _body(ctx: StageContext) -> StageOutput:
         extra.update(workers=result.workers, backend_timings=result.timings,
                      texts_per_second=round(sum(result.workers.values()) / max(seconds, 1e-9),
                                             1))
-    return StageOutput(embeddings, Counts.one_to_one(corpus.num_rows), extra=extra)
+    return StageOutput(None, Counts.one_to_one(done["rows"]), extra=extra)
 
 
 def _report(store: RunStore) -> list[str]:
