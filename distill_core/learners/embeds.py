@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from distill_core.learned.synthetic import SyntheticSet
@@ -60,7 +61,7 @@ def train_embeds_finetune(spec: LearnerSpec, rows: TrainingRows, evaluation: Lea
     synthetic = learned.synthetic.to(device)
     inner = InnerConfig(steps=learned.inner_steps, attention_weight=learned.attention_weight)
     params = embeds_finetune(learner, synthetic, inner, head_seed=seed)
-    real = RealData.from_texts(tokenizer, evaluation.texts, evaluation.y,
+    real = RealData.from_texts(tokenizer, evaluation.texts, np.array(evaluation.y),
                                [str(i) for i in range(len(evaluation.texts))],
                                max_length=learned.max_length, device=device)
     predicted = predict(learner, params, real).numpy()
