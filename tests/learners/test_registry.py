@@ -24,7 +24,8 @@ def test_registry_lists_the_kinds_each_with_its_training_function() -> None:
 def test_unknown_kind_is_a_clear_error() -> None:
     with pytest.raises(KeyError, match="unknown learner kind 'svm'; known: linear_probe"):
         get_learner("svm")
-    with pytest.raises(ValidationError, match="'linear_probe', 'finetune', 'scratch' or 'embeds_finetune'"):
+    with pytest.raises(ValidationError,
+                       match="'linear_probe', 'finetune', 'scratch' or 'embeds_finetune'"):
         LearnerSpec(kind="svm")
 
 
