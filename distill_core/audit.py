@@ -157,6 +157,9 @@ class RunAudit:
             if upstream == "selection_pool" and manifest.get("pool") == "generate":
                 expected = self._count("generate")
                 source = "generate (usable generated lines)"
+            elif upstream == "selection_pool" and manifest.get("pool") == "learn":
+                expected = self._count("learn")
+                source = "learn (decoded synthetic examples)"
             elif upstream == "selection_pool" and "clean" in self.views:
                 expected = self._count("clean") * replicates
                 source = "clean (kept train rows x replicates)"
@@ -190,6 +193,11 @@ class RunAudit:
                 "SELECT replicate, prompt_id, sample, seed, shard, worker, new_tokens, prompt, "
                 "answer, parent_ids, list_extract(teacher_prob, label_id + 1) AS teacher_p "
                 "FROM generate WHERE example_id = ? ORDER BY replicate", [example_id])
+        if "learn" in self.views:  # how a learned row was made: its synthetic example
+            result["learned"] = self._rows(
+                "SELECT replicate, seed, synthetic_id, decoding, decode_score, nearest_id, lr, "
+                "soft_label, parent_ids FROM learn WHERE example_id = ? ORDER BY replicate",
+                [example_id])
         parents = {p for row in result["distilled"] + result["candidates"]
                    for p in (row["parent_ids"] or [])} or {example_id}
         if "ingest" in self.views:

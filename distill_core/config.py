@@ -37,6 +37,7 @@ from distill_core.filter_settings import FilterSection
 from distill_core.hashing import stable_hash
 from distill_core.ingest.sources import SplitSource
 from distill_core.learners import GRID_FIELDS, LearnerEntry, LearnerSpec, as_spec, learner_kinds
+from distill_core.learners.registry import get_learner
 from distill_core.learners.spec import ProbeC
 from distill_core.methods.options import MethodOptions
 from distill_core.methods.registry import METHODS, get_method, method_names
@@ -331,6 +332,9 @@ class FaultsSection(_Section):
     kill_generator_after_shards: int | None = Field(
         default=None, ge=1, description="A Ray generation actor exits after this many shards "
         "(once per marker_dir).")
+    kill_after_outer_steps: int | None = Field(
+        default=None, ge=1, description="SIGKILL the learned distillation's process after this "
+        "outer step (once per marker_dir), to drill its resume.")
     marker_dir: str | None = Field(
         default=None, description="Folder for the once-only fault markers.")
 
@@ -349,6 +353,17 @@ class RunConfig(_Section):
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     compute: ComputeSection = Field(default_factory=ComputeSection)
     faults: FaultsSection = Field(default_factory=FaultsSection)
+
+    @model_validator(mode="after")
+    def _synthetic_learners_need_a_learned_method(self) -> RunConfig:
+        if get_method(self.synthesize.method).learned:
+            return self
+        for spec in map(as_spec, self.evaluate.learners):
+            if get_learner(spec.kind).synthetic_only:
+                raise ValueError(f"evaluate.learners: {spec.kind} trains on a learned method's "
+                                 "synthetic embeddings; choose a learned_* synthesize.method "
+                                 "or drop it")
+        return self
 
     def semantic_dict(self) -> dict[str, Any]:
         """The parts that change results: not where it runs, local folders or injected faults

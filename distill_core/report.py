@@ -19,7 +19,13 @@ from distill_core.audit import RunAudit
 from distill_core.markdown import markdown_table, score_learners, score_rows
 from distill_core.pipeline.order import PIPELINE, stage_named
 from distill_core.report_html import figure_html, markdown_to_html, note_html, page
-from distill_core.report_plots import accuracy_png, corpus_map, map_caption, map_png
+from distill_core.report_plots import (
+    accuracy_png,
+    corpus_map,
+    map_caption,
+    map_png,
+    outer_loss_png,
+)
 
 __all__ = ["build_html", "build_report", "markdown_table", "score_rows", "write_report"]
 LEAD = ("ingest", "evaluate")  # the sources and the scores come first
@@ -127,6 +133,12 @@ def _figures(store: RunStore) -> str:
             + (". The dotted line is chance (one over the classes)." if classes else ".")))
     else:
         parts.append(note_html("No accuracy figure: the evaluate stage has not run."))
+    learn = store.manifest("learn")
+    if learn and learn.get("replicates"):
+        parts.append(figure_html(
+            outer_loss_png(learn["replicates"], learn.get("family", "")), "outer loss",
+            "The learned distillation's outer (matching) loss at every outer step, per seed "
+            "(the learn stage's manifest keeps the values)."))
     corpus = corpus_map(store)
     if isinstance(corpus, str):
         parts.append(note_html(corpus))

@@ -290,3 +290,27 @@ def map_png(corpus: CorpusMap) -> bytes:
     axis.grid(alpha=0.2)
     figure.tight_layout()
     return _png(figure)
+
+
+def outer_loss_png(replicates: list[dict[str, Any]], family: str) -> bytes:
+    """The learned distillation's outer loss per step, one line per seed (log scale when
+    the losses span more than a decade)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 3.2), dpi=_DPI)
+    colours = _colours(max(len(replicates), 1))
+    for colour, entry in zip(colours, replicates, strict=False):
+        losses = entry["losses"]
+        axis.plot(range(1, len(losses) + 1), losses, color=colour, linewidth=1.4,
+                  marker="o" if len(losses) <= 30 else None, markersize=3,
+                  label=f"seed {entry['seed']}")
+    values = [v for e in replicates for v in e["losses"] if v > 0]
+    if values and max(values) / min(values) > 10:
+        axis.set_yscale("log")
+    axis.set_xlabel("outer step")
+    axis.set_ylabel("matching loss")
+    axis.grid(alpha=0.3)
+    axis.set_title(f"Outer loss of the learned distillation ({family})", fontsize=10)
+    if len(replicates) > 1:
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    return _png(figure)

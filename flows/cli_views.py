@@ -102,6 +102,12 @@ def print_lineage(console: Console, lineage: dict[str, Any]) -> None:
                       f"{row['prompt_id']} (sample {row['sample']}, seed {row['seed']}, "
                       f"{row['new_tokens']} tokens, worker {row['worker']}), teacher p(label) "
                       f"{row['teacher_p']:.2f}; answer: {row['answer']!r}")
+    for row in lineage.get("learned", []):
+        console.print(f"  learned in replicate {row['replicate']} (seed {row['seed']}) as "
+                      f"synthetic example {row['synthetic_id']}, decoded by {row['decoding']} "
+                      f"(score {row['decode_score']:.3f}), learned lr {row['lr']:.3g}, soft "
+                      f"label {[round(v, 3) for v in row['soft_label']]}, initialised from "
+                      f"{list(row['parent_ids'])}")
     for row in lineage["sources"]:
         console.print(f"  source: {row['source']} row {row['source_row']} ({row['split']}, "
                       f"label {row['label']}): {row['text']!r}")

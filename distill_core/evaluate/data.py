@@ -14,6 +14,7 @@ never looked up by example id.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +25,9 @@ from distill_core.evaluate.baselines import BaselineFilters, Subset, full_baseli
 from distill_core.generate.features import GeneratedFeatures, generated_features
 from distill_core.learners import LearnerData, TrainingRows
 from distill_core.signals.embeddings import pair_texts, split_features
+
+if TYPE_CHECKING:
+    from distill_core.learners.embeds import LearnedSource
 
 
 def learner_data(table: pa.Table, x: np.ndarray) -> LearnerData:
@@ -36,8 +40,10 @@ class FeaturePool:
     """The rows a distilled set can name: the training split, then the generated rows."""
 
     def __init__(self, train: pa.Table, train_x: np.ndarray,
-                 generated: GeneratedFeatures | None = None) -> None:
+                 generated: GeneratedFeatures | None = None,
+                 learned: LearnedSource | None = None) -> None:
         self.train, self.train_x = train, train_x
+        self.learned = learned  # a learned run's synthetic tensors (embeds_finetune)
         self.train_y = train.column("label_id").to_numpy()
         self.position = {e: i for i, e in enumerate(train.column("example_id").to_pylist())}
         self.x = train_x if generated is None else generated.extend(self.position, train_x)
@@ -60,8 +66,11 @@ class FeaturePool:
         soft = None
         if subset.num_rows and subset.column("soft_label").null_count == 0:
             soft = np.asarray(subset.column("soft_label").to_pylist(), dtype=np.float64)
+        synthetic = (None if self.learned is None else self.learned.rows_for(
+            replicate, subset.column("example_id").to_pylist()))
         return TrainingRows(learner_data(subset, self.x[rows]),
-                            weights=None if np.allclose(weights, 1.0) else weights, soft=soft)
+                            weights=None if np.allclose(weights, 1.0) else weights, soft=soft,
+                            synthetic=synthetic)
 
 
 @dataclass
@@ -107,7 +116,10 @@ class EvaluationData:
         ingest = store.manifest("ingest")
         if ingest is None:
             raise RuntimeError(f"{store.root}: ingest has not run")
-        return cls(pool=FeaturePool(train, train_x, generated_features(store)),
+        from distill_core.learners.embeds import LearnedSource
+
+        return cls(pool=FeaturePool(train, train_x, generated_features(store),
+                                    LearnedSource.from_store(store)),
                    evaluation=learner_data(evaluation, eval_x),
                    n_labels=len(ingest["label_names"]),
                    distilled=store.read("filter") if store.manifest("filter") else None,

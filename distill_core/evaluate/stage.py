@@ -24,6 +24,7 @@ from distill_core.evaluate.baselines import rows_short
 from distill_core.evaluate.data import EvaluationData
 from distill_core.evaluate.linear_probe import ProbeScore
 from distill_core.learners import LearnerSpec, TrainingRows, score_learner
+from distill_core.learners.registry import get_learner
 
 if TYPE_CHECKING:
     from distill_core.config import RunConfig
@@ -82,6 +83,13 @@ def planned_fits(data: EvaluationData, plan: EvaluationPlan, learner: LearnerSpe
     if data.distilled is None:
         raise RuntimeError("nothing to evaluate: the run has no distilled sets (filter stage)")
     pool = data.pool
+    if get_learner(learner.kind).synthetic_only:  # the synthetic tensors, not text
+        for replicate, seed in enumerate(plan.seeds):
+            rows = pool.replicate(data.distilled, replicate)
+            if rows.synthetic is not None:
+                yield Fit("distilled", plan.method, replicate, seed, plan.per_class, rows,
+                          rows_short(rows.data.y, data.n_labels, plan.per_class))
+        return
     for replicate, seed in enumerate(plan.seeds):
         rows = pool.replicate(data.distilled, replicate)
         short = rows_short(rows.data.y, data.n_labels, plan.per_class)

@@ -32,11 +32,13 @@ class GeneratedFeatures:
 
 
 def generated_features(store: RunStore) -> GeneratedFeatures | None:
-    """The generated rows' features, one per example id; None when the run generated none."""
-    if store.manifest("generate") is None:
+    """The generated rows' features, one per example id; None when the run generated none.
+    A learned method's decoded rows (the `learn` stage) are read the same way."""
+    stage = next((s for s in ("generate", "learn") if store.manifest(s) is not None), None)
+    if stage is None:
         return None
-    table = store.read("generate", columns=["example_id", "label_id", "embedding",
-                                            "teacher_prob"])
+    table = store.read(stage, columns=["example_id", "label_id", "embedding",
+                                       "teacher_prob"])
     ids = table.column("example_id").to_pylist()
     first = sorted({e: i for i, e in reversed(list(enumerate(ids)))}.values())
     table = table.take(pa.array(first, pa.int64()))

@@ -8,6 +8,7 @@ when the distilled set has them, the teacher's soft labels.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -30,11 +31,14 @@ class TrainingRows:
         data: texts, features and (hard) label ids.
         weights: per-row training weights, or None for uniform.
         soft: soft-label targets [n, C] (the teacher's distribution); None trains on `data.y`.
+        synthetic: a learned run's synthetic tensors behind these rows and their protocol
+            (`learners.embeds.LearnedRows`), for `embeds_finetune`; None elsewhere.
     """
 
     data: LearnerData
     weights: np.ndarray | None = None
     soft: np.ndarray | None = None
+    synthetic: Any = None
 
     def hard(self) -> TrainingRows:
         """The same rows trained on their hard labels."""

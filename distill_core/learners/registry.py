@@ -34,11 +34,14 @@ class Learner:
         name: the value of `kind` in a learner's settings.
         summary: one line for the config's field description and the docs.
         implementation: `module:function` of its `TrainFn`, imported on first use.
+        synthetic_only: it trains on a learned run's synthetic tensors, so it scores only a
+            learned method's distilled sets (no text baselines).
     """
 
     name: str
     summary: str
     implementation: str
+    synthetic_only: bool = False
 
     def train_fn(self) -> TrainFn:
         """The training function (imported on first use)."""
@@ -57,6 +60,10 @@ LEARNERS: tuple[Learner, ...] = (
     Learner("scratch", "a small BERT-style encoder with random weights (`layers`, `hidden`, "
             "`heads`, `intermediate`; `model` names the tokenizer), same loop, lr 5e-4",
             "distill_core.learners.network:train_scratch"),
+    Learner("embeds_finetune", "a learned method's synthetic embeddings, soft and attention "
+            "labels trained into the encoder under the distillation's inner protocol (same "
+            "steps, learned lr); learned methods only, distilled sets only",
+            "distill_core.learners.embeds:train_embeds_finetune", synthetic_only=True),
 )
 _BY_NAME = {learner.name: learner for learner in LEARNERS}
 

@@ -71,3 +71,73 @@ class DilmOptions(MethodOptions):
         "the one nearest the centroid.")
     grad_rank_pool: int = Field(default=5, ge=1, description="grad_rank: the cluster's members "
                                 "nearest its centroid that compete.")
+
+
+class LearnedOptions(MethodOptions):
+    """What every learned family shares: the learner, the synthetic tensors, the outer and
+    inner loops, and the way back to text (`distill_core/learned/`)."""
+
+    model: str | None = Field(default=None, description="The encoder learner the synthetic "
+                              "embeddings are optimised for (None: `signals.model`).")
+    pooling: Literal["mean", "cls"] = Field(default="mean", description="Sentence feature "
+                                            "of the learner: mean over tokens or the first.")
+    last_layers: int | None = Field(default=None, ge=1, description="Train only the last "
+                                    "layers of the encoder (and the head); None: all of it.")
+    outer_steps: int = Field(default=50, ge=1, description="Outer optimisation steps.")
+    inner_steps: int = Field(default=1, ge=1, description="Inner gradient steps (k) of the "
+                             "learner on the synthetic set.")
+    lr: float = Field(default=1e-2, gt=0, description="Initial learned learning rate of the "
+                      "inner step (optimised with the data).")
+    lr_embeds: float = Field(default=1e-3, gt=0, description="Adam lr of the embeddings.")
+    lr_labels: float = Field(default=1e-2, gt=0, description="Adam lr of the soft labels, "
+                             "the attention labels and the learned lr.")
+    attention_labels: bool = Field(default=True, description="Learn target attention "
+                                   "distributions of the first token (Maekawa et al. 2023).")
+    attention_weight: float = Field(default=1.0, ge=0, description="λ of the attention KL.")
+    init: Literal["kmeans", "noise"] = Field(
+        default="kmeans", description="kmeans: each class's k-means prototypes on the run's "
+        "embeddings (lineage = those rows); noise: random embeddings (no lineage).")
+    label_smoothing: float = Field(default=0.1, ge=0, lt=1, description="Initial soft labels.")
+    seq_len: int = Field(default=32, ge=4, le=512, description="Tokens per synthetic example.")
+    max_length: int = Field(default=64, ge=8, le=512, description="Tokens kept per real row.")
+    batch_size: int = Field(default=64, ge=1, description="Real rows per outer step.")
+    init_pool: int = Field(default=0, ge=0, description="Distinct random learner draws the "
+                           "outer steps cycle through (0: a new one each step).")
+    decode: Literal["nearest_sentence", "nearest_token", "decoder"] = Field(
+        default="nearest_sentence", description="Back to text: the nearest real sentence of "
+        "the class, the nearest token per position, or a beam search scored by a causal LM "
+        "(`decoder_model`) staying near the learned embeddings.")
+    decoder_model: str | None = Field(default=None, description="decode=decoder: the causal "
+                                      "LM (None: `generate.model`).")
+    decoder_weight: float = Field(default=0.1, ge=0, description="decode=decoder: λ of the "
+                                  "LM log-probability.")
+    save_every: int = Field(
+        default=10, ge=1, exclude=True, description="Save the resumable state every this many "
+        "outer steps (a killed run continues from the last save). Not part of the run id.")
+
+
+class LearnedMetaOptions(LearnedOptions):
+    pass
+
+
+class LearnedGradientOptions(LearnedOptions):
+    last_layers: int | None = Field(default=1, ge=1, description="Gradients matched on the "
+                                    "last layers of the encoder and the head.")
+
+
+class LearnedTrajectoryOptions(LearnedOptions):
+    last_layers: int | None = Field(default=1, ge=1, description="The trainable part the "
+                                    "experts and the synthetic steps share.")
+    experts: int = Field(default=2, ge=1, description="Expert trajectories (cached in the runs "
+                         "folder's cache by what determines them).")
+    expert_checkpoints: int = Field(default=10, ge=2, description="Checkpoints per expert.")
+    expert_interval: int = Field(default=10, ge=1, description="SGD steps between them.")
+    expert_lr: float = Field(default=1e-2, gt=0, description="Experts' SGD learning rate.")
+    expert_span: int = Field(default=2, ge=1, description="Checkpoints ahead the synthetic "
+                             "steps must reach (M).")
+
+
+class LearnedDistributionOptions(LearnedOptions):
+    perturbation: Literal["noise", "dropout", "none"] = Field(
+        default="noise", description="How the encoder is randomised at each outer step.")
+    noise_scale: float = Field(default=0.05, ge=0, description="noise: relative std.")

@@ -18,12 +18,16 @@ from distill_core.methods.options import (
     El2nOptions,
     GradmatchOptions,
     KmeansOptions,
+    LearnedDistributionOptions,
+    LearnedGradientOptions,
+    LearnedMetaOptions,
+    LearnedTrajectoryOptions,
     LlmSynthOptions,
     MethodOptions,
 )
 
-Need = Literal["teacher", "generate"]
-Family = Literal["selection", "generative"]
+Need = Literal["teacher", "generate", "learn"]
+Family = Literal["selection", "generative", "learned"]
 
 
 @dataclass(frozen=True)
@@ -32,12 +36,14 @@ class Method:
 
     Attributes:
         name: the key in `synthesize.method`.
-        family: `selection` (real rows chosen) or `generative` (a decoder writes them).
+        family: `selection` (real rows chosen), `generative` (a decoder writes them) or
+            `learned` (synthetic embeddings optimised, then decoded to text).
         needs: upstream stages beyond ingest and signals that must run for it.
         options: its typed options model (the config's `synthesize.<name>`).
         summary: one line for `--help`, `plan` and the docs.
     The implementation: `methods/selection.py` for the selection family (the selector of the
-    same name in `synthesize/`), `methods/generative.py`'s `<NAME>` for a generative one.
+    same name in `synthesize/`), `methods/generative.py`'s `<NAME>` for a generative one,
+    `methods/learned.py`'s `LEARNED` for a learned one (the family in `learned/`).
     """
 
     name: str
@@ -52,11 +58,17 @@ class Method:
         module, attr = ("distill_core.methods.selection", "SELECTION")
         if self.family == "generative":
             module, attr = "distill_core.methods.generative", self.name.upper()
+        elif self.family == "learned":
+            module, attr = "distill_core.methods.learned", "LEARNED"
         return getattr(import_module(module), attr)
 
     @property
     def generative(self) -> bool:
         return "generate" in self.needs
+
+    @property
+    def learned(self) -> bool:
+        return "learn" in self.needs
 
 
 METHODS: tuple[Method, ...] = (
@@ -75,6 +87,18 @@ METHODS: tuple[Method, ...] = (
     Method("dilm", "generative", "a decoder fine-tuned class-conditionally samples candidates; "
            "k-means on their embeddings picks the budget",
            frozenset({"teacher", "generate"}), DilmOptions),
+    Method("learned_meta", "learned", "synthetic embeddings (soft and attention labels, lr) "
+           "optimised so a learner trained k steps on them fits real batches, decoded to text",
+           frozenset({"learn"}), LearnedMetaOptions),
+    Method("learned_gradient", "learned", "synthetic embeddings whose per-class learner "
+           "gradients match those of real rows (DC), decoded to text",
+           frozenset({"learn"}), LearnedGradientOptions),
+    Method("learned_trajectory", "learned", "synthetic embeddings whose inner steps reach a "
+           "later checkpoint of experts fine-tuned on real rows (MTT), decoded to text",
+           frozenset({"learn"}), LearnedTrajectoryOptions),
+    Method("learned_distribution", "learned", "synthetic embeddings whose per-class mean "
+           "feature matches real rows' under perturbed encoders (DM), decoded to text",
+           frozenset({"learn"}), LearnedDistributionOptions),
 )
 _BY_NAME = {m.name: m for m in METHODS}
 

@@ -15,12 +15,13 @@ from distill_core.pipeline.stages.evaluate import EVALUATE
 from distill_core.pipeline.stages.filter import FILTER
 from distill_core.pipeline.stages.generate import GENERATE
 from distill_core.pipeline.stages.ingest import INGEST
+from distill_core.pipeline.stages.learn import LEARN
 from distill_core.pipeline.stages.signals import SIGNALS
 from distill_core.pipeline.stages.synthesize import SYNTHESIZE
 from distill_core.pipeline.stages.teacher import TEACHER
 
-PIPELINE: tuple[Stage, ...] = (INGEST, SIGNALS, TEACHER, CLEAN, GENERATE, SYNTHESIZE, FILTER,
-                               EVALUATE)
+PIPELINE: tuple[Stage, ...] = (INGEST, SIGNALS, TEACHER, CLEAN, GENERATE, LEARN, SYNTHESIZE,
+                               FILTER, EVALUATE)
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in PIPELINE)
 FUNNEL_STAGES: tuple[str, ...] = tuple(s.name for s in PIPELINE if s.funnel)
 

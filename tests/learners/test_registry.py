@@ -14,8 +14,9 @@ from distill_core.learners import LEARNERS, LearnerSpec, get_learner, learner_ki
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def test_registry_lists_the_three_kinds_each_with_its_training_function() -> None:
-    assert learner_kinds() == ["linear_probe", "finetune", "scratch"]
+def test_registry_lists_the_kinds_each_with_its_training_function() -> None:
+    assert learner_kinds() == ["linear_probe", "finetune", "scratch", "embeds_finetune"]
+    assert [learner.synthetic_only for learner in LEARNERS] == [False, False, False, True]
     for learner in LEARNERS:
         assert callable(learner.train_fn()) and learner.summary
 
@@ -23,7 +24,8 @@ def test_registry_lists_the_three_kinds_each_with_its_training_function() -> Non
 def test_unknown_kind_is_a_clear_error() -> None:
     with pytest.raises(KeyError, match="unknown learner kind 'svm'; known: linear_probe"):
         get_learner("svm")
-    with pytest.raises(ValidationError, match="'linear_probe', 'finetune' or 'scratch'"):
+    with pytest.raises(ValidationError,
+                       match="'linear_probe', 'finetune', 'scratch' or 'embeds_finetune'"):
         LearnerSpec(kind="svm")
 
 

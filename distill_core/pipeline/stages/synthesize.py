@@ -17,7 +17,9 @@ from distill_core.pipeline.stages.teacher import synthesis_reads_teacher
 def _reads(cfg: RunConfig) -> tuple[str, ...]:
     reads = ("ingest", "signals") + (("teacher",) if synthesis_reads_teacher(cfg) else ())
     reads += ("clean",) if cfg.filter.corpus else ()
-    return reads + (("generate",) if get_method(cfg.synthesize.method).generative else ())
+    method = get_method(cfg.synthesize.method)
+    return reads + (("generate",) if method.generative else ()) + (
+        ("learn",) if method.learned else ())
 
 
 def _settings(cfg: RunConfig) -> dict[str, Any]:

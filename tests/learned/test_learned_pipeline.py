@@ -1,0 +1,182 @@
+"""A learned method through the pipeline's stages on a real SST-2 slice, with a tiny encoder (a
+2-layer BERT built from a config, MiniLM's tokenizer) as the learner: the learn stage's tensors
+and decoded rows, lineage, the funnel, embeds_finetune, the report; resume after a SIGKILL in
+a real subprocess; a bad option as one line and exit 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+import torch
+
+from distill_core.audit import RunAudit
+from distill_core.config import load_config
+from distill_core.learned.artifact import read_learned
+from distill_core.methods.learned import state_path
+from distill_core.report import write_report
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded tiny BERT and MiniLM's tokenizer saved as a model folder."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from distill_core.signals.models import resolve_model_path
+
+    folder = tmp_path_factory.mktemp("tiny-encoder")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("all-MiniLM-L6-v2"))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    BertModel(config, add_pooling_layer=False).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("runs")
+
+
+def overrides(slice_dir: Path, model: Path, *extra: str) -> list[str]:
+    key = "synthesize.learned_meta"
+    return [f"data.data_dir={slice_dir}", "synthesize.method=learned_meta",
+            "synthesize.per_class=2", f"{key}.model={model}", f"{key}.outer_steps=6",
+            f"{key}.save_every=2", f"{key}.seq_len=8", f"{key}.max_length=16",
+            f"{key}.batch_size=32", "compute.torch_threads=1", "signals.precision=fp32",
+            *extra]
+
+
+@pytest.fixture(scope="module")
+def learned_run(slice_dir: Path, tiny_model: Path, runs: Path, run_stages):
+    cfg = load_config(None, overrides(slice_dir, tiny_model, "run.seeds=[0,1]",
+                                      "evaluate.learners=[linear_probe,embeds_finetune]",
+                                      "run.name=learned"))
+    return cfg, *run_stages(cfg, runs)
+
+
+def test_learned_method_runs_through_the_stages(learned_run) -> None:
+    cfg, store, outcomes = learned_run
+    assert [o.stage for o in outcomes] == ["ingest", "signals", "learn", "synthesize", "filter",
+                                           "evaluate"]
+    learn = store.manifest("learn")
+    assert learn["family"] == "meta_matching"
+    assert [r["seed"] for r in learn["replicates"]] == [0, 1]
+    assert all(len(r["losses"]) == 6 and r["resumed_from"] is None
+               for r in learn["replicates"])
+    funnel = RunAudit(store.root).funnel()
+    assert all(f["balanced"] for f in funnel), funnel
+    assert any(f["stage"].startswith("learn ") and f.get("handoff") for f in funnel)
+    assert store.manifest("learn")["counts"]["rows_out"] == 2 * 2 * 2  # seeds x classes x 2
+
+
+def test_decoded_rows_have_parents_in_the_corpus_and_learned_soft_labels(learned_run) -> None:
+    _, store, _ = learned_run
+    corpus = store.read("ingest")
+    train_ids = set(corpus.filter(pc.equal(corpus.column("split"), "train"))
+                    .column("example_id").to_pylist())
+    candidates = store.read("synthesize")
+    assert candidates.num_rows == 8
+    assert set(candidates.column("method").to_pylist()) == {"learned_meta"}
+    for row in candidates.to_pylist():
+        assert len(row["parent_ids"]) == 1 and row["parent_ids"][0] in train_ids
+        assert row["text"].strip()
+        assert abs(sum(row["soft_label"]) - 1) < 1e-5 and max(row["soft_label"]) < 1
+    distilled = store.read("filter")
+    lineage = RunAudit(store.root).lineage(distilled.column("example_id")[0].as_py())
+    assert lineage["learned"] and lineage["sources"]
+    assert {s["example_id"] for s in lineage["sources"]} <= train_ids
+
+
+def test_tensors_artifact_verifies_and_reads_back_exactly(learned_run) -> None:
+    _, store, _ = learned_run
+    assert store.verify("learn") is None
+    sets = read_learned(store)
+    assert sorted(sets) == [0, 1]
+    fingerprint = store.manifest("learn")["fingerprint"]
+    for replicate, seed in enumerate([0, 1]):
+        saved = torch.load(state_path(store.root, fingerprint, seed), weights_only=False)
+        assert saved["step"] == 6
+        assert torch.equal(sets[replicate].embeds.detach(), saved["synthetic"]["embeds"])
+        assert torch.equal(sets[replicate].attention_logits.detach(),
+                           saved["synthetic"]["attention_logits"])
+        assert torch.equal(sets[replicate].log_lr.detach(), saved["synthetic"]["log_lr"])
+
+
+def test_embeds_finetune_scores_only_the_learned_sets(learned_run) -> None:
+    _, store, _ = learned_run
+    scores = store.read("evaluate").to_pylist()
+    ours = [s for s in scores if s["learner"] == "embeds_finetune"]
+    assert [(s["setting"], s["replicate"]) for s in ours] == [("distilled", 0),
+                                                              ("distilled", 1)]
+    assert all(0 <= s["accuracy"] <= 1 and "inner steps" in s["note"] for s in ours)
+    assert any(s["learner"] == "linear_probe" and s["setting"] == "random" for s in scores)
+
+
+def test_report_has_the_learned_section_and_the_loss_plot(learned_run) -> None:
+    _, store, _ = learned_run
+    report = write_report(store.root).read_text()
+    assert "## Learned distillation" in report
+    assert "family: `meta_matching`" in report and "6 outer steps" in report
+    html = (store.root / "report.html").read_text()
+    assert "outer (matching) loss" in html and 'alt="outer loss"' in html
+
+
+KILLED = textwrap.dedent("""
+    import sys
+    from distill_core.artifacts.store import RunStore
+    from distill_core.config import load_config
+    from distill_core.pipeline.order import run_pipeline
+    from distill_core.pipeline.stage import StageContext
+    from tasks.executors import make_executor
+
+    cfg = load_config(None, sys.argv[2:])
+    store = RunStore(sys.argv[1], cfg.run_id())
+    run_pipeline(StageContext(cfg, store, make_executor(cfg.compute, cfg.faults)), "learn")
+""")
+
+
+def test_sigkill_mid_distillation_then_rerun_resumes_from_the_saved_step(
+        slice_dir: Path, tiny_model: Path, runs: Path, tmp_path: Path, run_stages) -> None:
+    base = overrides(slice_dir, tiny_model, "run.seeds=[3]", "evaluate.learners=[linear_probe]")
+    reference_cfg = load_config(None, [*base, "run.name=reference"])
+    reference, _ = run_stages(reference_cfg, runs, until="learn")
+    killed = [*base, "run.name=killed", "faults.kill_after_outer_steps=5",
+              f"faults.marker_dir={tmp_path / 'markers'}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", KILLED, str(runs), *killed], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == -9, result.stderr[-2000:]
+    cfg = load_config(None, killed)
+    store, outcomes = run_stages(cfg, runs, until="learn")
+    fingerprint = store.manifest("learn")["fingerprint"]
+    assert outcomes[-1].status == "computed"
+    entry = store.manifest("learn")["replicates"][0]
+    assert entry["resumed_from"] == 4 and len(entry["losses"]) == 6
+    assert len(entry["step_s"]) == 2  # only steps 5 and 6 ran again
+    assert fingerprint == reference.manifest("learn")["fingerprint"]
+    ours, theirs = read_learned(store)[0], read_learned(reference)[0]
+    assert torch.equal(ours.embeds.detach(), theirs.embeds.detach())
+    assert torch.equal(ours.label_logits.detach(), theirs.label_logits.detach())
+    assert entry["losses"] == reference.manifest("learn")["replicates"][0]["losses"]
+
+
+def test_bad_learned_option_is_one_line_and_exit_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "validate", "--set", "synthesize.method=learned_meta",
+         "--set", "synthesize.learned_meta.decode=words"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        timeout=120)
+    both = result.stdout + result.stderr
+    lines = [line for line in both.splitlines() if line.strip()]
+    assert result.returncode == 2 and "Traceback" not in both, both
+    assert len(lines) == 1 and lines[0].startswith("error: "), both
+    assert "synthesize.learned_meta.decode" in lines[0] and "nearest_sentence" in lines[0]
