@@ -2,7 +2,7 @@
 
     python tests/cli/inject.py MODE FOLDER CLI-ARGS...
 
-MODE: `enospc` (every Parquet write under FOLDER: no space left on device, as pyarrow
+MODE: `enospc` (every Parquet write or writer opened under FOLDER: no space left on device, as pyarrow
 raises it, without a file name), `erofs` / `eacces` (every write, rename, link or delete
 under FOLDER: a read-only file system / permission denied, as the OS raises them; reads
 work), `bug` (a Parquet write under FOLDER raises a RuntimeError: an unexpected failure).
@@ -58,17 +58,30 @@ import pyarrow.parquet as pq  # noqa: E402
 _write_table = pq.write_table
 
 
-def _write_table_fault(table, where, *args, **kwargs):
+def _parquet_fault(where: object) -> None:
     if _inside(where):
         if MODE == "enospc":
             raise OSError(errno.ENOSPC, "No space left on device")
         if MODE == "bug":
             raise RuntimeError("injected bug")
         _refuse(where)
+
+
+def _write_table_fault(table, where, *args, **kwargs):
+    _parquet_fault(where)
     return _write_table(table, where, *args, **kwargs)
 
 
+class _FaultyParquetWriter(pq.ParquetWriter):
+    """The store's streaming writer opens its parts through `pq.ParquetWriter`."""
+
+    def __init__(self, where, *args, **kwargs):
+        _parquet_fault(where)
+        super().__init__(where, *args, **kwargs)
+
+
 pq.write_table = _write_table_fault
+pq.ParquetWriter = _FaultyParquetWriter
 if MODE in ERRNO:
     builtins.open = io.open = _guard_open(io.open)
     _os_open = os.open
