@@ -100,6 +100,10 @@ class RemotePath:
     def with_name(self, name: str) -> RemotePath:
         return self.parent / name
 
+    def with_suffix(self, suffix: str) -> RemotePath:
+        stem = self.name.rsplit(".", 1)[0] if "." in self.name else self.name
+        return self.with_name(stem + suffix)
+
     def resolve(self) -> RemotePath:
         return self
 

@@ -61,7 +61,9 @@ def _body(ctx: StageContext) -> StageOutput:
         vectors, runs["rows"] = cached_encode(cache, texts, encode, ctx.store.run_id)
         return vectors
 
-    embeddings = embed_corpus(corpus, encode_cached if ctx.cfg.signals.row_cache else encode)
+    # The row cache renames files in place: a local runs folder only (not an object store).
+    row_cache = ctx.cfg.signals.row_cache and not ctx.store.remote
+    embeddings = embed_corpus(corpus, encode_cached if row_cache else encode)
     extra: dict[str, Any] = {"backend": ctx.executor.name}
     if "rows" in runs:
         stats = runs["rows"]
