@@ -66,7 +66,7 @@ from distill_core.artifacts.parts import intact as _intact
 from distill_core.artifacts.parts import read_manifest as _read_manifest
 from distill_core.artifacts.parts import temp_suffix as _temp_suffix
 from distill_core.artifacts.parts import writer_gone as _orphaned
-from distill_core.errors import ArtifactError
+from distill_core.errors import ArtifactError, ConfigError
 
 ROWS_PER_PART = 200_000
 ORPHAN_AGE_S = objectstore.ORPHAN_AGE_S
@@ -136,6 +136,16 @@ class RunStore:
     def remote(self) -> bool:
         """The runs folder is an object store (publish by manifest, no rename)."""
         return isinstance(self.runs_dir, RemotePath)
+
+    def local_cache_root(self, what: str) -> Path:
+        """The cache folder for files kept outside the stage artifacts (model folders),
+        which only a local runs folder holds for now: a one-line error naming `what` on an
+        object store."""
+        if isinstance(self.cache_root, RemotePath):
+            raise ConfigError(f"{what} keeps a model folder in the runs folder's cache, which "
+                              f"must be on a local or shared disk, not {self.runs_dir}; pass "
+                              "--runs-dir DIR for this config")
+        return self.cache_root
 
     @classmethod
     def open(cls, run_dir: str | Path | RemotePath) -> RunStore:
@@ -214,7 +224,7 @@ class RunStore:
                 raise ArtifactError(f"{folder}: the stage wrote no rejects" if rejects else
                                     f"{folder}: no artifact (has the stage run?)")
             try:
-                return pa.concat_tables([_read_part(p, columns) for p in paths])
+                return pa.concat_tables([read_part(p, columns) for p in paths])
             except FileNotFoundError:
                 if not tries_left:
                     raise
@@ -343,7 +353,8 @@ class RunStore:
         return True
 
 
-def _read_part(path: Where, columns: list[str] | None) -> pa.Table:
+def read_part(path: Where, columns: list[str] | None = None) -> pa.Table:
+    """One Parquet part, local or in an object store."""
     where, filesystem = arrow_path(path)
     return pq.read_table(where, columns=columns, filesystem=filesystem)
 

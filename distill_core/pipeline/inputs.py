@@ -82,7 +82,7 @@ def filter_context(store: RunStore, with_teacher: bool) -> FilterContext:
 def teacher_model_folder(store: RunStore, fingerprint: str) -> Path:
     """Where a fine-tuned teacher lives: the runs folder's cache, by the teacher stage's
     fingerprint, so a run that restores the (cached) teacher stage finds its model too."""
-    return store.cache_root / "teacher_model" / fingerprint[:16]
+    return store.local_cache_root("teacher.kind=finetune") / "teacher_model" / fingerprint[:16]
 
 
 def teacher_model_dir(store: RunStore) -> str:

@@ -40,7 +40,7 @@ def _one_line(result: subprocess.CompletedProcess, *words: str) -> None:
 
 
 def test_a_run_on_s3_is_written_there_and_audited_in_place(
-        s3: S3Server, prefect_server, slice_dir: Path) -> None:
+        s3: S3Server, prefect_server, slice_dir: Path, tmp_path: Path) -> None:
     bucket = s3.bucket()
     runs = f"s3://{bucket}/runs"
     result = _cli("run", QUICKSTART, "--data-dir", str(slice_dir), "--runs-dir", runs, *SMALL)
@@ -62,10 +62,15 @@ def test_a_run_on_s3_is_written_there_and_audited_in_place(
     funnel = {row["stage"]: row for row in payload["funnel"]}
     assert funnel["ingest"]["rows_out"] > 0 and funnel["filter"]["rows_out"] > 0
 
-    # A rerun finds every stage done on S3: nothing is computed again.
-    again = _cli("run", QUICKSTART, "--data-dir", str(slice_dir), "--runs-dir", runs, *SMALL)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "nothing was computed" in again.stdout.replace("\n", " ")
+    # A rerun with no Prefect server configured plans against S3, finds every stage done
+    # (fingerprints match, parts verify) and answers from there: nothing computed, no flow.
+    no_server = {"PREFECT_API_URL": "", "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    again = _cli("run", QUICKSTART, "--data-dir", str(slice_dir), "--runs-dir", runs, *SMALL,
+                 env=no_server)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    out = " ".join(again.stdout.split())
+    assert f"all 5 stages reused from {run_dir}; nothing was computed" in out
+    assert "no Prefect flow run was recorded" in out
 
 
 def test_a_missing_bucket_is_one_line(s3: S3Server) -> None:

@@ -45,7 +45,8 @@ def encoder_resources(compute: ComputeSection) -> Resources:
 
 def _body(ctx: StageContext) -> StageOutput:
     corpus = ctx.store.read("ingest")
-    static_dir = (str(static_model_dir(ctx.cfg.signals.model, ctx.store.cache_root))
+    static_dir = (str(static_model_dir(ctx.cfg.signals.model,
+                                       ctx.store.local_cache_root("a static: signals.model")))
                   if is_static(ctx.cfg.signals.model) else None)
     runs: dict[str, Any] = {}
 
