@@ -9,6 +9,9 @@ would grow with the corpus for nothing): the audit derives them from the pool
 the count per replicate against what the synthesize manifest recorded.
 Views are built from file lists through the relational API and every lookup
 is a parameterised query, so neither a path nor an example id can change SQL.
+A run on an object store (`s3://...`) is read in place too: the named parts are scanned
+through pyarrow's filesystem as an Arrow dataset that DuckDB reads (DuckDB's own httpfs
+extension is not needed).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from distill_core.artifacts.location import RemotePath
 from distill_core.artifacts.store import RunStore
 from distill_core.errors import ArtifactError
 from distill_core.pipeline.order import FUNNEL_STAGES
@@ -39,14 +43,23 @@ class RunAudit:
         for stage in stages:
             if stage in self.problems:
                 continue
-            parts = self.store.parts(stage)
-            if parts:
-                self.con.read_parquet([str(p) for p in parts]).create_view(stage)
-                self.views.append(stage)
-            rejects = self.store.parts(stage, rejects=True)
-            if rejects:
-                self.con.read_parquet([str(p) for p in rejects]).create_view(f"{stage}_rejects")
-                self.views.append(f"{stage}_rejects")
+            for view, rejects in ((stage, False), (f"{stage}_rejects", True)):
+                parts = self.store.parts(stage, rejects=rejects)
+                if parts:
+                    self._view(view, parts)
+                    self.views.append(view)
+
+    def _view(self, name: str, parts: list[Any]) -> None:
+        """A view over Parquet parts: local files read by DuckDB, object-store parts through
+        pyarrow's filesystem (an Arrow dataset, scanned lazily)."""
+        if isinstance(parts[0], RemotePath):
+            import pyarrow.dataset as ds
+
+            dataset = ds.dataset([p.path for p in parts], format="parquet",
+                                 filesystem=parts[0].fs)
+            self.con.from_arrow(dataset).create_view(name)
+        else:
+            self.con.read_parquet([str(p) for p in parts]).create_view(name)
 
     def _scalar(self, sql: str, params: list[Any] | None = None) -> Any:
         return self.con.execute(sql, params or []).fetchall()[0][0]

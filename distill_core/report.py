@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from distill_core.artifacts.location import Where, location
 from distill_core.artifacts.store import RunStore
 from distill_core.audit import RunAudit
 from distill_core.markdown import markdown_table, score_learners, score_rows
@@ -160,7 +161,7 @@ def build_html(run_dir: str | Path) -> str:
     return _page(store, *_markdown_parts(store))
 
 
-def _write_if_changed(path: Path, text: str) -> None:
+def _write_if_changed(path: Where, text: str) -> None:
     """Write only when the content differs (a finished run in a read-only folder is read,
     never written)."""
     try:
@@ -171,12 +172,12 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-def write_report(run_dir: str | Path) -> Path:
+def write_report(run_dir: str | Path) -> Where:
     """Write report.md and report.html (self-contained: inline CSS, figures as data URIs),
     each only when its content changed. Returns report.md's path."""
     store = RunStore.open(run_dir)
     lead, rest = _markdown_parts(store)
-    path = Path(run_dir) / "report.md"
+    path = location(run_dir) / "report.md"
     _write_if_changed(path, "\n".join(lead + rest))
     _write_if_changed(path.with_name("report.html"), _page(store, lead, rest))
     return path

@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -104,9 +104,16 @@ def main(version: Annotated[bool, typer.Option(
     """Text dataset distillation with full lineage."""
 
 
-def _usable_runs_dir(runs_dir: Path, create: bool = True) -> None:
-    """The runs folder is a folder (created when missing). Writability is checked when the
-    first write happens: a finished run in a read-only folder still reads."""
+def _usable_runs_dir(runs_dir: str | Path, create: bool = True) -> None:
+    """The runs folder is a folder (created when missing), or an object store URI whose
+    endpoint answers and whose bucket exists. Writability is checked when the first write
+    happens: a finished run in a read-only folder still reads."""
+    from distill_core.artifacts.location import RemotePath, check_reachable, location
+
+    runs_dir = location(runs_dir)
+    if isinstance(runs_dir, RemotePath):
+        check_reachable(runs_dir)
+        return
     if runs_dir.exists() and not runs_dir.is_dir():
         raise StorageError(f"--runs-dir {runs_dir} is a file, not a folder: pass a folder "
                            "(it is created when missing)")
@@ -135,7 +142,8 @@ def _quiet_libraries(verbose: bool, console_level: str = "WARNING") -> None:
 RunConfigArg = Annotated[Path, typer.Argument(help="Run config (YAML).")]
 SetOption = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a config key, e.g. --set synthesize.method=random.")]
-RunsDirOption = Annotated[Path, typer.Option(help="Where run folders go.")]
+RunsDirOption = Annotated[str, typer.Option(
+    help="Where run folders go: a folder, or an object store URI (s3://BUCKET/PATH).")]
 DataDirOption = Annotated[Path | None, typer.Option(
     help="Local dataset folder (offline); default $TEXTDISTILL_DATA_DIR.")]
 
@@ -144,7 +152,7 @@ DataDirOption = Annotated[Path | None, typer.Option(
 def run(
     config: RunConfigArg,
     set_: SetOption = None,
-    runs_dir: RunsDirOption = Path("runs"),
+    runs_dir: RunsDirOption = "runs",
     data_dir: DataDirOption = None,
     verbose: Annotated[bool, typer.Option(help="Show Prefect and library logs.")] = False,
     debug: DebugOption = False,
@@ -155,7 +163,7 @@ def run(
         _run(config, set_, runs_dir, data_dir, debug)
 
 
-def _run(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path | None,
+def _run(config: Path, set_: list[str] | None, runs_dir: str, data_dir: Path | None,
          debug: bool) -> None:
     """Run the flow; a rerun with every stage done and no Prefect server configured is
     answered from the run folder instead (`flows/rerun.py`)."""
@@ -184,7 +192,7 @@ def _run(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path | 
     _print_run(cfg, result["run_dir"], result["report"], stages, log)
 
 
-def _show_finished_run(cfg: RunConfig, run_dir: Path, stages: tuple[str, ...]) -> None:
+def _show_finished_run(cfg: RunConfig, run_dir: Any, stages: tuple[str, ...]) -> None:
     """A run whose every stage is done: its outcome from the folder, the report rebuilt only
     when missing or older than a stage, and why no Prefect flow run was recorded."""
     report = run_dir / "report.md"
@@ -223,7 +231,7 @@ def _print_run(cfg: RunConfig, run_dir: str, report: str, stages: tuple[str, ...
 def plan(
     config: RunConfigArg,
     set_: SetOption = None,
-    runs_dir: RunsDirOption = Path("runs"),
+    runs_dir: RunsDirOption = "runs",
     data_dir: DataDirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     debug: DebugOption = False,
@@ -257,7 +265,8 @@ def plan(
 
 @app.command()
 def audit(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder.")],
+    run_dir: Annotated[str, typer.Argument(
+        help="A run folder, or its object store URI (s3://BUCKET/PATH/RUN).")],
     example: Annotated[str | None, typer.Option(
         help="Show the lineage of this example_id.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -268,7 +277,7 @@ def audit(
         _audit(run_dir, example, as_json)
 
 
-def _audit(run_dir: Path, example: str | None, as_json: bool) -> None:
+def _audit(run_dir: str, example: str | None, as_json: bool) -> None:
     from distill_core.audit import RunAudit
 
     auditor = RunAudit(run_dir)

@@ -18,6 +18,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 
+from distill_core.artifacts.location import Where, location
 from distill_core.config import RunConfig
 from distill_core.model_limits import check_model_limits
 from distill_core.pipeline.order import active_stages
@@ -54,8 +55,9 @@ def tag_flow_run(cfg: RunConfig) -> None:
         get_run_logger().warning("could not tag flow run %s: %s", flow_run.id, exc)
 
 
-def run_dir_for(config: RunConfig, runs_dir: str | Path) -> Path:
-    return Path(runs_dir).resolve() / config.run_id()
+def run_dir_for(config: RunConfig, runs_dir: str | Path) -> Where:
+    """The run's folder: a local path, or a place in an object store for a URI."""
+    return location(runs_dir) / config.run_id()
 
 
 @flow(name="distill", flow_run_name=_run_name, log_prints=True)

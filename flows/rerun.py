@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from distill_core.artifacts.location import Where
     from distill_core.config import RunConfig
 
 NO_FLOW_RUN = ("no Prefect flow run was recorded: nothing ran (set PREFECT_API_URL to record "
@@ -100,7 +101,7 @@ def prefect_server_configured() -> bool:
     return _ask_prefect() if answer is None else answer
 
 
-def finished_run(cfg: RunConfig, runs_dir: Path) -> tuple[Path, tuple[str, ...]] | None:
+def finished_run(cfg: RunConfig, runs_dir: str | Path) -> tuple[Where, tuple[str, ...]] | None:
     """(run folder, its stages) when every stage `cfg` runs is done there, fingerprints
     matching and parts verified; None otherwise, or when planning fails (the flow then runs
     and reports the problem as it always does)."""
@@ -112,10 +113,12 @@ def finished_run(cfg: RunConfig, runs_dir: Path) -> tuple[Path, tuple[str, ...]]
         return None
     if not planned or any(p.status != "done" for p in planned):
         return None
-    return Path(runs_dir).resolve() / cfg.run_id(), tuple(p.name for p in planned)
+    from distill_core.artifacts.location import location
+
+    return location(runs_dir) / cfg.run_id(), tuple(p.name for p in planned)
 
 
-def report_is_current(run_dir: Path, stages: tuple[str, ...]) -> bool:
+def report_is_current(run_dir: Where, stages: tuple[str, ...]) -> bool:
     """report.md and report.html exist and are no older than any stage's manifest."""
     try:
         newest = max((run_dir / s / "manifest.json").stat().st_mtime_ns for s in stages)

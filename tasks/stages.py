@@ -162,7 +162,7 @@ def report_task(run_dir: str) -> str:
     with user_errors(run_dir):
         path = write_report(run_dir)
         store = RunStore.open(run_dir)
-        markdown = report_markdown(Path(path))
+        markdown = report_markdown(path)
     if TaskRunContext.get() is not None:
         create_markdown_artifact(key=artifact_key(store.run_id, "report"), markdown=markdown,
                                  description=f"report of run {store.run_id}")

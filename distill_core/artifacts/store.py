@@ -21,28 +21,55 @@ the parts a manifest names. A stage written by an older version with its parts b
 manifest (no `data/`) does not verify, so it is recomputed in the current layout. Temporary
 and stale folders carry the writer's host and PID; the next writer collects those whose
 process is gone.
+
+The runs folder may also be an object store URI (`s3://bucket/runs`, any pyarrow or fsspec
+filesystem: see `location.py`). There is no rename there: a stage's parts go under an attempt
+prefix of its writer and the manifest, written last, names them (see `objectstore.py`); the
+cache copies the named parts and writes its manifest last too.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from distill_core.errors import ArtifactError
+from distill_core.artifacts import objectstore
+from distill_core.artifacts.location import (
+    RemotePath,
+    Where,
+    arrow_path,
+    check_reachable,
+    location,
+)
+from distill_core.artifacts.parts import (  # noqa: F401 - re-exported: the store's API
+    _SHA_MEMO,
+    ATTEMPTS,
+    DATA,
+    MANIFEST,
+    REJECTS,
+    file_sha256,
+    named_parts,
+    part_records,
+    parts_base,
+    verify_folder,
+)
+from distill_core.artifacts.parts import HOST as _HOST  # noqa: F401
+from distill_core.artifacts.parts import alive as _alive  # noqa: F401
+from distill_core.artifacts.parts import fingerprint_of as _fingerprint_of
+from distill_core.artifacts.parts import intact as _intact
+from distill_core.artifacts.parts import read_manifest as _read_manifest
+from distill_core.artifacts.parts import temp_suffix as _temp_suffix
+from distill_core.artifacts.parts import writer_gone as _orphaned
+from distill_core.errors import ArtifactError, ConfigError
 
-MANIFEST = "manifest.json"
-DATA = "data"  # the stage's rows: `<stage>/data/part-*.parquet`
-REJECTS = "rejects"  # its dropped rows: `<stage>/rejects/part-*.parquet`
 ROWS_PER_PART = 200_000
+ORPHAN_AGE_S = objectstore.ORPHAN_AGE_S
 
 
 def _copy_tree(source: Path, target: Path) -> None:
@@ -54,120 +81,6 @@ def _copy_tree(source: Path, target: Path) -> None:
             continue
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, destination)
-
-
-_HOST = socket.gethostname().replace("-", "_")[:32]
-_SHA_MEMO: dict[tuple[str, int, int, int], str] = {}  # (path, inode, mtime_ns, size) -> sha256
-ORPHAN_AGE_S = 24 * 3600  # another host's temporary folder is collected after a day
-
-
-def _temp_suffix(kind: str) -> str:
-    """`<kind>-<pid>-<random>-<host>`: whose temporary folder, for orphan collection."""
-    return f"{kind}-{os.getpid()}-{uuid.uuid4().hex[:12]}-{_HOST}"
-
-
-def _orphaned(name: str) -> bool:
-    """A temporary or stale folder name whose writing process is gone (see `_temp_suffix`)."""
-    for kind in (".tmp-", ".stale-"):
-        if kind in name:
-            fields = name.split(kind, 1)[1].split("-")
-            break
-    else:
-        return False
-    if len(fields) >= 3 and fields[0].isdigit() and fields[2] == _HOST:
-        return not _alive(int(fields[0]))
-    return False
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of one file, remembered by (path, inode, mtime, size) within the process."""
-    import hashlib
-
-    info = path.stat()
-    key = (str(path), info.st_ino, info.st_mtime_ns, info.st_size)
-    if key not in _SHA_MEMO:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _SHA_MEMO[key] = digest.hexdigest()
-    return _SHA_MEMO[key]
-
-
-def part_records(folder: Path, names: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """What a manifest records of each part: its size and sha256."""
-    return {name: {"bytes": (folder / name).stat().st_size,
-                   "sha256": file_sha256(folder / name)} for name in names}
-
-
-def named_parts(folder: Path, manifest: dict[str, Any], rejects: bool = False) -> list[Path]:
-    """The Parquet parts `manifest` names in `folder`: the rows (`data/`) or the rejects."""
-    prefix = f"{REJECTS if rejects else DATA}/"
-    return [folder / n for n in sorted(manifest.get("parts") or {})
-            if n.startswith(prefix) and n.endswith(".parquet")]
-
-
-def verify_folder(folder: Path, manifest: dict[str, Any]) -> str | None:
-    """None when every part the manifest names is there with its recorded size and sha256;
-    else what is wrong, in words."""
-    records = manifest.get("parts")
-    if not isinstance(records, dict):
-        return "its manifest records no part checksums (written by an older version)"
-    if not any(name.startswith(f"{DATA}/") for name in records):
-        return f"its parts are not in {DATA}/ (the layout of an older version)"
-    for name, record in sorted(records.items()):
-        path = folder / name
-        if not path.is_file():
-            return f"part {name} is missing"
-        if path.stat().st_size != record.get("bytes"):
-            return (f"part {name} has {path.stat().st_size} bytes, the manifest recorded "
-                    f"{record.get('bytes')}")
-        if file_sha256(path) != record.get("sha256"):
-            return f"part {name} changed since it was written (sha256 differs)"
-    return None
-
-
-def _read_manifest(folder: Path) -> dict[str, Any] | None:
-    """A folder's manifest; None when there is none. A manifest that is not JSON is an error
-    naming the file and what to do."""
-    path = folder / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{path}: not a readable manifest ({exc}); delete the folder "
-                            f"{folder} so the next run recomputes it") from None
-    if not isinstance(manifest, dict):
-        raise ArtifactError(f"{path}: not a manifest (expected a JSON object); delete the "
-                            f"folder {folder} so the next run recomputes it")
-    return manifest
-
-
-def _intact(folder: Path) -> bool:
-    try:
-        manifest = _read_manifest(folder)
-    except ArtifactError:
-        return False
-    return manifest is not None and verify_folder(folder, manifest) is None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _fingerprint_of(folder: Path) -> str | None:
-    try:
-        manifest = _read_manifest(folder)
-    except (OSError, ArtifactError):
-        return None
-    return None if manifest is None else manifest.get("fingerprint")
 
 
 def _publish(tmp: Path, final: Path, attempts: int = 5) -> None:
@@ -198,11 +111,19 @@ def _publish(tmp: Path, final: Path, attempts: int = 5) -> None:
     raise ArtifactError(f"{final}: could not publish the stage (concurrent writers)")
 
 
-class RunStore:
-    """Reads and writes the stage artifacts of one run."""
+def _remove(folder: Where) -> None:
+    if isinstance(folder, RemotePath):
+        folder.remove_tree()
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
 
-    def __init__(self, runs_dir: str | Path, run_id: str) -> None:
-        self.runs_dir = Path(runs_dir).resolve()
+
+class RunStore:
+    """Reads and writes the stage artifacts of one run (a local folder or an object store)."""
+
+    def __init__(self, runs_dir: str | Path | RemotePath, run_id: str) -> None:
+        self.runs_dir: Where = location(runs_dir)
+        check_reachable(self.runs_dir)
         self.run_id = run_id
         self.root = self.runs_dir / run_id
         self.cache_root = self.runs_dir / ".cache"
@@ -211,26 +132,43 @@ class RunStore:
         # Stages found with a matching fingerprint whose parts no longer verify, and why.
         self.invalid: dict[str, str] = {}
 
+    @property
+    def remote(self) -> bool:
+        """The runs folder is an object store (publish by manifest, no rename)."""
+        return isinstance(self.runs_dir, RemotePath)
+
+    def local_cache_root(self, what: str) -> Path:
+        """The cache folder for files kept outside the stage artifacts (model folders),
+        which only a local runs folder holds for now: a one-line error naming `what` on an
+        object store."""
+        if isinstance(self.cache_root, RemotePath):
+            raise ConfigError(f"{what} keeps a model folder in the runs folder's cache, which "
+                              f"must be on a local or shared disk, not {self.runs_dir}; pass "
+                              "--runs-dir DIR for this config")
+        return self.cache_root
+
     @classmethod
-    def open(cls, run_dir: str | Path) -> RunStore:
+    def open(cls, run_dir: str | Path | RemotePath) -> RunStore:
         """An existing run folder (for audit and report)."""
-        folder = Path(run_dir).resolve()
+        folder = location(run_dir)
+        check_reachable(folder)
         if not folder.is_dir():
             raise ArtifactError(f"{folder}: run folder not found")
         return cls(folder.parent, folder.name)
 
     @classmethod
-    def open_or_create(cls, run_dir: str | Path) -> RunStore:
+    def open_or_create(cls, run_dir: str | Path | RemotePath) -> RunStore:
         """A run folder that may not exist yet (the first stage creates it)."""
-        folder = Path(run_dir).resolve()
+        folder = location(run_dir)
         return cls(folder.parent, folder.name)
 
-    def stage_dir(self, stage: str) -> Path:
+    def stage_dir(self, stage: str) -> Where:
         return self.root / stage
 
-    def data_dir(self, stage: str) -> Path:
-        """The folder of the stage's row parts (read it with pandas, pyarrow, DuckDB)."""
-        return self.root / stage / DATA
+    def data_dir(self, stage: str) -> Where:
+        """The folder of the stage's row parts (read it with pandas, pyarrow, DuckDB); on an
+        object store, the data folder of the attempt its manifest names."""
+        return parts_base(self.stage_dir(stage), self.manifest(stage) or {}) / DATA
 
     def manifest(self, stage: str) -> dict[str, Any] | None:
         return _read_manifest(self.stage_dir(stage))
@@ -260,23 +198,37 @@ class RunStore:
             self.invalid[stage] = f"{self.stage_dir(stage)}: {problem}"
         return problem is None
 
-    def parts(self, stage: str, rejects: bool = False) -> list[Path]:
+    def parts(self, stage: str, rejects: bool = False) -> list[Where]:
         """The stage's parts that its manifest names (a file it does not name is not read)."""
         manifest = self.manifest(stage)
         return [] if manifest is None else named_parts(self.stage_dir(stage), manifest, rejects)
 
     def read(self, stage: str, rejects: bool = False, columns: list[str] | None = None) -> pa.Table:
-        """The stage's table (or its rejects), after checking its parts against the manifest."""
-        if (problem := self.verify(stage)) is not None and self.manifest(stage) is not None:
-            raise ArtifactError(f"{self.stage_dir(stage)}: {problem}; rerun the command to "
-                                "recompute the stage")
-        paths = self.parts(stage, rejects)
-        if not paths:
-            if rejects and self.manifest(stage) is not None:
-                raise ArtifactError(f"{self.stage_dir(stage)}: the stage wrote no rejects")
-            raise ArtifactError(f"{self.stage_dir(stage)}: no {'rejects ' if rejects else ''}"
-                                "artifact (has the stage run?)")
-        return pa.concat_tables([pq.read_table(p, columns=columns) for p in paths])
+        """The stage's table (or its rejects), after checking its parts against the manifest.
+        On an object store a stage republished while it was read (its old attempt deleted)
+        is read again from the new manifest."""
+        folder = self.stage_dir(stage)
+        for tries_left in reversed(range(3 if self.remote else 1)):
+            manifest = self.manifest(stage)
+            if manifest is None:
+                raise ArtifactError(f"{folder}: no {'rejects ' if rejects else ''}artifact "
+                                    "(has the stage run?)")
+            problem = verify_folder(folder, manifest)
+            if problem is not None:
+                if tries_left and self.manifest(stage) != manifest:
+                    continue
+                raise ArtifactError(f"{folder}: {problem}; rerun the command to recompute "
+                                    "the stage")
+            paths = named_parts(folder, manifest, rejects)
+            if not paths:
+                raise ArtifactError(f"{folder}: the stage wrote no rejects" if rejects else
+                                    f"{folder}: no artifact (has the stage run?)")
+            try:
+                return pa.concat_tables([read_part(p, columns) for p in paths])
+            except FileNotFoundError:
+                if not tries_left:
+                    raise
+        raise AssertionError("unreachable")
 
     def stage_writer(self, stage: str) -> StageWriter:
         """A writer that takes the stage's rows batch by batch (see `StageWriter`)."""
@@ -284,7 +236,7 @@ class RunStore:
 
     def write_stage(self, stage: str, table: pa.Table, manifest: dict[str, Any],
                     rejects: pa.Table | None = None,
-                    extra_files: dict[str, str] | None = None) -> Path:
+                    extra_files: dict[str, str] | None = None) -> Where:
         """Write a stage atomically: parts, rejects, extra text files, then the manifest
         (with each part's size and sha256)."""
         writer = self.stage_writer(stage)
@@ -296,12 +248,20 @@ class RunStore:
         finally:
             writer.abort()
 
-    def collect_orphans(self) -> list[Path]:
-        """Delete the temporary and stale folders, in this run and in the cache, whose
-        writer is gone (same host, PID not alive); returns what was removed."""
-        removed = []
+    def collect_orphans(self) -> list[Where]:
+        """Delete the temporary and stale folders (object stores: the attempts no manifest
+        names), in this run and in the cache, whose writer is gone (same host, PID not
+        alive; on an object store also any older than `ORPHAN_AGE_S`); returns them."""
         places = [self.root] + ([p for p in self.cache_root.iterdir() if p.is_dir()]
                                 if self.cache_root.is_dir() else [])
+        if isinstance(self.root, RemotePath):
+            removed: list[Where] = []
+            for place in places:
+                for folder in place.iterdir():
+                    if folder.is_dir() and not folder.name.startswith("."):
+                        removed += objectstore.collect_attempts(folder, ORPHAN_AGE_S)
+            return removed
+        removed = []
         for place in places:
             for folder in place.glob(".*"):
                 if folder.is_dir() and _orphaned(folder.name):
@@ -311,33 +271,41 @@ class RunStore:
 
     # -- cross-run cache -------------------------------------------------------------------
 
-    def _cache_dir(self, stage: str, fingerprint: str) -> Path:
+    def _cache_dir(self, stage: str, fingerprint: str) -> Where:
         return self.cache_root / stage / fingerprint
 
     def save_to_cache(self, stage: str) -> None:
         """Copy a verified stage into the cache (replacing an entry that no longer verifies)."""
         manifest = self.manifest(stage)
-        if manifest is None or self.verify(stage) is not None:
+        if manifest is None or verify_folder(self.stage_dir(stage), manifest) is not None:
             return
         target = self._cache_dir(stage, manifest["fingerprint"])
+        if isinstance(target, RemotePath):
+            if not _intact(target):
+                objectstore.publish(target, objectstore.copy_named(
+                    self.stage_dir(stage), manifest, target))  # type: ignore[arg-type]
+            return
         if target.exists():
             if _intact(target):
                 return
             self._drop(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{_temp_suffix('tmp')}")
-        _copy_tree(self.stage_dir(stage), tmp)
+        _copy_tree(self.stage_dir(stage), tmp)  # type: ignore[arg-type]
         try:
             tmp.rename(target)
         except OSError:  # another run cached it first
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def cache_entry(self, stage: str, fingerprint: str) -> Path | None:
+    def cache_entry(self, stage: str, fingerprint: str) -> Where | None:
         """The cache folder holding this stage and fingerprint, when it is there and intact."""
         folder = self._cache_dir(stage, fingerprint)
         return folder if _intact(folder) else None
 
-    def _drop(self, folder: Path) -> None:
+    def _drop(self, folder: Where) -> None:
+        if isinstance(folder, RemotePath):
+            objectstore.drop(folder)
+            return
         stale = folder.with_name(f".{folder.name}.{_temp_suffix('stale')}")
         try:
             folder.rename(stale)
@@ -361,20 +329,41 @@ class RunStore:
             self.invalid[stage] = f"cache entry {source}: {problem}"
             self._drop(source)
             return False
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{stage}.{_temp_suffix('tmp')}"
-        _copy_tree(source, tmp)
         manifest["cache"] = {"hit": True, "from_run": manifest.get("run_id")}
         manifest["run_id"] = self.run_id
         if stage in self.invalid:  # this run's own copy had changed: say why it was replaced
             manifest["restored_because"] = self.invalid[stage]
+        if isinstance(source, RemotePath):
+            final = self.stage_dir(stage)
+            copied = objectstore.copy_named(source, manifest, final)  # type: ignore[arg-type]
+            if verify_folder(final, copied) is not None:  # changed while it was copied
+                (final / ATTEMPTS / copied["attempt"]).remove_tree()
+                return False
+            objectstore.publish(final, copied)  # type: ignore[arg-type]
+            return True
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".{stage}.{_temp_suffix('tmp')}"
+        _copy_tree(source, tmp)
         (tmp / MANIFEST).unlink()
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
         if verify_folder(tmp, manifest) is not None:  # changed while it was copied
             shutil.rmtree(tmp, ignore_errors=True)
             return False
-        _publish(tmp, self.stage_dir(stage))
+        _publish(tmp, self.stage_dir(stage))  # type: ignore[arg-type]
         return True
+
+
+def read_part(path: Where, columns: list[str] | None = None) -> pa.Table:
+    """One Parquet part, local or in an object store."""
+    where, filesystem = arrow_path(path)
+    return pq.read_table(where, columns=columns, filesystem=filesystem)
+
+
+def part_file(path: Where) -> pq.ParquetFile:
+    """One Parquet part opened for its footer or for reading batch by batch, local or in an
+    object store."""
+    where, filesystem = arrow_path(path)
+    return pq.ParquetFile(where, filesystem=filesystem)
 
 
 class StageWriter:
@@ -382,19 +371,27 @@ class StageWriter:
 
     A streaming stage calls `write` once per batch, so no stage has to hold its whole output
     in memory; batches roll into Parquet parts of `ROWS_PER_PART` rows in a hidden temporary
-    folder. Nothing is visible to readers until `publish` writes the manifest (naming each
-    part with its size and sha256) and renames the folder into place; `abort` removes an
-    unpublished folder. Every batch of one kind must have the same schema.
+    folder (on an object store: under the writer's own attempt prefix, each part uploaded as
+    it closes). Nothing is visible to readers until `publish` writes the manifest (naming each
+    part with its size and sha256), then renames the folder into place (local disk) or is
+    itself the last upload (object store); `abort` removes what was not published. Every
+    batch of one kind must have the same schema.
     """
 
     def __init__(self, store: RunStore, stage: str) -> None:
         self.store, self.stage = store, stage
         store.root.mkdir(parents=True, exist_ok=True)
         store.collect_orphans()
-        self.tmp = store.root / f".{stage}.{_temp_suffix('tmp')}"
+        self.attempt: str | None = None
+        if isinstance(store.root, RemotePath):
+            self.attempt, self.tmp = objectstore.new_attempt(store.root / stage)
+        else:
+            self.tmp = store.root / f".{stage}.{_temp_suffix('tmp')}"
         self.rows: dict[str, int] = {DATA: 0, REJECTS: 0}
         self._files: dict[str, list[str]] = {DATA: [], REJECTS: []}
         self._open: dict[str, pq.ParquetWriter] = {}
+        self._sinks: dict[str, objectstore.HashingSink] = {}
+        self._records: dict[str, dict[str, Any]] = {}  # object stores: parts uploaded so far
         self._in_part: dict[str, int] = {}
         self._schemas: dict[str, pa.Schema] = {}
         self._published = False
@@ -417,44 +414,72 @@ class StageWriter:
             self.rows[kind] += piece.num_rows
             offset += piece.num_rows
             if self._in_part[kind] >= ROWS_PER_PART:
-                self._open.pop(kind).close()
+                self._close(kind)
 
     def _roll(self, kind: str) -> None:
         folder = self.tmp / kind
         folder.mkdir(parents=True, exist_ok=True)
         name = f"part-{len(self._files[kind]):05d}.parquet"
-        self._open[kind] = pq.ParquetWriter(folder / name, self._schemas[kind])
+        if isinstance(folder, RemotePath):
+            sink = self._sinks[kind] = objectstore.HashingSink(folder / name)
+            self._open[kind] = pq.ParquetWriter(sink.arrow_file(), self._schemas[kind])
+        else:
+            self._open[kind] = pq.ParquetWriter(folder / name, self._schemas[kind])
         self._in_part[kind] = 0
         self._files[kind].append(f"{kind}/{name}")
 
+    def _close(self, kind: str) -> None:
+        """Finish the open part of `kind` (on an object store: its upload completes)."""
+        self._open.pop(kind).close()
+        if kind in self._sinks:
+            sink = self._sinks.pop(kind)
+            sink.close()
+            self._records[self._files[kind][-1]] = sink.record()
+
     def publish(self, manifest: dict[str, Any],
-                extra_files: dict[str, str] | None = None) -> Path:
-        """Close the parts, write the extra text files and the manifest, rename into place."""
+                extra_files: dict[str, str] | None = None) -> Where:
+        """Close the parts, write the extra text files and the manifest, rename into place
+        (object store: the manifest, naming this writer's attempt, is the last upload)."""
         for kind in list(self._open):
-            self._open.pop(kind).close()
+            self._close(kind)
         for kind in (DATA, REJECTS):  # an empty table still leaves one part with its schema
             if not self._files[kind] and kind in self._schemas:
                 self._roll(kind)
-                self._open.pop(kind).close()
+                self._close(kind)
         if not self._files[DATA]:
             raise ArtifactError(f"{self.stage}: the stage wrote no rows and no schema")
         files = self._files[DATA] + self._files[REJECTS]
         for name, text in (extra_files or {}).items():
             (self.tmp / name).write_text(text, encoding="utf-8")
             files.append(name)
+        remote = isinstance(self.tmp, RemotePath)
+        records = ({**part_records(self.tmp, [f for f in files if f not in self._records]),
+                    **self._records} if remote else part_records(self.tmp, files))
         manifest = {**manifest, "files": files, "run_id": self.store.run_id,
-                    "parts": part_records(self.tmp, files)}
-        (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str),
-                                         encoding="utf-8")
+                    "parts": {name: records[name] for name in files}}
+        final = self.store.stage_dir(self.stage)
+        if remote:
+            manifest["attempt"] = self.attempt
+        else:
+            (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str),
+                                             encoding="utf-8")
         if self.store.before_publish is not None:
             self.store.before_publish(self.stage)
-        _publish(self.tmp, self.store.stage_dir(self.stage))
+        if remote:
+            objectstore.publish(final, manifest)  # type: ignore[arg-type]
+        else:
+            _publish(self.tmp, final)  # type: ignore[arg-type]
         self._published = True
-        return self.store.stage_dir(self.stage)
+        return final
 
     def abort(self) -> None:
         """Drop what was written and not published (safe to call after `publish`)."""
         for kind in list(self._open):
-            self._open.pop(kind).close()
+            try:
+                self._close(kind)
+            except OSError:
+                pass
+        if self._published and isinstance(self.tmp, RemotePath):
+            return  # the attempt is the published stage (or was deleted by `publish`)
         if self.tmp.exists():
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            _remove(self.tmp)

@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from distill_core.artifacts.store import RunStore
+from distill_core.artifacts.store import RunStore, part_file
 from distill_core.errors import ArtifactError
 
 BATCH_ROWS = 65_536  # rows a streaming reader holds at a time
@@ -32,14 +31,14 @@ def verified_parts(store: RunStore, stage: str) -> list[Path]:
 
 def stage_rows(store: RunStore, stage: str) -> int:
     """Rows of a stage's artifact, from its parts' footers (no data read)."""
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in verified_parts(store, stage))
+    return sum(part_file(p).metadata.num_rows for p in verified_parts(store, stage))
 
 
 def stage_batches(store: RunStore, stage: str, columns: list[str] | None = None,
                   batch_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
     """The stage's rows in order, `batch_rows` at a time (the last batch of a part shorter)."""
     for path in verified_parts(store, stage):
-        handle = pq.ParquetFile(path)
+        handle = part_file(path)
         for batch in handle.iter_batches(batch_size=batch_rows, columns=columns):
             yield pa.Table.from_batches([batch])
 

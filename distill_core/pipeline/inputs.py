@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from distill_core.artifacts.store import RunStore
+from distill_core.artifacts.store import RunStore, part_file
 from distill_core.config import RunConfig
 from distill_core.errors import ArtifactError, ConfigError
 from distill_core.filter.base import joined_texts
@@ -92,7 +91,7 @@ class PoolRows:
         ordered = wanted[order]
         pieces, offset, empty = [], 0, None
         for path in verified_parts(self.store, "ingest"):
-            handle = pq.ParquetFile(path)
+            handle = part_file(path)
             for group in range(handle.metadata.num_row_groups):
                 size = handle.metadata.row_group(group).num_rows
                 lo, hi = np.searchsorted(ordered, [offset, offset + size])
@@ -130,7 +129,7 @@ def streamed_pool(cfg: RunConfig, store: RunStore, spill: Path | None) -> Stream
         batches = ((start, rows, None) for start, rows in _with_starts(
             stage_batches(store, "ingest", columns)))
     else:
-        names = pq.read_schema(verified_parts(store, "signals")[0]).names
+        names = part_file(verified_parts(store, "signals")[0]).schema_arrow.names
         vectors = ["example_id", "embedding"] + (["embedding_pair"]
                                                  if "embedding_pair" in names else [])
         batches = aligned_batches(store, ("ingest", columns), ("signals", vectors))
@@ -234,7 +233,7 @@ def filter_context(store: RunStore, with_teacher: bool) -> FilterContext:
 def teacher_model_folder(store: RunStore, fingerprint: str) -> Path:
     """Where a fine-tuned teacher lives: the runs folder's cache, by the teacher stage's
     fingerprint, so a run that restores the (cached) teacher stage finds its model too."""
-    return store.cache_root / "teacher_model" / fingerprint[:16]
+    return store.local_cache_root("teacher.kind=finetune") / "teacher_model" / fingerprint[:16]
 
 
 def teacher_model_dir(store: RunStore) -> str:

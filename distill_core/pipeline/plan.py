@@ -16,7 +16,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from distill_core.artifacts.store import MANIFEST, RunStore, named_parts, verify_folder
+from distill_core.artifacts.store import (
+    MANIFEST,
+    RunStore,
+    named_parts,
+    read_part,
+    verify_folder,
+)
 from distill_core.config import RunConfig
 from distill_core.pipeline.order import PIPELINE
 from distill_core.pipeline.runner import stage_fingerprint
@@ -54,10 +60,8 @@ class _PlanView:
     def read(self, stage: str, rejects: bool = False, columns: list[str] | None = None
              ) -> pa.Table:
         """The parts the (verified) manifest names: `data/` or `rejects/`, never a glob."""
-        import pyarrow.parquet as pq
-
         parts = named_parts(self.folders[stage], self.manifest(stage) or {}, rejects)
-        return pa.concat_tables([pq.read_table(p, columns=columns) for p in parts])
+        return pa.concat_tables([read_part(p, columns) for p in parts])
 
     def stage_dir(self, stage: str) -> Path:
         return self.folders.get(stage, self.store.stage_dir(stage))

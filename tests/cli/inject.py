@@ -2,10 +2,11 @@
 
     python tests/cli/inject.py MODE FOLDER CLI-ARGS...
 
-MODE: `enospc` (every Parquet write or writer opened under FOLDER: no space left on device, as pyarrow
-raises it, without a file name), `erofs` / `eacces` (every write, rename, link or delete
-under FOLDER: a read-only file system / permission denied, as the OS raises them; reads
-work), `bug` (a Parquet write under FOLDER raises a RuntimeError: an unexpected failure).
+MODE: `enospc` (every Parquet write or writer opened under FOLDER: no space left on
+device, as pyarrow raises it, without a file name), `erofs` / `eacces` (every write,
+rename, link or delete under FOLDER: a read-only file system / permission denied, as the
+OS raises them; reads work), `bug` (a Parquet write under FOLDER raises a RuntimeError:
+an unexpected failure).
 Tests run as root, which ignores permission bits, and cannot mount a small or read-only
 file system, so the OS errors are injected at the calls that write.
 """

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from distill_core.artifacts.counts import Counts
-from distill_core.artifacts.store import RunStore
+from distill_core.artifacts.store import RunStore, part_file, read_part
 from distill_core.config import ComputeSection, RunConfig
 from distill_core.pipeline.batches import stage_batches, stage_rows, verified_parts
 from distill_core.pipeline.executor import BatchResult, Resources
@@ -59,13 +57,13 @@ def has_pairs(store: RunStore) -> bool:
     """Whether any corpus row has a pair text (from the parts' footer statistics where they
     have them, else by reading the column)."""
     for path in verified_parts(store, "ingest"):
-        meta = pq.ParquetFile(path).metadata
+        meta = part_file(path).metadata
         index = meta.schema.names.index("text_pair")
         for group in range(meta.num_row_groups):
             column = meta.row_group(group).column(index)
             stats = column.statistics
             if stats is None or not stats.has_null_count:
-                pairs = pq.read_table(path, columns=["text_pair"]).column("text_pair")
+                pairs = read_part(path, ["text_pair"]).column("text_pair")
                 if pairs.null_count < len(pairs):
                     return True
                 break
@@ -111,7 +109,8 @@ def _merge_result(total: BatchResult | None, batch: BatchResult) -> BatchResult:
 
 def _body(ctx: StageContext) -> StageOutput:
     assert ctx.writer is not None, "the runner hands every stage body a writer"
-    static_dir = (str(static_model_dir(ctx.cfg.signals.model, ctx.store.cache_root))
+    static_dir = (str(static_model_dir(ctx.cfg.signals.model,
+                                       ctx.store.local_cache_root("a static: signals.model")))
                   if is_static(ctx.cfg.signals.model) else None)
     runs: dict[str, Any] = {}
     total_rows = stage_rows(ctx.store, "ingest")
@@ -129,14 +128,15 @@ def _body(ctx: StageContext) -> StageOutput:
         runs["rows"] = _merge_rows(runs.get("rows"), stats)
         return vectors
 
+    # The row cache renames files in place: a local runs folder only (not an object store).
+    row_cache = ctx.cfg.signals.row_cache and not ctx.store.remote
     pairs = has_pairs(ctx.store)
     step = RAY_BATCH_ROWS if ctx.executor.name == "ray" else BATCH_ROWS
     for batch in stage_batches(ctx.store, "ingest", ["example_id", "split", "text",
                                                      "text_pair"], step):
         if batch.num_rows == 0:
             continue
-        ctx.writer.write(embed_corpus(batch, encode_cached if ctx.cfg.signals.row_cache
-                                      else encode, pairs))
+        ctx.writer.write(embed_corpus(batch, encode_cached if row_cache else encode, pairs))
         done["rows"] += batch.num_rows
         done["distinct"] += len(distinct_texts(batch))
         ctx.report(done["rows"], total_rows)
