@@ -219,14 +219,15 @@ def markdown(results: list[dict[str, Any]]) -> str:
             encoder = "static" if size["encoder"] == STATIC else "MiniLM"
             lines.append(f"| {size['rows']:,} | {encoder} | {name} | " + " | ".join(cells) +
                          f" | {_fmt(run['wall_s'])} | {_fmt(run['peak_tree_rss_mb'], 0)} |")
-    static = [s for s in results if s["encoder"] == STATIC and "kmeans" in s["runs"]]
+    static = sorted((s for s in results if s["encoder"] == STATIC and "kmeans" in s["runs"]),
+                    key=lambda s: s["rows"])
     if static:
         ref = min(static, key=lambda s: s["rows"])
         lines += ["", f"Against the {ref['rows']:,}-row run (kmeans run; cost per row = stage "
                   "wall s / rows; target <= 1.2x at 5M), nightly +1 % (target <= 5 %):", "",
-                  "| rows | peak RSS MB (x ref) | " + " | ".join(
+                  "| rows | peak RSS MB (x ref) | CLI process maxrss MB | " + " | ".join(
                       f"{s} cost/row x" for s in STAGES) + " | nightly / first |",
-                  "|---|---|" + "---|" * len(STAGES) + "---|"]
+                  "|---|---|---|" + "---|" * len(STAGES) + "---|"]
         ref_run = ref["runs"]["kmeans"]
         for size in static:
             run = size["runs"]["kmeans"]
@@ -241,7 +242,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
             peak = run["peak_tree_rss_mb"]
             share = size.get("nightly_share")
             lines.append(f"| {size['rows']:,} | {_fmt(peak, 0)} "
-                         f"({peak / ref_run['peak_tree_rss_mb']:.2f}x) | " + " | ".join(ratios)
+                         f"({peak / ref_run['peak_tree_rss_mb']:.2f}x) | "
+                         f"{_fmt(run['main_maxrss_mb'], 0)} | " + " | ".join(ratios)
                          + f" | {'-' if share is None else f'{share:.1%}'} |")
     return "\n".join(lines)
 
@@ -264,6 +266,8 @@ def main() -> None:
                         help="Which of kmeans, herding, nightly to run per size.")
     parser.add_argument("--config", default=str(ROOT / "configs" / "scale-static.yaml"))
     parser.add_argument("--out", default=None, help="Results JSON (default: WORK/results.json).")
+    parser.add_argument("--reference", default=None,
+                        help="An earlier results JSON whose sizes join the tables (not rerun).")
     args = parser.parse_args()
     args.runs = [r.strip() for r in args.runs.split(",") if r.strip()]
     if not args.data_dir and not args.skip_build:
@@ -279,6 +283,7 @@ def main() -> None:
         "git": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                               text=True).stdout.strip(),
         "argv": sys.argv, "sizes": []}
+    earlier = json.loads(Path(args.reference).read_text())["sizes"] if args.reference else []
     static_cache = None
     if any(encoder == STATIC for _, encoder in sizes):
         report["static_encoder"] = warm_static_encoder(work)
@@ -287,8 +292,10 @@ def main() -> None:
         load = os.getloadavg()
         report["sizes"].append(bench_size(rows, encoder, args, work, static_cache))
         report["sizes"][-1]["load_average_before"] = load
-        report["table"] = markdown(report["sizes"])
+        report["table"] = markdown(earlier + report["sizes"])
         out.write_text(json.dumps(report, indent=2))  # saved after every size
+    if not report["sizes"]:
+        report["table"] = markdown(earlier)
     report["bench_maxrss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                                       1)
     out.write_text(json.dumps(report, indent=2))
