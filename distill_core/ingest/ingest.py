@@ -272,17 +272,22 @@ class _Spill:
             self._writer = pq.ParquetWriter(self.path, CORPUS_SCHEMA)
         self._writer.write_table(table)
 
-    def replay(self, sink: Sink, label_names: list[str], batch_rows: int) -> None:
+    def replay(self, sink: Sink, label_names: list[str]) -> None:
+        """Write the spilled rows to `sink` with their label ids, one row group (one batch
+        as written) at a time: `iter_batches` would hold ever more buffers as it reads."""
         if self._writer is None:
             return
         self._writer.close()
         self._writer = None
         names = pa.array(label_names, pa.string())
         where = CORPUS_SCHEMA.get_field_index("label_id")
-        for batch in pq.ParquetFile(self.path).iter_batches(batch_size=batch_rows):
-            table = pa.Table.from_batches([batch]).cast(CORPUS_SCHEMA)
+        spilled = pq.ParquetFile(self.path)
+        for group in range(spilled.num_row_groups):
+            table = spilled.read_row_group(group).cast(CORPUS_SCHEMA)
             ids = pc.index_in(table.column("label"), value_set=names).cast(pa.int32())
             sink.write(table.set_column(where, CORPUS_SCHEMA.field("label_id"), ids))
+            del table, ids
+            pa.default_memory_pool().release_unused()
 
     def close(self) -> None:
         if self._writer is not None:
@@ -339,7 +344,7 @@ def stream_dataset(spec: DatasetSpec, data_dir: Path | None, sink: Sink,
                 if label_names is None:
                     label_names = _natural_sort(builder.labels_seen)
                     assert spill is not None
-                    spill.replay(sink, label_names, batch_rows)
+                    spill.replay(sink, label_names)
         finally:
             if spill is not None:
                 spill.close()

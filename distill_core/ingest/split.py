@@ -131,10 +131,13 @@ class SplitBuilder:
         """Rows whose `column` holds one text or label value of at most `max_chars`
         characters, all UTF-8; a Parquet binary value is decoded in place."""
         limit = self.max_chars
-        if all(type(column_values[i]) is str for i in alive):
-            if not alive or (max(len(column_values[i]) for i in alive) <= limit
-                             and not any(_UNDECODABLE.search(column_values[i]) for i in alive)):
-                return alive  # the whole column passes: the common case
+        if not alive:
+            return alive
+        batch = column_values if len(alive) == len(column_values) else [
+            column_values[i] for i in alive]
+        if (set(map(type, batch)) == {str} and max(map(len, batch)) <= limit
+                and not any(_UNDECODABLE.search(v) for v in batch if not v.isascii())):
+            return alive  # the whole column passes: the common case (isascii is O(1))
         kept = []
         for i in alive:
             value = column_values[i]
