@@ -42,7 +42,6 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from distill_core.artifacts.schemas import CORPUS_SCHEMA, rejects_table
 from distill_core.artifacts.store import file_sha256
@@ -258,40 +257,49 @@ def _corpus_table(split: str, source: str, out: BatchOut,
 
 class _Spill:
     """Training rows written before their label ids are known (label names inferred from
-    the training split), replayed with their ids once the split is read."""
+    the training split), replayed with their ids once the split is read. An uncompressed
+    Arrow IPC stream: writing and reading it costs little next to making the rows, and it
+    is read batch by batch with plain reads (a memory map would count in the RSS)."""
 
     def __init__(self, folder: Path | None) -> None:
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
         self._dir = tempfile.TemporaryDirectory(prefix=".ingest-spill-", dir=folder)
-        self.path = Path(self._dir.name) / "train.parquet"
-        self._writer: pq.ParquetWriter | None = None
+        self.path = Path(self._dir.name) / "train.arrows"
+        self._file: pa.NativeFile | None = None
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
 
     def write(self, table: pa.Table) -> None:
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, CORPUS_SCHEMA)
+            self._file = pa.OSFile(str(self.path), "wb")
+            self._writer = pa.ipc.new_stream(self._file, CORPUS_SCHEMA)
         self._writer.write_table(table)
 
-    def replay(self, sink: Sink, label_names: list[str]) -> None:
-        """Write the spilled rows to `sink` with their label ids, one row group (one batch
-        as written) at a time: `iter_batches` would hold ever more buffers as it reads."""
-        if self._writer is None:
-            return
-        self._writer.close()
-        self._writer = None
-        names = pa.array(label_names, pa.string())
-        where = CORPUS_SCHEMA.get_field_index("label_id")
-        spilled = pq.ParquetFile(self.path)
-        for group in range(spilled.num_row_groups):
-            table = spilled.read_row_group(group).cast(CORPUS_SCHEMA)
-            ids = pc.index_in(table.column("label"), value_set=names).cast(pa.int32())
-            sink.write(table.set_column(where, CORPUS_SCHEMA.field("label_id"), ids))
-            del table, ids
-            pa.default_memory_pool().release_unused()
-
-    def close(self) -> None:
+    def _close_writer(self) -> None:
         if self._writer is not None:
             self._writer.close()
+            self._writer = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def replay(self, sink: Sink, label_names: list[str]) -> None:
+        """Write the spilled rows to `sink` with their label ids, one batch at a time."""
+        if self._writer is None:
+            return
+        self._close_writer()
+        names = pa.array(label_names, pa.string())
+        where = CORPUS_SCHEMA.get_field_index("label_id")
+        with pa.OSFile(str(self.path), "rb") as handle:
+            for batch in pa.ipc.open_stream(handle):
+                table = pa.Table.from_batches([batch])
+                ids = pc.index_in(table.column("label"), value_set=names).cast(pa.int32())
+                sink.write(table.set_column(where, CORPUS_SCHEMA.field("label_id"), ids))
+                del table, ids, batch
+                pa.default_memory_pool().release_unused()
+
+    def close(self) -> None:
+        self._close_writer()
         self._dir.cleanup()
 
 
