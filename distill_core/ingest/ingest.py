@@ -25,8 +25,9 @@ batch's corpus rows and rejects go to a sink (`StageWriter` in a run, a table
 collector in `ingest_dataset`) as soon as they are made, so memory stays flat as
 the corpus grows; deduplication keeps 16 bytes per training id. When the label
 names are not given they are those of the usable training rows, known only after
-the training split is read: its rows are then spilled to a temporary Parquet
-file and given their label ids on the way to the sink.
+the training split is read: its rows are then spilled to a temporary Arrow
+stream and given their label ids on the way to the sink. A source's path may
+be a folder or a glob of files (`paths`), read in name order.
 """
 
 from __future__ import annotations

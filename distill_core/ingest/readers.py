@@ -288,7 +288,9 @@ def _read_parquet(path: Path, source: FileSource) -> Iterator[RawRecord]:
 
     check_data_file(path)
     try:
-        parquet = pq.ParquetFile(path)
+        # With pre_buffer (the default) the Arrow memory held while iterating grows with the
+        # file (pyarrow 26: +50 MB over 1.6 M short rows); without it, it stays flat.
+        parquet = pq.ParquetFile(path, pre_buffer=False)
     except (pa.ArrowException, OSError) as exc:
         raise IngestError(f"{path}: not a readable Parquet file ({exc})") from None
     columns = parquet.schema_arrow.names
