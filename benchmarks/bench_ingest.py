@@ -112,10 +112,20 @@ def run_variant(variant: str, corpus: Path, dev: Path, runs: Path, label_names: 
             writer.abort()
         rows_in = summary.rows_in
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kib = peak_rss_kib()
     return {"variant": variant, "rows_in": rows_in, "seconds": seconds, "cpu_s": cpu,
             "rows_per_s": rows_in / seconds, "rows_per_cpu_s": rows_in / cpu,
             "peak_rss_mb": peak_kib / 1024}
+
+
+def peak_rss_kib() -> int:
+    """This process's peak RSS. Not `ru_maxrss`: Linux keeps that across fork and exec, so a
+    child would report at least its parent's size when it was started; VmHWM belongs to the
+    child's own address space."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux
 
 
 def _subprocess(variant: str, corpus: Path, dev: Path, runs: Path, label_names: bool,
