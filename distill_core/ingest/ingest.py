@@ -19,37 +19,36 @@ downstream looks evaluation rows up by id. Only unreadable evaluation rows
 
 Labels follow one rule, `normalize.label_key`: numbers compare as numbers and
 are named in canonical form (`1.0` -> `1`), other values are stripped text.
+
+Ingest streams: each file is read in batches of `BATCH_ROWS` records, and each
+batch's corpus rows and rejects go to a sink (`StageWriter` in a run, a table
+collector in `ingest_dataset`) as soon as they are made, so memory stays flat as
+the corpus grows; deduplication keeps 16 bytes per training id. When the label
+names are not given they are those of the usable training rows, known only after
+the training split is read: its rows are then spilled to a temporary Arrow
+stream and given their label ids on the way to the sink. A source's path may
+be a folder or a glob of files (`paths`), read in name order.
 """
 
 from __future__ import annotations
 
-import math
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from distill_core.artifacts.schemas import CORPUS_SCHEMA, rejects_table
 from distill_core.artifacts.store import file_sha256
 from distill_core.errors import ConfigError, IngestError
-from distill_core.ingest.normalize import (
-    canonical_label_map,
-    clean_text,
-    example_id,
-    label_key,
-)
-from distill_core.ingest.readers import (
-    RawRecord,
-    check_data_file,
-    has_undecodable,
-    read_file,
-    read_hub,
-    short_repr,
-)
+from distill_core.ingest.paths import expand, file_source_for, is_many
+from distill_core.ingest.readers import RawRecord, check_data_file, read_file, read_hub
 from distill_core.ingest.registry import get_dataset
 from distill_core.ingest.sources import (
     DEFAULT_MAX_CHARS,
@@ -58,14 +57,17 @@ from distill_core.ingest.sources import (
     HubSource,
     SplitSource,
 )
+from distill_core.ingest.split import BatchOut, SplitBuilder
 
 DATA_DIR_ENV = "TEXTDISTILL_DATA_DIR"
 SPLITS = ("train", "eval")
+BATCH_ROWS = 32_768  # records per batch: bounds what one batch holds in memory
 
 
 @dataclass
 class ResolvedSource:
-    """The one source chosen for a split: a local file path, or a hub split."""
+    """The one source chosen for a split: a local path (a file, a folder of files or a glob),
+    or a hub split."""
 
     split: str
     file: FileSource | None = None
@@ -84,16 +86,62 @@ class ResolvedSource:
         assert hub is not None
         return f"hub:{hub.path}" + (f"/{hub.name}" if hub.name else "") + f":{hub.split}"
 
+    @property
+    def many(self) -> bool:
+        """The path names several files (a folder or a glob; see `paths`)."""
+        return self.path is not None and is_many(self.path)
+
+    def files(self) -> list[Path]:
+        """The local files this source reads, in order (empty for a hub split)."""
+        return [] if self.path is None else expand(self.path)
+
     def identity(self) -> dict[str, Any]:
-        """What the source is, for fingerprints: a file's sha256, or the hub coordinates."""
+        """What the source is, for fingerprints: a file's sha256 (each file's, for a folder
+        or a glob), or the hub coordinates."""
         if self.path is not None:
-            check_data_file(self.path)
-            try:
-                return {"file": str(self.path), "sha256": file_sha256(self.path)}
-            except OSError as exc:
-                raise IngestError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+            if not self.many:
+                return {"file": str(self.path), "sha256": _sha256(self.path)}
+            return {"file": str(self.path),
+                    "files": [{"file": str(f), "sha256": _sha256(f)} for f in self.files()]}
         assert self.hub is not None
         return {"hub": self.hub.model_dump()}
+
+
+def _sha256(path: Path) -> str:
+    check_data_file(path)
+    try:
+        return file_sha256(path)
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+class Sink(Protocol):
+    """Where ingest puts its rows batch by batch (`StageWriter` has this shape)."""
+
+    def write(self, table: pa.Table, rejects: bool = False) -> None: ...
+
+
+@dataclass
+class IngestSummary:
+    """What a streamed ingest wrote: label names, per-source stats, counts in stream order."""
+
+    label_names: list[str]
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    rows_by_split: dict[str, int] = field(default_factory=dict)
+    rejects_by_reason: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_in(self) -> int:
+        return sum(s["rows_read"] for s in self.sources)
+
+    @property
+    def rows_out(self) -> int:
+        return sum(self.rows_by_split.values())
+
+    @property
+    def eval_duplicates(self) -> int:
+        """Evaluation rows kept although they repeat an earlier one (same text and label)."""
+        return sum(s.get("duplicates_kept", 0) for s in self.sources if s["split"] == "eval")
 
 
 @dataclass
@@ -167,145 +215,6 @@ def _natural_sort(names: set[str]) -> list[str]:
         return sorted(names)
 
 
-def _records(source: ResolvedSource) -> Iterator[RawRecord]:
-    if source.path is not None:
-        assert source.file is not None
-        return read_file(source.path, source.file)
-    assert source.hub is not None
-    return read_hub(source.hub)
-
-
-class _SplitBuilder:
-    """Turns one split's raw records into corpus rows and rejects."""
-
-    def __init__(self, source: ResolvedSource, known_labels: list[str] | None,
-                 max_chars: int) -> None:
-        self.source = source
-        self.columns = source.columns
-        self.known_labels = set(known_labels) if known_labels is not None else None
-        self.max_chars = max_chars
-        label_map = self.columns.label_map
-        try:
-            if label_map is not None:
-                self.label_map: dict[str, str] | None = canonical_label_map(label_map)
-            elif known_labels is not None:
-                # No map: the raw label is the name, so a given name matches by the label rule
-                # (label_names ['1.0'] matches a label written 1) and is kept as written.
-                self.label_map = canonical_label_map(
-                    {n: n for n in known_labels if label_key(n) is not None}, "label_names")
-            else:
-                self.label_map = None
-        except ValueError as exc:
-            raise ConfigError(f"{source.name}: {exc}") from None
-        self.rows: list[dict[str, Any]] = []
-        self.rejects: list[dict[str, Any]] = []
-        self.first_row_of_id: dict[str, int] = {}
-        self.rows_read = 0
-        # The evaluation split keeps its repeated rows, counted here.
-        self.keep_duplicates = source.split == "eval"
-        self.duplicates_kept = 0
-
-    def _reject(self, record: RawRecord, reason: str, column: str | None, detail: str,
-                identifier: str | None = None) -> None:
-        self.rejects.append({
-            "example_id": identifier, "split": self.source.split, "source": self.source.name,
-            "source_row": record.row, "field": column, "reason": reason, "detail": detail,
-            "raw": record.raw,
-        })
-
-    def _text(self, values: dict[str, Any], record: RawRecord, column: str) -> str | None:
-        value = values[column]
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            self._reject(record, "empty_text", column, "no value")
-            return None
-        text = clean_text(str(value))
-        if not text:
-            self._reject(record, "empty_text", column, "empty after stripping whitespace")
-            return None
-        return text
-
-    def _scalars(self, record: RawRecord) -> dict[str, Any] | None:
-        """The mapped fields' values, or None after rejecting the row: an object or a list
-        (`not_a_scalar`), a value over `max_chars` (`too_long`, checked before any copy of
-        it is made) or bytes that are not UTF-8 (`undecodable_bytes`)."""
-        cols = self.columns
-        values: dict[str, Any] = {}
-        for column in (cols.text, cols.text_pair, cols.label):
-            if column is None:
-                continue
-            value = record.values.get(column)
-            if isinstance(value, bytes | bytearray):  # a Parquet binary column
-                value = bytes(value).decode("utf-8", "surrogateescape")
-            if isinstance(value, dict | list | tuple | set):
-                kind = "an object" if isinstance(value, dict) else "a list"
-                self._reject(record, "not_a_scalar", column,
-                             f"{kind} where a single text or label value is expected")
-                return None
-            if isinstance(value, str) and len(value) > self.max_chars:
-                self._reject(record, "too_long", column,
-                             f"{len(value):,} characters, more than max_chars "
-                             f"({self.max_chars:,})")
-                return None
-            if has_undecodable(value):
-                self._reject(record, "undecodable_bytes", column,
-                             "bytes that are not UTF-8 (set `encoding:` on the source if the "
-                             "file is in another encoding)")
-                return None
-            values[column] = value
-        return values
-
-    def add(self, record: RawRecord) -> None:
-        self.rows_read += 1
-        if record.problem is not None:
-            reason, column, detail = record.problem
-            self._reject(record, reason, column, detail)
-            return
-        cols = self.columns
-        values = self._scalars(record)
-        if values is None:
-            return
-        text = self._text(values, record, cols.text)
-        if text is None:
-            return
-        pair = None
-        if cols.text_pair is not None:
-            pair = self._text(values, record, cols.text_pair)
-            if pair is None:
-                return
-        key = label_key(values[cols.label])
-        if key is None:
-            self._reject(record, "missing_label", cols.label, "no label value")
-            return
-        if cols.label_map is not None:
-            assert self.label_map is not None
-            if key not in self.label_map:
-                self._reject(record, "unknown_label", cols.label,
-                             f"label {short_repr(key)} not in label_map {sorted(cols.label_map)}")
-                return
-            label = self.label_map[key]
-        else:
-            label = self.label_map.get(key, key) if self.label_map is not None else key
-        if self.known_labels is not None and label not in self.known_labels:
-            self._reject(record, "unknown_label", cols.label,
-                         f"label {short_repr(label)} not among {sorted(self.known_labels)}")
-            return
-        identifier = example_id(text, label, pair)
-        if identifier in self.first_row_of_id:
-            if not self.keep_duplicates:
-                self._reject(record, "duplicate_example", cols.text,
-                             "same normalised text and label as row "
-                             f"{self.first_row_of_id[identifier]}",
-                             identifier)
-                return
-            self.duplicates_kept += 1
-        self.first_row_of_id.setdefault(identifier, record.row)
-        self.rows.append({
-            "example_id": identifier, "split": self.source.split, "text": text,
-            "text_pair": pair, "label": label, "source": self.source.name,
-            "source_row": record.row,
-        })
-
-
 def max_chars_of(source: ResolvedSource, default: int | None) -> int:
     """The text length limit for `source`: its own `max_chars`, else `default`, else
     DEFAULT_MAX_CHARS."""
@@ -314,47 +223,180 @@ def max_chars_of(source: ResolvedSource, default: int | None) -> int:
     return default if default is not None else DEFAULT_MAX_CHARS
 
 
+def _chunks(records: Iterator[RawRecord], size: int) -> Iterator[list[RawRecord]]:
+    iterator = iter(records)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def record_batches(source: ResolvedSource, batch_rows: int
+                   ) -> Iterator[tuple[str, int, list[RawRecord]]]:
+    """Batches of consecutive records, none spanning two files: (file or hub name, the
+    file's index in the source, records)."""
+    if source.path is None:
+        assert source.hub is not None
+        for chunk in _chunks(read_hub(source.hub), batch_rows):
+            yield source.name, 0, chunk
+        return
+    assert source.file is not None
+    many = source.many
+    for index, path in enumerate(source.files()):
+        records = read_file(path, file_source_for(source.file, path, many))
+        for chunk in _chunks(records, batch_rows):
+            yield str(path), index, chunk
+
+
+def _corpus_table(split: str, source: str, out: BatchOut,
+                  label_ids: list[int] | None) -> pa.Table:
+    size = len(out.ids)
+    return pa.table({
+        "example_id": out.ids, "split": [split] * size, "text": out.texts,
+        "text_pair": out.pairs, "label": out.labels,
+        "label_id": label_ids if label_ids is not None else [None] * size,
+        "source": [source] * size, "source_row": out.rows}, schema=CORPUS_SCHEMA)
+
+
+class _Spill:
+    """Training rows written before their label ids are known (label names inferred from
+    the training split), replayed with their ids once the split is read. An uncompressed
+    Arrow IPC stream: writing and reading it costs little next to making the rows, and it
+    is read batch by batch with plain reads (a memory map would count in the RSS)."""
+
+    def __init__(self, folder: Path | None) -> None:
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        self._dir = tempfile.TemporaryDirectory(prefix=".ingest-spill-", dir=folder)
+        self.path = Path(self._dir.name) / "train.arrows"
+        self._file: pa.NativeFile | None = None
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._file = pa.OSFile(str(self.path), "wb")
+            self._writer = pa.ipc.new_stream(self._file, CORPUS_SCHEMA)
+        self._writer.write_table(table)
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def replay(self, sink: Sink, label_names: list[str]) -> None:
+        """Write the spilled rows to `sink` with their label ids, one batch at a time."""
+        if self._writer is None:
+            return
+        self._close_writer()
+        names = pa.array(label_names, pa.string())
+        where = CORPUS_SCHEMA.get_field_index("label_id")
+        with pa.OSFile(str(self.path), "rb") as handle:
+            for batch in pa.ipc.open_stream(handle):
+                table = pa.Table.from_batches([batch])
+                ids = pc.index_in(table.column("label"), value_set=names).cast(pa.int32())
+                sink.write(table.set_column(where, CORPUS_SCHEMA.field("label_id"), ids))
+                del table, ids, batch
+                pa.default_memory_pool().release_unused()
+
+    def close(self) -> None:
+        self._close_writer()
+        self._dir.cleanup()
+
+
+def stream_dataset(spec: DatasetSpec, data_dir: Path | None, sink: Sink,
+                   max_chars: int | None = None, spill_dir: Path | None = None,
+                   batch_rows: int | None = None) -> IngestSummary:
+    """Read the train and eval splits of `spec` batch by batch into `sink`: corpus rows
+    (train, then eval, in file order) and rejects (`sink.write(table, rejects=True)`).
+
+    `max_chars` is the text length limit for sources that set none (None: DEFAULT_MAX_CHARS);
+    `spill_dir` holds the training rows while inferred label names are not yet known (None:
+    the system's temporary folder). An error leaves what was written to the sink incomplete.
+    """
+    if max_chars is not None and max_chars < 1:
+        raise ConfigError(f"max_chars must be 1 or more, got {max_chars}")
+    batch_rows = batch_rows or BATCH_ROWS
+    sources = resolve_sources(spec, data_dir)
+    label_names = list(spec.label_names) if spec.label_names is not None else None
+    summary = IngestSummary(label_names=[])
+    reasons: Counter[str] = Counter()
+    wrote_rejects = False
+    for source in sources:
+        builder = SplitBuilder(source.split, source.columns, source.name, label_names,
+                               max_chars_of(source, max_chars))
+        spill = _Spill(spill_dir) if label_names is None else None
+        index = {name: i for i, name in enumerate(label_names or [])}
+        try:
+            for name, file_index, records in record_batches(source, batch_rows):
+                out = builder.add_batch(records, name, file_index)
+                if out.rejects:
+                    sink.write(rejects_table(out.rejects), rejects=True)
+                    wrote_rejects = True
+                    reasons.update(r["reason"] for r in out.rejects)
+                if not out.ids:
+                    continue
+                if spill is not None:
+                    spill.write(_corpus_table(source.split, name, out, None))
+                else:
+                    sink.write(_corpus_table(source.split, name, out,
+                                             [index[label] for label in out.labels]))
+            if source.split == "train":
+                if builder.rows_out == 0:
+                    raise IngestError(f"{source.name}: no usable training rows "
+                                      f"({builder.rows_rejected} rejected)")
+                if len(builder.labels_seen) < 2:
+                    raise IngestError(
+                        f"{source.name}: every usable training row has the label "
+                        f"{next(iter(builder.labels_seen))!r}; distillation needs two classes "
+                        "or more")
+                if label_names is None:
+                    label_names = _natural_sort(builder.labels_seen)
+                    assert spill is not None
+                    spill.replay(sink, label_names)
+        finally:
+            if spill is not None:
+                spill.close()
+        summary.rows_by_split[source.split] = builder.rows_out
+        summary.sources.append({
+            "split": source.split, "source": source.name, "rows_read": builder.rows_read,
+            "rows_out": builder.rows_out, "rows_rejected": builder.rows_rejected,
+            "duplicates_kept": builder.duplicates_kept,
+            "rejects_by_reason": dict(builder.rejects_by_reason),
+            **source.identity(),
+        })
+    if not wrote_rejects:  # the rejects table exists, empty, with its schema
+        sink.write(rejects_table([]), rejects=True)
+    assert label_names is not None
+    summary.label_names = label_names
+    summary.rejects_by_reason = dict(reasons)
+    return summary
+
+
+class _Collect:
+    """A sink that keeps every batch, for `ingest_dataset`'s whole tables."""
+
+    def __init__(self) -> None:
+        self.tables: dict[bool, list[pa.Table]] = {False: [], True: []}
+
+    def write(self, table: pa.Table, rejects: bool = False) -> None:
+        self.tables[rejects].append(table)
+
+    def table(self, rejects: bool, schema: pa.Schema) -> pa.Table:
+        tables = self.tables[rejects]
+        return pa.concat_tables(tables).combine_chunks() if tables else schema.empty_table()
+
+
 def ingest_dataset(spec: DatasetSpec, data_dir: Path | None,
                    max_chars: int | None = None) -> IngestResult:
-    """Read the train and eval splits of `spec` into one corpus table and one rejects table.
+    """Read the train and eval splits of `spec` into one corpus table and one rejects table
+    (in memory: a pipeline run streams them to its run folder with `stream_dataset`).
 
     `max_chars` is the text length limit for sources that set none (None: DEFAULT_MAX_CHARS);
     longer values are rejected as `too_long`.
     """
-    if max_chars is not None and max_chars < 1:
-        raise ConfigError(f"max_chars must be 1 or more, got {max_chars}")
-    sources = resolve_sources(spec, data_dir)
-    label_names = list(spec.label_names) if spec.label_names is not None else None
-    rows: list[dict[str, Any]] = []
-    rejects: list[dict[str, Any]] = []
-    source_stats: list[dict[str, Any]] = []
-    for source in sources:
-        builder = _SplitBuilder(source, label_names, max_chars_of(source, max_chars))
-        for record in _records(source):
-            builder.add(record)
-        if source.split == "train":
-            if not builder.rows:
-                raise IngestError(f"{source.name}: no usable training rows "
-                                  f"({len(builder.rejects)} rejected)")
-            seen = {r["label"] for r in builder.rows}
-            if len(seen) < 2:
-                raise IngestError(f"{source.name}: every usable training row has the label "
-                                  f"{next(iter(seen))!r}; distillation needs two classes or more")
-            if label_names is None:
-                label_names = _natural_sort(seen)
-        rows.extend(builder.rows)
-        rejects.extend(builder.rejects)
-        source_stats.append({
-            "split": source.split, "source": source.name, "rows_read": builder.rows_read,
-            "rows_out": len(builder.rows), "rows_rejected": len(builder.rejects),
-            "duplicates_kept": builder.duplicates_kept,
-            "rejects_by_reason": dict(Counter(r["reason"] for r in builder.rejects)),
-            **source.identity(),
-        })
-    assert label_names is not None
-    index = {name: i for i, name in enumerate(label_names)}
-    for row in rows:
-        row["label_id"] = index[row["label"]]
-    corpus = pa.Table.from_pylist(rows, schema=CORPUS_SCHEMA)
-    return IngestResult(corpus=corpus, rejects=rejects_table(rejects), label_names=label_names,
-                        sources=source_stats)
+    sink = _Collect()
+    summary = stream_dataset(spec, data_dir, sink, max_chars=max_chars)
+    return IngestResult(corpus=sink.table(False, CORPUS_SCHEMA),
+                        rejects=sink.table(True, rejects_table([]).schema),
+                        label_names=summary.label_names, sources=summary.sources)

@@ -19,7 +19,6 @@ import unicodedata
 from decimal import Decimal
 from typing import Any
 
-_WHITESPACE = re.compile(r"\s+")
 ID_LENGTH = 16
 
 
@@ -29,8 +28,13 @@ def clean_text(text: str) -> str:
 
 
 def normalize_text(text: str) -> str:
-    """The text as compared: NFKC, case-folded, internal whitespace collapsed."""
-    return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    """The text as compared: NFKC, case-folded, internal whitespace collapsed.
+
+    `" ".join(s.split())` is `re.sub(r"\\s+", " ", s).strip()`: both split at exactly the
+    characters `str.isspace` names (tests/ingest/test_normalize.py checks every one), and
+    the join is several times faster.
+    """
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def example_id(text: str, label: str, text_pair: str | None = None) -> str:

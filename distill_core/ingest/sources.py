@@ -84,9 +84,11 @@ class ColumnMap(BaseModel):
 
 
 class FileSource(ColumnMap):
-    """One local file holding one split."""
+    """One local file holding one split, or a folder or glob of such files (see `paths`)."""
 
-    path: str = Field(description="File path; relative paths resolve against the data folder.")
+    path: str = Field(description="File path, or a folder or a glob (`daily/*.csv`) whose files "
+                      "are read in name order as one source; relative paths resolve against "
+                      "the data folder.")
     format: FileFormat | None = Field(
         default=None, description="File format; inferred from the suffix when omitted."
     )

@@ -1,13 +1,12 @@
 """ingest: files (or a hub dataset) -> the corpus with stable ids, splits and a label map.
 
 Training rows are deduplicated; the evaluation split is kept as given (repeats
-included, counted as `eval_duplicates`), less its unreadable rows."""
+included, counted as `eval_duplicates`), less its unreadable rows. The rows are
+streamed into the run folder batch by batch (`stream_dataset`), never held whole."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import pyarrow.compute as pc
 
 from distill_core.artifacts.counts import Counts
 from distill_core.artifacts.store import RunStore
@@ -15,9 +14,9 @@ from distill_core.config import RunConfig
 from distill_core.errors import IngestError
 from distill_core.ingest.ingest import (
     data_dir_from,
-    ingest_dataset,
     resolve_dataset,
     resolve_sources,
+    stream_dataset,
 )
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 
@@ -41,30 +40,33 @@ def _sources(cfg: RunConfig, store: RunStore) -> dict[str, str]:
 
 
 def _body(ctx: StageContext) -> StageOutput:
+    """Stream the sources into the run folder batch by batch (corpus rows and rejects)."""
     ctx.report(0, None, "reading")
-    result = ingest_dataset(_spec(ctx.cfg), data_dir_from(ctx.cfg.data.data_dir),
-                            max_chars=ctx.cfg.ingest.max_chars)
-    split_rows = {s: int(pc.sum(pc.equal(result.corpus.column("split"), s)).as_py() or 0)
-                  for s in ("train", "eval")}
+    writer = ctx.writer
+    if writer is None:
+        raise RuntimeError("ingest writes through the runner's StageWriter (ctx.writer)")
+    result = stream_dataset(_spec(ctx.cfg), data_dir_from(ctx.cfg.data.data_dir), writer,
+                            max_chars=ctx.cfg.ingest.max_chars, spill_dir=writer.tmp)
+    split_rows = {s: result.rows_by_split.get(s, 0) for s in ("train", "eval")}
     for split, rows in split_rows.items():
         if rows == 0:  # nothing to distil or to score: stop before any model work
             read = [f"{src['source']} ({src['rows_read']} rows read)" for src in result.sources
                     if src["split"] == split]
             raise IngestError(f"the {split} split has no usable rows: {', '.join(read)}; "
                               "`textdistill validate` lists every rejected row and why")
-    counts = Counts.of(result.rows_in, result.corpus.num_rows,
-                       result.rejects.column("reason").to_pylist(), rows_by_split=split_rows)
-    ctx.report(1, 1, f"{result.corpus.num_rows} rows")
-    return StageOutput(result.corpus, counts, rejects=result.rejects,
-                       extra={"label_names": result.label_names,
-                              "eval_duplicates": result.eval_duplicates},
+    counts = Counts(result.rows_in, result.rows_out, result.rejects_by_reason,
+                    {"rows_by_split": split_rows})
+    ctx.report(1, 1, f"{result.rows_out} rows")
+    return StageOutput(None, counts, extra={"label_names": result.label_names,
+                                            "eval_duplicates": result.eval_duplicates},
                        inputs={"sources": result.sources})
 
 
 def _report(store: RunStore) -> list[str]:
     ingest = store.manifest("ingest") or {}
     lines = [f"- {source['split']}: `{source['source']}` ({source['rows_read']} rows read, "
-             f"sha256 {str(source.get('sha256', '-'))[:12]})"
+             + (f"{len(source['files'])} files)" if "files" in source
+                else f"sha256 {str(source.get('sha256', '-'))[:12]})")
              for source in ingest.get("inputs", {}).get("sources", [])]
     if "eval_duplicates" in ingest:
         lines.append(f"- evaluation split kept as given: {ingest['eval_duplicates']} repeated "
