@@ -12,6 +12,8 @@ memory (`selection_pool`).
 from __future__ import annotations
 
 import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from distill_core.artifacts.store import _temp_suffix
@@ -52,7 +54,10 @@ class SelectionFamily:
     def _streamed(self, ctx: StageContext, method: Method
                   ) -> tuple[CandidateSet, dict[str, Any]]:
         cfg = ctx.cfg
-        spill = ctx.store.root / f".synthesize-spill.{_temp_suffix('tmp')}"
+        # Scratch space on local disk: the run folder when it is local (same disk as the
+        # artifacts), the system's temporary folder when the runs folder is an object store.
+        scratch = Path(tempfile.gettempdir()) if ctx.store.remote else ctx.store.root
+        spill = scratch / f".synthesize-spill.{_temp_suffix('tmp')}"
         try:
             pool = streamed_pool(cfg, ctx.store, None if method.name == "random" else spill)
             inputs = StreamedSelection(method.name, pool.label_ids, pool.classes,
