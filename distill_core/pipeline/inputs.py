@@ -295,17 +295,42 @@ class StreamedFilterContext(FilterContext):
         self.store, self.with_teacher = store, with_teacher
         self._generated = generated_features(store)
 
-    def input_for(self, table: pa.Table, groups: np.ndarray) -> FilterInput:
-        wanted = table.column("example_id").to_pylist()
+    @property  # type: ignore[override]
+    def eval_texts(self) -> list[str] | None:
+        if self._eval_texts is None:
+            self._read([])
+        return self._eval_texts
+
+    @eval_texts.setter
+    def eval_texts(self, texts: list[str] | None) -> None:
+        self._eval_texts = texts
+
+    @property  # type: ignore[override]
+    def eval_vectors(self) -> np.ndarray | None:
+        if self._eval_texts is None:
+            self._read([])
+        return self._eval_vectors
+
+    @eval_vectors.setter
+    def eval_vectors(self, vectors: np.ndarray | None) -> None:
+        self._eval_vectors = vectors
+
+    def _read(self, wanted: list[str]) -> tuple[pa.Table, np.ndarray, np.ndarray, np.ndarray]:
+        """The non-eval rows named in `wanted` (and, on the first call, the eval split, kept on
+        self): rows, normalised features, corpus positions and which rows are eval rows."""
         columns = ["example_id", "split", "label_id", "text", "text_pair"]
-        splits = ("eval",) if self.eval_texts is None else ()
+        splits = ("eval",) if self._eval_texts is None else ()
         rows, x, positions = corpus_where(self.store, ids_pick(wanted, splits), columns)
         x = _normalised(x)
         is_eval = np.asarray(pc.equal(rows.column("split"), "eval").to_numpy(
             zero_copy_only=False), dtype=bool)
-        if self.eval_texts is None:
-            self.eval_texts = joined_texts(rows.filter(pa.array(is_eval)))
-            self.eval_vectors = x[is_eval]
+        if splits:
+            self._eval_texts = joined_texts(rows.filter(pa.array(is_eval)))
+            self._eval_vectors = x[is_eval]
+        return rows, x, positions, is_eval
+
+    def input_for(self, table: pa.Table, groups: np.ndarray) -> FilterInput:
+        rows, x, positions, is_eval = self._read(table.column("example_id").to_pylist())
         label_prob = (teacher_label_prob(self.store, positions, rows.column("label_id")
                                          .to_numpy()) if self.with_teacher else None)
         ids = {e: i for i, e in enumerate(rows.column("example_id").to_pylist())
@@ -314,8 +339,8 @@ class StreamedFilterContext(FilterContext):
             x = _normalised(self._generated.extend(ids, x))
             if label_prob is not None:
                 label_prob = np.concatenate([label_prob, self._generated.label_prob])
-        return FilterContext(ids, x, label_prob, self.eval_texts,
-                             self.eval_vectors).input_for(table, groups)
+        return FilterContext(ids, x, label_prob, self._eval_texts,
+                             self._eval_vectors).input_for(table, groups)
 
 
 def filter_context(store: RunStore, with_teacher: bool) -> FilterContext:
