@@ -255,7 +255,9 @@ class EvaluateSection(_Section):
     baselines: list[Literal["random", "full"]] = Field(
         default=["random", "full"], min_length=1,
         description="Compared at the same budget: stratified random subsets (one per seed) "
-        "and the full training split (at least one, each once).",
+        "and the full training split (at least one, each once). `full` holds every training "
+        "row's features in memory (O(corpus): about 1 GB per million 256-dim rows, more with "
+        "its probe's fit); drop it on a large corpus, where `random` reads only its draws.",
     )
     C: ProbeC = Field(default=1.0, description="Inverse L2 strength of the linear probe, or "
                       "`cv`: chosen for each fit on its own training rows (README: probe "

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from distill_core.artifacts.store import RunStore
@@ -78,33 +79,44 @@ def build_map(class_names: list[str], ids: list[str], labels: np.ndarray, x: np.
               seed: int = 0) -> CorpusMap:
     """PCA fitted on a stratified sample of the corpus rows `x`; the distilled rows (found
     by example id among all corpus rows, else in `generated`) projected with it."""
+    sample = stratified_sample(labels, cap, seed)
+    position = {e: i for i, e in enumerate(ids)}
+    found = {e: x[position[e]] for e in distilled_ids if e in position}
+    return _map(class_names, x[sample], np.asarray(labels)[sample], len(ids), distilled_ids,
+                distilled_labels, found, generated, seed)
+
+
+def _map(class_names: list[str], sampled_x: np.ndarray, sampled_labels: np.ndarray,
+         corpus_rows: int, distilled_ids: list[str], distilled_labels: np.ndarray,
+         found: dict[str, np.ndarray], generated: dict[str, np.ndarray] | None,
+         seed: int) -> CorpusMap:
+    """`build_map` from the sampled rows and the distilled rows `found` among the corpus."""
     from sklearn.decomposition import PCA
     from threadpoolctl import threadpool_limits
 
-    sample = stratified_sample(labels, cap, seed)
-    points = np.asarray(x[sample], dtype=np.float64)
+    points = np.asarray(sampled_x, dtype=np.float64)
     # A small eigenproblem: one BLAS thread (a pool of them only contends on a busy machine).
     with threadpool_limits(limits=1):
         pca = PCA(n_components=2, svd_solver="covariance_eigh").fit(points)
-    position = {e: i for i, e in enumerate(ids)}
     generated = generated or {}
     rows, kept, from_generate, skipped = [], [], [], 0
     for j, example_id in enumerate(distilled_ids):
-        if example_id in position:
-            rows.append(np.asarray(x[position[example_id]], dtype=np.float64))
-        elif (vector := generated.get(example_id)) is not None and vector.size == x.shape[1]:
+        if example_id in found:
+            rows.append(np.asarray(found[example_id], dtype=np.float64))
+        elif (vector := generated.get(example_id)) is not None \
+                and vector.size == points.shape[1]:
             rows.append(np.asarray(vector, dtype=np.float64))
         else:
             skipped += 1
             continue
         kept.append(j)
-        from_generate.append(example_id not in position)
+        from_generate.append(example_id not in found)
     distilled = (pca.transform(np.vstack(rows)) if rows else np.zeros((0, 2)))
     ratio = pca.explained_variance_ratio_
     # Rounded so that the last bits of the SVD never change a pixel between two builds.
     return CorpusMap(
         class_names=class_names, xy=np.round(pca.transform(points), 5),
-        labels=np.asarray(labels)[sample], corpus_rows=len(ids),
+        labels=np.asarray(sampled_labels), corpus_rows=corpus_rows,
         distilled_ids=[distilled_ids[j] for j in kept],
         distilled_xy=np.round(distilled, 5),
         distilled_labels=np.asarray(distilled_labels)[kept].astype(int),
@@ -113,10 +125,8 @@ def build_map(class_names: list[str], ids: list[str], labels: np.ndarray, x: np.
 
 
 def corpus_map(store: RunStore, cap: int = MAP_POINTS) -> CorpusMap | str:
-    """The map of a run, or a sentence saying why it has none."""
-    from distill_core.generate.features import generated_features
-    from distill_core.signals.embeddings import split_features
-
+    """The map of a run, or a sentence saying why it has none: the sample drawn by the
+    training labels alone, then only its rows' and the distilled rows' features read."""
     ingest = store.manifest("ingest")
     if ingest is None:
         return "No map of the corpus: the ingest stage has not run."
@@ -125,27 +135,58 @@ def corpus_map(store: RunStore, cap: int = MAP_POINTS) -> CorpusMap | str:
                 "run).")
     if store.manifest("filter") is None:
         return "No map of the corpus: the filter stage (the distilled set) has not run."
-    corpus = store.read("ingest", columns=["example_id", "split", "label"])
-    train, x = split_features(corpus, store.read("signals"), "train")
-    if train.num_rows < 2:
-        return "No map of the corpus: the training split has fewer than two rows."
+    from distill_core.generate.features import generated_features
+    from distill_core.pipeline.batches import stage_batches
+    from distill_core.pipeline.inputs import corpus_where, ids_pick
+
+    # one pass for the training rows' labels (what the sample is drawn by), one for the
+    # sampled and distilled rows' features: never every row's features
     names = list(ingest.get("label_names") or [])
-    names += sorted(set(train.column("label").to_pylist()) - set(names))
     index = {name: i for i, name in enumerate(names)}
+    chunks = []
+    for rows in stage_batches(store, "ingest", ["split", "label"]):
+        train = rows.filter(pc.equal(rows.column("split"), "train")).column("label")
+        for name in set(train.unique().to_pylist()) - set(index):
+            index[name] = len(names)
+            names.append(name)
+        chunks.append(np.fromiter((index[v] for v in train.to_pylist()), dtype=np.int64,
+                                  count=len(train)))
+    labels = np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
+    if len(labels) < 2:
+        return "No map of the corpus: the training split has fewer than two rows."
+    extra = sorted(names[len(ingest.get("label_names") or []):])  # as before: sorted extras
+    names = names[:len(names) - len(extra)] + extra
+    remap = np.array([names.index(n) for n in list(index)], dtype=np.int64)
+    labels = remap[labels]
     distilled = store.read("filter", columns=["example_id", "replicate", "label"])
     first = (min(distilled.column("replicate").to_pylist()) if distilled.num_rows else 0)
     distilled = distilled.filter(pc.equal(distilled.column("replicate"), first))
     seeds = (store.manifest("filter") or {}).get("seeds") or [0]
     seed = int(seeds[first] if first < len(seeds) else seeds[0])
-    extra = generated_features(store)
-    generated = ({} if extra is None else
-                 {e: extra.x[i] for i, e in enumerate(extra.ids)})
-    return build_map(
-        names, train.column("example_id").to_pylist(),
-        np.fromiter((index[v] for v in train.column("label").to_pylist()), dtype=np.int64),
-        x, distilled.column("example_id").to_pylist(),
-        np.fromiter((index.get(v, -1) for v in distilled.column("label").to_pylist()),
-                    dtype=np.int64), generated, cap, seed)
+    sample = stratified_sample(labels, cap, seed)
+    distilled_ids = distilled.column("example_id").to_pylist()
+    named, seen, picked_at = ids_pick(distilled_ids), {"train": 0}, []
+
+    def pick(rows: pa.Table, start: int) -> np.ndarray:
+        train = np.asarray(pc.equal(rows.column("split"), "train").to_numpy(
+            zero_copy_only=False), dtype=bool)
+        at = seen["train"] + np.cumsum(train) - 1
+        seen["train"] += int(train.sum())
+        hit = np.minimum(np.searchsorted(sample, at), len(sample) - 1)
+        mask = train & ((sample[hit] == at) | named(rows, start))
+        picked_at.append(at[mask])
+        return mask
+
+    rows, x, _ = corpus_where(store, pick, ["example_id", "split"])
+    found = {e: x[i] for i, e in enumerate(rows.column("example_id").to_pylist())}
+    in_sample = np.isin(np.concatenate(picked_at), sample)
+    extra_x = generated_features(store)
+    generated = ({} if extra_x is None else
+                 {e: extra_x.x[i] for i, e in enumerate(extra_x.ids)})
+    return _map(names, x[in_sample], labels[sample], len(labels), distilled_ids,
+                np.fromiter((names.index(v) if v in names else -1
+                             for v in distilled.column("label").to_pylist()), dtype=np.int64),
+                found, generated, seed)
 
 
 def _shown(corpus: CorpusMap) -> str:

@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 import pytest
 from PIL import Image
 
@@ -234,3 +235,28 @@ def test_markdown_subset_is_rendered_and_escaped() -> None:
     assert "<td>a | b</td><td class='num'>1.5 ± 0.2</td>" in out
     assert "<p>plain &amp; <code>code</code> second line</p>" in out
     assert "<script>" not in out
+
+
+def test_streamed_corpus_map_equals_the_in_memory_map(run: RunStore) -> None:
+    """`corpus_map` reads only the sampled and distilled rows' features: the same map as
+    `build_map` over every training row, as the report drew it before."""
+    from distill_core.signals.embeddings import split_features
+
+    corpus = run.read("ingest", columns=["example_id", "split", "label"])
+    train, x = split_features(corpus, run.read("signals"), "train")
+    names = list(run.manifest("ingest")["label_names"])
+    distilled = run.read("filter")
+    first = distilled.filter(pc.equal(distilled.column("replicate"), 0))
+    seed = run.manifest("filter")["seeds"][0]
+    labels = np.array([names.index(v) for v in train.column("label").to_pylist()])
+    for cap in (60, 5000):
+        expected = build_map(names, train.column("example_id").to_pylist(), labels, x,
+                             first.column("example_id").to_pylist(),
+                             np.array([names.index(v) for v in first.column("label")
+                                       .to_pylist()]), None, cap, seed)
+        got = corpus_map(run, cap=cap)
+        assert np.array_equal(got.xy, expected.xy) and np.array_equal(got.labels,
+                                                                      expected.labels)
+        assert got.distilled_ids == expected.distilled_ids and len(got.distilled_ids) > 0
+        assert np.array_equal(got.distilled_xy, expected.distilled_xy)
+        assert got.corpus_rows == expected.corpus_rows == train.num_rows

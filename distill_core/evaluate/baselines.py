@@ -14,6 +14,7 @@ every training row that does not copy evaluation data).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,10 +59,9 @@ def rows_short(label_ids: np.ndarray, n_labels: int, per_class: int) -> int:
     return int(np.maximum(per_class - counts[:n_labels], 0).sum())
 
 
-def _ranking_table(train: pa.Table, rows: np.ndarray, ranks: np.ndarray, seed: int
-                   ) -> pa.Table:
-    """The random ranking as candidates, in the selection schema the filter stage reads."""
-    chosen = train.take(pa.array(rows, pa.int64()))
+def _ranking_table(chosen: pa.Table, ranks: np.ndarray, seed: int) -> pa.Table:
+    """The random ranking (rows `chosen`, in rank order) as candidates, in the selection
+    schema the filter stage reads."""
     n = chosen.num_rows
     ids = chosen.column("example_id")
     return pa.table({
@@ -80,18 +80,29 @@ def random_baseline(train: pa.Table, train_x: np.ndarray, n_labels: int, per_cla
                     seed: int, filters: BaselineFilters | None) -> Subset:
     """The seed's stratified random subset of `train` at `per_class`; with `filters`, drawn
     from their pool, filtered and refilled from the rest of the permutation."""
-    y = train.column("label_id").to_numpy()
+    return random_rows(train.column("label_id").to_numpy(),
+                       lambda rows: train.take(pa.array(rows, pa.int64())), n_labels,
+                       per_class, seed, filters)
+
+
+def random_rows(y: np.ndarray, take: Callable[[np.ndarray], pa.Table], n_labels: int,
+                per_class: int, seed: int, filters: BaselineFilters | None) -> Subset:
+    """`random_baseline` from the training split's label ids alone: the draw needs no
+    features, and `take` reads just the drawn rows (by training position) for the filters."""
+    pool = np.arange(len(y)) if filters is None or filters.pool is None \
+        else np.asarray(filters.pool)
+    no_features = np.empty((len(pool), 0), np.float32)  # `random` uses only the count
     if filters is None:
-        picked = select_per_class("random", train_x, y, per_class, seed)
+        picked = select_per_class("random", no_features, y, per_class, seed)
         return Subset(picked.indices, rows_short(y[picked.indices], n_labels, per_class))
-    pool = np.arange(train.num_rows) if filters.pool is None else np.asarray(filters.pool)
-    picked = select_per_class("random", train_x[pool], y[pool], per_class, seed,
+    picked = select_per_class("random", no_features, y[pool], per_class, seed,
                               oversample=filters.oversample)
     rows = pool[picked.indices]
-    result = filter_candidates(_ranking_table(train, rows, picked.ranks, seed), per_class,
+    chosen = take(rows)
+    result = filter_candidates(_ranking_table(chosen, picked.ranks, seed), per_class,
                                filters.section, filters.context)
-    position = {e: i for i, e in enumerate(train.column("example_id").to_pylist())}
-    kept = np.fromiter((position[e] for e in result.kept.column("example_id").to_pylist()),
+    drawn = dict(zip(chosen.column("example_id").to_pylist(), rows.tolist(), strict=True))
+    kept = np.fromiter((drawn[e] for e in result.kept.column("example_id").to_pylist()),
                        dtype=np.int64, count=result.kept.num_rows)
     return Subset(kept, rows_short(y[kept], n_labels, per_class))
 

@@ -21,12 +21,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distill_core.artifacts.store import RunStore
-from distill_core.evaluate.baselines import BaselineFilters, Subset, full_baseline, random_baseline
+from distill_core.evaluate.baselines import BaselineFilters, Subset, full_baseline, random_rows
 from distill_core.generate.features import GeneratedFeatures, generated_features
 from distill_core.learners import LearnerData, TrainingRows
 from distill_core.signals.embeddings import pair_texts, split_features
 
 if TYPE_CHECKING:
+    from distill_core.evaluate.streamed import StreamedFeaturePool
     from distill_core.learners.embeds import LearnedSource
 
 
@@ -51,6 +52,10 @@ class FeaturePool:
     def full(self) -> TrainingRows:
         """The whole training split."""
         return TrainingRows(learner_data(self.train, self.train_x))
+
+    def take_rows(self, indices: np.ndarray) -> pa.Table:
+        """Training rows by position."""
+        return self.train.take(pa.array(indices, pa.int64()))
 
     def sample(self, indices: np.ndarray) -> TrainingRows:
         """Rows of the training split by position (a baseline's subset)."""
@@ -78,7 +83,7 @@ class EvaluationData:
     """A run's training pool, evaluation split, label count and distilled sets (if filtered);
     `filters`: the run's filters, which the baselines go through too (None: unfiltered)."""
 
-    pool: FeaturePool
+    pool: FeaturePool | StreamedFeaturePool
     evaluation: LearnerData
     n_labels: int
     distilled: pa.Table | None = None
@@ -93,8 +98,8 @@ class EvaluationData:
         """The seed's random baseline at `per_class` (filtered and refilled with `filters`)."""
         key = ("random", per_class, seed)
         if key not in self._subsets:
-            self._subsets[key] = random_baseline(self.pool.train, self.pool.train_x,
-                                                 self.n_labels, per_class, seed, self.filters)
+            self._subsets[key] = random_rows(self.pool.train_y, self.pool.take_rows,
+                                             self.n_labels, per_class, seed, self.filters)
         return self._subsets[key]
 
     def full_subset(self) -> Subset:
@@ -120,6 +125,31 @@ class EvaluationData:
 
         return cls(pool=FeaturePool(train, train_x, generated_features(store),
                                     LearnedSource.from_store(store)),
+                   evaluation=learner_data(evaluation, eval_x),
+                   n_labels=len(ingest["label_names"]),
+                   distilled=store.read("filter") if store.manifest("filter") else None,
+                   filters=filters)
+
+    @classmethod
+    def streamed_from_store(cls, store: RunStore, filters: BaselineFilters | None = None
+                            ) -> EvaluationData:
+        """As `from_store`, without the training split in memory (`StreamedFeaturePool`): for
+        evaluations without the `full` baseline, which needs every row."""
+        from distill_core.evaluate.streamed import StreamedFeaturePool
+        from distill_core.learners.embeds import LearnedSource
+        from distill_core.pipeline.inputs import corpus_where
+
+        evaluation, eval_x, _ = corpus_where(
+            store, lambda rows, _: pc.equal(rows.column("split"), "eval").to_numpy(
+                zero_copy_only=False), ["example_id", "split", "text", "text_pair", "label_id"])
+        if evaluation.num_rows == 0:
+            raise RuntimeError(f"{store.root}: the evaluation split has no usable rows (see "
+                               "ingest rejects)")
+        ingest = store.manifest("ingest")
+        if ingest is None:
+            raise RuntimeError(f"{store.root}: ingest has not run")
+        return cls(pool=StreamedFeaturePool(store, generated_features(store),
+                                            LearnedSource.from_store(store)),
                    evaluation=learner_data(evaluation, eval_x),
                    n_labels=len(ingest["label_names"]),
                    distilled=store.read("filter") if store.manifest("filter") else None,

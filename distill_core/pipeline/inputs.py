@@ -10,6 +10,7 @@ only each pool row's corpus position and class).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +21,12 @@ import pyarrow.compute as pc
 from distill_core.artifacts.store import RunStore, part_file
 from distill_core.config import RunConfig
 from distill_core.errors import ArtifactError, ConfigError
-from distill_core.filter.base import joined_texts
+from distill_core.filter.base import FilterInput, joined_texts
 from distill_core.filter.stage import FilterContext
 from distill_core.generate.features import generated_features
 from distill_core.pipeline.batches import aligned_batches, stage_batches, verified_parts
 from distill_core.pipeline.executor import Executor, Resources
-from distill_core.signals.embeddings import features, matrix, require_aligned, split_features
+from distill_core.signals.embeddings import features, matrix, split_features
 from distill_core.signals.teacher import class_logits, fit_teacher, softmax
 from distill_core.synthesize.class_rows import ClassRows, SpillWriter
 from distill_core.synthesize.stage import TeacherView
@@ -206,28 +207,146 @@ def teacher_view(store: RunStore, train_ids: list[str], temperature: float) -> T
                                  if "features" in table.column_names else None))
 
 
+def signal_columns(store: RunStore) -> list[str]:
+    """The signals columns that make a row's features (`embedding_pair` for pair tasks)."""
+    names = part_file(verified_parts(store, "signals")[0]).schema_arrow.names
+    return ["example_id", "embedding"] + (["embedding_pair"] if "embedding_pair" in names
+                                          else [])
+
+
+def corpus_where(store: RunStore, pick: Callable[[pa.Table, int], np.ndarray],
+                 columns: list[str]) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """The corpus rows `pick(rows, first row)` marks, their features and corpus positions, in
+    corpus order: one streamed pass over the corpus and its embeddings, holding only those."""
+    tables, vectors, positions, empty = [], [], [], None
+    for start, rows, embedded in aligned_batches(store, ("ingest", columns),
+                                                 ("signals", signal_columns(store))):
+        if not rows.column("example_id").equals(embedded.column("example_id")):
+            raise RuntimeError("embeddings are not aligned with the corpus (different run "
+                               "inputs?)")
+        mask = np.asarray(pick(rows, start), dtype=bool)
+        empty = empty if empty is not None else (rows.slice(0, 0), features(embedded.slice(0,
+                                                                                           0)))
+        if mask.any():
+            chosen = pa.array(mask)
+            tables.append(rows.filter(chosen))
+            vectors.append(features(embedded.filter(chosen)))
+            positions.append(start + np.flatnonzero(mask))
+    if not tables:
+        if empty is None:
+            raise ArtifactError(f"{store.stage_dir('ingest')}: the corpus has no rows")
+        return empty[0], empty[1], np.zeros(0, np.int64)
+    return (pa.concat_tables(tables), np.concatenate(vectors), np.concatenate(positions))
+
+
+def ids_pick(ids: list[str], splits: tuple[str, ...] = ()
+             ) -> Callable[[pa.Table, int], np.ndarray]:
+    """A `corpus_where` pick: rows whose example_id is in `ids` (by `id_keys`, then checked
+    exactly), and every row of `splits`."""
+    wanted = np.unique(id_keys(pa.array(ids, pa.string()))) if ids else np.zeros(0, np.uint64)
+    exact = set(ids)
+
+    def pick(rows: pa.Table, _start: int) -> np.ndarray:
+        mask = np.zeros(rows.num_rows, dtype=bool)
+        if len(wanted):
+            keys = id_keys(rows.column("example_id"))
+            at = np.minimum(np.searchsorted(wanted, keys), len(wanted) - 1)
+            hits = np.flatnonzero(wanted[at] == keys)
+            if len(hits):
+                found = rows.column("example_id").take(pa.array(hits)).to_pylist()
+                mask[hits[[e in exact for e in found]]] = True
+        for split in splits:
+            mask |= np.asarray(pc.equal(rows.column("split"), split).to_numpy(
+                zero_copy_only=False), dtype=bool)
+        return mask
+
+    return pick
+
+
+def teacher_label_prob(store: RunStore, positions: np.ndarray, label_ids: np.ndarray
+                       ) -> np.ndarray:
+    """The teacher's p(own label) of the corpus rows at `positions` (ascending), streamed."""
+    out, offset, at = [], 0, 0
+    for rows in stage_batches(store, "teacher", ["soft_label"]):
+        hi = int(np.searchsorted(positions, offset + rows.num_rows))
+        if hi > at:
+            soft = matrix(rows.take(pa.array(positions[at:hi] - offset)), "soft_label")
+            out.append(soft[np.arange(hi - at), label_ids[at:hi]])
+        offset, at = offset + rows.num_rows, hi
+    if at < len(positions):
+        raise ArtifactError("the teacher stage has fewer rows than the corpus; rerun the "
+                            "command to recompute the stages")
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def _normalised(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+class StreamedFilterContext(FilterContext):
+    """The filters' context read from the run folder on demand: `input_for` reads only the
+    asked-for rows' features (and teacher p(label)) in one streamed pass, with the eval split,
+    so filtering a few thousand candidates of a 5M-row corpus holds a few thousand vectors.
+    Filtering every training row (the corpus clean stage, the `full` baseline) still holds
+    every row's features: O(corpus) memory."""
+
+    def __init__(self, store: RunStore, with_teacher: bool) -> None:
+        super().__init__(ids={})
+        self.store, self.with_teacher = store, with_teacher
+        self._generated = generated_features(store)
+
+    @property  # type: ignore[override]
+    def eval_texts(self) -> list[str] | None:
+        if self._eval_texts is None:
+            self._read([])
+        return self._eval_texts
+
+    @eval_texts.setter
+    def eval_texts(self, texts: list[str] | None) -> None:
+        self._eval_texts = texts
+
+    @property  # type: ignore[override]
+    def eval_vectors(self) -> np.ndarray | None:
+        if self._eval_texts is None:
+            self._read([])
+        return self._eval_vectors
+
+    @eval_vectors.setter
+    def eval_vectors(self, vectors: np.ndarray | None) -> None:
+        self._eval_vectors = vectors
+
+    def _read(self, wanted: list[str]) -> tuple[pa.Table, np.ndarray, np.ndarray, np.ndarray]:
+        """The non-eval rows named in `wanted` (and, on the first call, the eval split, kept on
+        self): rows, normalised features, corpus positions and which rows are eval rows."""
+        columns = ["example_id", "split", "label_id", "text", "text_pair"]
+        splits = ("eval",) if self._eval_texts is None else ()
+        rows, x, positions = corpus_where(self.store, ids_pick(wanted, splits), columns)
+        x = _normalised(x)
+        is_eval = np.asarray(pc.equal(rows.column("split"), "eval").to_numpy(
+            zero_copy_only=False), dtype=bool)
+        if splits:
+            self._eval_texts = joined_texts(rows.filter(pa.array(is_eval)))
+            self._eval_vectors = x[is_eval]
+        return rows, x, positions, is_eval
+
+    def input_for(self, table: pa.Table, groups: np.ndarray) -> FilterInput:
+        rows, x, positions, is_eval = self._read(table.column("example_id").to_pylist())
+        label_prob = (teacher_label_prob(self.store, positions, rows.column("label_id")
+                                         .to_numpy()) if self.with_teacher else None)
+        ids = {e: i for i, e in enumerate(rows.column("example_id").to_pylist())
+               if not is_eval[i]}
+        if self._generated is not None:  # generated rows: features from the generate stage
+            x = _normalised(self._generated.extend(ids, x))
+            if label_prob is not None:
+                label_prob = np.concatenate([label_prob, self._generated.label_prob])
+        return FilterContext(ids, x, label_prob, self._eval_texts,
+                             self._eval_vectors).input_for(table, groups)
+
+
 def filter_context(store: RunStore, with_teacher: bool) -> FilterContext:
-    """Normalised features, teacher p(own label) and the eval split, for the filters."""
-    corpus, embeddings = store.read("ingest"), store.read("signals")
-    require_aligned(corpus, embeddings)
-    x = features(embeddings)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    label_prob = None
-    if with_teacher:
-        soft = matrix(store.read("teacher", columns=["soft_label"]), "soft_label")
-        label_prob = soft[np.arange(len(soft)), corpus.column("label_id").to_numpy()]
-    is_eval = np.asarray(corpus.column("split").to_pylist()) == "eval"
-    eval_texts = joined_texts(corpus.filter(pa.array(is_eval)))
-    eval_x = x[is_eval]
-    ids = {e: i for i, e in enumerate(corpus.column("example_id").to_pylist()) if not is_eval[i]}
-    generated = generated_features(store)
-    if generated is not None:  # generated rows: features from the generate stage
-        x = generated.extend(ids, x)
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        if label_prob is not None:
-            label_prob = np.concatenate([label_prob, generated.label_prob])
-    return FilterContext(ids=ids, vectors=x, label_prob=label_prob, eval_texts=eval_texts,
-                         eval_vectors=eval_x)
+    """The filters' context (normalised features, teacher p(own label), the eval split),
+    read on demand for the rows being filtered (`StreamedFilterContext`)."""
+    return StreamedFilterContext(store, with_teacher)
 
 
 def teacher_model_folder(store: RunStore, fingerprint: str) -> Path:

@@ -46,7 +46,11 @@ def baseline_filters(cfg: RunConfig, store: RunStore) -> BaselineFilters:
 
 def _body(ctx: StageContext) -> StageOutput:
     cfg = ctx.cfg
-    data = EvaluationData.from_store(ctx.store, baseline_filters(cfg, ctx.store))
+    # `full` fits on every training row: the whole split in memory; otherwise only the rows
+    # each fit names are read (`StreamedFeaturePool`)
+    read = (EvaluationData.from_store if "full" in cfg.evaluate.baselines
+            else EvaluationData.streamed_from_store)
+    data = read(ctx.store, baseline_filters(cfg, ctx.store))
     plan = EvaluationPlan.from_config(cfg)
     total, fits = count_fits(data, plan), {"n": 0}
 
