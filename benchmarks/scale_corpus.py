@@ -176,7 +176,7 @@ def concat_parquet(sources: list[Path], target: Path) -> None:
     os.replace(temporary, target)
 
 
-def _link(source: Path, target: Path) -> None:
+def link_file(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.unlink(missing_ok=True)
     try:
@@ -217,7 +217,7 @@ def build_corpus(spec: CorpusSpec, data_dir: Path, target: Path) -> dict[str, An
     day_paths = [Path(f["path"]) for f in files]
     for name, parts in (("base", day_paths), ("nightly", [*day_paths, Path(extra["path"])])):
         concat_parquet(parts, target / "inputs" / name / "train.parquet")
-        _link(eval_path, target / "inputs" / name / eval_source.path)
+        link_file(eval_path, target / "inputs" / name / eval_source.path)
     labels = list(pools)
     names = get_dataset(spec.dataset).label_names or labels
     base_counts = np.bincount(label_of[: spec.rows], minlength=len(labels))
