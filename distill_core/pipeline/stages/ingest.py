@@ -2,7 +2,10 @@
 
 Training rows are deduplicated; the evaluation split is kept as given (repeats
 included, counted as `eval_duplicates`), less its unreadable rows. The rows are
-streamed into the run folder batch by batch (`stream_dataset`), never held whole."""
+streamed into the run folder batch by batch (`stream_dataset`), never held whole. A folder
+or glob source reuses the per-file results of an earlier run (`ingest/file_cache.py`): a
+rerun over a folder that gained a day's file parses only that file; the manifest counts
+`files_reused` / `rows_reused` against `files_parsed` / `rows_parsed`."""
 
 from __future__ import annotations
 
