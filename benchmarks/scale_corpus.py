@@ -10,9 +10,11 @@ Layout of a corpus folder (sizes are rows of the training split):
 
     days/day-01.parquet .. day-NN.parquet   the corpus as daily files (columns text, label)
     days/day-new.parquet                    +1 % new rows, for the nightly rerun
-    inputs/base/train.parquet               days 1..N as one file (what a config names today:
-    inputs/nightly/train.parquet            a file source is one file); nightly adds day-new
+    inputs/base/train.parquet               days 1..N as one file (kept for single-file
+    inputs/nightly/train.parquet            configs); nightly adds day-new
     inputs/*/<eval path>                    the real validation file (a hard link)
+    live/days/, live/<eval path>            made by bench_scale (`live_folder`): links to the
+                                            days the runs read as one folder source
     corpus_manifest.json                    seed, sources and sha256, recipe, row counts
 
 Only integer codes (a few bytes per row) are held for the whole corpus; texts are built and
