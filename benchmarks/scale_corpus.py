@@ -10,9 +10,11 @@ Layout of a corpus folder (sizes are rows of the training split):
 
     days/day-01.parquet .. day-NN.parquet   the corpus as daily files (columns text, label)
     days/day-new.parquet                    +1 % new rows, for the nightly rerun
-    inputs/base/train.parquet               days 1..N as one file (what a config names today:
-    inputs/nightly/train.parquet            a file source is one file); nightly adds day-new
+    inputs/base/train.parquet               days 1..N as one file (kept for single-file
+    inputs/nightly/train.parquet            configs); nightly adds day-new
     inputs/*/<eval path>                    the real validation file (a hard link)
+    live/days/, live/<eval path>            made by bench_scale (`live_folder`): links to the
+                                            days the runs read as one folder source
     corpus_manifest.json                    seed, sources and sha256, recipe, row counts
 
 Only integer codes (a few bytes per row) are held for the whole corpus; texts are built and
@@ -176,7 +178,7 @@ def concat_parquet(sources: list[Path], target: Path) -> None:
     os.replace(temporary, target)
 
 
-def _link(source: Path, target: Path) -> None:
+def link_file(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.unlink(missing_ok=True)
     try:
@@ -217,7 +219,7 @@ def build_corpus(spec: CorpusSpec, data_dir: Path, target: Path) -> dict[str, An
     day_paths = [Path(f["path"]) for f in files]
     for name, parts in (("base", day_paths), ("nightly", [*day_paths, Path(extra["path"])])):
         concat_parquet(parts, target / "inputs" / name / "train.parquet")
-        _link(eval_path, target / "inputs" / name / eval_source.path)
+        link_file(eval_path, target / "inputs" / name / eval_source.path)
     labels = list(pools)
     names = get_dataset(spec.dataset).label_names or labels
     base_counts = np.bincount(label_of[: spec.rows], minlength=len(labels))

@@ -80,6 +80,11 @@ def _publish(outcome: StageOutcome, store: RunStore) -> None:
     if "rows_computed" in manifest:  # signals: texts found in the row cache / embedded now
         rows.append({"metric": "rows reused / computed",
                      "value": f"{manifest['rows_reused']} / {manifest['rows_computed']}"})
+    if "files_parsed" in manifest:  # ingest: a folder's files taken from the cache / parsed
+        rows.append({"metric": "files reused / parsed",
+                     "value": f"{manifest['files_reused']} / {manifest['files_parsed']}"})
+        rows.append({"metric": "source rows reused / parsed",
+                     "value": f"{manifest['rows_reused']} / {manifest['rows_parsed']}"})
     if "peak_rss_mb" in manifest:
         rows.append({"metric": "peak RSS (MiB)", "value": manifest["peak_rss_mb"]})
     create_table_artifact(

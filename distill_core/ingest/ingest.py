@@ -43,10 +43,12 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from distill_core.artifacts.schemas import CORPUS_SCHEMA, rejects_table
 from distill_core.artifacts.store import file_sha256
 from distill_core.errors import ConfigError, IngestError
+from distill_core.ingest.file_cache import Entry, EntryWriter, FileCache
 from distill_core.ingest.paths import expand, file_source_for, is_many
 from distill_core.ingest.readers import RawRecord, check_data_file, read_file, read_hub
 from distill_core.ingest.registry import get_dataset
@@ -62,6 +64,7 @@ from distill_core.ingest.split import BatchOut, SplitBuilder
 DATA_DIR_ENV = "TEXTDISTILL_DATA_DIR"
 SPLITS = ("train", "eval")
 BATCH_ROWS = 32_768  # records per batch: bounds what one batch holds in memory
+REJECTS_SCHEMA = rejects_table([]).schema
 
 
 @dataclass
@@ -304,15 +307,72 @@ class _Spill:
         self._dir.cleanup()
 
 
+class _Emit:
+    """Writes a batch's rejects and corpus rows to the sink (rows to the spill while label
+    ids wait for inferred names), and to the per-file cache entry being written, if any."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.reasons: Counter[str] = Counter()
+        self.wrote_rejects = False
+        self.entry: EntryWriter | None = None
+
+    def rejects(self, table: pa.Table, reasons: Any) -> None:
+        if table.num_rows == 0:
+            return
+        self.sink.write(table, rejects=True)
+        self.wrote_rejects = True
+        self.reasons.update(reasons)
+        if self.entry is not None:
+            self.entry.write(table, rejects=True)
+
+    def rows(self, table: pa.Table, spill: _Spill | None) -> None:
+        if table.num_rows == 0:
+            return
+        (spill if spill is not None else self.sink).write(table)
+        if self.entry is not None:
+            self.entry.write(table)
+
+
+def _diff(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    reasons = Counter(after["rejects_by_reason"])
+    reasons.subtract(before["rejects_by_reason"])
+    return {"rows_read": after["rows_read"] - before["rows_read"],
+            "rows_out": after["rows_out"] - before["rows_out"],
+            "duplicates_kept": after["duplicates_kept"] - before["duplicates_kept"],
+            "rejects_by_reason": {k: v for k, v in reasons.items() if v}}
+
+
+def _replay(entry: Entry, builder: SplitBuilder, emit: _Emit, spill: _Spill | None,
+            name: str, file_index: int, batch_rows: int) -> None:
+    """Write a verified cache entry's rows and rejects as a fresh parse of its file would."""
+    with pa.OSFile(str(entry.rejects), "rb") as handle:
+        for batch in pq.ParquetFile(handle).iter_batches(batch_size=batch_rows):
+            table = pa.Table.from_batches([batch]).cast(REJECTS_SCHEMA)
+            emit.rejects(table, table.column("reason").to_pylist())
+    with pa.OSFile(str(entry.corpus), "rb") as handle:
+        for batch in pq.ParquetFile(handle).iter_batches(batch_size=batch_rows):
+            table = pa.Table.from_batches([batch]).cast(CORPUS_SCHEMA)
+            builder.replay(table.column("example_id").to_pylist(),
+                           table.column("source_row").to_pylist(),
+                           table.column("label").to_pylist(), name, file_index)
+            emit.rows(table, spill)
+    builder.add_counts(entry.meta)
+
+
 def stream_dataset(spec: DatasetSpec, data_dir: Path | None, sink: Sink,
                    max_chars: int | None = None, spill_dir: Path | None = None,
-                   batch_rows: int | None = None) -> IngestSummary:
+                   batch_rows: int | None = None,
+                   file_cache: FileCache | None = None) -> IngestSummary:
     """Read the train and eval splits of `spec` batch by batch into `sink`: corpus rows
     (train, then eval, in file order) and rejects (`sink.write(table, rejects=True)`).
 
     `max_chars` is the text length limit for sources that set none (None: DEFAULT_MAX_CHARS);
     `spill_dir` holds the training rows while inferred label names are not yet known (None:
-    the system's temporary folder). An error leaves what was written to the sink incomplete.
+    the system's temporary folder). With `file_cache`, a source of several files (a folder
+    or a glob) reuses the rows and rejects of files an earlier ingest read with the same
+    settings after the same files (`file_cache.py`), and parses only the others; the output
+    is the same. An error leaves what was written to the sink incomplete.
     """
     if max_chars is not None and max_chars < 1:
         raise ConfigError(f"max_chars must be 1 or more, got {max_chars}")
@@ -320,27 +380,31 @@ def stream_dataset(spec: DatasetSpec, data_dir: Path | None, sink: Sink,
     sources = resolve_sources(spec, data_dir)
     label_names = list(spec.label_names) if spec.label_names is not None else None
     summary = IngestSummary(label_names=[])
-    reasons: Counter[str] = Counter()
-    wrote_rejects = False
+    emit = _Emit(sink)
     for source in sources:
-        builder = SplitBuilder(source.split, source.columns, source.name, label_names,
-                               max_chars_of(source, max_chars))
+        limit = max_chars_of(source, max_chars)
+        builder = SplitBuilder(source.split, source.columns, source.name, label_names, limit)
         spill = _Spill(spill_dir) if label_names is None else None
         index = {name: i for i, name in enumerate(label_names or [])}
+
+        def put(name: str, out: BatchOut, spill: _Spill | None = spill,
+                index: dict[str, int] = index, split: str = source.split) -> None:
+            if out.rejects:
+                emit.rejects(rejects_table(out.rejects), (r["reason"] for r in out.rejects))
+            if out.ids:
+                ids = None if spill is not None else [index[label] for label in out.labels]
+                emit.rows(_corpus_table(split, name, out, ids), spill)
+
+        reuse: dict[str, Any] = {}
         try:
-            for name, file_index, records in record_batches(source, batch_rows):
-                out = builder.add_batch(records, name, file_index)
-                if out.rejects:
-                    sink.write(rejects_table(out.rejects), rejects=True)
-                    wrote_rejects = True
-                    reasons.update(r["reason"] for r in out.rejects)
-                if not out.ids:
-                    continue
-                if spill is not None:
-                    spill.write(_corpus_table(source.split, name, out, None))
-                else:
-                    sink.write(_corpus_table(source.split, name, out,
-                                             [index[label] for label in out.labels]))
+            if file_cache is not None and source.many:
+                settings = {"split": source.split, "columns": source.columns.model_dump(
+                    mode="json", exclude={"path"}), "known_labels": label_names, "max_chars": limit}
+                reuse = _read_files(source, builder, emit, spill, put, file_cache, settings,
+                                    batch_rows)
+            else:
+                for name, file_index, records in record_batches(source, batch_rows):
+                    put(name, builder.add_batch(records, name, file_index))
             if source.split == "train":
                 if builder.rows_out == 0:
                     raise IngestError(f"{source.name}: no usable training rows "
@@ -358,19 +422,65 @@ def stream_dataset(spec: DatasetSpec, data_dir: Path | None, sink: Sink,
             if spill is not None:
                 spill.close()
         summary.rows_by_split[source.split] = builder.rows_out
+        identity = source.identity()
+        if reuse:
+            for item in identity["files"]:
+                item["reused"] = item["file"] in reuse["reused_files"]
+            reuse.pop("reused_files")
         summary.sources.append({
             "split": source.split, "source": source.name, "rows_read": builder.rows_read,
             "rows_out": builder.rows_out, "rows_rejected": builder.rows_rejected,
             "duplicates_kept": builder.duplicates_kept,
             "rejects_by_reason": dict(builder.rejects_by_reason),
-            **source.identity(),
+            **identity, **reuse,
         })
-    if not wrote_rejects:  # the rejects table exists, empty, with its schema
+    if not emit.wrote_rejects:  # the rejects table exists, empty, with its schema
         sink.write(rejects_table([]), rejects=True)
     assert label_names is not None
     summary.label_names = label_names
-    summary.rejects_by_reason = dict(reasons)
+    summary.rejects_by_reason = dict(emit.reasons)
     return summary
+
+
+def _read_files(source: ResolvedSource, builder: SplitBuilder, emit: _Emit,
+                spill: _Spill | None, put: Any, cache: FileCache, settings: dict[str, Any],
+                batch_rows: int) -> dict[str, Any]:
+    """Read a source of several files one file at a time: a file whose cache entry (same
+    settings, same file and same files before it) verifies is replayed, any other is parsed
+    and its entry written. Returns what was reused and parsed, for the manifest."""
+    assert source.file is not None
+    chain: list[tuple[str, str]] = []
+    stats: dict[str, Any] = {"files_reused": 0, "files_parsed": 0, "rows_reused": 0,
+                             "rows_parsed": 0, "reused_files": set()}
+    dropped_before = len(cache.dropped)
+    for file_index, path in enumerate(source.files()):
+        name = str(path)
+        chain.append((name, _sha256(path)))
+        key = cache.key(settings, chain)
+        entry = cache.load(key)
+        if entry is not None:
+            _replay(entry, builder, emit, spill, name, file_index, batch_rows)
+            stats["files_reused"] += 1
+            stats["rows_reused"] += entry.meta["rows_read"]
+            stats["reused_files"].add(name)
+            continue
+        before = builder.file_counts()
+        emit.entry = cache.writer(key, CORPUS_SCHEMA, REJECTS_SCHEMA)
+        try:
+            records = read_file(path, file_source_for(source.file, path, True))
+            for chunk in _chunks(records, batch_rows):
+                put(name, builder.add_batch(chunk, name, file_index))
+            emit.entry.commit({"file": name, **_diff(builder.file_counts(), before)})
+        except BaseException:
+            emit.entry.abort()
+            raise
+        finally:
+            emit.entry = None
+        stats["files_parsed"] += 1
+        stats["rows_parsed"] += builder.rows_read - before["rows_read"]
+    if len(cache.dropped) > dropped_before:
+        stats["cache_dropped"] = cache.dropped[dropped_before:]
+    return stats
 
 
 class _Collect:

@@ -84,6 +84,42 @@ class SplitBuilder:
     def rows_rejected(self) -> int:
         return sum(self.rejects_by_reason.values())
 
+    # -- a file read before (ingest's per-file cache) -------------------------------------------
+
+    def replay(self, ids: list[str], rows: list[int], labels: list[str], source: str,
+               file_index: int) -> None:
+        """Take in corpus rows this builder's settings made from the `file_index`-th file in
+        an earlier run, as if they had just been made: their ids join the seen ids (first
+        copy wins, tagged with its row, as `_dedup` does), their labels the labels seen.
+        Counts come apart, once per file (`add_counts`)."""
+        while len(self.files) <= file_index:
+            self.files.append(source)
+        self.files[file_index] = source
+        if not ids:
+            return
+        keys = np.frombuffer(bytes.fromhex("".join(ids)), dtype=">u8").astype(np.uint64)
+        tags = np.asarray(rows, dtype=np.int64) | (np.int64(file_index) << _FILE_SHIFT)
+        earlier = self.seen.lookup(keys)
+        _, first = np.unique(keys, return_index=True)
+        new = np.zeros(len(keys), dtype=bool)
+        new[first] = True
+        new &= earlier == NOT_SEEN
+        self.seen.add(keys[new], tags[new])
+        self.labels_seen.update(labels)
+
+    def file_counts(self) -> dict[str, Any]:
+        """The counters so far, to diff around one file (`add_counts` takes the difference)."""
+        return {"rows_read": self.rows_read, "rows_out": self.rows_out,
+                "duplicates_kept": self.duplicates_kept,
+                "rejects_by_reason": dict(self.rejects_by_reason)}
+
+    def add_counts(self, counts: dict[str, Any]) -> None:
+        """Add one replayed file's counts (a `file_counts` difference)."""
+        self.rows_read += counts["rows_read"]
+        self.rows_out += counts["rows_out"]
+        self.duplicates_kept += counts["duplicates_kept"]
+        self.rejects_by_reason.update(counts["rejects_by_reason"])
+
     # -- one batch ----------------------------------------------------------------------------
 
     def add_batch(self, records: list[RawRecord], source: str, file_index: int = 0) -> BatchOut:

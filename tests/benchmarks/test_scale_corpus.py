@@ -96,3 +96,38 @@ def test_the_scale_config_ingests_the_corpus(corpus: Path, tmp_path: Path) -> No
     counts = store.manifest("ingest")["counts"]
     assert counts["rows_rejected"] == 0
     assert counts["rows_by_split"] == {"train": ROWS + 30, "eval": 872}
+
+
+def test_the_nightly_run_reads_a_grown_folder_and_reuses_the_old_days(
+        corpus: Path, tmp_path: Path) -> None:
+    """bench_scale's runs read `live/days` (the daily files); the nightly run adds day-new
+    there, and its ingest parses only that file, giving the rows of the concatenated file."""
+    from benchmarks.bench_scale import live_folder, write_config
+    from benchmarks.scale_corpus import link_file
+    from distill_core.artifacts.store import RunStore
+    from distill_core.config import load_config
+    from distill_core.pipeline.order import run_pipeline
+    from distill_core.pipeline.stage import StageContext
+    from tasks.executors import make_executor
+
+    manifest = json.loads((corpus / "corpus_manifest.json").read_text())
+    live = live_folder(corpus, manifest)
+    config = write_config(ROOT / "configs" / "scale-static.yaml", manifest,
+                          tmp_path / "cfg.yaml")
+
+    def ingest() -> dict:
+        cfg = load_config(config, [f"data.data_dir={live}"])
+        store = RunStore(tmp_path / "runs", cfg.run_id())
+        run_pipeline(StageContext(cfg, store, make_executor(cfg.compute)), until="ingest")
+        return store.manifest("ingest") | {"ids": store.read("ingest", columns=["example_id"])
+                                              .column("example_id").to_pylist()}
+
+    first = ingest()
+    assert (first["files_reused"], first["files_parsed"]) == (0, 3)
+    link_file(Path(manifest["files"]["new"]["path"]), live / "days" / "day-new.parquet")
+    nightly = ingest()
+    assert (nightly["files_reused"], nightly["files_parsed"]) == (3, 1)
+    assert (nightly["rows_reused"], nightly["rows_parsed"]) == (ROWS, 30)
+    train = pq.read_table(corpus / "inputs" / "nightly" / "train.parquet")
+    assert nightly["counts"]["rows_by_split"]["train"] == train.num_rows == ROWS + 30
+    assert nightly["ids"][:ROWS] == first["ids"][:ROWS]  # the old days' rows, in order
