@@ -19,9 +19,12 @@ dropped (both files removed) and its texts are embedded again, never silently re
 Concurrent writers write distinct names, so both parts land whole; a text embedded by both
 is then in two parts and the oldest part wins, so every reader picks the same vector.
 
-Lookups scan the parts with a pyarrow dataset filter on the needed hashes (row groups of
-`ROW_GROUP` rows), so memory follows the rows asked for, not the cache's size; verifying a
-part reads its bytes once more (sha256, remembered per process).
+A cache object reads every verified part's keys once (16 bytes and a row number per cached
+text, sorted), so a lookup is a binary search and reads the vectors of only the parts that
+hold a match; a stage that looks up batch after batch keeps one object, and the parts it
+appends (or another writer adds: each lookup lists the folder) join its index. Verifying a
+part reads its bytes once more (sha256, remembered per process), and a part is verified
+again right before its vectors are used.
 
 Vectors come from batched inference, whose last bits depend on the batch a text shared
 (padding and kernel choice; up to ~2e-7 here): a reused vector is bit for bit the one first
@@ -44,8 +47,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from distill_core.artifacts.store import file_sha256
@@ -112,6 +113,40 @@ def _writer_gone(name: str) -> bool:
     return False
 
 
+def _as_bytes(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """16-byte keys as a numpy `S16` array (sorts and compares bytewise: every key has 16
+    bytes, so `S` dtype's trailing-null padding never makes two distinct keys equal)."""
+    array = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+    array = array.cast(KEY_TYPE)
+    data = np.frombuffer(array.buffers()[1], dtype="S16", count=array.offset + len(array))
+    return data[array.offset:]
+
+
+@dataclass
+class _PartIndex:
+    """One verified part's keys, sorted, with the row each sits in."""
+
+    part: Path
+    sidecar: Path
+    dim: int
+    keys: np.ndarray  # S16, sorted
+    rows: np.ndarray  # int64: the part row of each sorted key
+
+    @classmethod
+    def of(cls, part: Path, sidecar: Path, dim: int,
+           keys: pa.Array | pa.ChunkedArray) -> _PartIndex:
+        raw = _as_bytes(keys)
+        order = np.argsort(raw, kind="stable")
+        return cls(part, sidecar, dim, raw[order], order.astype(np.int64))
+
+    def match(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(which wanted keys are here, the part row of each; rows of misses are junk)."""
+        if len(self.keys) == 0:
+            return np.zeros(len(wanted), dtype=bool), np.zeros(len(wanted), dtype=np.int64)
+        position = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
+        return self.keys[position] == wanted, self.rows[position]
+
+
 class RowCache:
     """The per-text vector cache of one encoder setting under a runs folder's `.cache`."""
 
@@ -120,6 +155,7 @@ class RowCache:
         self.key = stable_hash({"format": FORMAT, "settings": settings})[:32]
         self.folder = Path(cache_root) / "rows" / self.key
         self.dropped: list[str] = []  # damaged parts removed by this object, and why
+        self._index: list[_PartIndex] | None = None  # the parts' keys, read on first lookup
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -162,44 +198,74 @@ class RowCache:
             return None
         return part, record
 
-    def lookup(self, keys: pa.Array) -> Lookup:
-        """The cached vectors of `keys` (distinct), verifying every part it reads."""
-        found = np.zeros(len(keys), dtype=bool)
-        vectors: np.ndarray | None = None
-        parts = 0
+    def _load_index(self) -> list[_PartIndex]:
+        """Every verified part's keys (16 bytes and a row number per cached text), oldest
+        part first. A part is read once per cache object; each call only lists the folder
+        for parts other writers added since. Parts that do not verify are dropped."""
+        if self._index is None:
+            self._index = []
+        known = {entry.sidecar.name for entry in self._index}
+        added = False
         for sidecar in self._sidecars():
+            if sidecar.name in known:
+                continue
             verified = self._verified(sidecar)
             if verified is None:
                 continue
             part, record = verified
-            dim = int(record.get("dim", 0))
-            if vectors is not None and dim != vectors.shape[1]:
-                self._drop(sidecar, f"vectors of size {dim}, not {vectors.shape[1]}")
+            size = int(record.get("dim", 0))
+            if self._index and size != self._index[0].dim:
+                self._drop(sidecar, f"vectors of size {size}, not {self._index[0].dim}")
                 continue
             try:
-                table = ds.dataset(part, format="parquet").to_table(
-                    columns=["text_hash", "embedding"],
-                    filter=ds.field("text_hash").isin(keys))
-            except (OSError, pa.ArrowException) as exc:
+                schema = pq.read_schema(part)
+                column = schema.field("embedding").type
+                if (schema.field("text_hash").type != KEY_TYPE
+                        or not pa.types.is_fixed_size_list(column) or column.list_size != size
+                        or column.value_type != pa.float32()):
+                    self._drop(sidecar, f"unexpected columns {schema}")
+                    continue
+                keys = pq.read_table(part, columns=["text_hash"]).column("text_hash")
+            except (OSError, KeyError, pa.ArrowException) as exc:
                 self._drop(sidecar, f"unreadable ({exc})")
                 continue
-            column = table.schema.field("embedding").type
-            if (table.schema.field("text_hash").type != KEY_TYPE
-                    or not pa.types.is_fixed_size_list(column) or column.list_size != dim
-                    or column.value_type != pa.float32()):
-                self._drop(sidecar, f"unexpected columns {table.schema}")
-                continue
+            self._index.append(_PartIndex.of(part, sidecar, size, keys))
+            added = True
+        if added:
+            self._index.sort(key=lambda entry: entry.sidecar.name)  # names start with the time
+        return self._index
+
+    def lookup(self, keys: pa.Array) -> Lookup:
+        """The cached vectors of `keys` (distinct). Keys are matched against the parts' key
+        index (read once); only the parts holding a match are read, and each is verified
+        against its sidecar (size, sha256) right before its vectors are used."""
+        wanted = _as_bytes(keys)
+        found = np.zeros(len(wanted), dtype=bool)
+        vectors: np.ndarray | None = None
+        parts = 0
+        for entry in list(self._load_index()):
             parts += 1
-            if vectors is None:
-                vectors = np.zeros((len(keys), dim), dtype=np.float32)
-            if table.num_rows == 0:
+            hits, rows = entry.match(wanted)
+            hits &= ~found  # the oldest part wins a key written twice
+            if not hits.any():
                 continue
-            rows = pc.index_in(table.column("text_hash"), value_set=keys).to_numpy()
-            fresh = ~found[rows]  # the oldest part wins a key written twice
-            flat = table.column("embedding").combine_chunks().flatten()
-            matrix = flat.to_numpy(zero_copy_only=False).reshape(-1, dim)
-            vectors[rows[fresh]] = matrix[fresh]
-            found[rows[fresh]] = True
+            if self._verified(entry.sidecar) is None:  # changed since the index was read
+                self._index.remove(entry)  # type: ignore[union-attr]
+                continue
+            try:
+                column = pq.read_table(entry.part, columns=["embedding"]).column("embedding")
+            except (OSError, pa.ArrowException) as exc:
+                self._drop(entry.sidecar, f"unreadable ({exc})")
+                self._index.remove(entry)  # type: ignore[union-attr]
+                continue
+            flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+            matrix = flat.reshape(-1, entry.dim)
+            if vectors is None:
+                vectors = np.zeros((len(wanted), entry.dim), dtype=np.float32)
+            vectors[hits] = matrix[rows[hits]]
+            found |= hits
+        if vectors is None and self._index:
+            vectors = np.zeros((len(wanted), self._index[0].dim), dtype=np.float32)
         return Lookup(vectors, found, parts)
 
     # -- writing ---------------------------------------------------------------------------
@@ -267,6 +333,9 @@ class RowCache:
         finally:
             tmp_part.unlink(missing_ok=True)
             tmp_sidecar.unlink(missing_ok=True)
+        if self._index is not None:  # later lookups of this object find these texts too
+            self._index.append(_PartIndex.of(part, sidecar, dim, table.column("text_hash")))
+            self._index.sort(key=lambda entry: entry.sidecar.name)
         return part.name
 
 

@@ -123,8 +123,9 @@ def _body(ctx: StageContext) -> StageOutput:
         return vectors
 
     def encode_cached(texts):
-        cache = RowCache(ctx.store.cache_root, _settings(ctx.cfg))
-        vectors, stats = cached_encode(cache, texts, encode, ctx.store.run_id)
+        if "cache" not in runs:  # one cache object per stage: its key index is read once
+            runs["cache"] = RowCache(ctx.store.cache_root, _settings(ctx.cfg))
+        vectors, stats = cached_encode(runs["cache"], texts, encode, ctx.store.run_id)
         runs["rows"] = _merge_rows(runs.get("rows"), stats)
         return vectors
 
