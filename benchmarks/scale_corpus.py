@@ -24,7 +24,6 @@ written in chunks, so a 5M-row corpus builds in bounded memory.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import shutil
@@ -37,6 +36,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from distill_core.hashing import stream_sha256
 
 RECIPE_VERSION = 1
 CHUNK_ROWS = 100_000
@@ -61,11 +62,8 @@ class CorpusSpec:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return stream_sha256(handle)
 
 
 def _source_files(dataset: str) -> tuple[Any, Any]:

@@ -9,7 +9,6 @@ their writer's host and PID (`temp_suffix`), so a later writer can tell whose th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -20,6 +19,7 @@ from typing import Any
 
 from distill_core.artifacts.location import Where
 from distill_core.errors import ArtifactError
+from distill_core.hashing import stream_sha256
 
 MANIFEST = "manifest.json"
 DATA = "data"  # the stage's rows: `<stage>/data/part-*.parquet`
@@ -67,11 +67,8 @@ def file_sha256(path: Where) -> str:
     info = path.stat()
     key = (str(path), info.st_ino, info.st_mtime_ns, info.st_size)
     if key not in _SHA_MEMO:
-        digest = hashlib.sha256()
         with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _SHA_MEMO[key] = digest.hexdigest()
+            _SHA_MEMO[key] = stream_sha256(handle)
     return _SHA_MEMO[key]
 
 

@@ -78,6 +78,17 @@ class FeaturePool:
                             synthetic=synthetic)
 
 
+def _label_count(store: RunStore, evaluation_rows: int) -> int:
+    """The run's label count; an error when ingest has not run or left no evaluation row."""
+    if evaluation_rows == 0:
+        raise RuntimeError(f"{store.root}: the evaluation split has no usable rows (see "
+                           "ingest rejects)")
+    ingest = store.manifest("ingest")
+    if ingest is None:
+        raise RuntimeError(f"{store.root}: ingest has not run")
+    return len(ingest["label_names"])
+
+
 @dataclass
 class EvaluationData:
     """A run's training pool, evaluation split, label count and distilled sets (if filtered);
@@ -115,18 +126,13 @@ class EvaluationData:
         corpus, embeddings = store.read("ingest"), store.read("signals")
         train, train_x = split_features(corpus, embeddings, "train")
         evaluation, eval_x = split_features(corpus, embeddings, "eval")
-        if evaluation.num_rows == 0:
-            raise RuntimeError(f"{store.root}: the evaluation split has no usable rows (see "
-                               "ingest rejects)")
-        ingest = store.manifest("ingest")
-        if ingest is None:
-            raise RuntimeError(f"{store.root}: ingest has not run")
+        n_labels = _label_count(store, evaluation.num_rows)
         from distill_core.learners.embeds import LearnedSource
 
         return cls(pool=FeaturePool(train, train_x, generated_features(store),
                                     LearnedSource.from_store(store)),
                    evaluation=learner_data(evaluation, eval_x),
-                   n_labels=len(ingest["label_names"]),
+                   n_labels=n_labels,
                    distilled=store.read("filter") if store.manifest("filter") else None,
                    filters=filters)
 
@@ -142,15 +148,10 @@ class EvaluationData:
         evaluation, eval_x, _ = corpus_where(
             store, lambda rows, _: pc.equal(rows.column("split"), "eval").to_numpy(
                 zero_copy_only=False), ["example_id", "split", "text", "text_pair", "label_id"])
-        if evaluation.num_rows == 0:
-            raise RuntimeError(f"{store.root}: the evaluation split has no usable rows (see "
-                               "ingest rejects)")
-        ingest = store.manifest("ingest")
-        if ingest is None:
-            raise RuntimeError(f"{store.root}: ingest has not run")
+        n_labels = _label_count(store, evaluation.num_rows)
         return cls(pool=StreamedFeaturePool(store, generated_features(store),
                                             LearnedSource.from_store(store)),
                    evaluation=learner_data(evaluation, eval_x),
-                   n_labels=len(ingest["label_names"]),
+                   n_labels=n_labels,
                    distilled=store.read("filter") if store.manifest("filter") else None,
                    filters=filters)

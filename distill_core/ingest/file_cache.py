@@ -19,7 +19,6 @@ returned for the stage manifest: never reused silently.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -31,7 +30,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from distill_core.hashing import stable_hash
+from distill_core.hashing import stable_hash, stream_sha256
 
 FORMAT = 1  # bump when what an entry holds or how ingest makes rows changes
 FOLDER = "ingest-files"
@@ -42,11 +41,8 @@ REJECTS = "rejects.parquet"
 
 def _sha256(path: Path) -> str:
     """sha256 of the bytes on disk now (no memo: an entry is checked as it is read)."""
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return stream_sha256(handle)
 
 
 @dataclass

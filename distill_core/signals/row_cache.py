@@ -51,7 +51,7 @@ import pyarrow.parquet as pq
 
 from distill_core.artifacts.store import file_sha256
 from distill_core.errors import ArtifactError
-from distill_core.hashing import stable_hash
+from distill_core.hashing import stable_hash, stream_sha256
 
 FORMAT = 1  # bump when the part layout changes: older parts then sit under another key
 ROW_GROUP = 65_536  # rows per Parquet row group: the unit a filtered scan holds in memory
@@ -320,12 +320,10 @@ class RowCache:
                           "embedding": pa.FixedSizeListArray.from_arrays(flat, dim)})
         try:
             pq.write_table(table, tmp_part, row_group_size=ROW_GROUP)
-            digest = hashlib.sha256()
             with tmp_part.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+                digest = stream_sha256(handle)
             record = {"format": FORMAT, "file": part.name, "rows": table.num_rows, "dim": dim,
-                      "bytes": tmp_part.stat().st_size, "sha256": digest.hexdigest(),
+                      "bytes": tmp_part.stat().st_size, "sha256": digest,
                       "run_id": run_id, "created_at": datetime.now(UTC).isoformat()}
             tmp_sidecar.write_text(json.dumps(record, indent=2), encoding="utf-8")
             tmp_part.rename(part)
