@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 
 from distill_core.synthesize import select_candidates, select_per_class
 from distill_core.synthesize.stage import SelectionInputs
+from tests.synthesize.fixtures import two_class_train
 
 
 def test_random_is_stratified_deterministic_and_seed_dependent() -> None:
@@ -21,12 +21,7 @@ def test_random_is_stratified_deterministic_and_seed_dependent() -> None:
 
 def test_stage_accounts_for_every_row_in_every_replicate() -> None:
     n = 30
-    train = pa.table({
-        "example_id": [f"id{i}" for i in range(n)], "split": ["train"] * n,
-        "text": [f"text {i}" for i in range(n)], "text_pair": pa.nulls(n, pa.string()),
-        "label": ["a" if i < 20 else "b" for i in range(n)],
-        "label_id": pa.array([0 if i < 20 else 1 for i in range(n)], pa.int32()),
-    })
+    train = two_class_train(n, 20)
     features = np.random.default_rng(0).normal(size=(n, 4)).astype(np.float32)
     inputs = SelectionInputs("kmeans", features, train.column("label_id").to_numpy(), 3, {})
     result = select_candidates(train, inputs, [5, 6], "run-x")

@@ -13,18 +13,13 @@ from distill_core.methods.generative import with_reserve
 from distill_core.synthesize.base import ClassData, select_per_class
 from distill_core.synthesize.kmeans_prototypes import kmeans_prototypes
 from distill_core.synthesize.stage import SelectionInputs, select_candidates
+from tests.synthesize.fixtures import class_data, two_class_train
 
 METHODS = ["random", "kmeans", "herding", "kcenter_greedy", "gradmatch", "el2n"]
 
 
 def _data(seed: int = 0, n: int = 90, dim: int = 8, classes: int = 3) -> ClassData:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, dim))
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    p = rng.dirichlet(np.ones(classes), size=n)
-    grad = p - np.eye(classes)[np.zeros(n, dtype=int)]
-    return ClassData(x.astype(np.float32), grad.astype(np.float32),
-                     np.linalg.norm(grad, axis=1).astype(np.float32))
+    return class_data(seed, n, dim, classes)
 
 
 def _per_class(picked, labels: np.ndarray) -> dict[int, list[int]]:
@@ -72,12 +67,7 @@ def test_kmeans_reserve_takes_each_clusters_next_nearest_member() -> None:
 
 def test_synthesize_writes_the_ranking_and_accounts_for_every_row() -> None:
     n = 40
-    train = pa.table({
-        "example_id": [f"id{i}" for i in range(n)], "split": ["train"] * n,
-        "text": [f"text {i}" for i in range(n)], "text_pair": pa.nulls(n, pa.string()),
-        "label": ["a" if i < 25 else "b" for i in range(n)],
-        "label_id": pa.array([0 if i < 25 else 1 for i in range(n)], pa.int32()),
-    })
+    train = two_class_train(n, 25)
     features = np.random.default_rng(0).normal(size=(n, 4)).astype(np.float32)
     inputs = SelectionInputs("herding", features, train.column("label_id").to_numpy(), 3, {},
                              oversample=2)

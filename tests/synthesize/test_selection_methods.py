@@ -11,16 +11,11 @@ from distill_core.synthesize.el2n import el2n_stratified
 from distill_core.synthesize.gradmatch import gradient_matching
 from distill_core.synthesize.herding import herding
 from distill_core.synthesize.kcenter_greedy import kcenter_greedy
+from tests.synthesize.fixtures import class_data
 
 
 def _data(seed: int = 0, n: int = 60, dim: int = 8, classes: int = 3) -> ClassData:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, dim))
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    p = rng.dirichlet(np.ones(classes), size=n)
-    grad = p - np.eye(classes)[np.zeros(n, dtype=int)]
-    return ClassData(x.astype(np.float32), grad.astype(np.float32),
-                     np.linalg.norm(grad, axis=1).astype(np.float32))
+    return class_data(seed, n, dim, classes)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
