@@ -24,7 +24,7 @@ import torch
 from distill_core.learned.functional import FunctionalLearner
 from distill_core.learned.inner import InnerConfig
 from distill_core.learned.real import RealData
-from distill_core.learned.synthetic import SyntheticSet, save_atomically
+from distill_core.learned.synthetic import SyntheticSet, load_verified, save_atomically
 from distill_core.seeds import derive_seed
 
 StepCallback = Callable[[int, float], None]  # (outer step done, its loss)
@@ -136,9 +136,10 @@ class Distiller(ABC):
         return save_atomically(self.state(), path)
 
     def resume(self, path: str | Path) -> bool:
-        """Load the state saved at `path` if there is one; True when it did."""
-        path = Path(path)
-        if not path.is_file():
+        """Load the state saved at `path` if there is one that matches its sha256 sidecar;
+        True when it did (a changed or torn state file is not trusted: start over)."""
+        state = load_verified(path)
+        if state is None:
             return False
-        self.load_state(torch.load(path, map_location="cpu", weights_only=False))
+        self.load_state(state)
         return True

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from distill_core.artifacts.parts import file_sha256, part_records
 from distill_core.hashing import stable_hash
 from distill_core.learned.functional import FunctionalLearner, Params
 from distill_core.learned.real import RealData
@@ -66,14 +67,24 @@ def _write(params: Params, path: Path) -> None:
 
 
 def cached_experts(folder: Path, key: str) -> list[Path] | None:
-    """The checkpoint files of a finished trajectory with this key, else None."""
+    """The checkpoint files of a finished trajectory with this key whose sizes and sha256
+    match its manifest, else None (then the trajectory is trained again)."""
     manifest = folder / MANIFEST
     if not manifest.is_file():
         return None
-    saved = json.loads(manifest.read_text())
-    files = [folder / name for name in saved["files"]]
-    if saved.get("key") != key or not all(f.is_file() for f in files):
+    try:
+        saved = json.loads(manifest.read_text())
+    except (OSError, ValueError):
         return None
+    files = [folder / name for name in saved.get("files", [])]
+    records = saved.get("parts") or {}
+    if saved.get("key") != key or not files:
+        return None
+    for path in files:  # reuse only checkpoints that still match what the manifest recorded
+        record = records.get(path.name) or {}
+        if (not path.is_file() or path.stat().st_size != record.get("bytes")
+                or file_sha256(path) != record.get("sha256")):
+            return None
     return files
 
 
@@ -104,6 +115,7 @@ def train_experts(learner: FunctionalLearner, real: RealData, folder: str | Path
     manifest = folder / MANIFEST
     tmp = manifest.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps({"key": key, "files": [f.name for f in files],
+                               "parts": part_records(folder, [f.name for f in files]),
                                "config": dataclasses.asdict(config)}, indent=2))
     os.replace(tmp, manifest)
     return files

@@ -22,7 +22,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from distill_core.hashing import stable_hash
+from distill_core.errors import ArtifactError
+from distill_core.hashing import stable_hash, stream_sha256
 
 MASKED = -1e9  # finite, so that 0 * log p stays 0 and gradients stay finite
 TABLE_META_KEY = b"textdistill.learned"
@@ -34,15 +35,37 @@ def synthetic_id(seed: int, label: int, index: int) -> str:
                         "index": int(index)})[:16]
 
 
+def _sidecar(path: Path) -> Path:
+    return path.with_name(f"{path.name}.sha256")
+
+
 def save_atomically(value: Any, path: str | Path) -> Path:
-    """`torch.save(value)` to a temporary name beside `path`, then renamed: a crash never
-    leaves half a file under `path`."""
+    """`torch.save(value)` to a temporary name beside `path`, then renamed, with the file's
+    sha256 in `<path>.sha256` (renamed into place last): a crash never leaves half a file
+    under `path`, and `load_verified` reads back only what the sidecar vouches for."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp_sidecar = path.with_name(f".{path.name}.sha256.tmp-{os.getpid()}")
     torch.save(value, tmp)
+    with tmp.open("rb") as handle:
+        tmp_sidecar.write_text(stream_sha256(handle), encoding="utf-8")
     os.replace(tmp, path)
+    os.replace(tmp_sidecar, _sidecar(path))
     return path
+
+
+def load_verified(path: str | Path) -> Any | None:
+    """What `save_atomically` wrote at `path`; None when there is no file, no sidecar, or the
+    file's sha256 differs from the sidecar's (changed or torn since it was saved)."""
+    path = Path(path)
+    sidecar = _sidecar(path)
+    if not path.is_file() or not sidecar.is_file():
+        return None
+    with path.open("rb") as handle:
+        if stream_sha256(handle) != sidecar.read_text(encoding="utf-8").strip():
+            return None
+    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 @dataclass
@@ -137,7 +160,12 @@ class SyntheticSet(torch.nn.Module):
 
     @classmethod
     def load(cls, path: str | Path) -> SyntheticSet:
-        return cls.from_dict(torch.load(path, map_location="cpu", weights_only=False))
+        """A set `save` wrote, after checking it against its sha256 sidecar."""
+        data = load_verified(path)
+        if data is None:
+            raise ArtifactError(f"{path}: missing, or changed since it was saved (sha256 "
+                                "differs from its .sha256 sidecar); save the set again")
+        return cls.from_dict(data)
 
     # -- Arrow table -----------------------------------------------------------------------
     def cpu_view(self) -> dict[str, np.ndarray]:

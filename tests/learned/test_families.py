@@ -61,6 +61,9 @@ def test_trajectory_matching_with_cached_experts(tiny_encoder, real, make_synthe
     stamps = [f.stat().st_mtime_ns for f in files]
     assert train_experts(learner, real, tmp_path / "experts", config) == files
     assert [f.stat().st_mtime_ns for f in files] == stamps  # cached: not retrained
+    files[1].write_bytes(files[1].read_bytes()[:-1] + b"\0")  # a changed checkpoint
+    assert train_experts(learner, real, tmp_path / "experts", config) == files
+    assert files[1].stat().st_mtime_ns != stamps[1]  # not trusted: the trajectory retrained
     distiller = TrajectoryMatching(learner, make_synthetic(learner), OUTER,
                                    InnerConfig(steps=2), trajectories=[files], expert_span=1)
     losses = _fit(distiller, real)

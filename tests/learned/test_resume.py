@@ -38,3 +38,7 @@ def test_resume_from_saved_step_matches_uninterrupted_run(tiny_encoder, real, ma
     for name, tensor in whole.synthetic.state_dict().items():
         assert torch.equal(tensor, resumed.synthetic.state_dict()[name]), name
     assert not list(tmp_path.glob(".*tmp*"))
+    with checkpoint.open("r+b") as handle:  # a changed state file is not resumed from
+        handle.seek(-1, 2)
+        handle.write(b"\1")
+    assert not distiller().resume(checkpoint)
