@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from distill_core.artifacts.store import _temp_suffix
+from distill_core.artifacts.parts import temp_suffix
 from distill_core.methods.registry import Method
 from distill_core.pipeline.inputs import selection_pool, streamed_pool, teacher_view
 from distill_core.pipeline.stage import StageContext
@@ -57,7 +57,7 @@ class SelectionFamily:
         # Scratch space on local disk: the run folder when it is local (same disk as the
         # artifacts), the system's temporary folder when the runs folder is an object store.
         scratch = Path(tempfile.gettempdir()) if ctx.store.remote else ctx.store.root
-        spill = scratch / f".synthesize-spill.{_temp_suffix('tmp')}"
+        spill = scratch / f".synthesize-spill.{temp_suffix('tmp')}"
         try:
             pool = streamed_pool(cfg, ctx.store, None if method.name == "random" else spill)
             inputs = StreamedSelection(method.name, pool.label_ids, pool.classes,
