@@ -143,15 +143,12 @@ class EvaluationData:
         evaluations without the `full` baseline, which needs every row."""
         from distill_core.evaluate.streamed import StreamedFeaturePool
         from distill_core.learners.embeds import LearnedSource
-        from distill_core.pipeline.inputs import corpus_where
 
-        evaluation, eval_x, _ = corpus_where(
-            store, lambda rows, _: pc.equal(rows.column("split"), "eval").to_numpy(
-                zero_copy_only=False), ["example_id", "split", "text", "text_pair", "label_id"])
+        pool = StreamedFeaturePool(store, generated_features(store),
+                                   LearnedSource.from_store(store))
+        distilled = store.read("filter") if store.manifest("filter") else None
+        ids = distilled.column("example_id").to_pylist() if distilled is not None else []
+        evaluation, eval_x = pool.prefetch(ids, "eval")
         n_labels = _label_count(store, evaluation.num_rows)
-        return cls(pool=StreamedFeaturePool(store, generated_features(store),
-                                            LearnedSource.from_store(store)),
-                   evaluation=learner_data(evaluation, eval_x),
-                   n_labels=n_labels,
-                   distilled=store.read("filter") if store.manifest("filter") else None,
-                   filters=filters)
+        return cls(pool=pool, evaluation=learner_data(evaluation, eval_x), n_labels=n_labels,
+                   distilled=distilled, filters=filters)

@@ -52,3 +52,36 @@ def test_streamed_pool_draws_and_scores_like_the_in_memory_pool(filtered) -> Non
     after = evaluate_selection(streamed, plan, lambda _: None)
     assert "random" in before.column("setting").to_pylist()
     assert after.drop_columns(["wall_time_s"]).equals(before.drop_columns(["wall_time_s"]))
+
+
+def test_streamed_pool_reads_the_corpus_once_per_random_draw(filtered, monkeypatch) -> None:
+    """The evaluation split and the distilled rows come in one pass and every row once read is
+    reused: counting the fits, then fitting them, for two learners, reads the corpus for each
+    random seed's draw (the pool's pass, and the filters' pass that reads the draw's texts and
+    vectors, the first also the evaluation split) and never for a replicate or a repeated
+    sample (before, each learner's count and fit re-read every replicate and sample)."""
+    import distill_core.evaluate.streamed as streamed_module
+    import distill_core.pipeline.inputs as inputs_module
+    from distill_core.evaluate import count_fits
+
+    cfg, store = filtered
+    passes = {"n": 0}
+    real = streamed_module.corpus_where
+
+    def counted(*args, **kwargs):
+        passes["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(streamed_module, "corpus_where", counted)
+    monkeypatch.setattr(inputs_module, "corpus_where", counted)
+    data = EvaluationData.streamed_from_store(store, baseline_filters(cfg, store))
+    assert passes["n"] == 1  # the evaluation split and both replicates' distilled rows
+    plan = EvaluationPlan.from_config(cfg)
+    two_learners = EvaluationPlan(plan.method, plan.per_class, plan.seeds,
+                                  plan.learners * 2, plan.baselines)
+    total = count_fits(data, two_learners)
+    scores = evaluate_selection(data, two_learners, lambda _: None)
+    assert scores.num_rows == total == 8  # 2 learners x 2 replicates x (distilled, random)
+    assert passes["n"] == 1 + 2 * 2  # two per seed (the first also reads the filters' eval split)
+    first, second = scores.slice(0, 4), scores.slice(4, 4)
+    assert first.column("accuracy").equals(second.column("accuracy"))
