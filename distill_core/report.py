@@ -122,7 +122,15 @@ def _figures(store: RunStore) -> str:
     """The report's two figures (or the sentences saying why one is missing), as HTML."""
     evaluate = store.manifest("evaluate")
     parts = ["<h2>Figures</h2>"]
-    if evaluate and evaluate.get("summary"):
+    if evaluate and evaluate.get("instruction_summary"):
+        from distill_core.pipeline.stages.instruct_evaluate import loss_png
+
+        parts.append(figure_html(
+            loss_png(evaluate["instruction_summary"]), "held-out loss against budget",
+            "Held-out response loss per token of `sft_lora` against the rows it trained on, "
+            "mean ± sample std over seeds (diamond: the distilled set; circles: random subsets "
+            "of the same budget and the full pool)."))
+    elif evaluate and evaluate.get("summary"):
         classes = len((store.manifest("ingest") or {}).get("label_names") or []) or None
         several = len(score_learners(evaluate["summary"])) > 1
         parts.append(figure_html(
