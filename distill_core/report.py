@@ -57,10 +57,18 @@ def _header(store: RunStore) -> list[str]:
     ingest, run = store.manifest("ingest") or {}, _run_manifest(store)
     config = run.get("config", {})
     data, synth = config.get("data", {}), config.get("synthesize", {})
+    if data.get("task") == "instruction":
+        source = data.get("instruction") or {}
+        name = source.get("preset") or (source.get("train") or {}).get("path")
+        what = (f"- instruction data: `{name}`; method: `{synth.get('method')}`, "
+                f"budget {synth.get('budget') or 0.05} "
+                f"({(store.manifest('synthesize') or {}).get('budget_rows')} rows)")
+    else:
+        what = (f"- dataset: `{data.get('dataset')}`; method: `{synth.get('method')}`, "
+                f"{synth.get('per_class')} per class")
     return [
         f"# textdistill run `{store.run_id}`", "",
-        f"- dataset: `{data.get('dataset')}`; method: `{synth.get('method')}`, "
-        f"{synth.get('per_class')} per class; seeds: {config.get('run', {}).get('seeds')}",
+        f"{what}; seeds: {config.get('run', {}).get('seeds')}",
         f"- encoder: `{config.get('signals', {}).get('model')}` ({_precision(store, config)})",
         f"- config hash: `{run.get('config_hash', '')[:16]}`; labels: "
         f"{', '.join(ingest.get('label_names', []))}", ""]

@@ -15,9 +15,6 @@ from distill_core.pipeline.stages.evaluate import EVALUATE
 from distill_core.pipeline.stages.filter import FILTER
 from distill_core.pipeline.stages.generate import GENERATE
 from distill_core.pipeline.stages.ingest import INGEST
-from distill_core.pipeline.stages.learn import LEARN
-from distill_core.pipeline.stages.signals import SIGNALS
-from distill_core.pipeline.stages.synthesize import SYNTHESIZE
 from distill_core.pipeline.stages.instruct_evaluate import INSTRUCTION_EVALUATE
 from distill_core.pipeline.stages.instruct_ingest import INSTRUCTION_INGEST
 from distill_core.pipeline.stages.instruct_reference import INSTRUCTION_REFERENCE
@@ -25,6 +22,9 @@ from distill_core.pipeline.stages.instruct_synthesize import (
     INSTRUCTION_FILTER,
     INSTRUCTION_SYNTHESIZE,
 )
+from distill_core.pipeline.stages.learn import LEARN
+from distill_core.pipeline.stages.signals import SIGNALS
+from distill_core.pipeline.stages.synthesize import SYNTHESIZE
 from distill_core.pipeline.stages.teacher import TEACHER
 from distill_core.pipeline.task_kind import by_task, only_classification
 

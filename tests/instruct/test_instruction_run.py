@@ -89,6 +89,7 @@ def test_less_runs_through_the_flow_with_a_balanced_funnel(
     assert {s["rows"] for s in scores if s["setting"] != "full"} == {5}
     report = (run_dir / "report.md").read_text()
     assert "## Scores (`sft_lora`" in report and "held out of the training file" in report
+    assert "instruction data: `alpaca.json`; method: `less`, budget 0.2 (5 rows)" in report
     assert "held-out loss against budget" in (run_dir / "report.html").read_text()
 
     _, outcomes = run_stages(cfg, tmp_path / "runs")  # a rerun resumes every stage
