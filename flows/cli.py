@@ -372,10 +372,15 @@ def validate(
                 raise ConfigError(f"{', '.join(given)} describe a data file; "
                                   f"{target or 'the default config'} is a config: put the "
                                   "columns in its data.train / data.eval file sources")
-            spec = resolve_dataset(cfg.data.dataset, cfg.data.train, cfg.data.eval,
-                                   cfg.data.label_names)
-            result = ingest_dataset(spec, data_dir_from(cfg.data.data_dir),
-                                    max_chars=cfg.ingest.max_chars)
+            if cfg.is_instruction:
+                from distill_core.pipeline.stages.instruct_ingest import validation
+
+                result = validation(cfg)
+            else:
+                spec = resolve_dataset(cfg.data.dataset, cfg.data.train, cfg.data.eval,
+                                       cfg.data.label_names)
+                result = ingest_dataset(spec, data_dir_from(cfg.data.data_dir),
+                                        max_chars=cfg.ingest.max_chars)
     if print_validation(console, result, guessed, limit, as_json):
         raise typer.Exit(code=1)  # some rows would be rejected
 

@@ -6,6 +6,7 @@ exit 2, one line naming the key, no traceback.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -64,3 +65,23 @@ def test_instruction_config_defaults_and_refusals() -> None:
                              (["data.instruction.eval={path: x.json}"], "brings its own")):
         with pytest.raises(ConfigError, match=words):
             load_config(INSTRUCTION, overrides)
+
+
+def test_validate_lists_the_rows_instruction_ingest_would_reject(tmp_path: Path) -> None:
+    lines = ['{"question": "What is 2 + 2?", "answer": "#### 4"}', '{"question": "broken',
+             '{"question": "What is 3 + 3?"}', '{"question": "", "answer": "#### 1"}']
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "test.jsonl").write_text(lines[0] + "\n", encoding="utf-8")
+    source = "{path: %s, instruction: question, response: answer}"
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "validate", INSTRUCTION, "--json",
+         "--set", f"data.instruction={{train: {source % 'train.jsonl'}, "
+                  f"eval: {source % 'test.jsonl'}}}", "--data-dir", str(tmp_path)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert [(p["source_row"], p["reason"]) for p in report["problems"]] == [
+        (2, "invalid_json"), (3, "missing_field"), (4, "empty_prompt")]
+    assert [(s["split"], s["rows_out"]) for s in report["sources"]] == [("train", 1),
+                                                                        ("eval", 1)]

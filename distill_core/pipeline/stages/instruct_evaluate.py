@@ -23,6 +23,7 @@ from distill_core.evaluate.instruction import (
     summarize,
 )
 from distill_core.generate.models import causal_lm_identity
+from distill_core.instruct.device import set_torch_threads
 from distill_core.markdown import markdown_table
 from distill_core.pipeline.inputs import filter_context
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
@@ -41,6 +42,7 @@ def _settings(cfg: RunConfig) -> dict[str, Any]:
 
 def _body(ctx: StageContext) -> StageOutput:
     cfg, store = ctx.cfg, ctx.store
+    set_torch_threads(cfg.compute.torch_threads)
     corpus = store.read("ingest")
     held_out = eval_sample(corpus, cfg.instruct.eval_rows, cfg.instruct.eval_seed)
     budget = int((store.manifest("filter") or {})["budget_rows"])

@@ -96,6 +96,17 @@ def _body(ctx: StageContext) -> StageOutput:
                        inputs={"sources": result.sources})
 
 
+def validation(cfg: RunConfig) -> Any:
+    """What `textdistill validate` prints for instruction data: the rows ingest would read
+    and reject (sources, rejects, label names), without a run."""
+    from types import SimpleNamespace
+
+    train, evaluation, holdout = _sources(cfg)
+    result = ingest_instructions(train, evaluation, holdout, data_dir_from(cfg.data.data_dir))
+    return SimpleNamespace(sources=result.sources, rejects=result.rejects,
+                           label_names=[ID_LABEL])
+
+
 def _report(store: RunStore) -> list[str]:
     ingest = store.manifest("ingest") or {}
     lines = [f"- {s['split']}: `{s['source']}` ({s['rows_read']} rows read, "

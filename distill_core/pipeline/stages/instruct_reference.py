@@ -21,6 +21,7 @@ from distill_core.artifacts.counts import Counts
 from distill_core.artifacts.store import RunStore
 from distill_core.config import RunConfig
 from distill_core.generate.models import causal_lm_identity
+from distill_core.instruct.device import set_torch_threads
 from distill_core.instruct.rows import InstructionRow
 from distill_core.methods import get_method
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
@@ -75,6 +76,7 @@ def _body(ctx: StageContext) -> StageOutput:
     from distill_core.instruct.signals import difficulty
 
     cfg, ref = ctx.cfg, ctx.cfg.instruct.reference
+    set_torch_threads(cfg.compute.torch_threads)
     corpus = ctx.store.read("ingest")
     positions, rows = pool_rows(corpus)
     ctx.report(0, len(rows), f"loading {ref.model}")
