@@ -94,3 +94,34 @@ def test_less_runs_through_the_flow_with_a_balanced_funnel(
 
     _, outcomes = run_stages(cfg, tmp_path / "runs")  # a rerun resumes every stage
     assert [o.status for o in outcomes] == ["resumed"] * 6
+
+
+def test_contamination_on_prompt_and_response_is_refilled_from_the_ranking(
+        alpaca_records, tmp_path: Path, run_stages) -> None:
+    from distill_core.audit import RunAudit
+
+    data = tmp_path / "data"
+    data.mkdir()
+    evaluation = alpaca_records[40:45]
+    copy = {**evaluation[0], "output": evaluation[0]["output"] + " Thanks."}  # passes ingest
+    (data / "train.json").write_text(json.dumps(alpaca_records[:20] + [copy]), encoding="utf-8")
+    (data / "eval.json").write_text(json.dumps(evaluation), encoding="utf-8")
+    columns = {"instruction": "instruction", "input": "input", "response": "output"}
+    cfg = RunConfig.model_validate({
+        "run": {"name": "instruct-filter", "seeds": [0, 1]},
+        "data": {"task": "instruction", "data_dir": str(data), "instruction": {
+            "train": {"path": "train.json", **columns},
+            "eval": {"path": "eval.json", **columns}}},
+        "signals": {"model": "all-MiniLM-L6-v2", "precision": "fp32", "max_length": 64},
+        "synthesize": {"method": "random", "budget": 8, "oversample": 3},
+        "filter": {"contamination": {"ngram": 8}}})
+    store, _ = run_stages(cfg, tmp_path / "runs", until="filter")
+    assert store.manifest("synthesize")["ranked_rows"] == 21  # the whole pool, ranked
+    rejects = store.read("filter", rejects=True).to_pylist()
+    copied = [r for r in rejects if r["reason"].startswith("contaminated")]
+    assert len(copied) == 2 and len({r["example_id"] for r in copied}) == 1  # once per seed
+    distilled = store.read("filter")
+    assert distilled.column("replicate").value_counts().to_pylist() == [
+        {"values": 0, "counts": 8}, {"values": 1, "counts": 8}]  # refilled: never short
+    assert copied[0]["example_id"] not in distilled.column("example_id").to_pylist()
+    assert all(f["balanced"] for f in RunAudit(tmp_path / "runs" / cfg.run_id()).funnel())
