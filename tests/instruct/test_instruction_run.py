@@ -94,6 +94,13 @@ def test_less_runs_through_the_flow_with_a_balanced_funnel(
 
     _, outcomes = run_stages(cfg, tmp_path / "runs")  # a rerun resumes every stage
     assert [o.status for o in outcomes] == ["resumed"] * 6
+    # Another budget is another run: the reference decoder's gradients come from the cache.
+    other = cfg.model_copy(update={"synthesize": cfg.synthesize.model_copy(
+        update={"budget": 0.1})})
+    _, outcomes = run_stages(other, tmp_path / "runs", until="synthesize")
+    assert [(o.stage, o.status) for o in outcomes] == [
+        ("ingest", "cached"), ("signals", "cached"), ("teacher", "cached"),
+        ("synthesize", "computed")]
 
 
 def test_contamination_on_prompt_and_response_is_refilled_from_the_ranking(
