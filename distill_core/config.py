@@ -412,6 +412,9 @@ class RunConfig(_Section):
                    (self.filter.teacher_consistency.enabled,
                     "filter.teacher_consistency (no labels)"),
                    (self.filter.corpus, "filter.corpus (not yet for instruction data)"),
+                   (self.evaluate.learners != ["linear_probe"],
+                    "evaluate.learners (instruction data is scored by `sft_lora`: set "
+                    "instruct.sft)"),
                    (self.synthesize.budget is not None and self.synthesize.budget >= 1
                     and self.synthesize.budget != int(self.synthesize.budget),
                     "a fractional synthesize.budget of 1 or more (below 1: a fraction; "

@@ -61,6 +61,7 @@ def test_instruction_config_defaults_and_refusals() -> None:
             load_config(QUICKSTART, overrides)
     for overrides, words in ((["filter.teacher_consistency.enabled=true"], "no labels"),
                              (["synthesize.budget=2.5"], "a whole row count"),
+                             (["evaluate.learners=[finetune]"], "scored by `sft_lora`"),
                              (["data.dataset=sst2"], "drop data.dataset"),
                              (["data.instruction.eval={path: x.json}"], "brings its own")):
         with pytest.raises(ConfigError, match=words):
