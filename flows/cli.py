@@ -213,7 +213,11 @@ def _print_run(cfg: RunConfig, run_dir: str, report: str, stages: tuple[str, ...
 
     store = RunStore.open(run_dir)
     evaluate = store.manifest("evaluate")
-    if evaluate is not None:
+    if evaluate is not None and "instruction_summary" in evaluate:
+        from flows.cli_views import instruction_scores_table
+
+        console.print(instruction_scores_table(evaluate["instruction_summary"]))
+    elif evaluate is not None:
         console.print(scores_table(evaluate["summary"]))
     console.print(funnel_table(RunAudit(run_dir).funnel()))
     timings = ", ".join(

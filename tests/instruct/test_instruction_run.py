@@ -12,7 +12,11 @@ import json
 import math
 from pathlib import Path
 
+import yaml
+from typer.testing import CliRunner
+
 from distill_core.config import RunConfig
+from flows.cli import app
 
 BAD_ROWS = [
     {"instruction": "", "input": "", "output": "An answer with no question."},
@@ -94,6 +98,12 @@ def test_less_runs_through_the_flow_with_a_balanced_funnel(
 
     _, outcomes = run_stages(cfg, tmp_path / "runs")  # a rerun resumes every stage
     assert [o.status for o in outcomes] == ["resumed"] * 6
+    config = tmp_path / "instruct.yaml"  # `textdistill run` again: resumed, scores printed
+    config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
+    printed = CliRunner().invoke(app, ["run", str(config), "--runs-dir", str(tmp_path / "runs")])
+    assert printed.exit_code == 0, printed.output
+    assert "sft_lora on the evaluation split" in printed.output
+    assert "all 6 stages reused" in printed.output
     # Another budget is another run: the reference decoder's gradients come from the cache.
     other = cfg.model_copy(update={"synthesize": cfg.synthesize.model_copy(
         update={"budget": 0.1})})

@@ -76,18 +76,24 @@ def _mean_std(entry: dict[str, Any], name: str, digits: int = 4) -> str:
     return f"{score['mean']:.{digits}f} ± {score['std']:.{digits}f}"
 
 
+SCORE_HEADER = ["setting", "method", "fits", "rows", "held-out loss / token", "perplexity",
+                "exact match", "short"]
+
+
+def score_rows(summary: list[dict[str, Any]]) -> list[list[str]]:
+    """The scores table's rows (report and CLI): one per setting."""
+    return [[e["setting"], e["method"], str(e["fits"]), "/".join(map(str, e["rows"])),
+             _mean_std(e, "eval_loss"), _mean_std(e, "perplexity", 2),
+             _mean_std(e, "exact_match", 3), str(e["short"])] for e in summary]
+
+
 def _report(store: RunStore) -> list[str]:
     evaluate = store.manifest("evaluate")
     if evaluate is None or "instruction_summary" not in evaluate:
         return []
-    rows = [[e["setting"], e["method"], str(e["fits"]), "/".join(map(str, e["rows"])),
-             _mean_std(e, "eval_loss"), _mean_std(e, "perplexity", 2),
-             _mean_std(e, "exact_match", 3), str(e["short"])]
-            for e in evaluate["instruction_summary"]]
     return [f"## Scores (`sft_lora`, {evaluate['model']}, on {evaluate['eval_rows']} of "
             f"{evaluate['eval_rows_total']} evaluation rows)", "",
-            markdown_table(["setting", "method", "fits", "rows", "held-out loss / token",
-                            "perplexity", "exact match", "short"], rows),
+            markdown_table(SCORE_HEADER, score_rows(evaluate["instruction_summary"])),
             "", "Mean ± sample std over seeds (`full`: one fit). Every fit trains the same "
             "steps from the same decoder; the baselines go through the run's filters. "
             "`short`: rows a set is below its budget after the filters and the refill."]
