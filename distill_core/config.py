@@ -36,6 +36,7 @@ from distill_core.errors import ConfigError
 from distill_core.filter_settings import FilterSection
 from distill_core.hashing import stable_hash
 from distill_core.ingest.sources import SplitSource
+from distill_core.instruct.settings import InstructionData, InstructSection
 from distill_core.learners import GRID_FIELDS, LearnerEntry, LearnerSpec, as_spec, learner_kinds
 from distill_core.learners.registry import get_learner
 from distill_core.learners.spec import ProbeC
@@ -93,6 +94,13 @@ class IngestSection(_Section):
 
 
 class DataSection(_Section):
+    task: Literal["classification", "instruction"] = Field(
+        default="classification", description="classification: labelled texts (or text "
+        "pairs). instruction: prompt/response rows from `data.instruction`, distilled for "
+        "fine-tuning a decoder (`instruct` section).")
+    instruction: InstructionData | None = Field(
+        default=None, description="task instruction: the rows' files, column map and "
+        "evaluation split.")
     dataset: str | None = Field(
         default="sst2", description="A registered dataset (sst2, sst2_kim, ag_news, mrpc, ...)."
     )
@@ -118,9 +126,28 @@ class DataSection(_Section):
                 raise ValueError(str(exc)) from None
         return dataset
 
+    @model_validator(mode="before")
+    @classmethod
+    def _instruction_has_no_dataset(cls, data: Any) -> Any:
+        """Instruction data names no registered dataset: `dataset` defaults to none there."""
+        if isinstance(data, dict) and data.get("task") == "instruction":
+            data = {"dataset": None, **data}
+        return data
+
     @model_validator(mode="after")
     def _has_sources(self) -> DataSection:
         """A registered dataset, or both splits given: checked before anything runs."""
+        if self.task == "instruction":
+            if self.instruction is None:
+                raise ValueError("task instruction: give `data.instruction` (a `preset` such "
+                                 "as alpaca_subset, or a `train` file and its columns)")
+            if self.dataset is not None or self.train is not None or self.eval is not None \
+                    or self.label_names is not None:
+                raise ValueError("task instruction: the rows come from `data.instruction`; "
+                                 "drop data.dataset, train, eval and label_names")
+            return self
+        if self.instruction is not None:
+            raise ValueError("data.instruction needs `data.task: instruction`")
         if self.dataset is None and (self.train is None or self.eval is None):
             raise ValueError("give a registered `dataset` name, or both `train` and "
                              "`eval` sources (the evaluation split is required)")
@@ -194,6 +221,10 @@ class _SynthesizeBase(_Section):
         + ". A method's options sit under its own key (e.g. `kmeans: {n_init: 3}`).",
     )
     per_class: int = Field(default=10, ge=1, description="Budget: examples per class.")
+    budget: float | None = Field(
+        default=None, gt=0, description="Instruction data's budget (no classes): a fraction "
+        "of the pool when below 1, else a row count (None: 0.05). Classification uses "
+        "per_class.")
     oversample: int = Field(
         default=3, ge=1, description="Rows ranked per class, as a multiple of per_class: the "
         "method's next choices, from which the filter stage refills a pick a filter drops "
@@ -355,6 +386,43 @@ class RunConfig(_Section):
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     compute: ComputeSection = Field(default_factory=ComputeSection)
     faults: FaultsSection = Field(default_factory=FaultsSection)
+    instruct: InstructSection = Field(
+        default_factory=InstructSection, description="Instruction data only: the reference "
+        "decoder and the `sft_lora` learner.")
+
+    @property
+    def is_instruction(self) -> bool:
+        return self.data.task == "instruction"
+
+    @model_validator(mode="after")
+    def _methods_fit_the_task(self) -> RunConfig:
+        """A method runs on the task kinds it declares; instruction data has no labels, so
+        label-based settings are refused there (one line each)."""
+        task, method = self.data.task, get_method(self.synthesize.method)
+        if task not in method.tasks:
+            fits = ", ".join(method_names(task=task))
+            raise ValueError(f"synthesize.method {method.name!r} does not run on {task} data "
+                             f"(data.task); methods for {task} data: {fits}")
+        if not self.is_instruction:
+            if self.synthesize.budget is not None:
+                raise ValueError("synthesize.budget is instruction data's budget; "
+                                 "classification uses synthesize.per_class")
+            return self
+        refused = [(self.synthesize.soft_labels, "synthesize.soft_labels (no labels)"),
+                   (self.filter.teacher_consistency.enabled,
+                    "filter.teacher_consistency (no labels)"),
+                   (self.filter.corpus, "filter.corpus (not yet for instruction data)"),
+                   (self.evaluate.learners != ["linear_probe"],
+                    "evaluate.learners (instruction data is scored by `sft_lora`: set "
+                    "instruct.sft)"),
+                   (self.synthesize.budget is not None and self.synthesize.budget >= 1
+                    and self.synthesize.budget != int(self.synthesize.budget),
+                    "a fractional synthesize.budget of 1 or more (below 1: a fraction; "
+                    "else a whole row count)")]
+        for bad, what in refused:
+            if bad:
+                raise ValueError(f"task instruction: {what} does not apply; drop it")
+        return self
 
     @model_validator(mode="after")
     def _synthetic_learners_need_a_learned_method(self) -> RunConfig:
@@ -374,6 +442,12 @@ class RunConfig(_Section):
         unused = {m for m in method_names() if m != method.name}
         exclude: dict[str, Any] = {"compute": True, "faults": True, "data": {"data_dir"},
                                    "synthesize": unused}
+        if self.is_instruction:  # the classification teacher and learners do not run
+            exclude.update(teacher=True, evaluate={"learners", "C", "max_iter"})
+            exclude["synthesize"] = unused | {"per_class", "soft_labels"}
+        else:  # the instruction settings are left out: classification run ids as before
+            exclude.update(instruct=True, data={"data_dir", "task", "instruction"})
+            exclude["synthesize"] = unused | {"budget"}
         if not method.generative:
             exclude["generate"] = True
         return self.model_dump(mode="json", exclude=exclude)

@@ -57,10 +57,18 @@ def _header(store: RunStore) -> list[str]:
     ingest, run = store.manifest("ingest") or {}, _run_manifest(store)
     config = run.get("config", {})
     data, synth = config.get("data", {}), config.get("synthesize", {})
+    if data.get("task") == "instruction":
+        source = data.get("instruction") or {}
+        name = source.get("preset") or (source.get("train") or {}).get("path")
+        what = (f"- instruction data: `{name}`; method: `{synth.get('method')}`, "
+                f"budget {synth.get('budget') or 0.05} "
+                f"({(store.manifest('synthesize') or {}).get('budget_rows')} rows)")
+    else:
+        what = (f"- dataset: `{data.get('dataset')}`; method: `{synth.get('method')}`, "
+                f"{synth.get('per_class')} per class")
     return [
         f"# textdistill run `{store.run_id}`", "",
-        f"- dataset: `{data.get('dataset')}`; method: `{synth.get('method')}`, "
-        f"{synth.get('per_class')} per class; seeds: {config.get('run', {}).get('seeds')}",
+        f"{what}; seeds: {config.get('run', {}).get('seeds')}",
         f"- encoder: `{config.get('signals', {}).get('model')}` ({_precision(store, config)})",
         f"- config hash: `{run.get('config_hash', '')[:16]}`; labels: "
         f"{', '.join(ingest.get('label_names', []))}", ""]
@@ -122,7 +130,15 @@ def _figures(store: RunStore) -> str:
     """The report's two figures (or the sentences saying why one is missing), as HTML."""
     evaluate = store.manifest("evaluate")
     parts = ["<h2>Figures</h2>"]
-    if evaluate and evaluate.get("summary"):
+    if evaluate and evaluate.get("instruction_summary"):
+        from distill_core.pipeline.stages.instruct_evaluate import loss_png
+
+        parts.append(figure_html(
+            loss_png(evaluate["instruction_summary"]), "held-out loss against budget",
+            "Held-out response loss per token of `sft_lora` against the rows it trained on, "
+            "mean ± sample std over seeds (diamond: the distilled set; circles: random subsets "
+            "of the same budget and the full pool)."))
+    elif evaluate and evaluate.get("summary"):
         classes = len((store.manifest("ingest") or {}).get("label_names") or []) or None
         several = len(score_learners(evaluate["summary"])) > 1
         parts.append(figure_html(

@@ -213,7 +213,11 @@ def _print_run(cfg: RunConfig, run_dir: str, report: str, stages: tuple[str, ...
 
     store = RunStore.open(run_dir)
     evaluate = store.manifest("evaluate")
-    if evaluate is not None:
+    if evaluate is not None and "instruction_summary" in evaluate:
+        from flows.cli_views import instruction_scores_table
+
+        console.print(instruction_scores_table(evaluate["instruction_summary"]))
+    elif evaluate is not None:
         console.print(scores_table(evaluate["summary"]))
     console.print(funnel_table(RunAudit(run_dir).funnel()))
     timings = ", ".join(
@@ -372,10 +376,15 @@ def validate(
                 raise ConfigError(f"{', '.join(given)} describe a data file; "
                                   f"{target or 'the default config'} is a config: put the "
                                   "columns in its data.train / data.eval file sources")
-            spec = resolve_dataset(cfg.data.dataset, cfg.data.train, cfg.data.eval,
-                                   cfg.data.label_names)
-            result = ingest_dataset(spec, data_dir_from(cfg.data.data_dir),
-                                    max_chars=cfg.ingest.max_chars)
+            if cfg.is_instruction:
+                from distill_core.pipeline.stages.instruct_ingest import validation
+
+                result = validation(cfg)
+            else:
+                spec = resolve_dataset(cfg.data.dataset, cfg.data.train, cfg.data.eval,
+                                       cfg.data.label_names)
+                result = ingest_dataset(spec, data_dir_from(cfg.data.data_dir),
+                                        max_chars=cfg.ingest.max_chars)
     if print_validation(console, result, guessed, limit, as_json):
         raise typer.Exit(code=1)  # some rows would be rejected
 

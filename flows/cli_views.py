@@ -53,6 +53,18 @@ def scores_table(summary: list[dict[str, Any]]) -> Table:
     return table
 
 
+def instruction_scores_table(summary: list[dict[str, Any]]) -> Table:
+    """An instruction run's sft_lora scores (held-out loss per token, perplexity, ...)."""
+    from distill_core.pipeline.stages.instruct_evaluate import SCORE_HEADER, score_rows
+
+    table = Table(title="sft_lora on the evaluation split")
+    for column in SCORE_HEADER:
+        table.add_column(column, justify="left" if column == "setting" else "right")
+    for row in score_rows(summary):
+        table.add_row(*row)
+    return table
+
+
 def bench_tables(summary: list[dict[str, Any]]) -> list[Table]:
     """One table per (dataset, learner, labels) of a benchmark's summary.json: methods ×
     budgets, accuracy % mean ± std, the best per budget in bold, full data last (the tables

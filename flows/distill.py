@@ -25,18 +25,29 @@ from distill_core.pipeline.order import active_stages
 from tasks.stages import report_task, retry_transient, stage_task
 
 
+def _budget(cfg: RunConfig) -> str:
+    """The budget as a tag reads it: per class, or instruction data's fraction or rows."""
+    if cfg.is_instruction:
+        return f"{cfg.synthesize.budget if cfg.synthesize.budget is not None else 0.05:g}"
+    return f"{cfg.synthesize.per_class}pc"
+
+
+def _dataset(cfg: RunConfig) -> str:
+    instruction = cfg.data.instruction
+    return (instruction.preset if instruction is not None else cfg.data.dataset) or "custom"
+
+
 def _run_name() -> str:
     """Flow run names that tell runs apart: the run id (name and config hash), then what
     runs: dataset, method, budget."""
     cfg = RunConfig.model_validate(flow_run.parameters.get("config", {}))
-    return (f"{cfg.run_id()} ({cfg.data.dataset or 'custom'} {cfg.synthesize.method} "
-            f"{cfg.synthesize.per_class}pc)")
+    return f"{cfg.run_id()} ({_dataset(cfg)} {cfg.synthesize.method} {_budget(cfg)})"
 
 
 def run_tags(cfg: RunConfig) -> list[str]:
     """Tags of a distill flow run, to filter runs in the Prefect UI."""
-    return ["textdistill", f"dataset:{cfg.data.dataset or 'custom'}",
-            f"method:{cfg.synthesize.method}", f"budget:{cfg.synthesize.per_class}pc",
+    return ["textdistill", f"dataset:{_dataset(cfg)}",
+            f"method:{cfg.synthesize.method}", f"budget:{_budget(cfg)}",
             f"backend:{cfg.compute.backend}", f"run:{cfg.run_id()}"]
 
 

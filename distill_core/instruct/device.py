@@ -8,3 +8,11 @@ def resolve_device(device: str | None) -> str:
     import torch
 
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def set_torch_threads(threads: int | None) -> None:
+    """Use `threads` torch intra-op threads (`compute.torch_threads`; None leaves torch's)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)

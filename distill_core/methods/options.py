@@ -34,6 +34,23 @@ class KmeansOptions(MethodOptions):
                     "the run id: the clustering is the same for any thread count.")
 
 
+class IfdOptions(MethodOptions):
+    max_score: float | None = Field(
+        default=1.0, description="Rows with an IFD at or above this rank last (Cherry drops "
+        "IFD >= 1: the prompt does not help there); null keeps the plain order.")
+
+
+class DeitaOptions(MethodOptions):
+    max_cosine: float = Field(default=0.9, gt=0, le=1, description="A row is taken only when "
+                              "its prompt embedding's cosine to every row taken is below this.")
+    max_score: float | None = Field(default=1.0, description="As `ifd.max_score`.")
+
+
+class LessOptions(MethodOptions):
+    target_size: int = Field(default=32, ge=1, description="Rows of the target set (a seeded "
+                             "draw from the pool) whose mean gradient the pool is ranked by.")
+
+
 class El2nOptions(MethodOptions):
     prune_hardest: float = Field(default=0.1, ge=0, lt=1,
                                  description="Fraction of hardest rows dropped first.")

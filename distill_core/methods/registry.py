@@ -14,20 +14,26 @@ from importlib import import_module
 from typing import Any, Literal
 
 from distill_core.methods.options import (
+    DeitaOptions,
     DilmOptions,
     El2nOptions,
     GradmatchOptions,
+    IfdOptions,
     KmeansOptions,
     LearnedDistributionOptions,
     LearnedGradientOptions,
     LearnedMetaOptions,
     LearnedTrajectoryOptions,
+    LessOptions,
     LlmSynthOptions,
     MethodOptions,
 )
 
 Need = Literal["teacher", "generate", "learn"]
-Family = Literal["selection", "generative", "learned"]
+Family = Literal["selection", "generative", "learned", "instruction"]
+Task = Literal["classification", "instruction"]
+CLASSIFICATION: frozenset[Task] = frozenset({"classification"})
+BOTH: frozenset[Task] = frozenset({"classification", "instruction"})
 
 
 @dataclass(frozen=True)
@@ -36,9 +42,13 @@ class Method:
 
     Attributes:
         name: the key in `synthesize.method`.
-        family: `selection` (real rows chosen), `generative` (a decoder writes them) or
-            `learned` (synthetic embeddings optimised, then decoded to text).
-        needs: upstream stages beyond ingest and signals that must run for it.
+        family: `selection` (real rows chosen), `generative` (a decoder writes them),
+            `learned` (synthetic embeddings optimised, then decoded to text) or
+            `instruction` (instruction rows ranked by a reference decoder's signals).
+        needs: upstream stages beyond ingest and signals that must run for it (for
+            instruction data, `teacher` is the reference decoder's signals).
+        tasks: the task kinds (`data.task`) it runs on; on instruction data every method
+            ranks the pool through `distill_core/instruct/methods.py`.
         options: its typed options model (the config's `synthesize.<name>`).
         summary: one line for `--help`, `plan` and the docs.
     The implementation: `methods/selection.py` for the selection family (the selector of the
@@ -51,6 +61,7 @@ class Method:
     summary: str
     needs: frozenset[Need] = field(default_factory=frozenset)
     options: type[MethodOptions] = MethodOptions
+    tasks: frozenset[Task] = CLASSIFICATION
 
     def implementation(self) -> Any:
         """The object that does the work: `synthesize(ctx, method)` for every method and
@@ -60,6 +71,8 @@ class Method:
             module, attr = "distill_core.methods.generative", self.name.upper()
         elif self.family == "learned":
             module, attr = "distill_core.methods.learned", "LEARNED"
+        elif self.family == "instruction":
+            module, attr = "distill_core.methods.instruction", "INSTRUCTION"
         return getattr(import_module(module), attr)
 
     @property
@@ -72,9 +85,10 @@ class Method:
 
 
 METHODS: tuple[Method, ...] = (
-    Method("random", "selection", "a stratified random sample"),
+    Method("random", "selection", "a stratified random sample", tasks=BOTH),
     Method("kmeans", "selection", "k-means (k = budget) per class, the real row nearest each "
-           "centroid (the literature's 'K-Center')", options=KmeansOptions),
+           "centroid (the literature's 'K-Center'; instruction data: on prompt embeddings)",
+           options=KmeansOptions, tasks=BOTH),
     Method("herding", "selection", "greedily, rows whose running mean tracks the class mean"),
     Method("kcenter_greedy", "selection", "farthest-first traversal"),
     Method("gradmatch", "selection", "orthogonal matching pursuit of the class's mean "
@@ -99,12 +113,22 @@ METHODS: tuple[Method, ...] = (
     Method("learned_distribution", "learned", "synthetic embeddings whose per-class mean "
            "feature matches real rows' under perturbed encoders (DM), decoded to text",
            frozenset({"learn"}), LearnedDistributionOptions),
+    Method("ifd", "instruction", "instruction data: highest instruction-following difficulty "
+           "(reference decoder's response loss with / without the prompt) below max_score",
+           frozenset({"teacher"}), IfdOptions, frozenset({"instruction"})),
+    Method("deita", "instruction", "instruction data: IFD order with a cosine cap on prompt "
+           "embeddings (DEITA-style quality x diversity)",
+           frozenset({"teacher"}), DeitaOptions, frozenset({"instruction"})),
+    Method("less", "instruction", "instruction data: cosine of projected LoRA gradients to "
+           "the mean gradient of a seeded target set (LESS)",
+           frozenset({"teacher"}), LessOptions, frozenset({"instruction"})),
 )
 _BY_NAME = {m.name: m for m in METHODS}
 
 
-def method_names(family: Family | None = None) -> list[str]:
-    return [m.name for m in METHODS if family is None or m.family == family]
+def method_names(family: Family | None = None, task: Task | None = None) -> list[str]:
+    return [m.name for m in METHODS if (family is None or m.family == family)
+            and (task is None or task in m.tasks)]
 
 
 def get_method(name: str) -> Method:

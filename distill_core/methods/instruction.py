@@ -1,0 +1,118 @@
+"""Every method on instruction data: the pool ranked by `instruct.methods`, one set per seed.
+
+The pool is the corpus's training rows (the evaluation split never enters it).
+The budget is `synthesize.budget` (a fraction of the pool below 1, else a row
+count; default 5 %); each seed's ranking is cut to budget x `oversample` rows:
+the budget, then the reserve the filter stage refills from. Inputs per method:
+`random` a seeded permutation; `kmeans` k-means prototypes of the prompt
+embeddings (the signals stage's `embedding` column); `ifd` the reference
+decoder's IFD (`teacher` stage); `deita` IFD with a cosine cap on the prompt
+embeddings; `less` the projected LoRA gradients against a seeded target set.
+Rankings are cheap next to the signals and run in process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from distill_core.config import RunConfig
+from distill_core.instruct.methods import (
+    Ranking,
+    influence_ranking,
+    kmeans_ranking,
+    quality_diversity_ranking,
+    random_ranking,
+    score_ranking,
+)
+from distill_core.methods.registry import Method
+from distill_core.pipeline.stage import StageContext
+from distill_core.signals.embeddings import matrix, require_aligned
+from distill_core.synthesize.base import Selection
+from distill_core.synthesize.stage import CandidateSet, select_candidates
+
+DEFAULT_BUDGET = 0.05
+
+
+def budget_rows(cfg: RunConfig, pool: int) -> int:
+    """`synthesize.budget` as a row count of a pool of `pool` rows (at least 1, at most all)."""
+    value = cfg.synthesize.budget if cfg.synthesize.budget is not None else DEFAULT_BUDGET
+    rows = max(1, round(value * pool)) if value < 1 else int(value)
+    return min(rows, pool)
+
+
+@dataclass
+class _Inputs:
+    """What `select_candidates` reads of the inputs: the method's name and the oversample."""
+
+    method: str
+    oversample: int
+
+
+def _column(table: pa.Table, name: str, positions: np.ndarray) -> np.ndarray:
+    values = table.column(name).take(pa.array(positions)).to_pylist()
+    return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _gradients(table: pa.Table, positions: np.ndarray) -> np.ndarray:
+    values = table.column("grad_features").take(pa.array(positions)).to_pylist()
+    return np.asarray(values, dtype=np.float32)
+
+
+class InstructionFamily:
+    """`synthesize(ctx, method)` for every method on instruction data."""
+
+    def synthesize(self, ctx: StageContext, method: Method
+                   ) -> tuple[CandidateSet, dict[str, Any]]:
+        cfg, store = ctx.cfg, ctx.store
+        corpus, embeddings = store.read("ingest"), store.read("signals")
+        require_aligned(corpus, embeddings)
+        is_train = np.asarray(corpus.column("split").to_pylist()) == "train"
+        positions = np.flatnonzero(is_train)
+        pool = corpus.take(pa.array(positions))
+        budget = budget_rows(cfg, len(positions))
+        ranked = min(len(positions), budget * cfg.synthesize.oversample)
+        options = cfg.synthesize.options()
+        teacher = store.read("teacher") if "teacher" in method.needs else None
+        prompts = matrix(embeddings, "embedding")[positions]
+
+        def rank(seed: int) -> Ranking:
+            n = len(positions)
+            if method.name == "random":
+                return random_ranking(n, budget, seed, ranked)
+            if method.name == "kmeans":
+                return kmeans_ranking(prompts, budget, seed, ranked, n_init=options.n_init)
+            assert teacher is not None
+            if method.name == "ifd":
+                return score_ranking(_column(teacher, "ifd", positions), budget, ranked,
+                                     max_score=options.max_score)
+            if method.name == "deita":
+                return quality_diversity_ranking(
+                    _column(teacher, "ifd", positions), prompts, budget,
+                    max_cosine=options.max_cosine, ranked=ranked, max_score=options.max_score)
+            if method.name == "less":
+                return influence_ranking(_gradients(teacher, positions), budget, seed,
+                                         target_size=options.target_size, ranked=ranked)
+            raise ValueError(f"method {method.name!r} does not run on instruction data")
+
+        def selector(_inputs: Any, seeds: list[int]) -> list[Selection]:
+            out = []
+            for done, seed in enumerate(seeds):
+                ranking = rank(seed)
+                out.append(Selection(indices=ranking.indices,
+                                     ranks=np.arange(len(ranking.indices), dtype=np.int32),
+                                     scores=ranking.scores,
+                                     weights=np.ones(len(ranking.indices))))
+                ctx.report(done + 1, len(seeds), method.name)
+            return out
+
+        result = select_candidates(pool, _Inputs(method.name, cfg.synthesize.oversample),
+                                   cfg.run.seeds, store.run_id, selector=selector)
+        return result, {"pool": "train", "budget_rows": budget, "ranked_rows": ranked,
+                        "pool_rows": int(len(positions))}
+
+
+INSTRUCTION = InstructionFamily()
