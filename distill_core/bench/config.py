@@ -31,7 +31,8 @@ from distill_core.hashing import stable_hash
 from distill_core.learners import LearnerSpec
 from distill_core.methods import method_names
 
-ALL_METHODS = method_names("selection")
+# The default grid: every selection method, less `auto` (it runs some of them again).
+ALL_METHODS = [m for m in method_names("selection") if m != "auto"]
 
 
 class BenchFaults(BaseModel):

@@ -14,6 +14,7 @@ from importlib import import_module
 from typing import Any, Literal
 
 from distill_core.methods.options import (
+    AutoOptions,
     DilmOptions,
     El2nOptions,
     GradmatchOptions,
@@ -42,8 +43,9 @@ class Method:
         options: its typed options model (the config's `synthesize.<name>`).
         summary: one line for `--help`, `plan` and the docs.
     The implementation: `methods/selection.py` for the selection family (the selector of the
-    same name in `synthesize/`), `methods/generative.py`'s `<NAME>` for a generative one,
-    `methods/learned.py`'s `LEARNED` for a learned one (the family in `learned/`).
+    same name in `synthesize/`; `auto`: `methods/auto.py`), `methods/generative.py`'s `<NAME>`
+    for a generative one, `methods/learned.py`'s `LEARNED` for a learned one (the family in
+    `learned/`).
     """
 
     name: str
@@ -56,7 +58,9 @@ class Method:
         """The object that does the work: `synthesize(ctx, method)` for every method and
         `generate(ctx, method)` for the generative ones (imported on first use)."""
         module, attr = ("distill_core.methods.selection", "SELECTION")
-        if self.family == "generative":
+        if self.name == "auto":
+            module, attr = "distill_core.methods.auto", "AUTO"
+        elif self.family == "generative":
             module, attr = "distill_core.methods.generative", self.name.upper()
         elif self.family == "learned":
             module, attr = "distill_core.methods.learned", "LEARNED"
@@ -77,6 +81,9 @@ METHODS: tuple[Method, ...] = (
            "centroid (the literature's 'K-Center')", options=KmeansOptions),
     Method("herding", "selection", "greedily, rows whose running mean tracks the class mean"),
     Method("kcenter_greedy", "selection", "farthest-first traversal"),
+    Method("auto", "selection", "the recipe (herding or kmeans, on the whole or a "
+           "teacher-consistent pool) that cross-validation on the training pool alone scores "
+           "best, then run on the whole pool", options=AutoOptions),
     Method("gradmatch", "selection", "orthogonal matching pursuit of the class's mean "
            "classifier-layer gradient", frozenset({"teacher"}), GradmatchOptions),
     Method("el2n", "selection", "one row per EL2N difficulty stratum after dropping the "

@@ -12,6 +12,7 @@ from distill_core.pipeline.executor import Resources
 from distill_core.pipeline.inputs import label_names
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.pipeline.stages.teacher import synthesis_reads_teacher
+from distill_core.synthesize.auto_cv import report_lines
 
 
 def _reads(cfg: RunConfig) -> tuple[str, ...]:
@@ -48,9 +49,11 @@ def _body(ctx: StageContext) -> StageOutput:
 
 
 def _report(store: RunStore) -> list[str]:
-    shortfall = (store.manifest("synthesize") or {}).get("class_shortfall")
-    return (["Classes smaller than the budget (all rows kept): " f"`{shortfall}`"]
-            if shortfall else [])
+    manifest = store.manifest("synthesize") or {}
+    shortfall = manifest.get("class_shortfall")
+    lines = (["Classes smaller than the budget (all rows kept): " f"`{shortfall}`"]
+             if shortfall else [])
+    return lines + (report_lines(manifest["auto"]) if manifest.get("auto") else [])
 
 
 SYNTHESIZE = Stage(
