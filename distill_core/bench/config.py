@@ -31,8 +31,7 @@ from distill_core.hashing import stable_hash
 from distill_core.learners import LearnerSpec
 from distill_core.methods import method_names
 
-# The default grid: every selection method, less `auto` (it runs some of them again).
-ALL_METHODS = [m for m in method_names("selection") if m != "auto"]
+ALL_METHODS = method_names("selection")
 
 
 class BenchFaults(BaseModel):

@@ -28,7 +28,7 @@ from distill_core.methods.options import (
 )
 
 Need = Literal["teacher", "generate", "learn"]
-Family = Literal["selection", "generative", "learned"]
+Family = Literal["selection", "generative", "learned", "auto"]
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,9 @@ class Method:
 
     Attributes:
         name: the key in `synthesize.method`.
-        family: `selection` (real rows chosen), `generative` (a decoder writes them) or
-            `learned` (synthetic embeddings optimised, then decoded to text).
+        family: `selection` (real rows chosen), `generative` (a decoder writes them),
+            `learned` (synthetic embeddings optimised, then decoded to text) or `auto` (one of
+            the selection recipes, chosen by cross-validation on the training pool).
         needs: upstream stages beyond ingest and signals that must run for it.
         options: its typed options model (the config's `synthesize.<name>`).
         summary: one line for `--help`, `plan` and the docs.
@@ -58,7 +59,7 @@ class Method:
         """The object that does the work: `synthesize(ctx, method)` for every method and
         `generate(ctx, method)` for the generative ones (imported on first use)."""
         module, attr = ("distill_core.methods.selection", "SELECTION")
-        if self.name == "auto":
+        if self.family == "auto":
             module, attr = "distill_core.methods.auto", "AUTO"
         elif self.family == "generative":
             module, attr = "distill_core.methods.generative", self.name.upper()
@@ -81,7 +82,7 @@ METHODS: tuple[Method, ...] = (
            "centroid (the literature's 'K-Center')", options=KmeansOptions),
     Method("herding", "selection", "greedily, rows whose running mean tracks the class mean"),
     Method("kcenter_greedy", "selection", "farthest-first traversal"),
-    Method("auto", "selection", "the recipe (herding or kmeans, on the whole or a "
+    Method("auto", "auto", "the recipe (herding or kmeans, on the whole or a "
            "teacher-consistent pool) that cross-validation on the training pool alone scores "
            "best, then run on the whole pool", options=AutoOptions),
     Method("gradmatch", "selection", "orthogonal matching pursuit of the class's mean "
