@@ -43,6 +43,7 @@ class Method:
         needs: upstream stages beyond ingest and signals that must run for it.
         options: its typed options model (the config's `synthesize.<name>`).
         summary: one line for `--help`, `plan` and the docs.
+        also_options: other methods whose options it runs with (their keys enter the run id).
     The implementation: `methods/selection.py` for the selection family (the selector of the
     same name in `synthesize/`; `auto`: `methods/auto.py`), `methods/generative.py`'s `<NAME>`
     for a generative one, `methods/learned.py`'s `LEARNED` for a learned one (the family in
@@ -54,6 +55,7 @@ class Method:
     summary: str
     needs: frozenset[Need] = field(default_factory=frozenset)
     options: type[MethodOptions] = MethodOptions
+    also_options: tuple[str, ...] = ()
 
     def implementation(self) -> Any:
         """The object that does the work: `synthesize(ctx, method)` for every method and
@@ -84,7 +86,7 @@ METHODS: tuple[Method, ...] = (
     Method("kcenter_greedy", "selection", "farthest-first traversal"),
     Method("auto", "auto", "the recipe (herding or kmeans, on the whole or a "
            "teacher-consistent pool) that cross-validation on the training pool alone scores "
-           "best, then run on the whole pool", options=AutoOptions),
+           "best, then run on the whole pool", options=AutoOptions, also_options=("kmeans",)),
     Method("gradmatch", "selection", "orthogonal matching pursuit of the class's mean "
            "classifier-layer gradient", frozenset({"teacher"}), GradmatchOptions),
     Method("el2n", "selection", "one row per EL2N difficulty stratum after dropping the "
