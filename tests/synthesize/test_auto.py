@@ -22,7 +22,7 @@ from distill_core.methods.auto import (
 )
 from distill_core.pipeline.stage import StageContext
 from distill_core.report import build_report
-from distill_core.synthesize.auto_cv import RECIPES, cross_validate
+from distill_core.synthesize.auto_cv import RECIPES, consistent_rows, cross_validate
 
 PER_CLASS = 4
 
@@ -135,3 +135,20 @@ def test_a_teacher_consistent_choice_keeps_the_funnel(slice_dir: Path, runs: Pat
     assert derived == manifest["counts"]["implicit_rejects"]["not_selected"]
     assert manifest["counts"]["rows_in"] == 300 * len(cfg.run.seeds) == (
         manifest["counts"]["rows_out"] + manifest["counts"]["rows_rejected"])
+
+
+def test_what_the_choice_depends_on_is_in_the_run_id() -> None:
+    base = load_config(None, ["synthesize.method=auto"])
+    for changed in ("synthesize.kmeans.n_init=5", "synthesize.auto.folds=5",
+                    "synthesize.auto.candidates=[herding,kmeans]", "teacher.C=10"):
+        assert load_config(None, ["synthesize.method=auto", changed]).run_id() != base.run_id()
+    unused = load_config(None, ["synthesize.method=auto", "synthesize.el2n.prune_hardest=0.3"])
+    assert unused.run_id() == base.run_id()
+
+
+def test_a_teacher_consistent_pool_keeps_enough_rows_per_class() -> None:
+    p = np.array([0.9, 0.2, 0.95, 0.5, 0.1, 0.3, 0.85, 0.4])
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    assert consistent_rows(p, y, 0.8, 1).tolist() == [0, 2, 6]
+    # each class is short of 3 confident rows: its next most confident ones fill it up
+    assert consistent_rows(p, y, 0.8, 3).tolist() == [0, 2, 3, 5, 6, 7]
