@@ -439,7 +439,7 @@ class RunConfig(_Section):
         """The parts that change results: not where it runs, local folders or injected faults
         (nor the decoder settings when the method generates nothing)."""
         method = get_method(self.synthesize.method)
-        unused = {m for m in method_names() if m != method.name}
+        unused = {m for m in method_names() if m != method.name and m not in method.also_options}
         exclude: dict[str, Any] = {"compute": True, "faults": True, "data": {"data_dir"},
                                    "synthesize": unused}
         if self.is_instruction:  # the classification teacher and learners do not run

@@ -158,3 +158,28 @@ class LearnedDistributionOptions(LearnedOptions):
     perturbation: Literal["noise", "dropout", "none"] = Field(
         default="noise", description="How the encoder is randomised at each outer step.")
     noise_scale: float = Field(default=0.05, ge=0, description="noise: relative std.")
+
+
+AutoRecipe = Literal["herding", "kmeans", "tc_herding", "tc_kmeans"]
+
+
+class AutoOptions(MethodOptions):
+    """`auto`: the recipe chosen by cross-validation on the training pool alone
+    (`synthesize/auto_cv.py` states the protocol)."""
+
+    candidates: list[AutoRecipe] = Field(
+        default=["herding", "kmeans", "tc_herding", "tc_kmeans"], min_length=1,
+        description="Recipes that compete: herding, kmeans, and each on a teacher-consistent "
+        "pool (tc_: rows whose label a linear-probe teacher fit on that pool gives p < tau "
+        "are dropped first). A tie goes to the cheaper, in this order.")
+    folds: int = Field(default=3, ge=2, le=10, description="Stratified folds of the sampled "
+                       "pool: each is held out once while the others are distilled.")
+    repeats: int = Field(default=3, ge=1, le=10, description="Seeded draws of the sample and "
+                         "its folds (each also seeds the recipes).")
+    max_rows: int = Field(default=4000, ge=100, description="Training rows sampled (stratified) "
+                          "for the cross-validation; the chosen recipe then runs on the whole "
+                          "pool.")
+    tau: float = Field(default=0.8, ge=0, le=1, description="tc_ recipes: the teacher's minimum "
+                       "p(label) for a row to stay in the pool.")
+    tie_margin: float = Field(default=0.0, ge=0, lt=1, description="Mean accuracies within this "
+                              "of the best count as a tie (fraction, not points).")

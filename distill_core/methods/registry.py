@@ -14,6 +14,7 @@ from importlib import import_module
 from typing import Any, Literal
 
 from distill_core.methods.options import (
+    AutoOptions,
     DeitaOptions,
     DilmOptions,
     El2nOptions,
@@ -30,7 +31,7 @@ from distill_core.methods.options import (
 )
 
 Need = Literal["teacher", "generate", "learn"]
-Family = Literal["selection", "generative", "learned", "instruction"]
+Family = Literal["selection", "generative", "learned", "auto", "instruction"]
 Task = Literal["classification", "instruction"]
 CLASSIFICATION: frozenset[Task] = frozenset({"classification"})
 BOTH: frozenset[Task] = frozenset({"classification", "instruction"})
@@ -43,7 +44,8 @@ class Method:
     Attributes:
         name: the key in `synthesize.method`.
         family: `selection` (real rows chosen), `generative` (a decoder writes them),
-            `learned` (synthetic embeddings optimised, then decoded to text) or
+            `learned` (synthetic embeddings optimised, then decoded to text), `auto` (one of
+            the selection recipes, chosen by cross-validation on the training pool) or
             `instruction` (instruction rows ranked by a reference decoder's signals).
         needs: upstream stages beyond ingest and signals that must run for it (for
             instruction data, `teacher` is the reference decoder's signals).
@@ -51,9 +53,11 @@ class Method:
             ranks the pool through `distill_core/instruct/methods.py`.
         options: its typed options model (the config's `synthesize.<name>`).
         summary: one line for `--help`, `plan` and the docs.
+        also_options: other methods whose options it runs with (their keys enter the run id).
     The implementation: `methods/selection.py` for the selection family (the selector of the
-    same name in `synthesize/`), `methods/generative.py`'s `<NAME>` for a generative one,
-    `methods/learned.py`'s `LEARNED` for a learned one (the family in `learned/`).
+    same name in `synthesize/`; `auto`: `methods/auto.py`), `methods/generative.py`'s `<NAME>`
+    for a generative one, `methods/learned.py`'s `LEARNED` for a learned one (the family in
+    `learned/`).
     """
 
     name: str
@@ -62,12 +66,15 @@ class Method:
     needs: frozenset[Need] = field(default_factory=frozenset)
     options: type[MethodOptions] = MethodOptions
     tasks: frozenset[Task] = CLASSIFICATION
+    also_options: tuple[str, ...] = ()
 
     def implementation(self) -> Any:
         """The object that does the work: `synthesize(ctx, method)` for every method and
         `generate(ctx, method)` for the generative ones (imported on first use)."""
         module, attr = ("distill_core.methods.selection", "SELECTION")
-        if self.family == "generative":
+        if self.family == "auto":
+            module, attr = "distill_core.methods.auto", "AUTO"
+        elif self.family == "generative":
             module, attr = "distill_core.methods.generative", self.name.upper()
         elif self.family == "learned":
             module, attr = "distill_core.methods.learned", "LEARNED"
@@ -91,6 +98,9 @@ METHODS: tuple[Method, ...] = (
            options=KmeansOptions, tasks=BOTH),
     Method("herding", "selection", "greedily, rows whose running mean tracks the class mean"),
     Method("kcenter_greedy", "selection", "farthest-first traversal"),
+    Method("auto", "auto", "the recipe (herding or kmeans, on the whole or a "
+           "teacher-consistent pool) that cross-validation on the training pool alone scores "
+           "best, then run on the whole pool", options=AutoOptions, also_options=("kmeans",)),
     Method("gradmatch", "selection", "orthogonal matching pursuit of the class's mean "
            "classifier-layer gradient", frozenset({"teacher"}), GradmatchOptions),
     Method("el2n", "selection", "one row per EL2N difficulty stratum after dropping the "

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
 
 from distill_core.artifacts.parts import temp_suffix
 from distill_core.methods.registry import Method
@@ -30,6 +34,8 @@ from distill_core.synthesize.streamed import (
     STREAMED_METHODS,
     StreamedSelection,
 )
+
+PoolMask = Callable[[pa.Table, np.ndarray], np.ndarray]
 
 
 def _select_one(inputs: SelectionInputs | StreamedSelection, seed: int) -> Selection:
@@ -75,10 +81,14 @@ class SelectionFamily:
                                       "minibatch_seed_rows": SAMPLE_ROWS,
                                       "per_class": inputs.algorithms()}}
 
-    def _in_memory(self, ctx: StageContext, method: Method
+    def _in_memory(self, ctx: StageContext, method: Method, keep: PoolMask | None = None
                    ) -> tuple[CandidateSet, dict[str, Any]]:
+        """`keep(rows, features)`: which pool rows the method may pick (None: all of them)."""
         cfg = ctx.cfg
         train, train_x = selection_pool(cfg, ctx.store)
+        if keep is not None:
+            mask = np.asarray(keep(train, train_x), dtype=bool)
+            train, train_x = train.filter(pa.array(mask)), train_x[mask]
         use_teacher = synthesis_reads_teacher(cfg)
         teacher = (teacher_view(ctx.store, train.column("example_id").to_pylist(),
                                 cfg.teacher.temperature) if use_teacher else None)

@@ -12,6 +12,7 @@ from distill_core.pipeline.executor import Resources
 from distill_core.pipeline.inputs import label_names
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.pipeline.stages.teacher import synthesis_reads_teacher
+from distill_core.synthesize.auto_cv import report_lines
 
 
 def _reads(cfg: RunConfig) -> tuple[str, ...]:
@@ -24,11 +25,28 @@ def _reads(cfg: RunConfig) -> tuple[str, ...]:
 
 def _settings(cfg: RunConfig) -> dict[str, Any]:
     s = cfg.synthesize
-    return {"method": s.method, "per_class": s.per_class, "oversample": s.oversample,
-            "soft_labels": s.soft_labels,
-            "options": s.options().model_dump(mode="json"), "seeds": cfg.run.seeds,
-            "run_id": cfg.run_id(),
-            "temperature": cfg.teacher.temperature if synthesis_reads_teacher(cfg) else None}
+    return _auto_settings(cfg) | {
+        "method": s.method, "per_class": s.per_class, "oversample": s.oversample,
+        "soft_labels": s.soft_labels,
+        "options": s.options().model_dump(mode="json"), "seeds": cfg.run.seeds,
+        "run_id": cfg.run_id(),
+        "temperature": cfg.teacher.temperature if synthesis_reads_teacher(cfg) else None}
+
+
+def _auto_settings(cfg: RunConfig) -> dict[str, Any]:
+    """What else `auto`'s choice depends on: the options of the recipes it runs, its probe
+    teacher's settings and the probe it cross-validates with."""
+    method = get_method(cfg.synthesize.method)
+    if method.family != "auto":
+        return {}
+    from distill_core.methods.auto import probe_spec
+
+    probe = probe_spec(cfg)
+    return {"auto_inputs": {
+        "options": {m: getattr(cfg.synthesize, m).model_dump(mode="json")
+                    for m in method.also_options},
+        "teacher": {"C": cfg.teacher.C, "max_iter": cfg.teacher.max_iter},
+        "probe": {"C": probe.C, "max_iter": probe.max_iter}}}
 
 
 def _body(ctx: StageContext) -> StageOutput:
@@ -48,9 +66,11 @@ def _body(ctx: StageContext) -> StageOutput:
 
 
 def _report(store: RunStore) -> list[str]:
-    shortfall = (store.manifest("synthesize") or {}).get("class_shortfall")
-    return (["Classes smaller than the budget (all rows kept): " f"`{shortfall}`"]
-            if shortfall else [])
+    manifest = store.manifest("synthesize") or {}
+    shortfall = manifest.get("class_shortfall")
+    lines = (["Classes smaller than the budget (all rows kept): " f"`{shortfall}`"]
+             if shortfall else [])
+    return lines + (report_lines(manifest["auto"]) if manifest.get("auto") else [])
 
 
 SYNTHESIZE = Stage(

@@ -1,0 +1,176 @@
+"""`synthesize.method: auto`: cross-validate the recipes on the training pool, run the winner.
+
+The cross-validation (`synthesize/auto_cv.py`) reads only a stratified sample of the pool
+(training rows, after the corpus filters when on), gathered here by corpus position from
+the pool the selection itself draws on; the evaluation split is never read. The chosen
+recipe then runs on the whole pool as that method runs on its own (streamed where it
+streams), so the candidates' `method` and lineage are the chosen method's; a
+teacher-consistent recipe drops the rows its teacher disputes first (counted with the
+replicate's `not_selected` rows: they were not eligible). The manifest's `auto` block
+holds the choice, every recipe's cross-validated accuracies and the protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from distill_core.config import RunConfig
+from distill_core.errors import ArtifactError
+from distill_core.learners.data import LearnerData, TrainingRows
+from distill_core.learners.probe import train_linear_probe
+from distill_core.learners.spec import LearnerSpec
+from distill_core.methods.registry import Method, get_method
+from distill_core.methods.selection import SELECTION
+from distill_core.pipeline.inputs import IN_MEMORY_POOL_ROWS, corpus_where, streamed_pool
+from distill_core.pipeline.stage import StageContext
+from distill_core.signals.teacher import class_logits, fit_teacher, softmax
+from distill_core.synthesize.auto_cv import (
+    RECIPES,
+    AutoChoice,
+    AutoSettings,
+    consistent_rows,
+    cross_validate,
+)
+from distill_core.synthesize.stage import CandidateSet
+
+
+def probe_spec(cfg: RunConfig) -> LearnerSpec:
+    """The run's linear probe (its first `linear_probe` learner, else the evaluate C and
+    max_iter): the learner the cross-validation trains, always on hard labels."""
+    specs = cfg.evaluate.learner_specs(cfg.teacher.temperature)
+    return next((s for s in specs if s.kind == "linear_probe"),
+                LearnerSpec(kind="linear_probe", C=cfg.evaluate.C,
+                            max_iter=cfg.evaluate.max_iter))
+
+
+def settings_for(cfg: RunConfig, pool_rows: int) -> tuple[AutoSettings, list[str]]:
+    """The cross-validation's settings, and notes on recipes left out (and why)."""
+    options, notes = cfg.synthesize.auto, []
+    candidates = list(options.candidates)
+    if pool_rows > IN_MEMORY_POOL_ROWS and any(RECIPES[c][1] for c in candidates):
+        notes.append(f"tc_ recipes left out: the pool has {pool_rows} rows, over the in-memory "
+                     f"limit of {IN_MEMORY_POOL_ROWS}")
+        candidates = [c for c in candidates if not RECIPES[c][1]] or ["herding"]
+    return AutoSettings(candidates=candidates, per_class=cfg.synthesize.per_class,
+                        oversample=cfg.synthesize.oversample, folds=options.folds,
+                        repeats=options.repeats, max_rows=options.max_rows, tau=options.tau,
+                        tie_margin=options.tie_margin,
+                        params={"kmeans": cfg.synthesize.kmeans.params()}), notes
+
+
+def teacher_p_label(cfg: RunConfig, n_classes: int):
+    """p(own label) under a linear-probe teacher fit on the rows it is given (`teacher.C`)."""
+    def p_label(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        model = fit_teacher(x, y, cfg.teacher.C, cfg.teacher.max_iter)
+        probs = softmax(class_logits(model, x, n_classes).astype(np.float64))
+        return probs[np.arange(len(y)), y]
+
+    return p_label
+
+
+def probe_accuracy(cfg: RunConfig, n_classes: int):
+    spec, labels = probe_spec(cfg), list(range(n_classes))
+
+    def score(x: np.ndarray, y: np.ndarray, held_x: np.ndarray, held_y: np.ndarray,
+              seed: int) -> float:
+        return train_linear_probe(spec, TrainingRows(LearnerData([], None, x, y)),
+                                  LearnerData([], None, held_x, held_y), labels,
+                                  seed).accuracy
+
+    return score
+
+
+def ids_digest(ids: list[str]) -> str:
+    """sha256 of the sorted example ids, one a line: names the rows the choice saw."""
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+
+
+class AutoRows:
+    """The pool's rows the cross-validation may read, loaded by pool index on demand."""
+
+    def __init__(self, cfg: RunConfig, ctx: StageContext) -> None:
+        self.store = ctx.store
+        self.pool = streamed_pool(cfg, ctx.store, None)
+        self.loaded: pa.Table | None = None  # example_id, split of the rows read
+
+    def features(self, indices: np.ndarray) -> np.ndarray:
+        """Features of pool rows `indices` (in that order), read by corpus position; every
+        row read is checked to be a training row."""
+        positions = self.pool.rows.positions[indices]
+        wanted = np.sort(positions)
+
+        def pick(rows: pa.Table, start: int) -> np.ndarray:
+            at = np.arange(start, start + rows.num_rows)
+            return np.isin(at, wanted)
+
+        rows, x, found = corpus_where(self.store, pick, ["example_id", "split", "label_id"])
+        if not pc.all(pc.equal(rows.column("split"), "train")).as_py():
+            raise ArtifactError("auto: a non-training row reached the cross-validation")
+        self.loaded = rows.select(["example_id", "split"])
+        return x[np.searchsorted(found, positions)]
+
+
+class AutoMethod:
+    def synthesize(self, ctx: StageContext, method: Method) -> tuple[CandidateSet, dict[str, Any]]:
+        cfg = ctx.cfg
+        start = time.perf_counter()
+        rows = AutoRows(cfg, ctx)
+        y = rows.pool.label_ids
+        n_classes = len((ctx.store.manifest("ingest") or {}).get("label_names") or []) or (
+            int(y.max()) + 1 if len(y) else 1)
+        settings, notes = settings_for(cfg, len(y))
+        choice = cross_validate(y, rows.features, settings, cfg.run.seeds[0],
+                                probe_accuracy(cfg, n_classes), teacher_p_label(cfg, n_classes))
+        cv_seconds = time.perf_counter() - start
+        seen = rows.loaded.column("example_id").to_pylist() if rows.loaded is not None else []
+        (candidates, notes_final), extra = self._run(ctx, choice, n_classes)
+        block = {**choice.manifest(), "notes": notes, "cv_rows": len(seen),
+                 "cv_ids_sha256": ids_digest(seen), "cv_seconds": round(cv_seconds, 3),
+                 "final_seconds": round(time.perf_counter() - start - cv_seconds, 3),
+                 **extra}
+        return candidates, {**notes_final, "auto": block}
+
+    def _run(self, ctx: StageContext, choice: AutoChoice, n_classes: int):
+        cfg = ctx.cfg
+        selector, clean = RECIPES[choice.chosen]
+        chosen_cfg = cfg.model_copy(update={"synthesize": cfg.synthesize.model_copy(
+            update={"method": selector})})
+        chosen_ctx = replace(ctx, cfg=chosen_cfg)
+        chosen = get_method(selector)
+        if not clean:
+            return SELECTION.synthesize(chosen_ctx, chosen), {}
+        dropped: list[int] = []
+        p_label = teacher_p_label(cfg, n_classes)
+
+        def keep(train: pa.Table, x: np.ndarray) -> np.ndarray:
+            y = train.column("label_id").to_numpy()
+            mask = np.zeros(len(y), dtype=bool)
+            mask[consistent_rows(p_label(x, y), y, cfg.synthesize.auto.tau,
+                                 cfg.synthesize.per_class * cfg.synthesize.oversample)] = True
+            dropped.append(int((~mask).sum()))
+            return mask
+
+        candidates, notes = SELECTION._in_memory(chosen_ctx, chosen, keep)
+        _count_ineligible(candidates, dropped[0])
+        return (candidates, notes), {"teacher_inconsistent_rows": dropped[0]}
+
+
+def _count_ineligible(result: CandidateSet, dropped: int) -> None:
+    """Rows the teacher-consistent pool left out are not selected in every replicate: the
+    counts keep rows in = the whole pool x seeds, as the audit derives them."""
+    counts, seeds = result.counts, int(result.counts["replicates"])
+    counts["rows_in"] += dropped * seeds
+    counts["rows_rejected"] += dropped * seeds
+    counts["rejects_by_reason"]["not_selected"] += dropped * seeds
+    counts["implicit_rejects"]["not_selected"] = [
+        n + dropped for n in counts["implicit_rejects"]["not_selected"]]
+
+
+AUTO = AutoMethod()

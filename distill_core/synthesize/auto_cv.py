@@ -1,0 +1,202 @@
+"""`synthesize.method: auto`: choose the recipe by cross-validation on training rows alone.
+
+Protocol (everything here sees only the training pool's features and labels; the
+evaluation split never enters):
+
+1. for each of `repeats` draws r, seed_r = derive_seed(run seed, r): a stratified sample of
+   at most `max_rows` pool rows, split into `folds` stratified folds (shuffled by seed_r);
+2. for each fold: the other folds are the pool part, the fold the held-out part. For each
+   candidate recipe the pool part is distilled at the requested `per_class` (seed_r), the
+   linear probe (the run's probe settings, hard labels) is trained on the distilled rows and
+   scored on the held-out part;
+3. each recipe's score is the mean ± std of its `repeats x folds` accuracies; the best mean
+   wins, and recipes within `tie_margin` of it tie: the cheaper wins (`RECIPES` order).
+
+Recipes (cheapest first): `herding`, `kmeans`, and `tc_herding`, `tc_kmeans`: the same on
+a teacher-consistent pool, i.e. without the rows whose label a linear-probe teacher, fit on
+that pool (`teacher.C`, `teacher.max_iter`), gives probability < `tau` (a class left with
+fewer than `per_class x oversample` rows keeps its most confident ones up to that). The
+filter stage's filters are not part of the cross-validation: contamination reads the
+evaluation split, which the choice must never see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from distill_core.seeds import derive_seed
+from distill_core.synthesize.base import select_per_class
+
+# Recipe -> (selector, teacher-consistent pool?), cheapest first: ties go to the earlier.
+RECIPES: dict[str, tuple[str, bool]] = {
+    "herding": ("herding", False),
+    "kmeans": ("kmeans", False),
+    "tc_herding": ("herding", True),
+    "tc_kmeans": ("kmeans", True),
+}
+AUTO_SEED_TAG = 14  # keeps auto's draws apart from the selections' own seeds
+
+# Trains the probe on (x, y) and returns the accuracy on (held_x, held_y).
+ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int], float]
+# Fits the teacher on (x, y) and returns each row's p(own label).
+TeacherFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass
+class AutoSettings:
+    candidates: list[str]
+    per_class: int
+    oversample: int = 1
+    folds: int = 3
+    repeats: int = 3
+    max_rows: int = 4000
+    tau: float = 0.8
+    tie_margin: float = 0.0
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # selector -> options
+
+
+@dataclass
+class AutoChoice:
+    """What `auto` chose and why (the manifest's `auto` block)."""
+
+    chosen: str
+    scores: dict[str, dict[str, Any]]  # recipe -> mean, std, accuracies
+    protocol: dict[str, Any]
+    reason: str
+    cv_rows: np.ndarray  # pool row indices the cross-validation read (sorted)
+
+    def manifest(self) -> dict[str, Any]:
+        return {"chosen": self.chosen, "selector": RECIPES[self.chosen][0],
+                "teacher_consistent": RECIPES[self.chosen][1], "reason": self.reason,
+                "scores": self.scores, "protocol": self.protocol}
+
+
+def consistent_rows(p_label: np.ndarray, y: np.ndarray, tau: float, keep_at_least: int
+                    ) -> np.ndarray:
+    """Rows (indices) whose teacher p(label) >= tau; a class left with fewer than
+    `keep_at_least` rows keeps its most confident rows up to that many."""
+    kept = []
+    for label in np.unique(y):
+        rows = np.flatnonzero(y == label)
+        good = rows[p_label[rows] >= tau]
+        if len(good) < min(keep_at_least, len(rows)):
+            order = np.argsort(-p_label[rows], kind="stable")
+            good = rows[order[:min(keep_at_least, len(rows))]]
+        kept.append(np.sort(good))
+    return np.sort(np.concatenate(kept)) if kept else np.zeros(0, np.int64)
+
+
+def _sample(y: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    if len(y) <= limit:
+        return np.arange(len(y))
+    from sklearn.model_selection import train_test_split
+
+    kept, _ = train_test_split(np.arange(len(y)), train_size=limit, stratify=y,
+                               random_state=seed)
+    return np.sort(kept)
+
+
+def distil(recipe: str, x: np.ndarray, y: np.ndarray, settings: AutoSettings, seed: int,
+           p_label: np.ndarray | None) -> np.ndarray:
+    """Indices into (x, y) that `recipe` picks at `settings.per_class` (one seed)."""
+    selector, clean = RECIPES[recipe]
+    rows = np.arange(len(y))
+    if clean:
+        assert p_label is not None
+        rows = consistent_rows(p_label, y, settings.tau, settings.per_class * settings.oversample)
+    picked = select_per_class(selector, x[rows], y[rows], settings.per_class, seed,
+                              settings.params.get(selector, {}))
+    return rows[picked.indices]
+
+
+def cross_validate(y: np.ndarray, features: Callable[[np.ndarray], np.ndarray],
+                   settings: AutoSettings, seed: int, score: ScoreFn, teacher: TeacherFn
+                   ) -> AutoChoice:
+    """Run the protocol above on the pool labelled `y` and choose; deterministic for `seed`.
+    `features(rows)` returns the features of pool rows `rows` (called once, with the rows
+    the draws sampled: the cross-validation reads nothing else)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    unknown = [c for c in settings.candidates if c not in RECIPES]
+    if unknown:
+        raise ValueError(f"unknown auto recipes {unknown}; known: {list(RECIPES)}")
+    candidates = [r for r in RECIPES if r in settings.candidates]  # cost order
+    draws = []
+    for repeat in range(settings.repeats):
+        seed_r = derive_seed(AUTO_SEED_TAG, seed, repeat)
+        rows = _sample(y, settings.max_rows, seed_r)
+        smallest = int(np.unique(y[rows], return_counts=True)[1].min()) if len(rows) else 0
+        if min(settings.folds, smallest) < 2:
+            break
+        draws.append((seed_r, rows, min(settings.folds, smallest)))
+    cv_rows = (np.unique(np.concatenate([rows for _, rows, _ in draws])) if draws
+               else np.zeros(0, np.int64))
+    x_cv = features(cv_rows) if len(cv_rows) else None
+    accuracies: dict[str, list[float]] = {r: [] for r in candidates}
+    for seed_r, rows, folds in draws:
+        local = np.searchsorted(cv_rows, rows)  # into x_cv
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed_r % 2**31)
+        for pool, held in splitter.split(rows, y[rows]):
+            pool, held = local[pool], local[held]
+            x, labels = x_cv[pool], y[cv_rows[pool]]
+            held_x, held_y = x_cv[held], y[cv_rows[held]]
+            p_label = (teacher(x, labels) if any(RECIPES[r][1] for r in candidates) else None)
+            for recipe in candidates:
+                picked = distil(recipe, x, labels, settings, seed_r, p_label)
+                accuracies[recipe].append(score(x[picked], labels[picked], held_x, held_y,
+                                                seed_r))
+    folds_used = draws[0][2] if draws else 0
+    used = [rows for _, rows, _ in draws]
+    protocol = {"folds": folds_used, "repeats": len(used), "max_rows": settings.max_rows,
+                "rows_sampled": int(len(used[0])) if used else 0,
+                "pool_rows": int(len(y)), "per_class": settings.per_class,
+                "tau": settings.tau, "tie_margin": settings.tie_margin,
+                "candidates": candidates, "seed": seed}
+    if not used:
+        return AutoChoice(candidates[0], {}, protocol, "a class has fewer than 2 training rows: "
+                          f"no cross-validation; the cheapest recipe ({candidates[0]})", cv_rows)
+    scores = {r: {"mean": float(np.mean(a)), "std": float(np.std(a)),
+                  "accuracies": [round(float(v), 6) for v in a]} for r, a in accuracies.items()}
+    best = max(s["mean"] for s in scores.values())
+    chosen = next(r for r in candidates if scores[r]["mean"] >= best - settings.tie_margin
+                  - 1e-12)
+    runner_up = [r for r in candidates if r != chosen]
+    reason = (f"{chosen}: best mean held-out accuracy {100 * scores[chosen]['mean']:.1f} % over "
+              f"{len(used)} x {folds_used} folds of {len(used[0])} training rows")
+    if runner_up:
+        second = max(runner_up, key=lambda r: scores[r]["mean"])
+        reason += (f"; next {second} {100 * scores[second]['mean']:.1f} %"
+                   + (" (a tie: the cheaper wins)"
+                      if scores[second]["mean"] >= best - settings.tie_margin - 1e-12 else ""))
+    return AutoChoice(chosen, scores, protocol, reason, cv_rows)
+
+
+def report_lines(block: dict[str, Any]) -> list[str]:
+    """The run report's account of an `auto` choice (from the manifest's `auto` block)."""
+    protocol, digest = block.get("protocol", {}), block.get("cv_ids_sha256", "")[:16]
+    lines = ["## The recipe `auto` chose (cross-validation on training rows only)", "",
+             f"**auto chose `{block['chosen']}`** ({block['reason']}).", "",
+             "| recipe | CV accuracy % (mean ± std) | folds scored |", "|---|---|---|"]
+    for recipe, s in block.get("scores", {}).items():
+        mark = "**" if recipe == block["chosen"] else ""
+        lines.append(f"| {mark}{recipe}{mark} | {100 * s['mean']:.1f} ± {100 * s['std']:.1f} "
+                     f"| {len(s['accuracies'])} |")
+    lines += ["", f"Protocol: {protocol.get('repeats')} seeded draws of at most "
+              f"{protocol.get('max_rows')} of the {protocol.get('pool_rows')} training-pool rows "
+              f"(stratified), {protocol.get('folds')} stratified folds each; every recipe "
+              f"distilled the other folds at {protocol.get('per_class')} per class, the linear "
+              "probe trained on that and scored the held-out fold (training rows only: "
+              f"{block.get('cv_rows')} rows read, ids sha256 `{digest}`"
+              f"); ties (within {protocol.get('tie_margin')}) go to the cheaper recipe. "
+              f"tc_ recipes drop rows whose teacher p(label) < {protocol.get('tau')}."]
+    lines += [f"Note: {n}" for n in block.get("notes", [])]
+    if "teacher_inconsistent_rows" in block:
+        lines.append(f"The chosen teacher-consistent pool left out "
+                     f"{block['teacher_inconsistent_rows']} rows.")
+    lines.append(f"Cost: cross-validation {block.get('cv_seconds')} s, the chosen recipe on the "
+                 f"whole pool {block.get('final_seconds')} s.")
+    return lines

@@ -1,0 +1,154 @@
+"""`synthesize.method: auto` on real SST-2 slices: the choice is made from training rows
+only (the rows it read are the training pool's, and an evaluation split with every label
+flipped leaves every cross-validated number unchanged), it is the same for a seed, and a
+run with it goes end to end with the chosen method's lineage and the choice in the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+
+from distill_core.audit import RunAudit
+from distill_core.config import load_config
+from distill_core.methods.auto import (
+    AutoRows,
+    ids_digest,
+    probe_accuracy,
+    settings_for,
+    teacher_p_label,
+)
+from distill_core.pipeline.stage import StageContext
+from distill_core.report import build_report
+from distill_core.synthesize.auto_cv import RECIPES, consistent_rows, cross_validate
+
+PER_CLASS = 4
+
+
+def _config(data_dir: Path, *overrides: str):
+    return load_config(None, [f"data.data_dir={data_dir}", "run.seeds=[0,1]", "run.name=auto",
+                              "synthesize.method=auto", f"synthesize.per_class={PER_CLASS}",
+                              "synthesize.auto.repeats=1", *overrides])
+
+
+@pytest.fixture(scope="module")
+def flipped_dir(slice_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SST-2 slices with every evaluation label flipped and every evaluation text changed
+    (a new texts hash: with the texts alone unchanged, the signals stage's cache, keyed by the
+    texts, would restore the other run's embeddings under the old example ids)."""
+    target = tmp_path_factory.mktemp("flipped") / "sst2_glue"
+    target.mkdir()
+    (target / "train.tsv").write_bytes((slice_dir / "sst2_glue" / "train.tsv").read_bytes())
+    header, *rows = (slice_dir / "sst2_glue" / "dev.tsv").read_text().splitlines()
+    flipped = [f"{r.rsplit(chr(9), 1)[0]} !\t{1 - int(r.rsplit(chr(9), 1)[1])}" for r in rows]
+    (target / "dev.tsv").write_text("\n".join([header, *flipped]) + "\n")
+    return target.parent
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("runs")  # one folder: the runs share its row cache
+
+
+@pytest.fixture(scope="module")
+def auto_run(slice_dir: Path, runs: Path, run_stages):
+    cfg = _config(slice_dir)
+    store, _ = run_stages(cfg, runs)
+    return cfg, store
+
+
+def test_the_choice_reads_training_rows_only(auto_run, flipped_dir: Path, runs: Path,
+                                             run_stages) -> None:
+    cfg, store = auto_run
+    corpus = store.read("ingest")
+    train = corpus.filter(pc.equal(corpus.column("split"), "train"))
+    block = store.manifest("synthesize")["auto"]
+    # The sample covers the whole 300-row pool here: the rows read are exactly its rows.
+    assert block["cv_rows"] == train.num_rows == 300
+    assert block["cv_ids_sha256"] == ids_digest(train.column("example_id").to_pylist())
+    # The same run with every evaluation label flipped: not one cross-validated number moves.
+    flipped_cfg = _config(flipped_dir, "run.name=auto-flipped")  # data_dir is not in the id
+    flipped, _ = run_stages(flipped_cfg, runs, "synthesize")
+    eval_ids = lambda s: set(pc.filter(s.read("ingest").column("example_id"),  # noqa: E731
+                                       pc.equal(s.read("ingest").column("split"), "eval"))
+                             .to_pylist())
+    assert not eval_ids(flipped) & eval_ids(store), "the evaluation rows must all differ"
+    other = flipped.manifest("synthesize")["auto"]
+    for key in ("chosen", "scores", "protocol", "cv_rows", "cv_ids_sha256"):
+        assert other[key] == block[key], key
+    # And what the loader hands the cross-validation is checked row by row.
+    rows = AutoRows(cfg, StageContext(cfg, store))
+    rows.features(np.arange(len(rows.pool.label_ids)))
+    read = set(rows.loaded.column("example_id").to_pylist())
+    assert read == set(train.column("example_id").to_pylist()) and not read & eval_ids(store)
+
+
+def test_the_choice_is_the_same_for_a_seed(auto_run) -> None:
+    cfg, store = auto_run
+    cfg = cfg.model_copy(update={"synthesize": cfg.synthesize.model_copy(
+        update={"auto": cfg.synthesize.auto.model_copy(update={"max_rows": 150, "folds": 2})})})
+    rows = AutoRows(cfg, StageContext(cfg, store))
+    settings, _ = settings_for(cfg, len(rows.pool.label_ids))
+
+    def choose(seed: int):
+        return cross_validate(rows.pool.label_ids, rows.features, settings, seed,
+                              probe_accuracy(cfg, 2), teacher_p_label(cfg, 2))
+
+    first, again, other = choose(0), choose(0), choose(7)
+    assert (first.chosen, first.scores) == (again.chosen, again.scores)
+    assert first.scores != other.scores  # the seed does draw the folds
+    assert set(first.scores) == set(RECIPES)
+    best = max(s["mean"] for s in first.scores.values())
+    assert first.scores[first.chosen]["mean"] == best
+
+
+def test_an_auto_run_end_to_end(auto_run) -> None:
+    cfg, store = auto_run
+    block = store.manifest("synthesize")["auto"]
+    selector, clean = RECIPES[block["chosen"]]
+    candidates = store.read("synthesize")
+    assert set(candidates.column("method").to_pylist()) == {selector}  # the chosen lineage
+    assert candidates.column("parent_ids").to_pylist() == [
+        [e] for e in candidates.column("example_id").to_pylist()]
+    scores = store.read("evaluate").to_pylist()
+    assert {r["method"] for r in scores} >= {"auto", "random"}
+    report = build_report(store.root)
+    assert f"**auto chose `{block['chosen']}`**" in report
+    for recipe, s in block["scores"].items():
+        assert f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}" in report, recipe
+        assert len(s["accuracies"]) == block["protocol"]["repeats"] * block["protocol"]["folds"]
+
+
+def test_a_teacher_consistent_choice_keeps_the_funnel(slice_dir: Path, runs: Path,
+                                                      run_stages) -> None:
+    cfg = _config(slice_dir, "synthesize.auto.candidates=[tc_herding]")
+    store, _ = run_stages(cfg, runs, "synthesize")
+    block = store.manifest("synthesize")["auto"]
+    assert block["chosen"] == "tc_herding" and block["teacher_inconsistent_rows"] > 0
+    picked = set(store.read("synthesize").column("example_id").to_pylist())
+    assert len(picked) <= 300 - block["teacher_inconsistent_rows"]
+    audit = RunAudit(store.root)
+    derived = audit.not_selected()
+    manifest = store.manifest("synthesize")
+    assert derived == manifest["counts"]["implicit_rejects"]["not_selected"]
+    assert manifest["counts"]["rows_in"] == 300 * len(cfg.run.seeds) == (
+        manifest["counts"]["rows_out"] + manifest["counts"]["rows_rejected"])
+
+
+def test_what_the_choice_depends_on_is_in_the_run_id() -> None:
+    base = load_config(None, ["synthesize.method=auto"])
+    for changed in ("synthesize.kmeans.n_init=5", "synthesize.auto.folds=5",
+                    "synthesize.auto.candidates=[herding,kmeans]", "teacher.C=10"):
+        assert load_config(None, ["synthesize.method=auto", changed]).run_id() != base.run_id()
+    unused = load_config(None, ["synthesize.method=auto", "synthesize.el2n.prune_hardest=0.3"])
+    assert unused.run_id() == base.run_id()
+
+
+def test_a_teacher_consistent_pool_keeps_enough_rows_per_class() -> None:
+    p = np.array([0.9, 0.2, 0.95, 0.5, 0.1, 0.3, 0.85, 0.4])
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    assert consistent_rows(p, y, 0.8, 1).tolist() == [0, 2, 6]
+    # each class is short of 3 confident rows: its next most confident ones fill it up
+    assert consistent_rows(p, y, 0.8, 3).tolist() == [0, 2, 3, 5, 6, 7]
