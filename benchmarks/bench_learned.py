@@ -26,11 +26,14 @@ import json
 import os
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's code
 
 from distill_core.ingest import ingest_dataset, resolve_dataset
 from distill_core.learned import (
