@@ -99,8 +99,12 @@ class LearnedOptions(MethodOptions):
                              "and the attention labels.")
     lr_lr: float = Field(default=5e-2, gt=0, description="Adam lr of the log of the learned "
                          "learning rate.")
-    attention_labels: bool = Field(default=True, description="Learn target attention "
-                                   "distributions of the first token (Maekawa et al. 2023).")
+    attention_labels: bool = Field(default=False, description="Learn target attention "
+                                   "distributions of the first token (Maekawa et al. 2023). "
+                                   "They make the inner step move the encoder, so each outer "
+                                   "step runs the real batch through it (~25x the cost of a "
+                                   "step without them on CPU, no gain measured on SST-2: "
+                                   "benchmarks/RESULTS.md).")
     attention_weight: float = Field(default=1.0, ge=0, description="λ of the attention KL.")
     init: Literal["kmeans", "noise"] = Field(
         default="kmeans", description="kmeans: each class's k-means prototypes on the run's "
@@ -125,7 +129,10 @@ class LearnedOptions(MethodOptions):
 
 
 class LearnedMetaOptions(LearnedOptions):
-    pass
+    batch_size: int = Field(default=256, ge=1, description="Real rows per outer step. Without "
+                            "attention labels (one step from a zero head) the real features are "
+                            "computed once and a batch costs a matrix product; with them each "
+                            "row goes through the encoder (64 is the practical size on CPU).")
 
 
 class LearnedGradientOptions(LearnedOptions):
