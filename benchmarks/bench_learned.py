@@ -152,7 +152,7 @@ def main() -> None:
                 distiller = MetaMatching(learner, synthetic, OuterConfig(
                     seed=seed, lr_embeds=args.lr_embeds, lr_labels=args.lr_labels,
                     lr_attention=args.lr_labels, lr_lr=args.lr_lr), inner)
-                real.batch_size = args.real_batch
+                real.batch_size, real.seed = args.real_batch, seed  # the seed draws the batches
                 if distiller.static:
                     distiller.use_features(real, pooled)
                 else:
