@@ -9,8 +9,11 @@ without them, soft-label dataset distillation (Sucholutsky & Schonlau 2021,
 Wang et al. 2018). When the inner loop provably leaves the encoder untouched
 (`inner.encoder_static`: one step from a zero head without attention labels,
 or a head-only learner) only the head is trained and the real rows' pooled
-features are computed once (no graph) and reused, which is exact and makes an
-outer step cost one forward and backward of the synthetic rows.
+features are computed once (no graph, every row in fixed 256-row chunks at the
+first step, so a resumed run gets bit-identical features) and reused, which is
+exact and makes an outer step cost one forward and backward of the synthetic
+rows. The one-time pass is linear in the real rows: on this 2-core CPU ~45 s
+per 4,000 SST-2 rows with MiniLM, unloaded.
 `keep_last_inner` keeps the synthetic tensors and the head seed the last inner
 loop used and the weights it reached, so the `embeds_finetune` learner can be
 checked against it.
