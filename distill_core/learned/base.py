@@ -32,14 +32,18 @@ StepCallback = Callable[[int, float], None]  # (outer step done, its loss)
 
 @dataclass(frozen=True)
 class OuterConfig:
-    """Outer optimisation. `init_pool`: how many distinct random learner draws (fresh heads,
-    perturbations) the steps cycle through; 0 draws a new one at every step."""
+    """Outer optimisation (Adam). `lr_embeds` is in embedding units (MiniLM's word embeddings
+    have std 0.056; 3e-3 moves each coordinate ~5 % of that per step); `lr_lr` acts on the
+    log of the learned lr, so 5e-2 lets it change by ~5 % per step (at 1e-2 it could not
+    reach a useful value in tens of steps). `init_pool`: how many distinct random learner
+    draws (fresh heads, perturbations) the steps cycle through; 0 draws a new one at every
+    step."""
 
     seed: int = 0
-    lr_embeds: float = 1e-3
+    lr_embeds: float = 3e-3
     lr_labels: float = 1e-2
     lr_attention: float = 1e-2
-    lr_lr: float = 1e-2
+    lr_lr: float = 5e-2
     init_pool: int = 0
     save_every: int = 0
     checkpoint: str | None = None

@@ -21,6 +21,7 @@ from torch.func import functional_call
 
 Params = dict[str, torch.Tensor]
 POOLINGS = ("mean", "cls")
+HEAD_INITS = ("random", "zero")
 LAYER_INDEX = re.compile(r"(?:^|\.)layer\.(\d+)\.")
 
 
@@ -93,19 +94,29 @@ class FunctionalLearner:
     def word_embeddings(self) -> torch.Tensor:
         return self.encoder.get_input_embeddings().weight.detach()
 
-    def fresh_head(self, seed: int) -> Params:
-        """A new linear head, initialised like `torch.nn.Linear` from its own generator."""
+    def fresh_head(self, seed: int, init: str = "random") -> Params:
+        """A new linear head: `random` initialises it like `torch.nn.Linear` from its own
+        generator (seeded `seed`); `zero` is all zeros (then one inner step on the synthetic
+        set makes the head Σ (soft label − prediction) ⊗ synthetic feature, and the first
+        step leaves the encoder where it is unless attention labels pull on it)."""
+        if init not in HEAD_INITS:
+            raise ValueError(f"head init must be one of {HEAD_INITS}, not {init!r}")
+        if init == "zero":
+            return {"head.weight": torch.zeros(self.n_classes, self.hidden_size,
+                                               device=self.device),
+                    "head.bias": torch.zeros(self.n_classes, device=self.device)}
         generator = torch.Generator().manual_seed(int(seed))
         bound = 1.0 / math.sqrt(self.hidden_size)
         weight = (torch.rand(self.n_classes, self.hidden_size, generator=generator) * 2 - 1) * bound
         bias = (torch.rand(self.n_classes, generator=generator) * 2 - 1) * bound
         return {"head.weight": weight.to(self.device), "head.bias": bias.to(self.device)}
 
-    def initial_params(self, head_seed: int) -> Params:
-        """Pretrained trainable encoder weights plus a fresh head, as leaves requiring grad."""
+    def initial_params(self, head_seed: int, head_init: str = "random") -> Params:
+        """Pretrained trainable encoder weights plus a fresh head (`fresh_head`), as leaves
+        requiring grad."""
         named = dict(self.encoder.named_parameters())
         params = {f"encoder.{n}": named[n].detach().clone() for n in self.trainable}
-        params.update(self.fresh_head(head_seed))
+        params.update(self.fresh_head(head_seed, head_init))
         return {k: v.requires_grad_(True) for k, v in params.items()}
 
     def __call__(self, params: Params, attention_mask: torch.Tensor,

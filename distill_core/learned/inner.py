@@ -24,10 +24,23 @@ from distill_core.learned.synthetic import SyntheticBatch
 @dataclass(frozen=True)
 class InnerConfig:
     """`steps`: inner gradient steps (k); `attention_weight`: λ of the attention KL (used when
-    the synthetic set has attention labels)."""
+    the synthetic set has attention labels); `head_init`: the learner's fresh head, `zero` or
+    `random` (`FunctionalLearner.fresh_head`)."""
 
     steps: int = 1
     attention_weight: float = 1.0
+    head_init: str = "zero"
+
+
+def encoder_static(learner: FunctionalLearner, config: InnerConfig, attention: bool) -> bool:
+    """True when the inner loop provably leaves the encoder at its pretrained weights: the
+    learner trains no encoder weight, or it takes one step from a zero head without attention
+    labels (the loss reaches the encoder only through the head, so every encoder gradient is
+    exactly 0). Then features of real rows can be computed once and reused."""
+    if not learner.trainable:
+        return True
+    return (config.steps == 1 and config.head_init == "zero"
+            and not (attention and config.attention_weight > 0))
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

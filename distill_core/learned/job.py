@@ -97,10 +97,11 @@ def _initial_set(job: LearnJob, learner: FunctionalLearner, tokenizer: Any) -> S
         return prototypes.from_noise(learner.word_embeddings, len(job.label_names),
                                      job.per_class, o["seq_len"], job.seed, o["lr"], shape,
                                      o["label_smoothing"], meta)
-    return prototypes.from_real(job.features, job.labels, job.texts, job.example_ids, tokenizer,
-                                learner.word_embeddings, len(job.label_names), job.per_class,
-                                o["seq_len"], job.seed, o["lr"], shape, o["label_smoothing"],
-                                meta)
+    synthetic = prototypes.from_real(
+        job.features, job.labels, job.texts, job.example_ids, tokenizer, learner.word_embeddings,
+        len(job.label_names), job.per_class, o["seq_len"], job.seed, o["lr"], shape,
+        o["label_smoothing"], meta)
+    return prototypes.match_attention(synthetic, learner)
 
 
 def _family_kwargs(job: LearnJob, learner: FunctionalLearner, real: RealData
@@ -164,10 +165,11 @@ def run_learn_job(job: LearnJob, progress: Progress | None = None) -> dict[str, 
                                seed=job.seed, device=device)
     synthetic = _initial_set(job, learner, tokenizer)
     outer = OuterConfig(seed=job.seed, lr_embeds=o["lr_embeds"], lr_labels=o["lr_labels"],
-                        lr_attention=o["lr_labels"], lr_lr=o["lr_labels"],
+                        lr_attention=o["lr_labels"], lr_lr=o["lr_lr"],
                         init_pool=o["init_pool"], save_every=o["save_every"],
                         checkpoint=job.state_path)
-    inner = InnerConfig(steps=o["inner_steps"], attention_weight=o["attention_weight"])
+    inner = InnerConfig(steps=o["inner_steps"], attention_weight=o["attention_weight"],
+                        head_init=o["head_init"])
     kwargs, experts = _family_kwargs(job, learner, real)
     distiller: Distiller = FAMILIES[job.family](learner, synthetic, outer, inner, **kwargs)
     resumed_from = distiller.step if distiller.resume(job.state_path) else None

@@ -21,7 +21,7 @@ def embeds_finetune(learner: FunctionalLearner, synthetic: SyntheticSet, inner: 
                     head_seed: int) -> Params:
     """The learner's weights (trainable encoder part and head) after the inner protocol."""
     frozen = SyntheticSet.from_dict(synthetic.to_dict()).requires_grad_(False)
-    params = learner.initial_params(head_seed)
+    params = learner.initial_params(head_seed, inner.head_init)
     trained = inner_train(learner, params, frozen.batch(), frozen.lr.detach(), inner,
                           create_graph=False)
     return {k: v.detach() for k, v in trained.items()}

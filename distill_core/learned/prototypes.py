@@ -96,3 +96,21 @@ def from_noise(word_embeddings: torch.Tensor, n_classes: int, per_class: int, se
                         initial_label_logits(hard, n_classes, label_smoothing),
                         _attention_logits(n, attention_shape, seq_len), lr,
                         [[] for _ in range(n)], ids, info)
+
+
+def match_attention(synthetic: SyntheticSet, learner: Any) -> SyntheticSet:
+    """Set the attention labels to the pretrained learner's own first-token attention on the
+    synthetic rows (log-probabilities as logits; padding stays masked), in place.
+
+    Uniform targets pull every attention head of the encoder in the first inner step
+    whatever the data; matched targets start with zero attention loss and zero gradient
+    on the encoder, so the attention variant starts from the same learner as the plain one
+    and the outer loop moves the labels only where that lowers the real loss."""
+    if synthetic.attention_logits is None:
+        return synthetic
+    params = learner.fresh_head(0)
+    with torch.no_grad():
+        out = learner(params, synthetic.mask, inputs_embeds=synthetic.embeds.detach(),
+                      output_attentions=True)
+        synthetic.attention_logits.copy_(out.attentions.clamp_min(1e-12).log())
+    return synthetic

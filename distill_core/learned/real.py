@@ -58,15 +58,22 @@ class RealData:
         return RealBatch(self.input_ids[index, :width].to(self.device),
                          mask[:, :width].to(self.device), self.labels[index].to(self.device))
 
-    def _draw(self, rows: np.ndarray, step: int, slot: int, size: int) -> RealBatch:
+    def _rows(self, rows: np.ndarray, step: int, slot: int, size: int) -> np.ndarray:
         if size >= len(rows):
-            return self.take(rows)
+            return rows
         rng = np.random.default_rng(derive_seed(self.seed, step, slot))
-        return self.take(np.sort(rng.choice(rows, size=size, replace=False)))
+        return np.sort(rng.choice(rows, size=size, replace=False))
+
+    def _draw(self, rows: np.ndarray, step: int, slot: int, size: int) -> RealBatch:
+        return self.take(self._rows(rows, step, slot, size))
+
+    def batch_rows(self, step: int) -> np.ndarray:
+        """Indices of the rows `batch(step)` delivers."""
+        return self._rows(np.arange(len(self)), step, 0, self.batch_size)
 
     def batch(self, step: int) -> RealBatch:
         """`batch_size` rows drawn without replacement for outer step `step` (all if fewer)."""
-        return self._draw(np.arange(len(self)), step, 0, self.batch_size)
+        return self.take(self.batch_rows(step))
 
     def class_batch(self, step: int, label: int, size: int | None = None) -> RealBatch:
         """Up to `size` (default `batch_size`) rows of class `label` for outer step `step`."""

@@ -37,6 +37,7 @@ class LearnedRows:
     inner_steps: int
     attention_weight: float
     max_length: int
+    head_init: str = "random"
 
 
 def train_embeds_finetune(spec: LearnerSpec, rows: TrainingRows, evaluation: LearnerData,
@@ -59,7 +60,8 @@ def train_embeds_finetune(spec: LearnerSpec, rows: TrainingRows, evaluation: Lea
     learner, tokenizer = load_learner(learned.model, len(labels), learned.pooling,
                                       learned.last_layers, device)
     synthetic = learned.synthetic.to(device)
-    inner = InnerConfig(steps=learned.inner_steps, attention_weight=learned.attention_weight)
+    inner = InnerConfig(steps=learned.inner_steps, attention_weight=learned.attention_weight,
+                        head_init=learned.head_init)
     params = embeds_finetune(learner, synthetic, inner, head_seed=seed)
     real = RealData.from_texts(tokenizer, evaluation.texts, np.array(evaluation.y),
                                [str(i) for i in range(len(evaluation.texts))],
@@ -101,7 +103,8 @@ class LearnedSource:
         protocol = {"model": manifest["model"], "pooling": options["pooling"],
                     "last_layers": options["last_layers"], "inner_steps": options["inner_steps"],
                     "attention_weight": options["attention_weight"],
-                    "max_length": options["max_length"]}
+                    "max_length": options["max_length"],
+                    "head_init": options.get("head_init", "random")}
         return cls(sets, ids, protocol)
 
     def rows_for(self, replicate: int, example_ids: list[str]) -> LearnedRows | None:

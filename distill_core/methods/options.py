@@ -100,16 +100,28 @@ class LearnedOptions(MethodOptions):
                                             "of the learner: mean over tokens or the first.")
     last_layers: int | None = Field(default=None, ge=1, description="Train only the last "
                                     "layers of the encoder (and the head); None: all of it.")
-    outer_steps: int = Field(default=50, ge=1, description="Outer optimisation steps.")
+    outer_steps: int = Field(default=200, ge=1, description="Outer optimisation steps.")
     inner_steps: int = Field(default=1, ge=1, description="Inner gradient steps (k) of the "
                              "learner on the synthetic set.")
-    lr: float = Field(default=1e-2, gt=0, description="Initial learned learning rate of the "
+    head_init: Literal["zero", "random"] = Field(
+        default="zero", description="The inner learner's fresh head: zero (one step on the "
+        "synthetic set makes it a soft-label-weighted sum of their features; the encoder moves "
+        "only through attention labels or later steps) or random (nn.Linear's init). "
+        "benchmarks/RESULTS.md: a random head with a 1-step protocol did not learn.")
+    lr: float = Field(default=1.0, gt=0, description="Initial learned learning rate of the "
                       "inner step (optimised with the data).")
-    lr_embeds: float = Field(default=1e-3, gt=0, description="Adam lr of the embeddings.")
-    lr_labels: float = Field(default=1e-2, gt=0, description="Adam lr of the soft labels, "
-                             "the attention labels and the learned lr.")
-    attention_labels: bool = Field(default=True, description="Learn target attention "
-                                   "distributions of the first token (Maekawa et al. 2023).")
+    lr_embeds: float = Field(default=3e-3, gt=0, description="Adam lr of the embeddings "
+                             "(embedding units).")
+    lr_labels: float = Field(default=1e-2, gt=0, description="Adam lr of the soft labels "
+                             "and the attention labels.")
+    lr_lr: float = Field(default=5e-2, gt=0, description="Adam lr of the log of the learned "
+                         "learning rate.")
+    attention_labels: bool = Field(default=False, description="Learn target attention "
+                                   "distributions of the first token (Maekawa et al. 2023). "
+                                   "They make the inner step move the encoder, so each outer "
+                                   "step runs the real batch through it (~25x the cost of a "
+                                   "step without them on CPU, no gain measured on SST-2: "
+                                   "benchmarks/RESULTS.md).")
     attention_weight: float = Field(default=1.0, ge=0, description="λ of the attention KL.")
     init: Literal["kmeans", "noise"] = Field(
         default="kmeans", description="kmeans: each class's k-means prototypes on the run's "
@@ -134,7 +146,10 @@ class LearnedOptions(MethodOptions):
 
 
 class LearnedMetaOptions(LearnedOptions):
-    pass
+    batch_size: int = Field(default=256, ge=1, description="Real rows per outer step. Without "
+                            "attention labels (one step from a zero head) the real features are "
+                            "computed once and a batch costs a matrix product; with them each "
+                            "row goes through the encoder (64 is the practical size on CPU).")
 
 
 class LearnedGradientOptions(LearnedOptions):

@@ -59,6 +59,7 @@ def overrides(slice_dir: Path, model: Path, *extra: str) -> list[str]:
 def learned_run(slice_dir: Path, tiny_model: Path, runs: Path, run_stages):
     cfg = load_config(None, overrides(slice_dir, tiny_model, "run.seeds=[0,1]",
                                       "evaluate.learners=[linear_probe,embeds_finetune]",
+                                      "synthesize.learned_meta.attention_labels=true",
                                       "run.name=learned"))
     return cfg, *run_stages(cfg, runs)
 
