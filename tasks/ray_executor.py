@@ -4,6 +4,10 @@ Rows go to the pool in blocks (grouped by the order the stage asks for) with
 their input position, so the output is reassembled in input order whatever
 the completion order. A pool actor that dies is restarted by Ray Data and its
 block retried; fault drills kill one on purpose (`FaultHooks.kill_actor_after`).
+
+`map_parquet` hands Ray Data the Parquet parts a manifest names instead: read tasks on the
+cluster read them (`ray.data.read_parquet`), the pool maps the blocks, and the driver only
+receives the outputs, in read order (`preserve_order`), one block at a time.
 """
 
 from __future__ import annotations
@@ -11,12 +15,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from distill_core.artifacts.location import Where, arrow_path
 from distill_core.faults import claim_once
 from distill_core.pipeline.executor import (
     ActorSpec,
@@ -32,6 +37,7 @@ from tasks.ray_preflight import preflight
 __all__ = ["RayExecutor", "ensure_ray", "preflight"]
 
 POSITION, WORKER = "_position", "_worker"
+READ_CPUS = 0.25  # a Parquet read task's CPU ask: reads must not wait on the pool's CPUs
 
 
 def ensure_ray(address: str | None) -> None:
@@ -45,6 +51,22 @@ def ensure_ray(address: str | None) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
              ignore_reinit_error=True, configure_logging=False)
+
+
+def _settle_fsspec_http() -> None:
+    """Ray Data's path resolution imports fsspec's HTTP filesystem, and catches only
+    `ModuleNotFoundError` when aiohttp is missing; a thread that meets the module while
+    another is half-way through failing to import it gets an `ImportError` instead, which
+    fails the read (seen here, now and then). Failing it once, for good, makes every later
+    import raise `ModuleNotFoundError` at once."""
+    import sys
+
+    try:
+        import fsspec.implementations.http  # noqa: F401
+    except ModuleNotFoundError:
+        sys.modules.setdefault("fsspec.implementations.http", None)  # type: ignore[arg-type]
+    except ImportError:
+        pass
 
 
 def _where() -> str:
@@ -73,8 +95,9 @@ class PoolActor:
                 and claim_once(self.marker_dir or ".", f"{self.role}-killed")):
             os._exit(1)  # an abrupt worker death in the middle of the work (fault drill)
         out = self.inner({k: v for k, v in batch.items() if k != POSITION})
-        rows = len(batch[POSITION])
-        return {**out, POSITION: batch[POSITION], WORKER: np.asarray([self.where] * rows)}
+        rows = len(next(iter(batch.values())))
+        position = {POSITION: batch[POSITION]} if POSITION in batch else {}
+        return {**out, **position, WORKER: np.asarray([self.where] * rows)}
 
 
 def _arrow_column(values: np.ndarray) -> pa.Array:
@@ -95,6 +118,7 @@ class RayExecutor(Executor):
     """Stages' actors and tasks on a Ray cluster (`address`, or a local Ray on demand)."""
 
     name = "ray"
+    reads_parts = True
 
     def __init__(self, address: str | None = None, hooks: FaultHooks | None = None,
                  torch_threads: int | None = None) -> None:
@@ -108,10 +132,6 @@ class RayExecutor(Executor):
         import ray
 
         ensure_ray(self.address)
-        # Start on the whole pool, not the first actor ready: otherwise a fast first actor can
-        # take every block and the other nodes stay idle.
-        context = ray.data.DataContext.get_current()
-        context.wait_for_min_actors_s = max(context.wait_for_min_actors_s, 600)
         rows = len(next(iter(columns.values())))
         order = np.arange(rows) if order is None else np.asarray(order)
         table = pa.table({POSITION: pa.array(order, pa.int64()),
@@ -119,16 +139,8 @@ class RayExecutor(Executor):
         block_rows = max(block_rows, 1)
         dataset = ray.data.from_arrow([table.slice(s, block_rows)
                                        for s in range(0, rows, block_rows)])
-        mapped = dataset.map_batches(
-            PoolActor, fn_constructor_kwargs={
-                "actor": actor, "torch_threads": self.torch_threads,
-                "fail_after": self.hooks.kill_actor_after.get(actor.role),
-                "marker_dir": self.hooks.marker_dir},
-            batch_size=block_rows, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=min(resources.workers,
-                                                        -(-rows // block_rows))),
-            num_cpus=resources.cpus, num_gpus=resources.gpus or None,
-            memory=resources.memory_mb * 2**20 if resources.memory_mb else None)
+        mapped = dataset.map_batches(PoolActor, batch_size=block_rows, batch_format="numpy",
+                                     **self._pool(actor, resources, -(-rows // block_rows)))
         start, first_at, first_rows, done = time.perf_counter(), None, 0, 0
         outputs: dict[str, list[np.ndarray]] = {}
         workers: dict[str, int] = {}
@@ -159,6 +171,50 @@ class RayExecutor(Executor):
                                                    / max(end - first_at, 1e-9), 1)}
         return BatchResult({k: _stacked(v)[back] for k, v in outputs.items()}, workers,
                            timings)
+
+    def _pool(self, actor: ActorSpec, resources: Resources, blocks: int | None
+              ) -> dict[str, Any]:
+        """`map_batches` arguments for a pool of the stage's actors (at most `blocks`)."""
+        import ray
+
+        # Start on the whole pool, not the first actor ready: otherwise a fast first actor can
+        # take every block and the other nodes stay idle.
+        context = ray.data.DataContext.get_current()
+        context.wait_for_min_actors_s = max(context.wait_for_min_actors_s, 600)
+        size = resources.workers if blocks is None else min(resources.workers, max(blocks, 1))
+        return {"fn_constructor_kwargs": {
+                    "actor": actor, "torch_threads": self.torch_threads,
+                    "fail_after": self.hooks.kill_actor_after.get(actor.role),
+                    "marker_dir": self.hooks.marker_dir},
+                "compute": ray.data.ActorPoolStrategy(size=size),
+                "num_cpus": resources.cpus, "num_gpus": resources.gpus or None,
+                "memory": resources.memory_mb * 2**20 if resources.memory_mb else None}
+
+    def map_parquet(self, actor: ActorSpec, parts: Sequence[Where], columns: list[str],
+                    resources: Resources, block_rows: int) -> Iterator[BatchResult]:
+        import ray
+
+        if not parts:
+            return
+        ensure_ray(self.address)
+        _settle_fsspec_http()
+        pool = self._pool(actor, resources, None)  # before the read: it copies the context
+        located = [arrow_path(p) for p in parts]
+        dataset = ray.data.read_parquet([where for where, _ in located],
+                                        filesystem=located[0][1], columns=columns,
+                                        num_cpus=READ_CPUS)
+        # Outputs in read order (parts as listed, rows in file order), whichever actor is
+        # done first; the caller still checks the rows' keys.
+        dataset.context.execution_options.preserve_order = True
+        # A read block is a file or row group; cut to `block_rows` (streaming, no barrier) so
+        # each block is one actor call and a small corpus still spreads over the pool.
+        dataset = dataset.repartition(target_num_rows_per_block=max(block_rows, 1))
+        mapped = dataset.map_batches(PoolActor, batch_size=max(block_rows, 1),
+                                     batch_format="numpy", **pool)
+        for batch in mapped.iter_batches(batch_size=None, batch_format="numpy"):
+            names, counts = np.unique(batch.pop(WORKER), return_counts=True)
+            yield BatchResult(dict(batch), {str(n): int(c) for n, c in zip(names, counts,
+                                                                           strict=True)})
 
     def map_tasks(self, fn: Callable[..., Any], items: Sequence[Any], resources: Resources,
                   shared: Any = None) -> list[tuple[Any, str]]:
