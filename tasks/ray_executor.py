@@ -6,8 +6,10 @@ the completion order. A pool actor that dies is restarted by Ray Data and its
 block retried; fault drills kill one on purpose (`FaultHooks.kill_actor_after`).
 
 `map_parquet` hands Ray Data the Parquet parts a manifest names instead: read tasks on the
-cluster read them (`ray.data.read_parquet`), the pool maps the blocks, and the driver only
-receives the outputs, in read order (`preserve_order`), one block at a time.
+cluster read them (one task per slice of a row group, listed from the parts' footers), the
+pool maps the blocks, and the driver only receives the outputs. Each row carries its place
+in the parts, and the driver hands them on in that order (`ray.data.read_parquet` over
+several parts returned blocks out of order at 1M rows here, even with `preserve_order`).
 """
 
 from __future__ import annotations
@@ -53,20 +55,47 @@ def ensure_ray(address: str | None) -> None:
              ignore_reinit_error=True, configure_logging=False)
 
 
-def _settle_fsspec_http() -> None:
-    """Ray Data's path resolution imports fsspec's HTTP filesystem, and catches only
-    `ModuleNotFoundError` when aiohttp is missing; a thread that meets the module while
-    another is half-way through failing to import it gets an `ImportError` instead, which
-    fails the read (seen here, now and then). Failing it once, for good, makes every later
-    import raise `ModuleNotFoundError` at once."""
-    import sys
+def _read_units(paths: list[str], filesystem: Any, block_rows: int) -> list[dict[str, Any]]:
+    """The read tasks of `map_parquet`: slices of at most `block_rows` rows of each row
+    group (from the parts' footers), each with the index of its first row in the parts."""
+    import pyarrow.parquet as pq
 
-    try:
-        import fsspec.implementations.http  # noqa: F401
-    except ModuleNotFoundError:
-        sys.modules.setdefault("fsspec.implementations.http", None)  # type: ignore[arg-type]
-    except ImportError:
-        pass
+    units, first, step = [], 0, max(block_rows, 1)
+    for path in paths:
+        meta = pq.ParquetFile(path, filesystem=filesystem).metadata
+        for group in range(meta.num_row_groups):
+            size = meta.row_group(group).num_rows
+            for offset in range(0, size, step):
+                rows = min(step, size - offset)
+                units.append({"path": path, "group": group, "offset": offset, "rows": rows,
+                              "first": first + offset})
+            first += size
+    return units
+
+
+def _read_slices(units: pa.Table, columns: list[str], filesystem: Any) -> pa.Table:
+    """Rows of the units' slices (a read task on the cluster), with their place."""
+    import pyarrow.parquet as pq
+
+    tables = []
+    for unit in units.to_pylist():
+        rows = pq.ParquetFile(unit["path"], filesystem=filesystem).read_row_group(
+            unit["group"], columns=columns).slice(unit["offset"], unit["rows"])
+        first = unit["first"]
+        tables.append(rows.append_column(POSITION, pa.array(
+            np.arange(first, first + rows.num_rows), pa.int64())))
+    return pa.concat_tables(tables)
+
+
+def _runs(batch: dict[str, np.ndarray]) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """A mapped block cut into runs of consecutive rows, each with its first row's place."""
+    order = np.argsort(batch[POSITION], kind="stable")
+    columns = {k: v[order] for k, v in batch.items()}
+    at = columns[POSITION]
+    cuts = [0, *(np.flatnonzero(np.diff(at) != 1) + 1).tolist(), len(at)]
+    for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+        if hi > lo:
+            yield int(at[lo]), {k: v[lo:hi] for k, v in columns.items()}
 
 
 def _where() -> str:
@@ -197,24 +226,35 @@ class RayExecutor(Executor):
         if not parts:
             return
         ensure_ray(self.address)
-        _settle_fsspec_http()
-        pool = self._pool(actor, resources, None)  # before the read: it copies the context
+        pool = self._pool(actor, resources, None)  # before any dataset: each copies the context
         located = [arrow_path(p) for p in parts]
-        dataset = ray.data.read_parquet([where for where, _ in located],
-                                        filesystem=located[0][1], columns=columns,
-                                        num_cpus=READ_CPUS)
-        # Outputs in read order (parts as listed, rows in file order), whichever actor is
-        # done first; the caller still checks the rows' keys.
+        units = _read_units([where for where, _ in located], located[0][1], block_rows)
+        if not units:
+            return
+        # One read task per unit (a slice of a row group, at most `block_rows` rows), each
+        # row tagged with its place in the parts, so the order is restored here whatever
+        # order Ray reads, maps and returns the blocks in.
+        dataset = ray.data.from_items(units, override_num_blocks=len(units))
         dataset.context.execution_options.preserve_order = True
-        # A read block is a file or row group; cut to `block_rows` (streaming, no barrier) so
-        # each block is one actor call and a small corpus still spreads over the pool.
-        dataset = dataset.repartition(target_num_rows_per_block=max(block_rows, 1))
-        mapped = dataset.map_batches(PoolActor, batch_size=max(block_rows, 1),
-                                     batch_format="numpy", **pool)
+        rows = dataset.map_batches(_read_slices, batch_size=1, batch_format="pyarrow",
+                                   fn_kwargs={"columns": columns,
+                                              "filesystem": located[0][1]},
+                                   num_cpus=READ_CPUS)
+        mapped = rows.map_batches(PoolActor, batch_size=None, batch_format="numpy", **pool)
+        pending: dict[int, dict[str, np.ndarray]] = {}
+        expected = 0
         for batch in mapped.iter_batches(batch_size=None, batch_format="numpy"):
-            names, counts = np.unique(batch.pop(WORKER), return_counts=True)
-            yield BatchResult(dict(batch), {str(n): int(c) for n, c in zip(names, counts,
-                                                                           strict=True)})
+            for first, piece in _runs(batch):
+                pending[first] = piece
+            while expected in pending:
+                piece = pending.pop(expected)
+                names, counts = np.unique(piece.pop(WORKER), return_counts=True)
+                expected += len(piece.pop(POSITION))
+                yield BatchResult(piece, {str(n): int(c) for n, c in zip(names, counts,
+                                                                         strict=True)})
+        if pending:
+            raise RuntimeError(f"Ray returned rows from {min(pending)} on but none at "
+                               f"{expected}")
 
     def map_tasks(self, fn: Callable[..., Any], items: Sequence[Any], resources: Resources,
                   shared: Any = None) -> list[tuple[Any, str]]:
