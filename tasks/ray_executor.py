@@ -4,6 +4,12 @@ Rows go to the pool in blocks (grouped by the order the stage asks for) with
 their input position, so the output is reassembled in input order whatever
 the completion order. A pool actor that dies is restarted by Ray Data and its
 block retried; fault drills kill one on purpose (`FaultHooks.kill_actor_after`).
+
+`map_parquet` hands Ray Data the Parquet parts a manifest names instead: read tasks on the
+cluster read them (one task per slice of a row group, listed from the parts' footers), the
+pool maps the blocks, and the driver only receives the outputs. Each row carries its place
+in the parts, and the driver hands them on in that order (`ray.data.read_parquet` over
+several parts returned blocks out of order at 1M rows here, even with `preserve_order`).
 """
 
 from __future__ import annotations
@@ -11,12 +17,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from distill_core.artifacts.location import Where, arrow_path
 from distill_core.faults import claim_once
 from distill_core.pipeline.executor import (
     ActorSpec,
@@ -32,6 +39,7 @@ from tasks.ray_preflight import preflight
 __all__ = ["RayExecutor", "ensure_ray", "preflight"]
 
 POSITION, WORKER = "_position", "_worker"
+READ_CPUS = 0.25  # a Parquet read task's CPU ask: reads must not wait on the pool's CPUs
 
 
 def ensure_ray(address: str | None) -> None:
@@ -45,6 +53,49 @@ def ensure_ray(address: str | None) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
              ignore_reinit_error=True, configure_logging=False)
+
+
+def _read_units(paths: list[str], filesystem: Any, block_rows: int) -> list[dict[str, Any]]:
+    """The read tasks of `map_parquet`: slices of at most `block_rows` rows of each row
+    group (from the parts' footers), each with the index of its first row in the parts."""
+    import pyarrow.parquet as pq
+
+    units, first, step = [], 0, max(block_rows, 1)
+    for path in paths:
+        meta = pq.ParquetFile(path, filesystem=filesystem).metadata
+        for group in range(meta.num_row_groups):
+            size = meta.row_group(group).num_rows
+            for offset in range(0, size, step):
+                rows = min(step, size - offset)
+                units.append({"path": path, "group": group, "offset": offset, "rows": rows,
+                              "first": first + offset})
+            first += size
+    return units
+
+
+def _read_slices(units: pa.Table, columns: list[str], filesystem: Any) -> pa.Table:
+    """Rows of the units' slices (a read task on the cluster), with their place."""
+    import pyarrow.parquet as pq
+
+    tables = []
+    for unit in units.to_pylist():
+        rows = pq.ParquetFile(unit["path"], filesystem=filesystem).read_row_group(
+            unit["group"], columns=columns).slice(unit["offset"], unit["rows"])
+        first = unit["first"]
+        tables.append(rows.append_column(POSITION, pa.array(
+            np.arange(first, first + rows.num_rows), pa.int64())))
+    return pa.concat_tables(tables)
+
+
+def _runs(batch: dict[str, np.ndarray]) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """A mapped block cut into runs of consecutive rows, each with its first row's place."""
+    order = np.argsort(batch[POSITION], kind="stable")
+    columns = {k: v[order] for k, v in batch.items()}
+    at = columns[POSITION]
+    cuts = [0, *(np.flatnonzero(np.diff(at) != 1) + 1).tolist(), len(at)]
+    for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+        if hi > lo:
+            yield int(at[lo]), {k: v[lo:hi] for k, v in columns.items()}
 
 
 def _where() -> str:
@@ -73,8 +124,9 @@ class PoolActor:
                 and claim_once(self.marker_dir or ".", f"{self.role}-killed")):
             os._exit(1)  # an abrupt worker death in the middle of the work (fault drill)
         out = self.inner({k: v for k, v in batch.items() if k != POSITION})
-        rows = len(batch[POSITION])
-        return {**out, POSITION: batch[POSITION], WORKER: np.asarray([self.where] * rows)}
+        rows = len(next(iter(batch.values())))
+        position = {POSITION: batch[POSITION]} if POSITION in batch else {}
+        return {**out, **position, WORKER: np.asarray([self.where] * rows)}
 
 
 def _arrow_column(values: np.ndarray) -> pa.Array:
@@ -95,6 +147,7 @@ class RayExecutor(Executor):
     """Stages' actors and tasks on a Ray cluster (`address`, or a local Ray on demand)."""
 
     name = "ray"
+    reads_parts = True
 
     def __init__(self, address: str | None = None, hooks: FaultHooks | None = None,
                  torch_threads: int | None = None) -> None:
@@ -108,10 +161,6 @@ class RayExecutor(Executor):
         import ray
 
         ensure_ray(self.address)
-        # Start on the whole pool, not the first actor ready: otherwise a fast first actor can
-        # take every block and the other nodes stay idle.
-        context = ray.data.DataContext.get_current()
-        context.wait_for_min_actors_s = max(context.wait_for_min_actors_s, 600)
         rows = len(next(iter(columns.values())))
         order = np.arange(rows) if order is None else np.asarray(order)
         table = pa.table({POSITION: pa.array(order, pa.int64()),
@@ -119,16 +168,8 @@ class RayExecutor(Executor):
         block_rows = max(block_rows, 1)
         dataset = ray.data.from_arrow([table.slice(s, block_rows)
                                        for s in range(0, rows, block_rows)])
-        mapped = dataset.map_batches(
-            PoolActor, fn_constructor_kwargs={
-                "actor": actor, "torch_threads": self.torch_threads,
-                "fail_after": self.hooks.kill_actor_after.get(actor.role),
-                "marker_dir": self.hooks.marker_dir},
-            batch_size=block_rows, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=min(resources.workers,
-                                                        -(-rows // block_rows))),
-            num_cpus=resources.cpus, num_gpus=resources.gpus or None,
-            memory=resources.memory_mb * 2**20 if resources.memory_mb else None)
+        mapped = dataset.map_batches(PoolActor, batch_size=block_rows, batch_format="numpy",
+                                     **self._pool(actor, resources, -(-rows // block_rows)))
         start, first_at, first_rows, done = time.perf_counter(), None, 0, 0
         outputs: dict[str, list[np.ndarray]] = {}
         workers: dict[str, int] = {}
@@ -159,6 +200,61 @@ class RayExecutor(Executor):
                                                    / max(end - first_at, 1e-9), 1)}
         return BatchResult({k: _stacked(v)[back] for k, v in outputs.items()}, workers,
                            timings)
+
+    def _pool(self, actor: ActorSpec, resources: Resources, blocks: int | None
+              ) -> dict[str, Any]:
+        """`map_batches` arguments for a pool of the stage's actors (at most `blocks`)."""
+        import ray
+
+        # Start on the whole pool, not the first actor ready: otherwise a fast first actor can
+        # take every block and the other nodes stay idle.
+        context = ray.data.DataContext.get_current()
+        context.wait_for_min_actors_s = max(context.wait_for_min_actors_s, 600)
+        size = resources.workers if blocks is None else min(resources.workers, max(blocks, 1))
+        return {"fn_constructor_kwargs": {
+                    "actor": actor, "torch_threads": self.torch_threads,
+                    "fail_after": self.hooks.kill_actor_after.get(actor.role),
+                    "marker_dir": self.hooks.marker_dir},
+                "compute": ray.data.ActorPoolStrategy(size=size),
+                "num_cpus": resources.cpus, "num_gpus": resources.gpus or None,
+                "memory": resources.memory_mb * 2**20 if resources.memory_mb else None}
+
+    def map_parquet(self, actor: ActorSpec, parts: Sequence[Where], columns: list[str],
+                    resources: Resources, block_rows: int) -> Iterator[BatchResult]:
+        import ray
+
+        if not parts:
+            return
+        ensure_ray(self.address)
+        pool = self._pool(actor, resources, None)  # before any dataset: each copies the context
+        located = [arrow_path(p) for p in parts]
+        units = _read_units([where for where, _ in located], located[0][1], block_rows)
+        if not units:
+            return
+        # One read task per unit (a slice of a row group, at most `block_rows` rows), each
+        # row tagged with its place in the parts, so the order is restored here whatever
+        # order Ray reads, maps and returns the blocks in.
+        dataset = ray.data.from_items(units, override_num_blocks=len(units))
+        dataset.context.execution_options.preserve_order = True
+        rows = dataset.map_batches(_read_slices, batch_size=1, batch_format="pyarrow",
+                                   fn_kwargs={"columns": columns,
+                                              "filesystem": located[0][1]},
+                                   num_cpus=READ_CPUS)
+        mapped = rows.map_batches(PoolActor, batch_size=None, batch_format="numpy", **pool)
+        pending: dict[int, dict[str, np.ndarray]] = {}
+        expected = 0
+        for batch in mapped.iter_batches(batch_size=None, batch_format="numpy"):
+            for first, piece in _runs(batch):
+                pending[first] = piece
+            while expected in pending:
+                piece = pending.pop(expected)
+                names, counts = np.unique(piece.pop(WORKER), return_counts=True)
+                expected += len(piece.pop(POSITION))
+                yield BatchResult(piece, {str(n): int(c) for n, c in zip(names, counts,
+                                                                         strict=True)})
+        if pending:
+            raise RuntimeError(f"Ray returned rows from {min(pending)} on but none at "
+                               f"{expected}")
 
     def map_tasks(self, fn: Callable[..., Any], items: Sequence[Any], resources: Resources,
                   shared: Any = None) -> list[tuple[Any, str]]:

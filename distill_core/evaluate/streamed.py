@@ -3,7 +3,7 @@
 `FeaturePool` holds every training row with its features: what the `full` baseline needs (it
 fits on all of them), O(corpus) memory. Without `full`, evaluation touches a few rows only:
 each replicate's distilled rows and each seed's random draw. `StreamedFeaturePool` holds the
-training split's label ids (8 bytes a row) and reads the rows a fit asks for, with their
+training split's label ids (4 bytes a row) and reads the rows a fit asks for, with their
 features, in one streamed pass over the corpus and its embeddings; rows once read are kept
 (a few hundred at most), so every learner's fits and the fit count reuse them, and the
 distilled rows of every replicate come in one pass ahead (`prefetch`).
@@ -42,9 +42,9 @@ class StreamedFeaturePool:
     def __init__(self, store: RunStore, generated: GeneratedFeatures | None = None,
                  learned: LearnedSource | None = None) -> None:
         self.store, self.generated, self.learned = store, generated, learned
-        labels = [rows.column("label_id").to_numpy()[_is_train(rows)]
+        labels = [rows.column("label_id").to_numpy()[_is_train(rows)].astype(np.int32)
                   for rows in stage_batches(store, "ingest", ["split", "label_id"])]
-        self.train_y = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+        self.train_y = np.concatenate(labels) if labels else np.zeros(0, np.int32)
         self._rows: pa.Table | None = None  # training rows read so far, with their features
         self._x: np.ndarray | None = None
         self._at_position: dict[int, int] = {}  # training position -> row of `_rows`

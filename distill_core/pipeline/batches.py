@@ -36,11 +36,27 @@ def stage_rows(store: RunStore, stage: str) -> int:
 
 def stage_batches(store: RunStore, stage: str, columns: list[str] | None = None,
                   batch_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
-    """The stage's rows in order, `batch_rows` at a time (the last batch of a part shorter)."""
+    """The stage's rows in order, `batch_rows` at a time (the last batch of a part shorter).
+
+    Parts are read one row group at a time: `iter_batches` over a whole file pre-buffers
+    every row group it will read, so memory would follow the part (200k rows: ~300 MB of
+    vectors), not the batch."""
     for path in verified_parts(store, stage):
         handle = part_file(path)
-        for batch in handle.iter_batches(batch_size=batch_rows, columns=columns):
-            yield pa.Table.from_batches([batch])
+        held: list[pa.RecordBatch] = []
+        rows = 0
+        for group in range(handle.metadata.num_row_groups):
+            for batch in handle.iter_batches(batch_size=batch_rows, row_groups=[group],
+                                             columns=columns):
+                held.append(batch)
+                rows += batch.num_rows
+                while rows >= batch_rows:
+                    table = pa.Table.from_batches(held)
+                    yield table.slice(0, batch_rows).combine_chunks()
+                    rest = table.slice(batch_rows)
+                    held, rows = rest.to_batches(), rest.num_rows
+        if rows:
+            yield pa.Table.from_batches(held).combine_chunks()
 
 
 def aligned_batches(store: RunStore, left: tuple[str, list[str]], right: tuple[str, list[str]],
@@ -69,3 +85,38 @@ def aligned_batches(store: RunStore, left: tuple[str, list[str]], right: tuple[s
         held = [held[0].slice(n), held[1].slice(n)]
         yield start, a, b
         start += n
+
+
+class RowStream:
+    """A stage's rows handed out `take(n)` at a time, whatever its parts' batch sizes: a
+    consumer walks the stage next to another source of the same rows (a worker pool's
+    output) holding one batch of each."""
+
+    def __init__(self, store: RunStore, stage: str, columns: list[str],
+                 batch_rows: int = BATCH_ROWS) -> None:
+        self._batches = stage_batches(store, stage, columns, batch_rows)
+        self._held: pa.Table | None = None
+
+    def take(self, rows: int) -> pa.Table:
+        """The next `rows` rows (fewer at the end of the stage)."""
+        pieces: list[pa.Table] = []
+        wanted = rows
+        while wanted > 0:
+            if self._held is None or self._held.num_rows == 0:
+                self._held = next(self._batches, None)
+                if self._held is None:
+                    break
+            piece = self._held.slice(0, wanted)
+            self._held = self._held.slice(piece.num_rows)
+            pieces.append(piece)
+            wanted -= piece.num_rows
+        return (pa.concat_tables(pieces).combine_chunks() if pieces
+                else pa.table({}))
+
+    def exhausted(self) -> bool:
+        """Whether every row has been taken."""
+        while self._held is None or self._held.num_rows == 0:
+            self._held = next(self._batches, None)
+            if self._held is None:
+                return True
+        return False

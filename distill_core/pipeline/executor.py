@@ -13,11 +13,14 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+
+from distill_core.artifacts.location import Where
 
 Columns = dict[str, np.ndarray]
 Progress = Callable[[int, int], None]  # (rows done, rows total)
@@ -78,6 +81,9 @@ class Executor(ABC):
     """Runs a stage's actors and tasks with the resources the stage declares."""
 
     name: str = "executor"
+    # Whether `map_parquet`'s workers read the parts themselves (a stage then hands them the
+    # paths rather than feeding rows it read): Ray's do; in process it is the same reading.
+    reads_parts: bool = False
 
     def __init__(self, hooks: FaultHooks | None = None) -> None:
         self.hooks = hooks or FaultHooks()
@@ -91,6 +97,17 @@ class Executor(ABC):
         `block_rows` rows go to a pool worker at a time; `order` (a permutation) says
         which rows to group into blocks (e.g. by length, so batches pad little).
         """
+
+    @abstractmethod
+    def map_parquet(self, actor: ActorSpec, parts: Sequence[Where], columns: list[str],
+                    resources: Resources, block_rows: int) -> Iterator[BatchResult]:
+        """`actor` over the rows of the Parquet `parts` (`columns` only), `block_rows` rows
+        at a time, read where the actor runs; yields each block's output in read order
+        (parts in the order given, rows in file order), with the rows per worker.
+
+        The caller passes only the parts a manifest names and never holds the input; it
+        should still check the output's row keys against the input's, as the order is the
+        executor's promise, not a property of the data."""
 
     @abstractmethod
     def map_tasks(self, fn: Callable[..., Any], items: Sequence[Any], resources: Resources,
@@ -110,6 +127,13 @@ class Executor(ABC):
             import signal
 
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def numpy_columns(table: pa.Table) -> Columns:
+    """A table as the numpy columns an actor takes (strings as object arrays, None for null),
+    as Ray Data's `numpy` batch format gives them."""
+    return {name: table.column(name).to_numpy(zero_copy_only=False)
+            for name in table.column_names}
 
 
 def _call_with_args(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
@@ -132,6 +156,15 @@ class LocalExecutor(Executor):
                     block_rows: int, progress: Progress | None = None,
                     order: np.ndarray | None = None) -> BatchResult:
         start = time.perf_counter()
+        instance = self._instance(actor)
+        instance.progress = progress  # local actors report rows done as they go
+        out = instance(columns)
+        rows = len(next(iter(columns.values()))) if columns else 0
+        return BatchResult(out, {"local": rows},
+                           {"total_s": round(time.perf_counter() - start, 3)})
+
+    def _instance(self, actor: ActorSpec) -> Any:
+        """The actor built once (or the one kept from the last call with the same kwargs)."""
         if self.torch_threads:
             import torch
 
@@ -140,12 +173,24 @@ class LocalExecutor(Executor):
         kept = LocalExecutor._actors.get(actor.cls)
         instance = kept[1] if kept is not None and kept[0] == key else actor.cls(**actor.kwargs)
         LocalExecutor._actors[actor.cls] = (key, instance)
-        instance.progress = progress  # local actors report rows done as they go
         instance.where = "local"
-        out = instance(columns)
-        rows = len(next(iter(columns.values()))) if columns else 0
-        return BatchResult(out, {"local": rows},
-                           {"total_s": round(time.perf_counter() - start, 3)})
+        return instance
+
+    def map_parquet(self, actor: ActorSpec, parts: Sequence[Where], columns: list[str],
+                    resources: Resources, block_rows: int) -> Iterator[BatchResult]:
+        from distill_core.artifacts.store import part_file
+
+        instance = self._instance(actor)
+        instance.progress = None
+        for path in parts:
+            handle = part_file(path)
+            for batch in (b for g in range(handle.metadata.num_row_groups)  # one group held
+                          for b in handle.iter_batches(batch_size=max(block_rows, 1),
+                                                       row_groups=[g], columns=columns)):
+                start = time.perf_counter()
+                out = instance(numpy_columns(pa.Table.from_batches([batch])))
+                yield BatchResult(out, {"local": batch.num_rows},
+                                  {"total_s": round(time.perf_counter() - start, 3)})
 
     def map_tasks(self, fn: Callable[..., Any], items: Sequence[Any], resources: Resources,
                   shared: Any = None) -> list[tuple[Any, str]]:

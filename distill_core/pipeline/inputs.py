@@ -24,7 +24,12 @@ from distill_core.errors import ArtifactError, ConfigError
 from distill_core.filter.base import FilterInput, joined_texts
 from distill_core.filter.stage import FilterContext
 from distill_core.generate.features import generated_features
-from distill_core.pipeline.batches import aligned_batches, stage_batches, verified_parts
+from distill_core.pipeline.batches import (
+    aligned_batches,
+    stage_batches,
+    stage_rows,
+    verified_parts,
+)
 from distill_core.pipeline.executor import Executor, Resources
 from distill_core.signals.embeddings import features, matrix, split_features
 from distill_core.signals.teacher import class_logits, fit_teacher, softmax
@@ -122,9 +127,11 @@ class StreamedPool:
 
 def streamed_pool(cfg: RunConfig, store: RunStore, spill: Path | None) -> StreamedPool:
     """The pool in one pass over the corpus (and, with `spill`, its embeddings, each class's
-    features written to `spill`), holding 12 bytes per pool row."""
+    features written to `spill`), holding 8 bytes per pool row (int32 positions and label
+    ids; int64 positions past 2**31 corpus rows)."""
     kept = kept_keys(store) if cfg.filter.corpus else None
     positions, labels = [], []
+    at = np.int32 if stage_rows(store, "ingest") < 2**31 else np.int64
     columns = ["example_id", "split", "label_id"]
     if spill is None:
         batches = ((start, rows, None) for start, rows in _with_starts(
@@ -144,13 +151,13 @@ def streamed_pool(cfg: RunConfig, store: RunStore, spill: Path | None) -> Stream
         if not mask.any():
             continue
         label_ids = rows.column("label_id").to_numpy()[mask]
-        positions.append(start + np.flatnonzero(mask))
-        labels.append(label_ids)
+        positions.append((start + np.flatnonzero(mask)).astype(at))
+        labels.append(label_ids.astype(np.int32))
         if writer is not None and embedded is not None:
             writer.add(label_ids, features(embedded.filter(pa.array(mask))))
     return StreamedPool(
-        PoolRows(store, np.concatenate(positions) if positions else np.zeros(0, np.int64)),
-        np.concatenate(labels) if labels else np.zeros(0, np.int64),
+        PoolRows(store, np.concatenate(positions) if positions else np.zeros(0, at)),
+        np.concatenate(labels) if labels else np.zeros(0, np.int32),
         writer.close() if writer is not None else None)
 
 

@@ -60,3 +60,63 @@ class TeacherActor:
         logits, features = self.classifier.predict([str(t) for t in batch["text"]], pairs,
                                                    self.batch_size)
         return {"logits": logits, "features": features}
+
+
+class CorpusEmbedActor:
+    """The signals stage's worker when it reads ingest's parts itself (`map_parquet`): the
+    embeddings of a block of corpus rows (`example_id`, `split`, `text`, `text_pair`).
+
+    As in process, each distinct text of the block is embedded once; with `cache_root` the
+    runs folder's row cache is consulted first and the texts it lacked are appended to it
+    (its parts are safe to add from several workers at once). Returns `example_id` (passed
+    through, so the caller can check the rows' order), `embedding` [, `embedding_pair`], and
+    `_account`: the block's account as JSON in the first row, "" in the others (distinct
+    texts embedded and reused, cache parts, precision, where)."""
+
+    progress: Callable[[int, int], None] | None = None
+    where: str = "local"
+
+    def __init__(self, embed: dict, pairs: bool, cache_root: str | None,
+                 settings: dict | None, run_id: str) -> None:
+        from distill_core.signals.row_cache import RowCache
+
+        self.embed = EmbedActor(**embed)
+        self.pairs, self.run_id = pairs, run_id
+        self.cache = RowCache(cache_root, settings) if cache_root is not None else None
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import json
+        import time
+
+        import pyarrow as pa
+
+        from distill_core.signals.embeddings import embed_corpus, matrix
+        from distill_core.signals.row_cache import cached_encode
+
+        self.embed.where = self.where
+        account: dict = {"where": self.where, "embedded": 0, "seconds": 0.0}
+
+        def encode(texts):
+            start = time.perf_counter()
+            out = self.embed({"text": np.asarray(list(texts), dtype=object)})
+            account["embedded"] += len(texts)
+            account["seconds"] += time.perf_counter() - start
+            if "precision" in out and len(out["precision"]):
+                account["precision"] = str(out["precision"][0])
+            return out["embedding"]
+
+        def encode_cached(texts):
+            vectors, stats = cached_encode(self.cache, texts, encode, self.run_id)
+            account["rows"] = stats.to_dict()
+            return vectors
+
+        rows = pa.table({name: pa.array(batch[name].tolist())
+                         for name in ("example_id", "split", "text", "text_pair")})
+        table = embed_corpus(rows, encode if self.cache is None else encode_cached, self.pairs)
+        notes = np.full(rows.num_rows, "", dtype=object)
+        notes[0] = json.dumps(account)
+        out = {"example_id": batch["example_id"], "embedding": matrix(table, "embedding"),
+               "_account": notes}
+        if "embedding_pair" in table.column_names:
+            out["embedding_pair"] = matrix(table, "embedding_pair")
+        return out

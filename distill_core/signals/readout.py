@@ -8,6 +8,7 @@ pad little. The result records rows per worker and timings for the manifest.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,16 +23,19 @@ def _by_length(texts: Sequence[str]) -> np.ndarray:
     return np.argsort([len(t) for t in texts], kind="stable")
 
 
+def embed_actor_kwargs(signals: SignalsSection, static_dir: str | None) -> dict[str, Any]:
+    """`EmbedActor`'s constructor arguments for these settings."""
+    return {"model": signals.model, "max_length": signals.max_length,
+            "precision": signals.precision, "batch_size": signals.batch_size,
+            "trust_remote_code": signals.trust_remote_code, "static_dir": static_dir}
+
+
 def embed_texts(executor: Executor, signals: SignalsSection, texts: Sequence[str],
                 resources: Resources, progress: Callable[[int, int], None] | None = None,
                 static_dir: str | None = None) -> tuple[np.ndarray, BatchResult]:
     """Embeddings of `texts` [n, dim] float32, and the executor's account of the work.
     `static_dir`: the distilled static model of a `static:<encoder>` setting."""
-    actor = ActorSpec(EmbedActor, {"model": signals.model, "max_length": signals.max_length,
-                                   "precision": signals.precision,
-                                   "batch_size": signals.batch_size,
-                                   "trust_remote_code": signals.trust_remote_code,
-                                   "static_dir": static_dir}, "signals")
+    actor = ActorSpec(EmbedActor, embed_actor_kwargs(signals, static_dir), "signals")
     result = executor.map_batches(actor, {"text": np.asarray(list(texts), dtype=object)},
                                   resources, signals.batch_size * BLOCK_BATCHES, progress,
                                   order=_by_length(texts))

@@ -19,8 +19,8 @@ dropped (both files removed) and its texts are embedded again, never silently re
 Concurrent writers write distinct names, so both parts land whole; a text embedded by both
 is then in two parts and the oldest part wins, so every reader picks the same vector.
 
-A cache object reads every verified part's keys once (16 bytes and a row number per cached
-text, sorted), so a lookup is a binary search and reads the vectors of only the parts that
+A cache object reads every verified part's keys once (16 bytes and a 4-byte row number per
+cached text, sorted), so a lookup is a binary search and reads the vectors of only the parts that
 hold a match; a stage that looks up batch after batch keeps one object, and the parts it
 appends (or another writer adds: each lookup lists the folder) join its index. Verifying a
 part reads its bytes once more (sha256, remembered per process), and a part is verified
@@ -130,14 +130,14 @@ class _PartIndex:
     sidecar: Path
     dim: int
     keys: np.ndarray  # S16, sorted
-    rows: np.ndarray  # int64: the part row of each sorted key
+    rows: np.ndarray  # int32: the part row of each sorted key (a part holds < 2**31 rows)
 
     @classmethod
     def of(cls, part: Path, sidecar: Path, dim: int,
            keys: pa.Array | pa.ChunkedArray) -> _PartIndex:
         raw = _as_bytes(keys)
         order = np.argsort(raw, kind="stable")
-        return cls(part, sidecar, dim, raw[order], order.astype(np.int64))
+        return cls(part, sidecar, dim, raw[order], order.astype(np.int32))
 
     def match(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(which wanted keys are here, the part row of each; rows of misses are junk)."""

@@ -1,15 +1,57 @@
-"""The signals stage on the Ray executor: an actor pool gives the in-process embeddings, in
-order; the fine-tuned teacher's read-out on the pool matches in process."""
+"""The signals stage on the Ray executor: the pool's workers read ingest's parts themselves
+(Ray Data) and give the in-process embeddings, in order; the fine-tuned teacher's read-out on
+the pool matches in process."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from distill_core.artifacts import store as store_module
 from distill_core.config import load_config
+from distill_core.pipeline.stages import signals as signals_stage
 from distill_core.signals.embeddings import distinct_texts, matrix
 from distill_core.signals.encoder import resolve_precision
+from distill_core.signals.row_cache import RowCache, text_hashes
+
+
+def test_ray_signals_read_the_ingest_parts_on_the_workers_and_match_the_local_backend(
+        local_ray, slice_dir: Path, tmp_path: Path, run_stages,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.ray_executor import RayExecutor
+
+    monkeypatch.setattr(store_module, "ROWS_PER_PART", 70)  # a multi-part ingest
+    monkeypatch.setattr(signals_stage, "PART_BLOCK_ROWS", 50)  # blocks straddle the parts
+
+    def fed(*args, **kwargs):
+        raise AssertionError("the driver fed the corpus's rows to the pool")
+
+    monkeypatch.setattr(RayExecutor, "map_batches", fed)
+    args = [f"data.data_dir={slice_dir}", "compute.num_actors=2", "compute.cpus_per_actor=0.5",
+            "compute.torch_threads=1", "signals.batch_size=16", "signals.precision=fp32"]
+    ray_store, _ = run_stages(load_config(None, args + ["compute.backend=ray"]),
+                              tmp_path / "ray", until="signals")
+    local_store, _ = run_stages(load_config(None, args), tmp_path / "local", until="signals")
+    assert len(ray_store.parts("ingest")) > 2
+    manifest = ray_store.manifest("signals")
+    assert manifest["backend"] == "ray" and manifest["read_by"] == "workers"
+    assert "read_by" not in local_store.manifest("signals")
+    got, want = ray_store.read("signals"), local_store.read("signals")
+    assert got.schema.equals(want.schema)
+    assert got.column("example_id").equals(want.column("example_id"))
+    assert got.column("split").equals(want.column("split"))
+    assert np.allclose(matrix(got), matrix(want), atol=1e-5)  # batch padding: last bits only
+    # the workers extended the row cache themselves: every text of the corpus is in it
+    corpus = ray_store.read("ingest")
+    texts = distinct_texts(corpus)
+    cache = RowCache(ray_store.cache_root, signals_stage._settings(
+        load_config(None, args + ["compute.backend=ray"])))
+    hit = cache.lookup(text_hashes(texts))
+    assert hit.found.all()
+    assert manifest["rows_computed"] + manifest["rows_reused"] >= len(texts)
+    assert manifest["row_cache"]["parts_written"] >= 2  # one per block with new texts
 
 
 def test_ray_signals_stage_matches_in_process(local_ray, slice_dir: Path, tmp_path: Path,
@@ -48,9 +90,14 @@ def test_a_ray_actor_killed_mid_batch_is_restarted_and_the_output_is_complete(
     store, _ = run_stages(cfg, tmp_path / "runs", until="signals")
     assert (markers / "signals-killed").is_file()  # the fault did happen
     manifest = store.manifest("signals")
-    assert len(manifest["workers"]) == 2  # the dead actor's work was redone by its successor
+    # Every distinct text embedded once: the successor redoes what the dead actor had not
+    # handed back, and a block the dead actor had finished (its output lost with it, when
+    # Ray re-executes the block) comes back from the row cache that actor had extended.
     corpus = store.read("ingest")
-    assert sum(manifest["workers"].values()) == len(distinct_texts(corpus))  # none repeated
+    workers = manifest["workers"]
+    assert 1 <= len(workers) <= 2
+    assert sum(workers.values()) == manifest["rows_computed"]
+    assert manifest["rows_computed"] + manifest["rows_reused"] == len(distinct_texts(corpus))
     got = matrix(store.read("signals"))
     want = encoder.encode(corpus.column("text").to_pylist())
     assert np.min(np.sum(got * want, axis=1)) > 0.9999

@@ -12,22 +12,40 @@ memory follows the batch, not the corpus. Distinct texts are counted per batch: 
 repeated in two batches is embedded in the first and reused from the row cache in the second
 (embedded twice with the cache off). The texts' hash (the stage's identity) is computed the
 same way, batch by batch.
+
+On an executor whose workers read Parquet themselves (Ray), the driver does not feed them
+rows: `map_parquet` hands the pool the ingest parts its manifest names (Ray Data reads
+them on the cluster), each worker embeds its block (consulting and extending the row cache
+itself), and the driver writes the blocks as they come back in order, after checking each
+block's `example_id`s against ingest's, row for row. The driver holds one block of vectors
+and one of ids, never the corpus's texts.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
+
+import pyarrow as pa
 
 from distill_core.artifacts.counts import Counts
 from distill_core.artifacts.store import RunStore, part_file, read_part
 from distill_core.config import ComputeSection, RunConfig
-from distill_core.pipeline.batches import stage_batches, stage_rows, verified_parts
-from distill_core.pipeline.executor import BatchResult, Resources
+from distill_core.errors import ArtifactError
+from distill_core.pipeline.batches import RowStream, stage_batches, stage_rows, verified_parts
+from distill_core.pipeline.executor import ActorSpec, BatchResult, Resources
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
-from distill_core.signals.embeddings import TextsHasher, distinct_texts, embed_corpus
+from distill_core.signals.actors import CorpusEmbedActor
+from distill_core.signals.embeddings import (
+    TextsHasher,
+    distinct_texts,
+    embed_corpus,
+    vectors_array,
+)
 from distill_core.signals.encoder import recorded_precision
 from distill_core.signals.models import model_identity
-from distill_core.signals.readout import embed_texts
+from distill_core.signals.readout import embed_actor_kwargs, embed_texts
 from distill_core.signals.row_cache import RowCache, RowStats, cached_encode
 from distill_core.signals.static_encoder import is_static, static_identity, static_model_dir
 
@@ -42,7 +60,17 @@ def _settings(cfg: RunConfig) -> dict[str, Any]:
 
 
 BATCH_ROWS = 65_536  # corpus rows embedded and written at a time
-RAY_BATCH_ROWS = 200_000  # on Ray: each batch is one actor pool's job (model load per batch)
+RAY_BATCH_ROWS = 200_000  # driver-fed pools: each batch is one pool's job (model load per batch)
+PART_BLOCK_ROWS = 65_536  # workers reading the parts: most rows per block (and row-cache part)
+BLOCKS_PER_WORKER = 4  # a small corpus is cut finer, so every worker of the pool gets some
+
+
+def part_block_rows(rows: int, workers: int, batch_size: int) -> int:
+    """Rows per block when workers read the parts: `PART_BLOCK_ROWS`, or fewer for a corpus
+    too small to give each worker `BLOCKS_PER_WORKER` blocks (never below 8 encoder
+    batches: each block is also one row-cache part)."""
+    spread = -(-rows // max(workers * BLOCKS_PER_WORKER, 1))
+    return min(PART_BLOCK_ROWS, max(spread, batch_size * 8))
 
 
 def _texts(cfg: RunConfig, store: RunStore) -> dict[str, str]:
@@ -132,6 +160,8 @@ def _body(ctx: StageContext) -> StageOutput:
     # The row cache renames files in place: a local runs folder only (not an object store).
     row_cache = ctx.cfg.signals.row_cache and not ctx.store.remote
     pairs = has_pairs(ctx.store)
+    if ctx.executor.reads_parts:
+        return _body_from_parts(ctx, static_dir, row_cache, pairs, total_rows)
     step = RAY_BATCH_ROWS if ctx.executor.name == "ray" else BATCH_ROWS
     for batch in stage_batches(ctx.store, "ingest", ["example_id", "split", "text",
                                                      "text_pair"], step):
@@ -156,6 +186,87 @@ def _body(ctx: StageContext) -> StageOutput:
                      texts_per_second=round(sum(result.workers.values()) / max(seconds, 1e-9),
                                             1))
     return StageOutput(None, Counts.one_to_one(done["rows"]), extra=extra)
+
+
+def _checked_block(ids: RowStream, block: dict[str, Any]) -> pa.Table:
+    """The ingest rows (example_id, split) a worker's block of output stands for, after
+    checking that the block lists the same `example_id`s in the same order."""
+    got = block["example_id"]
+    rows = ids.take(len(got))
+    if rows.num_rows != len(got):
+        raise ArtifactError(f"signals: the workers returned more rows than ingest has "
+                            f"({len(got)} in a block, {rows.num_rows} left); rerun the command")
+    want = rows.column("example_id")
+    if not pa.array(got.tolist(), type=want.type).equals(want.combine_chunks()):
+        raise ArtifactError("signals: a block of the workers' output is not in ingest's row "
+                            "order (example_id differs); rerun the command")
+    return rows
+
+
+def _body_from_parts(ctx: StageContext, static_dir: str | None, row_cache: bool, pairs: bool,
+                     total_rows: int) -> StageOutput:
+    """The stage on an executor whose workers read ingest's parts (see the module doc)."""
+    assert ctx.writer is not None
+    cfg = ctx.cfg
+    actor = ActorSpec(CorpusEmbedActor, {
+        "embed": embed_actor_kwargs(cfg.signals, static_dir), "pairs": pairs,
+        "cache_root": str(ctx.store.cache_root) if row_cache else None,
+        "settings": _settings(cfg) if row_cache else None, "run_id": ctx.store.run_id},
+        "signals")
+    ids = RowStream(ctx.store, "ingest", ["example_id", "split"])
+    block_rows = part_block_rows(total_rows, ctx.resources.workers, cfg.signals.batch_size)
+    start = time.perf_counter()
+    rows_done, embedded, distinct = 0, 0, 0
+    totals: RowStats | None = None
+    workers: dict[str, int] = {}
+    precision: dict[str, str] = {}
+    for result in ctx.executor.map_parquet(actor, verified_parts(ctx.store, "ingest"),
+                                           ["example_id", "split", "text", "text_pair"],
+                                           ctx.resources, block_rows):
+        block = result.columns
+        rows = _checked_block(ids, block)
+        table = {"example_id": rows.column("example_id"), "split": rows.column("split"),
+                 "embedding": vectors_array(block["embedding"])}
+        if pairs:
+            table["embedding_pair"] = vectors_array(block["embedding_pair"])
+        ctx.writer.write(pa.table(table))
+        for note in block["_account"]:
+            if not note:
+                continue
+            account = json.loads(note)
+            embedded += account["embedded"]
+            if account["embedded"]:
+                workers[account["where"]] = (workers.get(account["where"], 0)
+                                             + account["embedded"])
+            if "precision" in account:
+                where, ran = account["precision"].rsplit("=", 1)
+                precision[where] = ran
+            if "rows" in account:
+                stats = RowStats(**account["rows"])
+                distinct += stats.rows_reused + stats.rows_computed
+                totals = _merge_rows(totals, stats)
+            else:
+                distinct += account["embedded"]
+        rows_done += rows.num_rows
+        ctx.report(rows_done, total_rows)
+    if not ids.exhausted():
+        raise ArtifactError(f"signals: the workers returned {rows_done} rows, ingest has "
+                            f"{total_rows}; rerun the command")
+    seconds = time.perf_counter() - start
+    extra: dict[str, Any] = {"backend": ctx.executor.name, "batch_rows": block_rows,
+                             "read_by": "workers"}
+    if totals is not None:
+        extra.update(rows_reused=totals.rows_reused, rows_computed=totals.rows_computed,
+                     row_cache=totals.to_dict())
+    else:
+        extra.update(rows_reused=0, rows_computed=distinct, row_cache={"enabled": False})
+    if embedded:
+        timings: dict[str, Any] = {"total_s": round(seconds, 3)}
+        if precision:
+            timings["precision"] = precision
+        extra.update(workers=workers, backend_timings=timings,
+                     texts_per_second=round(embedded / max(seconds, 1e-9), 1))
+    return StageOutput(None, Counts.one_to_one(rows_done), extra=extra)
 
 
 def _report(store: RunStore) -> list[str]:
