@@ -44,7 +44,7 @@ def test_batches_give_the_whole_tables_vectors_and_hash(streamed_run, encoder) -
     whole = embed_corpus(corpus, lambda texts: encoder.encode(list(texts)))
     np.testing.assert_allclose(matrix(embeddings), matrix(whole), atol=2e-5)
     assert manifest["fingerprint"]
-    assert signals_stage._texts(cfg, store) == {"texts": texts_hash(corpus)}
+    assert signals_stage._texts(cfg, store)["texts"] == texts_hash(corpus)
 
 
 def test_streamed_herding_from_the_parts_matches_in_memory(streamed_run) -> None:

@@ -23,6 +23,7 @@ and one of ids, never the corpus's texts.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -74,11 +75,15 @@ def part_block_rows(rows: int, workers: int, batch_size: int) -> int:
 
 
 def _texts(cfg: RunConfig, store: RunStore) -> dict[str, str]:
-    """Embeddings depend on the texts, not on how ingest found them: keyed by their hash."""
-    hasher = TextsHasher()
-    for batch in stage_batches(store, "ingest", ["text", "text_pair"]):
+    """Embeddings depend on the texts, not on how ingest found them: keyed by their hash, and
+    by the rows' example ids, which the artifact names (a relabelled corpus has the same texts
+    under new ids; its vectors still come from the per-text row cache)."""
+    hasher, ids = TextsHasher(), hashlib.blake2b(digest_size=16)
+    for batch in stage_batches(store, "ingest", ["example_id", "text", "text_pair"]):
         hasher.update(batch)
-    return {"texts": hasher.hexdigest()}
+        for example_id in batch.column("example_id").to_pylist():
+            ids.update(example_id.encode("utf-8") + b"\x1e")
+    return {"texts": hasher.hexdigest(), "example_ids": ids.hexdigest()}
 
 
 def has_pairs(store: RunStore) -> bool:
