@@ -79,12 +79,14 @@ def splits_section(run: FinishedRun, dataset_dict: Any,
             f"`text_pair`)" if is_instruction(config) else
             f"{synth.get('per_class')} rows per class, for {len(names)} classes "
             f"({', '.join(names)})")
+    header = ["split", "replicate", "seed", "rows", "rows per class"]
+    width = 4 if is_instruction(config) else 5  # one label: no rows per class
     return [f"A distilled training set made by textdistill from "
             f"{_code(dataset)} with the method {_code(synth.get('method'))}, "
             f"{what}. The run made one distilled set per seed "
             f"({len(run.replicates())} in all); this export holds {held}.",
             "", "## Splits", "",
-            markdown_table(["split", "replicate", "seed", "rows", "rows per class"], rows),
+            markdown_table(header[:width], [r[:width] for r in rows]),
             "", "```python",
             "from datasets import load_dataset, load_from_disk",
             "ds = load_from_disk(FOLDER)        # or load_dataset(FOLDER), or the hub repo id",
