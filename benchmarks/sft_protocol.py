@@ -45,7 +45,8 @@ def main() -> None:
                         choices=sorted(SETTINGS))
     parser.add_argument("--sizes", nargs="+", type=int, default=[225, 900])
     parser.add_argument("--dev-rows", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the random sets and training")
+    parser.add_argument("--dev-seed", type=int, default=1000, help="the development split")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--threads", type=int, default=1)
@@ -56,7 +57,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     pool = rows_of(ingest_alpaca(Path(args.data_dir)).corpus, "train")
-    order = np.random.default_rng(1000 + args.seed).permutation(len(pool))
+    order = np.random.default_rng(args.dev_seed).permutation(len(pool))
     dev = [pool[int(i)] for i in np.sort(order[:args.dev_rows])]
     rest = [pool[int(i)] for i in order[args.dev_rows:]]
     print(json.dumps({"pool": len(pool), "dev": len(dev), "rest": len(rest)}), flush=True)

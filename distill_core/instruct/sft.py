@@ -50,8 +50,8 @@ from distill_core.instruct.tokens import (
 )
 
 # The defaults, chosen on the Alpaca subset's training pool (README, "Instruction data").
-EPOCHS = 2
-LR = 2e-4
+EPOCHS = 1
+LR = 1e-3
 LORA_R = 8
 BATCH_SIZE = 8
 MAX_LENGTH = 512
