@@ -2,10 +2,10 @@
 
 For each budget (a fraction of the pool when < 1, else a row count), each
 method and each seed: rank the pool (`distill_core.instruct.methods`), take the
-first `budget` rows, fine-tune the decoder with LoRA on them for `--steps`
-steps (the same compute for every cell; a small budget is seen for more
-epochs) and score the held-out response loss per token. `full` trains on the
-whole pool with the same steps. Methods: random, kmeans (prompt embeddings),
+first `budget` rows, fine-tune the decoder with LoRA on them for `--epochs`
+passes over the rows (default 1, sft_lora's protocol; `--steps` gives every cell
+the same step count instead) and score the held-out response loss per token. `full` trains on the
+whole pool under the same protocol. Methods: random, kmeans (prompt embeddings),
 ifd (Cherry: highest IFD below 1), loss (highest conditioned reference loss),
 deita (IFD with a cosine cap on prompt embeddings), less (projected LoRA
 gradients against a target set drawn from the pool, after a LoRA warm-up on 5 %
@@ -147,7 +147,8 @@ def rank(method: str, signals: Signals, budget: int, seed: int) -> Ranking:
 
 
 def sft_options(args: argparse.Namespace) -> SftOptions:
-    return SftOptions(model=args.model, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+    return SftOptions(model=args.model, epochs=args.epochs, steps=args.steps,
+                      batch_size=args.batch_size, lr=args.lr,
                       max_length=args.max_length, eval_batch_size=args.eval_batch_size,
                       exact_match_rows=args.exact_match_rows, device=args.device,
                       max_new_tokens=args.max_new_tokens)
@@ -225,9 +226,12 @@ def main() -> None:
     parser.add_argument("--encoder", default="all-MiniLM-L6-v2")
     parser.add_argument("--max-rows", type=int, default=0, help="cap on pool rows (0: all)")
     parser.add_argument("--eval-rows", type=int, default=200, help="held-out rows (0: all)")
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=SftOptions().epochs,
+                        help="passes over each set's rows (the default protocol)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="a fixed step count for every set instead of --epochs")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--lr", type=float, default=SftOptions().lr)
     parser.add_argument("--max-length", type=int, default=384)
     parser.add_argument("--eval-batch-size", type=int, default=16)
     parser.add_argument("--max-cosine", type=float, default=0.9, help="deita's cosine cap")

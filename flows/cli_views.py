@@ -100,6 +100,17 @@ def funnel_table(funnel: list[dict[str, Any]]) -> Table:
     return table
 
 
+def row_texts(row: dict[str, Any]) -> str:
+    """A row's text as the lineage shows it: the text, with its pair when it has one
+    (instruction rows, label `instruction`: prompt and response)."""
+    pair = row.get("text_pair")
+    if pair is None:
+        return repr(row["text"])
+    if row.get("label") == "instruction":
+        return f"prompt {row['text']!r}, response {pair!r}"
+    return f"{row['text']!r} / {pair!r}"
+
+
 def print_lineage(console: Console, lineage: dict[str, Any]) -> None:
     if not lineage["found"]:
         console.print(f"[red]example {lineage['example_id']} is not in this run[/]")
@@ -108,7 +119,7 @@ def print_lineage(console: Console, lineage: dict[str, Any]) -> None:
     for row in lineage["distilled"]:
         console.print(f"  distilled in replicate {row['replicate']} (seed {row['seed']}) by "
                       f"{row['method']}, rank {row['rank']}, parents {list(row['parent_ids'])}: "
-                      f"{row['text']!r}")
+                      f"{row_texts(row)}", markup=False, highlight=False)
     for row in lineage.get("generated", []):
         console.print(f"  generated in replicate {row['replicate']} from prompt "
                       f"{row['prompt_id']} (sample {row['sample']}, seed {row['seed']}, "
@@ -122,7 +133,8 @@ def print_lineage(console: Console, lineage: dict[str, Any]) -> None:
                       f"{list(row['parent_ids'])}")
     for row in lineage["sources"]:
         console.print(f"  source: {row['source']} row {row['source_row']} ({row['split']}, "
-                      f"label {row['label']}): {row['text']!r}")
+                      f"label {row['label']}): {row_texts(row)}", markup=False,
+                      highlight=False)
     for row in lineage["rejected"]:
         console.print(f"  rejected at {row['stage']} (replicate {row['replicate']}): "
                       f"{row['reason']} {row['detail'] or ''}")

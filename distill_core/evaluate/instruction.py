@@ -1,7 +1,8 @@
 """Score instruction sets with `sft_lora`: the distilled sets, random subsets and the full pool.
 
-Every fit is a fresh LoRA fine-tune of `instruct.sft.model` for the same number
-of steps (a small set is seen for more epochs), scored on the same rows of the
+Every fit is a fresh LoRA fine-tune of `instruct.sft.model` under the same
+protocol: `instruct.sft.epochs` passes over its rows (or, with
+`instruct.sft.steps`, the same step count for every set), scored on the same rows of the
 evaluation split (all of it, or a fixed seeded sample of `instruct.eval_rows`):
 held-out response loss per token, perplexity, and GSM8K exact match when
 `instruct.sft.exact_match_rows` is set. The baselines go through the run's

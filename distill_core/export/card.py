@@ -16,11 +16,14 @@ import yaml
 
 from distill_core.export.dataset import FinishedRun
 from distill_core.export.sections import (
+    budget_words,
     columns_section,
     contamination_section,
+    is_instruction,
     lineage_section,
     method_section,
     scores_section,
+    source_name,
     source_section,
     splits_section,
 )
@@ -42,11 +45,11 @@ def data_files(split: str) -> str:
 
 def pretty_name(run: FinishedRun) -> str:
     config = run.config
-    dataset = config.get("data", {}).get("dataset")
+    dataset = source_name(config)
     facts = source_facts(dataset)
     source = facts.pretty_name if facts else (dataset or config.get("run", {}).get("name"))
     synth = config.get("synthesize", {})
-    return f"{source} distilled ({synth.get('method')}, {synth.get('per_class')} per class)"
+    return f"{source} distilled ({synth.get('method')}, {budget_words(config)})"
 
 
 def card_metadata(run: FinishedRun, dataset_dict: Any) -> dict[str, Any]:
@@ -63,7 +66,8 @@ def card_metadata(run: FinishedRun, dataset_dict: Any) -> dict[str, Any]:
     if facts and facts.language:
         metadata["language"] = [facts.language]
     metadata |= {
-        "task_categories": ["text-classification"],
+        "task_categories": ["text-generation" if is_instruction(config)
+                            else "text-classification"],
         "size_categories": [size_category(sum(s.num_rows for s in dataset_dict.values()))],
         "tags": ["textdistill", "dataset-distillation", str(synth.get("method"))]
         + (["synthetic"] if origins.get("generated") else []),
@@ -74,9 +78,11 @@ def card_metadata(run: FinishedRun, dataset_dict: Any) -> dict[str, Any]:
         "textdistill": {
             "run_id": run.store.run_id,
             "config_hash": run.manifests["filter"].get("config_hash"),
-            "source_dataset": config.get("data", {}).get("dataset"),
+            "source_dataset": source_name(config),
+            "task": config.get("data", {}).get("task", "classification"),
             "method": synth.get("method"),
-            "per_class": synth.get("per_class"),
+            **({"budget": synth.get("budget", 0.05)} if is_instruction(config)
+               else {"per_class": synth.get("per_class")}),
             "seeds": config.get("run", {}).get("seeds"),
             "version": run.manifests["filter"].get("versions", {}).get("textdistill"),
         },

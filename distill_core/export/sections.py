@@ -39,12 +39,34 @@ def _code(value: Any) -> str:
     return f"`{value}`"
 
 
+def is_instruction(config: dict[str, Any]) -> bool:
+    """Whether the run distilled instruction data (`data.task: instruction`)."""
+    return config.get("data", {}).get("task") == "instruction"
+
+
+def source_name(config: dict[str, Any]) -> str | None:
+    """The source dataset's name: `data.dataset`, or instruction data's preset."""
+    data = config.get("data", {})
+    return data.get("dataset") or (data.get("instruction") or {}).get("preset")
+
+
+def budget_words(config: dict[str, Any]) -> str:
+    """The budget as the run set it: rows per class, or instruction data's fraction of the
+    pool (below 1) or row count."""
+    synth = config.get("synthesize", {})
+    if not is_instruction(config):
+        return f"{synth.get('per_class')} per class"
+    budget = synth.get("budget")
+    budget = 0.05 if budget is None else budget
+    return f"{budget:.4g} of the pool" if budget < 1 else f"{int(budget)} rows"
+
+
 def splits_section(run: FinishedRun, dataset_dict: Any,
                    splits: dict[str, tuple[int, int]]) -> list[str]:
     """One paragraph on what this is, then rows per split and class."""
     config = run.config
     synth = config.get("synthesize", {})
-    dataset = config.get("data", {}).get("dataset") or "the user's own files"
+    dataset = source_name(config) or "the user's own files"
     names = run.label_names
     rows = []
     for name, (rep, seed) in splits.items():
@@ -53,13 +75,18 @@ def splits_section(run: FinishedRun, dataset_dict: Any,
                      ", ".join(f"{names[i]}: {counts.get(i, 0)}" for i in range(len(names)))])
     held = ("each as its own split" if len(splits) > 1
             else f"one, as the split {_code(next(iter(splits)))}")
+    what = (f"{budget_words(config)} (instruction data: prompt in `text`, response in "
+            f"`text_pair`)" if is_instruction(config) else
+            f"{synth.get('per_class')} rows per class, for {len(names)} classes "
+            f"({', '.join(names)})")
+    header = ["split", "replicate", "seed", "rows", "rows per class"]
+    width = 4 if is_instruction(config) else 5  # one label: no rows per class
     return [f"A distilled training set made by textdistill from "
             f"{_code(dataset)} with the method {_code(synth.get('method'))}, "
-            f"{synth.get('per_class')} rows per class, for {len(names)} classes "
-            f"({', '.join(names)}). The run made one distilled set per seed "
+            f"{what}. The run made one distilled set per seed "
             f"({len(run.replicates())} in all); this export holds {held}.",
             "", "## Splits", "",
-            markdown_table(["split", "replicate", "seed", "rows", "rows per class"], rows),
+            markdown_table(header[:width], [r[:width] for r in rows]),
             "", "```python",
             "from datasets import load_dataset, load_from_disk",
             "ds = load_from_disk(FOLDER)        # or load_dataset(FOLDER), or the hub repo id",
@@ -86,7 +113,7 @@ def source_section(run: FinishedRun, license_id: str) -> list[str]:
     """The source dataset, its split sizes and files (with sha256), and its licence."""
     config = run.config
     ingest = run.manifests["ingest"]
-    dataset = config.get("data", {}).get("dataset")
+    dataset = source_name(config)
     facts = source_facts(dataset)
     by_split = ingest.get("counts", {}).get("rows_by_split", {})
     rows = [[s.get("split", "-"), s.get("source", "-"), str(s.get("rows_read", "-")),
@@ -123,7 +150,7 @@ def method_section(run: FinishedRun) -> list[str]:
                if value is True or (isinstance(value, dict) and value.get("enabled"))]
     lines = ["## Method", "",
              f"- method: {_code(method)}: {summary}",
-             f"- budget: {synth.get('per_class')} per class; options: "
+             f"- budget: {budget_words(config)}; options: "
              f"{_code(synth.get('options') or {})}; soft labels: {synth.get('soft_labels')}",
              f"- seeds: {config.get('run', {}).get('seeds')}",
              f"- encoder: {_code(config.get('signals', {}).get('model'))}"]

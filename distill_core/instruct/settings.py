@@ -101,8 +101,8 @@ class InstructSection(_Settings):
 
     reference: ReferenceSettings = Field(default_factory=ReferenceSettings)
     sft: SftOptions = Field(default_factory=SftOptions, description="The `sft_lora` learner "
-                            "trained on every distilled set and baseline (same steps for "
-                            "each: a small set is seen for more epochs).")
+                            "trained on every distilled set and baseline (the same epochs "
+                            "over each set's rows, or the same `steps`).")
     eval_rows: int | None = Field(
         default=None, ge=1, description="Score every fit on this many rows of the evaluation "
         "split (a fixed sample, seed `eval_seed`); unset: all of it.")

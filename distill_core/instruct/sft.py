@@ -7,8 +7,15 @@ the only trained weights. Rows are formatted by `tokens` (chat template when
 the tokenizer has one), and the loss counts response tokens only. Training is
 seeded: the adapter initialisation (torch) and the batch order (numpy) come
 from `seed`, and dropout is off by default, so a seed gives one result on one
-device. AdamW, linear warm-up then linear decay, `steps` steps of `batch_size`
+device. AdamW, linear warm-up then linear decay over batches of `batch_size`
 rows drawn epoch by epoch from seeded permutations.
+
+The protocol is budget-independent by default: `epochs` passes over the
+training rows (each row seen exactly `epochs` times; a pass is a permutation
+cut into batches, the last one smaller), so a 5 % set and a 20 % set are
+trained the same way and the compute grows with the rows. `steps` (when set)
+replaces it with a fixed step count, cycling through the rows, the same compute
+for every set (a small set is then seen for more epochs).
 
 Metrics: the held-out response loss per token (all held-out response tokens
 pooled) and its perplexity; with `exact_match_rows > 0` (GSM8K) the share of a
@@ -42,6 +49,13 @@ from distill_core.instruct.tokens import (
     render_prompt,
 )
 
+# The defaults, chosen on the Alpaca subset's training pool (README, "Instruction data").
+EPOCHS = 1
+LR = 1e-3
+LORA_R = 8
+BATCH_SIZE = 8
+MAX_LENGTH = 512
+
 
 class SftOptions(BaseModel):
     """Settings of the `sft_lora` learner."""
@@ -50,18 +64,23 @@ class SftOptions(BaseModel):
 
     model: str = Field(default="smollm2", description="Decoder: hub id, local folder, or "
                        "`smollm2` (offline SmolLM2-135M-Instruct).")
-    lora_r: int = Field(default=8, ge=1, description="LoRA rank.")
-    lora_alpha: int = Field(default=16, ge=1, description="LoRA scaling numerator.")
+    lora_r: int = Field(default=LORA_R, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(default=2 * LORA_R, ge=1, description="LoRA scaling numerator.")
     lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="LoRA dropout.")
     target_modules: list[str] | None = Field(
         default=None, description="Modules to adapt; unset: peft's default for the model type "
-        "(q_proj and v_proj for Llama), else every linear layer.")
-    lr: float = Field(default=2e-4, gt=0.0, description="AdamW learning rate.")
+        "(q_proj and v_proj for Llama), else every linear layer; [all-linear]: every linear "
+        "layer.")
+    lr: float = Field(default=LR, gt=0.0, description="AdamW learning rate.")
     weight_decay: float = Field(default=0.0, ge=0.0)
-    steps: int = Field(default=100, ge=0, description="Optimizer steps.")
-    batch_size: int = Field(default=8, ge=1)
+    epochs: int = Field(default=EPOCHS, ge=0, description="Passes over the training rows "
+                        "(each row seen this many times); ignored when `steps` is set.")
+    steps: int | None = Field(default=None, ge=0, description="Fixed optimizer steps instead "
+                              "of epochs (rows cycled; unset: `epochs`).")
+    batch_size: int = Field(default=BATCH_SIZE, ge=1)
     warmup_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
-    max_length: int = Field(default=512, ge=8, description="Tokens per row (prompt+response).")
+    max_length: int = Field(default=MAX_LENGTH, ge=8,
+                            description="Tokens per row (prompt+response).")
     eval_batch_size: int = Field(default=16, ge=1)
     eval_before: bool = Field(default=False, description="Also score the model before training.")
     exact_match_rows: int = Field(default=0, ge=0, description="GSM8K: held-out rows whose "
@@ -97,6 +116,8 @@ def add_lora(model: Any, options: SftOptions, seed: int) -> Any:
 
     torch.manual_seed(seed)
     targets: Any = options.target_modules
+    if targets == ["all-linear"]:
+        targets = "all-linear"  # peft's keyword for every linear layer but the output head
     config = LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha,
                         lora_dropout=options.lora_dropout, target_modules=targets,
                         task_type="CAUSAL_LM")
@@ -117,6 +138,24 @@ def pooled_loss(model: Any, encoded: Sequence[Encoded], pad_id: int, device: str
     return (float(sums.sum() / tokens) if tokens else float("nan")), tokens
 
 
+def epoch_order(rows: int, epochs: int, batch_size: int, seed: int) -> list[np.ndarray]:
+    """Row indices of each step's batch: every epoch a seeded permutation of the rows cut into
+    batches (the last one smaller), so each row is seen exactly `epochs` times."""
+    rng = np.random.default_rng(seed)
+    batches: list[np.ndarray] = []
+    for _ in range(epochs):
+        order = rng.permutation(rows)
+        batches.extend(order[i:i + batch_size] for i in range(0, rows, batch_size))
+    return batches
+
+
+def training_batches(rows: int, options: SftOptions, seed: int) -> list[np.ndarray]:
+    """The batches of one fit: `steps` cycled batches when set, else `epochs` passes."""
+    if options.steps is not None:
+        return batch_order(rows, options.steps, options.batch_size, seed)
+    return epoch_order(rows, options.epochs, options.batch_size, seed)
+
+
 def batch_order(rows: int, steps: int, batch_size: int, seed: int) -> list[np.ndarray]:
     """Row indices of each step's batch: consecutive slices of seeded permutations, a new
     permutation each time the rows run out."""
@@ -133,21 +172,23 @@ def train_lora(model: Any, encoded: Sequence[Encoded], options: SftOptions, seed
     """Train the LoRA weights of `model` in place; the training loss of every step."""
     import torch
 
-    if options.steps == 0:
+    batches = training_batches(len(encoded), options, seed)
+    if not batches:
         return []
+    total = len(batches)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
-    warmup = int(options.warmup_ratio * options.steps)
+    warmup = int(options.warmup_ratio * total)
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / (warmup + 1)
-        return max(0.0, (options.steps - step) / max(1, options.steps - warmup))
+        return max(0.0, (total - step) / max(1, total - warmup))
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     model.train()
     losses: list[float] = []
-    for indices in batch_order(len(encoded), options.steps, options.batch_size, seed):
+    for indices in batches:
         batch = {k: v.to(device) for k, v in collate([encoded[i] for i in indices],
                                                       pad_id).items()}
         loss = model(**batch).loss

@@ -82,6 +82,17 @@ def test_less_runs_through_the_flow_with_a_balanced_funnel(
     # source_row is 1-based: the record's position in the file
     assert records[source["source_row"] - 1]["output"] == source["text_pair"] == row["text_pair"]
 
+    shown = CliRunner().invoke(app, ["audit", str(run_dir), "--example", row["example_id"]])
+    assert shown.exit_code == 0, shown.output
+    flat = " ".join(shown.output.split())  # rich wraps long lines
+    assert f"prompt {row['text'].split()[0]}" in flat.replace("'", "").replace('"', "")
+    assert f"response {row['text_pair'].split()[0]}" in flat.replace("'", "").replace('"', "")
+    exported = CliRunner().invoke(app, ["export", str(run_dir), str(tmp_path / "export")])
+    assert exported.exit_code == 0, exported.output
+    card = (tmp_path / "export" / "README.md").read_text()
+    assert "text-generation" in card and "text-classification" not in card
+    assert "(less, 0.2 of the pool)" in card and "per class" not in card
+
     teacher = store.read("teacher")
     grads = [g for g in teacher.column("grad_features").to_pylist() if g is not None]
     assert len(grads) == 27 and len(grads[0]) == 16

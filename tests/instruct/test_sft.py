@@ -5,12 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from distill_core.errors import ConfigError
 from distill_core.instruct.answers import is_exact_match, last_number, reference_number
 from distill_core.instruct.rows import InstructionRow, rows_from_records
-from distill_core.instruct.sft import SftOptions, batch_order, sft_lora
+from distill_core.instruct.sft import (
+    SftOptions,
+    batch_order,
+    epoch_order,
+    sft_lora,
+    training_batches,
+)
 
 
 def test_response_loss_matches_the_model_loss(tiny_decoder: Path, alpaca_records) -> None:
@@ -71,6 +78,29 @@ def test_batches_cycle_through_seeded_permutations() -> None:
     stream = [int(i) for b in batches for i in b]
     assert sorted(stream[:5]) == list(range(5)) and sorted(stream[5:10]) == list(range(5))
     assert stream == [int(i) for b in batch_order(5, 4, 3, 1) for i in b]
+
+
+def test_epochs_see_every_row_the_same_number_of_times() -> None:
+    batches = epoch_order(rows=10, epochs=3, batch_size=4, seed=2)
+    assert [len(b) for b in batches] == [4, 4, 2] * 3  # a pass per epoch, the last batch short
+    stream = np.concatenate(batches)
+    assert all(sorted(stream[i * 10:(i + 1) * 10].tolist()) == list(range(10)) for i in range(3))
+    assert stream.tolist() != np.concatenate(epoch_order(10, 3, 4, seed=3)).tolist()
+    # The default protocol is epochs (budget-independent); `steps` fixes the count instead.
+    default = SftOptions(batch_size=4)
+    assert default.steps is None
+    assert len(training_batches(10, default, 0)) == 3 * default.epochs
+    assert len(training_batches(10, SftOptions(batch_size=4, steps=5), 0)) == 5
+    assert training_batches(10, SftOptions(epochs=0), 0) == []
+
+
+def test_a_fit_trains_epochs_over_its_rows(tiny_decoder: Path, alpaca_records) -> None:
+    rows = rows_from_records(alpaca_records[:14])
+    options = SftOptions(model=str(tiny_decoder), epochs=2, batch_size=4, max_length=64)
+    result = sft_lora(rows[:10], rows[10:], options, seed=0)
+    assert len(result.train_losses) == 2 * 3  # ceil(10 / 4) batches per epoch
+    base = sft_lora(rows[:10], rows[10:], options.model_copy(update={"epochs": 0}), seed=0)
+    assert base.train_losses == [] and base.eval_loss != result.eval_loss
 
 
 def test_no_training_rows_is_a_config_error(tiny_decoder: Path) -> None:
