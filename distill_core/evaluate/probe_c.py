@@ -28,7 +28,7 @@ FALLBACK_C = 1.0
 FitFn = Callable[[np.ndarray, float], Callable[[np.ndarray], np.ndarray]]
 
 
-def _subsample(y: np.ndarray, seed: int, limit: int) -> np.ndarray:
+def stratified_subsample(y: np.ndarray, seed: int, limit: int) -> np.ndarray:
     """Row indices: all rows, or a seeded sample of `limit` keeping the class shares."""
     if len(y) <= limit:
         return np.arange(len(y))
@@ -47,7 +47,7 @@ def choose_c(y: np.ndarray, fit: FitFn, seed: int) -> tuple[float, str]:
     _, counts = np.unique(y, return_counts=True)
     if len(counts) < 2 or counts.min() < 2:
         return FALLBACK_C, f"C={FALLBACK_C:g} (cv: a class has fewer than 2 rows)"
-    rows = _subsample(y, seed, CV_MAX_ROWS)
+    rows = stratified_subsample(y, seed, CV_MAX_ROWS)
     folds = min(MAX_FOLDS, int(np.unique(y[rows], return_counts=True)[1].min()))
     splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
                   .split(rows, y[rows]))

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from distill_core.evaluate.probe_c import stratified_subsample
 from distill_core.seeds import derive_seed
 from distill_core.synthesize.base import select_per_class
 
@@ -90,16 +91,6 @@ def consistent_rows(p_label: np.ndarray, y: np.ndarray, tau: float, keep_at_leas
     return np.sort(np.concatenate(kept)) if kept else np.zeros(0, np.int64)
 
 
-def _sample(y: np.ndarray, limit: int, seed: int) -> np.ndarray:
-    if len(y) <= limit:
-        return np.arange(len(y))
-    from sklearn.model_selection import train_test_split
-
-    kept, _ = train_test_split(np.arange(len(y)), train_size=limit, stratify=y,
-                               random_state=seed)
-    return np.sort(kept)
-
-
 def distil(recipe: str, x: np.ndarray, y: np.ndarray, settings: AutoSettings, seed: int,
            p_label: np.ndarray | None) -> np.ndarray:
     """Indices into (x, y) that `recipe` picks at `settings.per_class` (one seed)."""
@@ -128,7 +119,7 @@ def cross_validate(y: np.ndarray, features: Callable[[np.ndarray], np.ndarray],
     draws = []
     for repeat in range(settings.repeats):
         seed_r = derive_seed(AUTO_SEED_TAG, seed, repeat)
-        rows = _sample(y, settings.max_rows, seed_r)
+        rows = stratified_subsample(y, seed_r, settings.max_rows)
         smallest = int(np.unique(y[rows], return_counts=True)[1].min()) if len(rows) else 0
         if min(settings.folds, smallest) < 2:
             break
