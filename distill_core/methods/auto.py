@@ -157,7 +157,7 @@ class AutoMethod:
             dropped.append(int((~mask).sum()))
             return mask
 
-        candidates, notes = SELECTION._in_memory(chosen_ctx, chosen, keep)
+        candidates, notes = SELECTION.in_memory(chosen_ctx, chosen, keep)
         _count_ineligible(candidates, dropped[0])
         return (candidates, notes), {"teacher_inconsistent_rows": dropped[0]}
 

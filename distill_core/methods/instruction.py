@@ -77,6 +77,8 @@ class InstructionFamily:
         ranked = min(len(positions), budget * cfg.synthesize.oversample)
         options = cfg.synthesize.options()
         teacher = store.read("teacher") if "teacher" in method.needs else None
+        if teacher is not None:  # read by corpus position: it must list the corpus's rows
+            require_aligned(corpus, teacher)
         prompts = matrix(embeddings, "embedding")[positions]
 
         def rank(seed: int) -> Ranking:

@@ -47,7 +47,7 @@ class SelectionFamily:
         """One candidate set per seed, and the manifest's notes (pool, workers)."""
         if method.name in STREAMED_METHODS and not synthesis_reads_teacher(ctx.cfg):
             return self._streamed(ctx, method)
-        return self._in_memory(ctx, method)
+        return self.in_memory(ctx, method)
 
     def _run_seeds(self, ctx: StageContext, workers: dict[str, str]):
         def selector(shared: Any, seeds: list[int]) -> list[Selection]:
@@ -81,7 +81,7 @@ class SelectionFamily:
                                       "minibatch_seed_rows": SAMPLE_ROWS,
                                       "per_class": inputs.algorithms()}}
 
-    def _in_memory(self, ctx: StageContext, method: Method, keep: PoolMask | None = None
+    def in_memory(self, ctx: StageContext, method: Method, keep: PoolMask | None = None
                    ) -> tuple[CandidateSet, dict[str, Any]]:
         """`keep(rows, features)`: which pool rows the method may pick (None: all of them)."""
         cfg = ctx.cfg

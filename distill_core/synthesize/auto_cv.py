@@ -68,7 +68,6 @@ class AutoChoice:
     scores: dict[str, dict[str, Any]]  # recipe -> mean, std, accuracies
     protocol: dict[str, Any]
     reason: str
-    cv_rows: np.ndarray  # pool row indices the cross-validation read (sorted)
 
     def manifest(self) -> dict[str, Any]:
         return {"chosen": self.chosen, "selector": RECIPES[self.chosen][0],
@@ -149,7 +148,7 @@ def cross_validate(y: np.ndarray, features: Callable[[np.ndarray], np.ndarray],
                 "candidates": candidates, "seed": seed}
     if not used:
         return AutoChoice(candidates[0], {}, protocol, "a class has fewer than 2 training rows: "
-                          f"no cross-validation; the cheapest recipe ({candidates[0]})", cv_rows)
+                          f"no cross-validation; the cheapest recipe ({candidates[0]})")
     scores = {r: {"mean": float(np.mean(a)), "std": float(np.std(a)),
                   "accuracies": [round(float(v), 6) for v in a]} for r, a in accuracies.items()}
     best = max(s["mean"] for s in scores.values())
@@ -163,7 +162,7 @@ def cross_validate(y: np.ndarray, features: Callable[[np.ndarray], np.ndarray],
         reason += (f"; next {second} {100 * scores[second]['mean']:.1f} %"
                    + (" (a tie: the cheaper wins)"
                       if scores[second]["mean"] >= best - settings.tie_margin - 1e-12 else ""))
-    return AutoChoice(chosen, scores, protocol, reason, cv_rows)
+    return AutoChoice(chosen, scores, protocol, reason)
 
 
 def report_lines(block: dict[str, Any]) -> list[str]:

@@ -176,21 +176,27 @@ def _body(ctx: StageContext) -> StageOutput:
         done["rows"] += batch.num_rows
         done["distinct"] += len(distinct_texts(batch))
         ctx.report(done["rows"], total_rows)
-    extra: dict[str, Any] = {"backend": ctx.executor.name, "batch_rows": step}
-    if "rows" in runs:
-        stats = runs["rows"]
-        extra.update(rows_reused=stats.rows_reused, rows_computed=stats.rows_computed,
-                     row_cache=stats.to_dict())
-    else:
-        extra.update(rows_reused=0, rows_computed=done["distinct"],
-                     row_cache={"enabled": False})
+    extra: dict[str, Any] = {"backend": ctx.executor.name, "batch_rows": step,
+                             **_row_account(runs.get("rows"), done["distinct"])}
     if "result" in runs:  # the encoder ran (not when every text came from the row cache)
-        result = runs["result"]
-        seconds = result.timings.get("total_s", 0.0)
-        extra.update(workers=result.workers, backend_timings=result.timings,
-                     texts_per_second=round(sum(result.workers.values()) / max(seconds, 1e-9),
-                                            1))
+        extra.update(_encoder_account(runs["result"].workers, runs["result"].timings))
     return StageOutput(None, Counts.one_to_one(done["rows"]), extra=extra)
+
+
+def _row_account(stats: RowStats | None, distinct: int) -> dict[str, Any]:
+    """The manifest's account of distinct texts reused from the row cache and embedded
+    (`stats` None: the cache was off, every distinct text was embedded)."""
+    if stats is None:
+        return {"rows_reused": 0, "rows_computed": distinct, "row_cache": {"enabled": False}}
+    return {"rows_reused": stats.rows_reused, "rows_computed": stats.rows_computed,
+            "row_cache": stats.to_dict()}
+
+
+def _encoder_account(workers: dict[str, int], timings: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's account of the encoder: texts per worker, timings, throughput."""
+    seconds = timings.get("total_s", 0.0)
+    return {"workers": workers, "backend_timings": timings,
+            "texts_per_second": round(sum(workers.values()) / max(seconds, 1e-9), 1)}
 
 
 def _checked_block(ids: RowStream, block: dict[str, Any]) -> pa.Table:
@@ -259,18 +265,12 @@ def _body_from_parts(ctx: StageContext, static_dir: str | None, row_cache: bool,
                             f"{total_rows}; rerun the command")
     seconds = time.perf_counter() - start
     extra: dict[str, Any] = {"backend": ctx.executor.name, "batch_rows": block_rows,
-                             "read_by": "workers"}
-    if totals is not None:
-        extra.update(rows_reused=totals.rows_reused, rows_computed=totals.rows_computed,
-                     row_cache=totals.to_dict())
-    else:
-        extra.update(rows_reused=0, rows_computed=distinct, row_cache={"enabled": False})
-    if embedded:
+                             "read_by": "workers", **_row_account(totals, distinct)}
+    if embedded:  # `workers` counts the texts each embedded: they sum to `embedded`
         timings: dict[str, Any] = {"total_s": round(seconds, 3)}
         if precision:
             timings["precision"] = precision
-        extra.update(workers=workers, backend_timings=timings,
-                     texts_per_second=round(embedded / max(seconds, 1e-9), 1))
+        extra.update(_encoder_account(workers, timings))
     return StageOutput(None, Counts.one_to_one(rows_done), extra=extra)
 
 
