@@ -25,10 +25,9 @@ import pyarrow.compute as pc
 
 from distill_core.config import RunConfig
 from distill_core.filter.stage import FilterContext, filter_candidates
-from distill_core.instruct.methods import random_ranking
+from distill_core.instruct.methods import RankedInputs, Ranking, random_ranking
 from distill_core.instruct.rows import InstructionRow
 from distill_core.instruct.sft import SftResult, sft_lora
-from distill_core.synthesize.base import Selection
 from distill_core.synthesize.stage import select_candidates
 
 SCORE_FIELDS = ["eval_loss", "perplexity", "exact_match"]
@@ -67,37 +66,20 @@ def baseline_sets(cfg: RunConfig, pool: pa.Table, budget: int, context: FilterCo
     seeds = cfg.run.seeds
     if "random" in cfg.evaluate.baselines:
         ranked = min(pool.num_rows, budget * cfg.synthesize.oversample)
-
-        def selector(_inputs: Any, seeds: list[int]) -> list[Selection]:
-            out = []
-            for seed in seeds:
-                r = random_ranking(pool.num_rows, budget, seed, ranked)
-                out.append(Selection(r.indices, np.arange(len(r.indices), dtype=np.int32),
-                                     r.scores, np.ones(len(r.indices))))
-            return out
-
-        candidates = select_candidates(pool, _Named("random", cfg.synthesize.oversample),
-                                       seeds, run_id, selector=selector).candidates
+        draws = RankedInputs("random", cfg.synthesize.oversample, lambda seed: random_ranking(
+            pool.num_rows, budget, seed, ranked))
+        candidates = select_candidates(pool, draws, seeds, run_id).candidates
         kept = filter_candidates(candidates, budget, cfg.filter, context).kept
         for replicate, seed in enumerate(seeds):
             rows = kept.filter(pc.equal(kept.column("replicate"), replicate))
             fits.append(Fit("random", seed, replicate, rows_of_table(rows), budget))
     if "full" in cfg.evaluate.baselines:
-        candidates = select_candidates(
-            pool, _Named("full", 1), seeds[:1], run_id,
-            selector=lambda _i, s: [Selection(np.arange(pool.num_rows),
-                                              np.arange(pool.num_rows, dtype=np.int32),
-                                              np.full(pool.num_rows, np.nan),
-                                              np.ones(pool.num_rows))]).candidates
+        every_row = RankedInputs("full", 1, lambda _seed: Ranking(
+            np.arange(pool.num_rows), np.full(pool.num_rows, np.nan)))
+        candidates = select_candidates(pool, every_row, seeds[:1], run_id).candidates
         kept = filter_candidates(candidates, pool.num_rows, cfg.filter, context).kept
         fits.append(Fit("full", seeds[0], 0, rows_of_table(kept), pool.num_rows))
     return fits
-
-
-@dataclass
-class _Named:
-    method: str
-    oversample: int
 
 
 def score_fits(cfg: RunConfig, fits: list[Fit], held_out: list[InstructionRow],

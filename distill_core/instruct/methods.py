@@ -23,11 +23,12 @@ per-row scores from `instruct.signals`), so each method is testable alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from distill_core.synthesize.base import ClassData, ranked_length
+from distill_core.synthesize.base import ClassData, Selection, ranked_length
 
 
 @dataclass
@@ -39,6 +40,26 @@ class Ranking:
 
     def selection(self, budget: int) -> np.ndarray:
         return self.indices[:budget]
+
+    def as_selection(self) -> Selection:
+        """The whole ranking as a `Selection` (ranks in order, weights 1), so the candidates
+        are the budget followed by the reserve."""
+        n = len(self.indices)
+        return Selection(indices=self.indices, ranks=np.arange(n, dtype=np.int32),
+                         scores=self.scores, weights=np.ones(n))
+
+
+@dataclass
+class RankedInputs:
+    """`select_candidates`' inputs when each seed's selection is a ranking of the whole pool
+    (instruction data: no classes): the method's name, the oversample, the ranking."""
+
+    method: str
+    oversample: int
+    rank: Callable[[int], Ranking]
+
+    def select(self, seed: int) -> Selection:
+        return self.rank(seed).as_selection()
 
 
 def _length(budget: int, ranked: int | None, available: int) -> int:

@@ -13,7 +13,6 @@ Rankings are cheap next to the signals and run in process.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ import pyarrow as pa
 
 from distill_core.config import RunConfig
 from distill_core.instruct.methods import (
+    RankedInputs,
     Ranking,
     influence_ranking,
     kmeans_ranking,
@@ -42,14 +42,6 @@ def budget_rows(cfg: RunConfig, pool: int) -> int:
     value = cfg.synthesize.budget if cfg.synthesize.budget is not None else DEFAULT_BUDGET
     rows = max(1, round(value * pool)) if value < 1 else int(value)
     return min(rows, pool)
-
-
-@dataclass
-class _Inputs:
-    """What `select_candidates` reads of the inputs: the method's name and the oversample."""
-
-    method: str
-    oversample: int
 
 
 def _column(table: pa.Table, name: str, positions: np.ndarray) -> np.ndarray:
@@ -100,18 +92,15 @@ class InstructionFamily:
                                          target_size=options.target_size, ranked=ranked)
             raise ValueError(f"method {method.name!r} does not run on instruction data")
 
-        def selector(_inputs: Any, seeds: list[int]) -> list[Selection]:
+        def selector(inputs: RankedInputs, seeds: list[int]) -> list[Selection]:
             out = []
             for done, seed in enumerate(seeds):
-                ranking = rank(seed)
-                out.append(Selection(indices=ranking.indices,
-                                     ranks=np.arange(len(ranking.indices), dtype=np.int32),
-                                     scores=ranking.scores,
-                                     weights=np.ones(len(ranking.indices))))
+                out.append(inputs.select(seed))
                 ctx.report(done + 1, len(seeds), method.name)
             return out
 
-        result = select_candidates(pool, _Inputs(method.name, cfg.synthesize.oversample),
+        result = select_candidates(pool, RankedInputs(method.name, cfg.synthesize.oversample,
+                                                      rank),
                                    cfg.run.seeds, store.run_id, selector=selector)
         return result, {"pool": "train", "budget_rows": budget, "ranked_rows": ranked,
                         "pool_rows": int(len(positions))}

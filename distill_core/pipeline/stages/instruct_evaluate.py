@@ -95,7 +95,8 @@ def _report(store: RunStore) -> list[str]:
             f"{evaluate['eval_rows_total']} evaluation rows)", "",
             markdown_table(SCORE_HEADER, score_rows(evaluate["instruction_summary"])),
             "", "Mean ± sample std over seeds (`full`: one fit). Every fit trains the same "
-            "steps from the same decoder; the baselines go through the run's filters. "
+            "epochs over its rows (or the same `steps`) from the same decoder; the baselines "
+            "go through the run's filters. "
             "`short`: rows a set is below its budget after the filters and the refill."]
 
 
