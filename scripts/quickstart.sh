@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up (if needed) and run the quickstart distillation: GLUE SST-2, 10 per class, kmeans.
+# Set up (if needed) and run the quickstart distillation: GLUE SST-2, 10 per class, auto.
 # Online, SST-2 comes from the Hugging Face hub; offline, set TEXTDISTILL_DATA_DIR to a
 # folder holding sst2_glue/train.tsv and sst2_glue/dev.tsv. Extra arguments go to `run`.
 set -euo pipefail

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_quickstart_config_is_valid() -> None:
     cfg = load_config(ROOT / "configs" / "quickstart.yaml")
-    assert cfg.data.dataset == "sst2" and cfg.synthesize.method == "kmeans"
+    assert cfg.data.dataset == "sst2" and cfg.synthesize.method == "auto" and cfg.filter.corpus
     assert cfg.synthesize.per_class == 10
 
 

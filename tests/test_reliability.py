@@ -17,7 +17,8 @@ from distill_core.audit import RunAudit
 
 ROOT = Path(__file__).resolve().parent.parent
 # herding with soft labels runs the teacher too: a kill point in every stage but the optional
-# clean and generate (covered by their own tests)
+# clean (the quickstart's filter.corpus, turned off here) and generate (covered by their own
+# tests)
 STAGES = ["ingest", "signals", "teacher", "synthesize", "filter", "evaluate"]
 
 
@@ -25,7 +26,8 @@ def _command(slice_dir: Path, runs: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "flows.cli", "run", str(ROOT / "configs" / "quickstart.yaml"),
             "--data-dir", str(slice_dir), "--runs-dir", str(runs),
             "--set", "run.seeds=[0,1]", "--set", "synthesize.per_class=4",
-            "--set", "synthesize.soft_labels=true", "--set", "synthesize.method=herding", *extra]
+            "--set", "synthesize.soft_labels=true", "--set", "synthesize.method=herding",
+            "--set", "filter.corpus=false", *extra]
 
 
 def _env() -> dict[str, str]:
@@ -71,7 +73,8 @@ def test_the_drill_config_runs_every_stage_it_kills_in() -> None:
     from distill_core.pipeline.order import active_stages
 
     cfg = load_config(ROOT / "configs" / "quickstart.yaml",
-                      ["synthesize.soft_labels=true", "synthesize.method=herding"])
+                      ["synthesize.soft_labels=true", "synthesize.method=herding",
+                       "filter.corpus=false"])
     assert [s.name for s in active_stages(cfg)] == STAGES
 
 
@@ -103,7 +106,7 @@ def test_sigkill_inside_a_stage_then_rerun_equals_an_uninterrupted_run(
 def test_concurrent_runs_into_one_runs_folder(prefect_server, uninterrupted: RunStore,
                                               slice_dir: Path, tmp_path: Path) -> None:
     same = _command(slice_dir, tmp_path)
-    other = _command(slice_dir, tmp_path)[:-1] + ["synthesize.method=kmeans"]
+    other = _command(slice_dir, tmp_path, "--set", "synthesize.method=kmeans")  # last wins
     processes = [subprocess.Popen(c, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True)
                  for c in (same, same, other)]

@@ -25,7 +25,6 @@ from distill_core.config import RunConfig
 from distill_core.errors import ArtifactError
 from distill_core.learners.data import LearnerData, TrainingRows
 from distill_core.learners.probe import train_linear_probe
-from distill_core.learners.spec import LearnerSpec
 from distill_core.methods.registry import Method, get_method
 from distill_core.methods.selection import SELECTION
 from distill_core.pipeline.inputs import IN_MEMORY_POOL_ROWS, corpus_where, streamed_pool
@@ -37,17 +36,9 @@ from distill_core.synthesize.auto_cv import (
     AutoSettings,
     consistent_rows,
     cross_validate,
+    probe_spec,
 )
 from distill_core.synthesize.stage import CandidateSet
-
-
-def probe_spec(cfg: RunConfig) -> LearnerSpec:
-    """The run's linear probe (its first `linear_probe` learner, else the evaluate C and
-    max_iter): the learner the cross-validation trains, always on hard labels."""
-    specs = cfg.evaluate.learner_specs(cfg.teacher.temperature)
-    return next((s for s in specs if s.kind == "linear_probe"),
-                LearnerSpec(kind="linear_probe", C=cfg.evaluate.C,
-                            max_iter=cfg.evaluate.max_iter))
 
 
 def settings_for(cfg: RunConfig, pool_rows: int) -> tuple[AutoSettings, list[str]]:
@@ -58,6 +49,10 @@ def settings_for(cfg: RunConfig, pool_rows: int) -> tuple[AutoSettings, list[str
         notes.append(f"tc_ recipes left out: the pool has {pool_rows} rows, over the in-memory "
                      f"limit of {IN_MEMORY_POOL_ROWS}")
         candidates = [c for c in candidates if not RECIPES[c][1]] or ["herding"]
+    if cfg.filter.contamination.enabled and not cfg.filter.corpus:
+        notes.append("filter.corpus is off: the filter stage will replace chosen rows that "
+                     "resemble evaluation texts by later picks the cross-validation never "
+                     "scored; filter.corpus: true runs the filters before selection")
     return AutoSettings(candidates=candidates, per_class=cfg.synthesize.per_class,
                         oversample=cfg.synthesize.oversample, folds=options.folds,
                         repeats=options.repeats, max_rows=options.max_rows, tau=options.tau,

@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from distill_core.config import RunConfig
 from distill_core.evaluate.probe_c import stratified_subsample
+from distill_core.learners.spec import LearnerSpec
 from distill_core.seeds import derive_seed
 from distill_core.synthesize.base import select_per_class
 
@@ -73,6 +75,17 @@ class AutoChoice:
         return {"chosen": self.chosen, "selector": RECIPES[self.chosen][0],
                 "teacher_consistent": RECIPES[self.chosen][1], "reason": self.reason,
                 "scores": self.scores, "protocol": self.protocol}
+
+
+def probe_spec(cfg: RunConfig) -> LearnerSpec:
+    """The run's linear probe (its first `linear_probe` learner, else the evaluate C and
+    max_iter): the learner the cross-validation trains, always on hard labels. Here, not in
+    `methods/auto.py`, because the synthesize stage's fingerprint needs it and a cached rerun
+    must not import the learners (torch)."""
+    specs = cfg.evaluate.learner_specs(cfg.teacher.temperature)
+    return next((s for s in specs if s.kind == "linear_probe"),
+                LearnerSpec(kind="linear_probe", C=cfg.evaluate.C,
+                            max_iter=cfg.evaluate.max_iter))
 
 
 def consistent_rows(p_label: np.ndarray, y: np.ndarray, tau: float, keep_at_least: int

@@ -69,7 +69,7 @@ def test_a_run_on_s3_is_written_there_and_audited_in_place(
                  env=no_server)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     out = " ".join(again.stdout.split())
-    assert f"all 5 stages reused from {run_dir}; nothing was computed" in out
+    assert f"all 6 stages reused from {run_dir}; nothing was computed" in out
     assert "no Prefect flow run was recorded" in out
 
 

@@ -62,8 +62,8 @@ def test_finished_run_is_answered_without_prefect_or_models(finished: Path, slic
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     out = result.stdout
     [run_dir] = [p for p in finished.iterdir() if not p.name.startswith(".")]
-    assert f"all 5 stages reused from {run_dir}; nothing was computed" in out
-    assert "Scores on the evaluation split" in out and "kmeans (distilled)" in out
+    assert f"all 6 stages reused from {run_dir}; nothing was computed" in out
+    assert "Scores on the evaluation split" in out and "auto (distilled)" in out
     assert "stage wall times: ingest resumed, signals resumed" in out
     assert NO_FLOW_RUN in out and f"report: {run_dir / 'report.md'}" in out
     assert not home.exists() or not any(home.iterdir())  # no Prefect database, no server

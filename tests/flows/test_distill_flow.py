@@ -28,18 +28,18 @@ def test_distill_flow_records_runs_tasks_and_artifacts(prefect_server, slice_dir
     result = state.result()
     run_dir = Path(result["run_dir"])
     assert run_dir.parent == tmp_path.resolve() and Path(result["report"]).is_file()
-    assert sorted(p.name for p in run_dir.iterdir() if p.is_dir()) == [  # kmeans: no teacher
-        "evaluate", "filter", "ingest", "signals", "synthesize"]
+    assert sorted(p.name for p in run_dir.iterdir() if p.is_dir()) == [  # auto: no teacher stage
+        "clean", "evaluate", "filter", "ingest", "signals", "synthesize"]
     assert (run_dir / "report.md").is_file()
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(state.state_details.flow_run_id)
-        assert flow_run.name == f"{cfg.run_id()} (sst2 kmeans 4pc)"
-        assert {"textdistill", "dataset:sst2", "method:kmeans", "budget:4pc", "backend:local",
+        assert flow_run.name == f"{cfg.run_id()} (sst2 auto 4pc)"
+        assert {"textdistill", "dataset:sst2", "method:auto", "budget:4pc", "backend:local",
                 f"run:{cfg.run_id()}"} <= set(flow_run.tags)
         only_this_run = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
         task_runs = client.read_task_runs(flow_run_filter=only_this_run)
         assert sorted(t.name.rsplit("-", 1)[0] for t in task_runs) == [
-            "evaluate", "filter", "ingest", "report", "signals", "synthesize"]
+            "clean", "evaluate", "filter", "ingest", "report", "signals", "synthesize"]
         assert all(t.state.is_completed() for t in task_runs)
         assert all(f"run:{cfg.run_id()}" in t.tags for t in task_runs)
         assert "report" in {t.name for t in task_runs}  # no random suffix
@@ -53,7 +53,7 @@ def test_distill_flow_records_runs_tasks_and_artifacts(prefect_server, slice_dir
     assert filter_counts["rows out"] == 2 * 2 * 4
     report = by_key[f"{slug}-report"].data  # the scores first, then the whole report.md
     assert report.startswith(f"# textdistill run `{cfg.run_id()}`")  # report.md, whole
-    assert report.index("## Scores") < report.index("## Funnel") and "kmeans (distilled)" in report
+    assert report.index("## Scores") < report.index("## Funnel") and "auto (distilled)" in report
     assert "## Funnel" in report and "## Stages" in report
 
 

@@ -142,8 +142,8 @@ def test_plan_cli_prints_json_and_fails_cleanly_on_missing_data(slice_dir: Path,
                         text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     stages = json.loads(ok.stdout)["stages"]
-    assert [s["name"] for s in stages if s["runs"]] == ["ingest", "signals", "synthesize",
-                                                        "filter", "evaluate"]
+    assert [s["name"] for s in stages if s["runs"]] == ["ingest", "signals", "clean",
+                                                        "synthesize", "filter", "evaluate"]
     bad = subprocess.run(command + ["--data-dir", str(tmp_path / "nowhere")], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2

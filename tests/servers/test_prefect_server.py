@@ -18,8 +18,8 @@ import yaml
 from tests.servers.processes import free_port, start, stop, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-# the quickstart method (kmeans) needs no teacher stage
-STAGE_TASKS = {"ingest", "signals", "synthesize", "filter", "evaluate", "report"}
+# the quickstart method (auto) needs no teacher stage; its filters also run on the corpus
+STAGE_TASKS = {"ingest", "signals", "clean", "synthesize", "filter", "evaluate", "report"}
 
 
 @pytest.fixture(scope="module")
@@ -94,12 +94,12 @@ def test_a_distill_run_is_recorded_with_task_runs_logs_and_artifacts(
     stderr = _distill_cli(prefect_api, slice_dir, tmp_path)
     assert "stage ingest" not in stderr and "| INFO" not in stderr  # the terminal stays quiet
     with _client(prefect_api) as client:
-        runs = [r for r in client.read_flow_runs() if r.name.endswith("(sst2 kmeans 4pc)")]
+        runs = [r for r in client.read_flow_runs() if r.name.endswith("(sst2 auto 4pc)")]
         assert len(runs) == 1 and runs[0].state.is_completed()
         flow_run = runs[0]
         run_id = flow_run.name.split(" ", 1)[0]  # the run folder's name: name and config hash
         assert (tmp_path / "runs" / run_id).is_dir() and run_id.startswith("quickstart-")
-        assert {"dataset:sst2", "method:kmeans", "budget:4pc", f"run:{run_id}"} <= set(
+        assert {"dataset:sst2", "method:auto", "budget:4pc", f"run:{run_id}"} <= set(
             flow_run.tags)  # the CLI's run carries its tags to the server
         this_run = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
         tasks = client.read_task_runs(flow_run_filter=this_run)
@@ -122,7 +122,7 @@ def test_a_distill_run_is_recorded_with_task_runs_logs_and_artifacts(
     assert counts.type == "table" and "rows rejected" in str(counts.data)
     assert "peak RSS (MiB)" in str(counts.data) and "wall time (s)" in str(counts.data)
     report = next(a for a in artifacts if a.key == f"{slug}-report")
-    assert report.type == "markdown" and "kmeans (distilled)" in report.data
+    assert report.type == "markdown" and "auto (distilled)" in report.data
     assert f"# textdistill run `{run_id}`" in report.data and "## Funnel" in report.data
 
     # the same config again: every stage is found done in the run folder -> Cached task runs

@@ -119,6 +119,18 @@ def test_an_auto_run_end_to_end(auto_run) -> None:
     for recipe, s in block["scores"].items():
         assert f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}" in report, recipe
         assert len(s["accuracies"]) == block["protocol"]["repeats"] * block["protocol"]["folds"]
+    assert "Note: filter.corpus is off: the filter stage will replace" in report
+
+
+def test_auto_notes_the_filters_its_choice_did_not_see() -> None:
+    """Contamination after selection swaps chosen rows for picks the cross-validation never
+    scored: the choice says so unless the filters run on the corpus first (or are off)."""
+    def notes(*overrides: str) -> list[str]:
+        return settings_for(load_config(None, ["synthesize.method=auto", *overrides]), 100)[1]
+
+    assert [n for n in notes() if n.startswith("filter.corpus is off")]
+    assert notes("filter.corpus=true") == []
+    assert notes("filter.contamination.enabled=false") == []
 
 
 def test_a_teacher_consistent_choice_keeps_the_funnel(slice_dir: Path, runs: Path,

@@ -39,7 +39,7 @@ def _auto_settings(cfg: RunConfig) -> dict[str, Any]:
     method = get_method(cfg.synthesize.method)
     if method.family != "auto":
         return {}
-    from distill_core.methods.auto import probe_spec
+    from distill_core.synthesize.auto_cv import probe_spec
 
     probe = probe_spec(cfg)
     return {"auto_inputs": {
