@@ -7,6 +7,14 @@
 - `nearest_sentences`: per synthetic example, the real row of its class whose
   encoder embedding is nearest (cosine) to the synthetic example's own pooled
   encoder output; returns the real `example_id`.
+- `matched_sentences`: per synthetic example, the real row of its class that, put in
+  its place, gives the learner trained on the set (one step from a zero head with the
+  learned lr and soft labels: the static meta-matching protocol) the lowest
+  cross-entropy on the training pool: the distillation's own outer loss, so the text
+  keeps what was learned rather than what the example started from (the nearest
+  sentence is, measured, almost always the k-means prototype it was initialised from).
+  Coordinate descent from the nearest sentences over a shortlist of each example's
+  nearest real rows of its class.
 - `decoder_regularised`: a beam search over the `top_k` nearest non-special
   tokens per position, scoring a prefix by Σ cosine + λ · log p_LM(prefix
   text) under a causal LM (SmolLM2 by default in the pipeline), so the text
@@ -77,6 +85,72 @@ def nearest_sentences(synthetic_features: torch.Tensor, labels: torch.Tensor,
     best = cos.max(-1)
     return [Decoded(real_texts[int(i)], [], float(v), real_ids[int(i)])
             for v, i in zip(best.values, best.indices, strict=True)]
+
+
+def one_step_head(features: torch.Tensor, soft_labels: torch.Tensor, lr: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight [C, d], bias [C]) after one gradient step of soft-label cross-entropy, mean over
+    the m rows, from a zero head: at zero every row's prediction is uniform, so the step is
+    lr / m · Σ (soft label − 1/C) ⊗ feature (and Σ (soft label − 1/C) for the bias), exactly
+    what `inner_train` computes for this protocol (tests/learned/test_decode.py checks it)."""
+    m, classes = soft_labels.shape
+    coefficients = (soft_labels - 1.0 / classes) * (lr / m)  # [m, C]
+    return coefficients.T @ features, coefficients.sum(0)
+
+
+def matched_sentences(synthetic_features: torch.Tensor, labels: torch.Tensor,
+                      soft_labels: torch.Tensor, lr: torch.Tensor,
+                      real_features: torch.Tensor, real_labels: torch.Tensor,
+                      real_ids: Sequence[str], real_texts: Sequence[str],
+                      shortlist: int = 256, passes: int = 2, chunk: int = 64
+                      ) -> list[Decoded]:
+    """Per synthetic example, a real row of its class chosen to minimise the one-step
+    learner's mean cross-entropy on every real row (see the module docstring); `score` is
+    the loss the final set reaches. Deterministic; ties keep the current row."""
+    with torch.no_grad():
+        features = real_features.detach().float()
+        targets = real_labels.long()
+        soft, rate = soft_labels.detach().float(), lr.detach().float()
+        m, classes = soft.shape
+        nearest = nearest_sentences(synthetic_features, labels, features, targets, real_ids,
+                                    real_texts)
+        index = {e: i for i, e in enumerate(real_ids)}
+        chosen = [index[d.source_id] for d in nearest]
+        a = torch.nn.functional.normalize(synthetic_features.detach().float(), dim=-1)
+        b = torch.nn.functional.normalize(features, dim=-1)
+        shortlists = []
+        for i in range(m):
+            cos = (b @ a[i]).masked_fill(targets != int(labels[i]), -2.0)
+            size = min(shortlist, int((targets == int(labels[i])).sum()))
+            shortlists.append(cos.topk(size).indices)
+        coefficients = (soft - 1.0 / classes) * (rate / m)  # [m, C]: row i's share of the head
+
+        def loss_of(logits: torch.Tensor) -> torch.Tensor:  # [..., N, C] -> [...]
+            return -torch.log_softmax(logits, -1).gather(
+                -1, targets.expand(*logits.shape[:-1]).unsqueeze(-1)).squeeze(-1).mean(-1)
+
+        weight, bias = one_step_head(features[chosen], soft, rate)
+        logits = features @ weight.T + bias  # [N, C]
+        for _ in range(passes):
+            moved = False
+            for i in range(m):
+                without = logits - (features @ features[chosen[i]])[:, None] * coefficients[i]
+                best_row, best = chosen[i], float(loss_of(logits))
+                for start in range(0, len(shortlists[i]), chunk):
+                    rows = shortlists[i][start:start + chunk]
+                    trial = (without[None] + (features[rows] @ features.T)[:, :, None]
+                             * coefficients[i])  # [R, N, C]
+                    losses = loss_of(trial)
+                    j = int(losses.argmin())
+                    if float(losses[j]) < best - 1e-7:
+                        best_row, best = int(rows[j]), float(losses[j])
+                if best_row != chosen[i]:
+                    chosen[i], moved = best_row, True
+                    logits = without + (features @ features[best_row])[:, None] * coefficients[i]
+            if not moved:
+                break
+        final = float(loss_of(logits))
+    return [Decoded(real_texts[r], [], final, real_ids[r]) for r in chosen]
 
 
 def sequence_logprobs(lm: Any, lm_tokenizer: Any, texts: Sequence[str]) -> torch.Tensor:

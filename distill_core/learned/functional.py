@@ -142,8 +142,10 @@ class FunctionalLearner:
         return EncoderOutput(logits, pooled, attentions)
 
     def pooled(self, attention_mask: torch.Tensor, input_ids: torch.Tensor | None = None,
-               inputs_embeds: torch.Tensor | None = None, batch_size: int = 128) -> torch.Tensor:
-        """L2-normalised pooled features of the pretrained encoder (no head, no grad)."""
+               inputs_embeds: torch.Tensor | None = None, batch_size: int = 128,
+               normalize: bool = True) -> torch.Tensor:
+        """Pooled features of the pretrained encoder (no head, no grad), L2-normalised unless
+        `normalize` is False (the head's own inputs)."""
         params = self.fresh_head(0)
         chunks = []
         with torch.no_grad():
@@ -152,5 +154,6 @@ class FunctionalLearner:
                 out = self(params, attention_mask[part],
                            None if input_ids is None else input_ids[part],
                            None if inputs_embeds is None else inputs_embeds[part])
-                chunks.append(torch.nn.functional.normalize(out.pooled, dim=1))
+                chunks.append(torch.nn.functional.normalize(out.pooled, dim=1) if normalize
+                              else out.pooled)
         return torch.cat(chunks)

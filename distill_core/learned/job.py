@@ -28,12 +28,14 @@ from distill_core.learned.base import Distiller, OuterConfig, deterministic
 from distill_core.learned.decode import (
     Decoded,
     decoder_regularised,
+    matched_sentences,
     nearest_sentences,
     nearest_tokens,
 )
 from distill_core.learned.experts import ExpertConfig, expert_key, train_experts
 from distill_core.learned.functional import FunctionalLearner
 from distill_core.learned.inner import InnerConfig
+from distill_core.learned.meta_matching import MetaMatching
 from distill_core.learned.real import RealData
 from distill_core.learned.synthetic import SyntheticSet
 from distill_core.seeds import derive_seed
@@ -126,7 +128,7 @@ def _family_kwargs(job: LearnJob, learner: FunctionalLearner, real: RealData
 
 
 def _decode(job: LearnJob, synthetic: SyntheticSet, learner: FunctionalLearner, tokenizer: Any,
-            real: RealData) -> list[Decoded]:
+            real: RealData, distiller: Distiller) -> list[Decoded]:
     o = job.options
     embeds, mask = synthetic.embeds.detach(), synthetic.mask
     if o["decode"] == "nearest_token":
@@ -138,6 +140,15 @@ def _decode(job: LearnJob, synthetic: SyntheticSet, learner: FunctionalLearner, 
                             device=str(learner.device))
         return decoder_regularised(embeds, mask, learner.word_embeddings, tokenizer, lm.model,
                                    lm.tokenizer, weight=o["decoder_weight"])
+    if o["decode"] == "matched_sentence":  # the head's own (unnormalised) features
+        raw = (distiller.real_features(real) if isinstance(distiller, MetaMatching)
+               and distiller.static else
+               learner.pooled(real.attention_mask.to(learner.device),
+                              input_ids=real.input_ids.to(learner.device), normalize=False))
+        return matched_sentences(learner.pooled(mask, inputs_embeds=embeds, normalize=False).cpu(),
+                                 synthetic.labels.cpu(), synthetic.soft_labels().detach().cpu(),
+                                 synthetic.lr.detach().cpu(), raw.cpu(), real.labels,
+                                 real.example_ids, real.texts, shortlist=o["match_shortlist"])
     synthetic_x = learner.pooled(mask, inputs_embeds=embeds).cpu()
     real_x = (torch.from_numpy(np.asarray(job.features, dtype=np.float32))
               if job.features_match_learner
@@ -192,7 +203,7 @@ def run_learn_job(job: LearnJob, progress: Progress | None = None) -> dict[str, 
         distiller.fit(real, steps, tick)
     distiller.save_state(job.state_path)
     result = distiller.synthetic.requires_grad_(False)
-    decoded = _decode(job, result, learner, tokenizer, real)
+    decoded = _decode(job, result, learner, tokenizer, real, distiller)
     return {"synthetic": _cpu(result.to_dict()), "losses": list(distiller.losses),
             "step_s": step_s, "resumed_from": resumed_from, "device": device,
             "experts": experts,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class MethodOptions(BaseModel):
@@ -132,10 +132,15 @@ class LearnedOptions(MethodOptions):
     batch_size: int = Field(default=64, ge=1, description="Real rows per outer step.")
     init_pool: int = Field(default=0, ge=0, description="Distinct random learner draws the "
                            "outer steps cycle through (0: a new one each step).")
-    decode: Literal["nearest_sentence", "nearest_token", "decoder"] = Field(
+    decode: Literal["nearest_sentence", "matched_sentence", "nearest_token", "decoder"] = Field(
         default="nearest_sentence", description="Back to text: the nearest real sentence of "
-        "the class, the nearest token per position, or a beam search scored by a causal LM "
-        "(`decoder_model`) staying near the learned embeddings.")
+        "the class; the real sentence of the class that, in the example's place, gives the "
+        "learner trained on the set the lowest loss on the training pool (one step from a "
+        "zero head without attention labels only); the nearest token per position; or a beam "
+        "search scored by a causal LM (`decoder_model`) staying near the learned embeddings.")
+    match_shortlist: int = Field(default=256, ge=1, description="decode=matched_sentence: "
+                                 "the real rows of the class nearest each example that "
+                                 "compete for its place.")
     decoder_model: str | None = Field(default=None, description="decode=decoder: the causal "
                                       "LM (None: `generate.model`).")
     decoder_weight: float = Field(default=0.1, ge=0, description="decode=decoder: λ of the "
@@ -143,6 +148,15 @@ class LearnedOptions(MethodOptions):
     save_every: int = Field(
         default=10, ge=1, exclude=True, description="Save the resumable state every this many "
         "outer steps (a killed run continues from the last save). Not part of the run id.")
+
+    @model_validator(mode="after")
+    def _matched_needs_the_one_step_protocol(self) -> LearnedOptions:
+        if self.decode == "matched_sentence" and (
+                self.inner_steps != 1 or self.head_init != "zero" or self.attention_labels):
+            raise ValueError("decode: matched_sentence scores rows with the one-step learner "
+                             "from a zero head without attention labels; set inner_steps: 1, "
+                             "head_init: zero, attention_labels: false, or another decode")
+        return self
 
 
 class LearnedMetaOptions(LearnedOptions):

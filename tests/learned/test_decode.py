@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from distill_core.learned import FunctionalLearner
@@ -74,3 +75,50 @@ def test_decoder_regularised_trades_closeness_for_the_lm(tokenizer) -> None:
     [fluent] = decoder_regularised(embeds, mask, table, tokenizer, lm, tokenizer, weight=1.0,
                                    top_k=5, beam=3)
     assert fluent.text == "a great film"
+
+
+def test_one_step_head_is_the_inner_step_and_matching_lowers_the_pool_loss(
+        tiny_encoder, real, make_synthetic) -> None:
+    from distill_core.learned.decode import matched_sentences, one_step_head
+    from distill_core.learned.inner import InnerConfig, inner_train
+
+    learner = FunctionalLearner(tiny_encoder, n_classes=2)
+    synthetic = make_synthetic(learner, per_class=3, attention=False, lr=2.0, seq_len=32)
+    with torch.no_grad():
+        synthetic.label_logits.add_(torch.randn(synthetic.label_logits.shape,
+                                               generator=torch.Generator().manual_seed(3)))
+    syn_features = learner.pooled(synthetic.mask, inputs_embeds=synthetic.embeds.detach(),
+                                  normalize=False)  # the head's inputs
+    params = learner.initial_params(0, "zero")
+    head = {k: params[k] for k in ("head.weight", "head.bias")}
+    trained = inner_train(learner, head, synthetic.batch(), synthetic.lr, InnerConfig(),
+                          create_graph=False)
+    weight, bias = one_step_head(syn_features.detach(), synthetic.soft_labels().detach(),
+                                 synthetic.lr.detach())
+    assert torch.allclose(weight, trained["head.weight"], atol=1e-5)
+    assert torch.allclose(bias, trained["head.bias"], atol=1e-6)
+
+    real_features = learner.pooled(real.attention_mask, input_ids=real.input_ids,
+                                   normalize=False)
+
+    def pool_loss(ids: list[str]) -> float:
+        rows = [real.example_ids.index(e) for e in ids]
+        w, b = one_step_head(real_features[rows], synthetic.soft_labels().detach(),
+                             synthetic.lr.detach())
+        return float(torch.nn.functional.cross_entropy(real_features @ w.T + b, real.labels))
+
+    args = (syn_features, synthetic.labels, real_features, real.labels, real.example_ids,
+            real.texts)
+    nearest = [d.source_id for d in nearest_sentences(*args)]
+    matched = matched_sentences(syn_features, synthetic.labels, synthetic.soft_labels(),
+                                synthetic.lr, real_features, real.labels, real.example_ids,
+                                real.texts, shortlist=64)
+    ids = [d.source_id for d in matched]
+    assert pool_loss(ids) == pytest.approx(matched[0].score, abs=1e-5)
+    assert pool_loss(ids) < pool_loss(nearest) - 1e-3  # it moved, and for the better
+    label_of = dict(zip(real.example_ids, real.labels.tolist(), strict=True))
+    assert [label_of[e] for e in ids] == synthetic.labels.tolist()  # each keeps its class
+    again = matched_sentences(syn_features, synthetic.labels, synthetic.soft_labels(),
+                              synthetic.lr, real_features, real.labels, real.example_ids,
+                              real.texts, shortlist=64)
+    assert [d.source_id for d in again] == ids

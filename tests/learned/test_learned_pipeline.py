@@ -97,6 +97,27 @@ def test_decoded_rows_have_parents_in_the_corpus_and_learned_soft_labels(learned
     assert {s["example_id"] for s in lineage["sources"]} <= train_ids
 
 
+def test_matched_decoding_gives_real_training_rows_of_each_class(
+        slice_dir: Path, tiny_model: Path, runs: Path, run_stages) -> None:
+    cfg = load_config(None, overrides(slice_dir, tiny_model, "run.seeds=[0]",
+                                      "run.name=learned-matched",
+                                      "synthesize.learned_meta.decode=matched_sentence"))
+    store, _ = run_stages(cfg, runs, "learn")
+    learned = store.read("learn").to_pylist()
+    corpus = store.read("ingest")
+    train = corpus.filter(pc.equal(corpus.column("split"), "train"))
+    label_of = dict(zip(train.column("example_id").to_pylist(),
+                        train.column("label_id").to_pylist(), strict=True))
+    text_of = dict(zip(train.column("example_id").to_pylist(), train.column("text").to_pylist(),
+                       strict=True))
+    assert len(learned) == 4 and {r["decoding"] for r in learned} == {"matched_sentence"}
+    for row in learned:
+        assert label_of[row["nearest_id"]] == row["label_id"]  # a training row of its class
+        assert row["text"] == text_of[row["nearest_id"]]
+        assert row["parent_ids"][0] in label_of  # lineage: the prototype it started from
+    assert len({r["decode_score"] for r in learned}) == 1  # the loss the whole set reaches
+
+
 def test_tensors_artifact_verifies_and_reads_back_exactly(learned_run) -> None:
     _, store, _ = learned_run
     assert store.verify("learn") is None
