@@ -64,6 +64,32 @@ def _body(ctx: StageContext) -> StageOutput:
                        seeds=cfg.run.seeds, extra={"summary": summarize_scores(scores)})
 
 
+def shared_set_size(example_ids: list[str], replicates: list[int]) -> int | None:
+    """The set's size when every replicate (at least two) holds exactly the same rows."""
+    sets: dict[int, set[str]] = {}
+    for example, replicate in zip(example_ids, replicates, strict=True):
+        sets.setdefault(replicate, set()).add(example)
+    first = next(iter(sets.values()), None)
+    if len(sets) < 2 or any(s != first for s in sets.values()):
+        return None
+    return len(first)
+
+
+def identical_sets_note(store: RunStore) -> str:
+    """A sentence when every seed distilled the very same rows (herding, a deterministic
+    choice of `auto`...): then the ± of the distilled row is the learner's seed alone."""
+    if store.manifest("filter") is None:
+        return ""
+    rows = store.read("filter", columns=["example_id", "replicate"])
+    replicates = rows.column("replicate").to_pylist()
+    size = shared_set_size(rows.column("example_id").to_pylist(), replicates)
+    if size is None:
+        return ""
+    return (f" The {len(set(replicates))} seeds distilled the same {size} rows (the method is "
+            "deterministic on this corpus), so the distilled row's ± is the learner's seed "
+            "alone, not a spread over different sets.")
+
+
 def _report(store: RunStore) -> list[str]:
     evaluate = store.manifest("evaluate")
     if evaluate is None:
@@ -75,7 +101,7 @@ def _report(store: RunStore) -> list[str]:
             "Mean ± sample std over seeds; `full` is one deterministic fit on the training "
             "split after the contamination filter. `short`: rows a set is below its budget "
             "after the filters and the refill from the method's ranking (the baselines go "
-            "through the same filters)."]
+            "through the same filters)." + identical_sets_note(store)]
 
 
 EVALUATE = Stage(
