@@ -1,7 +1,9 @@
 """Starting points of a synthetic set: real k-means prototypes per class, or noise.
 
 `from_real` runs the project's `kmeans` selector on each class's features (the
-real row nearest each centroid, DiLM's "K-Center"), tokenises those rows padded
+real row nearest each centroid, DiLM's "K-Center"; `init` may name another
+registered selector, e.g. `random` or `herding`, to start from, or score, the
+rows that selector picks), tokenises those rows padded
 or truncated to a fixed length L and takes their word embeddings (no position
 or LayerNorm: the encoder adds them to `inputs_embeds`), so an untouched
 synthetic example is exactly its real row to the encoder, and lineage is the
@@ -20,7 +22,7 @@ import torch
 
 from distill_core.learned.synthetic import SyntheticSet, synthetic_id
 from distill_core.seeds import derive_seed
-from distill_core.synthesize.base import ClassData
+from distill_core.synthesize.base import SELECTORS, ClassData, select_per_class
 from distill_core.synthesize.kmeans_prototypes import kmeans_prototypes
 
 
@@ -52,26 +54,40 @@ def _attention_logits(n: int, attention_shape: tuple[int, int] | None, length: i
     return torch.zeros(n, *attention_shape, length)
 
 
+def selected_rows(init: str, features: np.ndarray, labels: np.ndarray, n_classes: int,
+                  per_class: int, seed: int) -> np.ndarray:
+    """Indices of the rows selector `init` picks, `per_class` per class, class by class."""
+    if init == "kmeans":
+        return np.concatenate(kmeans_rows(features, labels, n_classes, per_class, seed))
+    if init not in SELECTORS or SELECTORS[init].needs_teacher:
+        raise ValueError(f"init {init!r} is not a selector that needs no teacher")
+    counts = np.bincount(labels, minlength=n_classes)
+    if len(counts) != n_classes or counts.min() < per_class:
+        raise ValueError(f"every one of {n_classes} classes needs {per_class} rows: {counts}")
+    return select_per_class(init, features, labels, per_class, seed).indices
+
+
 def from_real(features: np.ndarray, labels: np.ndarray, texts: Sequence[str],
               init_ids: Sequence[str], tokenizer: Any, word_embeddings: torch.Tensor,
               n_classes: int, per_class: int, seq_len: int, seed: int, lr: float,
               attention_shape: tuple[int, int] | None = None, label_smoothing: float = 0.1,
-              meta: dict[str, Any] | None = None) -> SyntheticSet:
-    """Synthetic examples initialised from each class's k-means prototypes.
+              meta: dict[str, Any] | None = None, init: str = "kmeans") -> SyntheticSet:
+    """Synthetic examples initialised from each class's k-means prototypes (or the rows the
+    selector `init` picks).
 
     `features` [N, D], `labels` [N] (class ids), `texts` and `init_ids` (example_ids) are the
     real training rows; `attention_shape` = (layers, heads) adds learnable attention labels.
     """
     labels = np.asarray(labels)
-    rows = np.concatenate(kmeans_rows(np.asarray(features, dtype=np.float32), labels, n_classes,
-                                      per_class, seed))
+    rows = selected_rows(init, np.asarray(features, dtype=np.float32), labels, n_classes,
+                         per_class, seed)
     encoded = tokenizer([texts[i] for i in rows], padding="max_length", truncation=True,
                         max_length=seq_len, return_tensors="pt")
     table = word_embeddings.detach()
     embeds = table[encoded["input_ids"].to(table.device)].clone()
     hard = torch.as_tensor(labels[rows], dtype=torch.long)
     ids = [synthetic_id(seed, int(c), i) for c in range(n_classes) for i in range(per_class)]
-    info = {"seed": seed, "init": "kmeans", "per_class": per_class, **(meta or {})}
+    info = {"seed": seed, "init": init, "per_class": per_class, **(meta or {})}
     return SyntheticSet(embeds, encoded["attention_mask"], hard,
                         initial_label_logits(hard, n_classes, label_smoothing),
                         _attention_logits(len(rows), attention_shape, seq_len), lr,
