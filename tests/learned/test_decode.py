@@ -122,3 +122,19 @@ def test_one_step_head_is_the_inner_step_and_matching_lowers_the_pool_loss(
                               synthetic.lr, real_features, real.labels, real.example_ids,
                               real.texts, shortlist=64)
     assert [d.source_id for d in again] == ids
+
+
+def test_matched_decoding_is_the_default_only_where_its_protocol_holds() -> None:
+    from distill_core.config import load_config
+    from distill_core.errors import ConfigError
+
+    def decode(*overrides: str) -> str:
+        cfg = load_config(None, ["synthesize.method=learned_meta", *overrides])
+        return cfg.synthesize.learned_meta.decode
+
+    assert decode() == "matched_sentence"
+    key = "synthesize.learned_meta"
+    assert decode(f"{key}.attention_labels=true") == "nearest_sentence"  # unset: falls back
+    assert decode(f"{key}.inner_steps=3") == "nearest_sentence"
+    with pytest.raises(ConfigError, match="matched_sentence scores rows with the one-step"):
+        decode(f"{key}.inner_steps=3", f"{key}.decode=matched_sentence")  # asked: refused
