@@ -51,6 +51,14 @@ class LessOptions(MethodOptions):
                              "draw from the pool) whose mean gradient the pool is ranked by.")
 
 
+class FacilityLocationOptions(MethodOptions):
+    demand_rows: int = Field(default=4000, ge=1, description="Rows of a class whose coverage "
+                             "is maximised (a seeded sample above this).")
+    candidate_rows: int = Field(default=8000, ge=1, description="Rows of a class that compete "
+                                "(a seeded sample above this; memory: candidate_rows x "
+                                "demand_rows x 4 bytes).")
+
+
 class El2nOptions(MethodOptions):
     prune_hardest: float = Field(default=0.1, ge=0, lt=1,
                                  description="Fraction of hardest rows dropped first.")

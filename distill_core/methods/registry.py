@@ -18,6 +18,7 @@ from distill_core.methods.options import (
     DeitaOptions,
     DilmOptions,
     El2nOptions,
+    FacilityLocationOptions,
     GradmatchOptions,
     IfdOptions,
     KmeansOptions,
@@ -98,6 +99,9 @@ METHODS: tuple[Method, ...] = (
            options=KmeansOptions, tasks=BOTH),
     Method("herding", "selection", "greedily, rows whose running mean tracks the class mean"),
     Method("kcenter_greedy", "selection", "farthest-first traversal"),
+    Method("facility_location", "selection", "greedy facility-location coverage: each pick "
+           "adds the most similarity to the class's rows not yet near a pick",
+           options=FacilityLocationOptions),
     Method("auto", "auto", "the recipe (herding or kmeans, on the whole or a "
            "teacher-consistent pool) that cross-validation on the training pool alone scores "
            "best, then run on the whole pool", options=AutoOptions, also_options=("kmeans",)),

@@ -23,6 +23,7 @@ import pyarrow as pa
 from distill_core.artifacts.schemas import SELECTION_SCHEMA, rejects_table
 from distill_core.synthesize import (  # noqa: F401 (importing registers the methods)
     el2n,
+    facility_location,
     gradmatch,
     herding,
     kcenter_greedy,

@@ -1,4 +1,5 @@
-"""herding, kcenter_greedy, gradmatch and el2n against brute-force references."""
+"""herding, kcenter_greedy, facility_location, gradmatch and el2n against brute-force
+references."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from scipy.optimize import nnls
 
 from distill_core.synthesize.base import ClassData, select_per_class
 from distill_core.synthesize.el2n import el2n_stratified
+from distill_core.synthesize.facility_location import facility_location
 from distill_core.synthesize.gradmatch import gradient_matching
 from distill_core.synthesize.herding import herding
 from distill_core.synthesize.kcenter_greedy import kcenter_greedy
@@ -42,6 +44,43 @@ def test_kcenter_greedy_matches_brute_force(seed: int) -> None:
     chosen = kcenter_greedy(data, 6, seed)
     assert chosen.indices.tolist() == expected
     assert np.all(np.diff(chosen.scores[1:]) <= 1e-6)  # covering radius never grows
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_facility_location_matches_brute_force_greedy(seed: int) -> None:
+    data = _data(seed)
+    x = data.features / np.linalg.norm(data.features, axis=1, keepdims=True)
+    similarity = (1 + x @ x.T) / 2
+
+    def coverage(rows: list[int]) -> float:
+        return float(similarity[rows].max(axis=0).sum()) if rows else 0.0
+
+    expected: list[int] = []
+    for _ in range(6):
+        expected.append(max((i for i in range(len(x)) if i not in expected),
+                            key=lambda i: coverage(expected + [i])))
+    chosen = facility_location(data, 6, seed)
+    assert chosen.indices.tolist() == expected
+    assert np.all(np.diff(chosen.scores) <= 1e-5)  # submodular: gains never grow
+
+
+def test_facility_location_covers_every_cluster_and_samples_big_classes() -> None:
+    rng = np.random.default_rng(0)
+    centres = np.eye(8)[:3] * 10
+    x = np.concatenate([c + rng.normal(size=(n, 8))
+                        for c, n in zip(centres, (200, 60, 12), strict=True)])
+    cluster = np.repeat([0, 1, 2], (200, 60, 12))
+    picked = facility_location(ClassData(x.astype(np.float32)), 3, 0)
+    assert sorted(cluster[picked.indices].tolist()) == [0, 1, 2]  # one per cluster, the
+    # small one too; k-means-style prototypes would follow the mass
+    sampled = facility_location(ClassData(x.astype(np.float32)), 3, 0, demand_rows=50,
+                                candidate_rows=100)
+    again = facility_location(ClassData(x.astype(np.float32)), 3, 0, demand_rows=50,
+                              candidate_rows=100)
+    other = facility_location(ClassData(x.astype(np.float32)), 3, 1, demand_rows=50,
+                              candidate_rows=100)
+    assert sampled.indices.tolist() == again.indices.tolist()
+    assert sampled.indices.tolist() != other.indices.tolist()  # the seed draws the samples
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -83,7 +122,8 @@ def test_el2n_draws_one_row_per_difficulty_stratum() -> None:
     assert chosen.indices.tolist() == again.indices.tolist()
 
 
-@pytest.mark.parametrize("method", ["herding", "kcenter_greedy", "gradmatch", "el2n"])
+@pytest.mark.parametrize("method", ["herding", "kcenter_greedy", "facility_location",
+                                    "gradmatch", "el2n"])
 def test_every_method_has_an_exact_budget_per_class(method: str) -> None:
     data = _data(n=90)
     labels = np.repeat([0, 1, 2], 30)
