@@ -435,11 +435,22 @@ class RunConfig(_Section):
                                  "or drop it")
         return self
 
+    def runs_with(self) -> set[str]:
+        """Other methods whose options the chosen one runs with: `also_options`, and for
+        `auto` only the candidates' selectors among them (kmeans always, as ever)."""
+        method = get_method(self.synthesize.method)
+        if method.family != "auto":
+            return set(method.also_options)
+        from distill_core.synthesize.auto_cv import RECIPES  # auto_cv imports this module
+
+        used = {RECIPES[c][0] for c in self.synthesize.auto.candidates}
+        return {m for m in method.also_options if m == "kmeans" or m in used}
+
     def semantic_dict(self) -> dict[str, Any]:
         """The parts that change results: not where it runs, local folders or injected faults
         (nor the decoder settings when the method generates nothing)."""
         method = get_method(self.synthesize.method)
-        unused = {m for m in method_names() if m != method.name and m not in method.also_options}
+        unused = {m for m in method_names() if m != method.name and m not in self.runs_with()}
         exclude: dict[str, Any] = {"compute": True, "faults": True, "data": {"data_dir"},
                                    "synthesize": unused}
         if self.is_instruction:  # the classification teacher and learners do not run

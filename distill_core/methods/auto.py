@@ -39,16 +39,18 @@ from distill_core.synthesize.auto_cv import (
     probe_spec,
 )
 from distill_core.synthesize.stage import CandidateSet
+from distill_core.synthesize.streamed import STREAMED_METHODS
 
 
 def settings_for(cfg: RunConfig, pool_rows: int) -> tuple[AutoSettings, list[str]]:
     """The cross-validation's settings, and notes on recipes left out (and why)."""
     options, notes = cfg.synthesize.auto, []
     candidates = list(options.candidates)
-    if pool_rows > IN_MEMORY_POOL_ROWS and any(RECIPES[c][1] for c in candidates):
-        notes.append(f"tc_ recipes left out: the pool has {pool_rows} rows, over the in-memory "
-                     f"limit of {IN_MEMORY_POOL_ROWS}")
-        candidates = [c for c in candidates if not RECIPES[c][1]] or ["herding"]
+    in_memory = [c for c in candidates if RECIPES[c][1] or RECIPES[c][0] not in STREAMED_METHODS]
+    if pool_rows > IN_MEMORY_POOL_ROWS and in_memory:
+        notes.append(f"{', '.join(in_memory)} left out: the pool has {pool_rows} rows, over the "
+                     f"in-memory limit of {IN_MEMORY_POOL_ROWS}")
+        candidates = [c for c in candidates if c not in in_memory] or ["herding"]
     if cfg.filter.contamination.enabled and not cfg.filter.corpus:
         notes.append("filter.corpus is off: the filter stage will replace chosen rows that "
                      "resemble evaluation texts by later picks the cross-validation never "
@@ -57,7 +59,9 @@ def settings_for(cfg: RunConfig, pool_rows: int) -> tuple[AutoSettings, list[str
                         oversample=cfg.synthesize.oversample, folds=options.folds,
                         repeats=options.repeats, max_rows=options.max_rows, tau=options.tau,
                         tie_margin=options.tie_margin,
-                        params={"kmeans": cfg.synthesize.kmeans.params()}), notes
+                        params={"kmeans": cfg.synthesize.kmeans.params(),
+                                "facility_location": cfg.synthesize.facility_location.params()}
+                        ), notes
 
 
 def teacher_p_label(cfg: RunConfig, n_classes: int):

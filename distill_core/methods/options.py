@@ -204,7 +204,8 @@ class LearnedDistributionOptions(LearnedOptions):
     noise_scale: float = Field(default=0.05, ge=0, description="noise: relative std.")
 
 
-AutoRecipe = Literal["herding", "kmeans", "tc_herding", "tc_kmeans"]
+AutoRecipe = Literal["herding", "kmeans", "tc_herding", "tc_kmeans", "facility_location",
+                     "tc_facility_location"]
 
 
 class AutoOptions(MethodOptions):
@@ -215,7 +216,9 @@ class AutoOptions(MethodOptions):
         default=["herding", "kmeans", "tc_herding", "tc_kmeans"], min_length=1,
         description="Recipes that compete: herding, kmeans, and each on a teacher-consistent "
         "pool (tc_: rows whose label a linear-probe teacher fit on that pool gives p < tau "
-        "are dropped first). A tie goes to the cheaper, in this order.")
+        "are dropped first); facility_location and tc_facility_location can be added "
+        "(benchmarks/RESULTS.md: not better on average). A tie goes to the cheaper, in this "
+        "order.")
     folds: int = Field(default=3, ge=2, le=10, description="Stratified folds of the sampled "
                        "pool: each is held out once while the others are distilled.")
     repeats: int = Field(default=3, ge=1, le=10, description="Seeded draws of the sample and "

@@ -104,7 +104,8 @@ METHODS: tuple[Method, ...] = (
            options=FacilityLocationOptions),
     Method("auto", "auto", "the recipe (herding or kmeans, on the whole or a "
            "teacher-consistent pool) that cross-validation on the training pool alone scores "
-           "best, then run on the whole pool", options=AutoOptions, also_options=("kmeans",)),
+           "best, then run on the whole pool", options=AutoOptions,
+           also_options=("kmeans", "facility_location")),
     Method("gradmatch", "selection", "orthogonal matching pursuit of the class's mean "
            "classifier-layer gradient", frozenset({"teacher"}), GradmatchOptions),
     Method("el2n", "selection", "one row per EL2N difficulty stratum after dropping the "

@@ -13,9 +13,11 @@ evaluation split never enters):
    wins, and recipes within `tie_margin` of it tie: the cheaper wins (`RECIPES` order).
 
 Recipes (cheapest first): `herding`, `kmeans`, and `tc_herding`, `tc_kmeans`: the same on
-a teacher-consistent pool, i.e. without the rows whose label a linear-probe teacher, fit on
-that pool (`teacher.C`, `teacher.max_iter`), gives probability < `tau` (a class left with
-fewer than `per_class x oversample` rows keeps its most confident ones up to that). The
+a teacher-consistent pool (`facility_location` and `tc_facility_location` compete when
+asked for: not among the default candidates), i.e. without the rows whose label a
+linear-probe teacher, fit on that pool (`teacher.C`, `teacher.max_iter`), gives
+probability < `tau` (a class left with fewer than `per_class x oversample` rows keeps its
+most confident ones up to that). The
 filter stage's filters are not part of the cross-validation: contamination reads the
 evaluation split, which the choice must never see.
 """
@@ -40,6 +42,8 @@ RECIPES: dict[str, tuple[str, bool]] = {
     "kmeans": ("kmeans", False),
     "tc_herding": ("herding", True),
     "tc_kmeans": ("kmeans", True),
+    "facility_location": ("facility_location", False),
+    "tc_facility_location": ("facility_location", True),
 }
 AUTO_SEED_TAG = 14  # keeps auto's draws apart from the selections' own seeds
 

@@ -99,7 +99,7 @@ def test_the_choice_is_the_same_for_a_seed(auto_run) -> None:
     first, again, other = choose(0), choose(0), choose(7)
     assert (first.chosen, first.scores) == (again.chosen, again.scores)
     assert first.scores != other.scores  # the seed does draw the folds
-    assert set(first.scores) == set(RECIPES)
+    assert set(first.scores) == set(cfg.synthesize.auto.candidates)  # the defaults
     best = max(s["mean"] for s in first.scores.values())
     assert first.scores[first.chosen]["mean"] == best
 
@@ -156,6 +156,30 @@ def test_what_the_choice_depends_on_is_in_the_run_id() -> None:
         assert load_config(None, ["synthesize.method=auto", changed]).run_id() != base.run_id()
     unused = load_config(None, ["synthesize.method=auto", "synthesize.el2n.prune_hardest=0.3"])
     assert unused.run_id() == base.run_id()
+    # facility_location's options count only when one of its recipes competes
+    fl = "synthesize.facility_location.demand_rows=10"
+    assert load_config(None, ["synthesize.method=auto", fl]).run_id() == base.run_id()
+    with_fl = ["synthesize.method=auto", "synthesize.auto.candidates=[herding,facility_location]"]
+    assert (load_config(None, with_fl).run_id()
+            != load_config(None, [*with_fl, fl]).run_id())
+
+
+def test_facility_location_recipes_compete_when_asked_and_stay_in_memory(auto_run) -> None:
+    cfg, store = auto_run
+    cfg = cfg.model_copy(update={"synthesize": cfg.synthesize.model_copy(update={
+        "auto": cfg.synthesize.auto.model_copy(update={
+            "candidates": ["herding", "facility_location", "tc_facility_location"],
+            "max_rows": 150, "folds": 2})})})
+    rows = AutoRows(cfg, StageContext(cfg, store))
+    settings, notes = settings_for(cfg, len(rows.pool.label_ids))
+    assert settings.params["facility_location"] == cfg.synthesize.facility_location.params()
+    choice = cross_validate(rows.pool.label_ids, rows.features, settings, 0,
+                            probe_accuracy(cfg, 2), teacher_p_label(cfg, 2))
+    assert set(choice.scores) == {"herding", "facility_location", "tc_facility_location"}
+    assert len({tuple(s["accuracies"]) for s in choice.scores.values()}) == 3  # three sets
+    big, notes = settings_for(cfg, 2_000_000)  # over the in-memory limit: herding streams
+    assert big.candidates == ["herding"]
+    assert notes[0].startswith("facility_location, tc_facility_location left out")
 
 
 def test_a_teacher_consistent_pool_keeps_enough_rows_per_class() -> None:
