@@ -186,7 +186,8 @@ def main() -> None:
                                                                       strict=True)),
                    "matched_is_prototype": sum(a == b for a, b in zip(matched, prototype_rows,
                                                                       strict=True)),
-                   "rows": per_class * 2, "peak_rss_mib": round(peak_rss_mb())}
+                   "rows": per_class * 2, "matched_distinct": len(set(matched)),
+                   "nearest_distinct": len(set(nearest)), "peak_rss_mib": round(peak_rss_mb())}
             for name, rows in (("prototypes", prototype_rows), ("nearest", nearest),
                                ("matched", matched), ("herding", herding)):
                 row[f"{name}_probe"] = probe_accuracy(rows, seed)

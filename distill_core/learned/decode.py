@@ -106,7 +106,9 @@ def matched_sentences(synthetic_features: torch.Tensor, labels: torch.Tensor,
                       ) -> list[Decoded]:
     """Per synthetic example, a real row of its class chosen to minimise the one-step
     learner's mean cross-entropy on every real row (see the module docstring); `score` is
-    the loss the final set reaches. Deterministic; ties keep the current row."""
+    the loss the final set reaches. No row serves two examples (a repeat would be one row
+    to the filter's dedup). Deterministic; ties keep the current row. Candidates are tried
+    `chunk` at a time, fewer on a large pool (at most ~16M logits in memory)."""
     with torch.no_grad():
         features = real_features.detach().float()
         targets = real_labels.long()
@@ -131,16 +133,20 @@ def matched_sentences(synthetic_features: torch.Tensor, labels: torch.Tensor,
 
         weight, bias = one_step_head(features[chosen], soft, rate)
         logits = features @ weight.T + bias  # [N, C]
+        chunk = max(1, min(chunk, 2**24 // max(1, len(features) * classes)))
         for _ in range(passes):
             moved = False
             for i in range(m):
+                others = set(chosen[:i] + chosen[i + 1:])
                 without = logits - (features @ features[chosen[i]])[:, None] * coefficients[i]
-                best_row, best = chosen[i], float(loss_of(logits))
+                best_row = chosen[i]
+                best = float(loss_of(logits)) if best_row not in others else float("inf")
                 for start in range(0, len(shortlists[i]), chunk):
                     rows = shortlists[i][start:start + chunk]
                     trial = (without[None] + (features[rows] @ features.T)[:, :, None]
                              * coefficients[i])  # [R, N, C]
                     losses = loss_of(trial)
+                    losses[torch.as_tensor([int(r) in others for r in rows])] = float("inf")
                     j = int(losses.argmin())
                     if float(losses[j]) < best - 1e-7:
                         best_row, best = int(rows[j]), float(losses[j])

@@ -138,3 +138,26 @@ def test_matched_decoding_is_the_default_only_where_its_protocol_holds() -> None
     assert decode(f"{key}.inner_steps=3") == "nearest_sentence"
     with pytest.raises(ConfigError, match="matched_sentence scores rows with the one-step"):
         decode(f"{key}.inner_steps=3", f"{key}.decode=matched_sentence")  # asked: refused
+
+
+def test_matched_decoding_never_gives_one_row_to_two_examples(tiny_encoder, real,
+                                                             make_synthetic) -> None:
+    from distill_core.learned.decode import matched_sentences
+
+    learner = FunctionalLearner(tiny_encoder, n_classes=2)
+    synthetic = make_synthetic(learner, per_class=3, attention=False, lr=2.0, seq_len=32)
+    with torch.no_grad():
+        synthetic.embeds[1] = synthetic.embeds[0]  # two examples of a class, one point
+        synthetic.mask[1] = synthetic.mask[0]
+    features = learner.pooled(synthetic.mask, inputs_embeds=synthetic.embeds.detach(),
+                              normalize=False)
+    real_features = learner.pooled(real.attention_mask, input_ids=real.input_ids,
+                                   normalize=False)
+    args = (features, synthetic.labels, real_features, real.labels, real.example_ids,
+            real.texts)
+    nearest = [d.source_id for d in nearest_sentences(*args)]
+    assert nearest[0] == nearest[1]  # the plain nearest sentence repeats a row
+    matched = [d.source_id for d in matched_sentences(
+        features, synthetic.labels, synthetic.soft_labels(), synthetic.lr, real_features,
+        real.labels, real.example_ids, real.texts, shortlist=16, chunk=5)]
+    assert len(set(matched)) == len(matched) == 6
