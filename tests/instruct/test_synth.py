@@ -163,10 +163,13 @@ def test_llm_synth_writes_scored_pairs_from_prototypes_with_a_balanced_funnel(
     assert shown.exit_code == 0, shown.output
     flat = " ".join(shown.output.split())
     assert "reference loss" in flat and all(p in flat for p in distilled[0]["parent_ids"])
+    exported = CliRunner().invoke(app, ["export", str(store.root), str(tmp_path / "export")])
+    assert exported.exit_code == 0, exported.output
+    card = (tmp_path / "export" / "README.md").read_text()
+    assert "synthetic" in card and " 0 generated" not in card
     scores = store.read("evaluate").to_pylist()
     assert {s["setting"] for s in scores} == {"distilled", "random"}
 
-    print([(o.stage, round(o.wall_time_s, 1)) for o in outcomes])
     # the same seed samples and chooses the same pairs (a fresh run folder)
     again, _ = run_stages(cfg, tmp_path / "again", until="synthesize")
     assert again.read("synthesize").column("example_id").to_pylist() == [
@@ -191,12 +194,18 @@ def _slot_shots(store, cfg: RunConfig) -> dict[tuple[int, int], list[str]]:
     return {(i.replicate, i.slot): i.parent_ids for i in plan.info.values()}
 
 
-def test_llm_synth_options_that_do_not_apply_are_one_line_refusals(tmp_path: Path) -> None:
-    config = tmp_path / "bad.yaml"
-    config.write_text("data: {task: instruction, instruction: {preset: alpaca_subset}}\n"
-                      "synthesize: {method: dilm}\n", encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "validate", str(config)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2, done.stderr
-    assert "dilm" in done.stderr and "llm_synth" in done.stderr  # llm_synth is offered
-    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+def test_instruction_generation_refusals_are_one_line(tmp_path: Path) -> None:
+    """dilm stays classification-only (the message offers llm_synth); a criterion that does
+    not exist is named with its key."""
+    for key, value, expected in (("synthesize", "{method: dilm}", "llm_synth"),
+                                 ("instruct", "{synth: {criterion: perplexity}}",
+                                  "instruct.synth.criterion")):
+        config = tmp_path / "bad.yaml"
+        config.write_text("data: {task: instruction, instruction: {preset: alpaca_subset}}\n"
+                          f"{key}: {value}\n", encoding="utf-8")
+        done = subprocess.run([sys.executable, "-m", "flows.cli", "validate", str(config)],
+                              capture_output=True, text=True, timeout=120)
+        output = (done.stdout + done.stderr).strip()
+        assert done.returncode == 2, output
+        assert expected in output and "Traceback" not in output, output
+        assert len(output.splitlines()) == 1, output
