@@ -8,7 +8,9 @@ response in a fixed format; the answer is started with `### Instruction:` so the
 model writes in it. Parse (`parse_pair`): the instruction runs to a
 `### Response:` line, the response to the next `### ...` heading or the end; no
 response line, or an empty part, is `unparseable_generation`, and a response
-still open when the answer ran out of tokens is `truncated`. Choose
+still open when the answer ran out of tokens is `truncated`, and a response that
+only repeats its instruction is `echoed_instruction` (the reference decoder would
+score that copy best: measured on SmolLM2, benchmarks/RESULTS.md). Choose
 (`choose_pairs`): per slot, candidates in order of the reference decoder's
 score (lowest first); one whose prompt is cosine-closer than `max_similarity`
 to one of its shots or to an already chosen row is `near_duplicate_generation`,
@@ -54,7 +56,7 @@ class ParsedPair:
 
     prompt: str | None = None
     response: str | None = None
-    reason: str | None = None  # unparseable_generation | truncated
+    reason: str | None = None  # unparseable_generation | truncated | echoed_instruction
     detail: str = ""
 
 
@@ -77,7 +79,14 @@ def parse_pair(answer: str, ran_out: bool = False) -> ParsedPair:
                           detail="empty instruction" if not prompt else "empty response")
     if end is None and ran_out:
         return ParsedPair(reason="truncated", detail="response cut at max_new_tokens")
+    if _letters(response) == _letters(prompt):
+        return ParsedPair(reason="echoed_instruction", detail="the response repeats it")
     return ParsedPair(prompt, response)
+
+
+def _letters(text: str) -> str:
+    """Letters and digits, lower case: what two texts share when only spacing differs."""
+    return re.sub(r"[\W_]+", "", text.lower())
 
 
 def plan_pairs(prompts: Sequence[str], responses: Sequence[str], ids: Sequence[str],

@@ -29,6 +29,7 @@ def test_parse_reads_one_pair_and_names_what_is_wrong() -> None:
         "a heading in the instruction"
     assert parse_pair("A question?\n### Response:\n\n### Instruction:").reason == \
         "unparseable_generation"
+    assert parse_pair("Be happy.\n### Response:\nbe happy!").reason == "echoed_instruction"
     # The answer used every token and the response never closed: cut mid-way.
     assert parse_pair("Describe rain.\n### Response:\nRain is", ran_out=True).reason == \
         "truncated"

@@ -11,7 +11,7 @@ its highest prompt cosine to its slot's shots) and scored by the reference decod
 (`instruct.reference`: response loss per token with and without the prompt, IFD),
 so the synthesize stage chooses without a model. One row per usable pair; every
 other answer is a reject (`unparseable_generation`, `truncated`,
-`repeated_generation`).
+`echoed_instruction`, `repeated_generation`).
 """
 
 from __future__ import annotations
@@ -176,11 +176,11 @@ def _report(store: RunStore) -> list[str]:
 
 
 INSTRUCTION_GENERATE = Stage(
-    name="generate", version=1,
+    name="generate", version=2,
     writes="one row per usable generated pair: text (prompt), text_pair (response), "
            "parent_ids (the slot's shots), prompt, answer, seed, shard, embedding, "
            "prompt_embedding, shot_similarity, conditioned_loss, direct_loss, ifd (+ rejects: "
-           "unparseable_generation, truncated, repeated_generation)",
+           "unparseable_generation, truncated, echoed_instruction, repeated_generation)",
     reads=lambda cfg: ("ingest", "signals"), settings=_settings, body=_body,
     enabled=lambda cfg: get_method(cfg.synthesize.method).generative, retries=2,
     report=_report)
