@@ -9,8 +9,8 @@ model writes in it. Parse (`parse_pair`): the instruction runs to a
 `### Response:` line, the response to the next `### ...` heading or the end; no
 response line, or an empty part, is `unparseable_generation`, and a response
 still open when the answer ran out of tokens is `truncated`, and a response that
-only repeats its instruction is `echoed_instruction` (the reference decoder would
-score that copy best: measured on SmolLM2, benchmarks/RESULTS.md). Choose
+only repeats its instruction is `echoed_instruction` (the reference decoder scores
+such a copy well, by loss and by IFD: SmolLM2 on Alpaca, benchmarks/RESULTS.md). Choose
 (`choose_pairs`): per slot, candidates in order of the reference decoder's
 score (lowest first); one whose prompt is cosine-closer than `max_similarity`
 to one of its shots or to an already chosen row is `near_duplicate_generation`,
