@@ -210,3 +210,19 @@ def test_instruction_generation_refusals_are_one_line(tmp_path: Path) -> None:
         assert done.returncode == 2, output
         assert expected in output and "Traceback" not in output, output
         assert len(output.splitlines()) == 1, output
+
+
+def test_the_choice_is_in_the_run_id_and_per_answer_is_not() -> None:
+    from distill_core.config import load_config
+
+    config = str(Path(__file__).resolve().parents[2] / "configs" / "instruction-alpaca-cpu.yaml")
+
+    def run_id(*overrides: str) -> str:
+        return load_config(config, list(overrides)).run_id()
+
+    synth = "synthesize.method=llm_synth"
+    assert run_id(synth) != run_id(synth, "instruct.synth.criterion=ifd")
+    assert run_id(synth) == run_id(synth, "synthesize.llm_synth.per_answer=7")  # one pair
+    assert run_id(synth) != run_id(synth, "synthesize.llm_synth.samples_per_slot=5")
+    assert run_id("synthesize.method=ifd") == run_id("synthesize.method=ifd",
+                                                     "instruct.synth.criterion=ifd")
