@@ -202,10 +202,13 @@ class RunAudit:
                     f'parent_ids, rank, score FROM "{stage}" WHERE example_id = ? '
                     "ORDER BY replicate", [example_id])
         if "generate" in self.views:  # how a generated row was made: prompt, answer, seed
+            columns = {c[0] for c in self.con.execute("DESCRIBE generate").fetchall()}
+            scored = (", conditioned_loss AS reference_loss" if "conditioned_loss" in columns
+                      else "")  # instruction pairs: the reference decoder's response loss
             result["generated"] = self._rows(
                 "SELECT replicate, prompt_id, sample, seed, shard, worker, new_tokens, prompt, "
-                "answer, parent_ids, list_extract(teacher_prob, label_id + 1) AS teacher_p "
-                "FROM generate WHERE example_id = ? ORDER BY replicate", [example_id])
+                "answer, parent_ids, list_extract(teacher_prob, label_id + 1) AS teacher_p"
+                f"{scored} FROM generate WHERE example_id = ? ORDER BY replicate", [example_id])
         if "learn" in self.views:  # how a learned row was made: its synthetic example
             result["learned"] = self._rows(
                 "SELECT replicate, seed, synthetic_id, decoding, decode_score, nearest_id, lr, "

@@ -455,7 +455,14 @@ class RunConfig(_Section):
                                    "synthesize": unused}
         if self.is_instruction:  # the classification teacher and learners do not run
             exclude.update(teacher=True, evaluate={"learners", "C", "max_iter"})
-            exclude["synthesize"] = unused | {"per_class", "soft_labels"}
+            # llm_synth asks for one pair per answer (per_answer unused); instruct.synth is
+            # its choice alone.
+            exclude["synthesize"] = {name: True for name in unused | {"per_class",
+                                                                      "soft_labels"}}
+            if method.generative:
+                exclude["synthesize"]["llm_synth"] = {"per_answer"}
+            else:
+                exclude["instruct"] = {"synth"}
         else:  # the instruction settings are left out: classification run ids as before
             exclude.update(instruct=True, data={"data_dir", "task", "instruction"})
             exclude["synthesize"] = unused | {"budget"}

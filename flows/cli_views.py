@@ -121,10 +121,12 @@ def print_lineage(console: Console, lineage: dict[str, Any]) -> None:
                       f"{row['method']}, rank {row['rank']}, parents {list(row['parent_ids'])}: "
                       f"{row_texts(row)}", markup=False, highlight=False)
     for row in lineage.get("generated", []):
+        judged = (f"teacher p(label) {row['teacher_p']:.2f}" if row["teacher_p"] is not None
+                  else f"reference loss {row.get('reference_loss', float('nan')):.3f}")
         console.print(f"  generated in replicate {row['replicate']} from prompt "
                       f"{row['prompt_id']} (sample {row['sample']}, seed {row['seed']}, "
-                      f"{row['new_tokens']} tokens, worker {row['worker']}), teacher p(label) "
-                      f"{row['teacher_p']:.2f}; answer: {row['answer']!r}")
+                      f"{row['new_tokens']} tokens, worker {row['worker']}), {judged}; "
+                      f"answer: {row['answer']!r}")
     for row in lineage.get("learned", []):
         console.print(f"  learned in replicate {row['replicate']} (seed {row['seed']}) as "
                       f"synthetic example {row['synthetic_id']}, decoded by {row['decoding']} "

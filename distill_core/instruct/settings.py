@@ -96,10 +96,22 @@ class ReferenceSettings(_Settings):
     device: str | None = Field(default=None, description="cuda if seen, else cpu.")
 
 
+class SynthSettings(_Settings):
+    """`llm_synth` on instruction data: how each slot's best generated pair is chosen."""
+
+    criterion: Literal["loss", "ifd"] = Field(
+        default="loss", description="The reference decoder's score a slot's winner has the "
+        "lowest of: `loss`, the response's loss per token given the prompt (the pair the "
+        "decoder finds most fluent), or `ifd`, that loss over the loss without the prompt "
+        "(the response the prompt explains best).")
+
+
 class InstructSection(_Settings):
     """Instruction data (`data.task: instruction`): the reference decoder and the learner."""
 
     reference: ReferenceSettings = Field(default_factory=ReferenceSettings)
+    synth: SynthSettings = Field(default_factory=SynthSettings, description="`llm_synth` "
+                                 "only: the choice among each slot's generated pairs.")
     sft: SftOptions = Field(default_factory=SftOptions, description="The `sft_lora` learner "
                             "trained on every distilled set and baseline (the same epochs "
                             "over each set's rows, or the same `steps`).")

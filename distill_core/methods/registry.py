@@ -111,8 +111,9 @@ METHODS: tuple[Method, ...] = (
     Method("el2n", "selection", "one row per EL2N difficulty stratum after dropping the "
            "hardest", frozenset({"teacher"}), El2nOptions),
     Method("llm_synth", "generative", "a decoder LM writes new rows from few-shot prompts of "
-           "each class's k-means prototypes, best of n per slot",
-           frozenset({"teacher", "generate"}), LlmSynthOptions),
+           "each class's k-means prototypes, best of n per slot (instruction data: new "
+           "instruction-response pairs, the reference decoder's lowest loss per slot)",
+           frozenset({"teacher", "generate"}), LlmSynthOptions, tasks=BOTH),
     Method("dilm", "generative", "a decoder fine-tuned class-conditionally samples candidates; "
            "k-means on their embeddings picks the budget",
            frozenset({"teacher", "generate"}), DilmOptions),

@@ -16,6 +16,7 @@ from distill_core.pipeline.stages.filter import FILTER
 from distill_core.pipeline.stages.generate import GENERATE
 from distill_core.pipeline.stages.ingest import INGEST
 from distill_core.pipeline.stages.instruct_evaluate import INSTRUCTION_EVALUATE
+from distill_core.pipeline.stages.instruct_generate import INSTRUCTION_GENERATE
 from distill_core.pipeline.stages.instruct_ingest import INSTRUCTION_INGEST
 from distill_core.pipeline.stages.instruct_reference import INSTRUCTION_REFERENCE
 from distill_core.pipeline.stages.instruct_synthesize import (
@@ -29,11 +30,12 @@ from distill_core.pipeline.stages.teacher import TEACHER
 from distill_core.pipeline.task_kind import by_task, only_classification
 
 # Each stage follows the config's task kind (`data.task`): instruction data runs its own
-# ingest, reference-decoder signals (the teacher stage), selection, filter and sft_lora scores
+# ingest, reference-decoder signals (the teacher stage), llm_synth's pairs (generate),
+# selection, filter and sft_lora scores
 # through the same runner, manifests, rejects and audit; signals (the encoder) is shared.
 PIPELINE: tuple[Stage, ...] = (
     by_task(INGEST, INSTRUCTION_INGEST), SIGNALS, by_task(TEACHER, INSTRUCTION_REFERENCE),
-    only_classification(CLEAN), only_classification(GENERATE), only_classification(LEARN),
+    only_classification(CLEAN), by_task(GENERATE, INSTRUCTION_GENERATE), only_classification(LEARN),
     by_task(SYNTHESIZE, INSTRUCTION_SYNTHESIZE), by_task(FILTER, INSTRUCTION_FILTER),
     by_task(EVALUATE, INSTRUCTION_EVALUATE))
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in PIPELINE)

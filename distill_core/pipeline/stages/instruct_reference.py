@@ -27,6 +27,13 @@ from distill_core.methods import get_method
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 
 
+def scores_the_pool(cfg: RunConfig) -> bool:
+    """The method ranks the pool by the reference decoder's signals (`llm_synth` scores only
+    its generated pairs, in the generate stage)."""
+    method = get_method(cfg.synthesize.method)
+    return "teacher" in method.needs and not method.generative
+
+
 def reference_signals(cfg: RunConfig) -> list[str]:
     """What the method reads of the reference decoder: `difficulty` or `gradients`."""
     return ["gradients"] if cfg.synthesize.method == "less" else ["difficulty"]
@@ -123,5 +130,5 @@ INSTRUCTION_REFERENCE = Stage(
     writes="per corpus row: conditioned_loss, direct_loss, ifd (ifd, deita) or grad_features "
            "(less), from the reference decoder; null on the evaluation split",
     reads=lambda cfg: ("ingest",), settings=_settings, body=_body,
-    enabled=lambda cfg: "teacher" in get_method(cfg.synthesize.method).needs,
+    enabled=scores_the_pool,
     cached=True, retries=2, report=_report)

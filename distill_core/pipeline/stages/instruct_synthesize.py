@@ -23,6 +23,7 @@ from distill_core.methods.instruction import INSTRUCTION
 from distill_core.pipeline.inputs import filter_context, label_names
 from distill_core.pipeline.stage import StageContext, StageOutput
 from distill_core.pipeline.stages.filter import FILTER
+from distill_core.pipeline.stages.instruct_reference import scores_the_pool
 from distill_core.pipeline.stages.synthesize import SYNTHESIZE
 
 
@@ -30,7 +31,15 @@ def _synthesize_settings(cfg: RunConfig) -> dict[str, Any]:
     s = cfg.synthesize
     return {"method": s.method, "budget": s.budget, "oversample": s.oversample,
             "options": s.options().model_dump(mode="json"), "seeds": cfg.run.seeds,
+            **({"synth": cfg.instruct.synth.model_dump(mode="json"),
+                "max_similarity": cfg.generate.max_similarity}
+               if get_method(s.method).generative else {}),
             "run_id": cfg.run_id()}
+
+
+def _synthesize_reads(cfg: RunConfig) -> tuple[str, ...]:
+    return ("ingest", "signals") + (("teacher",) if scores_the_pool(cfg) else ()) + (
+        ("generate",) if get_method(cfg.synthesize.method).generative else ())
 
 
 def _synthesize(ctx: StageContext) -> StageOutput:
@@ -38,6 +47,7 @@ def _synthesize(ctx: StageContext) -> StageOutput:
     method = get_method(cfg.synthesize.method)
     result, notes = INSTRUCTION.synthesize(ctx, method)
     return StageOutput(result.candidates, Counts.from_dict(result.counts), seeds=cfg.run.seeds,
+                       rejects=result.rejects if method.generative else None,
                        extra={"label_names": label_names(ctx.store),
                               "backend": "in process", **notes})
 
@@ -60,6 +70,7 @@ def _filter(ctx: StageContext) -> StageOutput:
 
 INSTRUCTION_SYNTHESIZE = replace(
     SYNTHESIZE, version=1, settings=_synthesize_settings, body=_synthesize, report=None,
+    reads=_synthesize_reads,
     writes="ranked pool rows per seed (budget x oversample: the budget, then the reserve): "
            "text (prompt), text_pair (response), parent_ids, method, run_id, seed, rank, score")
 INSTRUCTION_FILTER = replace(
