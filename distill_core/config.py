@@ -372,6 +372,11 @@ class FaultsSection(_Section):
         default=None, description="Folder for the once-only fault markers.")
 
 
+# The generate settings only classification's llm_synth reads (its line filters and teacher
+# check); instruction data refuses them and leaves them out of its run ids.
+INSTRUCTION_UNREAD_GENERATE = frozenset({"teacher_tau", "min_words", "max_words"})
+
+
 class RunConfig(_Section):
     """Everything that defines a distillation run."""
 
@@ -419,6 +424,10 @@ class RunConfig(_Section):
                     and self.synthesize.budget != int(self.synthesize.budget),
                     "a fractional synthesize.budget of 1 or more (below 1: a fraction; "
                     "else a whole row count)")]
+        unread = sorted(INSTRUCTION_UNREAD_GENERATE & self.generate.model_fields_set)
+        refused.append((bool(unread), ", ".join(f"generate.{k}" for k in unread)
+                        + " (classification's line filters: a pair is judged by the "
+                        "reference decoder)"))
         for bad, what in refused:
             if bad:
                 raise ValueError(f"task instruction: {what} does not apply; drop it")
@@ -461,6 +470,7 @@ class RunConfig(_Section):
                                                                       "soft_labels"}}
             if method.generative:
                 exclude["synthesize"]["llm_synth"] = {"per_answer"}
+                exclude["generate"] = INSTRUCTION_UNREAD_GENERATE
             else:
                 exclude["instruct"] = {"synth"}
         else:  # the instruction settings are left out: classification run ids as before

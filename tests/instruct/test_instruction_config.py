@@ -63,7 +63,9 @@ def test_instruction_config_defaults_and_refusals() -> None:
                              (["synthesize.budget=2.5"], "a whole row count"),
                              (["evaluate.learners=[finetune]"], "scored by `sft_lora`"),
                              (["data.dataset=sst2"], "drop data.dataset"),
-                             (["data.instruction.eval={path: x.json}"], "brings its own")):
+                             (["data.instruction.eval={path: x.json}"], "brings its own"),
+                             (["synthesize.method=llm_synth", "generate.min_words=2"],
+                              r"generate\.min_words \(classification's line filters")):
         with pytest.raises(ConfigError, match=words):
             load_config(INSTRUCTION, overrides)
 
