@@ -207,7 +207,8 @@ def main() -> None:
     for per_class in args.per_class:
         rows = [r for r in results if r["per_class"] == per_class]
         summary[per_class] = {k: (round(100 * statistics.mean(r[k] for r in rows), 1),
-                                  round(100 * statistics.pstdev(r[k] for r in rows), 1))
+                                  round(100 * statistics.stdev(r[k] for r in rows), 1)
+                                  if len(rows) > 1 else 0.0)
                               for k in rows[0] if k.endswith(("probe", "step", "embeddings",
                                                               "step_init", "finetune"))}
     print(json.dumps(summary, indent=1))
