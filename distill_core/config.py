@@ -424,7 +424,9 @@ class RunConfig(_Section):
                     and self.synthesize.budget != int(self.synthesize.budget),
                     "a fractional synthesize.budget of 1 or more (below 1: a fraction; "
                     "else a whole row count)")]
-        unread = sorted(INSTRUCTION_UNREAD_GENERATE & self.generate.model_fields_set)
+        unread = sorted(k for k in INSTRUCTION_UNREAD_GENERATE  # changed from the default:
+                        if getattr(self.generate, k)  # a dumped config sets every key
+                        != type(self.generate).model_fields[k].default)
         refused.append((bool(unread), ", ".join(f"generate.{k}" for k in unread)
                         + " (classification's line filters: a pair is judged by the "
                         "reference decoder)"))

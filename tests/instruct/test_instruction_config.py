@@ -59,6 +59,10 @@ def test_instruction_config_defaults_and_refusals() -> None:
             (["data.instruction={preset: alpaca_subset}"], "needs `data.task: instruction`")):
         with pytest.raises(ConfigError, match=words):
             load_config(QUICKSTART, overrides)
+    # what the flow receives (every key set) validates as the config it came from
+    for method in ("llm_synth", "less"):
+        dumped = load_config(INSTRUCTION, [f"synthesize.method={method}"])
+        assert RunConfig.model_validate(dumped.model_dump(mode="json")) == dumped
     for overrides, words in ((["filter.teacher_consistency.enabled=true"], "no labels"),
                              (["synthesize.budget=2.5"], "a whole row count"),
                              (["evaluate.learners=[finetune]"], "scored by `sft_lora`"),
