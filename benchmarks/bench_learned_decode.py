@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
 import time
@@ -39,6 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's code
 
+from benchmarks.bench_learned import peak_rss_mb, split_rows
 from distill_core.ingest import ingest_dataset, resolve_dataset
 from distill_core.learned import (
     FunctionalLearner,
@@ -57,18 +57,6 @@ from distill_core.learners.probe import train_linear_probe
 from distill_core.learners.spec import LearnerSpec
 from distill_core.models.finetune import load_pretrained
 from distill_core.synthesize.base import select_per_class
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def split_rows(corpus, split: str) -> dict:
-    rows = [r for r in corpus.select(["split", "text", "label_id", "example_id"]).to_pylist()
-            if r["split"] == split]
-    return {"texts": [r["text"] for r in rows],
-            "labels": np.asarray([r["label_id"] for r in rows]),
-            "ids": [r["example_id"] for r in rows]}
 
 
 def head_accuracy(weight: torch.Tensor, bias: torch.Tensor, features: torch.Tensor,
