@@ -44,7 +44,7 @@ def _auto_settings(cfg: RunConfig) -> dict[str, Any]:
     probe = probe_spec(cfg)
     return {"auto_inputs": {
         "options": {m: getattr(cfg.synthesize, m).model_dump(mode="json")
-                    for m in method.also_options if m in cfg.runs_with()},
+                    for m in cfg.runs_with()},  # hashed with sorted keys: order is moot
         "teacher": {"C": cfg.teacher.C, "max_iter": cfg.teacher.max_iter},
         "probe": {"C": probe.C, "max_iter": probe.max_iter}}}
 
