@@ -60,7 +60,8 @@ def settings_for(cfg: RunConfig, pool_rows: int) -> tuple[AutoSettings, list[str
                         repeats=options.repeats, max_rows=options.max_rows, tau=options.tau,
                         tie_margin=options.tie_margin,
                         params={"kmeans": cfg.synthesize.kmeans.params(),
-                                "facility_location": cfg.synthesize.facility_location.params()}
+                                "facility_location": cfg.synthesize.facility_location.params(),
+                                "bilevel": cfg.synthesize.bilevel.params()}
                         ), notes
 
 

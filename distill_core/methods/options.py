@@ -59,6 +59,19 @@ class FacilityLocationOptions(MethodOptions):
                                 "demand_rows x 4 bytes).")
 
 
+class BilevelOptions(MethodOptions):
+    demand_rows: int = Field(default=4000, ge=1, description="Pool rows (all classes, a "
+                             "seeded sample above this) on which the set's classifier is "
+                             "scored.")
+    candidate_rows: int = Field(default=8000, ge=1, description="Rows of a class that may be "
+                                "swapped in (a seeded sample above this; memory: "
+                                "candidate_rows x demand_rows x 4 bytes).")
+    passes: int = Field(default=3, ge=1, description="Sweeps of coordinate descent over the "
+                        "picks (fewer when a sweep swaps nothing).")
+    shortlist: int = Field(default=64, ge=1, description="Rows per pick tried exactly: those "
+                           "whose swap lowers the loss most to first order.")
+
+
 class El2nOptions(MethodOptions):
     prune_hardest: float = Field(default=0.1, ge=0, lt=1,
                                  description="Fraction of hardest rows dropped first.")
@@ -205,7 +218,7 @@ class LearnedDistributionOptions(LearnedOptions):
 
 
 AutoRecipe = Literal["herding", "kmeans", "tc_herding", "tc_kmeans", "facility_location",
-                     "tc_facility_location"]
+                     "tc_facility_location", "bilevel", "tc_bilevel"]
 
 
 class AutoOptions(MethodOptions):

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from distill_core.methods.options import (
     AutoOptions,
+    BilevelOptions,
     DeitaOptions,
     DilmOptions,
     El2nOptions,
@@ -102,10 +103,13 @@ METHODS: tuple[Method, ...] = (
     Method("facility_location", "selection", "greedy facility-location coverage: each pick "
            "adds the most similarity to the class's rows not yet near a pick",
            options=FacilityLocationOptions),
+    Method("bilevel", "selection", "herding's picks refined jointly over the classes: swaps "
+           "that lower the pool loss of the classifier one step from a zero head on the set "
+           "would be (a bilevel coreset)", options=BilevelOptions),
     Method("auto", "auto", "the recipe (herding or kmeans, on the whole or a "
            "teacher-consistent pool) that cross-validation on the training pool alone scores "
            "best, then run on the whole pool", options=AutoOptions,
-           also_options=("kmeans", "facility_location")),
+           also_options=("kmeans", "facility_location", "bilevel")),
     Method("gradmatch", "selection", "orthogonal matching pursuit of the class's mean "
            "classifier-layer gradient", frozenset({"teacher"}), GradmatchOptions),
     Method("el2n", "selection", "one row per EL2N difficulty stratum after dropping the "

@@ -44,6 +44,8 @@ RECIPES: dict[str, tuple[str, bool]] = {
     "tc_kmeans": ("kmeans", True),
     "facility_location": ("facility_location", False),
     "tc_facility_location": ("facility_location", True),
+    "bilevel": ("bilevel", False),
+    "tc_bilevel": ("bilevel", True),
 }
 AUTO_SEED_TAG = 14  # keeps auto's draws apart from the selections' own seeds
 

@@ -65,11 +65,24 @@ class SelectorSpec:
 
 
 SELECTORS: dict[str, SelectorSpec] = {}
+# Selectors that choose every class's rows together: (data, label_ids, budget, seed,
+# oversample=1, **params) -> Selection, under the same rules as `select_classes` (a class
+# with <= budget rows kept whole, the first `budget` rows of a class its selection).
+JOINT_SELECTORS: dict[str, Callable[..., Selection]] = {}
 
 
 def register(name: str, needs_teacher: bool = False) -> Callable[[Selector], Selector]:
     def decorate(function: Selector) -> Selector:
         SELECTORS[name] = SelectorSpec(function, needs_teacher)
+        return function
+
+    return decorate
+
+
+def register_joint(name: str) -> Callable[[Callable[..., Selection]],
+                                         Callable[..., Selection]]:
+    def decorate(function: Callable[..., Selection]) -> Callable[..., Selection]:
+        JOINT_SELECTORS[name] = function
         return function
 
     return decorate
@@ -111,6 +124,10 @@ def select_per_class(method: str, data: ClassData | np.ndarray, label_ids: np.nd
     """
     if oversample < 1:
         raise ValueError(f"oversample must be 1 or more, got {oversample}")
+    if method in JOINT_SELECTORS:
+        data = data if isinstance(data, ClassData) else ClassData(data)
+        return JOINT_SELECTORS[method](data, label_ids, budget, seed, oversample=oversample,
+                                       **(params or {}))
     if method not in SELECTORS:
         raise KeyError(f"unknown selection method {method!r}; known: {sorted(SELECTORS)}")
     spec = SELECTORS[method]

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from distill_core.artifacts.schemas import SELECTION_SCHEMA, rejects_table
 from distill_core.synthesize import (  # noqa: F401 (importing registers the methods)
+    bilevel,
     el2n,
     facility_location,
     gradmatch,

@@ -1,0 +1,163 @@
+"""`bilevel`: rows chosen jointly over the classes so that a learner trained on them fits the pool.
+
+A coreset by bilevel optimisation (Borsos, Mutný & Krause, NeurIPS 2020), with the inner
+learner in closed form: one gradient step of softmax cross-entropy from a zero linear head,
+whose weights are then Σ_s (onehot(y_s) − 1/C) ⊗ x_s · lr / m over the set's m rows, so the
+set's rows *are* the classifier (the protocol of learned meta-matching's zero head and of
+`decode: matched_sentence`). It is also, to first order, what the evaluation's strongly
+regularised linear probe (C = 1 on unit-norm features) learns from a tiny set. The outer
+loss is that classifier's mean cross-entropy on a seeded sample of `demand_rows` pool rows
+of every class; lr (a temperature: it changes which rows fit best, not the classifier's
+direction) is the power of two in [1/2, 1024] that minimises it, chosen again after each pass.
+
+Start: herding's picks in each class. Then coordinate descent: for each pick in turn, the
+`shortlist` rows of its class whose swap lowers the loss most to first order are tried
+exactly, and the best replaces the pick when it lowers the loss; at most `passes` sweeps,
+fewer when a sweep swaps nothing. Candidates: a seeded sample of `candidate_rows` rows per
+class (memory: demand_rows x candidate_rows x 4 bytes per class). A class with no more rows
+than the budget keeps all of them (and still counts in the classifier). Deterministic for a
+seed.
+
+Attributes: demand_rows, candidate_rows, passes, shortlist. Input: every class's features.
+Output: per class the refined picks (the budget), then herding's next picks that the
+refined set did not take (the filter stage's reserve); score = how much the outer loss
+rises when the pick is left out of the final set (NaN for reserve rows).
+References: Borsos, Mutný & Krause, Coresets via Bilevel Optimization for Continual
+Learning and Streaming, NeurIPS 2020; Welling, Herding Dynamical Weights to Learn, ICML 2009.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from distill_core.seeds import derive_seed
+from distill_core.synthesize.base import (
+    ClassData,
+    Selection,
+    register_joint,
+    select_per_class,
+)
+
+LR_GRID = tuple(float(2.0**k) for k in range(-1, 11))
+DEMAND_SEED_TAG = 1_402  # keeps the demand sample apart from the classes' own seeds
+
+
+def _cross_entropy(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Mean cross-entropy over the rows (axis -2) of [..., N, C] logits."""
+    shifted = logits - logits.max(-1, keepdims=True)
+    picked = np.take_along_axis(shifted, np.broadcast_to(targets[:, None],
+                                                         shifted.shape[:-1] + (1,)), -1)
+    return (np.log(np.exp(shifted).sum(-1)) - picked[..., 0]).mean(-1)
+
+
+def _best_lr(scores: np.ndarray, targets: np.ndarray) -> float:
+    return min(LR_GRID, key=lambda lr: float(_cross_entropy(lr * scores, targets)))
+
+
+class _Problem:
+    """The outer loss of a set, kept as the demand rows' unscaled logits (`scores`)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, classes: int, picks: list[int],
+                 demand: np.ndarray) -> None:
+        self.x, self.y, self.demand_y = x, y, y[demand]
+        self.demand_x = x[demand]
+        self.coefficient = (np.eye(classes, dtype=np.float32) - 1.0 / classes) / len(picks)
+        self.picks = list(picks)
+        self.scores = sum((np.outer(self.demand_x @ x[p], self.coefficient[y[p]])
+                           for p in self.picks), np.zeros((len(demand), classes), np.float32))
+        self.lr = _best_lr(self.scores, self.demand_y)
+
+    def share(self, row: int) -> np.ndarray:
+        return np.outer(self.demand_x @ self.x[row], self.coefficient[self.y[row]])
+
+    def loss(self, scores: np.ndarray | None = None) -> float:
+        return float(_cross_entropy(self.lr * (self.scores if scores is None else scores),
+                                    self.demand_y))
+
+
+def _refine_pick(problem: _Problem, slot: int, candidates: np.ndarray, kernel: np.ndarray,
+                 shortlist: int) -> bool:
+    """Try the shortlist for pick `slot`; swap in the best row if it lowers the loss."""
+    current = problem.picks[slot]
+    label = int(problem.y[current])
+    coefficient = problem.coefficient[label]
+    without = problem.scores - problem.share(current)
+    logits = problem.lr * without
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    onehot = np.eye(p.shape[1], dtype=np.float32)[problem.demand_y]
+    first_order = kernel.T @ ((p - onehot) @ coefficient)  # [candidates]: d loss per row
+    taken = set(problem.picks) - {current}
+    order = [j for j in np.argsort(first_order, kind="stable")
+             if int(candidates[j]) not in taken][:shortlist]
+    if not order:
+        return False
+    trial = without[None] + kernel[:, order].T[:, :, None] * coefficient  # [R, N, C]
+    losses = _cross_entropy(problem.lr * trial, problem.demand_y)
+    best = int(np.argmin(losses))
+    row = int(candidates[order[best]])
+    if row == current or float(losses[best]) >= problem.loss() - 1e-7:
+        return False
+    problem.picks[slot] = row
+    problem.scores = trial[best]
+    return True
+
+
+@register_joint("bilevel")
+def bilevel(data: ClassData, label_ids: np.ndarray, budget: int, seed: int,
+            oversample: int = 1, demand_rows: int = 4000, candidate_rows: int = 8000,
+            passes: int = 3, shortlist: int = 64) -> Selection:
+    start = select_per_class("herding", data, label_ids, budget, seed, oversample=oversample)
+    x = data.features.astype(np.float32, copy=False)
+    labels = np.unique(label_ids)
+    classes = int(label_ids.max()) + 1 if len(label_ids) else 0
+    first = start.ranks < budget
+    picks = start.indices[first].tolist()
+    refined = [int(c) for c in labels if int(c) not in start.shortfall
+               and int((label_ids == c).sum()) > budget]
+    if len(labels) < 2 or not refined:
+        return start
+    rng = np.random.default_rng(derive_seed(DEMAND_SEED_TAG, seed))
+    demand = np.sort(rng.choice(len(label_ids), min(demand_rows, len(label_ids)),
+                                replace=False))
+    problem = _Problem(x, label_ids, classes, picks, demand)
+    pools = {}
+    for c in refined:
+        rows = np.flatnonzero(label_ids == c)
+        if len(rows) > candidate_rows:
+            rows = np.sort(np.random.default_rng(derive_seed(DEMAND_SEED_TAG, seed, c)).choice(
+                rows, candidate_rows, replace=False))
+        pools[c] = (rows, problem.demand_x @ x[rows].T)
+    for _ in range(passes):
+        moved = False
+        for slot in range(len(problem.picks)):
+            label = int(label_ids[problem.picks[slot]])
+            if label in pools:
+                moved |= _refine_pick(problem, slot, *pools[label], shortlist)
+        problem.lr = _best_lr(problem.scores, problem.demand_y)
+        if not moved:
+            break
+    return _with_reserve(start, problem, label_ids, budget)
+
+
+def _with_reserve(start: Selection, problem: _Problem, label_ids: np.ndarray, budget: int
+                  ) -> Selection:
+    """Per class: the refined picks (herding's pick order, swapped rows in place), then
+    herding's ranked rows the picks did not take, to herding's ranked length."""
+    base = problem.loss()
+    chosen, ranks, scores = [], [], []
+    picks = np.asarray(problem.picks, dtype=np.int64)
+    for c in np.unique(label_ids):
+        in_class = label_ids[start.indices] == c
+        ranked = start.indices[in_class]
+        mine = [p for p in picks.tolist() if label_ids[p] == c]
+        reserve = [r for r in ranked.tolist() if r not in set(mine)][:len(ranked) - len(mine)]
+        rows = mine + reserve
+        chosen.append(np.asarray(rows, dtype=np.int64))
+        ranks.append(np.arange(len(rows)))
+        share = [problem.loss(problem.scores - problem.share(r)) - base
+                 if r in set(problem.picks) else np.nan for r in mine]
+        scores.append(np.asarray(share + [np.nan] * len(reserve), dtype=np.float64))
+    indices = np.concatenate(chosen)
+    return Selection(indices, np.concatenate(ranks), np.concatenate(scores),
+                     np.ones(len(indices)), dict(start.shortfall))
