@@ -226,12 +226,13 @@ class AutoOptions(MethodOptions):
     (`synthesize/auto_cv.py` states the protocol)."""
 
     candidates: list[AutoRecipe] = Field(
-        default=["herding", "kmeans", "tc_herding", "tc_kmeans"], min_length=1,
-        description="Recipes that compete: herding, kmeans, and each on a teacher-consistent "
-        "pool (tc_: rows whose label a linear-probe teacher fit on that pool gives p < tau "
-        "are dropped first); facility_location and tc_facility_location can be added "
-        "(benchmarks/RESULTS.md: not better on average). A tie goes to the cheaper, in this "
-        "order.")
+        default=["herding", "kmeans", "tc_herding", "tc_kmeans", "bilevel", "tc_bilevel"],
+        min_length=1,
+        description="Recipes that compete: herding, kmeans, bilevel, and each on a "
+        "teacher-consistent pool (tc_: rows whose label a linear-probe teacher fit on that "
+        "pool gives p < tau are dropped first); facility_location and tc_facility_location "
+        "can be added (benchmarks/RESULTS.md: not better on average). A tie goes to the "
+        "cheaper, in this order.")
     folds: int = Field(default=3, ge=2, le=10, description="Stratified folds of the sampled "
                        "pool: each is held out once while the others are distilled.")
     repeats: int = Field(default=3, ge=1, le=10, description="Seeded draws of the sample and "

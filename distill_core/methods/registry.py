@@ -106,8 +106,8 @@ METHODS: tuple[Method, ...] = (
     Method("bilevel", "selection", "herding's picks refined jointly over the classes: swaps "
            "that lower the pool loss of the classifier one step from a zero head on the set "
            "would be (a bilevel coreset)", options=BilevelOptions),
-    Method("auto", "auto", "the recipe (herding or kmeans, on the whole or a "
-           "teacher-consistent pool) that cross-validation on the training pool alone scores "
+    Method("auto", "auto", "the recipe (herding, kmeans or bilevel, on the whole "
+           "or a teacher-consistent pool) that cross-validation on the training pool alone scores "
            "best, then run on the whole pool", options=AutoOptions,
            also_options=("kmeans", "facility_location", "bilevel")),
     Method("gradmatch", "selection", "orthogonal matching pursuit of the class's mean "

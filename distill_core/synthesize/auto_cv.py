@@ -12,9 +12,10 @@ evaluation split never enters):
 3. each recipe's score is the mean ± std of its `repeats x folds` accuracies; the best mean
    wins, and recipes within `tie_margin` of it tie: the cheaper wins (`RECIPES` order).
 
-Recipes (cheapest first): `herding`, `kmeans`, and `tc_herding`, `tc_kmeans`: the same on
-a teacher-consistent pool (`facility_location` and `tc_facility_location` compete when
-asked for: not among the default candidates), i.e. without the rows whose label a
+Recipes, in the order ties are broken (`RECIPES`): `herding`, `kmeans`, `tc_herding`,
+`tc_kmeans`, `bilevel`, `tc_bilevel` (`facility_location` and `tc_facility_location`
+compete when asked for: not among the default candidates); a `tc_` recipe runs its
+selector on a teacher-consistent pool, i.e. without the rows whose label a
 linear-probe teacher, fit on that pool (`teacher.C`, `teacher.max_iter`), gives
 probability < `tau` (a class left with fewer than `per_class x oversample` rows keeps its
 most confident ones up to that). The
@@ -42,10 +43,10 @@ RECIPES: dict[str, tuple[str, bool]] = {
     "kmeans": ("kmeans", False),
     "tc_herding": ("herding", True),
     "tc_kmeans": ("kmeans", True),
-    "facility_location": ("facility_location", False),
-    "tc_facility_location": ("facility_location", True),
     "bilevel": ("bilevel", False),
     "tc_bilevel": ("bilevel", True),
+    "facility_location": ("facility_location", False),
+    "tc_facility_location": ("facility_location", True),
 }
 AUTO_SEED_TAG = 14  # keeps auto's draws apart from the selections' own seeds
 
