@@ -162,6 +162,12 @@ def test_what_the_choice_depends_on_is_in_the_run_id() -> None:
     with_fl = ["synthesize.method=auto", "synthesize.auto.candidates=[herding,facility_location]"]
     assert (load_config(None, with_fl).run_id()
             != load_config(None, [*with_fl, fl]).run_id())
+    # bilevel competes by default: its options count, until no bilevel recipe competes
+    bl = "synthesize.bilevel.shortlist=8"
+    assert load_config(None, ["synthesize.method=auto", bl]).run_id() != base.run_id()
+    without = ["synthesize.method=auto", "synthesize.auto.candidates=[herding,tc_herding]"]
+    assert (load_config(None, without).run_id()
+            == load_config(None, [*without, bl]).run_id())
 
 
 def test_facility_location_recipes_compete_when_asked_and_stay_in_memory(auto_run) -> None:
@@ -188,3 +194,20 @@ def test_a_teacher_consistent_pool_keeps_enough_rows_per_class() -> None:
     assert consistent_rows(p, y, 0.8, 1).tolist() == [0, 2, 6]
     # each class is short of 3 confident rows: its next most confident ones fill it up
     assert consistent_rows(p, y, 0.8, 3).tolist() == [0, 2, 3, 5, 6, 7]
+
+
+def test_a_bilevel_run_refines_herdings_picks_on_real_rows(slice_dir: Path, runs: Path,
+                                                          run_stages) -> None:
+    """bilevel through the pipeline (the auto runs' caches): its own lineage, the budget per
+    class and seed, and on real SST-2 rows a set that is not simply herding's."""
+    sets = {}
+    for method in ("herding", "bilevel"):
+        cfg = _config(slice_dir, f"synthesize.method={method}")
+        store, _ = run_stages(cfg, runs, "synthesize")
+        rows = store.read("synthesize").to_pylist()
+        assert {r["method"] for r in rows} == {method}
+        picks = [r for r in rows if r["rank"] < PER_CLASS]
+        for seed in cfg.run.seeds:
+            assert len([r for r in picks if r["seed"] == seed]) == 2 * PER_CLASS
+        sets[method] = {(r["seed"], r["example_id"]) for r in picks}
+    assert sets["bilevel"] != sets["herding"]
