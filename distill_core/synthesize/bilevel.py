@@ -14,9 +14,9 @@ Start: herding's picks in each class. Then coordinate descent: for each pick in 
 `shortlist` rows of its class whose swap lowers the loss most to first order are tried
 exactly, and the best replaces the pick when it lowers the loss; at most `passes` sweeps,
 fewer when a sweep swaps nothing. Candidates: a seeded sample of `candidate_rows` rows per
-class (memory: demand_rows x candidate_rows x 4 bytes per class). A class with no more rows
-than the budget keeps all of them (and still counts in the classifier). Deterministic for a
-seed.
+class (memory: demand_rows x candidate_rows x 4 bytes, one class at a time). A class with
+no more rows than the budget keeps all of them (and still counts in the classifier).
+Deterministic for a seed.
 
 Attributes: demand_rows, candidate_rows, passes, shortlist. Input: every class's features.
 Output: per class the refined picks (the budget), then herding's next picks that the
@@ -127,13 +127,15 @@ def bilevel(data: ClassData, label_ids: np.ndarray, budget: int, seed: int,
         if len(rows) > candidate_rows:
             rows = np.sort(np.random.default_rng(derive_seed(DEMAND_SEED_TAG, seed, c)).choice(
                 rows, candidate_rows, replace=False))
-        pools[c] = (rows, problem.demand_x @ x[rows].T)
+        pools[c] = rows
     for _ in range(passes):
         moved = False
-        for slot in range(len(problem.picks)):
-            label = int(label_ids[problem.picks[slot]])
-            if label in pools:
-                moved |= _refine_pick(problem, slot, *pools[label], shortlist)
+        for c in refined:  # one class's kernel in memory at a time (many-class data)
+            kernel = problem.demand_x @ x[pools[c]].T  # [demand, candidates]
+            for slot in range(len(problem.picks)):
+                if int(label_ids[problem.picks[slot]]) == c:
+                    moved |= _refine_pick(problem, slot, pools[c], kernel, shortlist)
+            del kernel
         problem.lr = _best_lr(problem.scores, problem.demand_y)
         if not moved:
             break
