@@ -70,6 +70,9 @@ class BilevelOptions(MethodOptions):
                         "picks (fewer when a sweep swaps nothing).")
     shortlist: int = Field(default=64, ge=1, description="Rows per pick tried exactly: those "
                            "whose swap lowers the loss most to first order.")
+    standardize: bool = Field(default=False, description="Work on the features z-scored per "
+                              "dimension (much better on sentence pairs in "
+                              "benchmarks/RESULTS.md; not yet measured through auto's grid).")
 
 
 class El2nOptions(MethodOptions):

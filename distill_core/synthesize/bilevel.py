@@ -18,10 +18,15 @@ class (memory: demand_rows x candidate_rows x 4 bytes, one class at a time). A c
 no more rows than the budget keeps all of them (and still counts in the classifier).
 Deterministic for a seed.
 
-Attributes: demand_rows, candidate_rows, passes, shortlist. Input: every class's features.
-Output: per class the refined picks (the budget), then herding's next picks that the
-refined set did not take (the filter stage's reserve); score = how much the outer loss
-rises when the pick is left out of the final set (NaN for reserve rows).
+With `standardize`, herding and the proxy both work on the features z-scored per
+dimension (`standardized`): measured much better on sentence pairs, whose raw dot products
+are dominated by how alike the two sentences are (benchmarks/RESULTS.md); off by default
+until measured through auto's grid.
+
+Attributes: demand_rows, candidate_rows, passes, shortlist, standardize. Input: every
+class's features. Output: per class the refined picks (the budget), then herding's next
+picks that the refined set did not take (the filter stage's reserve); score = how much the
+outer loss rises when the pick is left out of the final set (NaN for reserve rows).
 References: Borsos, Mutný & Krause, Coresets via Bilevel Optimization for Continual
 Learning and Streaming, NeurIPS 2020; Welling, Herding Dynamical Weights to Learn, ICML 2009.
 """
@@ -40,6 +45,14 @@ from distill_core.synthesize.base import (
 
 LR_GRID = tuple(float(2.0**k) for k in range(-1, 11))
 DEMAND_SEED_TAG = 1_402  # keeps the demand sample apart from the classes' own seeds
+
+
+def standardized(x: np.ndarray) -> np.ndarray:
+    """Each dimension z-scored over the pool, rows scaled by 1/sqrt(dim) (unit norm on
+    average): every dimension counts alike in the dot products, e.g. the |u − v| and u·v
+    parts of a sentence pair's features next to u and v themselves."""
+    centred = x - x.mean(0)
+    return (centred / (x.std(0) + 1e-6) / np.sqrt(x.shape[1])).astype(np.float32)
 
 
 def _cross_entropy(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -106,9 +119,12 @@ def _refine_pick(problem: _Problem, slot: int, candidates: np.ndarray, kernel: n
 @register_joint("bilevel")
 def bilevel(data: ClassData, label_ids: np.ndarray, budget: int, seed: int,
             oversample: int = 1, demand_rows: int = 4000, candidate_rows: int = 8000,
-            passes: int = 3, shortlist: int = 64) -> Selection:
-    start = select_per_class("herding", data, label_ids, budget, seed, oversample=oversample)
+            passes: int = 3, shortlist: int = 64, standardize: bool = False) -> Selection:
     x = data.features.astype(np.float32, copy=False)
+    if standardize:
+        x = standardized(x)
+        data = ClassData(x)
+    start = select_per_class("herding", data, label_ids, budget, seed, oversample=oversample)
     labels = np.unique(label_ids)
     classes = int(label_ids.max()) + 1 if len(label_ids) else 0
     first = start.ranks < budget
