@@ -18,10 +18,10 @@ class (memory: demand_rows x candidate_rows x 4 bytes, one class at a time). A c
 no more rows than the budget keeps all of them (and still counts in the classifier).
 Deterministic for a seed.
 
-With `standardize`, herding and the proxy both work on the features z-scored per
-dimension (`standardized`): measured much better on sentence pairs, whose raw dot products
-are dominated by how alike the two sentences are (benchmarks/RESULTS.md); off by default
-until measured through auto's grid.
+With `standardize` (the default), herding and the proxy both work on the features z-scored
+per dimension (`standardized`): on sentence pairs the raw dot products are dominated by how
+alike the two sentences are, not how they relate; measured better in most cells of the
+grid, by far on pairs (benchmarks/RESULTS.md).
 
 Attributes: demand_rows, candidate_rows, passes, shortlist, standardize. Input: every
 class's features. Output: per class the refined picks (the budget), then herding's next
@@ -119,7 +119,7 @@ def _refine_pick(problem: _Problem, slot: int, candidates: np.ndarray, kernel: n
 @register_joint("bilevel")
 def bilevel(data: ClassData, label_ids: np.ndarray, budget: int, seed: int,
             oversample: int = 1, demand_rows: int = 4000, candidate_rows: int = 8000,
-            passes: int = 3, shortlist: int = 64, standardize: bool = False) -> Selection:
+            passes: int = 3, shortlist: int = 64, standardize: bool = True) -> Selection:
     x = data.features.astype(np.float32, copy=False)
     if standardize:
         x = standardized(x)

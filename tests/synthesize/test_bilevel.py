@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from distill_core.synthesize.base import ClassData, select_per_class
-from distill_core.synthesize.bilevel import LR_GRID
+from distill_core.synthesize.bilevel import LR_GRID, standardized
 
 
 def _blobs(seed: int, per_class: int = 40, classes: int = 3, dim: int = 6) -> tuple[
@@ -44,8 +44,8 @@ def _outer_loss(x: np.ndarray, y: np.ndarray, picks: list[int]) -> float:
 def test_refined_set_lowers_the_pool_loss_and_no_single_swap_lowers_it_further(seed: int
                                                                               ) -> None:
     data, y = _blobs(seed)
-    x = data.features
-    herding = select_per_class("herding", data, y, 3, seed)
+    x = standardized(data.features)  # what it works on by default
+    herding = select_per_class("herding", ClassData(x), y, 3, seed)
     refined = select_per_class("bilevel", data, y, 3, seed,
                                params={"shortlist": 1000, "passes": 20})
     picks = refined.indices.tolist()
@@ -88,16 +88,18 @@ def test_a_small_class_is_kept_whole_and_still_shapes_the_others() -> None:
 def test_one_class_leaves_herding_as_is() -> None:
     data, _ = _blobs(5)
     y = np.zeros(len(data), dtype=int)
+    start = ClassData(standardized(data.features))
     assert (select_per_class("bilevel", data, y, 4, 0).indices.tolist()
+            == select_per_class("herding", start, y, 4, 0).indices.tolist())
+    assert (select_per_class("bilevel", data, y, 4, 0, {"standardize": False}).indices.tolist()
             == select_per_class("herding", data, y, 4, 0).indices.tolist())
 
 
 def test_standardize_is_read_and_optimises_the_z_scored_objective() -> None:
-    """With `standardize` the method works on the features z-scored per dimension (its
-    herding start and its proxy): deterministic, and its set fits that objective better than
-    the set chosen on the raw features, where one loud dimension dominates the products."""
-    from distill_core.synthesize.bilevel import standardized
-
+    """With `standardize` (the default) the method works on the features z-scored per
+    dimension (its herding start and its proxy): deterministic, and its set fits that
+    objective better than the set chosen on the raw features, where one loud dimension
+    dominates the products."""
     data, y = _blobs(6)
     loud = data.features * np.array([8.0, 1, 1, 1, 1, 1], dtype=np.float32)
     data = ClassData(loud)
@@ -106,7 +108,8 @@ def test_standardize_is_read_and_optimises_the_z_scored_objective() -> None:
     assert np.allclose(z.std(0) * np.sqrt(z.shape[1]), 1, atol=1e-3)
     picked = select_per_class("bilevel", data, y, 3, 0, params={"standardize": True})
     again = select_per_class("bilevel", data, y, 3, 0, params={"standardize": True})
-    raw = select_per_class("bilevel", data, y, 3, 0)
+    raw = select_per_class("bilevel", data, y, 3, 0, params={"standardize": False})
     assert picked.indices.tolist() == again.indices.tolist() != raw.indices.tolist()
+    assert select_per_class("bilevel", data, y, 3, 0).indices.tolist() == picked.indices.tolist()
     assert (_outer_loss(z, y, picked.indices.tolist())
             < _outer_loss(z, y, raw.indices.tolist()) - 1e-3)
