@@ -71,7 +71,7 @@ class BilevelOptions(MethodOptions):
     shortlist: int = Field(default=64, ge=1, description="Rows per pick tried exactly: those "
                            "whose swap lowers the loss most to first order.")
     standardize: bool = Field(default=True, description="Work on the features z-scored per "
-                              "dimension (better in 9 of 12 grid cells, by 6-17 points on "
+                              "dimension (better in 8 of 11 grid cells, by 6-17 points on "
                               "sentence pairs: benchmarks/RESULTS.md); false: the raw "
                               "features.")
 
