@@ -18,7 +18,7 @@ from distill_core.methods import METHODS, get_method, method_names
 from distill_core.pipeline.executor import ActorSpec, LocalExecutor, Resources
 from distill_core.pipeline.order import PIPELINE, active_stages
 from distill_core.pipeline.plan import plan_run
-from distill_core.synthesize.base import SELECTORS
+from distill_core.synthesize.base import JOINT_SELECTORS, SELECTORS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,10 +51,12 @@ def test_a_config_runs_only_the_stages_its_method_needs(overrides, expected) -> 
 
 
 def test_the_registry_agrees_with_the_selectors() -> None:
-    assert set(method_names("selection")) == set(SELECTORS)
+    assert set(method_names("selection")) == set(SELECTORS) | set(JOINT_SELECTORS)
+    assert not set(SELECTORS) & set(JOINT_SELECTORS)
     for method in METHODS:
         if method.family == "selection":
-            assert ("teacher" in method.needs) == SELECTORS[method.name].needs_teacher
+            needs_teacher = (method.name in SELECTORS and SELECTORS[method.name].needs_teacher)
+            assert ("teacher" in method.needs) == needs_teacher  # joint ones need none
         assert method.implementation() is not None
     with pytest.raises(KeyError, match="known: random"):
         get_method("kmean")
