@@ -14,7 +14,8 @@ Start: herding's picks in each class. Then coordinate descent: for each pick in 
 `shortlist` rows of its class whose swap lowers the loss most to first order are tried
 exactly, and the best replaces the pick when it lowers the loss; at most `passes` sweeps,
 fewer when a sweep swaps nothing. Candidates: a seeded sample of `candidate_rows` rows per
-class (memory: demand_rows x candidate_rows x 4 bytes, one class at a time). A class with
+class (memory: demand_rows x candidate_rows x 4 bytes per class, every class's kept when
+they fit in 1 GiB, else one class's at a time). A class with
 no more rows than the budget keeps all of them (and still counts in the classifier).
 Deterministic for a seed.
 
@@ -45,6 +46,7 @@ from distill_core.synthesize.base import (
 
 LR_GRID = tuple(float(2.0**k) for k in range(-1, 11))
 DEMAND_SEED_TAG = 1_402  # keeps the demand sample apart from the classes' own seeds
+KEEP_KERNELS_BYTES = 1 << 30  # demand x candidates kernels of every class kept up to this
 
 
 def standardized(x: np.ndarray) -> np.ndarray:
@@ -144,10 +146,18 @@ def bilevel(data: ClassData, label_ids: np.ndarray, budget: int, seed: int,
             rows = np.sort(np.random.default_rng(derive_seed(DEMAND_SEED_TAG, seed, c)).choice(
                 rows, candidate_rows, replace=False))
         pools[c] = rows
+    # Every class's kernel is kept across sweeps when they fit in KEEP_KERNELS_BYTES; else
+    # one class's at a time, computed again each sweep (many-class data): same numbers.
+    keep = len(demand) * sum(len(r) for r in pools.values()) * 4 <= KEEP_KERNELS_BYTES
+    kernels: dict[int, np.ndarray] = {}
     for _ in range(passes):
         moved = False
-        for c in refined:  # one class's kernel in memory at a time (many-class data)
-            kernel = problem.demand_x @ x[pools[c]].T  # [demand, candidates]
+        for c in refined:
+            kernel = kernels.get(c)
+            if kernel is None:
+                kernel = problem.demand_x @ x[pools[c]].T  # [demand, candidates]
+                if keep:
+                    kernels[c] = kernel
             for slot in range(len(problem.picks)):
                 if int(label_ids[problem.picks[slot]]) == c:
                     moved |= _refine_pick(problem, slot, pools[c], kernel, shortlist)

@@ -113,3 +113,14 @@ def test_standardize_is_read_and_optimises_the_z_scored_objective() -> None:
     assert select_per_class("bilevel", data, y, 3, 0).indices.tolist() == picked.indices.tolist()
     assert (_outer_loss(z, y, picked.indices.tolist())
             < _outer_loss(z, y, raw.indices.tolist()) - 1e-3)
+
+
+def test_kernels_kept_or_recomputed_give_the_same_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    import distill_core.synthesize.bilevel as module
+
+    data, y = _blobs(7)
+    kept = select_per_class("bilevel", data, y, 3, 0, oversample=2)
+    monkeypatch.setattr(module, "KEEP_KERNELS_BYTES", 0)  # one class's kernel at a time
+    again = select_per_class("bilevel", data, y, 3, 0, oversample=2)
+    assert kept.indices.tolist() == again.indices.tolist()
+    assert np.allclose(kept.scores, again.scores, equal_nan=True)
