@@ -71,9 +71,9 @@ class BilevelOptions(MethodOptions):
     shortlist: int = Field(default=64, ge=1, description="Rows per pick tried exactly: those "
                            "whose swap lowers the loss most to first order.")
     standardize: bool = Field(default=True, description="Work on the features z-scored per "
-                              "dimension (better in 8 of 11 grid cells, by 6-17 points on "
-                              "sentence pairs: benchmarks/RESULTS.md); false: the raw "
-                              "features.")
+                              "dimension (chosen on training folds: auto's cross-validation "
+                              "scores it above raw in every grid cell, benchmarks/RESULTS.md); "
+                              "false: the raw features.")
 
 
 class El2nOptions(MethodOptions):

@@ -129,7 +129,8 @@ def select_per_class(method: str, data: ClassData | np.ndarray, label_ids: np.nd
         return JOINT_SELECTORS[method](data, label_ids, budget, seed, oversample=oversample,
                                        **(params or {}))
     if method not in SELECTORS:
-        raise KeyError(f"unknown selection method {method!r}; known: {sorted(SELECTORS)}")
+        raise KeyError(f"unknown selection method {method!r}; known: "
+                       f"{sorted(SELECTORS.keys() | JOINT_SELECTORS.keys())}")
     spec = SELECTORS[method]
     data = data if isinstance(data, ClassData) else ClassData(data)
     if spec.needs_teacher and (data.grad_logits is None or data.el2n is None):

@@ -131,8 +131,7 @@ def bilevel(data: ClassData, label_ids: np.ndarray, budget: int, seed: int,
     classes = int(label_ids.max()) + 1 if len(label_ids) else 0
     first = start.ranks < budget
     picks = start.indices[first].tolist()
-    refined = [int(c) for c in labels if int(c) not in start.shortfall
-               and int((label_ids == c).sum()) > budget]
+    refined = [int(c) for c in labels if int((label_ids == c).sum()) > budget]
     if len(labels) < 2 or not refined:
         return start
     rng = np.random.default_rng(derive_seed(DEMAND_SEED_TAG, seed))
@@ -174,17 +173,15 @@ def _with_reserve(start: Selection, problem: _Problem, label_ids: np.ndarray, bu
     herding's ranked rows the picks did not take, to herding's ranked length."""
     base = problem.loss()
     chosen, ranks, scores = [], [], []
-    picks = np.asarray(problem.picks, dtype=np.int64)
     for c in np.unique(label_ids):
-        in_class = label_ids[start.indices] == c
-        ranked = start.indices[in_class]
-        mine = [p for p in picks.tolist() if label_ids[p] == c]
-        reserve = [r for r in ranked.tolist() if r not in set(mine)][:len(ranked) - len(mine)]
+        ranked = start.indices[label_ids[start.indices] == c]
+        mine = [p for p in problem.picks if label_ids[p] == c]
+        taken = set(mine)
+        reserve = [r for r in ranked.tolist() if r not in taken][:len(ranked) - len(mine)]
         rows = mine + reserve
         chosen.append(np.asarray(rows, dtype=np.int64))
         ranks.append(np.arange(len(rows)))
-        share = [problem.loss(problem.scores - problem.share(r)) - base
-                 if r in set(problem.picks) else np.nan for r in mine]
+        share = [problem.loss(problem.scores - problem.share(r)) - base for r in mine]
         scores.append(np.asarray(share + [np.nan] * len(reserve), dtype=np.float64))
     indices = np.concatenate(chosen)
     return Selection(indices, np.concatenate(ranks), np.concatenate(scores),
