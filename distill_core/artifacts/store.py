@@ -39,7 +39,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from distill_core.artifacts import objectstore
+from distill_core.artifacts import layout, objectstore
 from distill_core.artifacts.location import (
     RemotePath,
     Where,
@@ -370,7 +370,8 @@ class StageWriter:
     """Writes one stage's rows (and rejects) as they are produced, then publishes them whole.
 
     A streaming stage calls `write` once per batch, so no stage has to hold its whole output
-    in memory; batches roll into Parquet parts of `ROWS_PER_PART` rows in a hidden temporary
+    in memory; batches roll into Parquet parts of `ROWS_PER_PART` rows (laid out by `layout`:
+    vectors uncompressed, in row groups of a few MiB) in a hidden temporary
     folder (on an object store: under the writer's own attempt prefix, each part uploaded as
     it closes). Nothing is visible to readers until `publish` writes the manifest (naming each
     part with its size and sha256), then renames the folder into place (local disk) or is
@@ -409,7 +410,7 @@ class StageWriter:
                 self._roll(kind)
             room = ROWS_PER_PART - self._in_part[kind]
             piece = table.slice(offset, room)
-            self._open[kind].write_table(piece)
+            self._open[kind].write_table(piece, row_group_size=layout.group_rows(piece.schema))
             self._in_part[kind] += piece.num_rows
             self.rows[kind] += piece.num_rows
             offset += piece.num_rows
@@ -420,11 +421,14 @@ class StageWriter:
         folder = self.tmp / kind
         folder.mkdir(parents=True, exist_ok=True)
         name = f"part-{len(self._files[kind]):05d}.parquet"
+        codecs = layout.compression(self._schemas[kind])  # `layout`: vectors uncompressed
         if isinstance(folder, RemotePath):
             sink = self._sinks[kind] = objectstore.HashingSink(folder / name)
-            self._open[kind] = pq.ParquetWriter(sink.arrow_file(), self._schemas[kind])
+            self._open[kind] = pq.ParquetWriter(sink.arrow_file(), self._schemas[kind],
+                                                compression=codecs)
         else:
-            self._open[kind] = pq.ParquetWriter(folder / name, self._schemas[kind])
+            self._open[kind] = pq.ParquetWriter(folder / name, self._schemas[kind],
+                                                compression=codecs)
         self._in_part[kind] = 0
         self._files[kind].append(f"{kind}/{name}")
 

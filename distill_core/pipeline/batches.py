@@ -2,8 +2,10 @@
 
 Stages whose output is one row per corpus row (signals, teacher) list the corpus's rows in
 its order, so a consumer can walk the corpus and its embeddings together without holding
-either: `aligned_batches` re-slices the two streams to common boundaries. Parts are checked
-against their manifest first (size, sha256), as `RunStore.read` does.
+either: `aligned_batches` re-slices the two streams to common boundaries. A consumer that
+wants a few rows by position reads them with `rows_at`, which decodes only the row groups
+holding them (vector stages write row groups of a few MiB: `artifacts/layout.py`). Parts are
+checked against their manifest first (size, sha256), as `RunStore.read` does.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from distill_core.artifacts.store import RunStore, part_file
@@ -57,6 +60,30 @@ def stage_batches(store: RunStore, stage: str, columns: list[str] | None = None,
                     held, rows = rest.to_batches(), rest.num_rows
         if rows:
             yield pa.Table.from_batches(held).combine_chunks()
+
+
+def rows_at(store: RunStore, stage: str, positions: np.ndarray, columns: list[str]
+            ) -> tuple[pa.Table, int]:
+    """The stage's rows at `positions` (sorted, distinct row numbers), in that order, reading
+    only the row groups that hold one of them; and the stage's row count (from the parts'
+    footers), so a caller can check it against the stage it pairs these rows with."""
+    pieces: list[pa.Table] = []
+    empty: pa.Table | None = None
+    offset = 0
+    for path in verified_parts(store, stage):
+        handle = part_file(path)
+        if empty is None:
+            empty = handle.schema_arrow.empty_table().select(columns)
+        meta = handle.metadata
+        for group in range(meta.num_row_groups):
+            rows = meta.row_group(group).num_rows
+            first, last = np.searchsorted(positions, [offset, offset + rows])
+            if last > first:
+                table = handle.read_row_group(group, columns=columns)
+                pieces.append(table.take(pa.array(positions[first:last] - offset)))
+            offset += rows
+    assert empty is not None, "a published stage has at least one part"
+    return (pa.concat_tables(pieces) if pieces else empty), offset
 
 
 def aligned_batches(store: RunStore, left: tuple[str, list[str]], right: tuple[str, list[str]],

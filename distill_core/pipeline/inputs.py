@@ -26,6 +26,7 @@ from distill_core.filter.stage import FilterContext
 from distill_core.generate.features import generated_features
 from distill_core.pipeline.batches import (
     aligned_batches,
+    rows_at,
     stage_batches,
     stage_rows,
     verified_parts,
@@ -224,26 +225,29 @@ def signal_columns(store: RunStore) -> list[str]:
 def corpus_where(store: RunStore, pick: Callable[[pa.Table, int], np.ndarray],
                  columns: list[str]) -> tuple[pa.Table, np.ndarray, np.ndarray]:
     """The corpus rows `pick(rows, first row)` marks, their features and corpus positions, in
-    corpus order: one streamed pass over the corpus and its embeddings, holding only those."""
-    tables, vectors, positions, empty = [], [], [], None
-    for start, rows, embedded in aligned_batches(store, ("ingest", columns),
-                                                 ("signals", signal_columns(store))):
-        if not rows.column("example_id").equals(embedded.column("example_id")):
-            raise RuntimeError("embeddings are not aligned with the corpus (different run "
-                               "inputs?)")
+    corpus order: one streamed pass over the corpus (`columns`), then only the row groups of
+    the embeddings that hold a marked row (`rows_at`), so a few rows of a large corpus cost
+    a pass over its texts, not over its vectors. Holds only the marked rows."""
+    tables, positions, empty = [], [], None
+    start = 0
+    for rows in stage_batches(store, "ingest", columns):
         mask = np.asarray(pick(rows, start), dtype=bool)
-        empty = empty if empty is not None else (rows.slice(0, 0), features(embedded.slice(0,
-                                                                                           0)))
+        empty = empty if empty is not None else rows.slice(0, 0)
         if mask.any():
-            chosen = pa.array(mask)
-            tables.append(rows.filter(chosen))
-            vectors.append(features(embedded.filter(chosen)))
+            tables.append(rows.filter(pa.array(mask)))
             positions.append(start + np.flatnonzero(mask))
-    if not tables:
-        if empty is None:
-            raise ArtifactError(f"{store.stage_dir('ingest')}: the corpus has no rows")
-        return empty[0], empty[1], np.zeros(0, np.int64)
-    return (pa.concat_tables(tables), np.concatenate(vectors), np.concatenate(positions))
+        start += rows.num_rows
+    if empty is None:
+        raise ArtifactError(f"{store.stage_dir('ingest')}: the corpus has no rows")
+    at = np.concatenate(positions) if positions else np.zeros(0, np.int64)
+    embedded, embedded_rows = rows_at(store, "signals", at, signal_columns(store))
+    if embedded_rows != start:
+        raise ArtifactError(f"signals has {embedded_rows} rows and ingest {start} (different "
+                            "run inputs?); rerun the command to recompute the stages")
+    chosen = pa.concat_tables(tables) if tables else empty
+    if not chosen.column("example_id").equals(embedded.column("example_id")):
+        raise RuntimeError("embeddings are not aligned with the corpus (different run inputs?)")
+    return chosen, features(embedded), at
 
 
 def ids_pick(ids: list[str], splits: tuple[str, ...] = ()

@@ -9,8 +9,9 @@ another folder and never another model's vectors.
 Rows are keyed by `text_hash`, the blake2b-128 of the exact string the encoder reads, not by
 `example_id`: an `example_id` hashes text and label, so a relabelled row (a fixed label, a
 changed label map) would miss the cache although its vector cannot change; and a pair's two
-sides are embedded as separate strings, so each string is one cache row. Vectors are
-float32 fixed-size lists.
+sides are embedded as separate strings, so each string is one cache row. A vector is
+stored as its float32 bytes (little-endian) in a fixed-size binary value: Parquet decodes
+that column ~8x faster than a fixed-size list of floats, which carries a level per float.
 
 A run that embeds new texts appends one part: written under a temporary name, renamed into
 place, then its sidecar is renamed into place last. Readers trust only parts a sidecar
@@ -19,12 +20,13 @@ dropped (both files removed) and its texts are embedded again, never silently re
 Concurrent writers write distinct names, so both parts land whole; a text embedded by both
 is then in two parts and the oldest part wins, so every reader picks the same vector.
 
-A cache object reads every verified part's keys once (16 bytes and a 4-byte row number per
-cached text, sorted), so a lookup is a binary search and reads the vectors of only the parts that
-hold a match; a stage that looks up batch after batch keeps one object, and the parts it
-appends (or another writer adds: each lookup lists the folder) join its index. Verifying a
-part reads its bytes once more (sha256, remembered per process), and a part is verified
-again right before its vectors are used.
+A cache object reads every verified part's keys once (16 bytes, as two 64-bit words, and a
+4-byte row number per cached text, sorted), so a lookup is a binary search and reads the
+vectors of only the parts that hold a match; a stage that looks up batch after batch keeps
+one object, and the parts it appends (or another writer adds: each lookup lists the
+folder) join its index. Verifying a part reads its bytes once more (sha256, remembered per
+process), and a part is verified again right before its vectors are used. Parts are written
+uncompressed: hashes and float vectors do not compress.
 
 Vectors come from batched inference, whose last bits depend on the batch a text shared
 (padding and kernel choice; up to ~2e-7 here): a reused vector is bit for bit the one first
@@ -53,7 +55,8 @@ from distill_core.artifacts.store import file_sha256
 from distill_core.errors import ArtifactError
 from distill_core.hashing import stable_hash, stream_sha256
 
-FORMAT = 1  # bump when the part layout changes: older parts then sit under another key
+FORMAT = 2  # bump when the part layout changes: older parts then sit under another key
+# (2: vectors as fixed-size binary, uncompressed; 1 held fixed-size lists of float32)
 ROW_GROUP = 65_536  # rows per Parquet row group: the unit a filtered scan holds in memory
 ORPHAN_AGE_S = 3600  # a part without its sidecar this old was left by a crashed writer
 KEY_TYPE = pa.binary(16)
@@ -113,38 +116,57 @@ def _writer_gone(name: str) -> bool:
     return False
 
 
-def _as_bytes(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """16-byte keys as a numpy `S16` array (sorts and compares bytewise: every key has 16
-    bytes, so `S` dtype's trailing-null padding never makes two distinct keys equal)."""
+def _key_words(keys: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """16-byte keys as two uint64 words each (first and last 8 bytes): numbers compare and
+    binary-search some 20x faster than numpy's `S16` byte strings, and the pair is the key."""
     array = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
     array = array.cast(KEY_TYPE)
-    data = np.frombuffer(array.buffers()[1], dtype="S16", count=array.offset + len(array))
-    return data[array.offset:]
+    words = np.frombuffer(array.buffers()[1], dtype=np.uint64,
+                          count=2 * (array.offset + len(array)))[2 * array.offset:]
+    return words[0::2].copy(), words[1::2].copy()
+
+
+def _vectors(column: pa.FixedSizeBinaryArray, dim: int) -> np.ndarray:
+    """A part's `embedding` column as a float32 [n, dim] matrix."""
+    raw = np.frombuffer(column.buffers()[1], dtype="<f4", count=(column.offset + len(column))
+                        * dim)
+    return raw[column.offset * dim:].reshape(-1, dim).astype(np.float32, copy=False)
 
 
 @dataclass
 class _PartIndex:
-    """One verified part's keys, sorted, with the row each sits in."""
+    """One verified part's keys, sorted by (first word, second word), with the row each
+    sits in."""
 
     part: Path
     sidecar: Path
     dim: int
-    keys: np.ndarray  # S16, sorted
+    high: np.ndarray  # uint64, sorted
+    low: np.ndarray  # uint64, sorted within each run of equal `high`
     rows: np.ndarray  # int32: the part row of each sorted key (a part holds < 2**31 rows)
 
     @classmethod
     def of(cls, part: Path, sidecar: Path, dim: int,
            keys: pa.Array | pa.ChunkedArray) -> _PartIndex:
-        raw = _as_bytes(keys)
-        order = np.argsort(raw, kind="stable")
-        return cls(part, sidecar, dim, raw[order], order.astype(np.int32))
+        high, low = _key_words(keys)
+        order = np.lexsort((low, high))
+        return cls(part, sidecar, dim, high[order], low[order], order.astype(np.int32))
 
-    def match(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def match(self, high: np.ndarray, low: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(which wanted keys are here, the part row of each; rows of misses are junk)."""
-        if len(self.keys) == 0:
-            return np.zeros(len(wanted), dtype=bool), np.zeros(len(wanted), dtype=np.int64)
-        position = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
-        return self.keys[position] == wanted, self.rows[position]
+        size = len(self.high)
+        if size == 0:
+            return np.zeros(len(high), dtype=bool), np.zeros(len(high), dtype=np.int64)
+        position = np.minimum(np.searchsorted(self.high, high), size - 1)
+        same_high = self.high[position] == high
+        hits = same_high & (self.low[position] == low)
+        # Keys sharing a first word (about one pair in 2**64): the match may sit further on.
+        for i in np.flatnonzero(same_high & ~hits):
+            end = int(np.searchsorted(self.high, high[i], side="right"))
+            at = int(position[i]) + int(np.searchsorted(self.low[position[i]:end], low[i]))
+            if at < end and self.low[at] == low[i]:
+                position[i], hits[i] = at, True
+        return hits, self.rows[position]
 
 
 class RowCache:
@@ -221,8 +243,7 @@ class RowCache:
                 schema = pq.read_schema(part)
                 column = schema.field("embedding").type
                 if (schema.field("text_hash").type != KEY_TYPE
-                        or not pa.types.is_fixed_size_list(column) or column.list_size != size
-                        or column.value_type != pa.float32()):
+                        or column != pa.binary(4 * size)):
                     self._drop(sidecar, f"unexpected columns {schema}")
                     continue
                 keys = pq.read_table(part, columns=["text_hash"]).column("text_hash")
@@ -239,13 +260,15 @@ class RowCache:
         """The cached vectors of `keys` (distinct). Keys are matched against the parts' key
         index (read once); only the parts holding a match are read, and each is verified
         against its sidecar (size, sha256) right before its vectors are used."""
-        wanted = _as_bytes(keys)
-        found = np.zeros(len(wanted), dtype=bool)
+        high, low = _key_words(keys)
+        order = np.argsort(high, kind="stable")  # sorted needles: a binary search ~4x faster
+        high, low = high[order], low[order]
+        found = np.zeros(len(high), dtype=bool)  # in `order`
         vectors: np.ndarray | None = None
         parts = 0
         for entry in list(self._load_index()):
             parts += 1
-            hits, rows = entry.match(wanted)
+            hits, rows = entry.match(high, low)
             hits &= ~found  # the oldest part wins a key written twice
             if not hits.any():
                 continue
@@ -258,14 +281,14 @@ class RowCache:
                 self._drop(entry.sidecar, f"unreadable ({exc})")
                 self._index.remove(entry)  # type: ignore[union-attr]
                 continue
-            flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
-            matrix = flat.reshape(-1, entry.dim)
+            matrix = _vectors(column.combine_chunks(), entry.dim)
             if vectors is None:
-                vectors = np.zeros((len(wanted), entry.dim), dtype=np.float32)
-            vectors[hits] = matrix[rows[hits]]
+                vectors = np.zeros((len(high), entry.dim), dtype=np.float32)
+            vectors[order[hits]] = matrix[rows[hits]]
             found |= hits
         if vectors is None and self._index:
-            vectors = np.zeros((len(wanted), self._index[0].dim), dtype=np.float32)
+            vectors = np.zeros((len(high), self._index[0].dim), dtype=np.float32)
+        found[order] = found.copy()
         return Lookup(vectors, found, parts)
 
     # -- writing ---------------------------------------------------------------------------
@@ -315,11 +338,13 @@ class RowCache:
         tmp_part = self.folder / f".{part.name}.{suffix}"
         tmp_sidecar = self.folder / f".{sidecar.name}.{suffix}"
         dim = int(vectors.shape[1])
-        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), pa.float32())
+        raw = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
         table = pa.table({"text_hash": keys.cast(KEY_TYPE),
-                          "embedding": pa.FixedSizeListArray.from_arrays(flat, dim)})
+                          "embedding": pa.FixedSizeBinaryArray.from_buffers(
+                              pa.binary(4 * dim), len(vectors), [None, pa.py_buffer(raw)])})
         try:
-            pq.write_table(table, tmp_part, row_group_size=ROW_GROUP)
+            # Uncompressed: hashes and float vectors do not compress; snappy only slows reads.
+            pq.write_table(table, tmp_part, row_group_size=ROW_GROUP, compression="none")
             with tmp_part.open("rb") as handle:
                 digest = stream_sha256(handle)
             record = {"format": FORMAT, "file": part.name, "rows": table.num_rows, "dim": dim,

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from distill_core.config import load_config
@@ -17,7 +18,14 @@ from distill_core.pipeline.stages.signals import _settings
 from distill_core.report import build_report
 from distill_core.signals.embeddings import distinct_texts, matrix
 from distill_core.signals.readout import embed_texts
-from distill_core.signals.row_cache import RowCache, cached_encode, text_hashes
+from distill_core.signals.row_cache import (
+    KEY_TYPE,
+    RowCache,
+    _key_words,
+    _PartIndex,
+    cached_encode,
+    text_hashes,
+)
 from tests.conftest import ROOT, write_slice
 
 DAY1_TRAIN, DAY2_TRAIN, RELABELLED = 81, 111, 5  # lines kept of the real train file
@@ -195,3 +203,18 @@ def test_concurrent_writers_leave_whole_parts(texts: list[str], encoder,
     assert found.parts_read == 16 and found.found.all() and reader.dropped == []
     assert np.array_equal(found.vectors, vectors)
     assert not [p for p in reader.folder.iterdir() if p.name.startswith(".")]
+
+
+def test_keys_sharing_their_first_word_are_told_apart_by_the_second(tmp_path: Path) -> None:
+    """The index binary-searches the first 8 bytes; keys equal there (about one pair in
+    2**64 for real hashes, forced here) must still each find their own row, and a key that
+    shares only the first word must miss."""
+    def key(first: int, second: int) -> bytes:
+        return first.to_bytes(8, "little") + second.to_bytes(8, "little")
+
+    stored = [key(7, 30), key(7, 10), key(1, 5), key(7, 20), key(9, 1)]
+    index = _PartIndex.of(tmp_path / "p", tmp_path / "s", 4, pa.array(stored, KEY_TYPE))
+    asked = [key(7, 20), key(7, 30), key(7, 10), key(7, 25), key(1, 5), key(8, 0), key(9, 1)]
+    hits, rows = index.match(*_key_words(pa.array(asked, KEY_TYPE)))
+    assert hits.tolist() == [True, True, True, False, True, False, True]
+    assert rows[hits].tolist() == [3, 0, 1, 2, 4]
