@@ -16,7 +16,13 @@ from distill_core.artifacts.store import RunStore
 from distill_core.pipeline.batches import rows_at, verified_parts
 from distill_core.signals.embeddings import matrix, vectors_array
 
-DIM, ROWS = 1024, 9_000  # 4 KiB of vector a row: row groups of 1,024 rows
+DIM, ROWS = 1024, 9_000  # 4 KiB of vector a row: 1,024-row groups at 4 MiB a group
+
+
+@pytest.fixture(autouse=True)
+def four_mib_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """4 MiB groups, so small test tables span several (the default is 16 MiB)."""
+    monkeypatch.setattr(layout, "ROW_GROUP_BYTES", 4 << 20)
 
 
 def _stage(store: RunStore, stage: str, with_vectors: bool) -> np.ndarray:
@@ -46,6 +52,7 @@ def test_vector_stages_get_small_uncompressed_row_groups(tmp_path: Path) -> None
     texts = pq.ParquetFile(verified_parts(store, "ingest")[0]).metadata
     assert texts.row_group(0).num_rows == 2_500  # no vectors: one group per written batch
     assert layout.group_rows(pa.schema([("e", pa.list_(pa.float32(), 384))])) == 2_730
+    assert layout.group_rows(pa.schema([("e", pa.list_(pa.float32(), 8))])) == 65_536
 
 
 @pytest.mark.parametrize("positions", [[], [0], [1_023, 1_024, 2_499, 2_500, 8_999],
