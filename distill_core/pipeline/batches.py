@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from distill_core.artifacts.store import RunStore, part_file
 from distill_core.errors import ArtifactError
@@ -37,19 +38,35 @@ def stage_rows(store: RunStore, stage: str) -> int:
     return sum(part_file(p).metadata.num_rows for p in verified_parts(store, stage))
 
 
+def _group_runs(meta: pq.FileMetaData, batch_rows: int) -> list[list[int]]:
+    """A part's row groups in order, in runs of consecutive groups holding at most
+    `batch_rows` rows together (a larger group is a run of its own)."""
+    runs: list[list[int]] = []
+    rows = 0
+    for group in range(meta.num_row_groups):
+        size = meta.row_group(group).num_rows
+        if not runs or rows + size > batch_rows:
+            runs.append([])
+            rows = 0
+        runs[-1].append(group)
+        rows += size
+    return runs
+
+
 def stage_batches(store: RunStore, stage: str, columns: list[str] | None = None,
                   batch_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
     """The stage's rows in order, `batch_rows` at a time (the last batch of a part shorter).
 
-    Parts are read one row group at a time: `iter_batches` over a whole file pre-buffers
-    every row group it will read, so memory would follow the part (200k rows: ~300 MB of
-    vectors), not the batch."""
+    Parts are read a batch's worth of row groups at a time (`_group_runs`): `iter_batches`
+    over a whole file pre-buffers every row group it will read, so memory would follow the
+    part (200k rows: ~300 MB of vectors), not the batch; and small row groups read together
+    come back as one batch, not as pieces to join with a copy."""
     for path in verified_parts(store, stage):
         handle = part_file(path)
         held: list[pa.RecordBatch] = []
         rows = 0
-        for group in range(handle.metadata.num_row_groups):
-            for batch in handle.iter_batches(batch_size=batch_rows, row_groups=[group],
+        for groups in _group_runs(handle.metadata, batch_rows):
+            for batch in handle.iter_batches(batch_size=batch_rows, row_groups=groups,
                                              columns=columns):
                 held.append(batch)
                 rows += batch.num_rows
