@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from distill_core.config import load_config
 from distill_core.pipeline.inputs import selection_pool
 from distill_core.pipeline.stages import signals as signals_stage
-from distill_core.signals.embeddings import embed_corpus, matrix, texts_hash
+from distill_core.signals.embeddings import StringsHasher, embed_corpus, matrix, texts_hash
 from distill_core.synthesize import class_rows, streamed
 from distill_core.synthesize.base import select_per_class
 
@@ -62,3 +63,24 @@ def test_streamed_herding_from_the_parts_matches_in_memory(streamed_run) -> None
         assert [r["example_id"] for r in rows] == expected.tolist()
         assert all(r["parent_ids"] == [r["example_id"]] for r in rows)
     assert not list(store.root.glob(".synthesize-spill*"))  # the spill folder is removed
+
+
+def test_the_strings_hash_depends_on_the_values_not_on_the_chunks() -> None:
+    """Same values cut differently: same digest; values that only differ in where one ends
+    and the next begins, or a null against an empty string: another digest."""
+    def digest(*chunks: list[str | None]) -> str:
+        hasher = StringsHasher()
+        for chunk in chunks:
+            hasher.update(pa.chunked_array([pa.array(chunk, pa.string())]))
+        return hasher.hexdigest()
+
+    values = ["a film", None, "", "déjà vu", "x" * 1000]
+    whole = digest(values)
+    assert digest(values[:2], values[2:]) == whole
+    assert digest(values[:1], [], values[1:4], values[4:]) == whole
+    sliced = StringsHasher()
+    sliced.update(pa.array(["pad", *values], pa.string()).slice(1))
+    assert sliced.hexdigest() == whole
+    assert digest(["ab", "c"]) != digest(["a", "bc"])
+    assert digest([None]) != digest([""])
+    assert digest(["a", "b"]) != digest(["b", "a"])

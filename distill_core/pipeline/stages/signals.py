@@ -11,7 +11,8 @@ where each batch starts an actor pool) and each batch's rows are written as they
 memory follows the batch, not the corpus. Distinct texts are counted per batch: a text
 repeated in two batches is embedded in the first and reused from the row cache in the second
 (embedded twice with the cache off). The texts' hash (the stage's identity) is computed the
-same way, batch by batch.
+same way, batch by batch, from the columns' Arrow buffers (`StringsHasher`: no Python call
+per row; the digests changed when it came in, so stages from before recompute once).
 
 On an executor whose workers read Parquet themselves (Ray), the driver does not feed them
 rows: `map_parquet` hands the pool the ingest parts its manifest names (Ray Data reads
@@ -23,7 +24,6 @@ and one of ids, never the corpus's texts.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from typing import Any
@@ -39,6 +39,7 @@ from distill_core.pipeline.executor import ActorSpec, BatchResult, Resources
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.signals.actors import CorpusEmbedActor
 from distill_core.signals.embeddings import (
+    StringsHasher,
     TextsHasher,
     distinct_texts,
     embed_corpus,
@@ -78,11 +79,10 @@ def _texts(cfg: RunConfig, store: RunStore) -> dict[str, str]:
     """Embeddings depend on the texts, not on how ingest found them: keyed by their hash, and
     by the rows' example ids, which the artifact names (a relabelled corpus has the same texts
     under new ids; its vectors still come from the per-text row cache)."""
-    hasher, ids = TextsHasher(), hashlib.blake2b(digest_size=16)
+    hasher, ids = TextsHasher(), StringsHasher()
     for batch in stage_batches(store, "ingest", ["example_id", "text", "text_pair"]):
         hasher.update(batch)
-        for example_id in batch.column("example_id").to_pylist():
-            ids.update(example_id.encode("utf-8") + b"\x1e")
+        ids.update(batch.column("example_id"))
     return {"texts": hasher.hexdigest(), "example_ids": ids.hexdigest()}
 
 
