@@ -13,9 +13,7 @@ Both implementations see the same keys and vectors; the rerun's vectors are chec
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,20 +25,8 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.git_baseline import module_at  # noqa: E402
 from distill_core.signals import row_cache as current  # noqa: E402
-
-
-def baseline_module(commit: str, folder: Path):
-    """`distill_core/signals/row_cache.py` as it was at `commit`, imported under another name."""
-    source = subprocess.run(["git", "show", f"{commit}:distill_core/signals/row_cache.py"],
-                            cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    path = folder / "row_cache_baseline.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("row_cache_baseline", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def run(module, cache_root: Path, keys: list[pa.Array], vectors: list[np.ndarray]
@@ -76,7 +62,7 @@ def main() -> None:
     vectors = [rng.standard_normal((len(k), args.dim)).astype(np.float32) for k in keys]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        old = baseline_module(args.baseline, folder)
+        old = module_at(args.baseline, "distill_core/signals/row_cache.py", folder)
         results = {"rows": args.rows, "batch": args.batch, "dim": args.dim,
                    f"baseline ({args.baseline})": run(old, folder / "old", keys, vectors),
                    "key index": run(current, folder / "new", keys, vectors)}

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,21 +21,10 @@ import pyarrow.csv as pacsv
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.git_baseline import module_at  # noqa: E402
 from distill_core.signals import embeddings as current  # noqa: E402
 
 BATCH = 65_536
-
-
-def baseline_module(commit: str, folder: Path):
-    """`distill_core/signals/embeddings.py` at `commit`, imported under another name."""
-    source = subprocess.run(["git", "show", f"{commit}:distill_core/signals/embeddings.py"],
-                            cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    path = folder / "embeddings_baseline.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("embeddings_baseline", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def batches(data_dir: Path, rows: int) -> list[pa.Table]:
@@ -90,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     tables = batches(args.data_dir, args.rows)
     with tempfile.TemporaryDirectory() as tmp:
-        old = baseline_module(args.baseline, Path(tmp))
+        old = module_at(args.baseline, "distill_core/signals/embeddings.py", Path(tmp))
         results = {"rows": args.rows, "best of": 3,
                    f"row by row ({args.baseline}) s": timed(old_identity, old, tables),
                    "from buffers s": timed(new_identity, tables)}
