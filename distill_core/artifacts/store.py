@@ -371,7 +371,7 @@ class StageWriter:
 
     A streaming stage calls `write` once per batch, so no stage has to hold its whole output
     in memory; batches roll into Parquet parts of `ROWS_PER_PART` rows (laid out by `layout`:
-    vectors uncompressed, in row groups of a few MiB) in a hidden temporary
+    vectors uncompressed, in row groups of ~16 MiB) in a hidden temporary
     folder (on an object store: under the writer's own attempt prefix, each part uploaded as
     it closes). Nothing is visible to readers until `publish` writes the manifest (naming each
     part with its size and sha256), then renames the folder into place (local disk) or is

@@ -4,7 +4,7 @@ Stages whose output is one row per corpus row (signals, teacher) list the corpus
 its order, so a consumer can walk the corpus and its embeddings together without holding
 either: `aligned_batches` re-slices the two streams to common boundaries. A consumer that
 wants a few rows by position reads them with `rows_at`, which decodes only the row groups
-holding them (vector stages write row groups of a few MiB: `artifacts/layout.py`). Parts are
+holding them (vector stages write row groups of ~16 MiB: `artifacts/layout.py`). Parts are
 checked against their manifest first (size, sha256), as `RunStore.read` does.
 """
 
