@@ -24,7 +24,8 @@ class StringsHasher:
     Two running hashes: one over the values' UTF-8 bytes, one over their byte lengths (-1
     for a null). Together they fix every value, and neither depends on where the column is
     cut into batches or chunks. They are computed from Arrow's buffers, with no Python call
-    per row (1M SST-2 rows: ~0.2 s, against ~2.5 s hashing row by row)."""
+    per row (texts and ids of 1M rows: 0.17 s against 0.82 s row by row,
+    `benchmarks/bench_texts_hash.py`)."""
 
     def __init__(self) -> None:
         self.data = hashlib.blake2b(digest_size=16)

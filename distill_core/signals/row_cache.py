@@ -117,8 +117,8 @@ def _writer_gone(name: str) -> bool:
 
 
 def _key_words(keys: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """16-byte keys as two uint64 words each (first and last 8 bytes): numbers compare and
-    binary-search some 20x faster than numpy's `S16` byte strings, and the pair is the key."""
+    """16-byte keys as two uint64 words each (first and last 8 bytes): numpy binary-searches
+    numbers 2.6x faster than `S16` byte strings here, and the pair is the key."""
     array = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
     array = array.cast(KEY_TYPE)
     words = np.frombuffer(array.buffers()[1], dtype=np.uint64,
@@ -288,7 +288,7 @@ class RowCache:
             found |= hits
         if vectors is None and self._index:
             vectors = np.zeros((len(high), self._index[0].dim), dtype=np.float32)
-        found[order] = found.copy()
+        found[order] = found.copy()  # back to the keys' own order
         return Lookup(vectors, found, parts)
 
     # -- writing ---------------------------------------------------------------------------

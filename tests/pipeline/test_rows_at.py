@@ -26,7 +26,7 @@ def four_mib_groups(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _stage(store: RunStore, stage: str, with_vectors: bool) -> np.ndarray:
-    """Write `ROWS` rows in batches of 2,500 (parts roll, groups straddle batches)."""
+    """Write `ROWS` rows in batches of 2,500 (one part; a group ends where a batch does)."""
     x = np.random.default_rng(0).standard_normal((ROWS, DIM)).astype(np.float32)
     writer = store.stage_writer(stage)
     for start in range(0, ROWS, 2_500):
@@ -80,4 +80,4 @@ def test_rows_at_reads_only_the_groups_holding_a_row(tmp_path: Path,
 
     monkeypatch.setattr(pq.ParquetFile, "read_row_group", counted)
     rows_at(store, "signals", np.asarray([5, 10, 1_030]), ["example_id"])
-    assert read == [0, 1]  # two groups of the first part, none of the rest
+    assert read == [0, 1]  # the two groups holding a row, none of the other nine
