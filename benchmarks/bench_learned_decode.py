@@ -16,11 +16,13 @@ pooled features in closed form, `one_step_head`, which the tests check against
 the inner step), next to the learned embeddings themselves; `probe` = the
 project's linear probe (C = 1, hard labels) on the signals embeddings, the
 learner every selection method is scored by; `finetune` (with `--finetune`) = the
-project's fine-tuned MiniLM (its 200-step recipe, hard labels) on the text. Setup
+project's fine-tuned MiniLM (its 200-step recipe, hard labels) on the text; `scratch`
+(with `--scratch`) = the project's from-scratch transformer on the text. Setup
 (the pool's features) is not in the per-seed times.
 
     python benchmarks/bench_learned_decode.py --per-class 1 5 --seeds 0 1 2 --out decode.json
     python benchmarks/bench_learned_decode.py --per-class 5 --seeds 0 1 2 --finetune
+    python benchmarks/bench_learned_decode.py --per-class 10 --seeds 0 1 2 --finetune --scratch
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from distill_core.learned import (
 )
 from distill_core.learned.decode import matched_sentences, nearest_sentences, one_step_head
 from distill_core.learners.data import LearnerData, TrainingRows
-from distill_core.learners.network import train_finetune
+from distill_core.learners.network import train_finetune, train_scratch
 from distill_core.learners.probe import train_linear_probe
 from distill_core.learners.spec import LearnerSpec
 from distill_core.models.finetune import load_pretrained
@@ -82,6 +84,9 @@ def main() -> None:
     parser.add_argument("--finetune", action="store_true",
                         help="also fine-tune the project's `finetune` learner (MiniLM, its "
                         "default 200-step recipe, hard labels) on each real-text set")
+    parser.add_argument("--scratch", action="store_true",
+                        help="also train the project's from-scratch transformer (`scratch`, "
+                        "its default recipe, hard labels) on each real-text set")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.threads:
@@ -123,12 +128,14 @@ def main() -> None:
         weight, bias = one_step_head(pooled[rows], soft, lr)
         return head_accuracy(weight, bias, dev_pooled, dev_labels)
 
-    finetune = LearnerSpec(kind="finetune", model=args.model)
     empty = np.zeros((0, 0), dtype=np.float32)
+    text_learners = {"finetune": (train_finetune, LearnerSpec(kind="finetune", model=args.model)),
+                     "scratch": (train_scratch, LearnerSpec(kind="scratch", model=args.model))}
 
-    def finetune_accuracy(rows: list[int], seed: int) -> float:
-        return train_finetune(
-            finetune, TrainingRows(LearnerData([train["texts"][i] for i in rows], None, empty,
+    def text_accuracy(learner_kind: str, rows: list[int], seed: int) -> float:
+        train_fn, spec = text_learners[learner_kind]
+        return train_fn(
+            spec, TrainingRows(LearnerData([train["texts"][i] for i in rows], None, empty,
                                                train["labels"][rows])),
             LearnerData(list(dev_rows["texts"]), None, empty, dev_rows["labels"]), [0, 1],
             seed).accuracy
@@ -183,10 +190,10 @@ def main() -> None:
                     rows, torch.nn.functional.one_hot(labels[rows], 2).float(), lr)
                 if name in ("nearest", "matched"):
                     row[f"{name}_learned_step"] = protocol_accuracy(rows, soft, lr)
-            if args.finetune:
+            for kind in [k for k in ("finetune", "scratch") if getattr(args, k)]:
                 for name, rows in (("prototypes", prototype_rows), ("matched", matched),
                                    ("herding", herding)):
-                    row[f"{name}_finetune"] = finetune_accuracy(rows, seed)
+                    row[f"{name}_{kind}"] = text_accuracy(kind, rows, seed)
             row["prototypes_learned_step_init"] = protocol_accuracy(
                 prototype_rows, hard * 0.9 + 0.05, torch.tensor(1.0))
             results.append(row)
@@ -198,7 +205,7 @@ def main() -> None:
                                   round(100 * statistics.stdev(r[k] for r in rows), 1)
                                   if len(rows) > 1 else 0.0)
                               for k in rows[0] if k.endswith(("probe", "step", "embeddings",
-                                                              "step_init", "finetune"))}
+                                                              "step_init", "finetune", "scratch"))}
     print(json.dumps(summary, indent=1))
     if args.out:
         args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
