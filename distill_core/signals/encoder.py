@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distill_core.heap import keep_large_blocks_mapped
 from distill_core.hub import require_hub
 from distill_core.signals.models import hub_unavailable, resolve_model_path
 
@@ -116,6 +117,8 @@ class SentenceEncoder:
                progress: ProgressCallback | None = None) -> np.ndarray:
         """Embeddings of `texts` as float32 [n, dim], rows L2-normalised, in input order."""
         import torch
+
+        keep_large_blocks_mapped()  # freed activations go back to the system (heap.py)
 
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
