@@ -1,17 +1,18 @@
-"""Peak RSS and wall time of the MiniLM encoder with glibc's default heap against a fixed
-4 MiB mmap threshold (`distill_core/heap.py`), each in a fresh process, alternating.
+"""Peak RSS and wall time of the MiniLM encoder: batches capped by padded tokens (this
+code, `token_budget_batches`) against fixed 128-row batches (the code at a commit, read
+from git), each run in a fresh process (RSS is per process), alternating.
 
-Workloads, each measured in its own child process:
-- `encode`: `SentenceEncoder.encode` (all-MiniLM-L6-v2, `precision: auto`, 128 a batch,
-  one torch thread) on `--texts` long rows, each 12 SST-2 training sentences joined (so
-  most reach the 256-token limit: the recombined rows of `bench_scale.py` are of this kind);
-  the figure is the peak RSS above the loaded model's;
-- `kmeans`: the project's `kmeans` selector, 10 per class, on 60,000 x 384 Gaussian rows
-  in 2 classes (what the threshold costs the large numpy temporaries of the stages after
-  the encoder, in the same process).
+Texts (`--texts` of each kind):
+- `long`: each 12 SST-2 training sentences joined, so most reach the 256-token limit
+  (the recombined rows of `bench_scale.py` are of this kind);
+- `sentences`: SST-2 training sentences as they are (batches unchanged by the cap).
+
+Each child encodes with `precision: auto` and one torch thread, and writes its vectors;
+the parent reports the peak RSS above the loaded model's, the wall time, their ratios,
+and the smallest cosine between the two versions' vectors of a text.
 
     python benchmarks/bench_encoder_rss.py --data-dir ../shared/datasets \
-        [--texts 1024] [--repeats 2]
+        [--texts 1024] [--repeats 2] [--baseline 54daa68]
 """
 
 from __future__ import annotations
@@ -23,50 +24,47 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-MODES = ("glibc default", "threshold 4 MiB")
+from benchmarks.git_baseline import module_at  # noqa: E402
+
+KINDS = ("long", "sentences")
 
 
-def child(workload: str, mode: str, data_dir: Path, texts: int) -> dict:
-    import numpy as np
+def texts_of(kind: str, data_dir: Path, n: int) -> list[str]:
+    lines = (data_dir / "sst2_glue" / "train.tsv").read_text().splitlines()[1:]
+    sentences = [line.split("\t")[0] for line in lines]
+    rng = np.random.default_rng(0)
+    if kind == "sentences":
+        return [sentences[j] for j in rng.choice(len(sentences), n, replace=False)]
+    return [" ".join(sentences[j] for j in rng.integers(0, len(sentences), 12))
+            for _ in range(n)]
+
+
+def child(kind: str, version: str, baseline: str, data_dir: Path, n: int, out: Path) -> dict:
     import torch
 
-    from distill_core import heap
-
     torch.set_num_threads(1)
-    if mode == MODES[1]:
-        assert heap.keep_large_blocks_mapped(), "mallopt is not available here"
+    if version == "baseline":
+        module = module_at(baseline, "distill_core/signals/encoder.py", out.parent)
     else:
-        heap._applied = False  # the encoder must not set it in this mode
-    if workload == "encode":
-        from distill_core.signals.encoder import SentenceEncoder
-
-        lines = (data_dir / "sst2_glue" / "train.tsv").read_text().splitlines()[1:]
-        sentences = [line.split("\t")[0] for line in lines]
-        rng = np.random.default_rng(0)
-        rows = [" ".join(sentences[j] for j in rng.integers(0, len(sentences), 12))
-                for _ in range(texts)]
-        encoder = SentenceEncoder("all-MiniLM-L6-v2", precision="auto")
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        start = time.perf_counter()
-        encoder.encode(rows, 128)
-    else:
-        from distill_core.synthesize.base import select_per_class
-
-        rng = np.random.default_rng(0)
-        x = rng.normal(size=(60_000, 384)).astype(np.float32)
-        y = (rng.random(60_000) < 0.45).astype(np.int64)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        start = time.perf_counter()
-        select_per_class("kmeans", x, y, 10, 0, {"threads": 1})
+        from distill_core.signals import encoder as module
+    texts = texts_of(kind, data_dir, n)
+    encoder = module.SentenceEncoder("all-MiniLM-L6-v2", precision="auto")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    vectors = encoder.encode(texts, 128)
     seconds = time.perf_counter() - start
+    np.save(out, vectors)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"workload": workload, "mode": mode, "seconds": round(seconds, 2),
+    return {"texts": kind, "version": version, "seconds": round(seconds, 2),
             "rss_before_mb": round(before), "peak_growth_mb": round(peak - before)}
 
 
@@ -76,30 +74,38 @@ def main() -> None:
                         default=Path(os.environ.get("TEXTDISTILL_DATA_DIR", "../shared/datasets")))
     parser.add_argument("--texts", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--workloads", default="encode,kmeans")
-    parser.add_argument("--child", nargs=2, metavar=("WORKLOAD", "MODE"))
+    parser.add_argument("--baseline", default="54daa68")
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "VERSION", "OUT"))
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child[0], args.child[1], args.data_dir, args.texts)))
+        kind, version, out = args.child
+        print(json.dumps(child(kind, version, args.baseline, args.data_dir, args.texts,
+                               Path(out))))
         return
     results = []
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
-    for workload in args.workloads.split(","):
-        for _ in range(args.repeats):
-            for mode in MODES:
-                out = subprocess.run([sys.executable, __file__, "--data-dir", str(args.data_dir),
-                                      "--texts", str(args.texts), "--child", workload, mode],
-                                     check=True, capture_output=True, text=True, env=env)
-                results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-                print(json.dumps(results[-1]), flush=True)
-    for workload in args.workloads.split(","):
-        mine = {m: [r for r in results if r["workload"] == workload and r["mode"] == m]
-                for m in MODES}
-        wall = {m: statistics.median(r["seconds"] for r in mine[m]) for m in MODES}
-        growth = {m: statistics.median(r["peak_growth_mb"] for r in mine[m]) for m in MODES}
-        print(f"{workload}: peak RSS growth {growth[MODES[0]]:.0f} -> {growth[MODES[1]]:.0f} MB, "
-              f"wall {wall[MODES[0]]:.2f} -> {wall[MODES[1]]:.2f} s "
-              f"(x{wall[MODES[1]] / wall[MODES[0]]:.2f}), medians of {args.repeats}")
+    with tempfile.TemporaryDirectory() as folder:
+        for kind in KINDS:
+            for repeat in range(args.repeats):
+                for version in ("baseline", "current"):
+                    out = Path(folder) / f"{kind}-{version}-{repeat}.npy"
+                    run = subprocess.run(
+                        [sys.executable, __file__, "--data-dir", str(args.data_dir), "--texts",
+                         str(args.texts), "--baseline", args.baseline, "--child", kind, version,
+                         str(out)], check=True, capture_output=True, text=True)
+                    results.append(json.loads(run.stdout.strip().splitlines()[-1]))
+                    print(json.dumps(results[-1]), flush=True)
+            old, new = (np.load(Path(folder) / f"{kind}-{v}-0.npy") for v in ("baseline",
+                                                                              "current"))
+            cosine = float(np.min(np.sum(old * new, axis=1)))
+            mine = {v: [r for r in results if r["texts"] == kind and r["version"] == v]
+                    for v in ("baseline", "current")}
+            wall = {v: statistics.median(r["seconds"] for r in rows) for v, rows in mine.items()}
+            growth = {v: statistics.median(r["peak_growth_mb"] for r in rows)
+                      for v, rows in mine.items()}
+            print(f"{kind}: peak RSS above the model {growth['baseline']:.0f} -> "
+                  f"{growth['current']:.0f} MB, wall {wall['baseline']:.2f} -> "
+                  f"{wall['current']:.2f} s (x{wall['current'] / wall['baseline']:.2f}), "
+                  f"medians of {args.repeats}; smallest cosine between versions {cosine:.5f}")
 
 
 if __name__ == "__main__":

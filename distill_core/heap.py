@@ -1,37 +1,30 @@
-"""Keep glibc's heap from holding on to freed transformer activations.
+"""Give freed heap memory back to the system (glibc's `malloc_trim`).
 
-glibc serves an allocation below its mmap threshold from the heap, and raises that
-threshold (up to 32 MiB) each time a larger mapped block is freed. After a few batches of
-a transformer, its activation tensors (megabytes each, a new size for every padded length)
-come from the heap, and the holes they leave when freed are seldom returned to the system:
-the process's RSS only grows (MiniLM over long texts, 128 a batch: +1.3 GB after 1,024
-texts, +2.0 GB after 2,048; `benchmarks/bench_encoder_rss.py`). A fixed threshold of 4 MiB
-keeps such blocks in mappings of their own, unmapped when freed.
-
-Process-wide, once per process. Nothing happens where the C library has no `mallopt`
-(not glibc) or where the user set `MALLOC_MMAP_THRESHOLD_` themselves.
+A transformer's activations are megabytes each and change size with every padded batch;
+glibc serves many of them from its heap, and the holes they leave when freed stay
+resident: the encoder's RSS grew batch after batch (MiniLM over 256-token texts: +1.5 GB
+after 4,096 texts with token-capped batches, +0.7 GB when trimmed after every batch, at
+the same speed; `benchmarks/bench_encoder_rss.py`). A no-op where the C library has no
+`malloc_trim` (not glibc).
 """
 
 from __future__ import annotations
 
 import ctypes
-import os
+from collections.abc import Callable
 
-M_MMAP_THRESHOLD = -3  # glibc's <malloc.h>
-MMAP_THRESHOLD_BYTES = 4 << 20
-_applied: bool | None = None
+_trim: Callable[[int], int] | None = None
+_looked_up = False
 
 
-def keep_large_blocks_mapped() -> bool:
-    """Fix glibc's mmap threshold at `MMAP_THRESHOLD_BYTES`; True when it is in force."""
-    global _applied
-    if _applied is None:
-        _applied = False
-        if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-            try:
-                mallopt = ctypes.CDLL(None).mallopt
-            except (OSError, AttributeError):
-                return False
-            mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-            _applied = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
-    return _applied
+def return_freed_memory() -> bool:
+    """Release the heap's free pages to the system; True when glibc did it."""
+    global _trim, _looked_up
+    if not _looked_up:
+        _looked_up = True
+        try:
+            _trim = ctypes.CDLL(None).malloc_trim
+            _trim.argtypes, _trim.restype = [ctypes.c_size_t], ctypes.c_int
+        except (OSError, AttributeError):
+            _trim = None
+    return bool(_trim is not None and _trim(0))

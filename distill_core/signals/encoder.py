@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distill_core.heap import keep_large_blocks_mapped
+from distill_core.heap import return_freed_memory
 from distill_core.hub import require_hub
 from distill_core.signals.models import hub_unavailable, resolve_model_path
 
@@ -72,6 +72,31 @@ def recorded_precision(precision: str, backend: str) -> str:
     return precision if backend == "ray" else resolve_precision(precision)
 
 
+TOKENS_PER_ROW = 64  # a batch holds at most batch_size x this many padded tokens
+
+
+def token_budget_batches(sorted_lengths: np.ndarray, batch_size: int) -> list[slice]:
+    """Consecutive batches of rows sorted by token count: at most `batch_size` rows, and at
+    most `batch_size x TOKENS_PER_ROW` tokens once padded to the batch's longest row (a
+    batch's last). Short texts fill whole batches; long ones come in smaller batches, so
+    the activations of one batch (attention grows with its length squared) stay bounded:
+    MiniLM over 256-token texts at 128 a batch peaked 1.1 GB above the model for 1,024
+    texts, 0.8 GB with this cap (benchmarks/RESULTS.md)."""
+    budget = batch_size * TOKENS_PER_ROW
+    batches, start, n = [], 0, len(sorted_lengths)
+    while start < n:
+        end = min(start + batch_size, n)
+        longest = int(sorted_lengths[end - 1])
+        if longest * (end - start) > budget:
+            # the largest end whose padded size fits: rows [start, end) padded to row end-1
+            fits = budget // np.maximum(sorted_lengths[start:end], 1)
+            ok = np.flatnonzero(fits >= np.arange(1, end - start + 1))
+            end = start + (int(ok[-1]) + 1 if len(ok) else 1)
+        batches.append(slice(start, end))
+        start = end
+    return batches
+
+
 class SentenceEncoder:
     """A Hugging Face encoder used as a sentence embedder. `precision` is `fp32`, `bf16` or
     `auto`; `self.precision` is what runs (`auto` resolved on this encoder's device)."""
@@ -118,19 +143,18 @@ class SentenceEncoder:
         """Embeddings of `texts` as float32 [n, dim], rows L2-normalised, in input order."""
         import torch
 
-        keep_large_blocks_mapped()  # freed activations go back to the system (heap.py)
-
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
                                  padding=False, return_attention_mask=False)
         ids = encoded["input_ids"]
-        order = np.argsort([len(x) for x in ids], kind="stable")
+        lengths = np.asarray([len(x) for x in ids])
+        order = np.argsort(lengths, kind="stable")
         done = 0
         with torch.inference_mode(), self._autocast():
-            for start in range(0, len(order), batch_size):
-                index = order[start:start + batch_size]
+            for index in token_budget_batches(lengths[order], batch_size):
+                index = order[index]
                 batch = self.tokenizer.pad({"input_ids": [ids[i] for i in index]},
                                            return_tensors="pt")
                 batch = {k: v.to(self.device) for k, v in batch.items()}
@@ -140,6 +164,8 @@ class SentenceEncoder:
                 pooled = torch.nn.functional.normalize(pooled.float(), p=2, dim=1)
                 out[index] = pooled.cpu().numpy()
                 done += len(index)
+                del batch, hidden, mask, pooled
+                return_freed_memory()  # this batch's activations leave the process
                 if progress is not None:
                     progress(done, len(texts))
         return out

@@ -1,6 +1,6 @@
-"""`heap.keep_large_blocks_mapped`: freed multi-MiB blocks go back to the system instead of
-staying in glibc's heap (what made the MiniLM encoder's RSS grow batch after batch).
-Each case runs in a fresh process: the setting is process-wide."""
+"""`heap.return_freed_memory`: multi-MiB blocks freed in the middle of glibc's heap (what a
+transformer's activations leave behind) stay resident until it runs, and leave after.
+Run in a fresh process, so the heap's state is this program's alone."""
 
 from __future__ import annotations
 
@@ -11,46 +11,32 @@ import sys
 import pytest
 
 PROGRAM = r"""
-import sys
 import numpy as np
+from distill_core.heap import return_freed_memory
 
 def rss_mib():
     return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
 
-if sys.argv[1] == "on":
-    from distill_core.heap import keep_large_blocks_mapped
-    assert keep_large_blocks_mapped() and keep_large_blocks_mapped()
 big = np.ones(20 << 18, dtype=np.float32)
-del big  # a freed 20 MiB mapping: glibc raises its threshold to 20 MiB
+del big  # a freed 20 MiB mapping: glibc now serves blocks up to 20 MiB from its heap
 base = rss_mib()
 blocks = []
-for i in range(40):  # ~5 MiB blocks, each followed by a small heap block that pins it
+for i in range(40):  # ~5 MiB blocks, each followed by a small block that pins it in place
     blocks.append(np.ones((5 << 18) + i * 1024, dtype=np.float32))
     blocks.append(np.ones(4096, dtype=np.float32))
 for j in range(0, len(blocks), 2):
     blocks[j] = None  # 200 MiB freed, the pins kept
-print(round(rss_mib() - base))
+held = rss_mib() - base
+trimmed = return_freed_memory()
+print(round(held), round(rss_mib() - base), trimmed)
 """
 
 
-def _held_after_free(mode: str) -> int:
-    out = subprocess.run([sys.executable, "-c", PROGRAM, mode], check=True,
-                         capture_output=True, text=True)
-    return int(out.stdout.strip())
-
-
-@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "mallopt")
-                    or not sys.platform.startswith("linux"), reason="glibc only")
-def test_freed_blocks_leave_the_process_only_with_the_fixed_threshold() -> None:
-    assert _held_after_free("off") >= 150  # glibc's default keeps the freed 200 MiB
-    assert _held_after_free("on") <= 20
-
-
-def test_a_users_own_threshold_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    from distill_core import heap
-
-    monkeypatch.setattr(heap, "_applied", None)
-    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
-    assert heap.keep_large_blocks_mapped() is False
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
-    assert heap.keep_large_blocks_mapped() is False  # decided once per process
+@pytest.mark.skipif(not sys.platform.startswith("linux")
+                    or not hasattr(ctypes.CDLL(None), "malloc_trim"), reason="glibc only")
+def test_freed_heap_blocks_leave_the_process_when_returned() -> None:
+    out = subprocess.run([sys.executable, "-c", PROGRAM], check=True, capture_output=True,
+                         text=True).stdout.split()
+    held, after, trimmed = int(out[0]), int(out[1]), out[2]
+    assert held >= 150  # without it the freed 200 MiB stay resident
+    assert after <= 20 and trimmed == "True"
