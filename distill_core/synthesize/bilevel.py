@@ -119,7 +119,8 @@ def _refine_pick(problem: _Problem, slot: int, candidates: np.ndarray, kernel: n
     p /= p.sum(1, keepdims=True)
     onehot = np.eye(p.shape[1], dtype=np.float32)[problem.demand_y]
     first_order = kernel.T @ ((p - onehot) @ coefficient)  # [candidates]: d loss per row
-    taken = np.asarray([p for p in problem.picks if p != current], dtype=candidates.dtype)
+    taken = np.asarray([pick for pick in problem.picks if pick != current],
+                       dtype=candidates.dtype)
     ranked = np.argsort(first_order, kind="stable")
     order = ranked[~np.isin(candidates[ranked], taken)][:shortlist]
     if not len(order):
