@@ -145,15 +145,23 @@ class FunctionalLearner:
                inputs_embeds: torch.Tensor | None = None, batch_size: int = 128,
                normalize: bool = True) -> torch.Tensor:
         """Pooled features of the pretrained encoder (no head, no grad), L2-normalised unless
-        `normalize` is False (the head's own inputs)."""
+        `normalize` is False (the head's own inputs), in input order. Rows are read in
+        batches of like length, each cut after its last unmasked position: the padding
+        beyond it changes nothing (masked), and a pool of short texts padded to
+        `max_length` no longer pays for it."""
         params = self.fresh_head(0)
-        chunks = []
+        positions = torch.arange(1, attention_mask.shape[1] + 1, device=attention_mask.device)
+        ends = (attention_mask.ne(0) * positions).amax(1) if len(attention_mask) else positions[:0]
+        order = torch.argsort(ends, stable=True)
+        out = torch.zeros(len(order), self.hidden_size, device=self.device)
         with torch.no_grad():
-            for start in range(0, len(attention_mask), batch_size):
-                part = slice(start, start + batch_size)
-                out = self(params, attention_mask[part],
-                           None if input_ids is None else input_ids[part],
-                           None if inputs_embeds is None else inputs_embeds[part])
-                chunks.append(torch.nn.functional.normalize(out.pooled, dim=1) if normalize
-                              else out.pooled)
-        return torch.cat(chunks)
+            for start in range(0, len(order), batch_size):
+                rows = order[start:start + batch_size]
+                width = max(int(ends[rows].max()), 1)
+                pooled = self(params, attention_mask[rows, :width],
+                              None if input_ids is None else input_ids[rows, :width],
+                              None if inputs_embeds is None else inputs_embeds[rows, :width]
+                              ).pooled
+                out[rows] = (torch.nn.functional.normalize(pooled, dim=1) if normalize
+                             else pooled).to(out.dtype)
+        return out
