@@ -58,13 +58,10 @@ class MetaMatching(Distiller):
     def real_features(self, real: RealData) -> torch.Tensor:
         """Pooled features of every real row under the pretrained encoder (cached)."""
         if self._features is None or self._features[0] != id(real):
-            params = self.learner.fresh_head(0)
-            chunks = []
-            with torch.no_grad():
-                for batch in real.batches(256):
-                    chunks.append(self.learner(params, batch.attention_mask,
-                                               input_ids=batch.input_ids).pooled)
-            self._features = (id(real), torch.cat(chunks))
+            self._features = (id(real), self.learner.pooled(
+                real.attention_mask.to(self.learner.device),
+                input_ids=real.input_ids.to(self.learner.device), batch_size=256,
+                normalize=False))
         return self._features[1]
 
     def matching_loss(self, real: RealData, step: int) -> torch.Tensor:
