@@ -11,20 +11,22 @@ A no-op where the C library has no `malloc_trim` (not glibc).
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable
+import functools
+from typing import Any
 
-_trim: Callable[[int], int] | None = None
-_looked_up = False
+
+@functools.cache
+def _malloc_trim() -> Any | None:
+    """glibc's `malloc_trim`, or None where the C library has none."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
 
 
 def return_freed_memory() -> bool:
     """Release the heap's free pages to the system; True when glibc did it."""
-    global _trim, _looked_up
-    if not _looked_up:
-        _looked_up = True
-        try:
-            _trim = ctypes.CDLL(None).malloc_trim
-            _trim.argtypes, _trim.restype = [ctypes.c_size_t], ctypes.c_int
-        except (OSError, AttributeError):
-            _trim = None
-    return bool(_trim is not None and _trim(0))
+    trim = _malloc_trim()
+    return bool(trim is not None and trim(0))

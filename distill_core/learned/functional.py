@@ -151,7 +151,7 @@ class FunctionalLearner:
         `max_length` no longer pays for it."""
         params = self.fresh_head(0)
         positions = torch.arange(1, attention_mask.shape[1] + 1, device=attention_mask.device)
-        ends = (attention_mask.ne(0) * positions).amax(1) if len(attention_mask) else positions[:0]
+        ends = (attention_mask.ne(0) * positions).amax(1)  # last unmasked position + 1
         order = torch.argsort(ends, stable=True)
         out = torch.zeros(len(order), self.hidden_size, device=self.device)
         with torch.no_grad():

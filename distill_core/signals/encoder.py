@@ -153,8 +153,8 @@ class SentenceEncoder:
         order = np.argsort(lengths, kind="stable")
         done = 0
         with torch.inference_mode(), self._autocast():
-            for index in token_budget_batches(lengths[order], batch_size):
-                index = order[index]
+            for rows in token_budget_batches(lengths[order], batch_size):
+                index = order[rows]
                 batch = self.tokenizer.pad({"input_ids": [ids[i] for i in index]},
                                            return_tensors="pt")
                 batch = {k: v.to(self.device) for k, v in batch.items()}
