@@ -16,6 +16,13 @@ Alpaca: the held-out split is 10 % of the file (seeded); GSM8K: its test file.
 every cell). Prints one line per cell (wall time, peak RSS) and a summary with
 mean +- std and the share of the random-to-full gap each method closes.
 
+`--signal-cache DIR` keeps each signal (embeddings, difficulty, gradients) as an
+.npz with a manifest (the pool's row ids, the settings it depends on, the
+file's sha256); a later run with the same pool and settings loads it after
+checking all three, else computes it again. `--signals-only` computes the
+signals and stops: signals can be made once (the embeddings on a machine that
+has the encoder) and every seed's cells run in parallel processes from them.
+
     python benchmarks/bench_instruction.py --dataset alpaca --budgets 0.01 0.05 0.1
     python benchmarks/bench_instruction.py --dataset gsm8k --budgets 100 500 \\
         --exact-match-rows 100
@@ -40,6 +47,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from distill_core.artifacts.store import file_sha256
+from distill_core.hashing import stable_hash
 from distill_core.instruct.ingest import ingest_alpaca, ingest_gsm8k
 from distill_core.instruct.methods import (
     Ranking,
@@ -51,7 +60,7 @@ from distill_core.instruct.methods import (
 )
 from distill_core.instruct.rows import InstructionRow, rows_of
 from distill_core.instruct.sft import SftOptions, add_lora, sft_lora
-from distill_core.instruct.signals import difficulty, gradient_features, warm_lora
+from distill_core.instruct.signals import Difficulty, difficulty, gradient_features, warm_lora
 
 METHODS = ["random", "kmeans", "ifd", "loss", "deita", "less", "full"]
 DEFAULT_BUDGETS = {"alpaca": [0.01, 0.05, 0.1], "gsm8k": [100, 500]}
@@ -69,24 +78,97 @@ def capped(rows: list[InstructionRow], limit: int) -> list[InstructionRow]:
     return [rows[int(i)] for i in keep]
 
 
+def signal_settings(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """What signal `name` depends on besides the pool rows."""
+    if name == "embeddings":
+        return {"encoder": args.encoder}
+    base = {"model": args.model, "max_length": args.max_length}
+    if name == "difficulty":
+        return base
+    return {**base, "k": args.k, "less_warmup_steps": args.less_warmup_steps,
+            "lr": args.lr, "batch_size": args.batch_size, "seed": 0,
+            "gradient_rows": args.gradient_rows}
+
+
+class SignalCache:
+    """Signals as .npz files beside manifests; a file is reused only when its manifest
+    names the same pool rows and settings and the file still has the recorded sha256."""
+
+    def __init__(self, folder: Path, pool: list[InstructionRow]) -> None:
+        self.folder = folder
+        self.pool_sha = stable_hash([r.example_id for r in pool])
+        self.rows = len(pool)
+
+    def _paths(self, name: str, settings: dict[str, Any]) -> tuple[Path, Path]:
+        key = stable_hash({"signal": name, "settings": settings, "pool": self.pool_sha})[:16]
+        return (self.folder / f"{name}-{key}.npz", self.folder / f"{name}-{key}.json")
+
+    def load(self, name: str, settings: dict[str, Any]) -> dict[str, np.ndarray] | None:
+        data, manifest = self._paths(name, settings)
+        if not (data.exists() and manifest.exists()):
+            return None
+        recorded = json.loads(manifest.read_text())
+        problems = [what for what, ok in (
+            ("pool rows", recorded.get("pool_sha") == self.pool_sha),
+            ("settings", recorded.get("settings") == settings),
+            ("sha256", recorded.get("sha256") == file_sha256(data))) if not ok]
+        if problems:
+            print(f"signal {name}: cached {data.name} differs in {', '.join(problems)}: "
+                  "computing it again", flush=True)
+            return None
+        with np.load(data) as arrays:
+            loaded = {key: arrays[key] for key in arrays.files}
+        if any(len(v) != self.rows for v in loaded.values()):
+            print(f"signal {name}: cached {data.name} has the wrong row count: computing it "
+                  "again", flush=True)
+            return None
+        return loaded
+
+    def save(self, name: str, settings: dict[str, Any], arrays: dict[str, np.ndarray],
+             cost: dict[str, float]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        data, manifest = self._paths(name, settings)
+        with open(data, "wb") as handle:
+            np.savez(handle, **arrays)
+        manifest.write_text(json.dumps({
+            "signal": name, "settings": settings, "pool_sha": self.pool_sha,
+            "rows": self.rows, "sha256": file_sha256(data), "cost": cost,
+            "torch": torch.__version__, "device": describe_device(), "numpy": np.__version__},
+            indent=1))
+
+
+def describe_device() -> str:
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
 class Signals:
-    """Per-pool signals, computed on first use and timed."""
+    """Per-pool signals, computed on first use (or loaded from a signal cache) and timed."""
 
     def __init__(self, pool: list[InstructionRow], args: argparse.Namespace) -> None:
         self.pool, self.args = pool, args
         self.cache: dict[str, Any] = {}
         self.cost: dict[str, dict[str, float]] = {}
+        self.store = SignalCache(args.signal_cache, pool) if args.signal_cache else None
 
     def _timed(self, name: str, compute) -> Any:
-        if name not in self.cache:
-            clock = time.perf_counter()
-            self.cache[name] = compute()
-            seconds = time.perf_counter() - clock
-            self.cost[name] = {"seconds": round(seconds, 2),
-                               "seconds_per_row": round(seconds / len(self.pool), 4),
-                               "peak_rss_mb": round(peak_rss_mb())}
-            print(f"signal {name}: {seconds:.1f}s for {len(self.pool)} rows, "
-                  f"peak RSS {peak_rss_mb():.0f} MiB", flush=True)
+        if name in self.cache:
+            return self.cache[name]
+        settings = signal_settings(name, self.args)
+        if self.store is not None and (found := self.store.load(name, settings)) is not None:
+            self.cache[name] = from_arrays(name, found)
+            self.cost[name] = {"cached": 1.0}
+            print(f"signal {name}: loaded from the cache for {len(self.pool)} rows", flush=True)
+            return self.cache[name]
+        clock = time.perf_counter()
+        self.cache[name] = compute()
+        seconds = time.perf_counter() - clock
+        self.cost[name] = {"seconds": round(seconds, 2),
+                           "seconds_per_row": round(seconds / len(self.pool), 4),
+                           "peak_rss_mb": round(peak_rss_mb())}
+        print(f"signal {name}: {seconds:.1f}s for {len(self.pool)} rows, "
+              f"peak RSS {peak_rss_mb():.0f} MiB", flush=True)
+        if self.store is not None:
+            self.store.save(name, settings, to_arrays(self.cache[name]), self.cost[name])
         return self.cache[name]
 
     def embeddings(self) -> np.ndarray:
@@ -122,9 +204,26 @@ class Signals:
             warm_lora(model, lm.tokenizer, [self.pool[int(i)] for i in picks], lm.device,
                       options, seed=0)
             return gradient_features(model, lm.tokenizer, self.pool, lm.device, k=self.args.k,
-                                     seed=0, max_length=self.args.max_length)
+                                     seed=0, max_length=self.args.max_length,
+                                     together=self.args.gradient_rows)
 
         return self._timed("gradients", compute)
+
+
+def to_arrays(value: Any) -> dict[str, np.ndarray]:
+    if isinstance(value, Difficulty):
+        return {"conditioned": value.conditioned, "direct": value.direct}
+    return {"values": np.asarray(value)}
+
+
+def from_arrays(name: str, arrays: dict[str, np.ndarray]) -> Any:
+    if name == "difficulty":
+        return Difficulty(conditioned=arrays["conditioned"], direct=arrays["direct"])
+    return arrays["values"]
+
+
+SIGNALS_OF = {"kmeans": ["embeddings"], "ifd": ["difficulty"], "loss": ["difficulty"],
+              "deita": ["difficulty", "embeddings"], "less": ["gradients"]}
 
 
 def rank(method: str, signals: Signals, budget: int, seed: int) -> Ranking:
@@ -163,6 +262,10 @@ def run_dataset(name: str, args: argparse.Namespace) -> tuple[list[dict], dict]:
     print(f"{name}: {len(pool)} pool rows, {len(held_out)} held-out rows "
           f"(ingest {time.perf_counter() - clock:.1f}s)", flush=True)
     signals = Signals(pool, args)
+    if args.signals_only:
+        for needed in dict.fromkeys(n for m in args.methods for n in SIGNALS_OF.get(m, [])):
+            getattr(signals, needed)()
+        return [], signals.cost
     options = sft_options(args)
     if name != "gsm8k":  # exact match of a final number is a GSM8K metric
         options = options.model_copy(update={"exact_match_rows": 0})
@@ -181,6 +284,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> tuple[list[dict], dict]:
                 label = f"{value:g}" if value < 1 else str(int(value))
                 cell = {"dataset": name, "budget": "full" if method == "full" else label,
                         "rows": len(chosen), "method": method, "seed": seed,
+                        "device": scored.device,
                         "eval_loss": scored.eval_loss, "perplexity": scored.perplexity,
                         "exact_match": scored.exact_match,
                         "train_loss_last": scored.train_losses[-1] if scored.train_losses
@@ -192,6 +296,9 @@ def run_dataset(name: str, args: argparse.Namespace) -> tuple[list[dict], dict]:
                         "peak_rss_mb": round(peak_rss_mb())}
                 cells.append(cell)
                 print(json.dumps(cell), flush=True)
+                if args.cells_jsonl is not None:  # one write per line: parallel runs append
+                    with open(args.cells_jsonl, "a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(cell) + "\n")
     return cells, signals.cost
 
 
@@ -238,12 +345,20 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=256, help="less: projection dimension")
     parser.add_argument("--target-size", type=int, default=32, help="less: target rows")
     parser.add_argument("--less-warmup-steps", type=int, default=20)
+    parser.add_argument("--gradient-rows", type=int, default=8,
+                        help="less: rows per backward pass (1: each row alone)")
+    parser.add_argument("--signal-cache", type=Path, default=None,
+                        help="keep and reuse signals here (checked against their manifests)")
+    parser.add_argument("--signals-only", action="store_true",
+                        help="compute the methods' signals (into --signal-cache) and stop")
     parser.add_argument("--exact-match-rows", type=int, default=0,
                         help="GSM8K: held-out rows decoded greedily for exact match")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--device", default=None, help="cuda if available, else cpu")
     parser.add_argument("--out", type=Path, default=None, help="write results as JSON here")
+    parser.add_argument("--cells-jsonl", type=Path, default=None,
+                        help="also append each cell as a JSON line here, as it finishes")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -17,6 +17,16 @@ have B = 0, so the gradients of A are zero: warm the adapters up first (LESS
 trains them briefly on a random part of the pool; `warm_lora`). LESS
 preconditions training gradients with Adam's state; these are plain SGD
 gradients (its `sgd` variant).
+
+Per-row gradients come from one forward and backward pass over `together` rows
+of like length (right-padded): the sum of the rows' own mean losses is
+differentiated once, and each LoRA matrix's per-row gradient is rebuilt from the
+inputs and output gradients that hooks keep (dW_i = sum_t g_it^T x_it: rows do
+not interact in a causal LM, and padded positions get no gradient), the
+per-example trick of Opacus and BackPACK. A row's features then differ from its
+gradient taken alone only by float rounding; `together=1` takes each row alone
+(bitwise independent of its neighbours, and the path for any adapter whose
+trainable weights are not bias-free linear layers).
 """
 
 from __future__ import annotations
@@ -82,6 +92,7 @@ class RandomProjection:
             raise ValueError(f"projection needs dim >= 1 and k >= 1, got {dim} x {k}")
         self.dim, self.k, self.seed, self.kind = dim, k, seed, kind
         self._cache: dict[int, Any] | None = {} if dim * k * 4 <= cache_bytes else None
+        self._placed: dict[tuple[int, str], Any] = {}  # cached blocks copied to a device
 
     def block(self, index: int) -> Any:
         """Rows [index * PROJECTION_BLOCK, ...) of the matrix, unscaled, float32 on the CPU."""
@@ -100,6 +111,16 @@ class RandomProjection:
             self._cache[index] = block
         return block
 
+    def _on(self, index: int, device: Any) -> Any:
+        """Block `index` on `device`; a cached block is copied there once, not every call."""
+        block = self.block(index)
+        if self._cache is None or str(device) == "cpu":
+            return block.to(device)
+        key = (index, str(device))
+        if key not in self._placed:
+            self._placed[key] = block.to(device)
+        return self._placed[key]
+
     def __call__(self, vectors: Any) -> Any:
         """[n, dim] float tensor -> [n, k] float32 tensor (on the vectors' device)."""
         import torch
@@ -111,7 +132,7 @@ class RandomProjection:
                           device=vectors.device)
         for index in range(math.ceil(self.dim / PROJECTION_BLOCK)):
             start = index * PROJECTION_BLOCK
-            block = self.block(index).to(vectors.device)
+            block = self._on(index, vectors.device)
             part = vectors[:, start:start + block.shape[0]].float()
             for row in range(vectors.shape[0]):
                 out[row] += part[row] @ block
@@ -128,29 +149,90 @@ def lora_parameters(model: Any) -> list[tuple[str, Any]]:
 
 def gradient_features(model: Any, tokenizer: Any, rows: Sequence[InstructionRow],
                       device: str, k: int = 256, seed: int = 0, kind: str = "rademacher",
-                      max_length: int = 512, batch_rows: int = 16,
+                      max_length: int = 512, together: int = 8,
                       projection: RandomProjection | None = None) -> np.ndarray:
     """[len(rows), k] projected gradients of each row's response loss w.r.t. the LoRA weights.
 
-    Rows are differentiated one at a time (no padding, so a row's gradient does not depend
-    on its neighbours); `batch_rows` gradients are held in memory at once.
+    `together` rows of like length share one forward and backward pass (see the module
+    docstring; 1: each row alone). Rows keep their input order in the result.
     """
-    params = [p for _, p in lora_parameters(model)]
+    if together < 1:
+        raise ValueError(f"together must be >= 1, got {together}")
+    named = lora_parameters(model)
+    params = [p for _, p in named]
     dim = sum(p.numel() for p in params)
     projection = projection or RandomProjection(dim, k, seed, kind)
     pad = pad_id_of(tokenizer)
     encoded = encode_rows(tokenizer, rows, max_length)
+    linears = _lora_linears(model, named) if together > 1 else None
+    step = together if linears is not None else 1
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
     features = np.zeros((len(rows), projection.k), dtype=np.float32)
     was_training = model.training
     model.eval()  # dropout off: the gradient of one row is a function of the row
     try:
-        for start in range(0, len(encoded), batch_rows):
-            chunk = encoded[start:start + batch_rows]
-            grads = _row_gradients(model, chunk, params, pad, device)
-            features[start:start + len(chunk)] = projection(grads).cpu().numpy()
+        for start in range(0, len(order), step):
+            chosen = order[start:start + step]
+            chunk = [encoded[i] for i in chosen]
+            grads = (_batch_gradients(model, chunk, linears, pad, device)
+                     if linears is not None and step > 1
+                     else _row_gradients(model, chunk, params, pad, device))
+            features[chosen] = projection(grads).cpu().numpy()
     finally:
         model.train(was_training)
     return features
+
+
+def _lora_linears(model: Any, named: list[tuple[str, Any]]) -> list[Any] | None:
+    """The bias-free linear layers that own the trainable weights, in parameter order;
+    None when some trainable weight is anything else (the per-row path handles those)."""
+    import torch
+
+    modules = dict(model.named_modules())
+    linears = []
+    for name, _ in named:
+        owner, _, leaf = name.rpartition(".")
+        module = modules.get(owner)
+        if leaf != "weight" or not isinstance(module, torch.nn.Linear) or module.bias is not None:
+            return None
+        linears.append(module)
+    return linears
+
+
+def _batch_gradients(model: Any, rows: Sequence[Encoded], linears: list[Any], pad: int,
+                     device: str) -> Any:
+    """[len(rows), dim] per-row gradients of each row's mean response loss from one backward
+    pass: hooks keep each linear layer's inputs and output gradients."""
+    import torch
+
+    from distill_core.instruct.losses import token_losses
+
+    inputs: dict[int, Any] = {}
+    outputs: dict[int, Any] = {}
+
+    def keep(index: int):
+        def hook(_module: Any, args: tuple, output: Any) -> None:
+            inputs[index] = args[0].detach()
+            output.register_hook(lambda grad: outputs.__setitem__(index, grad.detach()))
+        return hook
+
+    handles = [m.register_forward_hook(keep(i)) for i, m in enumerate(linears)]
+    try:
+        batch = {name: v.to(device) for name, v in collate(rows, pad).items()}
+        sums, counts = token_losses(model, batch)
+        total = (sums / counts.clamp(min=1)).sum()
+        torch.autograd.grad(total, [m.weight for m in linears], allow_unused=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    parts = []
+    for i, module in enumerate(linears):
+        if i in outputs:
+            grad = torch.einsum("bto,bti->boi", outputs[i].float(), inputs[i].float())
+        else:  # the layer's output did not reach the loss
+            grad = torch.zeros((len(rows), *module.weight.shape), device=device)
+        parts.append(grad.reshape(len(rows), -1))
+    return torch.cat(parts, dim=1)
 
 
 def _row_gradients(model: Any, rows: Sequence[Encoded], params: list[Any], pad: int,

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Issue 16's grid (bench_instruction.py) on one GPU node, as parallel processes.
+#
+# Phase 1 computes the reference decoder's signals (difficulty and LoRA gradients) once per
+# dataset into a signal cache; phase 2 runs every cell from that cache: Alpaca one process per
+# seed (budgets 5 %, 1 %, 10 %, then full), GSM8K one per seed and budget (100 rows with full,
+# 500 rows). A 135M decoder leaves a GPU mostly idle, waiting on kernel launches, so several
+# processes share it. Each cell is appended to $RESULTS/cells.jsonl as it finishes.
+#
+#   SIGNAL_CACHE=dir RESULTS=dir [PY=python3] [DEADLINE=seconds] [EXTRA="--max-rows 24 ..."] \
+#     bash benchmarks/gpu_instruction_grid.sh
+#
+# The prompt embeddings (kmeans, deita) should already be in SIGNAL_CACHE when the node has no
+# sentence encoder: `bench_instruction.py --signals-only --methods kmeans --signal-cache DIR`.
+# Data come from TEXTDISTILL_DATA_DIR, the decoder from `--model` (default smollm2).
+set -uo pipefail
+PY=${PY:-python3}
+RESULTS=${RESULTS:?RESULTS: a folder for cells.jsonl, logs.tar and signals.tar}
+CACHE=${SIGNAL_CACHE:?SIGNAL_CACHE: the signal cache folder}
+DEADLINE=${DEADLINE:-480}   # seconds for both phases; cells still running then are stopped
+EXTRA=${EXTRA:-}
+SEEDS=${SEEDS:-0 1 2}
+ALPACA_BUDGETS=${ALPACA_BUDGETS:-0.05 0.01 0.1}
+GSM8K_SMALL=${GSM8K_SMALL:-100}   # run with full
+GSM8K_LARGE=${GSM8K_LARGE:-500}
+LOGS=$(mktemp -d)
+BENCH="$PY benchmarks/bench_instruction.py --signal-cache $CACHE --eval-rows 0 \
+  --cells-jsonl $RESULTS/cells.jsonl"
+mkdir -p "$RESULTS" "$CACHE"
+started=$(date +%s)
+left() { local s=$(( DEADLINE - ($(date +%s) - started) )); echo $(( s > 1 ? s : 1 )); }
+
+# shellcheck disable=SC2086
+{
+  timeout "$(left)" $BENCH --dataset alpaca --methods ifd less --signals-only --threads 4 \
+    --gradient-rows 16 --eval-batch-size 32 $EXTRA >"$LOGS/signals-alpaca.log" 2>&1 &
+  timeout "$(left)" $BENCH --dataset gsm8k --methods ifd less --signals-only --threads 4 \
+    --gradient-rows 16 --eval-batch-size 32 $EXTRA >"$LOGS/signals-gsm8k.log" 2>&1 &
+  wait
+}
+echo "signals: $(( $(date +%s) - started )) s"
+tar -cf "$RESULTS/signals.tar" -C "$CACHE" --exclude 'embeddings-*' . \
+  || echo "signals.tar: nothing to pack"
+
+ALL="random kmeans ifd loss deita less"
+# shellcheck disable=SC2086
+for seed in $SEEDS; do
+  timeout "$(left)" $BENCH --dataset alpaca --budgets $ALPACA_BUDGETS --methods $ALL full \
+    --seeds $seed --threads 1 --eval-batch-size 32 $EXTRA >"$LOGS/alpaca-$seed.log" 2>&1 &
+  timeout "$(left)" $BENCH --dataset gsm8k --budgets $GSM8K_SMALL --methods $ALL full \
+    --seeds $seed --threads 1 --eval-batch-size 50 --exact-match-rows 100 $EXTRA \
+    >"$LOGS/gsm8k-small-$seed.log" 2>&1 &
+  timeout "$(left)" $BENCH --dataset gsm8k --budgets $GSM8K_LARGE --methods $ALL --seeds $seed \
+    --threads 1 --eval-batch-size 50 --exact-match-rows 100 $EXTRA \
+    >"$LOGS/gsm8k-large-$seed.log" 2>&1 &
+done
+wait
+echo "cells: $(( $(date +%s) - started )) s, $(wc -l <"$RESULTS/cells.jsonl" 2>/dev/null || echo 0) cells"
+tar -cf "$RESULTS/logs.tar" -C "$LOGS" .
