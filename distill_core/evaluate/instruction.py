@@ -27,7 +27,8 @@ from distill_core.config import RunConfig
 from distill_core.filter.stage import FilterContext, filter_candidates
 from distill_core.instruct.methods import RankedInputs, Ranking, random_ranking
 from distill_core.instruct.rows import InstructionRow
-from distill_core.instruct.sft import SftResult, sft_lora
+from distill_core.instruct.sft import SftOptions, SftResult, sft_lora
+from distill_core.pipeline.executor import Executor, Resources
 from distill_core.synthesize.stage import select_candidates
 
 SCORE_FIELDS = ["eval_loss", "perplexity", "exact_match"]
@@ -82,24 +83,56 @@ def baseline_sets(cfg: RunConfig, pool: pa.Table, budget: int, context: FilterCo
     return fits
 
 
+@dataclass(frozen=True)
+class FitJob:
+    """What every fit shares: the learner's settings, the held-out rows, the method's name and
+    the torch threads (a remote worker sets its own)."""
+
+    sft: SftOptions
+    held_out: list[InstructionRow]
+    method: str
+    torch_threads: int | None
+
+
+def fit_record(job: FitJob, fit: Fit) -> dict[str, Any]:
+    """One `sft_lora` fit and its row of scores (runs wherever the executor puts it)."""
+    from distill_core.instruct.device import set_torch_threads
+
+    set_torch_threads(job.torch_threads)
+    result: SftResult = sft_lora(fit.rows, job.held_out, job.sft, seed=fit.seed)
+    return {
+        "setting": fit.setting, "method": job.method if fit.setting == "distilled"
+        else fit.setting, "learner": "sft_lora", "seed": fit.seed,
+        "replicate": fit.replicate, "rows": len(fit.rows), "budget": fit.budget,
+        "short": max(0, fit.budget - len(fit.rows)), "eval_loss": result.eval_loss,
+        "perplexity": result.perplexity, "exact_match": result.exact_match,
+        "exact_match_rows": result.exact_match_rows, "eval_rows": result.eval_rows,
+        "eval_tokens": result.eval_tokens,
+        "train_loss_last": result.train_losses[-1] if result.train_losses else None,
+        "train_s": round(result.train_s, 2), "eval_s": round(result.eval_s, 2),
+        "wall_s": round(result.wall_s, 2), "device": result.device}
+
+
 def score_fits(cfg: RunConfig, fits: list[Fit], held_out: list[InstructionRow],
-               tick: Callable[[str], None]) -> pa.Table:
-    """One `sft_lora` fit per set: one row of scores each."""
+               tick: Callable[[str], None], executor: Executor | None = None,
+               resources: Resources | None = None) -> pa.Table:
+    """One `sft_lora` fit per set: one row of scores each, with the worker it ran on.
+
+    In process the fits run one after another and report each score as it comes; on
+    another executor (Ray) they run as parallel tasks with `resources` (e.g. a GPU each)."""
+    job = FitJob(cfg.instruct.sft, list(held_out), cfg.synthesize.method,
+                 cfg.compute.torch_threads)
     records = []
-    for fit in fits:
-        result: SftResult = sft_lora(fit.rows, held_out, cfg.instruct.sft, seed=fit.seed)
-        records.append({
-            "setting": fit.setting, "method": cfg.synthesize.method if fit.setting == "distilled"
-            else fit.setting, "learner": "sft_lora", "seed": fit.seed,
-            "replicate": fit.replicate, "rows": len(fit.rows), "budget": fit.budget,
-            "short": max(0, fit.budget - len(fit.rows)), "eval_loss": result.eval_loss,
-            "perplexity": result.perplexity, "exact_match": result.exact_match,
-            "exact_match_rows": result.exact_match_rows, "eval_rows": result.eval_rows,
-            "eval_tokens": result.eval_tokens,
-            "train_loss_last": result.train_losses[-1] if result.train_losses else None,
-            "train_s": round(result.train_s, 2), "eval_s": round(result.eval_s, 2),
-            "wall_s": round(result.wall_s, 2), "device": result.device})
-        tick(f"{fit.setting} seed {fit.seed}: loss {result.eval_loss:.3f}")
+    if executor is None or executor.name == "local":
+        for fit in fits:
+            record = fit_record(job, fit)
+            records.append({**record, "worker": "local"})
+            tick(f"{fit.setting} seed {fit.seed}: loss {record['eval_loss']:.3f}")
+    else:
+        done = executor.map_tasks(fit_record, fits, resources or Resources(), shared=job)
+        for fit, (record, where) in zip(fits, done, strict=True):
+            records.append({**record, "worker": where})
+            tick(f"{fit.setting} seed {fit.seed}: loss {record['eval_loss']:.3f} on {where}")
     return pa.Table.from_pylist(records)
 
 

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from distill_core.artifacts.counts import Counts
 from distill_core.artifacts.store import RunStore
-from distill_core.config import RunConfig
+from distill_core.config import ComputeSection, RunConfig
 from distill_core.evaluate.instruction import (
     Fit,
     baseline_sets,
@@ -25,6 +25,7 @@ from distill_core.evaluate.instruction import (
 from distill_core.generate.models import causal_lm_identity
 from distill_core.instruct.device import set_torch_threads
 from distill_core.markdown import markdown_table
+from distill_core.pipeline.executor import Resources
 from distill_core.pipeline.inputs import filter_context
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.pipeline.stages.evaluate import EVALUATE
@@ -59,11 +60,13 @@ def _body(ctx: StageContext) -> StageOutput:
         done["n"] += 1
         ctx.report(done["n"], len(fits), note)
 
-    scores = score_fits(cfg, fits, held_out, tick)
+    scores = score_fits(cfg, fits, held_out, tick, ctx.executor, ctx.resources)
     return StageOutput(scores, Counts.one_to_one(scores.num_rows, eval_rows=len(held_out)),
                        seeds=cfg.run.seeds,
                        extra={"instruction_summary": summarize(scores),
                               "learner": "sft_lora", "model": cfg.instruct.sft.model,
+                              "backend": ctx.executor.name,
+                              "workers": sorted(set(scores.column("worker").to_pylist())),
                               "eval_rows": len(held_out),
                               "eval_rows_total": int(pc.sum(pc.equal(
                                   corpus.column("split"), "eval")).as_py())})
@@ -94,7 +97,9 @@ def _report(store: RunStore) -> list[str]:
     return [f"## Scores (`sft_lora`, {evaluate['model']}, on {evaluate['eval_rows']} of "
             f"{evaluate['eval_rows_total']} evaluation rows)", "",
             markdown_table(SCORE_HEADER, score_rows(evaluate["instruction_summary"])),
-            "", "Mean ± sample std over seeds (`full`: one fit). Every fit trains the same "
+            "", f"Fits ran on the {evaluate.get('backend', 'local')} backend "
+            f"({', '.join(evaluate.get('workers') or ['local'])}). "
+            "Mean ± sample std over seeds (`full`: one fit). Every fit trains the same "
             "epochs over its rows (or the same `steps`) from the same decoder; the baselines "
             "go through the run's filters. "
             "`short`: rows a set is below its budget after the filters and the refill."]
@@ -126,10 +131,16 @@ def loss_png(summary: list[dict[str, Any]]) -> bytes:
     return _png(figure)
 
 
+def _resources(compute: ComputeSection) -> Resources:
+    """Each fit is one task on a worker with the learners' CPUs and GPUs (Ray); in process
+    the fits run one after another."""
+    return Resources(cpus=compute.cpus_per_actor, gpus=compute.gpus_per_actor)
+
+
 INSTRUCTION_EVALUATE = Stage(
-    name="evaluate", version=1,
+    name="evaluate", version=2,
     writes="scores: one row per sft_lora fit (setting, method, seed, rows, eval_loss, "
-           "perplexity, exact_match, timings) for the distilled sets, random subsets and the "
-           "full pool",
+           "perplexity, exact_match, timings, the worker it ran on) for the distilled sets, "
+           "random subsets and the full pool",
     reads=lambda cfg: ("ingest", "signals", "filter"), settings=_settings, body=_body,
-    funnel=EVALUATE.funnel, report=_report)
+    funnel=EVALUATE.funnel, report=_report, resources=_resources)

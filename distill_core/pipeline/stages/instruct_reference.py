@@ -19,11 +19,12 @@ import pyarrow as pa
 
 from distill_core.artifacts.counts import Counts
 from distill_core.artifacts.store import RunStore
-from distill_core.config import RunConfig
+from distill_core.config import ComputeSection, RunConfig
 from distill_core.generate.models import causal_lm_identity
 from distill_core.instruct.device import set_torch_threads
 from distill_core.instruct.rows import InstructionRow
 from distill_core.methods import get_method
+from distill_core.pipeline.executor import Resources
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 
 
@@ -77,42 +78,60 @@ def _gradients(cfg: RunConfig, lm: Any, rows: list[InstructionRow]) -> np.ndarra
                              seed=ref.seed, kind=ref.projection, max_length=ref.max_length)
 
 
-def _body(ctx: StageContext) -> StageOutput:
+def score_pool(cfg: RunConfig, rows: list[InstructionRow]) -> dict[str, Any]:
+    """The reference decoder's signals of `rows` (runs wherever the executor puts it: in
+    process, or as one Ray task on a worker with the configured GPUs)."""
     from distill_core.generate.models import load_causal_lm
     from distill_core.instruct.device import resolve_device
     from distill_core.instruct.signals import difficulty
 
-    cfg, ref = ctx.cfg, ctx.cfg.instruct.reference
+    ref = cfg.instruct.reference
     set_torch_threads(cfg.compute.torch_threads)
-    corpus = ctx.store.read("ingest")
-    positions, rows = pool_rows(corpus)
-    ctx.report(0, len(rows), f"loading {ref.model}")
     lm = load_causal_lm(ref.model, device=resolve_device(ref.device))
-    n = corpus.num_rows
-    columns: dict[str, Any] = {"example_id": corpus.column("example_id"),
-                               "split": corpus.column("split")}
     clock = time.perf_counter()
+    out: dict[str, Any] = {"device": lm.device}
     if "difficulty" in reference_signals(cfg):
         scored = difficulty(lm.model, lm.tokenizer, rows, lm.device, ref.max_length,
                             ref.batch_size)
-        for name, values in (("conditioned_loss", scored.conditioned),
-                             ("direct_loss", scored.direct), ("ifd", scored.ifd)):
-            full = np.full(n, np.nan)
-            full[positions] = values
-            columns[name] = pa.array(full, pa.float64(), mask=np.isnan(full))
+        out.update(conditioned_loss=scored.conditioned, direct_loss=scored.direct,
+                   ifd=scored.ifd)
     else:
-        grads = _gradients(cfg, lm, rows)
+        out["grad_features"] = _gradients(cfg, lm, rows)
+    out["seconds"] = time.perf_counter() - clock
+    return out
+
+
+def _body(ctx: StageContext) -> StageOutput:
+    cfg, ref = ctx.cfg, ctx.cfg.instruct.reference
+    corpus = ctx.store.read("ingest")
+    positions, rows = pool_rows(corpus)
+    ctx.report(0, len(rows), f"loading {ref.model} ({ctx.executor.name})")
+    scored = ctx.executor.run_task(score_pool, ctx.resources, cfg, rows)
+    n = corpus.num_rows
+    columns: dict[str, Any] = {"example_id": corpus.column("example_id"),
+                               "split": corpus.column("split")}
+    if "grad_features" in scored:
         lists: list[list[float] | None] = [None] * n
-        for at, vector in zip(positions.tolist(), grads, strict=True):
+        for at, vector in zip(positions.tolist(), scored["grad_features"], strict=True):
             lists[at] = vector.tolist()
         columns["grad_features"] = pa.array(lists, pa.list_(pa.float32()))
-    seconds = time.perf_counter() - clock
+    else:
+        for name in ("conditioned_loss", "direct_loss", "ifd"):
+            full = np.full(n, np.nan)
+            full[positions] = scored[name]
+            columns[name] = pa.array(full, pa.float64(), mask=np.isnan(full))
+    seconds = scored["seconds"]
     ctx.report(len(rows), len(rows), f"{seconds:.0f}s")
     return StageOutput(pa.table(columns), Counts.one_to_one(n, rows_scored=len(rows)),
                        extra={"reference": ref.model, "signals": reference_signals(cfg),
                               "rows_scored": len(rows), "seconds": round(seconds, 2),
                               "seconds_per_row": round(seconds / max(len(rows), 1), 4),
-                              "device": lm.device})
+                              "device": scored["device"], "backend": ctx.executor.name})
+
+
+def _resources(compute: ComputeSection) -> Resources:
+    """The reference decoder runs as one task with the learners' CPUs and GPUs."""
+    return Resources(cpus=compute.cpus_per_actor, gpus=compute.gpus_per_actor)
 
 
 def _report(store: RunStore) -> list[str]:
@@ -121,7 +140,8 @@ def _report(store: RunStore) -> list[str]:
         return []
     return [f"- reference decoder `{manifest['reference']}`: {', '.join(manifest['signals'])} "
             f"of {manifest['rows_scored']} pool rows in {manifest['seconds']} s "
-            f"({manifest['seconds_per_row']} s/row, {manifest['device']})"
+            f"({manifest['seconds_per_row']} s/row, {manifest['device']}, "
+            f"{manifest.get('backend', 'local')} backend)"
             + (" (restored from the cache)" if manifest.get("cache", {}).get("hit") else "")]
 
 
@@ -130,5 +150,5 @@ INSTRUCTION_REFERENCE = Stage(
     writes="per corpus row: conditioned_loss, direct_loss, ifd (ifd, deita) or grad_features "
            "(less), from the reference decoder; null on the evaluation split",
     reads=lambda cfg: ("ingest",), settings=_settings, body=_body,
-    enabled=scores_the_pool,
+    enabled=scores_the_pool, resources=_resources,
     cached=True, retries=2, report=_report)
