@@ -82,7 +82,9 @@ def signal_settings(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """What signal `name` depends on besides the pool rows."""
     if name == "embeddings":
         return {"encoder": args.encoder}
-    base = {"model": args.model, "max_length": args.max_length}
+    base: dict[str, Any] = {"model": args.model, "max_length": args.max_length}
+    if args.fast_matmul:  # (absent otherwise: caches made before the flag stay valid)
+        base["fast_matmul"] = True
     if name == "difficulty":
         return base
     return {**base, "k": args.k, "less_warmup_steps": args.less_warmup_steps,
@@ -293,6 +295,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> tuple[list[dict], dict]:
                         "train_seconds": round(scored.train_s, 1),
                         "eval_seconds": round(scored.eval_s, 1),
                         "cell_seconds": round(time.perf_counter() - started, 1),
+                        "matmul": "fast" if args.fast_matmul else "fp32",
                         "peak_rss_mb": round(peak_rss_mb())}
                 cells.append(cell)
                 print(json.dumps(cell), flush=True)
@@ -355,6 +358,10 @@ def main() -> None:
                         help="GSM8K: held-out rows decoded greedily for exact match")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--fast-matmul", action="store_true",
+                        help="float32 matrix products on TF32 (CUDA) or bf16 units (oneDNN); "
+                        "tensors and the LoRA sums stay fp32 (bench_sft_precision.py measures "
+                        "what it costs in loss)")
     parser.add_argument("--device", default=None, help="cuda if available, else cpu")
     parser.add_argument("--out", type=Path, default=None, help="write results as JSON here")
     parser.add_argument("--cells-jsonl", type=Path, default=None,
@@ -362,6 +369,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.fast_matmul:
+        torch.backends.cuda.matmul.fp32_precision = "tf32"
+        torch.backends.mkldnn.matmul.fp32_precision = "bf16"
     started = time.perf_counter()
     cells: list[dict] = []
     costs: dict[str, dict] = {}

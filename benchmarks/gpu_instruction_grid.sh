@@ -12,7 +12,9 @@
 # with 9 processes sharing the GPU a LoRA step took 0.3-0.6 s, an Alpaca 5 % cell about 25 s
 # and a GSM8K cell 70-130 s (exact match of 100 rows and the held-out loss included): the whole
 # grid is about 2 hours of process time, more than one 15-minute lease; SEEDS, the budgets and
-# EXTRA cut it down.
+# EXTRA cut it down. Plain fp32 leaves the tensor cores idle: measure TF32 first
+# (`bench_sft_precision.py --device cuda`, its bf16-matmul mode) and, if the loss moves far
+# less than the methods differ, pass EXTRA=--fast-matmul (recorded in every cell).
 #
 #   SIGNAL_CACHE=dir RESULTS=dir [PY=python3] [DEADLINE=seconds] [EXTRA="--max-rows 24 ..."] \
 #     bash benchmarks/gpu_instruction_grid.sh
