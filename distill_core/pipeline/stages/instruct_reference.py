@@ -27,6 +27,10 @@ from distill_core.methods import get_method
 from distill_core.pipeline.executor import Resources
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 
+# Rows of like length that share one backward pass for their per-row LoRA gradients
+# (`instruct.signals.gradient_features`); in the settings, since it changes the last bits.
+GRADIENT_ROWS = 8
+
 
 def scores_the_pool(cfg: RunConfig) -> bool:
     """The method ranks the pool by the reference decoder's signals (`llm_synth` scores only
@@ -47,6 +51,7 @@ def _settings(cfg: RunConfig) -> dict[str, Any]:
                                 "signals": reference_signals(cfg)}
     if "gradients" in settings["signals"]:
         settings.update(grad_dim=ref.grad_dim, projection=ref.projection, seed=ref.seed,
+                        gradient_rows=GRADIENT_ROWS,
                         warm_fraction=ref.warm_fraction, warm_steps=ref.warm_steps,
                         lora=cfg.instruct.sft.model_dump(
                             mode="json", include={"lora_r", "lora_alpha", "lora_dropout",
@@ -75,7 +80,8 @@ def _gradients(cfg: RunConfig, lm: Any, rows: list[InstructionRow]) -> np.ndarra
     picks = np.random.default_rng(ref.seed).permutation(len(rows))[:warm]
     warm_lora(model, lm.tokenizer, [rows[int(i)] for i in picks], lm.device, options, ref.seed)
     return gradient_features(model, lm.tokenizer, rows, lm.device, k=ref.grad_dim,
-                             seed=ref.seed, kind=ref.projection, max_length=ref.max_length)
+                             seed=ref.seed, kind=ref.projection, max_length=ref.max_length,
+                             together=GRADIENT_ROWS)
 
 
 def score_pool(cfg: RunConfig, rows: list[InstructionRow]) -> dict[str, Any]:
