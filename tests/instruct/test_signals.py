@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -66,55 +67,49 @@ def test_projection_is_seeded_blockwise_and_keeps_norms() -> None:
     assert not torch.equal(gaussian, first)
 
 
-def test_gradient_features_are_deterministic(tiny_decoder: Path, alpaca_records) -> None:
+def _warmed_lora(decoder: Path, records: list[dict]):
+    """The tiny decoder with LoRA adapters warmed up on `records` (so A's gradients are not
+    zero): (lm, model, rows)."""
     from distill_core.generate.models import load_causal_lm
     from distill_core.instruct.sft import SftOptions, add_lora
 
-    lm = load_causal_lm(str(tiny_decoder), device="cpu")
+    lm = load_causal_lm(str(decoder), device="cpu")
     options = SftOptions(steps=2, batch_size=4, lr=1e-2, max_length=96)
     model = add_lora(lm.model, options, seed=0)
-    rows = rows_from_records(alpaca_records[:10])
+    rows = rows_from_records(records)
     warm_lora(model, lm.tokenizer, rows, "cpu", options, seed=0)
-    features = gradient_features(model, lm.tokenizer, rows[:5], "cpu", k=32, seed=1,
-                                 max_length=96, together=1)
-    again = gradient_features(model, lm.tokenizer, rows[:5], "cpu", k=32, seed=1,
-                              max_length=96, together=1)
-    other = gradient_features(model, lm.tokenizer, rows[:5], "cpu", k=32, seed=2,
-                              max_length=96, together=1)
+    return lm, model, rows
+
+
+def test_gradient_features_are_deterministic(tiny_decoder: Path, alpaca_records) -> None:
+    lm, model, rows = _warmed_lora(tiny_decoder, alpaca_records[:10])
+    grads = partial(gradient_features, model, lm.tokenizer, device="cpu", max_length=96)
+    features = grads(rows[:5], k=32, seed=1, together=1)
+    again = grads(rows[:5], k=32, seed=1, together=1)
+    other = grads(rows[:5], k=32, seed=2, together=1)
     assert features.shape == (5, 32) and np.array_equal(features, again)
     assert not np.allclose(features, other)
     assert (np.linalg.norm(features, axis=1) > 0).all()
     assert not np.allclose(features[0], features[1])
     # Taken alone, a row's features do not depend on the rows beside it.
-    alone = gradient_features(model, lm.tokenizer, rows[3:4], "cpu", k=32, seed=1,
-                              max_length=96, together=1)
+    alone = grads(rows[3:4], k=32, seed=1, together=1)
     assert np.array_equal(alone[0], features[3])
 
 
 def test_batched_gradients_match_each_row_alone(tiny_decoder: Path, alpaca_records) -> None:
     """One padded backward pass over rows of different lengths gives each row the gradient
     it has alone (to float rounding), in input order, and the same features on a rerun."""
-    from distill_core.generate.models import load_causal_lm
-    from distill_core.instruct.sft import SftOptions, add_lora
-
-    lm = load_causal_lm(str(tiny_decoder), device="cpu")
-    options = SftOptions(steps=2, batch_size=4, lr=1e-2, max_length=96)
-    model = add_lora(lm.model, options, seed=0)
-    rows = rows_from_records(alpaca_records[:12])
-    warm_lora(model, lm.tokenizer, rows, "cpu", options, seed=0)
+    lm, model, rows = _warmed_lora(tiny_decoder, alpaca_records[:12])
+    grads = partial(gradient_features, model, lm.tokenizer, device="cpu", max_length=96)
     lengths = [len(r.prompt) + len(r.response) for r in rows[:9]]
     assert max(lengths) > 2 * min(lengths)  # padding is exercised
-    alone = gradient_features(model, lm.tokenizer, rows[:9], "cpu", k=64, seed=3,
-                              max_length=96, together=1)
-    batched = gradient_features(model, lm.tokenizer, rows[:9], "cpu", k=64, seed=3,
-                                max_length=96, together=4)
-    again = gradient_features(model, lm.tokenizer, rows[:9], "cpu", k=64, seed=3,
-                              max_length=96, together=4)
+    alone = grads(rows[:9], k=64, seed=3, together=1)
+    batched = grads(rows[:9], k=64, seed=3, together=4)
+    again = grads(rows[:9], k=64, seed=3, together=4)
     assert np.array_equal(batched, again)
     scale = np.abs(alone).max()
     assert np.abs(batched - alone).max() <= 1e-4 * scale
     # Rows in another order come back in their own order.
     shuffled = [rows[i] for i in (8, 2, 5, 0, 7, 1, 6, 3, 4)]
-    reordered = gradient_features(model, lm.tokenizer, shuffled, "cpu", k=64, seed=3,
-                                  max_length=96, together=4)
+    reordered = grads(shuffled, k=64, seed=3, together=4)
     assert np.abs(reordered - alone[[8, 2, 5, 0, 7, 1, 6, 3, 4]]).max() <= 1e-4 * scale
