@@ -284,11 +284,13 @@ class EvaluateSection(_Section):
         "`max_iter` and `teacher.temperature` apply where an entry does not set them.",
     )
     baselines: list[Literal["random", "full"]] = Field(
-        default=["random", "full"], min_length=1,
+        default=["random", "full"],
         description="Compared at the same budget: stratified random subsets (one per seed) "
-        "and the full training split (at least one, each once). `full` holds every training "
-        "row's features in memory (O(corpus): about 1 GB per million 256-dim rows, more with "
-        "its probe's fit); drop it on a large corpus, where `random` reads only its draws.",
+        "and the full training split (each once; at least one for classification; instruction "
+        "data may have none, as in a benchmark that fits them in another run). `full` holds "
+        "every training row's features in memory (O(corpus): about 1 GB per million 256-dim "
+        "rows, more with its probe's fit); drop it on a large corpus, where `random` reads only "
+        "its draws.",
     )
     C: ProbeC = Field(default=1.0, description="Inverse L2 strength of the linear probe, or "
                       "`cv`: chosen for each fit on its own training rows (README: probe "
@@ -409,6 +411,9 @@ class RunConfig(_Section):
             raise ValueError(f"synthesize.method {method.name!r} does not run on {task} data "
                              f"(data.task); methods for {task} data: {fits}")
         if not self.is_instruction:
+            if not self.evaluate.baselines:
+                raise ValueError("evaluate.baselines: give at least 1 item (random, full): "
+                                 "classification scores its sets next to them")
             if self.synthesize.budget is not None:
                 raise ValueError("synthesize.budget is instruction data's budget; "
                                  "classification uses synthesize.per_class")

@@ -411,8 +411,12 @@ def bench(
 def _bench(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path | None,
            debug: bool) -> None:
     from distill_core.bench.config import load_bench_config
+    from distill_core.bench.instruction import is_instruction_bench, read_bench_yaml
 
     overrides = list(set_ or []) + ([f"data_dir={data_dir}"] if data_dir else [])
+    if is_instruction_bench(data := read_bench_yaml(config)):
+        _instruction_bench(config, data, overrides, runs_dir, debug)
+        return
     cfg = load_bench_config(config, overrides)
     _usable_runs_dir(runs_dir)
     from flows.benchmark import benchmark
@@ -429,6 +433,40 @@ def _bench(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path 
     console.print(f"{result['cells']} cells, {result['cells_scored']} scored now; benchmark "
                   f"folder: [bold]{result['dir']}[/]\nreport: {result['report']} "
                   f"(HTML: {result['report_html']})")
+
+
+def _instruction_bench(config: Path, data: dict[str, Any], overrides: list[str],
+                       runs_dir: Path, debug: bool) -> None:
+    """`bench` on instruction data: the grid's runs through evaluate, then its report."""
+    from rich.table import Table
+
+    from distill_core.bench.instruction import (
+        HEADER,
+        dataset_table,
+        load_instruction_bench,
+    )
+
+    cfg = load_instruction_bench(config, data, overrides)
+    _usable_runs_dir(runs_dir)
+    from flows.instruction_benchmark import instruction_benchmark
+    from flows.prefect_setup import migrate_local_database
+
+    if not debug:
+        hide_expected_failures_on_console()
+    with progress_bars(console):
+        migrate_local_database()
+        result = instruction_benchmark(cfg.model_dump(mode="json"), str(runs_dir))
+    summary = json.loads((Path(result["dir"]) / "summary.json").read_text(encoding="utf-8"))
+    for dataset in cfg.dataset_names():
+        table = Table(*HEADER, title=f"{dataset}: held-out loss per token (sft_lora)")
+        rows, bold = dataset_table(summary, dataset)
+        for i, row in enumerate(rows):
+            table.add_row(*(f"[bold]{c}[/]" if (i, j) in bold else c
+                            for j, c in enumerate(row)))
+        console.print(table)
+    console.print(f"{result['runs']} runs ({result['runs_computed']} computed now), "
+                  f"{result['fits']} fits; benchmark folder: [bold]{result['dir']}[/]\n"
+                  f"report: {result['report']} (HTML: {result['report_html']})")
 
 
 @app.command()

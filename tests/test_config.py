@@ -151,8 +151,7 @@ def test_bad_override_yaml_is_a_config_error() -> None:
                               r"characters.*at most 100"),
     ("signals.max_length=100000", r"signals\.max_length \(--set [^)]+\): .*less than or "
                                   "equal to 8192"),
-    ("evaluate.baselines=[]", r"evaluate\.baselines \(--set [^)]+\): List should have at "
-                              "least 1 item"),
+    ("evaluate.baselines=[]", r"evaluate\.baselines: give at least 1 item"),
     ("evaluate.baselines=[random, random]", "baselines must be distinct"),
     ("data.dataset=nope", "unknown dataset 'nope'; registered datasets: ag_news"),
     ("data.dataset=null", r"data \(--set data\.dataset=null\): give a registered `dataset` "
