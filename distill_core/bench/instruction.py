@@ -301,16 +301,23 @@ def plot_dataset(summary: list[dict[str, Any]], dataset: str, path: Path) -> Pat
     plt = _pyplot()
     mine = [e for e in summary if e["dataset"] == dataset]
     figure, axis = plt.subplots(figsize=(6, 4), dpi=110)
-    for method in dict.fromkeys(e["method"] for e in mine if e["method"] != "full"):
+    methods = list(dict.fromkeys(e["method"] for e in mine if e["method"] != "full"))
+    for i, method in enumerate(methods):
         points = sorted((e["rows"], e["eval_loss"]["mean"], e["eval_loss"]["std"])
                         for e in mine if e["method"] == method)
-        axis.errorbar([p[0] for p in points], [p[1] for p in points],
+        nudge = 1 + 0.03 * (i - (len(methods) - 1) / 2)  # side by side at one budget
+        axis.errorbar([p[0] * nudge for p in points], [p[1] for p in points],
                       yerr=[p[2] for p in points], marker="o", capsize=3, label=method)
     for e in mine:
         if e["method"] == "full":
             axis.axhline(e["eval_loss"]["mean"], color="black", linestyle="--",
                          label=f"full ({e['rows']:.0f} rows)")
     axis.set_xscale("log")
+    rows = [e["rows"] for e in mine]
+    axis.set_xlim(min(rows) / 1.6, max(rows) * 1.6)  # a readable span even for one budget
+    plain = plt.FuncFormatter(lambda x, _: f"{x:g}")
+    axis.xaxis.set_major_formatter(plain)
+    axis.xaxis.set_minor_formatter(plain)
     axis.set_xlabel("training rows (log)")
     axis.set_ylabel("held-out response loss / token")
     axis.set_title(f"{dataset}: held-out loss against budget", fontsize=10)
