@@ -26,7 +26,8 @@ class DeploymentSpec(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     flow: Literal["distill", "benchmark"]
-    config: str = Field(description="Run config (distill) or benchmark config, relative to "
+    config: str = Field(description="Run config (distill) or benchmark config (classification, "
+                        "or instruction data with `task: instruction`), relative to "
                         "the serve file.")
     set: list[str] = Field(default_factory=list, description="Overrides, key=value.")
     cron: str = Field(description="Cron schedule, e.g. '0 2 * * *' (02:00 daily).")
@@ -64,8 +65,16 @@ def deployment_parameters(spec: DeploymentSpec, base: Path, runs_dir: str) -> di
         config = load_config(config_path, spec.set).model_dump(mode="json")
     else:
         from distill_core.bench.config import load_bench_config
+        from distill_core.bench.instruction import (
+            is_instruction_bench,
+            load_instruction_bench,
+            read_bench_yaml,
+        )
 
-        config = load_bench_config(config_path, spec.set).model_dump(mode="json")
+        if is_instruction_bench(data := read_bench_yaml(config_path)):
+            config = load_instruction_bench(config_path, data, spec.set).model_dump(mode="json")
+        else:
+            config = load_bench_config(config_path, spec.set).model_dump(mode="json")
     runs = Path(runs_dir)
     return {"config": config, "runs_dir": str(runs if runs.is_absolute()
                                               else (base / runs).resolve())}
@@ -77,14 +86,19 @@ def build_deployments(path: str | Path) -> list[Any]:
 
     from flows.benchmark import benchmark
     from flows.distill import distill
+    from flows.instruction_benchmark import instruction_benchmark
 
     file = Path(path)
     serve = load_serve_config(file)
-    flows = {"distill": distill, "benchmark": benchmark}
-    return [flows[spec.flow].to_deployment(
-        name=spec.name, schedule=Cron(spec.cron, timezone=spec.timezone),
-        parameters=deployment_parameters(spec, file.parent, serve.runs_dir),
-        tags=["textdistill", spec.flow, *spec.tags],
-        description=f"{spec.flow} of {spec.config} on '{spec.cron}' ({spec.timezone})")
-        for spec in serve.deployments]
+    deployments = []
+    for spec in serve.deployments:
+        parameters = deployment_parameters(spec, file.parent, serve.runs_dir)
+        flow = {"distill": distill, "benchmark": benchmark}[spec.flow]
+        if spec.flow == "benchmark" and parameters["config"].get("task") == "instruction":
+            flow = instruction_benchmark
+        deployments.append(flow.to_deployment(
+            name=spec.name, schedule=Cron(spec.cron, timezone=spec.timezone),
+            parameters=parameters, tags=["textdistill", spec.flow, *spec.tags],
+            description=f"{spec.flow} of {spec.config} on '{spec.cron}' ({spec.timezone})"))
+    return deployments
 

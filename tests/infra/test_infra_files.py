@@ -92,3 +92,17 @@ def test_serve_without_a_prefect_server_says_what_to_do(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "PREFECT_API_URL" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_an_instruction_benchmark_is_served_by_its_own_flow(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copy(ROOT / "configs" / "bench-instruction-cpu.yaml", tmp_path / "ibench.yaml")
+    (tmp_path / "serve.yaml").write_text(
+        "runs_dir: runs\ndeployments:\n  - name: nightly-instruction\n    flow: benchmark\n"
+        "    config: ibench.yaml\n    set: ['seeds=[0]']\n    cron: '0 3 * * *'\n",
+        encoding="utf-8")
+    [deployment] = build_deployments(tmp_path / "serve.yaml")
+    assert deployment.flow_name == "instruction-benchmark"
+    config = deployment.parameters["config"]
+    assert config["task"] == "instruction" and config["seeds"] == [0]
