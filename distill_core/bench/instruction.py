@@ -364,7 +364,7 @@ def write_reports(out_dir: Path, summary: list[dict[str, Any]], facts: dict[str,
              "below its budget after the filters.")
     md = [f"# Benchmark {facts['bench_id']}", "", intro, ""]
     parts = [f"<h1>Benchmark {html.escape(facts['bench_id'])}</h1>",
-             f"<p>{html.escape(intro)}</p>"]
+             f"<p>{html.escape(intro.replace('`', ''))}</p>"]
     for dataset in dict.fromkeys(e["dataset"] for e in summary):
         rows, bold = dataset_table(summary, dataset)
         png = plot_dataset(summary, dataset, out_dir / "plots" / f"{dataset}.png")
