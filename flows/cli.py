@@ -464,7 +464,8 @@ def _instruction_bench(config: Path, data: dict[str, Any], overrides: list[str],
             table.add_row(*(f"[bold]{c}[/]" if (i, j) in bold else c
                             for j, c in enumerate(row)))
         console.print(table)
-    console.print(f"{result['runs']} runs ({result['runs_computed']} computed now), "
+    runs = result["runs"]
+    console.print(f"{runs} run{'s' * (runs != 1)} ({result['runs_computed']} computed now), "
                   f"{result['fits']} fits; benchmark folder: [bold]{result['dir']}[/]\n"
                   f"report: {result['report']} (HTML: {result['report_html']})")
 

@@ -163,11 +163,16 @@ class BenchConfig(BaseModel):
                 "synthesize": {**self.run.get("synthesize", {}), "method": method,
                                "per_class": budget, "soft_labels": self.soft_labels},
                 "compute": self.compute.model_dump()}
-        try:
-            return RunConfig.model_validate(data)
-        except ValidationError as exc:
-            raise ConfigError("benchmark run settings: " + format_validation(
-                exc, None, model=RunConfig)) from None
+        return validated_run(data)
+
+
+def validated_run(data: dict[str, Any]) -> RunConfig:
+    """A benchmark group's run config, or one line saying what is wrong with it."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("benchmark run settings: " + format_validation(
+            exc, None, model=RunConfig)) from None
 
 
 def load_bench_config(path: str | Path, overrides: list[str] | None = None) -> BenchConfig:

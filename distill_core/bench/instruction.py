@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from distill_core.artifacts.manifest import package_versions
 from distill_core.artifacts.store import RunStore
-from distill_core.bench.config import NAME_PATTERN
-from distill_core.bench.report import _html_table, md_table
+from distill_core.bench.config import NAME_PATTERN, validated_run
+from distill_core.bench.report import _html_table, md_table, write_pages
 from distill_core.config import (
     ComputeSection,
     RunConfig,
@@ -131,11 +131,7 @@ class InstructionBenchConfig(BaseModel):
                                "budget": budget},
                 "evaluate": {"baselines": baselines},
                 "compute": self.compute.model_dump()}
-        try:
-            return RunConfig.model_validate(data)
-        except ValidationError as exc:
-            raise ConfigError("benchmark run settings: " + format_validation(
-                exc, None, model=RunConfig)) from None
+        return validated_run(data)
 
 
 def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -356,7 +352,8 @@ def finalize(cfg: InstructionBenchConfig, out_dir: Path, groups: list[Group],
 
 def write_reports(out_dir: Path, summary: list[dict[str, Any]], facts: dict[str, Any]
                   ) -> tuple[Path, Path]:
-    intro = (f"{facts['runs']} pipeline runs ({facts['runs_computed']} computed in this "
+    runs = facts["runs"]
+    intro = (f"{runs} pipeline run{'s' * (runs != 1)} ({facts['runs_computed']} computed in this "
              f"invocation, the rest resumed), {facts['fits']} `sft_lora` fits; seeds "
              f"{facts['seeds']}. Held-out response loss per token on each dataset's evaluation "
              "split (lower is better), mean ± sample std over seeds; the best per budget in "
@@ -372,12 +369,4 @@ def write_reports(out_dir: Path, summary: list[dict[str, Any]], facts: dict[str,
         md += [f"## {dataset}", "", md_table(HEADER, rows, bold), "", f"![{dataset}]({rel})", ""]
         parts += [f"<h2>{html.escape(dataset)}</h2>", _html_table(HEADER, rows, bold),
                   f'<img src="{html.escape(rel)}" alt="{html.escape(dataset)}">']
-    md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-    md_path.write_text("\n".join(md), encoding="utf-8")
-    style = ("body{font-family:sans-serif;max-width:70em;margin:auto}table{border-collapse:"
-             "collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:"
-             "right}td:first-child{text-align:left}")
-    html_path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>"
-                         f"{html.escape(facts['bench_id'])}</title><style>{style}</style>"
-                         f"</head><body>{''.join(parts)}</body></html>", encoding="utf-8")
-    return md_path, html_path
+    return write_pages(out_dir, facts["bench_id"], md, parts)

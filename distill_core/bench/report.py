@@ -158,12 +158,18 @@ def write_reports(bench_dir: Path, summary: list[dict[str, Any]], facts: dict[st
                   f'<img src="{html.escape(rel)}" alt="{html.escape(title)}">']
     md += ["## Metrics", "", md_table(METRIC_HEADER, metric_rows(summary)), ""]
     parts += ["<h2>Metrics</h2>", _html_table(METRIC_HEADER, metric_rows(summary))]
+    return write_pages(bench_dir, facts["bench_id"], md, parts)
+
+
+def write_pages(bench_dir: Path, title: str, md: list[str], parts: list[str]
+                ) -> tuple[Path, Path]:
+    """report.md from Markdown lines and report.html from HTML parts, in `bench_dir`."""
     md_path, html_path = bench_dir / "report.md", bench_dir / "report.html"
     md_path.write_text("\n".join(md), encoding="utf-8")
     style = ("body{font-family:sans-serif;max-width:70em;margin:auto}table{border-collapse:"
              "collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:"
              "right}td:first-child{text-align:left}")
     html_path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>"
-                         f"{html.escape(facts['bench_id'])}</title><style>{style}</style>"
+                         f"{html.escape(title)}</title><style>{style}</style>"
                          f"</head><body>{''.join(parts)}</body></html>", encoding="utf-8")
     return md_path, html_path

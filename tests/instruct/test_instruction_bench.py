@@ -45,7 +45,7 @@ def test_instruction_grid_fits_baselines_once_and_reports_the_gap(
     result = CliRunner().invoke(app, ["bench", str(config), "--runs-dir", str(runs)])
     assert result.exit_code == 0, result.output
     assert "2 runs (2 computed now), 7 fits" in " ".join(result.output.split())
-    folder = next(p for p in runs.iterdir() if p.name.startswith("ibench-"))
+    [folder] = [p for p in runs.iterdir() if (p / "bench.json").is_file()]  # not a run folder
     fits = json.loads((folder / "fits.json").read_text())
     by_run: dict[str, list[str]] = {}
     for fit in fits:
