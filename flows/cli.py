@@ -438,13 +438,8 @@ def _bench(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path 
 def _instruction_bench(config: Path, data: dict[str, Any], overrides: list[str],
                        runs_dir: Path, debug: bool) -> None:
     """`bench` on instruction data: the grid's runs through evaluate, then its report."""
-    from rich.table import Table
-
-    from distill_core.bench.instruction import (
-        HEADER,
-        dataset_table,
-        load_instruction_bench,
-    )
+    from distill_core.bench.instruction import load_instruction_bench
+    from flows.cli_views import instruction_bench_tables
 
     cfg = load_instruction_bench(config, data, overrides)
     _usable_runs_dir(runs_dir)
@@ -457,12 +452,7 @@ def _instruction_bench(config: Path, data: dict[str, Any], overrides: list[str],
         migrate_local_database()
         result = instruction_benchmark(cfg.model_dump(mode="json"), str(runs_dir))
     summary = json.loads((Path(result["dir"]) / "summary.json").read_text(encoding="utf-8"))
-    for dataset in cfg.dataset_names():
-        table = Table(*HEADER, title=f"{dataset}: held-out loss per token (sft_lora)")
-        rows, bold = dataset_table(summary, dataset)
-        for i, row in enumerate(rows):
-            table.add_row(*(f"[bold]{c}[/]" if (i, j) in bold else c
-                            for j, c in enumerate(row)))
+    for table in instruction_bench_tables(summary, cfg.dataset_names()):
         console.print(table)
     runs = result["runs"]
     console.print(f"{runs} run{'s' * (runs != 1)} ({result['runs_computed']} computed now), "

@@ -65,6 +65,22 @@ def instruction_scores_table(summary: list[dict[str, Any]]) -> Table:
     return table
 
 
+def instruction_bench_tables(summary: list[dict[str, Any]], datasets: list[str]
+                             ) -> list[Table]:
+    """One table per dataset of an instruction benchmark's summary.json (report.md's)."""
+    from distill_core.bench.instruction import HEADER, dataset_table
+
+    tables = []
+    for dataset in datasets:
+        table = Table(*HEADER, title=f"{dataset}: held-out loss per token (sft_lora)")
+        rows, bold = dataset_table(summary, dataset)
+        for i, row in enumerate(rows):
+            table.add_row(*(f"[bold]{c}[/]" if (i, j) in bold else c
+                            for j, c in enumerate(row)))
+        tables.append(table)
+    return tables
+
+
 def bench_tables(summary: list[dict[str, Any]]) -> list[Table]:
     """One table per (dataset, learner, labels) of a benchmark's summary.json: methods ×
     budgets, accuracy % mean ± std, the best per budget in bold, full data last (the tables
