@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from distill_core.artifacts.store import file_sha256
+from distill_core.bench.instruction import budget_label
 from distill_core.hashing import stable_hash
 from distill_core.instruct.ingest import ingest_alpaca, ingest_gsm8k
 from distill_core.instruct.methods import (
@@ -283,7 +284,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> tuple[list[dict], dict]:
                 chosen = list(range(len(pool))) if method == "full" else \
                     rank(method, signals, budget, seed).selection(budget).tolist()
                 scored = sft_lora([pool[i] for i in chosen], held_out, options, seed=seed)
-                label = f"{value:g}" if value < 1 else str(int(value))
+                label = budget_label(value)
                 cell = {"dataset": name, "budget": "full" if method == "full" else label,
                         "rows": len(chosen), "method": method, "seed": seed,
                         "device": scored.device,

@@ -175,7 +175,7 @@ def gradient_features(model: Any, tokenizer: Any, rows: Sequence[InstructionRow]
             chosen = order[start:start + step]
             chunk = [encoded[i] for i in chosen]
             grads = (_batch_gradients(model, chunk, linears, pad, device)
-                     if linears is not None and step > 1
+                     if linears is not None
                      else _row_gradients(model, chunk, params, pad, device))
             features[chosen] = projection(grads).cpu().numpy()
     finally:
