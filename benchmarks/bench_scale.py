@@ -55,7 +55,7 @@ from benchmarks.scale_corpus import (  # noqa: E402
     existing_manifest,
     link_file,
 )
-from benchmarks.scale_monitor import TreeSampler, stage_rows  # noqa: E402
+from benchmarks.scale_monitor import TreeSampler, peak_phase, stage_rows  # noqa: E402
 
 STATIC = "static:all-MiniLM-L6-v2"
 MINILM = "all-MiniLM-L6-v2"
@@ -174,6 +174,7 @@ def run_flow(name: str, config: Path, data_dir: Path, runs: Path, sets: list[str
         "wall_s": round(wall, 2), "stages_wall_s": round(computed, 2),
         "outside_stages_s": round(wall - computed, 2),
         "peak_tree_rss_mb": sampler.peak_mb(), "peak_main_rss_sampled_mb": sampler.peak_main_mb(),
+        "peak_at": peak_phase(manifests, sampler, since),
         "main_maxrss_mb": round(usage.ru_maxrss / 1024, 1), "samples": len(sampler.samples),
         "ingest_counts": ingest.get("counts"),
         "ingest_files_reused_parsed": [ingest.get(k) for k in ("files_reused", "files_parsed")],

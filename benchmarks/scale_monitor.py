@@ -90,3 +90,22 @@ def stage_rows(manifests: dict[str, dict[str, Any]], sampler: TreeSampler, since
                       "peak_rss_mb": sampler.peak_mb(started, finished),
                       "manifest_peak_rss_mb": manifest.get("peak_rss_mb")}
     return out
+
+
+def peak_phase(manifests: dict[str, dict[str, Any]], sampler: TreeSampler,
+               since: float) -> dict[str, Any]:
+    """Where the run's peak tree RSS was sampled: inside a stage computed after `since`, or
+    the gap before, between or after them ("after evaluate": the report and the CLI's exit),
+    with the main process's RSS and the rest of the tree (Prefect's server) at that moment."""
+    if not sampler.samples:
+        return {}
+    at, total, main = max(sampler.samples, key=lambda sample: sample[1])
+    spans = sorted((epoch(m["started_at"]), epoch(m["finished_at"]), stage)
+                   for stage, m in manifests.items() if epoch(m["started_at"]) >= since)
+    where = "before the first stage"
+    for started, finished, stage in spans:
+        if at < started:
+            break
+        where = stage if at <= finished else f"after {stage}"
+    return {"where": where, "tree_mb": round(total / MIB, 1), "main_mb": round(main / MIB, 1),
+            "others_mb": round((total - main) / MIB, 1)}

@@ -22,9 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cfg(slice_dir: Path, method: str = "kmeans"):
+    """Without the row cache, so that signals is kept whole in the stage cache these tests
+    damage (the per-part cache's checks: tests/signals/test_part_cache.py)."""
     return load_config(None, [f"data.data_dir={slice_dir}", "run.seeds=[0]",
                               "synthesize.per_class=3", f"synthesize.method={method}",
-                              "run.name=integrity"])
+                              "run.name=integrity", "signals.row_cache=false"])
 
 
 def _full_accuracy(store) -> float:

@@ -27,10 +27,19 @@ REJECTS = "rejects"  # its dropped rows: `<stage>/rejects/part-*.parquet`
 ATTEMPTS = "attempts"  # object stores: `<stage>/attempts/<attempt>/data/part-*.parquet`
 
 HOST = socket.gethostname().replace("-", "_")[:32]
-# (path, inode, mtime_ns, size) -> sha256. An object store has no inode: its parts are never
-# rewritten under the same key (each writer has its own attempt prefix), and a rewrite
+# (where, inode, mtime_ns, size) -> sha256. A local file is known by its device and inode,
+# not its path, so a part hashed as it was written is not hashed again after the stage's
+# folder is renamed into place (a rename keeps the inode and mtime; a rewrite changes the
+# mtime or size). An object store has no inode: there `where` is the path; its parts are
+# never rewritten under the same key (each writer has its own attempt prefix), and a rewrite
 # changes the object's mtime or size.
 _SHA_MEMO: dict[tuple[str, int, int, int], str] = {}
+
+
+def _memo_key(path: Where) -> tuple[str, int, int, int]:
+    info = path.stat()
+    where = f"dev:{info.st_dev}" if isinstance(path, Path) else str(path)
+    return (where, info.st_ino, info.st_mtime_ns, info.st_size)
 
 
 def temp_suffix(kind: str) -> str:
@@ -63,13 +72,19 @@ def writer_gone(name: str) -> bool:
 
 
 def file_sha256(path: Where) -> str:
-    """sha256 of one file, remembered by (path, inode, mtime, size) within the process."""
-    info = path.stat()
-    key = (str(path), info.st_ino, info.st_mtime_ns, info.st_size)
+    """sha256 of one file, remembered by (device and inode, or an object's path; mtime; size)
+    within the process."""
+    key = _memo_key(path)
     if key not in _SHA_MEMO:
         with path.open("rb") as handle:
             _SHA_MEMO[key] = stream_sha256(handle)
     return _SHA_MEMO[key]
+
+
+def remember_sha256(path: Where, digest: str) -> None:
+    """Record the sha256 of a file whose bytes the caller has just hashed (a copy made while
+    hashing it), so checking it later in this process does not read it again."""
+    _SHA_MEMO[_memo_key(path)] = digest
 
 
 def part_records(folder: Where, names: Iterable[str]) -> dict[str, dict[str, Any]]:

@@ -30,6 +30,7 @@ cache copies the named parts and writes its manifest last too.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -57,6 +58,7 @@ from distill_core.artifacts.parts import (  # noqa: F401 - re-exported: the stor
     named_parts,
     part_records,
     parts_base,
+    remember_sha256,
     verify_folder,
 )
 from distill_core.artifacts.parts import HOST as _HOST  # noqa: F401
@@ -70,6 +72,20 @@ from distill_core.errors import ArtifactError, ConfigError
 
 ROWS_PER_PART = 200_000
 ORPHAN_AGE_S = objectstore.ORPHAN_AGE_S
+
+
+COPY_CHUNK = 8 << 20  # bytes read and written at a time by `copy_hashed`
+
+
+def copy_hashed(source: Path, target: Path) -> tuple[str, int]:
+    """Copy a file, hashing its bytes as they pass: (sha256, size) of what was written."""
+    digest, size = hashlib.sha256(), 0
+    with open(source, "rb") as reader, open(target, "wb") as writer:
+        while chunk := reader.read(COPY_CHUNK):
+            digest.update(chunk)
+            writer.write(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def _copy_tree(source: Path, target: Path) -> None:
@@ -371,11 +387,16 @@ class StageWriter:
 
     A streaming stage calls `write` once per batch, so no stage has to hold its whole output
     in memory; batches roll into Parquet parts of `ROWS_PER_PART` rows (laid out by `layout`:
-    vectors uncompressed, in row groups of ~16 MiB) in a hidden temporary
-    folder (on an object store: under the writer's own attempt prefix, each part uploaded as
-    it closes). Nothing is visible to readers until `publish` writes the manifest (naming each
-    part with its size and sha256), then renames the folder into place (local disk) or is
-    itself the last upload (object store); `abort` removes what was not published. Every
+    vectors uncompressed, in row groups of ~16 MiB) in a hidden temporary folder (on an
+    object store: under the writer's own attempt prefix, each part uploaded as it closes).
+    Row groups have a fixed number of rows (`layout.group_rows`) whatever the sizes of the
+    written batches, so a part's bytes depend only on its rows: the same rows give the same
+    sha256, and a rerun's parts can be matched to an earlier run's by their digests. A stage
+    can close the open part early (`end_part`) and take in a checked copy of a part written
+    before (`adopt`: the signals stage's per-part cache). Nothing is visible to readers until
+    `publish` writes the manifest (naming each part with its size and sha256), then renames
+    the folder into place (local disk) or is itself the last upload (object store); `abort`
+    removes what was not published. Every
     batch of one kind must have the same schema.
     """
 
@@ -395,6 +416,8 @@ class StageWriter:
         self._records: dict[str, dict[str, Any]] = {}  # object stores: parts uploaded so far
         self._in_part: dict[str, int] = {}
         self._schemas: dict[str, pa.Schema] = {}
+        self._pending: dict[str, pa.Table] = {}  # rows written that fill no whole group yet
+        self._segment = 0  # first data part since the last `end_part`
         self._published = False
 
     def write(self, table: pa.Table, rejects: bool = False) -> None:
@@ -404,18 +427,79 @@ class StageWriter:
             raise ArtifactError(f"{self.stage}: a batch of {kind} has another schema than the "
                                 f"first ({table.schema} against {self._schemas[kind]})")
         self._schemas.setdefault(kind, table.schema)
+        pending = self._pending.get(kind)
+        self._pending[kind] = table if pending is None else pa.concat_tables([pending, table])
+        self.rows[kind] += table.num_rows
+        self._drain(kind, final=False)
+
+    def _drain(self, kind: str, final: bool) -> None:
+        """Write the pending rows of `kind` in whole row groups (`layout.group_rows` rows, or
+        what is left of the part); `final`: the rest too, as a last shorter group."""
+        pending = self._pending.get(kind)
+        if pending is None:
+            return
+        group = layout.group_rows(self._schemas[kind])
         offset = 0
-        while offset < table.num_rows:
+        while offset < pending.num_rows:
+            room = ROWS_PER_PART - self._in_part.get(kind, 0) if kind in self._open \
+                else ROWS_PER_PART
+            take = min(group, room)
+            if pending.num_rows - offset < take:
+                if not final:
+                    break
+                take = pending.num_rows - offset
             if kind not in self._open:
                 self._roll(kind)
-            room = ROWS_PER_PART - self._in_part[kind]
-            piece = table.slice(offset, room)
-            self._open[kind].write_table(piece, row_group_size=layout.group_rows(piece.schema))
-            self._in_part[kind] += piece.num_rows
-            self.rows[kind] += piece.num_rows
-            offset += piece.num_rows
+            piece = pending.slice(offset, take)
+            self._open[kind].write_table(piece, row_group_size=take)
+            self._in_part[kind] += take
+            offset += take
             if self._in_part[kind] >= ROWS_PER_PART:
                 self._close(kind)
+        if offset < pending.num_rows:
+            self._pending[kind] = pending.slice(offset)
+        else:
+            del self._pending[kind]
+
+    def end_part(self) -> list[Where]:
+        """Close the open data part (after writing its pending rows) and return the data parts
+        closed since the last call: the rows written since then, as files."""
+        self._drain(DATA, final=True)
+        if DATA in self._open:
+            self._close(DATA)
+        names = self._files[DATA][self._segment:]
+        self._segment = len(self._files[DATA])
+        return [self.tmp / name for name in names]
+
+    def adopt(self, source: Path, record: dict[str, Any]) -> str | None:
+        """Take in a copy of `source`, a data part written before with this stage's schema, as
+        the next data part (after `end_part`), checking the bytes against `record` (`bytes`,
+        `sha256`) as they are copied. Returns None when it was taken in; else what did not
+        match, and nothing was kept. Local runs folders only."""
+        if isinstance(self.tmp, RemotePath):
+            raise ArtifactError(f"{self.stage}: parts are adopted on a local runs folder only")
+        self.end_part()
+        try:
+            schema = pq.read_schema(source)
+        except (OSError, pa.ArrowInvalid) as exc:
+            return f"{source.name} is not readable ({exc})"
+        if DATA in self._schemas and not schema.equals(self._schemas[DATA]):
+            return f"{source.name} has another schema than the stage's rows"
+        folder = self.tmp / DATA
+        folder.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+        name = f"{DATA}/part-{len(self._files[DATA]):05d}.parquet"
+        target = self.tmp / name
+        digest, size = copy_hashed(source, target)  # type: ignore[arg-type]
+        if size != record.get("bytes") or digest != record.get("sha256"):
+            target.unlink()  # type: ignore[union-attr]
+            return (f"{source.name} has {size} bytes and sha256 {digest[:12]}, its record "
+                    f"says {record.get('bytes')} and {str(record.get('sha256'))[:12]}")
+        remember_sha256(target, digest)
+        self._schemas.setdefault(DATA, schema)
+        self._files[DATA].append(name)
+        self.rows[DATA] += pq.ParquetFile(target).metadata.num_rows
+        self._segment = len(self._files[DATA])
+        return None
 
     def _roll(self, kind: str) -> None:
         folder = self.tmp / kind
@@ -444,6 +528,8 @@ class StageWriter:
                 extra_files: dict[str, str] | None = None) -> Where:
         """Close the parts, write the extra text files and the manifest, rename into place
         (object store: the manifest, naming this writer's attempt, is the last upload)."""
+        for kind in list(self._pending):
+            self._drain(kind, final=True)
         for kind in list(self._open):
             self._close(kind)
         for kind in (DATA, REJECTS):  # an empty table still leaves one part with its schema
@@ -478,6 +564,7 @@ class StageWriter:
 
     def abort(self) -> None:
         """Drop what was written and not published (safe to call after `publish`)."""
+        self._pending.clear()
         for kind in list(self._open):
             try:
                 self._close(kind)

@@ -62,21 +62,28 @@ def stage_batches(store: RunStore, stage: str, columns: list[str] | None = None,
     part (200k rows: ~300 MB of vectors), not the batch; and small row groups read together
     come back as one batch, not as pieces to join with a copy."""
     for path in verified_parts(store, stage):
-        handle = part_file(path)
-        held: list[pa.RecordBatch] = []
-        rows = 0
-        for groups in _group_runs(handle.metadata, batch_rows):
-            for batch in handle.iter_batches(batch_size=batch_rows, row_groups=groups,
-                                             columns=columns):
-                held.append(batch)
-                rows += batch.num_rows
-                while rows >= batch_rows:
-                    table = pa.Table.from_batches(held)
-                    yield table.slice(0, batch_rows).combine_chunks()
-                    rest = table.slice(batch_rows)
-                    held, rows = rest.to_batches(), rest.num_rows
-        if rows:
-            yield pa.Table.from_batches(held).combine_chunks()
+        yield from part_batches(path, columns, batch_rows)
+
+
+def part_batches(path: Path, columns: list[str] | None = None,
+                 batch_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
+    """One part's rows in order, `batch_rows` at a time (see `stage_batches`; the caller has
+    verified the part)."""
+    handle = part_file(path)
+    held: list[pa.RecordBatch] = []
+    rows = 0
+    for groups in _group_runs(handle.metadata, batch_rows):
+        for batch in handle.iter_batches(batch_size=batch_rows, row_groups=groups,
+                                         columns=columns):
+            held.append(batch)
+            rows += batch.num_rows
+            while rows >= batch_rows:
+                table = pa.Table.from_batches(held)
+                yield table.slice(0, batch_rows).combine_chunks()
+                rest = table.slice(batch_rows)
+                held, rows = rest.to_batches(), rest.num_rows
+    if rows:
+        yield pa.Table.from_batches(held).combine_chunks()
 
 
 def rows_at(store: RunStore, stage: str, positions: np.ndarray, columns: list[str]

@@ -51,6 +51,10 @@ class _PlanView:
         self.store = store
         self.folders: dict[str, Path] = {}
 
+    @property
+    def remote(self) -> bool:
+        return self.store.remote
+
     def manifest(self, stage: str) -> dict[str, Any] | None:
         folder = self.folders.get(stage)
         if folder is None:

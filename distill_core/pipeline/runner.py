@@ -91,7 +91,8 @@ def run_stage(stage: Stage, ctx: StageContext) -> StageOutcome:
         writer.publish(manifest)
     finally:
         writer.abort()
-    if stage.cached:
+    if stage.cached and stage.copy_to_cache(cfg, store):
         store.save_to_cache(stage.name)
-    return StageOutcome(stage.name, str(store.stage_dir(stage.name)), fp, "computed",
+    return StageOutcome(stage.name, str(store.stage_dir(stage.name)), fp,
+                        "cached" if output.from_cache else "computed",
                         manifest["counts"], manifest["wall_time_s"])

@@ -57,6 +57,9 @@ class StageOutput:
     extra: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] | None = None
     inputs: dict[str, Any] = field(default_factory=dict)  # beyond the upstream artifacts
+    # Every row came whole from a cross-run cache (signals: each part from its per-part
+    # cache): the outcome says "cached", as for a stage restored whole.
+    from_cache: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ class Stage:
         body: computes the output from the context.
         enabled: whether the config needs this stage at all.
         cached: kept in the runs folder's cross-run cache (keyed by fingerprint).
+        copy_to_cache: whether a computed `cached` stage is also copied whole into that cache
+            (signals with its per-part cache: no, its parts are kept there already).
         resources: what each of its workers asks for, from the `compute` section.
         funnel: its rows flow one to one from its input (rows in = out + rejected), so the
             audit balances it (evaluate's rows are fits, not data rows).
@@ -91,6 +96,7 @@ class Stage:
     body: Callable[[StageContext], StageOutput]
     enabled: Callable[[RunConfig], bool] = lambda cfg: True
     cached: bool = False
+    copy_to_cache: Callable[[RunConfig, RunStore], bool] = lambda cfg, store: True
     resources: Callable[[ComputeSection], Resources] = lambda compute: Resources()
     funnel: bool = True
     retries: int = 0

@@ -236,3 +236,53 @@ def test_a_stage_in_the_old_layout_is_recomputed_cleanly(ingested, tmp_path: Pat
     assert not list(again.stage_dir("ingest").glob("*.parquet"))  # nothing left at the top
     assert again.read("ingest").num_rows == again.manifest("ingest")["counts"]["rows_out"]
     assert store.cache_entry("ingest", fingerprint) is not None  # the cache is re-seeded
+
+
+def test_a_parts_bytes_follow_its_rows_not_the_batches_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed row groups: the same 23 rows written in other batches give the same parts, byte
+    for byte (what lets a rerun's parts be matched to an earlier run's by sha256)."""
+    from distill_core.artifacts import layout
+
+    monkeypatch.setattr(store_module, "ROWS_PER_PART", 10)
+    monkeypatch.setattr(layout, "TABLE_GROUP_ROWS", 4)
+    rows = pa.table({"x": list(range(23)), "t": [f"row {i}" for i in range(23)]})
+
+    def parts(name: str, cuts: list[int]) -> dict:
+        writer = RunStore(tmp_path, name).stage_writer("ingest")
+        for start, end in zip([0, *cuts], [*cuts, 23], strict=True):
+            writer.write(rows.slice(start, end - start))
+        writer.publish({"fingerprint": "f", "finished_at": "t"})
+        return RunStore(tmp_path, name).manifest("ingest")["parts"]
+
+    one = parts("a", [])
+    assert parts("b", [1, 2, 9, 17]) == one and parts("c", [11]) == one
+    assert len(one) == 3
+    meta = pa.parquet.ParquetFile(RunStore(tmp_path, "b").parts("ingest")[0]).metadata
+    assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [4, 4, 2]
+
+
+def test_end_part_and_adopt_take_in_a_checked_copy(tmp_path: Path) -> None:
+    first = RunStore(tmp_path, "run-a").stage_writer("signals")
+    first.write(_table(3))
+    made = first.end_part()
+    assert [p.name for p in made] == ["part-00000.parquet"] and first.end_part() == []
+    first.write(_table(2))
+    first.publish({"fingerprint": "f", "finished_at": "t"})
+    source = RunStore(tmp_path, "run-a").parts("signals")[0]
+    record = RunStore(tmp_path, "run-a").manifest("signals")["parts"]["data/part-00000.parquet"]
+
+    writer = RunStore(tmp_path, "run-b").stage_writer("signals")
+    writer.write(_table(1))
+    wrong = {**record, "sha256": "0" * 64}
+    assert "sha256" in writer.adopt(source, wrong)  # refused: nothing kept
+    assert writer.adopt(source, record) is None
+    writer.write(_table(4))
+    writer.publish({"fingerprint": "f", "finished_at": "t"})
+    store = RunStore(tmp_path, "run-b")
+    manifest = store.manifest("signals")
+    assert manifest["files"] == [f"data/part-0000{i}.parquet" for i in range(3)]
+    assert manifest["parts"]["data/part-00001.parquet"] == record
+    assert store.read("signals").column("example_id").to_pylist() == [
+        "e0", "e0", "e1", "e2", "e0", "e1", "e2", "e3"]
+    assert store.verify("signals") is None

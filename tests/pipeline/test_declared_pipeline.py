@@ -115,8 +115,11 @@ def test_fault_config_becomes_executor_hooks() -> None:
 
 def test_plan_says_what_is_done_cached_or_to_compute(slice_dir: Path, tmp_path: Path,
                                                      run_stages) -> None:
+    # Without the row cache, so that signals is kept whole in the stage cache (with it, each
+    # ingest part's embeddings are kept instead: tests/signals/test_part_cache.py).
     cfg = load_config(None, [f"data.data_dir={slice_dir}", "run.seeds=[0]",
-                             "synthesize.per_class=3", "run.name=plan"])
+                             "synthesize.per_class=3", "run.name=plan",
+                             "signals.row_cache=false"])
     fresh = {p.name: p for p in plan_run(cfg, tmp_path)}
     assert fresh["ingest"].status == "compute" and fresh["ingest"].fingerprint
     assert fresh["signals"].status == "unknown" and fresh["signals"].note == "after ingest"

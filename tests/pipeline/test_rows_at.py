@@ -1,6 +1,7 @@
 """Positional reads of a stage: `rows_at` returns exactly the asked-for rows, in order, and
 decodes only the row groups that hold them; vector stages are laid out for it (small row
-groups, vectors uncompressed), other stages are not."""
+groups, vectors uncompressed), other stages are not. Groups have fixed sizes, so a part's
+bytes follow its rows, not the batches they were written in."""
 
 from __future__ import annotations
 
@@ -45,12 +46,12 @@ def test_vector_stages_get_small_uncompressed_row_groups(tmp_path: Path) -> None
     _stage(store, "ingest", False)
     vectors = pq.ParquetFile(verified_parts(store, "signals")[0]).metadata
     sizes = [vectors.row_group(g).num_rows for g in range(vectors.num_row_groups)]
-    assert max(sizes) == 1_024 and sizes[:3] == [1_024, 1_024, 452]  # a 2,500-row batch
+    assert sizes == [1_024] * 8 + [808]  # fixed groups across the 2,500-row batches
     codecs = {vectors.row_group(0).column(i).path_in_schema: vectors.row_group(0).column(i)
               .compression for i in range(vectors.num_columns)}
     assert codecs == {"example_id": "SNAPPY", "embedding.list.element": "UNCOMPRESSED"}
     texts = pq.ParquetFile(verified_parts(store, "ingest")[0]).metadata
-    assert texts.row_group(0).num_rows == 2_500  # no vectors: one group per written batch
+    assert texts.num_row_groups == 1 and texts.row_group(0).num_rows == ROWS  # 32,768-row groups
     assert layout.group_rows(pa.schema([("e", pa.list_(pa.float32(), 384))])) == 2_730
     assert layout.group_rows(pa.schema([("e", pa.list_(pa.float32(), 8))])) == 65_536
 

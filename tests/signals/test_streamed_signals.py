@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from distill_core.config import load_config
+from distill_core.hashing import stable_hash
 from distill_core.pipeline.inputs import selection_pool
 from distill_core.pipeline.stages import signals as signals_stage
 from distill_core.signals.embeddings import StringsHasher, embed_corpus, matrix, texts_hash
@@ -45,7 +46,14 @@ def test_batches_give_the_whole_tables_vectors_and_hash(streamed_run, encoder) -
     whole = embed_corpus(corpus, lambda texts: encoder.encode(list(texts)))
     np.testing.assert_allclose(matrix(embeddings), matrix(whole), atol=2e-5)
     assert manifest["fingerprint"]
-    assert signals_stage._texts(cfg, store)["texts"] == texts_hash(corpus)
+    # Its identity: the ingest parts' digests with the per-part cache (the default), else
+    # the texts' hash, the same as the whole table's.
+    parts = store.manifest("ingest")["parts"]
+    assert signals_stage._texts(cfg, store) == {"ingest_parts": stable_hash(
+        [parts[name]["sha256"] for name in sorted(parts) if name.startswith("data/")])}
+    plain = cfg.model_copy(update={"signals": cfg.signals.model_copy(
+        update={"row_cache": False})})
+    assert signals_stage._texts(plain, store)["texts"] == texts_hash(corpus)
 
 
 def test_streamed_herding_from_the_parts_matches_in_memory(streamed_run) -> None:

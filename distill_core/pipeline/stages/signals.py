@@ -4,7 +4,12 @@ transformer encoder or the static model distilled from one (`static:<encoder>`).
 With `signals.row_cache` (the default) each distinct text's vector is looked up in the runs
 folder's per-text cache (`signals/row_cache.py`, keyed by these settings); only the texts it
 lacks go through the encoder, and they are added to it. The manifest counts distinct texts
-reused and computed (`rows_reused`, `rows_computed`).
+reused and computed (`rows_reused`, `rows_computed`). On the local backend the stage works
+ingest part by ingest part, writes one signals part for each, and keeps it in the per-part
+cache (`signals/part_cache.py`): a rerun copies the parts of ingest parts it has seen (a
+grown folder's unchanged prefix) instead of looking up every vector again
+(`part_cache` in the manifest); with that cache the stage is not also copied whole into the
+cross-run stage cache.
 
 The corpus is read and embedded batch by batch (`BATCH_ROWS` rows, `RAY_BATCH_ROWS` on Ray,
 where each batch starts an actor pool) and each batch's rows are written as they come, so
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -34,7 +40,14 @@ from distill_core.artifacts.counts import Counts
 from distill_core.artifacts.store import RunStore, part_file, read_part
 from distill_core.config import ComputeSection, RunConfig
 from distill_core.errors import ArtifactError
-from distill_core.pipeline.batches import RowStream, stage_batches, stage_rows, verified_parts
+from distill_core.hashing import stable_hash
+from distill_core.pipeline.batches import (
+    RowStream,
+    part_batches,
+    stage_batches,
+    stage_rows,
+    verified_parts,
+)
 from distill_core.pipeline.executor import ActorSpec, BatchResult, Resources
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.signals.actors import CorpusEmbedActor
@@ -47,6 +60,7 @@ from distill_core.signals.embeddings import (
 )
 from distill_core.signals.encoder import recorded_precision
 from distill_core.signals.models import model_identity
+from distill_core.signals.part_cache import PartCache
 from distill_core.signals.readout import embed_actor_kwargs, embed_texts
 from distill_core.signals.row_cache import RowCache, RowStats, cached_encode
 from distill_core.signals.static_encoder import is_static, static_identity, static_model_dir
@@ -78,12 +92,33 @@ def part_block_rows(rows: int, workers: int, batch_size: int) -> int:
 def _texts(cfg: RunConfig, store: RunStore) -> dict[str, str]:
     """Embeddings depend on the texts, not on how ingest found them: keyed by their hash, and
     by the rows' example ids, which the artifact names (a relabelled corpus has the same texts
-    under new ids; its vectors still come from the per-text row cache)."""
+    under new ids; its vectors still come from the per-text row cache). With the row cache
+    (the default, local runs folder) the identity is the ingest parts' sha256s instead (their
+    bytes follow their rows), which costs no pass over the texts: the per-part cache is keyed
+    by them, and a corpus with the same texts found another way misses the stage cache and
+    copies or looks up its vectors. It does not depend on the backend (a finished run rerun
+    on Ray is the same run)."""
+    if uses_row_cache(cfg, store):
+        records = (store.manifest("ingest") or {}).get("parts", {})
+        return {"ingest_parts": stable_hash([records[name]["sha256"] for name in sorted(records)
+                                             if name.startswith("data/")])}
     hasher, ids = TextsHasher(), StringsHasher()
     for batch in stage_batches(store, "ingest", ["example_id", "text", "text_pair"]):
         hasher.update(batch)
         ids.update(batch.column("example_id"))
     return {"texts": hasher.hexdigest(), "example_ids": ids.hexdigest()}
+
+
+def uses_row_cache(cfg: RunConfig, store: RunStore) -> bool:
+    """`signals.row_cache` on a local runs folder (the cache renames files in place, so not
+    on an object store)."""
+    return cfg.signals.row_cache and not store.remote
+
+
+def uses_part_cache(cfg: RunConfig, store: RunStore) -> bool:
+    """The per-part cache: with the row cache, on the local backend (on Ray the workers read
+    and embed ingest's parts themselves; that path keeps the whole-stage cache)."""
+    return uses_row_cache(cfg, store) and cfg.compute.backend == "local"
 
 
 def has_pairs(store: RunStore) -> bool:
@@ -147,7 +182,7 @@ def _body(ctx: StageContext) -> StageOutput:
                   if is_static(ctx.cfg.signals.model) else None)
     runs: dict[str, Any] = {}
     total_rows = stage_rows(ctx.store, "ingest")
-    done = {"rows": 0, "distinct": 0}
+    done = {"rows": 0, "distinct": 0, "parts_embedded": 0}
 
     def encode(texts):
         vectors, result = embed_texts(ctx.executor, ctx.cfg.signals, texts, ctx.resources,
@@ -162,25 +197,64 @@ def _body(ctx: StageContext) -> StageOutput:
         runs["rows"] = _merge_rows(runs.get("rows"), stats)
         return vectors
 
-    # The row cache renames files in place: a local runs folder only (not an object store).
-    row_cache = ctx.cfg.signals.row_cache and not ctx.store.remote
+    row_cache = uses_row_cache(ctx.cfg, ctx.store)
     pairs = has_pairs(ctx.store)
     if ctx.executor.reads_parts:
         return _body_from_parts(ctx, static_dir, row_cache, pairs, total_rows)
     step = RAY_BATCH_ROWS if ctx.executor.name == "ray" else BATCH_ROWS
-    for batch in stage_batches(ctx.store, "ingest", ["example_id", "split", "text",
-                                                     "text_pair"], step):
-        if batch.num_rows == 0:
+    # Row cache on: each ingest part's signals rows are also kept whole (`part_cache.py`), and
+    # a part seen before is copied, not looked up row by row and written again.
+    parts = (PartCache(ctx.store.cache_root, _settings(ctx.cfg), pairs)  # type: ignore[arg-type]
+             if uses_part_cache(ctx.cfg, ctx.store) else None)
+    records = (ctx.store.manifest("ingest") or {}).get("parts", {})
+    base = ctx.store.stage_dir("ingest")
+    for path in verified_parts(ctx.store, "ingest"):
+        ingest_sha = (records[Path(path).relative_to(base).as_posix()]["sha256"]  # type: ignore[arg-type]
+                      if parts is not None else "")  # the part cache: a local folder only
+        if parts is not None and _adopted(ctx, parts, ingest_sha, path):
+            done["rows"] += part_file(path).metadata.num_rows
+            ctx.report(done["rows"], total_rows)
             continue
-        ctx.writer.write(embed_corpus(batch, encode_cached if row_cache else encode, pairs))
-        done["rows"] += batch.num_rows
-        done["distinct"] += len(distinct_texts(batch))
-        ctx.report(done["rows"], total_rows)
+        for batch in part_batches(path, ["example_id", "split", "text", "text_pair"], step):
+            if batch.num_rows == 0:
+                continue
+            ctx.writer.write(embed_corpus(batch, encode_cached if row_cache else encode, pairs))
+            done["rows"] += batch.num_rows
+            done["distinct"] += len(distinct_texts(batch))
+            ctx.report(done["rows"], total_rows)
+        written = ctx.writer.end_part()
+        done["parts_embedded"] += 1
+        if parts is not None and len(written) == 1:  # one signals part for the ingest part
+            parts.save(ingest_sha, written[0], part_file(path).metadata.num_rows)
     extra: dict[str, Any] = {"backend": ctx.executor.name, "batch_rows": step,
                              **_row_account(runs.get("rows"), done["distinct"])}
+    reused_all = False
+    if parts is not None:
+        extra["part_cache"] = parts.account()
+        reused_all = parts.reused > 0 and done["parts_embedded"] == 0
     if "result" in runs:  # the encoder ran (not when every text came from the row cache)
         extra.update(_encoder_account(runs["result"].workers, runs["result"].timings))
-    return StageOutput(None, Counts.one_to_one(done["rows"]), extra=extra)
+    return StageOutput(None, Counts.one_to_one(done["rows"]), extra=extra,
+                       from_cache=reused_all)
+
+
+def _adopted(ctx: StageContext, parts: PartCache, ingest_sha: str, ingest_part: Path) -> bool:
+    """Whether the signals rows of this ingest part came from the part cache (copied into the
+    stage and checked against the entry's record); an entry that does not check out is
+    dropped, with the reason in the manifest, and the part is embedded instead."""
+    assert ctx.writer is not None
+    found = parts.entry(ingest_sha)
+    if found is None:
+        return False
+    cached, record = found
+    rows = part_file(ingest_part).metadata.num_rows
+    problem = (f"it records {record.get('rows')} rows, the ingest part has {rows}"
+               if record.get("rows") != rows else ctx.writer.adopt(cached, record))
+    if problem is not None:
+        parts.drop(ingest_sha, problem)
+        return False
+    parts.reused += 1
+    return True
 
 
 def _row_account(stats: RowStats | None, distinct: int) -> dict[str, Any]:
@@ -298,4 +372,5 @@ SIGNALS = Stage(
     name="signals", version=2,
     writes="embeddings: example_id, split, embedding[, embedding_pair] (float32, L2-normalised)",
     reads=lambda cfg: ("ingest",), settings=_settings, body=_body, cached=True,
+    copy_to_cache=lambda cfg, store: not uses_part_cache(cfg, store),
     resources=encoder_resources, identity=_texts, retries=2, report=_report)
