@@ -122,10 +122,14 @@ class RunAudit:
             return None
         replicates = int(manifest["counts"].get("replicates", 1))
         total = int(self._scalar(f"SELECT count(*) FROM ({pool})"))
+        # The pool's rows are counted only for the ids the candidates name (a semi-join
+        # against the few candidates), not grouped whole: memory follows the candidates,
+        # not the corpus (a hash table of 5M ids was the largest thing a report held).
         matched = dict(self.con.execute(
-            f"WITH pool AS (SELECT example_id, count(*) AS n FROM ({pool}) GROUP BY example_id),"
-            " picked AS (SELECT replicate, example_id, count(*) AS n FROM synthesize "
-            "GROUP BY replicate, example_id) "
+            "WITH picked AS (SELECT replicate, example_id, count(*) AS n FROM synthesize "
+            "GROUP BY replicate, example_id), "
+            f"pool AS (SELECT example_id, count(*) AS n FROM ({pool}) "
+            "WHERE example_id IN (SELECT example_id FROM picked) GROUP BY example_id) "
             "SELECT picked.replicate, sum(least(pool.n, picked.n)) FROM picked "
             "JOIN pool USING (example_id) GROUP BY picked.replicate").fetchall())
         return [total - int(matched.get(r, 0)) for r in range(replicates)]

@@ -60,7 +60,11 @@ def stratified_sample(labels: np.ndarray, cap: int, seed: int) -> np.ndarray:
     n = len(labels)
     if n <= cap:
         return np.arange(n)
-    classes, counts = np.unique(labels, return_counts=True)
+    # class indices are small non-negative ints: counted, not sorted (np.unique sorts a copy
+    # of every row's label); the same classes, in the same order, as np.unique gives
+    every = np.bincount(labels)
+    classes = np.flatnonzero(every)
+    counts = every[classes]
     exact = cap * counts / n
     quota = np.maximum(np.floor(exact).astype(int), 1)  # every class shows, however small
     while quota.sum() > cap:  # more classes than points: take them back from the largest
@@ -141,22 +145,25 @@ def corpus_map(store: RunStore, cap: int = MAP_POINTS) -> CorpusMap | str:
 
     # one pass for the training rows' labels (what the sample is drawn by), one for the
     # sampled and distilled rows' features: never every row's features
+    # int32 class indices, mapped by Arrow batch by batch (no Python object per row: at 5M
+    # rows the int64 labels and their copies were the largest thing the report held)
     names = list(ingest.get("label_names") or [])
     index = {name: i for i, name in enumerate(names)}
     chunks = []
     for rows in stage_batches(store, "ingest", ["split", "label"]):
         train = rows.filter(pc.equal(rows.column("split"), "train")).column("label")
-        for name in set(train.unique().to_pylist()) - set(index):
+        for name in sorted(set(train.unique().to_pylist()) - set(index), key=str):
             index[name] = len(names)
             names.append(name)
-        chunks.append(np.fromiter((index[v] for v in train.to_pylist()), dtype=np.int64,
-                                  count=len(train)))
-    labels = np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
+        at = pc.index_in(train, value_set=pa.array(names, type=train.type))
+        chunks.append(at.to_numpy(zero_copy_only=False).astype(np.int32, copy=False))
+    labels = np.concatenate(chunks) if chunks else np.zeros(0, np.int32)
+    del chunks
     if len(labels) < 2:
         return "No map of the corpus: the training split has fewer than two rows."
     extra = sorted(names[len(ingest.get("label_names") or []):])  # as before: sorted extras
     names = names[:len(names) - len(extra)] + extra
-    remap = np.array([names.index(n) for n in list(index)], dtype=np.int64)
+    remap = np.array([names.index(n) for n in list(index)], dtype=np.int32)
     labels = remap[labels]
     distilled = store.read("filter", columns=["example_id", "replicate", "label"])
     first = (min(distilled.column("replicate").to_pylist()) if distilled.num_rows else 0)

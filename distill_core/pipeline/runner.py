@@ -14,6 +14,7 @@ from distill_core.artifacts.manifest import Manifest, StageClock, fingerprint
 from distill_core.artifacts.store import RunStore
 from distill_core.config import RunConfig
 from distill_core.hashing import stable_hash
+from distill_core.heap import return_freed_memory
 from distill_core.pipeline.stage import Stage, StageContext
 
 
@@ -93,6 +94,9 @@ def run_stage(stage: Stage, ctx: StageContext) -> StageOutcome:
         writer.abort()
     if stage.cached and stage.copy_to_cache(cfg, store):
         store.save_to_cache(stage.name)
+    # The stage's arrays are gone; the holes they left in glibc's heap are not. Give them
+    # back, so the next stage (and the report) start from the process's level, not above it.
+    return_freed_memory()
     return StageOutcome(stage.name, str(store.stage_dir(stage.name)), fp,
                         "cached" if output.from_cache else "computed",
                         manifest["counts"], manifest["wall_time_s"])

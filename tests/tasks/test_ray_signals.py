@@ -130,3 +130,39 @@ def test_fine_tuned_teacher_readout_on_ray_matches_in_process(local_ray, slice_d
     assert np.allclose(got_features, want_features, atol=1e-4)
     tuned_logits, _ = tuned.predict(texts, pairs)
     assert np.allclose(tuned_logits, want_logits, atol=1e-4)  # the saved copy is the model
+
+
+def test_ray_signals_copy_the_parts_the_per_part_cache_has(
+        local_ray, slice_dir: Path, tmp_path: Path, run_stages,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks that straddle ingest parts are cut at their ends, each part is kept; a rerun
+    that lost one entry copies the others and embeds that part alone (one pool run)."""
+    from distill_core.signals.part_cache import FOLDER
+
+    monkeypatch.setattr(store_module, "ROWS_PER_PART", 70)
+    monkeypatch.setattr(signals_stage, "PART_BLOCK_ROWS", 50)
+    args = [f"data.data_dir={slice_dir}", "compute.num_actors=2", "compute.cpus_per_actor=0.5",
+            "compute.torch_threads=1", "signals.batch_size=16", "signals.precision=fp32",
+            "compute.backend=ray"]
+    runs = tmp_path / "runs"
+    first, _ = run_stages(load_config(None, args), runs, until="signals")
+    ingest = first.parts("ingest")
+    account = first.manifest("signals")["part_cache"]
+    assert len(ingest) > 2 and account["parts_saved"] == len(ingest)
+    assert len(first.parts("signals")) == len(ingest)
+    entries = sorted((runs / ".cache" / FOLDER).glob("*.json"))
+    middle = signals_stage.PartCache(runs / ".cache", signals_stage._settings(
+        load_config(None, args)), False).key(signals_stage._ingest_shas(first)[1])
+    (runs / ".cache" / FOLDER / f"{middle}.json").unlink()  # the second part's entry is gone
+    again, outcomes = run_stages(load_config(None, args + ["run.name=again"]), runs,
+                                 until="signals")
+    assert outcomes[-1].status == "computed"
+    account = again.manifest("signals")["part_cache"]
+    assert (account["parts_reused"], account["parts_saved"]) == (len(entries) - 1, 1)
+    assert again.read("signals").column("example_id").equals(
+        first.read("signals").column("example_id"))
+    assert np.allclose(matrix(again.read("signals")), matrix(first.read("signals")), atol=1e-6)
+    third, outcomes = run_stages(load_config(None, args + ["run.name=third"]), runs,
+                                 until="signals")
+    assert outcomes[-1].status == "cached"  # every part copied: nothing went to the pool
+    assert third.read("signals").equals(again.read("signals"))

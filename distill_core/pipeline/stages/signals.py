@@ -4,12 +4,12 @@ transformer encoder or the static model distilled from one (`static:<encoder>`).
 With `signals.row_cache` (the default) each distinct text's vector is looked up in the runs
 folder's per-text cache (`signals/row_cache.py`, keyed by these settings); only the texts it
 lacks go through the encoder, and they are added to it. The manifest counts distinct texts
-reused and computed (`rows_reused`, `rows_computed`). On the local backend the stage works
-ingest part by ingest part, writes one signals part for each, and keeps it in the per-part
-cache (`signals/part_cache.py`): a rerun copies the parts of ingest parts it has seen (a
-grown folder's unchanged prefix) instead of looking up every vector again
-(`part_cache` in the manifest); with that cache the stage is not also copied whole into the
-cross-run stage cache.
+reused and computed (`rows_reused`, `rows_computed`). The stage then works ingest part by
+ingest part, writes one signals part for each, and keeps it in the per-part cache
+(`signals/part_cache.py`): a rerun copies the parts of ingest parts it has seen (a grown
+folder's unchanged prefix) instead of looking up every vector again (`part_cache` in the
+manifest); with that cache the stage is not also copied whole into the cross-run stage
+cache, and its identity is the ingest parts' digests, not the texts' hash.
 
 The corpus is read and embedded batch by batch (`BATCH_ROWS` rows, `RAY_BATCH_ROWS` on Ray,
 where each batch starts an actor pool) and each batch's rows are written as they come, so
@@ -24,13 +24,16 @@ rows: `map_parquet` hands the pool the ingest parts its manifest names (Ray Data
 them on the cluster), each worker embeds its block (consulting and extending the row cache
 itself), and the driver writes the blocks as they come back in order, after checking each
 block's `example_id`s against ingest's, row for row. The driver holds one block of vectors
-and one of ids, never the corpus's texts.
+and one of ids, never the corpus's texts. With the per-part cache the driver copies the
+parts it has and hands the pool only the runs of parts it lacks (one pool per run), cutting
+the blocks that come back at the ingest parts' ends.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +102,7 @@ def _texts(cfg: RunConfig, store: RunStore) -> dict[str, str]:
     copies or looks up its vectors. It does not depend on the backend (a finished run rerun
     on Ray is the same run)."""
     if uses_row_cache(cfg, store):
-        records = (store.manifest("ingest") or {}).get("parts", {})
-        return {"ingest_parts": stable_hash([records[name]["sha256"] for name in sorted(records)
-                                             if name.startswith("data/")])}
+        return {"ingest_parts": stable_hash(_ingest_shas(store))}
     hasher, ids = TextsHasher(), StringsHasher()
     for batch in stage_batches(store, "ingest", ["example_id", "text", "text_pair"]):
         hasher.update(batch)
@@ -116,9 +117,9 @@ def uses_row_cache(cfg: RunConfig, store: RunStore) -> bool:
 
 
 def uses_part_cache(cfg: RunConfig, store: RunStore) -> bool:
-    """The per-part cache: with the row cache, on the local backend (on Ray the workers read
-    and embed ingest's parts themselves; that path keeps the whole-stage cache)."""
-    return uses_row_cache(cfg, store) and cfg.compute.backend == "local"
+    """The per-part cache goes with the row cache (on Ray too: the driver copies the parts it
+    has and hands the pool the others)."""
+    return uses_row_cache(cfg, store)
 
 
 def has_pairs(store: RunStore) -> bool:
@@ -206,11 +207,9 @@ def _body(ctx: StageContext) -> StageOutput:
     # a part seen before is copied, not looked up row by row and written again.
     parts = (PartCache(ctx.store.cache_root, _settings(ctx.cfg), pairs)  # type: ignore[arg-type]
              if uses_part_cache(ctx.cfg, ctx.store) else None)
-    records = (ctx.store.manifest("ingest") or {}).get("parts", {})
-    base = ctx.store.stage_dir("ingest")
-    for path in verified_parts(ctx.store, "ingest"):
-        ingest_sha = (records[Path(path).relative_to(base).as_posix()]["sha256"]  # type: ignore[arg-type]
-                      if parts is not None else "")  # the part cache: a local folder only
+    ingest = verified_parts(ctx.store, "ingest")
+    shas = _ingest_shas(ctx.store) if parts is not None else [""] * len(ingest)
+    for path, ingest_sha in zip(ingest, shas, strict=True):
         if parts is not None and _adopted(ctx, parts, ingest_sha, path):
             done["rows"] += part_file(path).metadata.num_rows
             ctx.report(done["rows"], total_rows)
@@ -222,10 +221,8 @@ def _body(ctx: StageContext) -> StageOutput:
             done["rows"] += batch.num_rows
             done["distinct"] += len(distinct_texts(batch))
             ctx.report(done["rows"], total_rows)
-        written = ctx.writer.end_part()
+        _part_done(ctx, parts, ingest_sha, part_file(path).metadata.num_rows)
         done["parts_embedded"] += 1
-        if parts is not None and len(written) == 1:  # one signals part for the ingest part
-            parts.save(ingest_sha, written[0], part_file(path).metadata.num_rows)
     extra: dict[str, Any] = {"backend": ctx.executor.name, "batch_rows": step,
                              **_row_account(runs.get("rows"), done["distinct"])}
     reused_all = False
@@ -288,9 +285,42 @@ def _checked_block(ids: RowStream, block: dict[str, Any]) -> pa.Table:
     return rows
 
 
+@dataclass
+class _WorkerAccount:
+    """What the pool's blocks reported: texts embedded (per worker), distinct texts seen,
+    the row-cache account and the precision each worker ran."""
+
+    embedded: int = 0
+    distinct: int = 0
+    totals: RowStats | None = None
+    workers: dict[str, int] = field(default_factory=dict)
+    precision: dict[str, str] = field(default_factory=dict)
+
+    def add(self, notes: Any) -> None:
+        for note in notes:
+            if not note:
+                continue
+            account = json.loads(note)
+            self.embedded += account["embedded"]
+            if account["embedded"]:
+                self.workers[account["where"]] = (self.workers.get(account["where"], 0)
+                                                  + account["embedded"])
+            if "precision" in account:
+                where, ran = account["precision"].rsplit("=", 1)
+                self.precision[where] = ran
+            if "rows" in account:
+                stats = RowStats(**account["rows"])
+                self.distinct += stats.rows_reused + stats.rows_computed
+                self.totals = _merge_rows(self.totals, stats)
+            else:
+                self.distinct += account["embedded"]
+
+
 def _body_from_parts(ctx: StageContext, static_dir: str | None, row_cache: bool, pairs: bool,
                      total_rows: int) -> StageOutput:
-    """The stage on an executor whose workers read ingest's parts (see the module doc)."""
+    """The stage on an executor whose workers read ingest's parts (see the module doc). With
+    the per-part cache, the parts it has are copied in order and the others handed to the
+    pool in runs of consecutive parts (one pool per run), the output cut at their ends."""
     assert ctx.writer is not None
     cfg = ctx.cfg
     actor = ActorSpec(CorpusEmbedActor, {
@@ -300,52 +330,91 @@ def _body_from_parts(ctx: StageContext, static_dir: str | None, row_cache: bool,
         "signals")
     ids = RowStream(ctx.store, "ingest", ["example_id", "split"])
     block_rows = part_block_rows(total_rows, ctx.resources.workers, cfg.signals.batch_size)
+    parts = (PartCache(ctx.store.cache_root, _settings(cfg), pairs)  # type: ignore[arg-type]
+             if uses_part_cache(cfg, ctx.store) else None)
+    ingest = verified_parts(ctx.store, "ingest")
+    shas = _ingest_shas(ctx.store) if parts is not None else [""] * len(ingest)
+    sizes = [part_file(path).metadata.num_rows for path in ingest]
     start = time.perf_counter()
-    rows_done, embedded, distinct = 0, 0, 0
-    totals: RowStats | None = None
-    workers: dict[str, int] = {}
-    precision: dict[str, str] = {}
-    for result in ctx.executor.map_parquet(actor, verified_parts(ctx.store, "ingest"),
-                                           ["example_id", "split", "text", "text_pair"],
-                                           ctx.resources, block_rows):
-        block = result.columns
-        rows = _checked_block(ids, block)
-        table = {"example_id": rows.column("example_id"), "split": rows.column("split"),
-                 "embedding": vectors_array(block["embedding"])}
-        if pairs:
-            table["embedding_pair"] = vectors_array(block["embedding_pair"])
-        ctx.writer.write(pa.table(table))
-        for note in block["_account"]:
-            if not note:
+    done = {"rows": 0, "parts_embedded": 0}
+    seen = _WorkerAccount()
+
+    def embed(run: list[int]) -> None:
+        """The pool over ingest parts `run` (consecutive), written part by part."""
+        if not run:
+            return
+        queue = list(run)
+        left = sizes[queue[0]]
+        for result in ctx.executor.map_parquet(actor, [ingest[i] for i in run],
+                                               ["example_id", "split", "text", "text_pair"],
+                                               ctx.resources, block_rows):
+            block = result.columns
+            rows = _checked_block(ids, block)
+            columns = {"example_id": rows.column("example_id"), "split": rows.column("split"),
+                       "embedding": vectors_array(block["embedding"])}
+            if pairs:
+                columns["embedding_pair"] = vectors_array(block["embedding_pair"])
+            table = pa.table(columns)
+            offset = 0
+            while offset < table.num_rows:
+                take = min(left, table.num_rows - offset)
+                ctx.writer.write(table.slice(offset, take))
+                offset, left = offset + take, left - take
+                if left == 0:  # the end of an ingest part: its signals part is whole
+                    _part_done(ctx, parts, shas[queue[0]], sizes[queue[0]])
+                    done["parts_embedded"] += 1
+                    queue.pop(0)
+                    left = sizes[queue[0]] if queue else 0
+            seen.add(block["_account"])
+            done["rows"] += rows.num_rows
+            ctx.report(done["rows"], total_rows)
+        if queue:
+            raise ArtifactError(f"signals: the workers returned fewer rows than ingest's "
+                                f"parts hold ({done['rows']} of {total_rows}); rerun the command")
+
+    run: list[int] = []
+    for i, path in enumerate(ingest):
+        if parts is not None and parts.entry(shas[i]) is not None:
+            embed(run)
+            run = []
+            if _adopted(ctx, parts, shas[i], path):
+                ids.take(sizes[i])
+                done["rows"] += sizes[i]
+                ctx.report(done["rows"], total_rows)
                 continue
-            account = json.loads(note)
-            embedded += account["embedded"]
-            if account["embedded"]:
-                workers[account["where"]] = (workers.get(account["where"], 0)
-                                             + account["embedded"])
-            if "precision" in account:
-                where, ran = account["precision"].rsplit("=", 1)
-                precision[where] = ran
-            if "rows" in account:
-                stats = RowStats(**account["rows"])
-                distinct += stats.rows_reused + stats.rows_computed
-                totals = _merge_rows(totals, stats)
-            else:
-                distinct += account["embedded"]
-        rows_done += rows.num_rows
-        ctx.report(rows_done, total_rows)
+        run.append(i)
+    embed(run)
     if not ids.exhausted():
-        raise ArtifactError(f"signals: the workers returned {rows_done} rows, ingest has "
+        raise ArtifactError(f"signals: the workers returned {done['rows']} rows, ingest has "
                             f"{total_rows}; rerun the command")
     seconds = time.perf_counter() - start
     extra: dict[str, Any] = {"backend": ctx.executor.name, "batch_rows": block_rows,
-                             "read_by": "workers", **_row_account(totals, distinct)}
-    if embedded:  # `workers` counts the texts each embedded: they sum to `embedded`
+                             "read_by": "workers", **_row_account(seen.totals, seen.distinct)}
+    if seen.embedded:  # `workers` counts the texts each embedded: they sum to `embedded`
         timings: dict[str, Any] = {"total_s": round(seconds, 3)}
-        if precision:
-            timings["precision"] = precision
-        extra.update(_encoder_account(workers, timings))
-    return StageOutput(None, Counts.one_to_one(rows_done), extra=extra)
+        if seen.precision:
+            timings["precision"] = seen.precision
+        extra.update(_encoder_account(seen.workers, timings))
+    reused_all = False
+    if parts is not None:
+        extra["part_cache"] = parts.account()
+        reused_all = parts.reused > 0 and done["parts_embedded"] == 0
+    return StageOutput(None, Counts.one_to_one(done["rows"]), extra=extra,
+                       from_cache=reused_all)
+
+
+def _part_done(ctx: StageContext, parts: PartCache | None, ingest_sha: str, rows: int) -> None:
+    """Close the signals part of one ingest part and keep it in the per-part cache."""
+    assert ctx.writer is not None
+    written = ctx.writer.end_part()
+    if parts is not None and len(written) == 1:  # one signals part for the ingest part
+        parts.save(ingest_sha, written[0], rows)  # type: ignore[arg-type]
+
+
+def _ingest_shas(store: RunStore) -> list[str]:
+    """The sha256 of each ingest data part, in the order `verified_parts` lists them."""
+    records = (store.manifest("ingest") or {}).get("parts", {})
+    return [records[name]["sha256"] for name in sorted(records) if name.startswith("data/")]
 
 
 def _report(store: RunStore) -> list[str]:
