@@ -40,6 +40,20 @@ def _days(slice_dir: Path, data: Path) -> list[bytes]:
     return [header + b"".join(day) for day in days]
 
 
+def daily_config(data: Path, extra: str = "") -> str:
+    """A run config reading `data`'s folder of daily files (`_days`) and its dev file."""
+    source = ("{{file: {{path: {}, format: tsv, quoting: false, text: sentence, "
+              "label: label, label_map: {{'0': negative, '1': positive}}}}}}")
+    return f"""
+data:
+  dataset: null
+  data_dir: {data}
+  train: {source.format("daily")}
+  eval: {source.format("sst2_glue/dev.tsv")}
+  label_names: [negative, positive]
+{extra}"""
+
+
 def _spec(names: list[str] | None):
     return resolve_dataset(None, _source("daily/*.tsv"), _source("sst2_glue/dev.tsv"), names)
 
@@ -132,17 +146,8 @@ def test_the_ingest_stage_manifest_counts_reused_and_parsed_files(
     days = _days(slice_dir, data)
     for i in (0, 1):
         (data / "daily" / f"day-{i + 1}.tsv").write_bytes(days[i])
-    source = ("{{file: {{path: {}, format: tsv, quoting: false, text: sentence, "
-              "label: label, label_map: {{'0': negative, '1': positive}}}}}}")
     config = tmp_path / "cfg.yaml"
-    config.write_text(f"""
-data:
-  dataset: null
-  data_dir: {data}
-  train: {source.format("daily")}
-  eval: {source.format("sst2_glue/dev.tsv")}
-  label_names: [negative, positive]
-""")
+    config.write_text(daily_config(data))
     store, _ = run_stages(load_config(config, []), tmp_path / "runs", until="ingest")
     first = store.manifest("ingest")
     assert (first["files_reused"], first["files_parsed"]) == (0, 2)

@@ -15,24 +15,13 @@ from distill_core.artifacts import store as store_module
 from distill_core.config import load_config
 from distill_core.signals.embeddings import matrix
 from distill_core.signals.part_cache import FOLDER
-from tests.ingest.test_file_cache import _days
+from tests.ingest.test_file_cache import _days, daily_config
 
 PART_ROWS = 40  # ingest and signals parts of 40 rows: the 200 rows of days 1-2 fill 5
 
 
 def _config(data: Path, path: Path, *extra: str):
-    source = ("{{file: {{path: {}, format: tsv, quoting: false, text: sentence, "
-              "label: label, label_map: {{'0': negative, '1': positive}}}}}}")
-    path.write_text(f"""
-data:
-  dataset: null
-  data_dir: {data}
-  train: {source.format("daily")}
-  eval: {source.format("sst2_glue/dev.tsv")}
-  label_names: [negative, positive]
-signals:
-  precision: fp32
-""")
+    path.write_text(daily_config(data, "signals:\n  precision: fp32\n"))
     return load_config(path, list(extra))
 
 
