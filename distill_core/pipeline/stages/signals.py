@@ -111,15 +111,10 @@ def _texts(cfg: RunConfig, store: RunStore) -> dict[str, str]:
 
 
 def uses_row_cache(cfg: RunConfig, store: RunStore) -> bool:
-    """`signals.row_cache` on a local runs folder (the cache renames files in place, so not
-    on an object store)."""
+    """`signals.row_cache` on a local runs folder (the caches rename files in place, so not
+    on an object store): the per-text row cache and, with it, the per-part cache (on Ray
+    too: the driver copies the parts it has and hands the pool the others)."""
     return cfg.signals.row_cache and not store.remote
-
-
-def uses_part_cache(cfg: RunConfig, store: RunStore) -> bool:
-    """The per-part cache goes with the row cache (on Ray too: the driver copies the parts it
-    has and hands the pool the others)."""
-    return uses_row_cache(cfg, store)
 
 
 def has_pairs(store: RunStore) -> bool:
@@ -206,7 +201,7 @@ def _body(ctx: StageContext) -> StageOutput:
     # Row cache on: each ingest part's signals rows are also kept whole (`part_cache.py`), and
     # a part seen before is copied, not looked up row by row and written again.
     parts = (PartCache(ctx.store.cache_root, _settings(ctx.cfg), pairs)  # type: ignore[arg-type]
-             if uses_part_cache(ctx.cfg, ctx.store) else None)
+             if uses_row_cache(ctx.cfg, ctx.store) else None)
     ingest = verified_parts(ctx.store, "ingest")
     shas = _ingest_shas(ctx.store) if parts is not None else [""] * len(ingest)
     for path, ingest_sha in zip(ingest, shas, strict=True):
@@ -331,7 +326,7 @@ def _body_from_parts(ctx: StageContext, static_dir: str | None, row_cache: bool,
     ids = RowStream(ctx.store, "ingest", ["example_id", "split"])
     block_rows = part_block_rows(total_rows, ctx.resources.workers, cfg.signals.batch_size)
     parts = (PartCache(ctx.store.cache_root, _settings(cfg), pairs)  # type: ignore[arg-type]
-             if uses_part_cache(cfg, ctx.store) else None)
+             if uses_row_cache(cfg, ctx.store) else None)
     ingest = verified_parts(ctx.store, "ingest")
     shas = _ingest_shas(ctx.store) if parts is not None else [""] * len(ingest)
     sizes = [part_file(path).metadata.num_rows for path in ingest]
@@ -441,5 +436,5 @@ SIGNALS = Stage(
     name="signals", version=2,
     writes="embeddings: example_id, split, embedding[, embedding_pair] (float32, L2-normalised)",
     reads=lambda cfg: ("ingest",), settings=_settings, body=_body, cached=True,
-    copy_to_cache=lambda cfg, store: not uses_part_cache(cfg, store),
+    copy_to_cache=lambda cfg, store: not uses_row_cache(cfg, store),
     resources=encoder_resources, identity=_texts, retries=2, report=_report)
