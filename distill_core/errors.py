@@ -36,6 +36,10 @@ class ClusterUnavailable(TextDistillError):
     """The configured Ray cluster does not answer."""
 
 
+class ModelError(TextDistillError):
+    """A model's files load but do not behave as that model (a tokenizer that garbles text)."""
+
+
 class ArtifactError(TextDistillError):
     """A run folder or artifact is missing or inconsistent."""
 

