@@ -17,18 +17,20 @@ def test_smollm2_writes_readable_examples_from_prototype_prompts(
     cfg = load_config(None, [
         f"data.data_dir={slice_dir}", "run.seeds=[0]", "synthesize.per_class=2",
         "synthesize.method=llm_synth", "run.name=smollm2",
-        "synthesize.llm_synth.samples_per_slot=1",
+        "synthesize.llm_synth.samples_per_slot=2",
         "generate.max_new_tokens=60", "generate.batch_size=4", "generate.teacher_tau=0.0"])
     store, outcomes = run_stages(cfg, tmp_path)
     assert [o.status for o in outcomes] == ["computed"] * 7
     generated = store.read("generate").to_pylist()
-    # 4 prompts asked for 3 examples each; the 4-bit 135M model's answers also hold echoes,
-    # talk about the task and repeats (rejected with their reasons): a third is the floor.
+    # 4 prompts sampled twice, each asked for 3 examples: 24 lines. The 4-bit 135M model's
+    # answers also hold echoes, talk about the task, fragments and repeats (rejected with
+    # their reasons; 0-1 lines survived when its tokenizer garbled text): a sixth is the floor.
     assert len(generated) >= 4
     for row in generated:
         words = row["text"].split()
         assert 3 <= len(words) <= 60
-        assert sum(bool(re.fullmatch(r"[A-Za-z',.!?;:-]+", w)) for w in words) >= 0.8 * len(words)
+        readable = sum(bool(re.fullmatch(r"[A-Za-z0-9'\"(),.!?;:-]+", w)) for w in words)
+        assert readable >= 0.8 * len(words), row["text"]  # no byte-level marks (Ġ, Ċ)
         assert row["prompt"].count("- ") >= 4 and row["label"] in row["prompt"]
     # The teacher read every generated line: a distribution over the two classes.
     assert all(abs(sum(row["teacher_prob"]) - 1) < 1e-4 for row in generated)
