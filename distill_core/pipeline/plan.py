@@ -26,6 +26,7 @@ from distill_core.artifacts.store import (
 from distill_core.config import RunConfig
 from distill_core.pipeline.order import PIPELINE
 from distill_core.pipeline.runner import stage_fingerprint
+from distill_core.pipeline.stage import PartReuse
 
 
 @dataclass
@@ -54,6 +55,10 @@ class _PlanView:
     @property
     def remote(self) -> bool:
         return self.store.remote
+
+    @property
+    def cache_root(self) -> Path:
+        return self.store.cache_root
 
     def manifest(self, stage: str) -> dict[str, Any] | None:
         folder = self.folders.get(stage)
@@ -107,4 +112,19 @@ def plan_run(cfg: RunConfig, runs_dir: str | Path) -> list[PlannedStage]:
             missing = stage.name
             if stage.name in store.invalid:
                 item.note = f"recompute: {store.invalid[stage.name]}"
+            elif stage.part_reuse is not None:
+                _note_part_reuse(item, stage.part_reuse(cfg, view))  # type: ignore[arg-type]
     return planned
+
+
+def _note_part_reuse(item: PlannedStage, reuse: PartReuse | None) -> None:
+    """A stage whose per-part cache holds every part is "cached" (its parts are copied, none
+    computed); later stages stay unknown, as their fingerprints hash the copied parts."""
+    if reuse is None or reuse.held == 0:
+        return
+    if reuse.held == reuse.parts:
+        item.status, item.where = "cached", reuse.folder
+        item.note = f"all {reuse.parts} input parts in the per-part cache: copied, not computed"
+    else:
+        item.note = (f"{reuse.held} of {reuse.parts} input parts from the per-part cache "
+                     f"({reuse.folder}), the others computed")

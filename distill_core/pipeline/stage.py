@@ -63,6 +63,15 @@ class StageOutput:
 
 
 @dataclass(frozen=True)
+class PartReuse:
+    """How many of a stage's input parts a per-part cache holds the output of (`plan`)."""
+
+    held: int
+    parts: int
+    folder: str
+
+
+@dataclass(frozen=True)
 class Stage:
     """One pipeline stage.
 
@@ -86,6 +95,8 @@ class Stage:
         identity: what identifies its input when that is not the upstream fingerprints
             (ingest: the source files; signals: the texts' hash), so the cache is keyed
             by content.
+        part_reuse: for `plan`, a stage that would compute: how much of it a per-part cache
+            already holds, without reading or changing that cache (signals: `PartReuse`).
     """
 
     name: str
@@ -102,3 +113,4 @@ class Stage:
     retries: int = 0
     report: Callable[[RunStore], list[str]] | None = None
     identity: Callable[[RunConfig, RunStore], dict[str, str]] | None = None
+    part_reuse: Callable[[RunConfig, RunStore], PartReuse | None] | None = None

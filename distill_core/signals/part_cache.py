@@ -68,6 +68,10 @@ class PartCache:
             return None
         return self.folder / f"{key}.parquet", record
 
+    def holds(self, ingest_sha256: str) -> bool:
+        """Whether an entry's sidecar is there (read-only: for `plan`; a copy checks bytes)."""
+        return (self.folder / f"{self.key(ingest_sha256)}.json").is_file()
+
     def drop(self, ingest_sha256: str, why: str) -> None:
         """Remove an entry that failed its check (sidecar first, so no reader trusts it)."""
         key = self.key(ingest_sha256)

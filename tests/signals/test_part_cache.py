@@ -95,3 +95,37 @@ def test_a_damaged_entry_is_dropped_and_its_part_embedded_again(
     assert again.manifest("signals")["rows_computed"] == 0  # its texts: from the row cache
     assert again.read("signals").equals(first.read("signals"))
     assert not any(p.name.startswith(".") for p in (runs / ".cache" / FOLDER).iterdir())
+
+
+def test_plan_says_what_the_part_cache_holds_without_touching_it(
+        slice_dir: Path, tmp_path: Path, run_stages, small_parts) -> None:
+    from distill_core.pipeline.plan import plan_run
+
+    data, runs = tmp_path / "data", tmp_path / "runs"
+    days = _days(slice_dir, data)
+    for i in (0, 1):
+        (data / "daily" / f"day-{i + 1}.tsv").write_bytes(days[i])
+    first, _ = run_stages(_config(data, tmp_path / "a.yaml"), runs, until="signals")
+    parts = len(_ingest_shas(first))
+    folder = runs / ".cache" / FOLDER
+    other_run = _config(data, tmp_path / "a.yaml", "run.name=again")
+
+    planned = {p.name: p for p in plan_run(other_run, runs)}
+    assert planned["ingest"].status == "cached"
+    assert (planned["signals"].status, planned["signals"].where) == ("cached", str(folder))
+    assert planned["signals"].note == (f"all {parts} input parts in the per-part cache: "
+                                       "copied, not computed")
+    later = [p for p in planned.values() if p.runs and p.name not in ("ingest", "signals")]
+    assert later and all((p.status, p.note) == ("unknown", "after signals") for p in later)
+
+    sorted(folder.glob("*.json"))[0].unlink()
+    listing = sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())
+    signals = {p.name: p for p in plan_run(other_run, runs)}["signals"]
+    assert (signals.status, signals.where) == ("compute", None)
+    assert signals.note == (f"{parts - 1} of {parts} input parts from the per-part cache "
+                            f"({folder}), the others computed")
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir()) == listing
+    # Without the row cache there is no per-part cache to speak of.
+    plain = _config(data, tmp_path / "a.yaml", "run.name=again", "signals.row_cache=false")
+    signals = {p.name: p for p in plan_run(plain, runs)}["signals"]
+    assert (signals.status, signals.note) == ("compute", "")

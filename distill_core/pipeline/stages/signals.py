@@ -52,7 +52,7 @@ from distill_core.pipeline.batches import (
     verified_parts,
 )
 from distill_core.pipeline.executor import ActorSpec, BatchResult, Resources
-from distill_core.pipeline.stage import Stage, StageContext, StageOutput
+from distill_core.pipeline.stage import PartReuse, Stage, StageContext, StageOutput
 from distill_core.signals.actors import CorpusEmbedActor
 from distill_core.signals.embeddings import (
     StringsHasher,
@@ -412,6 +412,15 @@ def _ingest_shas(store: RunStore) -> list[str]:
     return [records[name]["sha256"] for name in sorted(records) if name.startswith("data/")]
 
 
+def _part_reuse(cfg: RunConfig, store: RunStore) -> PartReuse | None:
+    """For `plan`: how many ingest parts' signals the per-part cache holds (None: not used)."""
+    if not uses_row_cache(cfg, store):
+        return None
+    parts = PartCache(store.cache_root, _settings(cfg), has_pairs(store))
+    shas = _ingest_shas(store)
+    return PartReuse(sum(parts.holds(sha) for sha in shas), len(shas), str(parts.folder))
+
+
 def _report(store: RunStore) -> list[str]:
     manifest = store.manifest("signals") or {}
     if "rows_computed" not in manifest:
@@ -437,4 +446,5 @@ SIGNALS = Stage(
     writes="embeddings: example_id, split, embedding[, embedding_pair] (float32, L2-normalised)",
     reads=lambda cfg: ("ingest",), settings=_settings, body=_body, cached=True,
     copy_to_cache=lambda cfg, store: not uses_row_cache(cfg, store),
-    resources=encoder_resources, identity=_texts, retries=2, report=_report)
+    resources=encoder_resources, identity=_texts, retries=2, report=_report,
+    part_reuse=_part_reuse)
