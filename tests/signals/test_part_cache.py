@@ -30,6 +30,16 @@ def _ingest_shas(store) -> list[str]:
     return [parts[name]["sha256"] for name in sorted(parts) if name.startswith("data/")]
 
 
+def _days_one_and_two(slice_dir: Path, tmp_path: Path, run_stages):
+    """The daily folder with days 1-2 run through signals: (data, runs, days, store)."""
+    data, runs = tmp_path / "data", tmp_path / "runs"
+    days = _days(slice_dir, data)
+    for i in (0, 1):
+        (data / "daily" / f"day-{i + 1}.tsv").write_bytes(days[i])
+    first, _ = run_stages(_config(data, tmp_path / "a.yaml"), runs, until="signals")
+    return data, runs, days, first
+
+
 @pytest.fixture()
 def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_module, "ROWS_PER_PART", PART_ROWS)
@@ -37,11 +47,7 @@ def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_grown_folder_copies_the_parts_it_has_seen(slice_dir: Path, tmp_path: Path,
                                                      run_stages, small_parts) -> None:
-    data, runs = tmp_path / "data", tmp_path / "runs"
-    days = _days(slice_dir, data)
-    for i in (0, 1):
-        (data / "daily" / f"day-{i + 1}.tsv").write_bytes(days[i])
-    first, _ = run_stages(_config(data, tmp_path / "a.yaml"), runs, until="signals")
+    data, runs, days, first = _days_one_and_two(slice_dir, tmp_path, run_stages)
     m1 = first.manifest("signals")
     parts1 = len(_ingest_shas(first))
     assert parts1 >= 6  # 200 training rows in 5 parts, then the evaluation rows
@@ -76,11 +82,7 @@ def test_a_grown_folder_copies_the_parts_it_has_seen(slice_dir: Path, tmp_path: 
 
 def test_a_damaged_entry_is_dropped_and_its_part_embedded_again(
         slice_dir: Path, tmp_path: Path, run_stages, small_parts) -> None:
-    data, runs = tmp_path / "data", tmp_path / "runs"
-    days = _days(slice_dir, data)
-    for i in (0, 1):
-        (data / "daily" / f"day-{i + 1}.tsv").write_bytes(days[i])
-    first, _ = run_stages(_config(data, tmp_path / "a.yaml"), runs, until="signals")
+    data, runs, days, first = _days_one_and_two(slice_dir, tmp_path, run_stages)
     entries = sorted((runs / ".cache" / FOLDER).glob("*.parquet"))
     damaged = entries[0]
     raw = bytearray(damaged.read_bytes())
@@ -101,11 +103,7 @@ def test_plan_says_what_the_part_cache_holds_without_touching_it(
         slice_dir: Path, tmp_path: Path, run_stages, small_parts) -> None:
     from distill_core.pipeline.plan import plan_run
 
-    data, runs = tmp_path / "data", tmp_path / "runs"
-    days = _days(slice_dir, data)
-    for i in (0, 1):
-        (data / "daily" / f"day-{i + 1}.tsv").write_bytes(days[i])
-    first, _ = run_stages(_config(data, tmp_path / "a.yaml"), runs, until="signals")
+    data, runs, days, first = _days_one_and_two(slice_dir, tmp_path, run_stages)
     parts = len(_ingest_shas(first))
     folder = runs / ".cache" / FOLDER
     other_run = _config(data, tmp_path / "a.yaml", "run.name=again")
