@@ -4,8 +4,10 @@ Byte-level BPE tokenises " word" as one token, so a prompt that ends in "- " lea
 a lone space token where no training text has one; the model then tends to write
 empty "- " lines, numbering or prose. This samples the same few-shot prompts
 (llm_synth's, from random real rows of one class each, read through the ordinary
-ingest path) under the same seeds with either ending, parses the answers the way
-the generate stage does, and counts usable lines and every reject reason.
+ingest path) under the same seeds with either ending, accounts for the answers
+exactly as the generate stage does (`answer_lines`: a last line cut by the token
+limit is `truncated`, a line seen before is a repeat), and counts usable lines
+and every reject reason.
 
     TEXTDISTILL_DATA_DIR=../shared/datasets python -m benchmarks.bench_answer_prefix \\
         [--datasets sst2,ag_news] [--prompts 24] [--seeds 0,1] [--out result.json]
@@ -19,9 +21,13 @@ import time
 from collections import Counter
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
+from distill_core.config import GenerateSection
+from distill_core.generate.candidates import answer_lines
 from distill_core.generate.models import load_causal_lm
+from distill_core.generate.plan import PromptInfo, PromptPlan
 from distill_core.generate.prompts import answer_list, few_shot_messages, parse_generation
 from distill_core.generate.sampling import SamplingSettings, render_prompts, sample
 from distill_core.ingest.ingest import data_dir_from, ingest_dataset, resolve_dataset
@@ -33,21 +39,25 @@ ENDINGS = {"'- ' (before)": ("- ", lambda text: "- " + text),
 
 
 def few_shot_prompts(dataset: str, n: int, shots: int, seed: int, tokenizer
-                     ) -> tuple[list[str], list[list[str]], list[str]]:
-    """`n` llm_synth prompts (classes in turn), their shown examples, and the label names."""
+                     ) -> tuple[list[str], PromptPlan, list[str]]:
+    """`n` llm_synth prompts (classes in turn), their plan (label, shown examples), and the
+    label names."""
     corpus = ingest_dataset(resolve_dataset(dataset), data_dir_from(None)).corpus
     train = corpus.filter(pc.equal(corpus.column("split"), "train"))
     texts = np.array(train.column("text").to_pylist(), dtype=object)
     labels = np.array(train.column("label").to_pylist(), dtype=object)
     names = sorted(set(labels.tolist()))
     rng = np.random.default_rng(seed)
-    messages, shown = [], []
+    messages, plan = [], PromptPlan()
     for i in range(n):
         label = names[i % len(names)]
         rows = rng.choice(np.flatnonzero(labels == label), shots, replace=False)
-        shown.append([str(texts[r]) for r in rows])
-        messages.append(few_shot_messages(label, shown[-1], 3))
-    return render_prompts(tokenizer, messages), shown, names
+        shown = [str(texts[r]) for r in rows]
+        messages.append(few_shot_messages(label, shown, 3))
+        plan.info[f"p{i}"] = PromptInfo(0, i % len(names), i, [], shown)
+    prompts = render_prompts(tokenizer, messages)
+    plan.prompt_ids, plan.prompts = list(plan.info), prompts
+    return prompts, plan, names
 
 
 def main() -> None:
@@ -57,34 +67,41 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=24)
     parser.add_argument("--shots", type=int, default=4)
     parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--max-new-tokens", type=int, default=72)
+    parser.add_argument("--max-new-tokens", type=int, default=GenerateSection().max_new_tokens)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
     lm = load_causal_lm(args.model, device="cpu")
     settings = SamplingSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    section = GenerateSection(max_new_tokens=args.max_new_tokens)
     results = []
     for dataset in args.datasets.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
-            prompts, shown, names = few_shot_prompts(dataset, args.prompts, args.shots, seed,
-                                                     lm.tokenizer)
+            prompts, plan, names = few_shot_prompts(dataset, args.prompts, args.shots, seed,
+                                                    lm.tokenizer)
             seeds = [derive_seed(seed, i) for i in range(len(prompts))]
             for ending, (suffix, read_back) in ENDINGS.items():
                 start = time.perf_counter()
                 answers = sample(lm, [p + suffix for p in prompts], seeds, settings)
-                kept, reasons = 0, Counter()
-                for answer, examples in zip(answers, shown, strict=True):
-                    parsed = parse_generation(read_back(answer.text), examples,
-                                              label_names=names)
-                    kept += len(parsed.kept)
-                    reasons.update(reason for _, reason in parsed.rejected)
+                table = pa.Table.from_pylist([
+                    {"prompt_id": pid, "sample": 0, "seed": s, "shard": 0, "worker": "local",
+                     "text": a.text, "new_tokens": a.new_tokens}
+                    for pid, s, a in zip(plan.prompt_ids, seeds, answers, strict=True)])
+                rows, rejects = answer_lines(
+                    table, plan, "llm_synth", names, section,
+                    lambda text, info, label_names, read_back=read_back: parse_generation(
+                        read_back(text), info.example_texts, section.min_words,
+                        section.max_words, label_names), multi_line=True)
+                reasons = Counter(r["reason"] for r in rejects)
                 results.append({"dataset": dataset, "seed": seed, "ending": ending,
-                                "prompts": len(prompts), "usable": kept,
+                                "prompts": len(prompts), "usable": len(rows),
                                 "rejected": dict(reasons.most_common()),
                                 "new_tokens": sum(a.new_tokens for a in answers),
-                                "seconds": round(time.perf_counter() - start, 1)})
-                print(json.dumps(results[-1]), flush=True)
+                                "seconds": round(time.perf_counter() - start, 1),
+                                "answers": [a.text for a in answers]})
+                print(json.dumps({k: v for k, v in results[-1].items() if k != "answers"}),
+                      flush=True)
     print("\n| dataset | ending | usable lines per prompt (per seed) | mean | "
           "top reject reasons (all seeds) |\n|---|---|---|---|---|")
     for dataset in args.datasets.split(","):
