@@ -263,7 +263,7 @@ def plan(
     for p in planned:
         table.add_row(p.name, p.status, (p.fingerprint or "-")[:12], ", ".join(p.reads) or "files",
                       ", ".join(f"{k} {v}" for k, v in p.rows_in.items()) or "-",
-                      " - ".join(part for part in (p.where, p.note) if part) or "")
+                      " - ".join(part for part in (p.where, p.note) if part))
     console.print(table)
 
 

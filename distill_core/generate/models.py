@@ -19,13 +19,15 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from distill_core.artifacts.parts import temp_suffix
+from distill_core.errors import ModelError
 from distill_core.generate.gguf_tokenizer import check_round_trip, gguf_fast_tokenizer
 from distill_core.hub import require_hub
 from distill_core.signals.models import files_sha256, hub_unavailable
 
 SMOLLM2_NAMES = {"smollm2", "SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct"}
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SMOLLM2_CONVERSION = 2  # 1: the stock GGUF tokenizer conversion, which garbles saved copies
+SMOLLM2_CONVERSION = 3  # 1: the stock conversion (garbles saved copies); 2: a BOS on every text
 
 
 @dataclass
@@ -51,7 +53,7 @@ def _smollm2_folder() -> Path | None:
 
 def _dequantised_smollm2(folder: Path) -> Path:
     """A safetensors fp32 copy of the GGUF model in the cache (made once)."""
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target = cache_root() / "models" / f"smollm2-135m-instruct-fp32-v{SMOLLM2_CONVERSION}"
     if (target / "config.json").is_file():
@@ -61,13 +63,19 @@ def _dequantised_smollm2(folder: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp = target.with_name(f".{target.name}.{temp_suffix('tmp')}")
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    if target.exists():  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
+    try:  # the saved copy, reloaded, is what later runs read: it must reproduce text too
+        check_round_trip(AutoTokenizer.from_pretrained(tmp), str(tmp))
         tmp.replace(target)
+    except ModelError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / "config.json").is_file():  # not another process that finished first
+            raise
     return target
 
 

@@ -3,9 +3,10 @@
 `llm_synth`: per class, `per_class` k-means slots on the training embeddings;
 each slot's prompt lists its most representative real rows (their ids become
 `parent_ids`) and asks for `per_answer` new examples, and starts the answer
-with "- " so the model writes the list it is asked for; each prompt is sampled
-`samples_per_slot` times (best of n). `dilm`: `candidates_per_class` copies of
-the class prompt, sampled once each (every copy gets its own seed).
+with "-" (`prompts.ANSWER_PREFIX`) so the model writes the list it is asked for;
+each prompt is sampled `samples_per_slot` times (best of n). `dilm`:
+`candidates_per_class` copies of the class prompt, sampled once each (every copy
+gets its own seed).
 """
 
 from __future__ import annotations

@@ -16,15 +16,17 @@ from dataclasses import dataclass, field
 
 # The answer is started for the model, so it begins in the list format it is asked for. Only
 # the dash: byte-level BPE puts a space in front of the next word's token, so a prompt that
-# ends in "- " leaves a lone space token no training text has there, after which SmolLM2
-# writes empty "- " lines or numbers instead of examples (benchmarks/bench_answer_prefix.py).
+# ends in "- " leaves a lone space token where training text rarely has one; SmolLM2 then
+# often writes empty "- " lines or numbers instead of examples (benchmarks/bench_answer_prefix.py).
 ANSWER_PREFIX = "-"
 
 
 def answer_list(continuation: str) -> str:
     """The model's answer as the list it reads as: the given dash, one space, then what the
     model wrote after it (whether or not it began with its own space)."""
-    return "- " + continuation.lstrip(" ")
+    return f"{ANSWER_PREFIX} {continuation.lstrip(' ')}"
+
+
 INSTRUCTION = ("Here are example {kind} with the label \"{label}\":\n{examples}\n"
                "Write {n} new and different {kind} with the label \"{label}\". Give one per "
                "line, each starting with \"- \", and nothing else.")

@@ -47,7 +47,10 @@ def sample(lm: CausalLM, prompts: Sequence[str], seeds: Sequence[int],
     tokenizer, results = lm.tokenizer, []
     for start in range(0, len(prompts), settings.batch_size):
         chunk = list(prompts[start:start + settings.batch_size])
-        batch = tokenizer(chunk, return_tensors="pt", padding=True).to(lm.device)
+        # The prompt is the whole text (a chat template writes its own markers; dilm trains
+        # without a BOS): the tokenizer adds nothing to it.
+        batch = tokenizer(chunk, return_tensors="pt", padding=True,
+                          add_special_tokens=False).to(lm.device)
         torch.manual_seed(int(seeds[start]))
         with torch.inference_mode():
             output = lm.model.generate(

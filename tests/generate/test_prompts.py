@@ -74,6 +74,15 @@ def test_lines_cut_by_the_token_limit_are_truncated_and_every_line_is_counted() 
     assert [r["reason"] for r in dilm_rejects] == ["truncated"]
 
 
+def test_the_answer_reads_as_a_list_whether_or_not_the_model_began_with_a_space() -> None:
+    from distill_core.generate.prompts import ANSWER_PREFIX, answer_list
+
+    assert ANSWER_PREFIX == "-"  # the prompt ends on the dash: no lone space token
+    assert answer_list(" a warm film\n- a cold one") == "- a warm film\n- a cold one"
+    assert answer_list("a warm film") == "- a warm film"
+    assert parse_generation(answer_list(""), []).rejected == [("-", "empty_text")]
+
+
 def test_lines_about_the_task_are_meta_text_and_numbering_is_stripped() -> None:
     answer = ("- 1- a film that never finds its footing\n"
               "- This is a new example of a negative word: \"alright\"\n"

@@ -25,6 +25,7 @@ def test_smollm2_writes_readable_examples_from_prototype_prompts(
     # 4 prompts sampled twice, each asked for 3 examples: 24 lines. The 4-bit 135M model's
     # answers also hold echoes, talk about the task, fragments and repeats (rejected with
     # their reasons; 0-1 lines survived when its tokenizer garbled text): a sixth is the floor.
+    # (The prompt's ending is checked in test_prompts.py: this floor alone would not notice.)
     assert len(generated) >= 4
     for row in generated:
         words = row["text"].split()

@@ -116,7 +116,9 @@ def test_plan_says_what_the_part_cache_holds_without_touching_it(
     later = [p for p in planned.values() if p.runs and p.name not in ("ingest", "signals")]
     assert later and all((p.status, p.note) == ("unknown", "after signals") for p in later)
 
-    sorted(folder.glob("*.json"))[0].unlink()
+    sidecars = sorted(folder.glob("*.json"))
+    sidecars[0].unlink()
+    sidecars[1].write_text("not json")  # a copying run would drop this entry; plan must not
     listing = sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())
     signals = {p.name: p for p in plan_run(other_run, runs)}["signals"]
     assert (signals.status, signals.where) == ("compute", None)

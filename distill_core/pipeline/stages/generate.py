@@ -62,7 +62,7 @@ def _report(store: RunStore) -> list[str]:
 
 
 GENERATE = Stage(
-    name="generate", version=3,
+    name="generate", version=4,
     writes="one row per usable generated line: text, prompt, answer, seed, shard, worker, "
            "embedding, teacher_prob (+ rejects with parse reasons)",
     reads=_reads, settings=_settings, body=_body, enabled=_method_needs_generation,
