@@ -1,6 +1,6 @@
 """The SmolLM2 GGUF file's tokenizer as a generic fast tokenizer that survives save and reload.
 
-transformers 5.x converts the GGUF byte-level BPE vocabulary correctly in memory but
+transformers 5.3 converts the GGUF byte-level BPE vocabulary correctly in memory but
 records `CodeLlamaTokenizer` as its class, so the copy saved beside the dequantised
 weights reloads as a SentencePiece-style pipeline: every space becomes the unknown
 token and decoded text keeps the byte-level marks (`Ġ`). It also names `<|im_start|>`
