@@ -42,13 +42,11 @@ def _scalars(gguf_path: Path, keys: list[str]) -> dict[str, Any]:
 
 def gguf_special_ids(gguf_path: Path) -> dict[str, int]:
     """The special-token ids the GGUF metadata records (bos, eos, unk, pad; those present)."""
-    values = _scalars(gguf_path, list(_SPECIAL_IDS.values()))
+    return _special_ids(_scalars(gguf_path, list(_SPECIAL_IDS.values())))
+
+
+def _special_ids(values: dict[str, Any]) -> dict[str, int]:
     return {role: int(values[key]) for role, key in _SPECIAL_IDS.items() if key in values}
-
-
-def gguf_adds_bos(gguf_path: Path) -> bool:
-    """Whether the model expects a BOS token before every text (GGUF default: yes)."""
-    return bool(_scalars(gguf_path, [ADD_BOS]).get(ADD_BOS, True))
 
 
 def gguf_fast_tokenizer(folder: Path, gguf_file: str) -> Any:
@@ -59,10 +57,11 @@ def gguf_fast_tokenizer(folder: Path, gguf_file: str) -> Any:
 
     converted = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
     backend = converted.backend_tokenizer
-    if not gguf_adds_bos(folder / gguf_file):
+    metadata = _scalars(folder / gguf_file, [*_SPECIAL_IDS.values(), ADD_BOS])
+    if not metadata.get(ADD_BOS, True):  # GGUF's default: a BOS before every text
         backend.post_processor = processors.ByteLevel(trim_offsets=False)
     specials = {role: getattr(converted, role) for role in _SPECIAL_IDS}
-    for role, token_id in gguf_special_ids(folder / gguf_file).items():
+    for role, token_id in _special_ids(metadata).items():
         specials[role] = backend.id_to_token(token_id) or specials[role]
     if specials["eos_token"] is None:
         raise ModelError(f"{folder / gguf_file} names no end-of-sequence token: generation "

@@ -89,9 +89,9 @@ class PartCache:
         """Keep a copy of the signals `part` just written for this ingest part (an entry
         already there is kept). The copy's sha256 is the part's, remembered for the stage's
         manifest. Concurrent writers of one entry each rename a whole pair into place."""
-        key = self.key(ingest_sha256)
-        if (self.folder / f"{key}.json").is_file():
+        if self.holds(ingest_sha256):
             return
+        key = self.key(ingest_sha256)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._collect()
         suffix = temp_suffix("tmp")
