@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 .venv/bin/ruff check .
-.venv/bin/python -m pytest -q --durations=10 "$@"
+# Two workers, one test file each at a time (a file's module-scoped Ray or server fixtures stay
+# in one process); `scripts/test.sh -n 4 ...` overrides the count.
+.venv/bin/python -m pytest -q --durations=10 -n 2 --dist loadfile "$@"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 # Before Prefect or the hub clients are imported anywhere.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="textdistill-prefect-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
+atexit.register(shutil.rmtree, _PREFECT_HOME, ignore_errors=True)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -19,6 +22,10 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.pop("TEXTDISTILL_DATA_DIR", None)
+# pytest-xdist's workers inherit COLUMNS=80 / LINES=24; the CLI's output that tests read is
+# piped, and an explicit width would wrap it as if it were a terminal.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATASETS = Path(os.environ.get("TEXTDISTILL_TEST_DATA", ROOT.parent / "shared" / "datasets"))
