@@ -28,6 +28,7 @@ from distill_core.signals.models import files_sha256, hub_unavailable
 SMOLLM2_NAMES = {"smollm2", "SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct"}
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_CONVERSION = 3  # 1: the stock conversion (garbles saved copies); 2: a BOS on every text
+SMOLLM2_COPY = "smollm2-135m-instruct-fp32"  # the cache folder's stem; `-v{N}` names recipe N
 
 
 @dataclass
@@ -52,11 +53,13 @@ def _smollm2_folder() -> Path | None:
 
 
 def _dequantised_smollm2(folder: Path) -> Path:
-    """A safetensors fp32 copy of the GGUF model in the cache (made once)."""
+    """A safetensors fp32 copy of the GGUF model in the cache (made once; older recipes'
+    copies are deleted)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target = cache_root() / "models" / f"smollm2-135m-instruct-fp32-v{SMOLLM2_CONVERSION}"
+    target = cache_root() / "models" / f"{SMOLLM2_COPY}-v{SMOLLM2_CONVERSION}"
     if (target / "config.json").is_file():
+        remove_superseded_copies(target.parent)
         return target
     tokenizer = gguf_fast_tokenizer(folder, SMOLLM2_GGUF)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
@@ -76,7 +79,27 @@ def _dequantised_smollm2(folder: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         if not (target / "config.json").is_file():  # not another process that finished first
             raise
+    remove_superseded_copies(target.parent)
     return target
+
+
+def remove_superseded_copies(models: Path) -> list[Path]:
+    """Delete the SmolLM2 copies older recipes made (about 540 MB each; nothing reads them
+    once the current recipe's copy exists). Copies of a newer recipe, which a newer
+    textdistill sharing this cache made, are kept. Returns what was deleted."""
+    removed = []
+    for folder in sorted(models.glob(f"{SMOLLM2_COPY}*")):
+        suffix = folder.name[len(SMOLLM2_COPY):]
+        if suffix == "":
+            recipe = 1  # the first recipe's folder had no version
+        elif suffix.startswith("-v") and suffix[2:].isdigit():
+            recipe = int(suffix[2:])
+        else:
+            continue
+        if recipe < SMOLLM2_CONVERSION and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def resolve_causal_lm(name: str) -> str:

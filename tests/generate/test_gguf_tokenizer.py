@@ -82,3 +82,24 @@ def test_the_gguf_tokenizer_survives_save_and_reload(tmp_path: Path) -> None:
     assert reloaded(PROBE)["input_ids"] == built(PROBE, add_special_tokens=False)["input_ids"]
     ids = gguf_special_ids(folder / SMOLLM2_GGUF)
     assert {role: reloaded.convert_tokens_to_ids(getattr(reloaded, role)) for role in ids} == ids
+
+
+def test_copies_older_recipes_made_are_deleted_and_others_kept(tmp_path: Path) -> None:
+    """Each recipe change leaves a ~540 MB copy nothing reads any more: they go, while the
+    current copy, a newer textdistill's copy and other models' folders stay."""
+    from distill_core.generate.models import (
+        SMOLLM2_CONVERSION,
+        SMOLLM2_COPY,
+        remove_superseded_copies,
+    )
+
+    older = [SMOLLM2_COPY] + [f"{SMOLLM2_COPY}-v{n}" for n in range(2, SMOLLM2_CONVERSION)]
+    kept = [f"{SMOLLM2_COPY}-v{SMOLLM2_CONVERSION}", f"{SMOLLM2_COPY}-v{SMOLLM2_CONVERSION + 1}",
+            f"{SMOLLM2_COPY}-vx", "static-all-minilm-l6-v2"]
+    for name in older + kept:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}", encoding="utf-8")
+    removed = remove_superseded_copies(tmp_path)
+    assert sorted(path.name for path in removed) == sorted(older) and older
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(kept)
+    assert remove_superseded_copies(tmp_path) == []
