@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from distill_core.artifacts import stage_writer
 from distill_core.artifacts import store as store_module
 
 
 def main(runs: str, run_id: str, fingerprint: str, tag: str, batches: int,
          go: str | None = None) -> None:
-    store_module.ROWS_PER_PART = 50
+    stage_writer.ROWS_PER_PART = 50
     store = store_module.RunStore(runs, run_id)
     while go and not Path(go).exists():
         time.sleep(0.01)

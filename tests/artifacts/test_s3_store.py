@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from distill_core.artifacts import store as store_module
+from distill_core.artifacts import stage_writer
 from distill_core.artifacts.location import RemotePath
 from distill_core.artifacts.store import RunStore
 from distill_core.errors import ArtifactError
@@ -152,7 +152,7 @@ def test_the_cache_copies_named_parts_and_drops_a_changed_entry(s3: S3Server) ->
 
 
 def test_an_fsspec_filesystem_works_as_a_runs_folder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "ROWS_PER_PART", 2)
+    monkeypatch.setattr(stage_writer, "ROWS_PER_PART", 2)
     store = RunStore("memory://textdistill-test/runs", "run-1")
     writer = store.stage_writer("ingest")
     writer.write(_table(5))

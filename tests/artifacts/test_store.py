@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from distill_core.artifacts import stage_writer
 from distill_core.artifacts import store as store_module
 from distill_core.artifacts.store import RunStore
 from distill_core.errors import ArtifactError
@@ -35,14 +36,14 @@ def test_a_crash_mid_write_leaves_no_artifact(tmp_path: Path, monkeypatch: pytes
                                               ) -> None:
     store = RunStore(tmp_path, "run-1")
 
-    real_roll = store_module.StageWriter._roll
+    real_roll = stage_writer.StageWriter._roll
 
-    def explode(self: store_module.StageWriter, kind: str) -> None:
+    def explode(self: stage_writer.StageWriter, kind: str) -> None:
         real_roll(self, kind)
         (self.tmp / kind / "part-00000.parquet").write_bytes(b"half")
         raise OSError("disk full")
 
-    monkeypatch.setattr(store_module.StageWriter, "_roll", explode)
+    monkeypatch.setattr(stage_writer.StageWriter, "_roll", explode)
     with pytest.raises(OSError):
         store.write_stage("ingest", _table(), {"fingerprint": "f1", "finished_at": "t"})
     assert store.manifest("ingest") is None
@@ -51,7 +52,7 @@ def test_a_crash_mid_write_leaves_no_artifact(tmp_path: Path, monkeypatch: pytes
 
 def test_a_streamed_stage_rolls_parts_and_is_invisible_until_published(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "ROWS_PER_PART", 4)
+    monkeypatch.setattr(stage_writer, "ROWS_PER_PART", 4)
     store = RunStore(tmp_path, "run-1")
     writer = store.stage_writer("ingest")
     for start in (0, 3, 6):
@@ -244,7 +245,7 @@ def test_a_parts_bytes_follow_its_rows_not_the_batches_written(
     for byte (what lets a rerun's parts be matched to an earlier run's by sha256)."""
     from distill_core.artifacts import layout
 
-    monkeypatch.setattr(store_module, "ROWS_PER_PART", 10)
+    monkeypatch.setattr(stage_writer, "ROWS_PER_PART", 10)
     monkeypatch.setattr(layout, "TABLE_GROUP_ROWS", 4)
     rows = pa.table({"x": list(range(23)), "t": [f"row {i}" for i in range(23)]})
 

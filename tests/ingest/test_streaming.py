@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from distill_core.artifacts import store as store_module
+from distill_core.artifacts import stage_writer
 from distill_core.artifacts.counts import Counts
 from distill_core.config import load_config
 from distill_core.ingest import ingest as ingest_module
@@ -76,7 +76,7 @@ def test_streamed_stage_equals_the_whole_table_with_rolling_parts(
     whole = ingest_dataset(spec, data)  # one batch: the whole table
     # Small batches and small parts: rows, rejects and repeats all cross batch boundaries.
     monkeypatch.setattr(ingest_module, "BATCH_ROWS", 16)
-    monkeypatch.setattr(store_module, "ROWS_PER_PART", 6)
+    monkeypatch.setattr(stage_writer, "ROWS_PER_PART", 6)
     store, _ = run_stages(cfg, tmp_path / "runs", "ingest")
     assert store.read("ingest").equals(whole.corpus)
     assert store.read("ingest", rejects=True).equals(whole.rejects)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distill_core.artifacts import store as store_module
+from distill_core.artifacts import stage_writer
 from distill_core.config import load_config
 from distill_core.signals.embeddings import matrix
 from distill_core.signals.part_cache import FOLDER
@@ -42,7 +42,7 @@ def _days_one_and_two(slice_dir: Path, tmp_path: Path, run_stages):
 
 @pytest.fixture()
 def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "ROWS_PER_PART", PART_ROWS)
+    monkeypatch.setattr(stage_writer, "ROWS_PER_PART", PART_ROWS)
 
 
 def test_a_grown_folder_copies_the_parts_it_has_seen(slice_dir: Path, tmp_path: Path,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distill_core.artifacts import store as store_module
+from distill_core.artifacts import stage_writer
 from distill_core.config import load_config
 from distill_core.pipeline.stages import signals as signals_stage
 from distill_core.signals.embeddings import distinct_texts, matrix
@@ -22,7 +22,7 @@ def test_ray_signals_read_the_ingest_parts_on_the_workers_and_match_the_local_ba
         monkeypatch: pytest.MonkeyPatch) -> None:
     from tasks.ray_executor import RayExecutor
 
-    monkeypatch.setattr(store_module, "ROWS_PER_PART", 70)  # a multi-part ingest
+    monkeypatch.setattr(stage_writer, "ROWS_PER_PART", 70)  # a multi-part ingest
     monkeypatch.setattr(signals_stage, "PART_BLOCK_ROWS", 50)  # blocks straddle the parts
 
     def fed(*args, **kwargs):
@@ -139,7 +139,7 @@ def test_ray_signals_copy_the_parts_the_per_part_cache_has(
     that lost one entry copies the others and embeds that part alone (one pool run)."""
     from distill_core.signals.part_cache import FOLDER
 
-    monkeypatch.setattr(store_module, "ROWS_PER_PART", 70)
+    monkeypatch.setattr(stage_writer, "ROWS_PER_PART", 70)
     monkeypatch.setattr(signals_stage, "PART_BLOCK_ROWS", 50)
     args = [f"data.data_dir={slice_dir}", "compute.num_actors=2", "compute.cpus_per_actor=0.5",
             "compute.torch_threads=1", "signals.batch_size=16", "signals.precision=fp32",
