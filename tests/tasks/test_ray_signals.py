@@ -4,36 +4,56 @@ the pool matches in process."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from distill_core.artifacts import stage_writer
+from distill_core.artifacts.store import RunStore
 from distill_core.config import load_config
 from distill_core.pipeline.stages import signals as signals_stage
 from distill_core.signals.embeddings import distinct_texts, matrix
 from distill_core.signals.encoder import resolve_precision
 from distill_core.signals.row_cache import RowCache, text_hashes
 
+MULTI_PART_ARGS = ["compute.num_actors=2", "compute.cpus_per_actor=0.5",
+                   "compute.torch_threads=1", "signals.batch_size=16", "signals.precision=fp32"]
 
-def test_ray_signals_read_the_ingest_parts_on_the_workers_and_match_the_local_backend(
-        local_ray, slice_dir: Path, tmp_path: Path, run_stages,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks.ray_executor import RayExecutor
 
+def _multi_part(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stage_writer, "ROWS_PER_PART", 70)  # a multi-part ingest
     monkeypatch.setattr(signals_stage, "PART_BLOCK_ROWS", 50)  # blocks straddle the parts
+
+
+@pytest.fixture(scope="module")
+def multi_part_ray_run(local_ray, slice_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+                       run_stages) -> tuple[Path, str, list[str]]:
+    """Signals on Ray over a multi-part ingest, the driver forbidden to feed rows to the pool:
+    (runs folder, run id, config overrides). Two tests read it; one copies it first."""
+    from tasks.ray_executor import RayExecutor
 
     def fed(*args, **kwargs):
         raise AssertionError("the driver fed the corpus's rows to the pool")
 
-    monkeypatch.setattr(RayExecutor, "map_batches", fed)
-    args = [f"data.data_dir={slice_dir}", "compute.num_actors=2", "compute.cpus_per_actor=0.5",
-            "compute.torch_threads=1", "signals.batch_size=16", "signals.precision=fp32"]
-    ray_store, _ = run_stages(load_config(None, args + ["compute.backend=ray"]),
-                              tmp_path / "ray", until="signals")
-    local_store, _ = run_stages(load_config(None, args), tmp_path / "local", until="signals")
+    args = [f"data.data_dir={slice_dir}", *MULTI_PART_ARGS, "compute.backend=ray"]
+    runs = tmp_path_factory.mktemp("ray") / "runs"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _multi_part(monkeypatch)
+        monkeypatch.setattr(RayExecutor, "map_batches", fed)
+        store, _ = run_stages(load_config(None, args), runs, until="signals")
+    return runs, store.run_id, args
+
+
+def test_ray_signals_read_the_ingest_parts_on_the_workers_and_match_the_local_backend(
+        multi_part_ray_run, tmp_path: Path, run_stages,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _multi_part(monkeypatch)
+    runs, run_id, args = multi_part_ray_run
+    ray_store = RunStore(runs, run_id)
+    local = [arg for arg in args if arg != "compute.backend=ray"]
+    local_store, _ = run_stages(load_config(None, local), tmp_path / "local", until="signals")
     assert len(ray_store.parts("ingest")) > 2
     manifest = ray_store.manifest("signals")
     assert manifest["backend"] == "ray" and manifest["read_by"] == "workers"
@@ -46,8 +66,7 @@ def test_ray_signals_read_the_ingest_parts_on_the_workers_and_match_the_local_ba
     # the workers extended the row cache themselves: every text of the corpus is in it
     corpus = ray_store.read("ingest")
     texts = distinct_texts(corpus)
-    cache = RowCache(ray_store.cache_root, signals_stage._settings(
-        load_config(None, args + ["compute.backend=ray"])))
+    cache = RowCache(ray_store.cache_root, signals_stage._settings(load_config(None, args)))
     hit = cache.lookup(text_hashes(texts))
     assert hit.found.all()
     assert manifest["rows_computed"] + manifest["rows_reused"] >= len(texts)
@@ -133,19 +152,17 @@ def test_fine_tuned_teacher_readout_on_ray_matches_in_process(local_ray, slice_d
 
 
 def test_ray_signals_copy_the_parts_the_per_part_cache_has(
-        local_ray, slice_dir: Path, tmp_path: Path, run_stages,
+        multi_part_ray_run, tmp_path: Path, run_stages,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks that straddle ingest parts are cut at their ends, each part is kept; a rerun
     that lost one entry copies the others and embeds that part alone (one pool run)."""
     from distill_core.signals.part_cache import FOLDER
 
-    monkeypatch.setattr(stage_writer, "ROWS_PER_PART", 70)
-    monkeypatch.setattr(signals_stage, "PART_BLOCK_ROWS", 50)
-    args = [f"data.data_dir={slice_dir}", "compute.num_actors=2", "compute.cpus_per_actor=0.5",
-            "compute.torch_threads=1", "signals.batch_size=16", "signals.precision=fp32",
-            "compute.backend=ray"]
+    _multi_part(monkeypatch)
+    shared, run_id, args = multi_part_ray_run
     runs = tmp_path / "runs"
-    first, _ = run_stages(load_config(None, args), runs, until="signals")
+    shutil.copytree(shared, runs)  # the reruns below change its cache
+    first = RunStore(runs, run_id)
     ingest = first.parts("ingest")
     account = first.manifest("signals")["part_cache"]
     assert len(ingest) > 2 and account["parts_saved"] == len(ingest)
