@@ -79,6 +79,7 @@ def publish_folder(tmp: Path, final: Path, attempts: int = 5) -> None:
 
 
 def remove_folder(folder: Where) -> None:
+    """Delete a folder of a run (local disk) or the objects under a prefix (object store)."""
     if isinstance(folder, RemotePath):
         folder.remove_tree()
     else:
