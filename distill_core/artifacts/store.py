@@ -68,12 +68,7 @@ from distill_core.artifacts.parts import intact as _intact
 from distill_core.artifacts.parts import read_manifest as _read_manifest
 from distill_core.artifacts.parts import temp_suffix as _temp_suffix
 from distill_core.artifacts.parts import writer_gone as _orphaned
-from distill_core.artifacts.stage_writer import (  # noqa: F401 - re-exported
-    StageWriter,
-    copy_hashed,
-    publish_folder,
-    remove_folder,
-)
+from distill_core.artifacts.stage_writer import StageWriter, publish_folder
 from distill_core.errors import ArtifactError, ConfigError
 
 ORPHAN_AGE_S = objectstore.ORPHAN_AGE_S

@@ -55,12 +55,18 @@ def _smollm2_folder() -> Path | None:
 def _dequantised_smollm2(folder: Path) -> Path:
     """A safetensors fp32 copy of the GGUF model in the cache (made once; older recipes'
     copies are deleted)."""
+    target = cache_root() / "models" / f"{SMOLLM2_COPY}-v{SMOLLM2_CONVERSION}"
+    if not (target / "config.json").is_file():
+        _save_dequantised(folder, target)
+    remove_superseded_copies(target.parent)
+    return target
+
+
+def _save_dequantised(folder: Path, target: Path) -> None:
+    """Dequantise the GGUF file, save it with its rebuilt tokenizer, check the saved copy
+    reproduces text, and rename it to `target` (another process may have got there first)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target = cache_root() / "models" / f"{SMOLLM2_COPY}-v{SMOLLM2_CONVERSION}"
-    if (target / "config.json").is_file():
-        remove_superseded_copies(target.parent)
-        return target
     tokenizer = gguf_fast_tokenizer(folder, SMOLLM2_GGUF)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
     model.hf_quantizer = None
@@ -79,8 +85,6 @@ def _dequantised_smollm2(folder: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         if not (target / "config.json").is_file():  # not another process that finished first
             raise
-    remove_superseded_copies(target.parent)
-    return target
 
 
 def remove_superseded_copies(models: Path) -> list[Path]:

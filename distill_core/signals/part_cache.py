@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_core.artifacts.parts import remember_sha256, temp_suffix, writer_gone
-from distill_core.artifacts.store import copy_hashed
+from distill_core.artifacts.stage_writer import copy_hashed
 from distill_core.hashing import stable_hash
 
 FORMAT = 1  # bump when what an entry holds changes
