@@ -513,5 +513,9 @@ from flows.cli_export import export as _export  # noqa: E402
 
 app.command(name="export")(_export)
 
+from flows.cli_cache import cache_app  # noqa: E402
+
+app.add_typer(cache_app, name="cache")
+
 if __name__ == "__main__":
     app()

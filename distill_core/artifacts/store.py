@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distill_core.artifacts import objectstore
+from distill_core.artifacts.cache_use import mark_used
 from distill_core.artifacts.location import (
     RemotePath,
     Where,
@@ -296,6 +297,8 @@ class RunStore:
             self.invalid[stage] = f"cache entry {source}: {problem}"
             self._drop(source)
             return False
+        if not isinstance(source, RemotePath):
+            mark_used(source)
         manifest["cache"] = {"hit": True, "from_run": manifest.get("run_id")}
         manifest["run_id"] = self.run_id
         if stage in self.invalid:  # this run's own copy had changed: say why it was replaced

@@ -30,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from distill_core.artifacts.cache_use import mark_used
 from distill_core.hashing import stable_hash, stream_sha256
 
 FORMAT = 1  # bump when what an entry holds or how ingest makes rows changes
@@ -103,6 +104,7 @@ class FileCache:
             self.dropped.append(f"{key[:12]}: {exc}")
             shutil.rmtree(folder, ignore_errors=True)
             return None
+        mark_used(folder)
         return Entry(folder, record["meta"])
 
     def writer(self, key: str, corpus_schema: pa.Schema, rejects_schema: pa.Schema

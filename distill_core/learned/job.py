@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from distill_core.artifacts.cache_use import mark_used
 from distill_core.learned import prototypes
 from distill_core.learned.base import Distiller, OuterConfig, deterministic
 from distill_core.learned.decode import (
@@ -122,6 +123,7 @@ def _family_kwargs(job: LearnJob, learner: FunctionalLearner, real: RealData
                               head_seed=derive_seed(job.seed, 0xE5, index),
                               batch_size=o["batch_size"])
         folder = Path(job.experts_dir) / expert_key(learner, real, config)[:16]
+        mark_used(folder)  # trajectories trained before are read back
         trajectories.append(train_experts(learner, real, folder, config))
         folders.append(str(folder))
     return {"trajectories": trajectories, "expert_span": o["expert_span"]}, folders

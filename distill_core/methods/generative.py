@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from distill_core.artifacts.cache_use import mark_used
 from distill_core.artifacts.counts import Counts
 from distill_core.artifacts.schemas import rejects_table
 from distill_core.config import ComputeSection
@@ -151,6 +153,7 @@ class GenerativeMethod:
                                  "settings": asdict(settings), "run_seed": run_seed,
                                  "shards": [asdict(s) for s in shards]})
         parts = str(store.cache_root / "generate_parts" / parts_key[:16])
+        mark_used(Path(parts))  # shards generated before are reused
         sampled_at = time.perf_counter()
         job = GenerationJob(shards, model_path, g, settings, run_seed, parts)
         answers, workers = generate_shards(ctx.executor, job, ctx.resources,
@@ -234,6 +237,7 @@ class Dilm(GenerativeMethod):
         key = stable_hash({"model": identity, "dtype": g.dtype, "training": asdict(training),
                            "data": data})
         folder = ctx.store.cache_root / "generator" / key[:16]
+        mark_used(folder)
         if not (folder / "config.json").is_file():
             ctx.report(0, o.train_steps, "fine-tuning the generator")
             resources = ctx.resources

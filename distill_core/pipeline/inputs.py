@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from distill_core.artifacts.cache_use import mark_used
 from distill_core.artifacts.store import RunStore, part_file
 from distill_core.config import RunConfig
 from distill_core.errors import ArtifactError, ConfigError
@@ -368,7 +369,9 @@ def teacher_model_folder(store: RunStore, fingerprint: str) -> Path:
 
 def teacher_model_dir(store: RunStore) -> str:
     """The fine-tuned teacher of this run's teacher stage."""
-    return str(teacher_model_folder(store, (store.manifest("teacher") or {})["fingerprint"]))
+    folder = teacher_model_folder(store, (store.manifest("teacher") or {})["fingerprint"])
+    mark_used(folder)
+    return str(folder)
 
 
 def teacher_probabilities(cfg: RunConfig, store: RunStore, executor: Executor,

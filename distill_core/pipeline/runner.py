@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from distill_core.artifacts.cache_use import cache_in_use
 from distill_core.artifacts.manifest import Manifest, StageClock, fingerprint
 from distill_core.artifacts.store import RunStore
 from distill_core.config import RunConfig
@@ -66,7 +67,13 @@ def existing_outcome(stage: Stage, store: RunStore, fp: str) -> StageOutcome | N
 
 
 def run_stage(stage: Stage, ctx: StageContext) -> StageOutcome:
-    """Skip, restore or compute `stage` in the context's run folder."""
+    """Skip, restore or compute `stage` in the context's run folder, holding the runs
+    folder's cache in use (`cache prune` waits for no stage, and removes nothing under one)."""
+    with cache_in_use(ctx.store.cache_root):
+        return _run_stage(stage, ctx)
+
+
+def _run_stage(stage: Stage, ctx: StageContext) -> StageOutcome:
     cfg, store = ctx.cfg, ctx.store
     fp, settings = stage_fingerprint(stage, cfg, store)
     if (done := existing_outcome(stage, store, fp)) is not None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill_core.artifacts.cache_use import mark_used
 from distill_core.artifacts.parts import remember_sha256, temp_suffix, writer_gone
 from distill_core.artifacts.stage_writer import copy_hashed
 from distill_core.hashing import stable_hash
@@ -66,6 +67,7 @@ class PartCache:
         except (OSError, ValueError) as exc:
             self.drop(ingest_sha256, f"its sidecar is not readable ({exc})")
             return None
+        mark_used(sidecar)
         return self.folder / f"{key}.parquet", record
 
     def holds(self, ingest_sha256: str) -> bool:

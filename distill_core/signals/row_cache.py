@@ -51,6 +51,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from distill_core.artifacts.cache_use import mark_used
 from distill_core.artifacts.store import file_sha256
 from distill_core.errors import ArtifactError
 from distill_core.hashing import stable_hash, stream_sha256
@@ -275,6 +276,7 @@ class RowCache:
             if self._verified(entry.sidecar) is None:  # changed since the index was read
                 self._index.remove(entry)  # type: ignore[union-attr]
                 continue
+            mark_used(entry.sidecar)
             try:
                 column = pq.read_table(entry.part, columns=["embedding"]).column("embedding")
             except (OSError, pa.ArrowException) as exc:

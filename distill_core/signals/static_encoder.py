@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distill_core.artifacts.cache_use import mark_used
 from distill_core.hashing import stable_hash
 from distill_core.signals.models import model_identity, resolve_model_path
 
@@ -58,6 +59,7 @@ def static_model_dir(model: str, cache_root: str | Path) -> Path:
     key = stable_hash(static_identity(model))[:16]
     folder = Path(cache_root) / "static-encoders" / key
     if (folder / "textdistill.json").is_file():
+        mark_used(folder)
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     temporary = folder.parent / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from distill_core.artifacts.cache_use import mark_used
 from distill_core.artifacts.counts import Counts
 from distill_core.artifacts.schemas import rejects_table
 from distill_core.artifacts.store import RunStore
@@ -71,6 +73,7 @@ def _answers(ctx: StageContext, plan: PromptPlan) -> tuple[pa.Table, dict[str, A
                        "dtype": g.dtype, "settings": asdict(settings), "run_seed": run_seed,
                        "shards": [asdict(s) for s in shards]})
     parts = str(ctx.store.cache_root / "generate_parts" / key[:16])
+    mark_used(Path(parts))  # shards generated before are reused
     lm = None
     clock = time.perf_counter()
     if pending_shards(parts, shards):
