@@ -195,12 +195,16 @@ def plan_prune(entries: list[CacheEntry], run_teachers: set[str], now: float,
                 removed.add(entry.path)
     if max_bytes is not None:
         total = sum(e.bytes for e in entries if e.path not in removed)
-        for entry in sorted(entries, key=lambda e: e.last_used):
-            if total <= max_bytes:
-                break
-            if entry.path not in removed and not pinned(entry):
-                removed.add(entry.path)
-                total -= entry.bytes
+        changed = True
+        while total > max_bytes and changed:  # again: a teacher entry removed frees its model
+            changed = False
+            for entry in sorted(entries, key=lambda e: e.last_used):
+                if total <= max_bytes:
+                    break
+                if entry.path not in removed and not pinned(entry):
+                    removed.add(entry.path)
+                    total -= entry.bytes
+                    changed = True
     plan = PrunePlan(max_bytes=max_bytes)
     for entry in entries:
         if entry.path in removed:
