@@ -49,7 +49,10 @@ def cache_in_use(cache_root: Where) -> Iterator[None]:
         yield
         return
     with handle:
-        fcntl.flock(handle, fcntl.LOCK_SH)  # waits while a prune holds it
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH)  # waits while a prune holds it
+        except OSError:  # a filesystem without locks: prune cannot lock it either
+            pass
         yield
 
 
@@ -65,4 +68,9 @@ def cache_exclusive(cache_root: Path) -> Iterator[None]:
             raise StorageError(
                 f"the cache {cache_root} is in use by a running stage; prune it when the "
                 "runs using this runs folder have finished") from None
+        except OSError as exc:
+            raise StorageError(
+                f"cannot lock {cache_root / LOCK} ({exc.strerror}): its filesystem has no "
+                "file locks, so a prune could remove what a running stage reads; delete "
+                "entries by hand when no run is using this runs folder") from None
         yield
