@@ -30,9 +30,13 @@ import json
 import os
 import shutil
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from pydantic import ByteSize, TypeAdapter, ValidationError
 
 from distill_core.artifacts.cache_use import LOCK, cache_exclusive
 from distill_core.artifacts.location import RemotePath, location
@@ -273,3 +277,47 @@ def prune(runs_dir: str | Path, unused_days: float | None, max_bytes: int | None
             for path in plan.leftovers:
                 _remove_leftover(path)
     return plan
+
+
+def parse_size(text: str | None, option: str = "--max-size") -> int | None:
+    """Bytes of a size such as 200GB, 1.5TiB or 500MB (None stays None)."""
+    if text is None:
+        return None
+    try:
+        return int(TypeAdapter(ByteSize).validate_python(text))
+    except ValidationError:
+        raise ConfigError(f"{option} {text!r} is not a size: give bytes with a unit, e.g. "
+                          "200GB, 1.5TiB or 500MB") from None
+
+
+def human_size(value: int) -> str:
+    return ByteSize(value).human_readable(decimal=True)
+
+
+def by_kind(entries: list[CacheEntry]) -> dict[str, list[CacheEntry]]:
+    kinds: dict[str, list[CacheEntry]] = defaultdict(list)
+    for entry in entries:
+        kinds[entry.kind].append(entry)
+    return dict(sorted(kinds.items()))
+
+
+def kind_summary(entries: list[CacheEntry], now: float) -> dict[str, Any]:
+    """Entries, bytes and the least recent use (days ago) of some entries."""
+    return {"entries": len(entries), "bytes": sum(e.bytes for e in entries),
+            "least_recently_used_days": round((now - min(e.last_used for e in entries))
+                                              / DAY_S, 3) if entries else None}
+
+
+def plan_summary(plan: PrunePlan, dry_run: bool) -> dict[str, Any]:
+    """What a prune removed (or would) and kept, by kind: the CLI's `--json` and the flow's
+    result."""
+    now = time.time()
+    return {"dry_run": dry_run,
+            "removed": {k: kind_summary(g, now) for k, g in by_kind(plan.remove).items()},
+            "kept": {k: kind_summary(g, now) for k, g in by_kind(plan.keep).items()},
+            "removed_entries": len(plan.remove),
+            "removed_bytes": sum(e.bytes for e in plan.remove), "kept_bytes": plan.kept_bytes,
+            "pinned_teacher_models": [str(e.path) for e in plan.pinned],
+            "leftovers": [str(p) for p in plan.leftovers],
+            "leftover_bytes": plan.leftover_bytes, "fits": plan.fits}
+

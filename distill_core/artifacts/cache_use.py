@@ -27,6 +27,10 @@ from distill_core.errors import StorageError
 LOCK = ".in-use.lock"
 
 
+class CacheBusy(StorageError):
+    """A stage holds the cache: a prune tries again later (the scheduled flow retries)."""
+
+
 def mark_used(path: Path) -> None:
     """Record that an entry (its record file or folder) was reused now; an entry that went
     meanwhile is no one's concern here (its reader verifies what it reads)."""
@@ -65,7 +69,7 @@ def cache_exclusive(cache_root: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise StorageError(
+            raise CacheBusy(
                 f"the cache {cache_root} is in use by a running stage; prune it when the "
                 "runs using this runs folder have finished") from None
         except OSError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from flows.serve import build_deployments, load_serve_config
@@ -65,19 +66,57 @@ def test_prefect_yaml_entrypoints_exist_and_parameters_validate() -> None:
         path, _, name = deployment["entrypoint"].partition(":")
         assert (ROOT / path).is_file() and f"def {name}(" in (ROOT / path).read_text()
         assert deployment["schedules"][0]["cron"] and deployment["work_pool"]["name"]
-        flows[name] = deployment["parameters"]["config"]
-    RunConfig.model_validate(flows["distill"])
-    BenchConfig.model_validate(flows["benchmark"])
+        flows[name] = deployment["parameters"]
+    RunConfig.model_validate(flows["distill"]["config"])
+    BenchConfig.model_validate(flows["benchmark"]["config"])
+    # the prune deployment's parameters are the flow's own arguments, checked by its signature
+    import inspect
+
+    from distill_core.artifacts.cache_prune import parse_size
+    from flows.cache_flow import cache_prune
+
+    prune = flows["cache_prune"]
+    assert set(prune) <= set(inspect.signature(cache_prune.fn).parameters)
+    assert parse_size(prune["max_size"]) == 200 * 10**9 and prune["unused_days"] == 30
 
 
 def test_serve_config_builds_both_deployments_with_their_schedules() -> None:
     serve = load_serve_config(ROOT / "configs" / "serve.yaml")
     deployments = build_deployments(ROOT / "configs" / "serve.yaml")
     assert [d.name for d in deployments] == [s.name for s in serve.deployments]
-    assert {d.flow_name for d in deployments} == {"distill", "benchmark"}
+    assert {d.flow_name for d in deployments} == {"distill", "benchmark", "cache-prune"}
     for deployment, spec in zip(deployments, serve.deployments, strict=True):
         assert deployment.schedules[0].schedule.cron == spec.cron
-        assert deployment.parameters["config"]  # validated and frozen at serve time
+        if spec.flow == "cache_prune":
+            assert deployment.parameters == {
+                "runs_dir": str((ROOT / "runs").resolve()), "unused_days": 30.0,
+                "max_size": "200GB"}
+        else:
+            assert deployment.parameters["config"]  # validated and frozen at serve time
+
+
+@pytest.mark.parametrize(("entry", "words"), [
+    ("flow: cache_prune\n    config: quickstart.yaml\n", ("not config",)),
+    ("flow: cache_prune\n", ("unused_days and/or max_size",)),
+    ("flow: cache_prune\n    max_size: 12XB\n", ("12XB", "not a size")),
+    ("flow: cache_prune\n    unused_days: -3\n", ("unused_days",)),
+    ("flow: distill\n", ("needs a config",)),
+    ("flow: distill\n    config: quickstart.yaml\n    unused_days: 3\n",
+     ("cache_prune's",)),
+])
+def test_serve_entries_take_the_fields_of_their_flow(tmp_path: Path, entry: str,
+                                                     words: tuple[str, ...]) -> None:
+    from distill_core.errors import ConfigError
+
+    (tmp_path / "serve.yaml").write_text(
+        f"deployments:\n  - name: prune\n    {entry}    cron: '0 5 * * 0'\n",
+        encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_serve_config(tmp_path / "serve.yaml")
+    message = str(caught.value)
+    assert str(tmp_path / "serve.yaml") in message
+    for word in words:
+        assert word in message, message
 
 
 def test_serve_without_a_prefect_server_says_what_to_do(tmp_path: Path) -> None:
