@@ -49,7 +49,7 @@ def _table(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-@flow(name="cache-prune", log_prints=True)
+@flow(name="cache-prune", flow_run_name="prune {runs_dir}", log_prints=True)
 def cache_prune(runs_dir: str = "runs", unused_days: float | None = 30.0,
                 max_size: str | None = None, dry_run: bool = False,
                 wait_minutes: float = 120.0, retry_every_minutes: float = 10.0
