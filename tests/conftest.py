@@ -123,23 +123,3 @@ def run_stages():
 
     return run
 
-
-# The longest test files, first: `scripts/test.sh` runs two workers that take whole files in
-# collection order (`--dist loadfile`), so a long file collected last (tests/test_*.py sort
-# after the folders) ran alone at the end while the other worker idled.
-LONGEST_FIRST = (
-    "tests/test_reliability.py",
-    "tests/tasks/test_ray_signals.py",
-    "tests/servers/test_ray_cluster.py",
-    "tests/generate/test_ray_generation.py",
-    "tests/generate/test_smollm2.py",
-    "tests/artifacts/test_s3_cli.py",
-    "tests/bench/test_learners.py",
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put the files of `LONGEST_FIRST` first, in that order; every file's tests stay
-    together and in their own order (a stable sort), the same in every worker."""
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
