@@ -25,17 +25,11 @@ from distill_core.artifacts.cache_prune import (
     prune,
 )
 from distill_core.artifacts.cache_use import cache_exclusive, cache_in_use
-from distill_core.config import load_config
 from distill_core.signals.embeddings import matrix
-from tests.ingest.test_file_cache import _days, daily_config
+from tests.signals.test_part_cache import _config, _days_one_and_two
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = 86_400.0
-
-
-def _config(data: Path, path: Path, *extra: str):
-    path.write_text(daily_config(data, "signals:\n  precision: fp32\n"))
-    return load_config(path, list(extra))
 
 
 def _age(path: Path, days: float) -> None:
@@ -54,12 +48,7 @@ def two_days(slice_dir: Path, tmp_path: Path, run_stages, monkeypatch: pytest.Mo
     """Days 1-2 of the daily folder run through signals, in parts of 40 rows (so a grown
     folder's run finds some of them): (data, runs, days, store)."""
     monkeypatch.setattr(stage_writer, "ROWS_PER_PART", 40)
-    data, runs = tmp_path / "data", tmp_path / "runs"
-    days = _days(slice_dir, data)
-    for i in (0, 1):
-        (data / "daily" / f"day-{i + 1}.tsv").write_bytes(days[i])
-    store, _ = run_stages(_config(data, tmp_path / "a.yaml"), runs, until="signals")
-    return data, runs, days, store
+    return _days_one_and_two(slice_dir, tmp_path, run_stages)
 
 
 def test_show_accounts_for_every_byte_of_a_real_cache(two_days) -> None:
