@@ -40,7 +40,7 @@ from pydantic import ByteSize, TypeAdapter, ValidationError
 
 from distill_core.artifacts.cache_use import LOCK, cache_exclusive
 from distill_core.artifacts.location import RemotePath, location
-from distill_core.artifacts.parts import temp_suffix
+from distill_core.artifacts.stage_writer import drop_folder
 from distill_core.errors import ConfigError
 
 ROWS = "rows"
@@ -226,12 +226,7 @@ def remove_entry(entry: CacheEntry) -> None:
         for path in entry.files:
             path.unlink(missing_ok=True)
         return
-    stale = entry.path.with_name(f".{entry.path.name}.{temp_suffix('stale')}")
-    try:
-        entry.path.rename(stale)
-    except FileNotFoundError:
-        return
-    shutil.rmtree(stale, ignore_errors=True)
+    drop_folder(entry.path)
 
 
 def _remove_leftover(path: Path) -> None:

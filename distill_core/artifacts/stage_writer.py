@@ -86,6 +86,18 @@ def remove_folder(folder: Where) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def drop_folder(folder: Path) -> None:
+    """Delete a local folder readers may be looking at: renamed away to a stale name first
+    (so nothing finds half of it; the next writer collects it if the delete is cut short),
+    then removed. A folder already gone is no error."""
+    stale = folder.with_name(f".{folder.name}.{_temp_suffix('stale')}")
+    try:
+        folder.rename(stale)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(stale, ignore_errors=True)
+
+
 class StageWriter:
     """Writes one stage's rows (and rejects) as they are produced, then publishes them whole.
 

@@ -69,7 +69,7 @@ from distill_core.artifacts.parts import intact as _intact
 from distill_core.artifacts.parts import read_manifest as _read_manifest
 from distill_core.artifacts.parts import temp_suffix as _temp_suffix
 from distill_core.artifacts.parts import writer_gone as _orphaned
-from distill_core.artifacts.stage_writer import StageWriter, publish_folder
+from distill_core.artifacts.stage_writer import StageWriter, drop_folder, publish_folder
 from distill_core.errors import ArtifactError, ConfigError
 
 ORPHAN_AGE_S = objectstore.ORPHAN_AGE_S
@@ -274,12 +274,7 @@ class RunStore:
         if isinstance(folder, RemotePath):
             objectstore.drop(folder)
             return
-        stale = folder.with_name(f".{folder.name}.{_temp_suffix('stale')}")
-        try:
-            folder.rename(stale)
-        except FileNotFoundError:
-            return
-        shutil.rmtree(stale, ignore_errors=True)
+        drop_folder(folder)
 
     def restore_from_cache(self, stage: str, fingerprint: str) -> bool:
         """Copy a cached stage into this run; True when the cache had it intact. An entry
