@@ -12,7 +12,8 @@ rows: with the head seed of the last outer step, and with `--eval-heads`
 unseen head seeds (mean ± std; identical for a zero head). The same is done on
 the untouched prototypes (step 0) for reference. Reports seconds per outer step
 and peak RSS. `--holdout N` keeps N pool rows out of the distillation and
-scores on them too (training data only: what the defaults were chosen on).
+scores on them too (training data only: what the defaults were chosen on); they are drawn
+at random from the pool, whose files may be sorted by class.
 
 `--dataset` picks any registered dataset (default `sst2`: training split →
 validation; `ag_news`: the 8,000-row training subset → the official 7,600-row
@@ -182,12 +183,13 @@ def main() -> None:
         train = {k: ([v[i] for i in pick] if isinstance(v, list) else v[pick])
                  for k, v in train.items()}
     held = None
-    if args.holdout:
-        keep = np.arange(len(train["ids"]))
-        held = {k: ([v[i] for i in keep[-args.holdout:]] if isinstance(v, list)
-                    else v[keep[-args.holdout:]]) for k, v in train.items()}
-        train = {k: ([v[i] for i in keep[:-args.holdout]] if isinstance(v, list)
-                     else v[keep[:-args.holdout]]) for k, v in train.items()}
+    if args.holdout:  # random pool rows (some training files are sorted by class)
+        order = np.random.default_rng(1).permutation(len(train["ids"]))
+        out, keep = np.sort(order[:args.holdout]), np.sort(order[args.holdout:])
+        held = {k: ([v[i] for i in out] if isinstance(v, list) else v[out])
+                for k, v in train.items()}
+        train = {k: ([v[i] for i in keep] if isinstance(v, list) else v[keep])
+                 for k, v in train.items()}
     results = []
     if args.full_finetune:
         print(f"full fine-tune on {len(train['labels'])} rows", flush=True)
