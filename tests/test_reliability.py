@@ -78,20 +78,30 @@ def test_the_drill_config_runs_every_stage_it_kills_in() -> None:
     assert [s.name for s in active_stages(cfg)] == STAGES
 
 
-@pytest.mark.parametrize("stage", STAGES)
-def test_sigkill_inside_a_stage_then_rerun_equals_an_uninterrupted_run(
-        stage: str, uninterrupted: RunStore, slice_dir: Path, tmp_path: Path) -> None:
-    killed = _run(_command(slice_dir, tmp_path, "--set", f"faults.kill_in_stage={stage}"))
-    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
-    store = _only_run(tmp_path)
-    before = STAGES[:STAGES.index(stage)]
-    assert store.manifest(stage) is None  # the half-written stage was never published
-    assert list(store.root.glob(f".{stage}.tmp-*"))  # ... its temporary folder is left
-    finished = {s: store.manifest(s)["finished_at"] for s in before}
-    resumed = _run(_command(slice_dir, tmp_path))
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert {s: store.manifest(s)["finished_at"] for s in before} == finished  # skipped
-    assert not list(store.root.glob(".*.tmp-*"))  # the orphan was cleaned up
+def test_sigkill_in_every_stage_in_turn_then_the_run_equals_an_uninterrupted_one(
+        uninterrupted: RunStore, slice_dir: Path, tmp_path: Path) -> None:
+    """One run folder, killed inside each stage in turn: every rerun publishes the stage the
+    last one died in (its orphan gone, earlier stages skipped) and is killed in the next one;
+    the last rerun finishes and equals an uninterrupted run. One process per kill, instead of a
+    killed and a resumed process per stage."""
+    finished: dict[str, str] = {}  # stage -> finished_at of what earlier processes published
+    died_in: str | None = None
+    for stage in [*STAGES, None]:
+        extra = () if stage is None else ("--set", f"faults.kill_in_stage={stage}")
+        result = _run(_command(slice_dir, tmp_path, *extra))
+        expected = 0 if stage is None else -signal.SIGKILL
+        assert result.returncode == expected, (stage, result.stdout + result.stderr)
+        store = _only_run(tmp_path)
+        # what earlier processes published was skipped, not computed again
+        assert {s: store.manifest(s)["finished_at"] for s in finished} == finished, stage
+        assert died_in is None or store.manifest(died_in) is not None, died_in  # resumed
+        if stage is not None:
+            assert store.manifest(stage) is None, stage  # the half-written stage: unpublished
+        left = {p.name.split(".tmp-")[0].lstrip(".") for p in store.root.glob(".*.tmp-*")}
+        assert left == ({stage} if stage else set()), (stage, left)  # earlier orphans cleaned
+        done = STAGES if stage is None else STAGES[:STAGES.index(stage)]
+        finished = {s: store.manifest(s)["finished_at"] for s in done}
+        died_in = stage
     for name in ("ingest", "synthesize", "filter"):
         assert _rows(store, name) == _rows(uninterrupted, name)
     assert _scores(store) == _scores(uninterrupted)
