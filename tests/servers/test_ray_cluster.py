@@ -63,8 +63,13 @@ def ray_cluster():
 
 
 def test_a_ray_run_uses_both_nodes_and_is_complete(ray_cluster, slice_dir: Path,
-                                                   tmp_path: Path, prefect_server) -> None:
+                                                   tmp_path: Path, prefect_server,
+                                                   encoder) -> None:
+    import numpy as np
     from prefect.settings import PREFECT_API_URL
+
+    from distill_core.signals.embeddings import matrix
+    from distill_core.signals.encoder import resolve_precision
 
     address, env, nodes = ray_cluster
     assert len(nodes) == 2
@@ -87,6 +92,16 @@ def test_a_ray_run_uses_both_nodes_and_is_complete(ray_cluster, slice_dir: Path,
     assert embed_nodes == prefixes, signals["workers"]  # both nodes embedded
     assert sum(signals["workers"].values()) == len(set(
         store.read("ingest").column("text").to_pylist()))  # each distinct text once
+    # `precision: auto` (the quickstart's) is resolved by each worker: the settings say
+    # `auto`, the manifest what each worker ran (bf16 on a CPU with bf16 units) ...
+    ran = resolve_precision("auto", "cpu")
+    assert signals["stage_config"]["precision"] == "auto"
+    assert signals["backend_timings"]["precision"] == dict.fromkeys(signals["workers"], ran)
+    # ... and the vectors are the in-process encoder's (fp32), in the corpus's order
+    got = matrix(store.read("signals"))
+    want = encoder.encode(store.read("ingest").column("text").to_pylist())
+    assert got.shape == want.shape
+    assert np.min(np.sum(got * want, axis=1)) > (0.999 if ran == "bf16" else 0.9999)
     synthesize = store.manifest("synthesize")
     select_nodes = {w.split(":")[0] for w in synthesize["workers"].values()}
     assert select_nodes == prefixes, synthesize["workers"]  # seeds selected on both nodes
