@@ -23,6 +23,11 @@ project's fine-tuned MiniLM (its 200-step recipe, hard labels) on the text; `scr
     python benchmarks/bench_learned_decode.py --per-class 1 5 --seeds 0 1 2 --out decode.json
     python benchmarks/bench_learned_decode.py --per-class 5 --seeds 0 1 2 --finetune
     python benchmarks/bench_learned_decode.py --per-class 10 --seeds 0 1 2 --finetune --scratch
+    python benchmarks/bench_learned_decode.py --per-class 5 --seeds 0 1 2 --attention
+
+`--attention` distils with attention labels; the text is decoded from the learned
+embeddings by the same rules (the decoded rows carry no attention labels: a text learner
+cannot use them), so it says whether what attention labels add survives decoding.
 """
 
 from __future__ import annotations
@@ -87,6 +92,11 @@ def main() -> None:
     parser.add_argument("--scratch", action="store_true",
                         help="also train the project's from-scratch transformer (`scratch`, "
                         "its default recipe, hard labels) on each real-text set")
+    parser.add_argument("--attention", action="store_true",
+                        help="distil with attention labels (Maekawa et al.; λ = 1, real batches "
+                        "of --attention-real-batch rows through the moving encoder); the text "
+                        "is decoded from the learned embeddings as without them")
+    parser.add_argument("--attention-real-batch", type=int, default=64)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.threads:
@@ -146,13 +156,19 @@ def main() -> None:
         for per_class in args.per_class:
             synthetic = prototypes.from_real(
                 features, train["labels"], train["texts"], train["ids"], tokenizer,
-                learner.word_embeddings, 2, per_class, args.seq_len, seed, 1.0, None,
+                learner.word_embeddings, 2, per_class, args.seq_len, seed, 1.0,
+                learner.attention_shape if args.attention else None,
                 meta={"label_names": ["negative", "positive"]})
+            if args.attention:  # start at the encoder's own attention: zero KL at step 0
+                synthetic = prototypes.match_attention(synthetic, learner)
             prototype_rows = [index[p[0]] for p in synthetic.parent_ids]
             inner = InnerConfig(steps=1, head_init="zero")
             distiller = MetaMatching(learner, synthetic, OuterConfig(seed=seed), inner)
             real.batch_size, real.seed = args.real_batch, seed
-            distiller.use_features(real, pooled.to(args.device))
+            if distiller.static:
+                distiller.use_features(real, pooled.to(args.device))
+            else:  # attention labels move the encoder: each real row goes through it
+                real.batch_size = args.attention_real_batch
             clock = time.perf_counter()
             distiller.fit(real, args.steps)
             fit_s = time.perf_counter() - clock
@@ -173,6 +189,7 @@ def main() -> None:
                                        seed).indices.tolist()
             hard = torch.nn.functional.one_hot(labels[prototype_rows], 2).float()
             row = {"seed": seed, "per_class": per_class, "outer_steps": args.steps,
+                   "attention_labels": args.attention,
                    "fit_s": round(fit_s, 1), "nearest_s": round(nearest_s, 2),
                    "matched_s": round(matched_s, 2), "learned_lr": float(lr),
                    "embeddings": accuracy(learner, embeds_finetune(learner, synthetic, inner,
