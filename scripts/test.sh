@@ -8,5 +8,5 @@ export PREFECT_SERVER_ANALYTICS_ENABLED=false
 .venv/bin/ruff check .
 # Two workers, one test file each at a time (a file's module-scoped Ray or server fixtures stay
 # in one process), the Ray files one after another on one worker and the longest files first
-# (tests/conftest.py); `scripts/test.sh -n 4 ...` overrides the count.
-.venv/bin/python -m pytest -q --durations=10 -n 2 --dist loadgroup --no-loadscope-reorder "$@"
+# (tests/conftest.py's scheduler); `scripts/test.sh -n 4 ...` overrides the count.
+.venv/bin/python -m pytest -q --durations=10 -n 2 --dist loadfile "$@"

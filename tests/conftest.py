@@ -30,12 +30,14 @@ os.environ.pop("LINES", None)
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATASETS = Path(os.environ.get("TEXTDISTILL_TEST_DATA", ROOT.parent / "shared" / "datasets"))
 
-# How `scripts/test.sh` spreads files over its two workers (`--dist loadgroup
-# --no-loadscope-reorder`): each file is one group, so a file's module-scoped fixtures stay in
-# one process; the files that start Ray clusters or actor pools are one group, run one after
-# another on one worker (side by side on 2 cores each starved the other's actors: the Ray
-# signals file took 516 s of a 1,463 s suite); and the groups below start first, longest
-# first (measured in the suite), so no long file is left alone at the end.
+# How `scripts/test.sh` spreads files over its two workers (`-n 2 --dist loadfile`): a file's
+# tests stay in one worker (its module-scoped fixtures in one process), except that the files
+# that start Ray clusters or actor pools are one unit, run one after another on one worker
+# (side by side on 2 cores each starved the other's actors: the Ray signals file took 516 s of
+# a 1,463 s suite), and the units below start first, longest first (measured in the suite),
+# where xdist's default order (most tests first) left the long few-test files to the end.
+# (pytest-xdist's `xdist_group` marks do nothing under pytest 9, which no longer reads the
+# `_nodeid` that xdist 3.8 rewrites, hence a scheduler.)
 RAY_FILES = ("tests/tasks/test_ray_signals.py", "tests/servers/test_ray_cluster.py",
              "tests/generate/test_ray_generation.py", "tests/instruct/test_instruction_ray.py",
              "tests/tasks/test_ray_preflight.py")
@@ -47,16 +49,28 @@ FIRST = ("ray", "tests/cli/test_errors.py", "tests/test_reliability.py",
          "tests/artifacts/test_s3_cli.py")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def group(item: pytest.Item) -> str:
-        path = item.nodeid.split("::")[0]
-        return "ray" if path in RAY_FILES else path
+def _unit(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    return "ray" if path in RAY_FILES else path
 
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(FIRST)}
-    items.sort(key=lambda item: rank.get(group(item), len(FIRST)))  # stable: files stay whole
+    items.sort(key=lambda item: rank.get(_unit(item.nodeid), len(FIRST)))  # stable
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadfile` with the Ray files as one unit, in collection order (above)."""
+    if config.getvalue("dist") != "loadfile":
+        return None  # any other mode asked for explicitly: xdist's own
+    from xdist.scheduler import LoadFileScheduling
+
+    class RayTogetherScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)
+
+    config.option.loadscopereorder = False  # keep the order pytest_collection_modifyitems set
+    return RayTogetherScheduling(config, log)
 
 
 # Real files sliced for tests: relative path -> lines kept including any header. The AG News
