@@ -21,6 +21,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# Ray starts its workers at nice 15 (to keep its own daemons responsive): beside the other
+# test worker's processes on 2 cores they starved (a 40 s Ray test took 130 s in the suite).
+# Tests only; users' clusters keep Ray's default. Inherited by `ray start` and CLI subprocesses.
+os.environ.setdefault("RAY_worker_niceness", "0")
 os.environ.pop("TEXTDISTILL_DATA_DIR", None)
 # pytest-xdist's workers inherit COLUMNS=80 / LINES=24; the CLI's output that tests read is
 # piped, and an explicit width would wrap it as if it were a terminal.
