@@ -63,6 +63,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: rank.get(_unit(item.nodeid), len(FIRST)))  # stable
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: unknown without it
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """`--dist loadfile` with the Ray files as one unit, in collection order (above)."""
     if config.getvalue("dist") != "loadfile":
