@@ -72,6 +72,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def take(rows: dict, index: np.ndarray) -> dict:
+    """The rows at `index` of a `split_rows` dict (lists and arrays alike)."""
+    return {k: ([v[i] for i in index] if isinstance(v, list) else v[index])
+            for k, v in rows.items()}
+
+
 def split_rows(corpus, split: str) -> dict:
     rows = [r for r in corpus.select(["split", "text", "label_id", "example_id"]).to_pylist()
             if r["split"] == split]
@@ -180,16 +186,12 @@ def main() -> None:
     if args.pool:
         pick = np.sort(np.random.default_rng(0).choice(len(train["ids"]), args.pool,
                                                        replace=False))
-        train = {k: ([v[i] for i in pick] if isinstance(v, list) else v[pick])
-                 for k, v in train.items()}
+        train = take(train, pick)
     held = None
     if args.holdout:  # random pool rows (some training files are sorted by class)
         order = np.random.default_rng(1).permutation(len(train["ids"]))
         out, keep = np.sort(order[:args.holdout]), np.sort(order[args.holdout:])
-        held = {k: ([v[i] for i in out] if isinstance(v, list) else v[out])
-                for k, v in train.items()}
-        train = {k: ([v[i] for i in keep] if isinstance(v, list) else v[keep])
-                 for k, v in train.items()}
+        held, train = take(train, out), take(train, keep)
     results = []
     if args.full_finetune:
         print(f"full fine-tune on {len(train['labels'])} rows", flush=True)

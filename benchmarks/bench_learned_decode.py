@@ -45,7 +45,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's code
 
-from benchmarks.bench_learned import peak_rss_mb, split_rows
+from benchmarks.bench_learned import peak_rss_mb, split_rows, take
 from distill_core.ingest import ingest_dataset, resolve_dataset
 from distill_core.learned import (
     FunctionalLearner,
@@ -108,8 +108,7 @@ def main() -> None:
     if args.pool:  # the same seeded pool as bench_learned.py
         pick = np.sort(np.random.default_rng(0).choice(len(train["ids"]), args.pool,
                                                        replace=False))
-        train = {k: ([v[i] for i in pick] if isinstance(v, list) else v[pick])
-                 for k, v in train.items()}
+        train = take(train, pick)
     encoder, tokenizer = load_pretrained(args.model)
     learner = FunctionalLearner(encoder.to(args.device), n_classes=2)
     real = RealData.from_texts(tokenizer, train["texts"], train["labels"], train["ids"],
