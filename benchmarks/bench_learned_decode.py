@@ -28,6 +28,16 @@ project's fine-tuned MiniLM (its 200-step recipe, hard labels) on the text; `scr
 `--attention` distils with attention labels; the text is decoded from the learned
 embeddings by the same rules (the decoded rows carry no attention labels: a text learner
 cannot use them), so it says whether what attention labels add survives decoding.
+
+`--token-decodings` also decodes every learned set token by token, the issue's other two
+ways back to text, which write new text rather than pick a pool row: `nearest_token` (the
+nearest vocabulary token per position) and `decoder` (beam search over each position's
+nearest tokens, scored by Σ cosine + λ · log p under SmolLM2, the pipeline's
+`decode: decoder` with its default λ). Those texts are embedded by the same encoder and
+scored like the real-row sets (probe; one-step protocol with hard and with the learned
+soft labels); the texts themselves go in the JSON.
+
+    python benchmarks/bench_learned_decode.py --per-class 5 --seeds 0 1 2 --token-decodings
 """
 
 from __future__ import annotations
@@ -57,7 +67,13 @@ from distill_core.learned import (
     embeds_finetune,
     prototypes,
 )
-from distill_core.learned.decode import matched_sentences, nearest_sentences, one_step_head
+from distill_core.learned.decode import (
+    decoder_regularised,
+    matched_sentences,
+    nearest_sentences,
+    nearest_tokens,
+    one_step_head,
+)
 from distill_core.learners.data import LearnerData, TrainingRows
 from distill_core.learners.network import train_finetune, train_scratch
 from distill_core.learners.probe import train_linear_probe
@@ -97,6 +113,11 @@ def main() -> None:
                         "of --attention-real-batch rows through the moving encoder); the text "
                         "is decoded from the learned embeddings as without them")
     parser.add_argument("--attention-real-batch", type=int, default=64)
+    parser.add_argument("--token-decodings", action="store_true",
+                        help="also decode token by token (nearest_token, and decoder with "
+                        "SmolLM2) and score those texts")
+    parser.add_argument("--decoder-model", default="SmolLM2-135M-Instruct")
+    parser.add_argument("--decoder-weight", type=float, default=0.1)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.threads:
@@ -148,6 +169,43 @@ def main() -> None:
                                                train["labels"][rows])),
             LearnerData(list(dev_rows["texts"]), None, empty, dev_rows["labels"]), [0, 1],
             seed).accuracy
+
+    lm = None
+    if args.token_decodings:
+        from distill_core.generate.models import load_causal_lm
+
+        lm = load_causal_lm(args.decoder_model, device=args.device)
+
+    def written_texts(synthetic, soft: torch.Tensor, lr: torch.Tensor) -> dict:
+        """Token-by-token decodings of the learned set, embedded and scored (new text, so
+        not rows of the pool: their features come from the same encoder here)."""
+        embeds, mask = synthetic.embeds.detach(), synthetic.mask
+        y = synthetic.labels.cpu()
+        out = {}
+        for name in ("nearest_token", "decoder"):
+            clock = time.perf_counter()
+            decoded = (nearest_tokens(embeds, mask, learner.word_embeddings, tokenizer)
+                       if name == "nearest_token" else
+                       decoder_regularised(embeds, mask, learner.word_embeddings, tokenizer,
+                                           lm.model, lm.tokenizer, weight=args.decoder_weight))
+            out[f"{name}_s"] = round(time.perf_counter() - clock, 1)
+            texts = [d.text for d in decoded]
+            rows = RealData.from_texts(tokenizer, texts, y.tolist(), [str(i) for i in
+                                       range(len(texts))], max_length=args.max_length,
+                                       device=args.device)
+            x = learner.pooled(rows.attention_mask, input_ids=rows.input_ids,
+                               normalize=False).cpu()
+            out[f"{name}_probe"] = train_linear_probe(
+                probe, TrainingRows(LearnerData([], None, torch.nn.functional.normalize(
+                    x, dim=1).numpy(), y.numpy())),
+                LearnerData([], None, dev_features, dev_rows["labels"]), [0, 1], 0).accuracy
+            out[f"{name}_hard_step"] = head_accuracy(
+                *one_step_head(x, torch.nn.functional.one_hot(y, 2).float(), lr),
+                dev_pooled, dev_labels)
+            out[f"{name}_learned_step"] = head_accuracy(*one_step_head(x, soft, lr),
+                                                        dev_pooled, dev_labels)
+            out[f"{name}_texts"] = texts
+        return out
 
     index = {e: i for i, e in enumerate(train["ids"])}
     results = []
@@ -210,6 +268,8 @@ def main() -> None:
                 for name, rows in (("prototypes", prototype_rows), ("matched", matched),
                                    ("herding", herding)):
                     row[f"{name}_{kind}"] = text_accuracy(kind, rows, seed)
+            if args.token_decodings:
+                row.update(written_texts(synthetic, soft, lr))
             row["prototypes_learned_step_init"] = protocol_accuracy(
                 prototype_rows, hard * 0.9 + 0.05, torch.tensor(1.0))
             results.append(row)
