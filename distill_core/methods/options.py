@@ -146,7 +146,7 @@ class LearnedOptions(MethodOptions):
                                    "They make the inner step move the encoder, so each outer "
                                    "step runs the real batch through it: 8-64x the cost of a "
                                    "step without them on CPU. Measured (benchmarks/RESULTS.md): "
-                                   "+2.6 points on SST-2's validation at 5 per class as "
+                                   "+2.0 to +2.6 points on SST-2's validation at 5 per class as "
                                    "embeddings but -1.6 as matched text; on held-out training "
                                    "rows at 1 per class +0.6 on AG News (3 seeds) and -1.4 on "
                                    "SST-2 (1 seed, 40 steps). The text default falls back to "
