@@ -148,9 +148,9 @@ class LearnedOptions(MethodOptions):
                                    "step without them on CPU. Measured (benchmarks/RESULTS.md): "
                                    "+2.0 to +2.6 points on SST-2's validation at 5 per class as "
                                    "embeddings but -1.6 as matched text; on held-out training "
-                                   "rows at 1 per class +0.6 on AG News (3 seeds) and -1.4 on "
-                                   "SST-2 (1 seed, 40 steps). The text default falls back to "
-                                   "nearest_sentence.")
+                                   "rows at 1 per class +0.6 on AG News (3 seeds) and +0.8 on "
+                                   "SST-2 (1 seed). The text default falls back to "
+                                   "nearest_sentence. Worth it for the tensors, not the text.")
     attention_weight: float = Field(default=1.0, ge=0, description="λ of the attention KL.")
     init: Literal["kmeans", "noise"] = Field(
         default="kmeans", description="kmeans: each class's k-means prototypes on the run's "
