@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 # One OpenMP thread per process: two xdist workers share 2 cores, and torch's default of a
-# thread per core in each worker oversubscribed them (586 tests: 20 min 56 s -> 17 min 21 s).
+# thread per core in each worker oversubscribed them (benchmarks/bench_test_threads.py: 2.11x
+# on the torch-heavy test files, side by side).
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 .venv/bin/ruff check .
 # Two workers, one test file each at a time (a file's module-scoped Ray or server fixtures stay
