@@ -53,6 +53,35 @@ def test_static_model_is_built_once_and_reused(tiny_encoder: Path, runs: Path) -
     assert np.array_equal(vectors[0], vectors[2]) and not np.allclose(vectors[0], vectors[1])
 
 
+def test_vectors_are_model2vecs_and_do_not_depend_on_threads(tiny_encoder: Path, runs: Path,
+                                                             shared_datasets: Path) -> None:
+    """The encoder's own tokenising threads and sparse float32 mean give model2vec's vectors
+    (which average in float16): the same texts cut to max_length tokens, the unknown token
+    left out, a text with no known token a zero row; and the same bits on any thread count."""
+    from model2vec import StaticModel
+
+    folder = static_model_dir(f"static:{tiny_encoder}", runs / ".cache")
+    lines = (shared_datasets / "sst2_glue" / "train.tsv").read_text().splitlines()[1:400]
+    texts = [line.split("\t")[0] for line in lines]
+    texts += ["", "   ", "\u2603 \u2603", "a fine film " * 30 + "dull " * 300, "\u2603 fine"]
+    one = StaticEncoder(folder, max_length=64, threads=1).encode(texts)
+    three = StaticEncoder(folder, max_length=64, threads=3).encode(texts)
+    assert np.array_equal(one, three)
+
+    model = StaticModel.from_pretrained(str(folder))
+    assert model.tokenizer.encode("\u2603", add_special_tokens=False).ids == [model.unk_token_id]
+    reference = model.encode(texts, max_length=64, use_multiprocessing=False).astype(np.float32)
+    norms = np.linalg.norm(reference, axis=1)
+    assert np.array_equal(norms > 0, np.linalg.norm(one, axis=1) > 0)
+    assert (norms == 0).sum() == 3  # the empty, blank and unknown-only texts
+    known = norms > 0
+    cosines = (one[known] * reference[known]).sum(axis=1) / norms[known]
+    assert cosines.min() > 0.9999
+    # The long text was cut (to "a fine film ..." only): uncut, "dull" would dominate it.
+    uncut = StaticEncoder(folder, max_length=2048).encode(texts[-2:-1])[0]
+    assert np.dot(one[-2], uncut) < 0.99
+
+
 def test_signals_stage_embeds_with_the_static_encoder(tiny_encoder: Path, slice_dir: Path,
                                                       runs: Path, run_stages) -> None:
     cfg = load_config(None, [f"data.data_dir={slice_dir}", f"signals.model=static:{tiny_encoder}",

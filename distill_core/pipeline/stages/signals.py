@@ -66,13 +66,19 @@ from distill_core.signals.models import model_identity
 from distill_core.signals.part_cache import PartCache
 from distill_core.signals.readout import embed_actor_kwargs, embed_texts
 from distill_core.signals.row_cache import RowCache, RowStats, cached_encode
-from distill_core.signals.static_encoder import is_static, static_identity, static_model_dir
+from distill_core.signals.static_encoder import (
+    STATIC_POOLING,
+    is_static,
+    static_identity,
+    static_model_dir,
+)
 
 
 def _settings(cfg: RunConfig) -> dict[str, Any]:
     if is_static(cfg.signals.model):  # token vectors: no precision, no transformer pass
         return {"model": static_identity(cfg.signals.model),
-                "max_length": cfg.signals.max_length, "pooling": "mean", "normalize": "l2"}
+                "max_length": cfg.signals.max_length, "pooling": STATIC_POOLING,
+                "normalize": "l2"}
     return {"model": model_identity(cfg.signals.model), "max_length": cfg.signals.max_length,
             "precision": recorded_precision(cfg.signals.precision, cfg.compute.backend),
             "pooling": "mean", "normalize": "l2"}
