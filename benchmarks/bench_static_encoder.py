@@ -164,6 +164,7 @@ def main() -> None:
                         help="Texts for the static variants' throughput (0: the whole corpus).")
     parser.add_argument("--rounds", type=int, default=5, help="Alternating static rounds.")
     parser.add_argument("--throughput-only", action="store_true")
+    parser.add_argument("--quality-only", action="store_true")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--out", default="bench-out/static_encoder.json")
     args = parser.parse_args()
@@ -174,21 +175,25 @@ def main() -> None:
     static_dir = static_model_dir(STATIC, Path(args.runs_dir) / ".cache")
     build_s = time.perf_counter() - start
     sst2 = signals_run("sst2", MINILM, args.data_dir, args.runs_dir, until="ingest")
-    corpus = sst2.read("ingest", columns=["text"]).column("text").to_pylist()
-    speed = throughput(corpus[:args.rows], corpus[:args.static_rows or len(corpus)],
-                       args.batch_size, static_dir, args.rounds)
-    base = speed[0]["texts_per_s"]
-    best = max(r["texts_per_s"] for r in speed if r["encoder"].startswith("MiniLM"))
-    print(f"static model: {static_dir} (built or found in {build_s:.1f} s)\n")
-    print("| encoder | texts | seconds | texts/s | × MiniLM fp32 | × best MiniLM |\n"
-          "|---|---|---|---|---|---|")
-    for row in speed:
-        print(f"| {row['encoder']} | {row['texts']} | {row['seconds']} | {row['texts_per_s']} | "
-              f"{row['texts_per_s'] / base:.1f} | {row['texts_per_s'] / best:.1f} |")
-    if args.throughput_only:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"build_s": build_s, "throughput": speed}, indent=2))
-        return
+    speed: list[dict] = []
+    if not args.quality_only:
+        corpus = sst2.read("ingest", columns=["text"]).column("text").to_pylist()
+        speed = throughput(corpus[:args.rows], corpus[:args.static_rows or len(corpus)],
+                           args.batch_size, static_dir, args.rounds)
+        base = speed[0]["texts_per_s"]
+        best = max(r["texts_per_s"] for r in speed if r["encoder"].startswith("MiniLM"))
+        print(f"static model: {static_dir} (built or found in {build_s:.1f} s)\n")
+        print("| encoder | texts | seconds | texts/s | × MiniLM fp32 | × best MiniLM |\n"
+              "|---|---|---|---|---|---|")
+        for row in speed:
+            print(f"| {row['encoder']} | {row['texts']} | {row['seconds']} | "
+                  f"{row['texts_per_s']} | {row['texts_per_s'] / base:.1f} | "
+                  f"{row['texts_per_s'] / best:.1f} |")
+        if args.throughput_only:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps({"build_s": build_s, "throughput": speed},
+                                                 indent=2))
+            return
     results = [r for dataset in args.datasets.split(",") for r in quality(dataset, args)]
     print(f"\n| dataset | method | selected on | accuracy % ({args.per_class}/class, "
           f"{args.seeds} seeds, LP on MiniLM) |\n|---|---|---|---|")
