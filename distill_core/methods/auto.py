@@ -140,8 +140,9 @@ class AutoMethod:
     def _run(self, ctx: StageContext, choice: AutoChoice, n_classes: int):
         cfg = ctx.cfg
         selector, clean = RECIPES[choice.chosen]
+        # The recipe runs on the features its cross-validation scored: never centred.
         chosen_cfg = cfg.model_copy(update={"synthesize": cfg.synthesize.model_copy(
-            update={"method": selector})})
+            update={"method": selector, "center_features": False})})
         chosen_ctx = replace(ctx, cfg=chosen_cfg)
         chosen = get_method(selector)
         if not clean:

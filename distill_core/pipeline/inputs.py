@@ -125,6 +125,7 @@ class StreamedPool:
     rows: PoolRows
     label_ids: np.ndarray
     classes: dict[int, ClassRows] | None
+    feature_mean: np.ndarray | None = None  # of every pool row's features, when spilled
 
 
 def streamed_pool(cfg: RunConfig, store: RunStore, spill: Path | None) -> StreamedPool:
@@ -160,7 +161,8 @@ def streamed_pool(cfg: RunConfig, store: RunStore, spill: Path | None) -> Stream
     return StreamedPool(
         PoolRows(store, np.concatenate(positions) if positions else np.zeros(0, at)),
         np.concatenate(labels) if labels else np.zeros(0, np.int32),
-        writer.close() if writer is not None else None)
+        writer.close() if writer is not None else None,
+        writer.mean() if writer is not None else None)
 
 
 def _with_starts(batches):

@@ -11,21 +11,28 @@ the whole file resident.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+
+from distill_core.synthesize.centering import centered
 
 CHUNK_ROWS = 16_384  # rows a selector holds at a time (16 MB at 256 float32 dimensions)
 
 
 @dataclass(frozen=True)
 class ClassRows:
-    """The rows of one class: `rows` x `dim` float32 in `path`, in pool order."""
+    """The rows of one class: `rows` x `dim` float32 in `path`, in pool order; read back
+    less `center` and L2-normalised again when a centre is set (`synthesize.centering`)."""
 
     path: str
     rows: int
     dim: int
+    center: np.ndarray | None = field(default=None, compare=False)
+
+    def centered_on(self, center: np.ndarray) -> ClassRows:
+        return replace(self, center=np.asarray(center, dtype=np.float32))
 
     def __len__(self) -> int:
         return self.rows
@@ -35,8 +42,8 @@ class ClassRows:
         stop = min(stop, self.rows)
         count = max(stop - start, 0) * self.dim
         values = np.fromfile(self.path, dtype=np.float32, count=count,
-                             offset=start * self.dim * 4)
-        return values.reshape(-1, self.dim)
+                             offset=start * self.dim * 4).reshape(-1, self.dim)
+        return values if self.center is None else centered(values, self.center)
 
     def chunk_count(self) -> int:
         return -(-self.rows // CHUNK_ROWS)
@@ -70,6 +77,7 @@ class SpillWriter:
         self.folder, self.dim = folder, dim
         folder.mkdir(parents=True, exist_ok=True)
         self.rows: dict[int, int] = {}
+        self.total: np.ndarray | None = None  # float64 sum of every row written
 
     def path(self, label: int) -> Path:
         return self.folder / f"class-{label}.f32"
@@ -80,11 +88,18 @@ class SpillWriter:
             self.dim = int(features.shape[1])
         if features.shape[1] != self.dim:
             raise ValueError(f"rows of {features.shape[1]} dimensions, not {self.dim}")
+        batch_sum = np.asarray(features, dtype=np.float64).sum(axis=0)
+        self.total = batch_sum if self.total is None else self.total + batch_sum
         for label in np.unique(labels):
             rows = np.ascontiguousarray(features[labels == label], dtype=np.float32)
             with self.path(int(label)).open("ab") as handle:
                 rows.tofile(handle)
             self.rows[int(label)] = self.rows.get(int(label), 0) + len(rows)
+
+    def mean(self) -> np.ndarray | None:
+        """The mean of every row written (None before the first)."""
+        count = sum(self.rows.values())
+        return None if self.total is None or not count else (self.total / count)
 
     def close(self) -> dict[int, ClassRows]:
         return {label: ClassRows(str(self.path(label)), rows, int(self.dim or 0))

@@ -99,3 +99,41 @@ def test_signals_stage_embeds_with_the_static_encoder(tiny_encoder: Path, slice_
     assert "precision" not in settings  # a static model has no transformer pass to cast
     # The distilled model sits in the runs folder's cache, where the next run finds it.
     assert len(list((runs / ".cache" / "static-encoders").glob("*/model.safetensors"))) == 1
+
+
+def test_selection_centres_static_features_by_default(tiny_encoder: Path, slice_dir: Path,
+                                                      runs: Path, run_stages) -> None:
+    """`synthesize.center_features: auto` is on for a static encoder: herding (streamed from
+    the spilled classes) picks what it picks on the pool's features less their mean,
+    normalised again, not what it picks on the raw vectors; `false` gives the raw picks."""
+    from distill_core.pipeline.stages.synthesize import SYNTHESIZE
+    from distill_core.signals.embeddings import split_features
+    from distill_core.synthesize.base import select_per_class
+    from distill_core.synthesize.centering import centered
+
+    base = [f"data.data_dir={slice_dir}", f"signals.model=static:{tiny_encoder}",
+            "run.name=static", "synthesize.method=herding", "synthesize.per_class=3",
+            "synthesize.oversample=1", "run.seeds=[0]"]
+    store, _ = run_stages(load_config(None, base), runs, until="synthesize")
+    assert store.manifest("synthesize")["stage_config"]["center_features"] is True
+    train, x = split_features(store.read("ingest"), store.read("signals"), "train")
+    labels, ids = train.column("label_id").to_numpy(), train.column("example_id").to_pylist()
+
+    def picks(features: np.ndarray) -> set[str]:
+        return {ids[i] for i in select_per_class("herding", features, labels, 3, 0).indices}
+
+    assert set(store.read("synthesize").column("example_id").to_pylist()) == picks(
+        centered(x, x.mean(axis=0)))
+    assert picks(centered(x, x.mean(axis=0))) != picks(x)
+    raw, _ = run_stages(load_config(None, base + ["synthesize.center_features=false"]), runs,
+                        until="synthesize")
+    assert raw.manifest("synthesize")["stage_config"]["center_features"] is False
+    assert set(raw.read("synthesize").column("example_id").to_pylist()) == picks(x)
+    # A transformer's vectors stay as they are unless asked; `auto` never reads the setting.
+    minilm = load_config(None, ["synthesize.method=herding"])
+    assert SYNTHESIZE.settings(minilm)["center_features"] is False
+    assert SYNTHESIZE.settings(load_config(None, ["synthesize.method=herding",
+                                                  "synthesize.center_features=true"])
+                               )["center_features"] is True
+    assert SYNTHESIZE.settings(load_config(None, ["synthesize.method=auto"])
+                               )["center_features"] is None

@@ -56,6 +56,27 @@ def test_streamed_herding_picks_what_in_memory_herding_picks(tmp_path: Path,
     np.testing.assert_allclose(got.scores, want.scores, rtol=1e-9)
 
 
+def test_centred_classes_stream_what_centred_features_give_in_memory(tmp_path: Path,
+                                                                     streaming: None) -> None:
+    """Classes read back less the spill's mean (chunk by chunk) pick as herding in memory
+    does on the features less their mean, normalised again."""
+    from distill_core.synthesize.centering import centered
+
+    x, labels = _blobs(400, 5, 16)
+    x += 25.0  # a large common part, as a static encoder's vectors have
+    writer = SpillWriter(tmp_path)
+    for start in range(0, len(x), 97):
+        writer.add(labels[start:start + 97], x[start:start + 97])
+    np.testing.assert_allclose(writer.mean(), x.mean(axis=0, dtype=np.float64), rtol=1e-6)
+    classes = {label: rows.centered_on(writer.mean()) for label, rows in writer.close().items()}
+    got = StreamedSelection("herding", labels, classes, 6, {}, 3).select(seed=1)
+    want = select_per_class("herding", centered(x, x.mean(axis=0)), labels, 6, seed=1,
+                            oversample=3)
+    assert np.array_equal(got.indices, want.indices)
+    raw = select_per_class("herding", x, labels, 6, seed=1, oversample=3)
+    assert not np.array_equal(got.indices, raw.indices)
+
+
 def test_streamed_kmeans_is_valid_seeded_and_its_budget_a_prefix_of_its_ranking(
         tmp_path: Path, streaming: None) -> None:
     x, labels = _blobs(600, 4, 8)

@@ -13,6 +13,7 @@ from distill_core.pipeline.inputs import label_names
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.pipeline.stages.teacher import synthesis_reads_teacher
 from distill_core.synthesize.auto_cv import report_lines
+from distill_core.synthesize.centering import centering_on
 
 
 def _reads(cfg: RunConfig) -> tuple[str, ...]:
@@ -27,10 +28,18 @@ def _settings(cfg: RunConfig) -> dict[str, Any]:
     s = cfg.synthesize
     return _auto_settings(cfg) | {
         "method": s.method, "per_class": s.per_class, "oversample": s.oversample,
-        "soft_labels": s.soft_labels,
+        "soft_labels": s.soft_labels, "center_features": _centering(cfg),
         "options": s.options().model_dump(mode="json"), "seeds": cfg.run.seeds,
         "run_id": cfg.run_id(),
         "temperature": cfg.teacher.temperature if synthesis_reads_teacher(cfg) else None}
+
+
+def _centering(cfg: RunConfig) -> bool | None:
+    """Whether the selection family centres its features (None: the method is no selection,
+    and reads none)."""
+    if get_method(cfg.synthesize.method).family != "selection":
+        return None
+    return centering_on(cfg.synthesize.center_features, cfg.signals.model)
 
 
 def _auto_settings(cfg: RunConfig) -> dict[str, Any]:

@@ -1,0 +1,27 @@
+"""Selection features less the pool's mean, L2-normalised again (`synthesize.center_features`).
+
+A static encoder's sentence vectors (means of token vectors) share a large common part, so
+on the unit sphere they crowd around one direction and k-means and herding on them follow
+sentence length and frequent tokens more than meaning. Subtracting the pool's mean vector and
+normalising again spreads them out. Euclidean k-means and herding are unchanged by the shift
+alone; what changes the picks is the normalisation around the new centre.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from distill_core.signals.static_encoder import is_static
+
+
+def centering_on(mode: bool | str, model: str) -> bool:
+    """Whether selection centres its features: true, false, or `auto` (true for a static
+    encoder, `static:<encoder>`; false for a transformer's vectors)."""
+    return is_static(model) if mode == "auto" else bool(mode)
+
+
+def centered(features: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Each row less `mean`, scaled to unit length (a row equal to the mean stays zero)."""
+    shifted = np.asarray(features, dtype=np.float32) - np.asarray(mean, dtype=np.float32)
+    norms = np.linalg.norm(shifted, axis=1, keepdims=True)
+    return shifted / np.maximum(norms, 1e-12)
