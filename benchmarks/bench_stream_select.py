@@ -7,10 +7,13 @@ subprocess of its own, so its peak RSS is its own:
 
 - `memory`: read every part into one matrix, then `select_per_class` (today's path);
 - `streamed`: one pass over the parts spilling each class to a file, then
-  `StreamedSelection` with every class streamed (mini-batch k-means / herding by passes).
+  `StreamedSelection` with every class streamed (mini-batch k-means / herding by passes);
+- `streamed-centred`: the same, each chunk read back less the pool's mean and normalised
+  again (`synthesize.center_features`, on for a static encoder), to price that transform.
 
     python benchmarks/bench_stream_select.py                 # 100k and 1M rows
     python benchmarks/bench_stream_select.py --rows 100000 --methods herding
+    python benchmarks/bench_stream_select.py --rows 1000000 --variants streamed streamed-centred
 
 Prints one line per run and the ratios: streamed / memory at each size, and the cost per
 row and peak RSS of the largest size over the smallest.
@@ -85,8 +88,11 @@ def run_variant(folder: Path, variant: str, method: str) -> dict[str, float]:
                     labels = rows.column("label_id").to_numpy()
                     writer.add(labels, matrix(rows))
                     labels_seen.append(labels)
+            classes = writer.close()
+            if variant == "streamed-centred":
+                classes = {k: rows.centered_on(writer.mean()) for k, rows in classes.items()}
             selection = streamed.StreamedSelection(method, np.concatenate(labels_seen),
-                                                   writer.close(), BUDGET, params, OVERSAMPLE)
+                                                   classes, BUDGET, params, OVERSAMPLE)
             picked = selection.select(0)
         finally:
             shutil.rmtree(spill, ignore_errors=True)
@@ -101,6 +107,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--methods", nargs="+", default=["kmeans", "herding"])
+    parser.add_argument("--variants", nargs="+", default=["memory", "streamed"],
+                        choices=["memory", "streamed", "streamed-centred"])
+    parser.add_argument("--repeats", type=int, default=1, help="alternating rounds (median)")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir())
                         / "textdistill-bench-stream-select")
     parser.add_argument("--run", nargs=3, metavar=("FOLDER", "VARIANT", "METHOD"),
@@ -114,12 +123,27 @@ def main() -> None:
         folder = args.data / f"rows-{rows}"
         write_parts(folder, rows)
         for method in args.methods:
-            for variant in ("memory", "streamed"):
-                out = subprocess.run([sys.executable, __file__, "--run", str(folder), variant,
-                                      method], check=True, capture_output=True, text=True)
-                results[(method, rows, variant)] = json.loads(out.stdout.strip().splitlines()
-                                                              [-1])
-                print(method, rows, variant, results[(method, rows, variant)], flush=True)
+            runs: dict[str, list[dict[str, float]]] = {v: [] for v in args.variants}
+            for _ in range(args.repeats):
+                for variant in args.variants:
+                    out = subprocess.run([sys.executable, __file__, "--run", str(folder),
+                                          variant, method], check=True, capture_output=True,
+                                         text=True)
+                    runs[variant].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                    print(method, rows, variant, runs[variant][-1], flush=True)
+            for variant, done in runs.items():
+                median = sorted(done, key=lambda r: r["wall_s"])[len(done) // 2]
+                results[(method, rows, variant)] = median
+    if "streamed-centred" in args.variants and "streamed" in args.variants:
+        for method in args.methods:
+            for rows in args.rows:
+                raw, cen = (results[(method, rows, "streamed")],
+                            results[(method, rows, "streamed-centred")])
+                print(f"{method} {rows:>9} rows: centred/raw wall "
+                      f"{cen['wall_s'] / raw['wall_s']:.2f}x ({cen['wall_s']} vs "
+                      f"{raw['wall_s']} s, medians of {args.repeats})")
+    if not {"memory", "streamed"} <= set(args.variants):
+        return
     small, large = min(args.rows), max(args.rows)
     for method in args.methods:
         for rows in args.rows:

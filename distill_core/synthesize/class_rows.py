@@ -10,8 +10,9 @@ the whole file resident.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +24,22 @@ CHUNK_ROWS = 16_384  # rows a selector holds at a time (16 MB at 256 float32 dim
 
 @dataclass(frozen=True)
 class ClassRows:
-    """The rows of one class: `rows` x `dim` float32 in `path`, in pool order; read back
-    less `center` and L2-normalised again when a centre is set (`synthesize.centering`)."""
+    """The rows of one class: `rows` x `dim` float32 in `path`, in pool order."""
 
     path: str
     rows: int
     dim: int
-    center: np.ndarray | None = field(default=None, compare=False)
 
     def centered_on(self, center: np.ndarray) -> ClassRows:
-        return replace(self, center=np.asarray(center, dtype=np.float32))
+        """The file rewritten as these rows less `center`, L2-normalised again
+        (`synthesize.center_features`), chunk by chunk: the selectors then read them as
+        plainly as raw rows, however many passes they make, and the spill keeps one copy."""
+        target = Path(f"{self.path}.centred")
+        with target.open("wb") as handle:
+            for _, chunk in self.chunks():
+                np.ascontiguousarray(centered(chunk, center), dtype=np.float32).tofile(handle)
+        os.replace(target, self.path)
+        return ClassRows(self.path, self.rows, self.dim)
 
     def __len__(self) -> int:
         return self.rows
@@ -42,8 +49,8 @@ class ClassRows:
         stop = min(stop, self.rows)
         count = max(stop - start, 0) * self.dim
         values = np.fromfile(self.path, dtype=np.float32, count=count,
-                             offset=start * self.dim * 4).reshape(-1, self.dim)
-        return values if self.center is None else centered(values, self.center)
+                             offset=start * self.dim * 4)
+        return values.reshape(-1, self.dim)
 
     def chunk_count(self) -> int:
         return -(-self.rows // CHUNK_ROWS)
