@@ -148,8 +148,8 @@ class LearnedOptions(MethodOptions):
                                    "step without them on CPU. Measured (benchmarks/RESULTS.md): "
                                    "+2.0 to +2.6 points on SST-2's validation at 5 per class as "
                                    "embeddings but -1.6 as matched text; on held-out training "
-                                   "rows at 1 per class +0.6 on AG News (3 seeds) and +0.8 on "
-                                   "SST-2 (1 seed). The text default falls back to "
+                                   "rows at 1 per class +0.6 on AG News and +0.7 on SST-2 "
+                                   "(3 seeds each). The text default falls back to "
                                    "nearest_sentence. Worth it for the tensors, not the text.")
     attention_weight: float = Field(default=1.0, ge=0, description="λ of the attention KL.")
     init: Literal["kmeans", "noise"] = Field(
