@@ -241,7 +241,7 @@ class _SynthesizeBase(_Section):
         "training-split holdouts of "
         "SST-2, AG News and SST-5, 10 per class (benchmarks/RESULTS.md): on static features "
         "+7.7 / -0.6 / +3.2 points for kmeans and +4.6 / -0.3 / +0.2 for herding; on MiniLM's "
-        "mixed, -0.8 to +1.2.")
+        "mixed, -0.8 to +3.2 (herding lower on 2 of 3).")
     soft_labels: bool = Field(
         default=False, description="Attach the teacher's soft labels to what is selected; the "
         "evaluation then also trains soft-label learners (reported apart from hard labels).")

@@ -95,7 +95,7 @@ class SpillWriter:
             self.dim = int(features.shape[1])
         if features.shape[1] != self.dim:
             raise ValueError(f"rows of {features.shape[1]} dimensions, not {self.dim}")
-        batch_sum = np.asarray(features, dtype=np.float64).sum(axis=0)
+        batch_sum = features.sum(axis=0, dtype=np.float64)  # no float64 copy of the batch
         self.total = batch_sum if self.total is None else self.total + batch_sum
         for label in np.unique(labels):
             rows = np.ascontiguousarray(features[labels == label], dtype=np.float32)
