@@ -26,7 +26,7 @@ from distill_core.pipeline.inputs import selection_pool, streamed_pool, teacher_
 from distill_core.pipeline.stage import StageContext
 from distill_core.pipeline.stages.teacher import synthesis_reads_teacher
 from distill_core.synthesize.base import Selection
-from distill_core.synthesize.centering import centered, centering_on
+from distill_core.synthesize.centering import centered, run_centres_features
 from distill_core.synthesize.stage import CandidateSet, SelectionInputs, select_candidates
 from distill_core.synthesize.streamed import (
     EPOCHS,
@@ -37,10 +37,6 @@ from distill_core.synthesize.streamed import (
 )
 
 PoolMask = Callable[[pa.Table, np.ndarray], np.ndarray]
-
-
-def _centering(cfg: Any) -> bool:
-    return centering_on(cfg.synthesize.center_features, cfg.signals.model)
 
 
 def _select_one(inputs: SelectionInputs | StreamedSelection, seed: int) -> Selection:
@@ -72,7 +68,7 @@ class SelectionFamily:
         try:
             pool = streamed_pool(cfg, ctx.store, None if method.name == "random" else spill)
             classes = pool.classes
-            if classes is not None and pool.feature_mean is not None and _centering(cfg):
+            if classes is not None and pool.feature_mean is not None and run_centres_features(cfg):
                 classes = {label: rows.centered_on(pool.feature_mean)
                            for label, rows in classes.items()}
             inputs = StreamedSelection(method.name, pool.label_ids, classes,
@@ -98,7 +94,7 @@ class SelectionFamily:
         if keep is not None:
             mask = np.asarray(keep(train, train_x), dtype=bool)
             train, train_x = train.filter(pa.array(mask)), train_x[mask]
-        if _centering(cfg) and len(train_x):
+        if run_centres_features(cfg) and len(train_x):
             train_x = centered(train_x, train_x.mean(axis=0, dtype=np.float64))
         use_teacher = synthesis_reads_teacher(cfg)
         teacher = (teacher_view(ctx.store, train.column("example_id").to_pylist(),

@@ -9,6 +9,8 @@ alone; what changes the picks is the normalisation around the new centre.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from distill_core.signals.static_encoder import is_static
@@ -18,6 +20,12 @@ def centering_on(mode: bool | str, model: str) -> bool:
     """Whether selection centres its features: true, false, or `auto` (true for a static
     encoder, `static:<encoder>`; false for a transformer's vectors)."""
     return is_static(model) if mode == "auto" else bool(mode)
+
+
+def run_centres_features(cfg: Any) -> bool:
+    """Whether a run's selection centres its features (`synthesize.center_features` resolved
+    against `signals.model`)."""
+    return centering_on(cfg.synthesize.center_features, cfg.signals.model)
 
 
 def centered(features: np.ndarray, mean: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from distill_core.pipeline.inputs import label_names
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.pipeline.stages.teacher import synthesis_reads_teacher
 from distill_core.synthesize.auto_cv import report_lines
-from distill_core.synthesize.centering import centering_on
+from distill_core.synthesize.centering import run_centres_features
 
 
 def _reads(cfg: RunConfig) -> tuple[str, ...]:
@@ -39,7 +39,7 @@ def _centering(cfg: RunConfig) -> bool | None:
     and reads none)."""
     if get_method(cfg.synthesize.method).family != "selection":
         return None
-    return centering_on(cfg.synthesize.center_features, cfg.signals.model)
+    return run_centres_features(cfg)
 
 
 def _auto_settings(cfg: RunConfig) -> dict[str, Any]:
