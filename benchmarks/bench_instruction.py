@@ -6,6 +6,7 @@ first `budget` rows, fine-tune the decoder with LoRA on them for `--epochs`
 passes over the rows (default 1, sft_lora's protocol; `--steps` gives every cell
 the same step count instead) and score the held-out response loss per token. `full` trains on the
 whole pool under the same protocol. Methods: random, kmeans (prompt embeddings),
+longest (the longest responses first: Zhao et al. 2024),
 ifd (Cherry: highest IFD below 1), loss (highest conditioned reference loss),
 deita (IFD with a cosine cap on prompt embeddings), less (projected LoRA
 gradients against a target set drawn from the pool, after a LoRA warm-up on 5 %
@@ -55,6 +56,7 @@ from distill_core.instruct.methods import (
     Ranking,
     influence_ranking,
     kmeans_ranking,
+    longest_ranking,
     quality_diversity_ranking,
     random_ranking,
     score_ranking,
@@ -63,7 +65,7 @@ from distill_core.instruct.rows import InstructionRow, rows_of
 from distill_core.instruct.sft import SftOptions, add_lora, sft_lora
 from distill_core.instruct.signals import Difficulty, difficulty, gradient_features, warm_lora
 
-METHODS = ["random", "kmeans", "ifd", "loss", "deita", "less", "full"]
+METHODS = ["random", "kmeans", "longest", "ifd", "loss", "deita", "less", "full"]
 DEFAULT_BUDGETS = {"alpaca": [0.01, 0.05, 0.1], "gsm8k": [100, 500]}
 
 
@@ -235,6 +237,8 @@ def rank(method: str, signals: Signals, budget: int, seed: int) -> Ranking:
         return random_ranking(n, budget, seed)
     if method == "kmeans":
         return kmeans_ranking(signals.embeddings(), budget, seed)
+    if method == "longest":
+        return longest_ranking([row.response for row in signals.pool], budget)
     if method == "ifd":
         return score_ranking(signals.difficulty().ifd, budget, max_score=1.0)
     if method == "loss":

@@ -16,6 +16,9 @@ per-row scores from `instruct.signals`), so each method is testable alone.
   each taken only if its cosine to every row already taken is below `max_cosine`;
   when no row passes the cap, the rest follow in score order, so the ranking is
   never short.
+- `longest_ranking` (Zhao et al., "Long Is More for Alignment", ICML 2024): the rows
+  with the longest responses first (characters; ties by row index). Needs no model: the
+  baseline that quality rankings must beat.
 - `influence_ranking` (LESS, Xia et al., ICML 2024): cosine of each row's projected
   LoRA gradient to the mean unit gradient of a seeded target set of `target_size`
   rows drawn from the pool, highest first.
@@ -106,6 +109,12 @@ def score_ranking(scores: np.ndarray, budget: int, ranked: int | None = None,
     key = np.where(np.isnan(scores), -np.inf, scores)
     order = np.lexsort((np.arange(len(scores)), -key, demoted))
     return Ranking(indices=order[:total].astype(np.int64), scores=scores[order[:total]])
+
+
+def longest_ranking(responses: list[str], budget: int, ranked: int | None = None) -> Ranking:
+    """The longest responses first, by character count (ties by row index)."""
+    lengths = np.fromiter((len(r) for r in responses), dtype=np.float64, count=len(responses))
+    return score_ranking(lengths, budget, ranked)
 
 
 def quality_diversity_ranking(scores: np.ndarray, embeddings: np.ndarray, budget: int,

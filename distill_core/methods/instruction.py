@@ -5,9 +5,10 @@ The budget is `synthesize.budget` (a fraction of the pool below 1, else a row
 count; default 5 %); each seed's ranking is cut to budget x `oversample` rows:
 the budget, then the reserve the filter stage refills from. Inputs per method:
 `random` a seeded permutation; `kmeans` k-means prototypes of the prompt
-embeddings (the signals stage's `embedding` column); `ifd` the reference
-decoder's IFD (`teacher` stage); `deita` IFD with a cosine cap on the prompt
-embeddings; `less` the projected LoRA gradients against a seeded target set.
+embeddings (the signals stage's `embedding` column); `longest` the responses'
+lengths (no model); `ifd` the reference decoder's IFD (`teacher` stage); `deita`
+IFD with a cosine cap on the prompt embeddings; `less` the projected LoRA
+gradients against a seeded target set.
 Rankings are cheap next to the signals and run in process. `llm_synth` ranks no
 pool: it chooses among the pairs the generate stage wrote (`choose_pairs`, best
 of n per k-means slot by the reference decoder's score), its runners-up as the
@@ -30,6 +31,7 @@ from distill_core.instruct.methods import (
     Ranking,
     influence_ranking,
     kmeans_ranking,
+    longest_ranking,
     quality_diversity_ranking,
     random_ranking,
     score_ranking,
@@ -88,6 +90,8 @@ class InstructionFamily:
                 return random_ranking(n, budget, seed, ranked)
             if method.name == "kmeans":
                 return kmeans_ranking(prompts, budget, seed, ranked, n_init=options.n_init)
+            if method.name == "longest":
+                return longest_ranking(pool.column("text_pair").to_pylist(), budget, ranked)
             assert teacher is not None
             if method.name == "ifd":
                 return score_ranking(_column(teacher, "ifd", positions), budget, ranked,

@@ -133,6 +133,9 @@ METHODS: tuple[Method, ...] = (
     Method("learned_distribution", "learned", "synthetic embeddings whose per-class mean "
            "feature matches real rows' under perturbed encoders (DM), decoded to text",
            frozenset({"learn"}), LearnedDistributionOptions),
+    Method("longest", "instruction", "instruction data: the longest responses first, in "
+           "characters (Zhao et al. 2024, 'Long Is More for Alignment'); needs no model",
+           tasks=frozenset({"instruction"})),
     Method("ifd", "instruction", "instruction data: highest instruction-following difficulty "
            "(reference decoder's response loss with / without the prompt) below max_score",
            frozenset({"teacher"}), IfdOptions, frozenset({"instruction"})),

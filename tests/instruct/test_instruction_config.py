@@ -36,7 +36,7 @@ def _plan(*args: str) -> str:
 def test_methods_are_refused_on_the_other_task_kind(tmp_path: Path) -> None:
     line = _plan(INSTRUCTION, "--set", "synthesize.method=herding")
     assert "synthesize.method 'herding' does not run on instruction data" in line
-    assert "random, kmeans, llm_synth, ifd, deita, less" in line
+    assert "random, kmeans, llm_synth, longest, ifd, deita, less" in line
     line = _plan(QUICKSTART, "--set", "synthesize.method=deita")
     assert "synthesize.method 'deita' does not run on classification data" in line
     line = _plan(INSTRUCTION, "--data-dir", str(tmp_path), "--runs-dir", str(tmp_path))

@@ -153,3 +153,26 @@ def test_contamination_on_prompt_and_response_is_refilled_from_the_ranking(
         {"values": 0, "counts": 8}, {"values": 1, "counts": 8}]  # refilled: never short
     assert copied[0]["example_id"] not in distilled.column("example_id").to_pylist()
     assert all(f["balanced"] for f in RunAudit(tmp_path / "runs" / cfg.run_id()).funnel())
+
+
+def test_longest_through_the_stage_picks_the_longest_responses(
+        alpaca_records, tmp_path: Path, run_stages) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    train, evaluation = alpaca_records[:20], alpaca_records[40:44]
+    (data / "train.json").write_text(json.dumps(train), encoding="utf-8")
+    (data / "eval.json").write_text(json.dumps(evaluation), encoding="utf-8")
+    columns = {"instruction": "instruction", "input": "input", "response": "output"}
+    cfg = RunConfig.model_validate({
+        "run": {"name": "instruct-longest", "seeds": [0]},
+        "data": {"task": "instruction", "data_dir": str(data), "instruction": {
+            "train": {"path": "train.json", **columns},
+            "eval": {"path": "eval.json", **columns}}},
+        "signals": {"model": "all-MiniLM-L6-v2", "precision": "fp32", "max_length": 64},
+        "synthesize": {"method": "longest", "budget": 4, "oversample": 2}})
+    store, outcomes = run_stages(cfg, tmp_path / "runs", until="synthesize")
+    assert [o.stage for o in outcomes] == ["ingest", "signals", "synthesize"]  # no decoder
+    chosen = store.read("synthesize").sort_by("rank")
+    by_length = sorted(train, key=lambda r: -len(r["output"].strip()))[:8]
+    assert chosen.column("text_pair").to_pylist() == [r["output"].strip() for r in by_length]
+    assert chosen.column("score").to_pylist() == [len(r["output"].strip()) for r in by_length]

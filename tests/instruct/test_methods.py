@@ -8,6 +8,7 @@ import pytest
 from distill_core.instruct.methods import (
     influence_ranking,
     kmeans_ranking,
+    longest_ranking,
     quality_diversity_ranking,
     random_ranking,
     score_ranking,
@@ -69,6 +70,17 @@ def test_score_ranking_orders_by_score_and_demotes_above_the_cap(pool) -> None:
     with_nan = scores.copy()
     with_nan[int(np.argmax(scores))] = np.nan
     assert score_ranking(with_nan, 1, ranked=len(scores)).indices[-1] == int(np.argmax(scores))
+
+
+def test_longest_ranks_by_response_characters_ties_by_row(alpaca_records) -> None:
+    responses = [r["output"] for r in alpaca_records]
+    ranking = longest_ranking(responses, BUDGET, ranked=len(responses))
+    lengths = [len(responses[i]) for i in ranking.indices]
+    assert lengths == sorted((len(r) for r in responses), reverse=True)
+    assert ranking.scores.tolist() == lengths
+    tied = longest_ranking(["ab", "xyz", "cd", "q"], 4)
+    assert tied.indices.tolist() == [1, 0, 2, 3]  # equal lengths keep row order
+    _distinct_prefix(ranking, longest_ranking(responses, BUDGET))
 
 
 def test_quality_diversity_caps_cosine_to_chosen_rows(pool) -> None:
