@@ -52,7 +52,7 @@ tar -cf "$RESULTS/signals.tar" -C "$CACHE" --exclude 'embeddings-*' . \
 
 # Longest first: each seed's full-data fit has a process of its own, started before the rest.
 # Methods run in this order within a process, so a deadline cuts the least informative last.
-ALL="random ifd less deita kmeans loss"
+ALL="random ifd longest less deita kmeans loss"
 GSM8K_EVAL=${GSM8K_EVAL:-500}   # a fixed seeded sample of the 1,319 test rows
 # shellcheck disable=SC2086
 for seed in $SEEDS; do

@@ -102,7 +102,7 @@ def test_shipped_instruction_benchmarks_plan_their_grids() -> None:
         ("kmeans", 0.01, ("random",)), ("ifd", 0.01, ())]
     gpu = load_instruction_bench("gpu", read_bench_yaml(root / "bench-instruction-gpu.yaml"))
     groups = plan_groups(gpu, "runs")
-    assert len(groups) == 4 * (3 + 2)
+    assert len(groups) == 5 * (3 + 2)  # 5 methods x (3 Alpaca + 2 GSM8K budgets)
     gsm8k = [g for g in groups if g.dataset == "gsm8k"]
     assert {g.budget for g in gsm8k} == {100, 500}
     assert all(g.config.instruct.sft.exact_match_rows == 100 for g in gsm8k)
