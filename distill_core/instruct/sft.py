@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from distill_core.errors import ConfigError
 from distill_core.instruct.answers import is_exact_match
 from distill_core.instruct.device import resolve_device
-from distill_core.instruct.losses import response_losses
+from distill_core.instruct.losses import response_loss, response_losses
 from distill_core.instruct.rows import InstructionRow
 from distill_core.instruct.tokens import (
     Encoded,
@@ -191,7 +191,7 @@ def train_lora(model: Any, encoded: Sequence[Encoded], options: SftOptions, seed
     for indices in batches:
         batch = {k: v.to(device) for k, v in collate([encoded[i] for i in indices],
                                                       pad_id).items()}
-        loss = model(**batch).loss
+        loss = response_loss(model, batch)
         loss.backward()
         optimizer.step()
         schedule.step()

@@ -240,11 +240,13 @@ def _row_gradients(model: Any, rows: Sequence[Encoded], params: list[Any], pad: 
     """[len(rows), dim] flattened gradients of each row's response loss (per token)."""
     import torch
 
+    from distill_core.instruct.losses import response_loss
+
     dim = sum(p.numel() for p in params)
     grads = torch.zeros((len(rows), dim), dtype=torch.float32, device=device)
     for i, row in enumerate(rows):
         batch = {name: v.to(device) for name, v in collate([row], pad).items()}
-        loss = model(**batch).loss
+        loss = response_loss(model, batch)
         parts = torch.autograd.grad(loss, params, allow_unused=True)
         grads[i] = torch.cat([(g if g is not None else torch.zeros_like(w)).reshape(-1).float()
                               for g, w in zip(parts, params, strict=True)])

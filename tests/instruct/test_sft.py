@@ -41,6 +41,37 @@ def test_response_loss_matches_the_model_loss(tiny_decoder: Path, alpaca_records
     assert by_row == pytest.approx(sums.double().numpy(), rel=1e-4)
 
 
+def test_the_head_runs_on_response_positions_only_with_the_model_s_loss_and_gradients(
+        tiny_decoder: Path, alpaca_records) -> None:
+    import torch
+
+    from distill_core.generate.models import load_causal_lm
+    from distill_core.instruct.losses import response_loss
+    from distill_core.instruct.sft import SftOptions, add_lora
+    from distill_core.instruct.tokens import collate, encode_rows
+
+    lm = load_causal_lm(str(tiny_decoder), device="cpu")
+    model = add_lora(lm.model, SftOptions(model=str(tiny_decoder)), seed=0)
+    encoded = encode_rows(lm.tokenizer, rows_from_records(alpaca_records[:6]), 128)
+    batch = collate(encoded, pad_id=0)
+    labelled = sum(len(e.response_ids) for e in encoded)
+    assert labelled < batch["input_ids"].numel() // 2  # prompts and padding are most positions
+    shapes: list[tuple[int, ...]] = []
+    hook = model.get_output_embeddings().register_forward_hook(
+        lambda _m, _a, out: shapes.append(tuple(out.shape)))
+    params = [p for p in model.parameters() if p.requires_grad]
+    ours = response_loss(model, batch)
+    our_grads = torch.autograd.grad(ours, params)
+    theirs = model(**batch).loss
+    their_grads = torch.autograd.grad(theirs, params)
+    hook.remove()
+    vocabulary = lm.model.config.vocab_size
+    assert shapes == [(1, labelled, vocabulary), (*batch["input_ids"].shape, vocabulary)]
+    assert torch.isclose(ours, theirs, rtol=1e-5)
+    for mine, reference in zip(our_grads, their_grads, strict=True):
+        assert torch.allclose(mine, reference, rtol=1e-4, atol=1e-7)
+
+
 def test_sft_lora_lowers_held_out_loss_and_is_seeded(tiny_decoder: Path, alpaca_records) -> None:
     rows = rows_from_records(alpaca_records[:30])
     options = SftOptions(model=str(tiny_decoder), steps=15, batch_size=4, lr=1e-2,
