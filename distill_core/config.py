@@ -498,7 +498,16 @@ class RunConfig(_Section):
             exclude["synthesize"] = unused | {"budget"}
         if not method.generative:
             exclude["generate"] = True
+            if self._decodes_with_generate_model(method.family):
+                exclude["generate"] = set(GenerateSection.model_fields) - {"model"}
         return self.model_dump(mode="json", exclude=exclude)
+
+    def _decodes_with_generate_model(self, family: str) -> bool:
+        """A learned method decoding with a causal LM falls back to `generate.model`."""
+        if family != "learned":
+            return False
+        options = self.synthesize.options()
+        return options.decode == "decoder" and options.decoder_model is None
 
     def config_hash(self) -> str:
         return stable_hash(self.semantic_dict())

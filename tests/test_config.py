@@ -266,3 +266,23 @@ def test_max_length_is_checked_against_the_encoder() -> None:
                                           r"'all-MiniLM-L6-v2' takes \(512 tokens\)"):
         check_model_limits(load_config(None, ["signals.max_length=1000"]))
     assert encoder_token_limit("no-such-org/no-such-model") is None  # unknown: not checked
+
+
+def test_a_learned_decoder_falling_back_to_generate_model_is_in_the_run_id() -> None:
+    """decode: decoder without decoder_model runs `generate.model`: it names the run (and the
+    learn stage's settings), so another decoder is never served a cached result."""
+    from distill_core.pipeline.stages.learn import _settings
+
+    decoder = ["synthesize.method=learned_meta", "synthesize.learned_meta.decode=decoder"]
+    smol, gpt2 = load_config(None, decoder), load_config(None, [*decoder, "generate.model=gpt2"])
+    assert smol.run_id() != gpt2.run_id()
+    assert _settings(gpt2)["decoder_identity"] == {"model": "gpt2", "source": "hub"}
+    assert _settings(smol)["decoder_identity"]["model"] == smol.generate.model
+    named = [*decoder, "synthesize.learned_meta.decoder_model=gpt2"]
+    assert load_config(None, named).run_id() == load_config(
+        None, [*named, "generate.model=smollm2"]).run_id()  # decoder_model wins: unread
+    matched = ["synthesize.method=learned_meta"]  # no decoder at all
+    assert load_config(None, matched).run_id() == load_config(
+        None, [*matched, "generate.model=gpt2"]).run_id()
+    assert "decoder_identity" not in _settings(load_config(None, matched))
+    assert load_config(None, [*decoder, "generate.max_new_tokens=7"]).run_id() == smol.run_id()

@@ -85,14 +85,17 @@ def random_ranking(n: int, budget: int, seed: int, ranked: int | None = None) ->
 
 
 def kmeans_ranking(embeddings: np.ndarray, budget: int, seed: int,
-                   ranked: int | None = None, n_init: int = 3) -> Ranking:
-    """k-means prototypes of the prompt embeddings (the project's `kmeans` selector)."""
+                   ranked: int | None = None, n_init: int = 3, max_iter: int = 300,
+                   threads: int | None = None) -> Ranking:
+    """k-means prototypes of the prompt embeddings (the project's `kmeans` selector, with
+    its `n_init`, `max_iter` and `threads` options)."""
     from distill_core.synthesize.kmeans_prototypes import kmeans_prototypes
 
     total = _length(budget, ranked, len(embeddings))
     k = min(budget, len(embeddings))
     chosen = kmeans_prototypes(ClassData(np.asarray(embeddings, dtype=np.float32)), k, seed,
-                               n_init=n_init, ranked=total)
+                               n_init=n_init, max_iter=max_iter, ranked=total,
+                               threads=threads)
     return Ranking(indices=np.asarray(chosen.indices, dtype=np.int64),
                    scores=np.asarray(chosen.scores, dtype=np.float64))
 

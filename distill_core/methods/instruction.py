@@ -89,7 +89,8 @@ class InstructionFamily:
             if method.name == "random":
                 return random_ranking(n, budget, seed, ranked)
             if method.name == "kmeans":
-                return kmeans_ranking(prompts, budget, seed, ranked, n_init=options.n_init)
+                return kmeans_ranking(prompts, budget, seed, ranked, n_init=options.n_init,
+                                      max_iter=options.max_iter, threads=options.threads)
             if method.name == "longest":
                 return longest_ranking(pool.column("text_pair").to_pylist(), budget, ranked)
             assert teacher is not None

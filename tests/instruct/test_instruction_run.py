@@ -176,3 +176,52 @@ def test_longest_through_the_stage_picks_the_longest_responses(
     by_length = sorted(train, key=lambda r: -len(r["output"].strip()))[:8]
     assert chosen.column("text_pair").to_pylist() == [r["output"].strip() for r in by_length]
     assert chosen.column("score").to_pylist() == [len(r["output"].strip()) for r in by_length]
+
+
+def test_ifd_and_deita_through_the_stage_rank_by_the_reference_decoder_s_ifd(
+        alpaca_records, tiny_decoder: Path, tmp_path: Path, run_stages) -> None:
+    """The stage hands the rankings the teacher's IFD column and the prompt embeddings:
+    `ifd` is the pool in descending IFD order (IFD >= max_score last); `deita` the same order
+    with DEITA's cosine cap on the prompt embeddings (`synthesize.deita.max_cosine`)."""
+    import numpy as np
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.json").write_text(json.dumps(alpaca_records[:24]), encoding="utf-8")
+    (data / "eval.json").write_text(json.dumps(alpaca_records[40:44]), encoding="utf-8")
+    columns = {"instruction": "instruction", "input": "input", "response": "output"}
+    base = {
+        "run": {"name": "instruct-ifd", "seeds": [0]},
+        "data": {"task": "instruction", "data_dir": str(data), "instruction": {
+            "train": {"path": "train.json", **columns},
+            "eval": {"path": "eval.json", **columns}}},
+        "signals": {"model": "all-MiniLM-L6-v2", "precision": "fp32", "max_length": 64},
+        "instruct": {"reference": {"model": str(tiny_decoder), "max_length": 96}},
+    }
+    ranked_ids = {}
+    for method in ("ifd", "deita"):
+        cfg = RunConfig.model_validate({**base, "synthesize": {
+            "method": method, "budget": 4, "oversample": 2,
+            "deita": {"max_cosine": 0.2}}})
+        store, _ = run_stages(cfg, tmp_path / "runs", until="synthesize")
+        ranked_ids[method] = store.read("synthesize").sort_by("rank").column(
+            "example_id").to_pylist()
+    corpus, teacher = store.read("ingest"), store.read("teacher")
+    train = [i for i, s in enumerate(corpus.column("split").to_pylist()) if s == "train"]
+    ids = [corpus.column("example_id")[i].as_py() for i in train]
+    ifd = np.asarray([teacher.column("ifd")[i].as_py() for i in train], dtype=np.float64)
+    assert np.isfinite(ifd).all() and len(set(ifd.tolist())) == len(ifd)
+    usable = sorted((i for i in range(len(ids)) if ifd[i] < 1.0), key=lambda i: -ifd[i])
+    by_ifd = usable + sorted((i for i in range(len(ids)) if ifd[i] >= 1.0),
+                             key=lambda i: -ifd[i])
+    assert ranked_ids["ifd"] == [ids[i] for i in by_ifd[:8]]
+
+    vectors = np.asarray([store.read("signals").column("embedding")[i].as_py() for i in train])
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    capped: list[int] = []
+    for i in by_ifd:
+        if len(capped) < 8 and all(float(unit[i] @ unit[j]) < 0.2 for j in capped):
+            capped.append(i)
+    capped += [i for i in by_ifd if i not in capped][:8 - len(capped)]
+    assert ranked_ids["deita"] == [ids[i] for i in capped]
+    assert ranked_ids["deita"] != ranked_ids["ifd"]  # the cap changed the picks here

@@ -51,13 +51,22 @@ def test_kmeans_picks_one_prototype_per_cluster(pool) -> None:
     # One pick per cluster of the same seeded fit, each the member nearest its centroid.
     from sklearn.cluster import KMeans
 
-    fit = KMeans(n_clusters=BUDGET, n_init=3, random_state=0).fit(embeddings)
-    clusters = fit.labels_[short.indices]
-    assert sorted(clusters.tolist()) == list(range(BUDGET))
-    for row, cluster in zip(short.indices, clusters, strict=True):
-        members = np.flatnonzero(fit.labels_ == cluster)
-        distances = np.linalg.norm(embeddings[members] - fit.cluster_centers_[cluster], axis=1)
-        assert members[int(np.argmin(distances))] == row
+    def assert_prototypes_of(fit, ranking) -> None:
+        clusters = fit.labels_[ranking.indices]
+        assert sorted(clusters.tolist()) == list(range(BUDGET))
+        for row, cluster in zip(ranking.indices, clusters, strict=True):
+            members = np.flatnonzero(fit.labels_ == cluster)
+            distances = np.linalg.norm(embeddings[members] - fit.cluster_centers_[cluster],
+                                       axis=1)
+            assert members[int(np.argmin(distances))] == row
+
+    assert_prototypes_of(KMeans(n_clusters=BUDGET, n_init=3, random_state=0).fit(embeddings),
+                         short)
+    # The kmeans options reach the fit: one Lloyd iteration from one k-means++ start.
+    quick = kmeans_ranking(embeddings, BUDGET, seed=0, n_init=1, max_iter=1)
+    assert_prototypes_of(KMeans(n_clusters=BUDGET, n_init=1, max_iter=1,
+                                random_state=0).fit(embeddings), quick)
+    assert not np.allclose(quick.scores, short.scores)  # another fit (same picks here)
 
 
 def test_score_ranking_orders_by_score_and_demotes_above_the_cap(pool) -> None:

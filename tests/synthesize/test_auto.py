@@ -140,7 +140,19 @@ def test_a_teacher_consistent_choice_keeps_the_funnel(slice_dir: Path, runs: Pat
     block = store.manifest("synthesize")["auto"]
     assert block["chosen"] == "tc_herding" and block["teacher_inconsistent_rows"] > 0
     picked = set(store.read("synthesize").column("example_id").to_pylist())
-    assert len(picked) <= 300 - block["teacher_inconsistent_rows"]
+    # The rows the teacher disputes (p(own label) < tau over the whole pool, less the most
+    # confident ones a class keeps to fill its oversampled budget) are never picked.
+    rows = AutoRows(cfg, StageContext(cfg, store))
+    y = rows.pool.label_ids
+    x = rows.features(np.arange(len(y)))
+    assert np.all(np.diff(rows.pool.rows.positions) > 0)  # so `loaded` is in pool order
+    ids = rows.loaded.column("example_id").to_pylist()
+    p_label = teacher_p_label(cfg, 2)(x, y)
+    kept = consistent_rows(p_label, y, cfg.synthesize.auto.tau,
+                           cfg.synthesize.per_class * cfg.synthesize.oversample)
+    disputed = set(ids) - {ids[i] for i in kept}
+    assert len(disputed) == block["teacher_inconsistent_rows"]
+    assert picked and not picked & disputed
     audit = RunAudit(store.root)
     derived = audit.not_selected()
     manifest = store.manifest("synthesize")

@@ -8,6 +8,7 @@ from typing import Any
 
 from distill_core.artifacts.store import RunStore
 from distill_core.config import ComputeSection, RunConfig
+from distill_core.generate.models import causal_lm_identity
 from distill_core.methods import get_method
 from distill_core.pipeline.executor import Resources
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
@@ -29,9 +30,13 @@ def _reads(cfg: RunConfig) -> tuple[str, ...]:
 def _settings(cfg: RunConfig) -> dict[str, Any]:
     options = cfg.synthesize.options()
     model = getattr(options, "model", None) or cfg.signals.model
-    return {"method": cfg.synthesize.method, "per_class": cfg.synthesize.per_class,
-            "seeds": cfg.run.seeds, "options": options.model_dump(mode="json"),
-            "model_identity": model_identity(model)}
+    settings = {"method": cfg.synthesize.method, "per_class": cfg.synthesize.per_class,
+                "seeds": cfg.run.seeds, "options": options.model_dump(mode="json"),
+                "model_identity": model_identity(model)}
+    if options.decode == "decoder":  # the causal LM that decodes: named, or generate.model
+        settings["decoder_identity"] = causal_lm_identity(options.decoder_model
+                                                          or cfg.generate.model)
+    return settings
 
 
 def _body(ctx: StageContext) -> StageOutput:
