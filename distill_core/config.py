@@ -233,8 +233,9 @@ class _SynthesizeBase(_Section):
         "method's next choices, from which the filter stage refills a pick a filter drops "
         "(1: no reserve, a dropped pick leaves the class short).")
     center_features: Literal["auto"] | bool = Field(
-        default="auto", description="What the selection methods read (not `auto`, whose "
-        "cross-validation scores the encoder's own features): each row's features "
+        default="auto", description="What the selection methods read on classification "
+        "data (not `auto`, whose cross-validation scores the encoder's own features, nor "
+        "the generative, learned or instruction methods): each row's features "
         "less the pool's mean, L2-normalised again (true), or as the encoder gave them "
         "(false). auto: true for a static encoder (`signals.model: static:...`), whose "
         "vectors share a large common part; false for a transformer. Chosen on "
@@ -454,6 +455,18 @@ class RunConfig(_Section):
         return self
 
     @model_validator(mode="after")
+    def _soft_labels_need_a_selection(self) -> RunConfig:
+        """The teacher's soft labels are attached to selected real rows only: generated rows
+        carry none, and a learned method's rows carry the soft labels it learned."""
+        method = get_method(self.synthesize.method)
+        if self.synthesize.soft_labels and (method.generative or method.learned):
+            what = ("its rows carry the soft labels it learned" if method.learned
+                    else "generated rows carry no teacher soft labels")
+            raise ValueError(f"synthesize.soft_labels: {method.name} does not attach the "
+                             f"teacher's soft labels ({what}); drop it")
+        return self
+
+    @model_validator(mode="after")
     def _synthetic_learners_need_a_learned_method(self) -> RunConfig:
         if get_method(self.synthesize.method).learned:
             return self
@@ -486,8 +499,8 @@ class RunConfig(_Section):
             exclude.update(teacher=True, evaluate={"learners", "C", "max_iter"})
             # llm_synth asks for one pair per answer (per_answer unused); instruct.synth is
             # its choice alone.
-            exclude["synthesize"] = {name: True for name in unused | {"per_class",
-                                                                      "soft_labels"}}
+            exclude["synthesize"] = {name: True for name in unused | {
+                "per_class", "soft_labels", "center_features"}}  # rankings read no centring
             if method.generative:
                 exclude["synthesize"]["llm_synth"] = {"per_answer"}
                 exclude["generate"] = INSTRUCTION_UNREAD_GENERATE
@@ -496,6 +509,10 @@ class RunConfig(_Section):
         else:  # the instruction settings are left out: classification run ids as before
             exclude.update(instruct=True, data={"data_dir", "task", "instruction"})
             exclude["synthesize"] = unused | {"budget"}
+            if method.family != "selection":  # auto, generative, learned: never centred
+                exclude["synthesize"].add("center_features")
+        if method.name == "dilm":  # its choice is by cluster and teacher, not similarity
+            exclude["generate"] = {"max_similarity"}
         if not method.generative:
             exclude["generate"] = True
             if self._decodes_with_generate_model(method.family):

@@ -286,3 +286,45 @@ def test_a_learned_decoder_falling_back_to_generate_model_is_in_the_run_id() -> 
         None, [*matched, "generate.model=gpt2"]).run_id()
     assert "decoder_identity" not in _settings(load_config(None, matched))
     assert load_config(None, [*decoder, "generate.max_new_tokens=7"]).run_id() == smol.run_id()
+
+
+@pytest.mark.parametrize("method", ["dilm", "llm_synth", "learned_meta"])
+def test_soft_labels_are_refused_where_nothing_attaches_them(method: str) -> None:
+    with pytest.raises(ConfigError, match=f"synthesize.soft_labels: {method} does not attach"):
+        load_config(None, [f"synthesize.method={method}", "synthesize.soft_labels=true"])
+    assert load_config(None, ["synthesize.method=herding", "synthesize.soft_labels=true"])
+
+
+def test_a_soft_label_benchmark_asks_selection_methods_only_for_the_teacher_s() -> None:
+    import yaml
+
+    from distill_core.bench.config import BenchConfig
+
+    grid = yaml.safe_load((ROOT / "configs" / "bench-cpu.yaml").read_text())
+    cfg = BenchConfig.model_validate({**grid, "methods": ["herding", "dilm", "learned_meta"]})
+    assert [cfg.run_config("sst2", m, 5).synthesize.soft_labels
+            for m in cfg.methods] == [True, False, False]
+
+
+def test_center_features_names_only_runs_whose_selection_reads_it() -> None:
+    def same(*given: str) -> bool:
+        return load_config(None, list(given)).run_id() == load_config(
+            None, [*given, "synthesize.center_features=true"]).run_id()
+
+    assert not same("synthesize.method=herding")  # a selection method centres
+    for method in ("auto", "dilm", "learned_meta"):  # these never do
+        assert same(f"synthesize.method={method}"), method
+    assert same("data.task=instruction", "data.instruction={preset: gsm8k}",
+                "synthesize.method=kmeans")  # instruction rankings read raw embeddings
+
+
+def test_generate_max_similarity_names_llm_synth_runs_only() -> None:
+    def same(method: str, *given: str) -> bool:
+        base = [f"synthesize.method={method}", *given]
+        return load_config(None, base).run_id() == load_config(
+            None, [*base, "generate.max_similarity=0.5"]).run_id()
+
+    assert same("dilm")  # dilm chooses by cluster and teacher, never by similarity
+    assert not same("llm_synth")
+    assert load_config(None, ["synthesize.method=dilm"]).run_id() != load_config(
+        None, ["synthesize.method=dilm", "generate.teacher_tau=0.9"]).run_id()

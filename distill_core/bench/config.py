@@ -29,7 +29,7 @@ from distill_core.config import (
 from distill_core.errors import ConfigError
 from distill_core.hashing import stable_hash
 from distill_core.learners import LearnerSpec
-from distill_core.methods import method_names
+from distill_core.methods import get_method, method_names
 
 ALL_METHODS = method_names("selection")
 
@@ -155,13 +155,17 @@ class BenchConfig(BaseModel):
         return learner.seeds or self.seeds
 
     def run_config(self, dataset: str, method: str, budget: int) -> RunConfig:
-        """The pipeline run that produces the distilled sets of one grid group."""
+        """The pipeline run that produces the distilled sets of one grid group. The teacher's
+        soft labels go to selection methods only: generated rows have none, and learned rows
+        carry their own."""
+        chosen = get_method(method)
+        soft_labels = self.soft_labels and not (chosen.generative or chosen.learned)
         data = {**self.run,
                 "run": {"name": f"{self.name}-{dataset}-{method}-{budget}pc",
                         "seeds": self.seeds},
                 "data": self.data_block(dataset),
                 "synthesize": {**self.run.get("synthesize", {}), "method": method,
-                               "per_class": budget, "soft_labels": self.soft_labels},
+                               "per_class": budget, "soft_labels": soft_labels},
                 "compute": self.compute.model_dump()}
         return validated_run(data)
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from distill_core.artifacts.schemas import rejects_table
 from distill_core.artifacts.store import file_sha256
@@ -54,6 +54,8 @@ class InstructionSource(BaseModel):
                               "instruction after a blank line (Alpaca's `input`).")
     response: str = Field(default="output", description="Column of the reference response.")
     header: bool = Field(default=True, description="CSV/TSV: the first line names the columns.")
+    columns: list[str] | None = Field(
+        default=None, description="CSV/TSV without header: the column names, in order.")
     delimiter: str | None = Field(default=None, description="CSV/TSV delimiter.")
     encoding: str | None = Field(default=None, description="Text encoding; unset: UTF-8.")
     max_chars: int | None = Field(default=None, ge=1, description="Longer values are rejected "
@@ -65,13 +67,18 @@ class InstructionSource(BaseModel):
         if len(set(named)) != len(named):
             raise ValueError(f"{self.path}: instruction, input and response must be different "
                              f"columns, got {named}")
+        try:  # the file layout (header, columns, format) is checked when the config loads
+            self.file_source(Path(self.path))
+        except ValidationError as error:
+            raise ValueError(error.errors()[0]["msg"].removeprefix("Value error, ")) from None
         return self
 
     def file_source(self, path: Path) -> FileSource:
         """The classification reader's view: instruction as `text`, response as `label`
         (both required keys), the input read from the record's values when present."""
         return FileSource(path=str(path), format=self.format, text=self.instruction,
-                          label=self.response, header=self.header, delimiter=self.delimiter,
+                          label=self.response, header=self.header, columns=self.columns,
+                          delimiter=self.delimiter,
                           encoding=self.encoding, max_chars=self.max_chars)
 
 

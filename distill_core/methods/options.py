@@ -129,7 +129,9 @@ class LearnedOptions(MethodOptions):
     inner_steps: int = Field(default=1, ge=1, description="Inner gradient steps (k) of the "
                              "learner on the synthetic set.")
     head_init: Literal["zero", "random"] = Field(
-        default="zero", description="The inner learner's fresh head: zero (one step on the "
+        default="zero", description="The fresh head of learned_meta's inner learner, of the "
+        "embeds_finetune evaluation and of the matched-sentence decoding (gradient, "
+        "trajectory and distribution matching draw random heads): zero (one step on the "
         "synthetic set makes it a soft-label-weighted sum of their features; the encoder moves "
         "only through attention labels or later steps) or random (nn.Linear's init). "
         "benchmarks/RESULTS.md: a random head with a 1-step protocol did not learn.")

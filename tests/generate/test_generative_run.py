@@ -103,6 +103,16 @@ def test_dilm_is_scored_and_a_rerun_resumes(dilm_run, run_stages) -> None:
     assert len(list((runs / ".cache" / "generate_parts").iterdir())) == 1
     assert again.manifest("generate")["generator"] == store.manifest("generate")["generator"]
     assert again.read("generate", rejects=True).num_rows >= before
+    # Another choice among the same samples (a stricter teacher threshold): the samples come
+    # from the parts cache, and the choice rejects more of them as teacher-inconsistent.
+    choosier = cfg.model_copy(update={"generate": cfg.generate.model_copy(
+        update={"teacher_tau": 0.6})})
+    third, _ = run_stages(choosier, runs)
+    assert third.root not in (store.root, again.root)
+    assert len(list((runs / ".cache" / "generate_parts").iterdir())) == 1
+    inconsistent = [s.manifest("synthesize")["counts"]["rejects_by_reason"].get(
+        "teacher_inconsistent", 0) for s in (store, third)]
+    assert inconsistent[0] == 0 < inconsistent[1]  # tau 0 keeps every row
 
 
 def test_llm_synth_prompts_show_representative_rows_and_every_line_is_accounted_for(

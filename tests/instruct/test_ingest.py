@@ -81,14 +81,18 @@ def test_column_map_reads_csv_and_parquet_alike(alpaca_records, tmp_path: Path) 
                       "a": [r["output"] for r in records]})
     pq.write_table(table, tmp_path / "rows.parquet")
     table.to_pandas().to_csv(tmp_path / "rows.csv", index=False)
+    table.to_pandas().to_csv(tmp_path / "bare.csv", index=False, header=False)
     ids = []
-    for name in ("rows.parquet", "rows.csv"):
+    for name, extra in (("rows.parquet", {}), ("rows.csv", {}),
+                        ("bare.csv", {"header": False, "columns": ["q", "ctx", "a"]})):
         result = ingest_instructions(
-            InstructionSource(path=name, instruction="q", input="ctx", response="a"),
+            InstructionSource(path=name, instruction="q", input="ctx", response="a", **extra),
             holdout=Holdout(fraction=0.2), data_dir=tmp_path)
         assert result.rejects.num_rows == 0
         ids.append(sorted(result.corpus.column("example_id").to_pylist()))
-    assert ids[0] == ids[1] and len(set(ids[0])) == 12
+    assert ids[0] == ids[1] == ids[2] and len(set(ids[0])) == 12
+    with pytest.raises(ValueError, match="bare.csv: a csv file without header needs `columns`"):
+        InstructionSource(path="bare.csv", instruction="q", response="a", header=False)
 
 
 def test_alpaca_holdout_is_seeded_recorded_and_out_of_the_pool(shared_datasets: Path) -> None:
