@@ -130,6 +130,7 @@ def test_llm_synth_prompts_show_representative_rows_and_every_line_is_accounted_
     assert all(stage["balanced"] for stage in RunAudit(store.root).funnel())
     # What was generated is exactly what the model wrote, tied to a prompt of 3 real rows.
     generated = store.read("generate")
+    assert generated.num_rows > 0
     for row in generated.to_pylist()[:5]:
         assert row["text"] in row["answer"] and len(row["parent_ids"]) == 3
     if store.read("filter").num_rows == 0:  # a random tiny model may write nothing usable

@@ -120,4 +120,6 @@ def test_gsm8k_uses_its_test_file(shared_datasets: Path) -> None:
 def test_holdout_and_eval_file_are_exclusive(tmp_path: Path) -> None:
     source = InstructionSource(path=str(tmp_path / "x.json"))
     with pytest.raises(ConfigError, match="either an evaluation file or a holdout"):
-        ingest_instructions(source)
+        ingest_instructions(source)  # neither
+    with pytest.raises(ConfigError, match="either an evaluation file or a holdout"):
+        ingest_instructions(source, eval=source, holdout=Holdout(fraction=0.1))  # both

@@ -95,6 +95,22 @@ def test_gsm8k_exact_match_runs_greedy_decoding(tiny_decoder: Path, gsm8k_lines)
     assert result.exact_match == 0.0 and result.exact_match_rows == 3
 
 
+@pytest.mark.slow
+def test_exact_match_scores_the_greedy_answers_of_the_real_decoder() -> None:
+    """SmolLM2-135M-Instruct answers 2 + 3 with 5 and 10 minus 4 with 2 (greedy): one hit of
+    two, counted over the sample's greedy generations."""
+    from distill_core.generate.models import load_causal_lm
+    from distill_core.instruct.sft import exact_match, greedy_answers
+
+    lm = load_causal_lm("smollm2", device="cpu")
+    rows = [InstructionRow("a", "What is 2 + 3?", "2 + 3 = 5\n#### 5"),
+            InstructionRow("b", "What is 10 minus 4?", "10 - 4 = 6\n#### 6")]
+    answers = greedy_answers(lm.model, lm.tokenizer, [r.prompt for r in rows], "cpu", 12, 2)
+    assert [last_number(a) for a in answers] == [5, 2]
+    options = SftOptions(exact_match_rows=2, max_new_tokens=12)
+    assert exact_match(lm.model, lm.tokenizer, rows, options, "cpu") == (0.5, 2)
+
+
 def test_reference_answers_match_themselves(gsm8k_lines) -> None:
     answers = [json.loads(line)["answer"] for line in gsm8k_lines]
     assert reference_number(answers[0]) == 72

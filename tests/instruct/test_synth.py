@@ -150,6 +150,8 @@ def test_llm_synth_writes_scored_pairs_from_prototypes_with_a_balanced_funnel(
         winners = {slot_of[r["example_id"]]: r["score"] for r in synthesized
                    if r["replicate"] == rep and r["rank"] < filled[rep]}
         assert len(winners) == filled[rep] >= 1
+        beaten = [r for r in rejects if r["replicate"] == rep and r["reason"] == "not_best_of_n"]
+        assert beaten  # samples_per_slot > 1: some survivor lost its slot
         for r in rejects:
             if r["replicate"] == rep and r["reason"] == "not_best_of_n":
                 made = by_id[(rep, r["example_id"])]

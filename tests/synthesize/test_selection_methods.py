@@ -145,5 +145,5 @@ def test_gradmatch_at_init_matches_the_class_mean_embedding() -> None:
     # at init every gradient is c ⊗ x_i with the same c, so OMP matches the mean embedding
     expected_first = int(np.argmax(x @ x.mean(axis=0) / np.linalg.norm(x, axis=1)))
     assert chosen.indices[0] == expected_first
-    with pytest.raises(ValueError, match="at"):
+    with pytest.raises(ValueError, match="`at` must be 'teacher' or 'init', not 'later'"):
         gradient_matching(data, 2, 0, at="later")

@@ -14,18 +14,21 @@ from distill_core.synthesize.class_rows import SpillWriter
 from distill_core.synthesize.streamed import StreamedSelection
 
 
-def _blobs(n_per: int, centres: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Two classes, each a mixture of `centres` well-separated Gaussian blobs."""
+def _blobs(n_per: int, centres: int, dim: int, seed: int = 0
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two classes, each a mixture of `centres` well-separated Gaussian blobs: (rows, labels,
+    each row's blob id, unique over both classes)."""
     rng = np.random.default_rng(seed)
-    rows, labels = [], []
+    rows, labels, blobs = [], [], []
     for label in (0, 1):
         means = rng.normal(scale=10.0, size=(centres, dim))
         which = rng.integers(0, centres, size=n_per)
         rows.append(means[which] + rng.normal(size=(n_per, dim)))
         labels.append(np.full(n_per, label))
+        blobs.append(label * centres + which)
     order = rng.permutation(2 * n_per)  # classes interleaved, as in a corpus
     return (np.concatenate(rows)[order].astype(np.float32),
-            np.concatenate(labels)[order].astype(np.int64))
+            np.concatenate(labels)[order].astype(np.int64), np.concatenate(blobs)[order])
 
 
 def _streamed(method: str, x: np.ndarray, labels: np.ndarray, folder: Path, budget: int,
@@ -46,7 +49,7 @@ def streaming(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_streamed_herding_picks_what_in_memory_herding_picks(tmp_path: Path,
                                                              streaming: None) -> None:
-    x, labels = _blobs(400, 5, 16)
+    x, labels, _ = _blobs(400, 5, 16)
     inputs = _streamed("herding", x, labels, tmp_path, budget=6, oversample=3)
     assert inputs.algorithms() == {"0": "herding (one pass per pick)",
                                    "1": "herding (one pass per pick)"}
@@ -62,7 +65,7 @@ def test_centred_classes_stream_what_centred_features_give_in_memory(tmp_path: P
     does on the features less their mean, normalised again."""
     from distill_core.synthesize.centering import centered
 
-    x, labels = _blobs(400, 5, 16)
+    x, labels, _ = _blobs(400, 5, 16)
     x += 25.0  # a large common part, as a static encoder's vectors have
     writer = SpillWriter(tmp_path)
     for start in range(0, len(x), 97):
@@ -79,7 +82,7 @@ def test_centred_classes_stream_what_centred_features_give_in_memory(tmp_path: P
 
 def test_streamed_kmeans_is_valid_seeded_and_its_budget_a_prefix_of_its_ranking(
         tmp_path: Path, streaming: None) -> None:
-    x, labels = _blobs(600, 4, 8)
+    x, labels, blob = _blobs(600, 4, 8)
     select = _streamed("kmeans", x, labels, tmp_path, budget=4, oversample=3,
                        params={"n_init": 2, "max_iter": 50}).select
     first, again = select(seed=3), select(seed=3)
@@ -96,8 +99,7 @@ def test_streamed_kmeans_is_valid_seeded_and_its_budget_a_prefix_of_its_ranking(
     # Prototypes: on well-separated blobs each of a class's 4 picks sits in its own blob.
     in_memory = select_per_class("kmeans", x, labels, 4, seed=3, params={"n_init": 2})
     for picks in (budget_only.indices, in_memory.indices):
-        centres = np.round(x[picks] / 10.0)
-        assert len({tuple(c) for c in centres.tolist()}) == 8
+        assert sorted(blob[picks].tolist()) == list(range(8))
     # On structureless rows the seed decides the clustering.
     noise = np.random.default_rng(1).normal(size=x.shape).astype(np.float32)
     seeded = _streamed("kmeans", noise, labels, tmp_path / "n", budget=4,
@@ -119,7 +121,7 @@ def test_streamed_random_draws_the_same_budget_and_a_distinct_reserve(streaming:
 
 def test_small_classes_take_the_in_memory_selector(tmp_path: Path) -> None:
     """Below the threshold a class is read whole: exactly today's k-means picks."""
-    x, labels = _blobs(150, 3, 8)
+    x, labels, _ = _blobs(150, 3, 8)
     inputs = _streamed("kmeans", x, labels, tmp_path, budget=3, oversample=2)
     got = inputs.select(seed=0)
     want = select_per_class("kmeans", x, labels, 3, seed=0, oversample=2)
