@@ -202,3 +202,37 @@ def test_bad_learned_option_is_one_line_and_exit_2() -> None:
     assert result.returncode == 2 and "Traceback" not in both, both
     assert len(lines) == 1 and lines[0].startswith("error: "), both
     assert "synthesize.learned_meta.decode" in lines[0] and "nearest_sentence" in lines[0]
+
+
+@pytest.mark.parametrize(("method", "family", "extra"), [
+    ("learned_gradient", "gradient_matching", ()),
+    ("learned_trajectory", "trajectory_matching",
+     ("experts=1", "expert_checkpoints=3", "expert_interval=2", "expert_span=1")),
+    ("learned_distribution", "distribution_matching", ()),
+])
+def test_each_other_family_runs_through_the_learn_stage(
+        method: str, family: str, extra: tuple[str, ...], slice_dir: Path, tiny_model: Path,
+        tmp_path: Path, run_stages) -> None:
+    """The job's per-family dispatch: each family's outer loop runs, its rows reach the
+    synthesize stage with lineage, and trajectory matching caches its experts."""
+    key = f"synthesize.{method}"
+    cfg = load_config(None, [
+        f"data.data_dir={slice_dir}", f"synthesize.method={method}", "synthesize.per_class=2",
+        f"{key}.model={tiny_model}", f"{key}.outer_steps=3", f"{key}.seq_len=8",
+        f"{key}.max_length=16", f"{key}.batch_size=16", "compute.torch_threads=1",
+        "signals.precision=fp32", "run.seeds=[0]", f"run.name={method}",
+        *(f"{key}.{o}" for o in extra)])
+    store, outcomes = run_stages(cfg, tmp_path / "runs", until="synthesize")
+    assert [o.stage for o in outcomes] == ["ingest", "signals", "learn", "synthesize"]
+    learn = store.manifest("learn")
+    assert learn["family"] == family
+    losses = learn["replicates"][0]["losses"]
+    assert len(losses) == 3 and all(map(torch.isfinite, torch.tensor(losses)))
+    learned = store.read("learn")
+    assert learned.num_rows == 2 * 2  # classes x per_class
+    corpus_ids = set(store.read("ingest").column("example_id").to_pylist())
+    parents = [p for ps in learned.column("parent_ids").to_pylist() for p in ps]
+    assert parents and set(parents) <= corpus_ids  # initialised from k-means prototypes
+    experts = tmp_path / "runs" / ".cache" / "experts"
+    assert (experts.is_dir() and any(experts.iterdir())) == (method == "learned_trajectory")
+    assert all(f["balanced"] for f in RunAudit(store.root).funnel())
