@@ -67,11 +67,22 @@ class RunAudit:
     def _count(self, view: str) -> int:
         return int(self._scalar(f'SELECT count(*) FROM "{view}"')) if view in self.views else 0
 
+    def _manifest(self, stage: str) -> dict[str, Any] | None:
+        """A stage's manifest with the row counts the funnel reads; one that lacks them is
+        damaged (an error naming it and what to do)."""
+        manifest = self.store.manifest(stage)
+        counts = None if manifest is None else manifest.get("counts")
+        if manifest is not None and not (isinstance(counts, dict) and "rows_in" in counts):
+            folder = self.store.stage_dir(stage)
+            raise ArtifactError(f"{folder}/manifest.json: records no row counts; the stage's "
+                                f"record is damaged: delete the folder {folder} to recompute it")
+        return manifest
+
     def funnel(self) -> list[dict[str, Any]]:
         """Per stage: rows in (manifest), out and rejected (counted in the Parquet), by reason."""
         out = []
         for stage in FUNNEL_STAGES:
-            manifest = self.store.manifest(stage)
+            manifest = self._manifest(stage)
             if manifest is None:
                 continue
             rows_out = self._count(stage)
@@ -167,7 +178,7 @@ class RunAudit:
         pairs = [("signals", "ingest"), ("teacher", "ingest"), ("clean", "ingest_train"),
                  ("synthesize", "selection_pool"), ("filter", "synthesize")]
         for stage, upstream in pairs:
-            manifest = self.store.manifest(stage)
+            manifest = self._manifest(stage)
             if manifest is None:
                 continue
             replicates = int(manifest["counts"].get("replicates", 1))

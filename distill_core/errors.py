@@ -102,6 +102,22 @@ def damaged_json_file(tb: TracebackType | None) -> Path | None:
     return None
 
 
+def prefect_api_unreachable(exc: BaseException) -> str | None:
+    """The API address when `exc` says the Prefect server did not answer (Prefect's
+    RuntimeError "Failed to reach API at URL", or httpx's ConnectError on the way), else None.
+    Matched by message and type name: this module imports neither library."""
+    for error in (exc, exc.__cause__, exc.__context__):
+        if error is None:
+            continue
+        text = str(error)
+        if isinstance(error, RuntimeError) and text.startswith("Failed to reach API at "):
+            return text.removeprefix("Failed to reach API at ").strip()
+        if type(error).__module__.startswith("httpx") and type(error).__name__ in (
+                "ConnectError", "ConnectTimeout"):
+            return os.environ.get("PREFECT_API_URL") or "PREFECT_API_URL"
+    return None
+
+
 def user_error(exc: BaseException, where: str | Path | None = None) -> TextDistillError | None:
     """The user-facing error for an expected failure, or None for a bug.
 
@@ -115,6 +131,10 @@ def user_error(exc: BaseException, where: str | Path | None = None) -> TextDisti
         return DataSourceUnavailable(f"network or cluster unreachable ({exc}): check the "
                                      "address (compute.ray_address, PREFECT_API_URL) and the "
                                      "connection, then rerun")
+    if (unreached := prefect_api_unreachable(exc)) is not None:
+        return DataSourceUnavailable(f"the Prefect server at {unreached} does not answer: "
+                                     "start it, fix PREFECT_API_URL, or unset it for a "
+                                     "temporary local server, then rerun")
     if isinstance(exc, ValueError) and (path := damaged_json_file(exc.__traceback__)):
         detail = (f"{exc.msg}, line {exc.lineno}" if isinstance(exc, json.JSONDecodeError)
                   else type(exc).__name__)

@@ -24,7 +24,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from distill_core.errors import ConfigError, StorageError, TextDistillError, user_error
+from distill_core.errors import (
+    ConfigError,
+    StorageError,
+    TextDistillError,
+    storage_error,
+    user_error,
+)
 from flows.cli_views import (
     CliConsole,
     StageLog,
@@ -44,15 +50,16 @@ if TYPE_CHECKING:
 
 app = typer.Typer(no_args_is_help=True, help="Text dataset distillation with full lineage.")
 console: Console = CliConsole()
+error_console: Console = CliConsole(stderr=True)  # an error line goes to stderr
 
 DebugOption = Annotated[bool, typer.Option(
     "--debug", help="On an expected error, show its traceback too.")]
 
 
 def _fail(error: BaseException) -> None:
-    """Print `error` as one line and exit with status 2."""
+    """Print `error` as one line on stderr and exit with status 2."""
     message = escape(" ".join(str(error).split()))  # a value like [1, 2] is no markup
-    console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False,
+    error_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False,
                   soft_wrap=True)
     raise typer.Exit(code=2)
 
@@ -118,7 +125,12 @@ def _usable_runs_dir(runs_dir: str | Path, create: bool = True) -> None:
         raise StorageError(f"--runs-dir {runs_dir} is a file, not a folder: pass a folder "
                            "(it is created when missing)")
     if create:
-        runs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            runs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, runs_dir) or StorageError(
+                f"cannot create the runs folder {runs_dir}: {exc.strerror or exc}; pass "
+                "--runs-dir DIR to a folder you can write") from None
 
 
 def _quiet_libraries(verbose: bool, console_level: str = "WARNING") -> None:
@@ -489,7 +501,8 @@ def serve(
         _fail(exc)
     from prefect import serve as prefect_serve
 
-    prefect_serve(*deployments, limit=limit)
+    with _expected_errors(False):  # e.g. the server at PREFECT_API_URL does not answer
+        prefect_serve(*deployments, limit=limit)
 
 
 @app.command()

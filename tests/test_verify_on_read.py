@@ -143,7 +143,7 @@ def test_audit_exits_nonzero_on_a_deleted_part_and_on_a_folder_that_is_not_a_run
     for command in ("audit", "report"):
         result = _cli(command, str(empty))
         assert result.returncode == 2, result.stdout + result.stderr
-        assert "not a run folder" in result.stdout and "Traceback" not in result.stderr
+        assert "not a run folder" in result.stderr and "Traceback" not in result.stderr
     assert list(empty.iterdir()) == []  # report wrote nothing into it
 
 
@@ -166,5 +166,5 @@ def test_an_eval_split_with_no_usable_row_stops_at_ingest_in_one_line(
                              "--runs-dir", str(tmp_path / "runs")], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "eval split has no usable rows" in result.stdout
+    assert "eval split has no usable rows" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr

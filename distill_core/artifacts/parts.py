@@ -141,6 +141,10 @@ def _manifest_bytes(path: Where) -> bytes | None:
         return None
 
 
+# What every stage manifest records (the audit, the report and verification read them).
+REQUIRED_KEYS = ("fingerprint", "parts")
+
+
 def read_manifest(folder: Where) -> dict[str, Any] | None:
     """A folder's manifest; None when there is none. A manifest that is not JSON is an error
     naming the file and what to do."""
@@ -156,6 +160,10 @@ def read_manifest(folder: Where) -> dict[str, Any] | None:
     if not isinstance(manifest, dict):
         raise ArtifactError(f"{path}: not a manifest (expected a JSON object); delete the "
                             f"folder {folder} so the next run recomputes it")
+    missing = [key for key in REQUIRED_KEYS if key not in manifest]
+    if missing:
+        raise ArtifactError(f"{path}: not a stage manifest (no {', '.join(missing)}); delete "
+                            f"the folder {folder} so the next run recomputes it")
     return manifest
 
 

@@ -24,6 +24,7 @@ from distill_core.bench.config import BenchConfig
 from distill_core.bench.metrics import summarize
 from distill_core.bench.report import write_reports
 from distill_core.config import RunConfig
+from distill_core.errors import ArtifactError
 from distill_core.pipeline.order import STAGE_NAMES
 
 SCORES_SCHEMA = pa.schema([
@@ -124,7 +125,18 @@ def finalize(cfg: BenchConfig, out_dir: Path, cells: list[Cell], rows: list[dict
 def rebuild_report(out_dir: str | Path) -> Path:
     """report.md and report.html again from a finished benchmark folder."""
     out_dir = Path(out_dir)
-    facts = json.loads((out_dir / "bench.json").read_text())
-    summary = json.loads((out_dir / "summary.json").read_text())
+    facts, summary = (_bench_json(out_dir / name) for name in ("bench.json", "summary.json"))
     md, _ = write_reports(out_dir, summary, facts)
     return md
+
+
+def _bench_json(path: Path) -> Any:
+    """One of a benchmark folder's JSON records; a missing or damaged one is one error line."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing, so {path.parent} is no finished benchmark "
+                            "folder: rerun the benchmark to write it") from None
+    except ValueError as exc:  # not JSON, or not UTF-8
+        raise ArtifactError(f"{path}: not valid JSON ({exc}); the benchmark folder is "
+                            "damaged: rerun the benchmark to write it again") from None

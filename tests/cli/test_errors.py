@@ -57,11 +57,13 @@ def _small(slice_dir: Path, runs: Path, *extra: str) -> list[str]:
 
 
 def _one_line_error(result: subprocess.CompletedProcess, *words: str) -> str:
-    """Exit 2, one line on the terminal (both streams) naming `words`, no traceback."""
+    """Exit 2, one line on the terminal (on stderr, stdout empty) naming `words`, no
+    traceback."""
     both = result.stdout + result.stderr
     assert result.returncode == 2, both
     assert "Traceback" not in result.stdout and "Traceback" not in result.stderr, both
-    lines = [line for line in both.splitlines() if line.strip()]
+    assert not result.stdout.strip(), both
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, both
     assert lines[0].startswith("error: "), both
     for word in words:
@@ -122,7 +124,7 @@ def test_debug_shows_the_traceback_of_an_expected_error(prefect_server, tmp_path
                   str(tmp_path / "runs"), "--debug")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" in result.stderr and "IngestError" in result.stderr
-    assert "error: " in result.stdout and "file not found" in result.stdout
+    assert "error: " in result.stderr and "file not found" in result.stderr
 
 
 def test_a_bug_keeps_its_traceback(prefect_server, slice_dir: Path, tmp_path: Path) -> None:
@@ -188,6 +190,31 @@ def test_runs_dir_that_is_a_file_is_one_line(tmp_path: Path, slice_dir: Path) ->
     _one_line_error(_cli(*_small(slice_dir, runs)), f"--runs-dir {runs} is a file, not a "
                     "folder", "pass a folder")
     _one_line_error(_cli(*_small(slice_dir, runs / "below")), "Not a directory", "--runs-dir")
+
+
+def test_a_runs_folder_that_cannot_be_made_is_one_line(tmp_path: Path, slice_dir: Path) -> None:
+    _one_line_error(_cli(*_small(slice_dir, Path("/proc/textdistill-runs"))),
+                    "cannot create the runs folder /proc/textdistill-runs", "--runs-dir")
+
+
+def test_a_prefect_server_that_does_not_answer_is_one_line(tmp_path: Path,
+                                                           slice_dir: Path) -> None:
+    env = {**_env(), "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # nothing listens there
+    result = subprocess.run([sys.executable, "-m", "flows.cli",
+                             *_small(slice_dir, tmp_path / "runs")], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    _one_line_error(result, "the Prefect server at http://127.0.0.1:9/api", "PREFECT_API_URL")
+
+
+def test_a_model_folder_that_holds_no_model_is_one_line(prefect_server, tmp_path: Path,
+                                                        slice_dir: Path) -> None:
+    empty = tmp_path / "my-model"
+    empty.mkdir()
+    result = _cli(*_small(slice_dir, tmp_path / "runs", "--set", f"signals.model={empty}"))
+    _one_line_error(result, f"{empty}: not a loadable model folder", "save_pretrained")
+    missing = tmp_path / "no-such-model"
+    result = _cli(*_small(slice_dir, tmp_path / "runs", "--set", f"signals.model={missing}"))
+    _one_line_error(result, f"model folder {missing} not found")
 
 
 # -- 2, 3, 7. config errors found at load ----------------------------------------------------
@@ -360,7 +387,8 @@ def test_debug_flag_shows_the_traceback(command: list[str], tmp_path: Path) -> N
     assert len(plain.output.strip().splitlines()) == 1
     debug = CliRunner().invoke(_app(), [*args, "--debug"])
     assert debug.exit_code == 2
-    assert "Traceback" in debug.stderr and "error: " in debug.stdout
+    assert "Traceback" in debug.stderr and debug.stderr.splitlines()[-1].startswith("error: ")
+    assert not debug.stdout.strip()
 
 
 # -- the mapping itself ------------------------------------------------------------------------
@@ -516,3 +544,31 @@ def test_piped_audit_keeps_long_lines_whole(finished: Path, tmp_path: Path) -> N
     assert (f"filter: part data/{part.name} is missing (rerun the run's command to "
             "recompute)") in lines
     assert len({len(line) for line in _table_lines(result.stdout)}) == 1
+
+
+def test_a_manifest_without_its_records_is_one_line(finished: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    shutil.copytree(finished, runs)
+    run_dir = _run_folder(runs)
+    (run_dir / "filter" / "manifest.json").write_text("{}", encoding="utf-8")
+    _one_line_error(_cli("audit", str(run_dir)), f"{run_dir / 'filter' / 'manifest.json'}",
+                    "not a stage manifest", "delete the folder")
+    manifest = json.loads((run_dir / "ingest" / "manifest.json").read_text(encoding="utf-8"))
+    del manifest["counts"]
+    (run_dir / "ingest" / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    shutil.rmtree(run_dir / "filter")
+    _one_line_error(_cli("report", str(run_dir)), "ingest/manifest.json: records no row counts")
+
+
+def test_an_export_folder_that_cannot_be_made_is_one_line(finished: Path) -> None:
+    _one_line_error(_cli("export", str(_run_folder(finished)), "/proc/textdistill-export"),
+                    "cannot write the export folder /proc/textdistill-export")
+
+
+def test_a_damaged_benchmark_folder_is_one_line(tmp_path: Path) -> None:
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "bench.json").write_text("{", encoding="utf-8")
+    _one_line_error(_cli("report", str(bench)), f"{bench / 'bench.json'}: not valid JSON")
+    (bench / "bench.json").write_text("{}", encoding="utf-8")
+    _one_line_error(_cli("report", str(bench)), f"{bench / 'summary.json'}: missing")
