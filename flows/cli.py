@@ -506,14 +506,17 @@ def serve(
 
 
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(
-        help="A run folder or a benchmark folder.")], debug: DebugOption = False) -> None:
+def report(run_dir: Annotated[str, typer.Argument(
+        help="A run folder (or its object store URI) or a benchmark folder.")],
+        debug: DebugOption = False) -> None:
     """Rebuild the report of a run folder (report.md) or a benchmark folder (report.md,
     report.html, plots) from its artifacts, and print it."""
+    from distill_core.artifacts.location import location
     from distill_core.report import write_report
 
     with _expected_errors(debug, run_dir):
-        if (run_dir / "bench.json").is_file():
+        where = location(run_dir)
+        if isinstance(where, Path) and (where / "bench.json").is_file():
             from distill_core.bench.grid import rebuild_report
 
             text = rebuild_report(run_dir).read_text(encoding="utf-8")

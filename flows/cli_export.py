@@ -15,7 +15,8 @@ import typer
 
 
 def export(
-    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    run_dir: Annotated[str, typer.Argument(
+        help="A finished run folder, or its object store URI (s3://BUCKET/PATH/RUN).")],
     out: Annotated[Path, typer.Argument(help="The folder to write (created; must be absent "
                                              "or empty unless --overwrite).")],
     replicate: Annotated[int | None, typer.Option(

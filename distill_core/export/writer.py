@@ -21,11 +21,12 @@ from distill_core.errors import ArtifactError, StorageError, storage_error
 DATASET_DICT_JSON = "dataset_dict.json"
 
 
-def check_target(out: Path, overwrite: bool, run_dir: Path) -> None:
-    """Refuse an OUT that is a file, is or holds the run folder, or is non-empty (without
-    `overwrite`; with it, anything but an earlier export)."""
-    out, run_dir = out.resolve(), run_dir.resolve()
-    if out == run_dir or out in run_dir.parents:
+def check_target(out: Path, overwrite: bool, run_dir: Any) -> None:
+    """Refuse an OUT that is a file, is or holds the (local) run folder, or is non-empty
+    (without `overwrite`; with it, anything but an earlier export)."""
+    out = out.resolve()
+    run_dir = run_dir.resolve() if isinstance(run_dir, Path) else None  # an object store's
+    if run_dir is not None and (out == run_dir or out in run_dir.parents):
         raise ArtifactError(f"{out}: the export would replace the run folder {run_dir} (OUT is or "
                             "holds it): pass another OUT folder")
     if out.exists() and not out.is_dir():

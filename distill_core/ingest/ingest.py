@@ -360,6 +360,21 @@ def _replay(entry: Entry, builder: SplitBuilder, emit: _Emit, spill: _Spill | No
     builder.add_counts(entry.meta)
 
 
+def no_usable_rows(source: str, reasons: dict[str, int], label_names: list[str] | None
+                   ) -> str:
+    """Why a training source gave no row, and what to do: its reject reasons, and for labels
+    outside a preset's the label names they must be."""
+    counted = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items(),
+                                                                 key=lambda kv: -kv[1]))
+    message = (f"{source}: no usable training rows ({sum(reasons.values())} rejected: "
+               f"{counted})")
+    if reasons.get("unknown_label") and label_names:
+        message += (f"; the labels must be {', '.join(label_names)} (the dataset's label "
+                    "names): map them with the source's label_map, or set data.dataset: null "
+                    "for your own labels")
+    return message
+
+
 def stream_dataset(spec: DatasetSpec, data_dir: Path | None, sink: Sink,
                    max_chars: int | None = None, spill_dir: Path | None = None,
                    batch_rows: int | None = None,
@@ -407,8 +422,8 @@ def stream_dataset(spec: DatasetSpec, data_dir: Path | None, sink: Sink,
                     put(name, builder.add_batch(records, name, file_index))
             if source.split == "train":
                 if builder.rows_out == 0:
-                    raise IngestError(f"{source.name}: no usable training rows "
-                                      f"({builder.rows_rejected} rejected)")
+                    raise IngestError(no_usable_rows(source.name, builder.rejects_by_reason,
+                                                     label_names))
                 if len(builder.labels_seen) < 2:
                     raise IngestError(
                         f"{source.name}: every usable training row has the label "

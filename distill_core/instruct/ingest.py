@@ -210,6 +210,11 @@ class _Builder:
 
 def _read(source: InstructionSource, data_dir: Path | None, split: str) -> _Builder:
     path = _resolve(source.path, data_dir)
+    if data_dir is None and not Path(source.path).expanduser().is_absolute() \
+            and not path.exists():
+        raise IngestError(f"{path}: file not found (a relative path resolves against the "
+                          "data folder, and none is set: pass --data-dir or set "
+                          "TEXTDISTILL_DATA_DIR)")
     builder = _Builder(source, path, split)
     for record in read_file(path, source.file_source(path)):
         builder.add(record)

@@ -61,6 +61,13 @@ def test_a_run_on_s3_is_written_there_and_audited_in_place(
     assert payload["run_dir"] == run_dir and payload["verified"] and payload["balanced"]
     funnel = {row["stage"]: row for row in payload["funnel"]}
     assert funnel["ingest"]["rows_out"] > 0 and funnel["filter"]["rows_out"] > 0
+    # report and export read the run in place too (the URI is no local path).
+    report = _cli("report", run_dir)
+    assert report.returncode == 0 and "## Funnel" in report.stdout, report.stderr[-3000:]
+    exported = _cli("export", run_dir, str(tmp_path / "export"))
+    assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-3000:]
+    assert (tmp_path / "export" / "README.md").is_file()
+    assert not (ROOT / "s3:").exists()
 
     # A rerun with no Prefect server configured plans against S3, finds every stage done
     # (fingerprints match, parts verify) and answers from there: nothing computed, no flow.

@@ -145,3 +145,17 @@ def test_a_one_megabyte_row_is_read(tmp_path: Path) -> None:
     result = _ingest(path, quoting=False, max_chars=2_000_000)  # over the default limit
     lengths = sorted(len(r["text"]) for r in result.corpus.to_pylist() if r["split"] == "train")
     assert lengths == [5, len(long_text)]
+
+
+def test_no_usable_row_names_the_reasons_and_for_foreign_labels_the_ones_expected(
+        tmp_path: Path) -> None:
+    path = _write(tmp_path / "train.tsv", b"sentence\tlabel\na film\tgood\nanother film\tbad\n")
+    source = SplitSource(file=FileSource(path=str(path), text="sentence", label="label",
+                                         quoting=False))
+    spec = resolve_dataset(None, source, source, ["neg", "pos"])
+    with pytest.raises(IngestError) as info:
+        ingest_dataset(spec, None)
+    assert str(info.value) == (
+        f"{path}: no usable training rows (2 rejected: unknown_label 2); the labels must be "
+        "neg, pos (the dataset's label names): map them with the source's label_map, or set "
+        "data.dataset: null for your own labels")

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from distill_core.errors import ConfigError
+from distill_core.errors import ConfigError, IngestError
 from distill_core.instruct.ingest import (
     ALPACA_COLUMNS,
     GSM8K_COLUMNS,
@@ -123,3 +123,11 @@ def test_holdout_and_eval_file_are_exclusive(tmp_path: Path) -> None:
         ingest_instructions(source)  # neither
     with pytest.raises(ConfigError, match="either an evaluation file or a holdout"):
         ingest_instructions(source, eval=source, holdout=Holdout(fraction=0.1))  # both
+
+
+def test_a_relative_file_without_a_data_folder_says_how_to_set_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(IngestError, match=r"alpaca\.json: file not found \(a relative path "
+                       r"resolves against the data folder, and none is set: pass --data-dir"):
+        ingest_instructions(InstructionSource(path="alpaca.json"), holdout=Holdout())
