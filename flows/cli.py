@@ -372,10 +372,11 @@ def validate(
 
     overrides = list(set_ or []) + ([f"data.data_dir={data_dir}"] if data_dir else [])
     guessed: list[str] = []
+    # A data file by its suffix, or any file whose format --format names.
+    data_file = target is not None and (is_data_file(target) or file_format is not None)
     with _expected_errors(debug):
-        cfg = load_config(None if target is not None and is_data_file(target) else target,
-                          overrides)
-        if target is not None and is_data_file(target):
+        cfg = load_config(None if data_file else target, overrides)
+        if data_file:
             result, guessed = ingest_data_file(
                 target, text, text_pair, label, label_map,
                 {"format": file_format, "quoting": quoting, "header": columns is None,

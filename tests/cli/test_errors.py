@@ -572,3 +572,12 @@ def test_a_damaged_benchmark_folder_is_one_line(tmp_path: Path) -> None:
     _one_line_error(_cli("report", str(bench)), f"{bench / 'bench.json'}: not valid JSON")
     (bench / "bench.json").write_text("{}", encoding="utf-8")
     _one_line_error(_cli("report", str(bench)), f"{bench / 'summary.json'}: missing")
+
+
+def test_validate_reads_a_file_of_any_suffix_as_the_format_given(tmp_path: Path) -> None:
+    data = tmp_path / "train.dat"
+    data.write_text("sentence\tlabel\ngood film\t1\nbad film\t0\n\t1\n")
+    result = _cli("validate", str(data), "--format", "tsv", "--text", "sentence",
+                  "--label", "label")
+    assert result.returncode == 1, result.stdout + result.stderr  # it lists one rejected row
+    assert f"train: {data}: 3 rows, 2 usable, 1 rejected" in result.stdout.splitlines()
