@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distill_core.artifacts.parts import temp_suffix
+from distill_core.artifacts.sealed import seal, seal_problem
 from distill_core.errors import ModelError
 from distill_core.generate.gguf_tokenizer import check_round_trip, gguf_fast_tokenizer
 from distill_core.hub import require_hub
@@ -53,16 +54,26 @@ def _smollm2_folder() -> Path | None:
 
 
 def _dequantised_smollm2(folder: Path) -> Path:
-    """A safetensors fp32 copy of the GGUF model in the cache (made once; older recipes'
-    copies are deleted)."""
+    """A safetensors fp32 copy of the GGUF model in the cache (made once, sealed with the
+    GGUF file's sha256 and checked on every reuse: a changed GGUF or a damaged copy is made
+    again; older recipes' copies are deleted)."""
     target = cache_root() / "models" / f"{SMOLLM2_COPY}-v{SMOLLM2_CONVERSION}"
-    if not (target / "config.json").is_file():
-        _save_dequantised(folder, target)
+    identity = {"gguf_sha256": files_sha256(folder / SMOLLM2_GGUF),
+                "recipe": SMOLLM2_CONVERSION}
+    if seal_problem(target, identity) is not None:
+        if target.exists():  # unsealed, stale or damaged: moved aside whole, then deleted
+            aside = target.with_name(f".{target.name}.{temp_suffix('stale')}")
+            try:
+                target.rename(aside)
+            except OSError:
+                pass  # another process moved it first
+            shutil.rmtree(aside, ignore_errors=True)
+        _save_dequantised(folder, target, identity)
     remove_superseded_copies(target.parent)
     return target
 
 
-def _save_dequantised(folder: Path, target: Path) -> None:
+def _save_dequantised(folder: Path, target: Path, identity: dict[str, object]) -> None:
     """Dequantise the GGUF file, save it with its rebuilt tokenizer, check the saved copy
     reproduces text, and rename it to `target` (another process may have got there first)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -77,13 +88,14 @@ def _save_dequantised(folder: Path, target: Path) -> None:
     tokenizer.save_pretrained(tmp)
     try:  # the saved copy, reloaded, is what later runs read: it must reproduce text too
         check_round_trip(AutoTokenizer.from_pretrained(tmp), str(tmp))
+        seal(tmp, identity)  # sealed before it appears under its name
         tmp.replace(target)
     except ModelError:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not (target / "config.json").is_file():  # not another process that finished first
+        if seal_problem(target, identity) is not None:  # not another process that finished
             raise
 
 

