@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from distill_core.artifacts.cache_use import mark_used
+from distill_core.artifacts.sealed import seal, seal_problem
 from distill_core.hashing import stable_hash
 from distill_core.signals.models import model_identity, resolve_model_path
 
@@ -61,21 +62,32 @@ def static_identity(model: str) -> dict[str, object]:
 
 
 def static_model_dir(model: str, cache_root: str | Path) -> Path:
-    """The cache folder of `model`'s static encoder (built there when missing)."""
-    key = stable_hash(static_identity(model))[:16]
+    """The cache folder of `model`'s static encoder: built there when missing, sealed
+    (`artifacts/sealed.py`) and reused only while its files are what was written; a damaged
+    or unsealed one is moved aside and built again."""
+    identity = static_identity(model)
+    key = stable_hash(identity)[:16]
     folder = Path(cache_root) / "static-encoders" / key
-    if (folder / "textdistill.json").is_file():
+    if seal_problem(folder, identity) is None:
         mark_used(folder)
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
+    if folder.exists():  # moved aside whole (a reader of it keeps its open files), deleted
+        aside = folder.parent / f".stale-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            folder.rename(aside)
+        except OSError:
+            pass  # another run moved it first
+        shutil.rmtree(aside, ignore_errors=True)
     temporary = folder.parent / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         _distill(base_encoder(model), temporary)
         (temporary / "textdistill.json").write_text(
-            json.dumps(static_identity(model), indent=2, sort_keys=True))
+            json.dumps(identity, indent=2, sort_keys=True))
+        seal(temporary, identity)
         os.replace(temporary, folder)
     except OSError:
-        if not (folder / "textdistill.json").is_file():
+        if seal_problem(folder, identity) is not None:
             raise
     finally:  # another run published first, or the distillation failed
         shutil.rmtree(temporary, ignore_errors=True)

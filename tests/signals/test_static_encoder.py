@@ -53,6 +53,20 @@ def test_static_model_is_built_once_and_reused(tiny_encoder: Path, runs: Path) -
     assert np.array_equal(vectors[0], vectors[2]) and not np.allclose(vectors[0], vectors[1])
 
 
+def test_a_damaged_static_model_is_built_again(tiny_encoder: Path, tmp_path: Path) -> None:
+    """The cached static model is sealed: a changed weight file is noticed, the folder moved
+    aside and the model built again (the same bytes: the distillation is deterministic)."""
+    folder = static_model_dir(f"static:{tiny_encoder}", tmp_path / ".cache")
+    weights = folder / "model.safetensors"
+    original = weights.read_bytes()
+    damaged = bytearray(original)
+    damaged[-1] ^= 0xFF
+    weights.write_bytes(bytes(damaged))
+    again = static_model_dir(f"static:{tiny_encoder}", tmp_path / ".cache")
+    assert again == folder and weights.read_bytes() == original
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
+
+
 def test_vectors_are_model2vecs_and_do_not_depend_on_threads(tiny_encoder: Path, runs: Path,
                                                              shared_datasets: Path) -> None:
     """The encoder's own tokenising threads and sparse float32 mean give model2vec's vectors
