@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distill_core.artifacts.sealed import seal
 from distill_core.generate.models import load_causal_lm
 from distill_core.generate.prompts import ParsedOutput
 
@@ -147,6 +148,7 @@ def train_generator(decoder: DecoderSource, texts: Sequence[str], labels: Sequen
                                round(time.perf_counter() - start, 2))
     (tmp / TRAINING_LOG).write_text(json.dumps({**asdict(trained), "settings": asdict(settings),
                                                 "base_model": decoder.model, "rows": len(texts)}))
+    seal(tmp)  # reused only while its files are what was written here
     shutil.rmtree(target, ignore_errors=True)
     tmp.replace(target)
     return trained

@@ -11,6 +11,7 @@ and, while a shard is written, a hidden `.part-*.tmp`, which Parquet readers ski
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from distill_core.artifacts.parts import file_sha256
 from distill_core.generate.models import CausalLM
 from distill_core.generate.sampling import SamplingSettings, sample
 from distill_core.seeds import derive_seed
@@ -72,24 +74,55 @@ def part_path(folder: str | Path, shard: int) -> Path:
     return Path(folder) / f"part-{shard:05d}.parquet"
 
 
+def record_path(part: Path) -> Path:
+    """The part's record: its size and sha256, written after it (a part without one, or
+    whose bytes differ from it, is generated again)."""
+    return part.with_name(f"{part.name}.sha256.json")
+
+
+def _publish(target: Path, write: Callable[[Path], None]) -> None:
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    write(tmp)
+    os.replace(tmp, target)
+
+
 def write_part(folder: str | Path, shard: int, table: pa.Table) -> Path:
-    """Atomically publish one shard's rows (a rerun of the shard replaces, never appends)."""
+    """Atomically publish one shard's rows (a rerun of the shard replaces, never appends),
+    then its record."""
     target = part_path(folder, shard)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, target)
+    _publish(target, lambda tmp: pq.write_table(table, tmp))
+    record = json.dumps({"bytes": target.stat().st_size, "sha256": file_sha256(target)})
+    _publish(record_path(target), lambda tmp: tmp.write_text(record, encoding="utf-8"))
     return target
 
 
+def part_intact(part: Path) -> bool:
+    """The part is there with the size and sha256 its record holds."""
+    try:
+        record = json.loads(record_path(part).read_text(encoding="utf-8"))
+        return (isinstance(record, dict) and part.stat().st_size == record.get("bytes")
+                and file_sha256(part) == record.get("sha256"))
+    except (OSError, ValueError):
+        return False
+
+
 def pending_shards(folder: str | Path, shards: Sequence[PromptShard]) -> list[PromptShard]:
-    return [s for s in shards if not part_path(folder, s.shard).is_file()]
+    """Shards with no intact part (a damaged or unrecorded part is deleted: made again)."""
+    pending = []
+    for shard in shards:
+        part = part_path(folder, shard.shard)
+        if not part_intact(part):
+            part.unlink(missing_ok=True)
+            record_path(part).unlink(missing_ok=True)
+            pending.append(shard)
+    return pending
 
 
 def read_parts(folder: str | Path, shards: Sequence[PromptShard]) -> pa.Table:
     missing = pending_shards(folder, shards)
     if missing:
-        raise RuntimeError(f"{len(missing)} generation shards have no part "
+        raise RuntimeError(f"{len(missing)} generation shards have no intact part "
                            f"(first: {missing[0].shard}) in {folder}")
     return pa.concat_tables([pq.read_table(part_path(folder, s.shard)) for s in shards])
 

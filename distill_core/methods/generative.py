@@ -23,6 +23,7 @@ import pyarrow as pa
 from distill_core.artifacts.cache_use import mark_used
 from distill_core.artifacts.counts import Counts
 from distill_core.artifacts.schemas import rejects_table
+from distill_core.artifacts.sealed import seal_problem
 from distill_core.config import ComputeSection
 from distill_core.generate.actor import GenerationJob, actor_device, generate_shards
 from distill_core.generate.candidates import (
@@ -238,7 +239,9 @@ class Dilm(GenerativeMethod):
                            "data": data})
         folder = ctx.store.cache_root / "generator" / key[:16]
         mark_used(folder)
-        if not (folder / "config.json").is_file():
+        dropped = None
+        if (problem := seal_problem(folder)) is not None:  # none yet, or not what was written
+            dropped = problem if folder.exists() else None  # trained again, and said so
             ctx.report(0, o.train_steps, "fine-tuning the generator")
             resources = ctx.resources
             decoder = DecoderSource(g.model, g.dtype, actor_device(g, resources.gpus),
@@ -247,7 +250,10 @@ class Dilm(GenerativeMethod):
                 train_generator, resources, decoder, train.column("text").to_pylist(),
                 [names[i] for i in train.column("label_id").to_pylist()], str(folder), training,
                 progress=lambda step, total, loss: ctx.report(step, total, f"loss {loss:.3f}"))
-        return str(folder), key, {"generator": training_summary(folder)}
+        summary = {"generator": training_summary(folder)}
+        if dropped is not None:
+            summary["generator_cache_dropped"] = dropped
+        return str(folder), key, summary
 
     def plan(self, ctx: StageContext, train: pa.Table, train_x: np.ndarray,
              names: list[str]) -> PromptPlan:

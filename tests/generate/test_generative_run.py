@@ -113,6 +113,18 @@ def test_dilm_is_scored_and_a_rerun_resumes(dilm_run, run_stages) -> None:
     inconsistent = [s.manifest("synthesize")["counts"]["rejects_by_reason"].get(
         "teacher_inconsistent", 0) for s in (store, third)]
     assert inconsistent[0] == 0 < inconsistent[1]  # tau 0 keeps every row
+    # A damaged generator in the cache is trained again (and said so), not loaded.
+    (generator,) = (runs / ".cache" / "generator").iterdir()
+    weights = generator / "model.safetensors"
+    damaged = bytearray(weights.read_bytes())
+    damaged[-1] ^= 0xFF
+    weights.write_bytes(bytes(damaged))
+    fourth, _ = run_stages(cfg.model_copy(update={"generate": cfg.generate.model_copy(
+        update={"min_words": 2})}), runs)
+    assert "changed since it was written" in fourth.manifest("generate")[
+        "generator_cache_dropped"]
+    assert fourth.manifest("generate")["generator"]["loss_first5"] == store.manifest(
+        "generate")["generator"]["loss_first5"]  # the same seeded training again
 
 
 def test_llm_synth_prompts_show_representative_rows_and_every_line_is_accounted_for(
