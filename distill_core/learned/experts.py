@@ -54,10 +54,21 @@ def learner_fingerprint(learner: FunctionalLearner) -> str:
     return digest.hexdigest()
 
 
+def real_data_fingerprint(real: RealData) -> str:
+    """sha256 over what the experts train on: the rows' ids, their token ids and masks (so
+    the truncation length and the tokenizer) and their label ids (so the label order)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(real.example_ids).encode())
+    for tensor in (real.input_ids, real.attention_mask, real.labels):
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def expert_key(learner: FunctionalLearner, real: RealData, config: ExpertConfig) -> str:
     return stable_hash({"config": dataclasses.asdict(config),
                         "learner": learner_fingerprint(learner),
-                        "rows": stable_hash(real.example_ids)})
+                        "rows": real_data_fingerprint(real)})
 
 
 def _write(params: Params, path: Path) -> None:

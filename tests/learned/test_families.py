@@ -53,7 +53,7 @@ def test_distribution_matching_lowers_mean_discrepancy(tiny_encoder, real,
 
 
 def test_trajectory_matching_with_cached_experts(tiny_encoder, real, make_synthetic,
-                                                 tmp_path) -> None:
+                                                 tmp_path, tokenizer, sst2_rows) -> None:
     learner = FunctionalLearner(tiny_encoder, n_classes=2, last_layers=1)
     config = ExpertConfig(checkpoints=3, interval=4, lr=0.5, batch_size=64)
     files = train_experts(learner, real, tmp_path / "experts", config)
@@ -64,6 +64,18 @@ def test_trajectory_matching_with_cached_experts(tiny_encoder, real, make_synthe
     files[1].write_bytes(files[1].read_bytes()[:-1] + b"\0")  # a changed checkpoint
     assert train_experts(learner, real, tmp_path / "experts", config) == files
     assert files[1].stat().st_mtime_ns != stamps[1]  # not trusted: the trajectory retrained
+    # Experts belong to the rows as tokenised and labelled: another truncation or label
+    # order is another key (a new trajectory beside the old one), never the cached one.
+    import dataclasses
+
+    from distill_core.learned.experts import expert_key
+    from distill_core.learned.real import RealData
+
+    shorter = RealData.from_texts(tokenizer, sst2_rows["texts"], sst2_rows["labels"],
+                                  sst2_rows["ids"], max_length=16, batch_size=256, seed=0)
+    swapped = dataclasses.replace(real, labels=1 - real.labels)
+    keys = {expert_key(learner, data, config) for data in (real, shorter, swapped)}
+    assert len(keys) == 3
     distiller = TrajectoryMatching(learner, make_synthetic(learner), OUTER,
                                    InnerConfig(steps=2), trajectories=[files], expert_span=1)
     losses = _fit(distiller, real)
