@@ -10,12 +10,16 @@ weights. Used as a teacher here and as a learner by the evaluation harness.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from distill_core.artifacts.parts import temp_suffix
+from distill_core.artifacts.sealed import seal, seal_problem
+from distill_core.errors import ArtifactError
 from distill_core.hub import require_hub
 from distill_core.signals.models import (
     model_load_error,
@@ -75,14 +79,32 @@ class FinetunedClassifier:
         from safetensors.torch import save_file
 
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.model.encoder.save_pretrained(folder / "encoder", safe_serialization=True)
-        self.tokenizer.save_pretrained(folder / "encoder")
-        head = {k: v.detach().cpu().contiguous() for k, v in self.model.head.state_dict().items()}
-        save_file(head, str(folder / "head.safetensors"))
-        (folder / "classifier.json").write_text(json.dumps(
-            {"n_classes": int(self.model.head.out_features),
-             "max_length": int(self.model.max_length)}))
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = folder.with_name(f".{folder.name}.{temp_suffix('tmp')}")
+        try:  # written aside, sealed, then renamed: a reader sees all of it or nothing
+            self.model.encoder.save_pretrained(tmp / "encoder", safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp / "encoder")
+            head = {k: v.detach().cpu().contiguous()
+                    for k, v in self.model.head.state_dict().items()}
+            save_file(head, str(tmp / "head.safetensors"))
+            (tmp / "classifier.json").write_text(json.dumps(
+                {"n_classes": int(self.model.head.out_features),
+                 "max_length": int(self.model.max_length)}))
+            seal(tmp)
+            if folder.exists() and seal_problem(folder) is not None:  # damaged or unsealed
+                aside = folder.with_name(f".{folder.name}.{temp_suffix('stale')}")
+                try:
+                    folder.rename(aside)
+                except OSError:
+                    pass  # another process moved it first
+                shutil.rmtree(aside, ignore_errors=True)
+            try:
+                tmp.rename(folder)
+            except OSError:  # another process saved the same teacher first: keep that one
+                if seal_problem(folder) is not None:
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         return folder
 
 
@@ -95,6 +117,10 @@ def load_finetuned(folder: str | Path, device: str | None = None) -> FinetunedCl
     from transformers import AutoModel, AutoTokenizer
 
     folder = Path(folder)
+    if (problem := seal_problem(folder)) is not None:
+        raise ArtifactError(f"the fine-tuned teacher cannot be used: {problem}; delete the "
+                            "run's teacher folder (and its entry under the runs folder's "
+                            ".cache/teacher) so the next run trains it again")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     meta = json.loads((folder / "classifier.json").read_text())
     encoder = AutoModel.from_pretrained(folder / "encoder", use_safetensors=True)

@@ -52,3 +52,19 @@ def test_finetune_teacher_stage_feeds_gradmatch(slice_dir: Path, tmp_path: Path,
     picked = store.read("synthesize")
     assert picked.num_rows == 6 * cfg.synthesize.oversample  # ranked past the budget
     assert set(picked.column("method").to_pylist()) == {"gradmatch"}
+    # The fine-tuned teacher is saved sealed; a damaged one is one clear error, not garbage.
+    import pytest
+
+    from distill_core.artifacts.sealed import seal_problem
+    from distill_core.errors import ArtifactError
+    from distill_core.models.finetune import load_finetuned
+    from distill_core.pipeline.inputs import teacher_model_dir
+
+    folder = Path(teacher_model_dir(store))
+    assert seal_problem(folder) is None and load_finetuned(folder, "cpu") is not None
+    head = folder / "head.safetensors"
+    data = bytearray(head.read_bytes())
+    data[-1] ^= 0xFF
+    head.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="head.safetensors changed since it was written"):
+        load_finetuned(folder, "cpu")
