@@ -21,7 +21,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
 
-from distill_core.bench.cells import cell_path, load_cell
+from distill_core.bench.cells import load_cell
 from distill_core.bench.config import BenchConfig
 from distill_core.bench.grid import bench_dir, finalize, plan_cells, plan_groups
 from distill_core.bench.report import panel_tables_md
@@ -53,7 +53,7 @@ def benchmark(config: BenchConfig, runs_dir: str = "runs") -> dict[str, Any]:
     cells = plan_cells(cfg, groups)
     out = bench_dir(cfg, runs_dir)
     cells_dir = str(out / "cells")
-    pending = [c for c in cells if not cell_path(cells_dir, c.key).is_file()]
+    pending = [c for c in cells if load_cell(cells_dir, c.key) is None]
     learners = {spec.label(): spec.model_dump(mode="json") for spec in cfg.learners}
     if pending:
         score_task([asdict(c) for c in pending], learners, cells_dir,

@@ -127,16 +127,31 @@ def cell_path(cells_dir: str | Path, key: str) -> Path:
     return Path(cells_dir) / f"{key}.json"
 
 
+DIGEST = "row_sha256"  # a saved cell's hash of its own fields, checked when it is reused
+
+
+def _digest(row: dict[str, Any]) -> str:
+    return stable_hash({k: v for k, v in row.items() if k != DIGEST})
+
+
 def load_cell(cells_dir: str | Path, key: str) -> dict[str, Any] | None:
+    """A scored cell saved under `key`, or None when there is none or it is not what was
+    saved (unparseable, another key, fields changed since): then it is scored again."""
     path = cell_path(cells_dir, key)
-    return json.loads(path.read_text()) if path.is_file() else None
+    try:
+        row = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(row, dict) or row.get("key") != key or row.get(DIGEST) != _digest(row):
+        return None
+    return {k: v for k, v in row.items() if k != DIGEST}
 
 
 def _save_cell(cells_dir: str | Path, row: dict[str, Any]) -> None:
     path = cell_path(cells_dir, row["key"])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(row, sort_keys=True))
+    tmp.write_text(json.dumps({**row, DIGEST: _digest(row)}, sort_keys=True))
     os.replace(tmp, path)
 
 

@@ -110,11 +110,18 @@ def test_a_killed_grid_resumes_to_the_same_table(finished: dict, slice_dir: Path
     assert killed.returncode == -9, killed.stderr[-2000:]
     folder = runs / BenchConfig.model_validate(_config(slice_dir)).bench_id()
     cells_dir = folder / "cells"
-    assert len(list(cells_dir.glob("*.json"))) == 3
+    saved = sorted(cells_dir.glob("*.json"))
+    assert len(saved) == 3
     assert not list(cells_dir.glob(".*tmp*"))
+    # A saved cell edited afterwards (valid JSON, another score) and a truncated one are not
+    # reused: both are scored again, and the table below is the uninterrupted grid's.
+    edited = json.loads(saved[0].read_text())
+    edited["accuracy"] = 0.999
+    saved[0].write_text(json.dumps(edited))
+    saved[1].write_text(saved[1].read_text()[:20])
     resumed = _bench_cli(config_file, runs)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "10 cells, 7 scored now" in " ".join(resumed.stdout.split())
+    assert "10 cells, 9 scored now" in " ".join(resumed.stdout.split())
     from flows.benchmark import benchmark
 
     assert benchmark(_config(slice_dir), str(runs))["cells_scored"] == 0  # nothing rescored
