@@ -112,7 +112,14 @@ class SignalCache:
         data, manifest = self._paths(name, settings)
         if not (data.exists() and manifest.exists()):
             return None
-        recorded = json.loads(manifest.read_text())
+        try:
+            recorded = json.loads(manifest.read_text(encoding="utf-8"))
+            if not isinstance(recorded, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            print(f"signal {name}: cached {manifest.name} is damaged ({exc}): computing it "
+                  "again", flush=True)
+            return None
         problems = [what for what, ok in (
             ("pool rows", recorded.get("pool_sha") == self.pool_sha),
             ("settings", recorded.get("settings") == settings),

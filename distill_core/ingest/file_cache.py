@@ -100,12 +100,14 @@ class FileCache:
                     raise ValueError(f"{name} does not match the sha256 the entry recorded")
             if record.get("key") != key:
                 raise ValueError("the entry records another key")
-        except (ValueError, KeyError, TypeError, OSError) as exc:
-            self.dropped.append(f"{key[:12]}: {exc}")
+            meta = record["meta"]
+        except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+            self.dropped.append(f"{key[:12]}: {exc!r}" if isinstance(exc, KeyError)
+                                else f"{key[:12]}: {exc}")
             shutil.rmtree(folder, ignore_errors=True)
             return None
         mark_used(folder)
-        return Entry(folder, record["meta"])
+        return Entry(folder, meta)
 
     def writer(self, key: str, corpus_schema: pa.Schema, rejects_schema: pa.Schema
                ) -> EntryWriter:

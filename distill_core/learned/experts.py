@@ -87,6 +87,8 @@ def cached_experts(folder: Path, key: str) -> list[Path] | None:
         saved = json.loads(manifest.read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(saved, dict) or not isinstance(saved.get("files", []), list):
+        return None  # not a record this version wrote: trained again
     files = [folder / name for name in saved.get("files", [])]
     records = saved.get("parts") or {}
     if saved.get("key") != key or not files:

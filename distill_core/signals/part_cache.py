@@ -67,6 +67,9 @@ class PartCache:
         except (OSError, ValueError) as exc:
             self.drop(ingest_sha256, f"its sidecar is not readable ({exc})")
             return None
+        if not isinstance(record, dict):
+            self.drop(ingest_sha256, "its sidecar is not a record (a JSON object)")
+            return None
         mark_used(sidecar)
         return self.folder / f"{key}.parquet", record
 
