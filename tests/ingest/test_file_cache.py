@@ -138,6 +138,15 @@ def test_a_tampered_cache_entry_is_dropped_and_parsed_again(slice_dir: Path,
     # The entry was written again from the parse: the next run reuses every file.
     *_, summary = _ingest(data, ["negative", "positive"], cache)
     assert summary.sources[0]["files_reused"] == 3 and "cache_dropped" not in summary.sources[0]
+    # An entry record that parses but lacks what an entry holds is dropped too, no crash.
+    record = entries[str(data / "daily" / "day-2.tsv")] / "entry.json"
+    damaged = json.loads(record.read_text())
+    del damaged["meta"]
+    record.write_text(json.dumps(damaged))
+    *_, summary = _ingest(data, ["negative", "positive"], cache)
+    assert [f["reused"] for f in summary.sources[0]["files"]] == [True, False, True]
+    (dropped,) = summary.sources[0]["cache_dropped"]
+    assert "'meta'" in dropped
 
 
 def test_the_ingest_stage_manifest_counts_reused_and_parsed_files(
