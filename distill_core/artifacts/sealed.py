@@ -64,3 +64,4 @@ def seal_problem(folder: Path, identity: dict[str, Any] | None = None) -> str | 
         if file_sha256(file) != expected.get("sha256"):
             return f"{file} changed since it was written (sha256 differs)"
     return None
+

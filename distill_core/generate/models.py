@@ -21,6 +21,7 @@ from pathlib import Path
 
 from distill_core.artifacts.parts import temp_suffix
 from distill_core.artifacts.sealed import seal, seal_problem
+from distill_core.artifacts.stage_writer import drop_folder
 from distill_core.errors import ModelError
 from distill_core.generate.gguf_tokenizer import check_round_trip, gguf_fast_tokenizer
 from distill_core.hub import require_hub
@@ -61,13 +62,7 @@ def _dequantised_smollm2(folder: Path) -> Path:
     identity = {"gguf_sha256": files_sha256(folder / SMOLLM2_GGUF),
                 "recipe": SMOLLM2_CONVERSION}
     if seal_problem(target, identity) is not None:
-        if target.exists():  # unsealed, stale or damaged: moved aside whole, then deleted
-            aside = target.with_name(f".{target.name}.{temp_suffix('stale')}")
-            try:
-                target.rename(aside)
-            except OSError:
-                pass  # another process moved it first
-            shutil.rmtree(aside, ignore_errors=True)
+        drop_folder(target)  # unsealed, stale or damaged
         _save_dequantised(folder, target, identity)
     remove_superseded_copies(target.parent)
     return target

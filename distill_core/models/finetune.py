@@ -19,6 +19,7 @@ import numpy as np
 
 from distill_core.artifacts.parts import temp_suffix
 from distill_core.artifacts.sealed import seal, seal_problem
+from distill_core.artifacts.stage_writer import drop_folder
 from distill_core.errors import ArtifactError
 from distill_core.hub import require_hub
 from distill_core.signals.models import (
@@ -92,12 +93,7 @@ class FinetunedClassifier:
                  "max_length": int(self.model.max_length)}))
             seal(tmp)
             if folder.exists() and seal_problem(folder) is not None:  # damaged or unsealed
-                aside = folder.with_name(f".{folder.name}.{temp_suffix('stale')}")
-                try:
-                    folder.rename(aside)
-                except OSError:
-                    pass  # another process moved it first
-                shutil.rmtree(aside, ignore_errors=True)
+                drop_folder(folder)
             try:
                 tmp.rename(folder)
             except OSError:  # another process saved the same teacher first: keep that one

@@ -26,6 +26,7 @@ import numpy as np
 
 from distill_core.artifacts.cache_use import mark_used
 from distill_core.artifacts.sealed import seal, seal_problem
+from distill_core.artifacts.stage_writer import drop_folder
 from distill_core.hashing import stable_hash
 from distill_core.signals.models import model_identity, resolve_model_path
 
@@ -72,13 +73,7 @@ def static_model_dir(model: str, cache_root: str | Path) -> Path:
         mark_used(folder)
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    if folder.exists():  # moved aside whole (a reader of it keeps its open files), deleted
-        aside = folder.parent / f".stale-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            folder.rename(aside)
-        except OSError:
-            pass  # another run moved it first
-        shutil.rmtree(aside, ignore_errors=True)
+    drop_folder(folder)  # damaged or unsealed
     temporary = folder.parent / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         _distill(base_encoder(model), temporary)
