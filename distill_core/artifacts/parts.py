@@ -142,7 +142,7 @@ def _manifest_bytes(path: Where) -> bytes | None:
 
 
 # What every stage manifest records (the audit, the report and verification read them).
-REQUIRED_KEYS = ("fingerprint", "parts")
+REQUIRED_KEYS = ("parts",)
 
 
 def read_manifest(folder: Where) -> dict[str, Any] | None:

@@ -153,6 +153,12 @@ def test_a_cached_decoder_whose_tokenizer_garbles_text_is_one_line(
     spec = json.loads((good / "tokenizer.json").read_text(encoding="utf-8"))
     spec["decoder"] = None
     (bad / "tokenizer.json").write_text(json.dumps(spec), encoding="utf-8")
+    # Sealed as that release would have sealed it: the copy is intact as written, and only
+    # this release's reload garbles it.
+    from distill_core.artifacts.sealed import SEAL, seal
+
+    (bad / SEAL).unlink()
+    seal(bad, json.loads((good / SEAL).read_text(encoding="utf-8"))["identity"])
     args = _small(slice_dir, tmp_path / "runs", "--set", "synthesize.method=llm_synth")
     result = subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=ROOT,
                             env=_env() | {"TEXTDISTILL_CACHE": str(tmp_path / "cache")},

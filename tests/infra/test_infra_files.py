@@ -130,7 +130,8 @@ def test_serve_without_a_prefect_server_says_what_to_do(tmp_path: Path) -> None:
                              str(ROOT / "configs" / "serve.yaml")], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert "PREFECT_API_URL" in result.stdout and "Traceback" not in result.stderr
+    assert "PREFECT_API_URL" in result.stderr and "Traceback" not in result.stderr
+    assert not result.stdout.strip()
 
 
 def test_an_instruction_benchmark_is_served_by_its_own_flow(tmp_path: Path) -> None:

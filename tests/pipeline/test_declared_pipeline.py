@@ -153,4 +153,5 @@ def test_plan_cli_prints_json_and_fails_cleanly_on_missing_data(slice_dir: Path,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
     assert "Traceback" not in bad.stdout + bad.stderr
-    assert len(bad.stdout.strip().splitlines()) == 1 and "nowhere" in bad.stdout
+    assert len(bad.stderr.strip().splitlines()) == 1 and "nowhere" in bad.stderr
+    assert not bad.stdout.strip()
