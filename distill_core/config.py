@@ -459,7 +459,7 @@ class RunConfig(_Section):
         """The teacher's soft labels are attached to selected real rows only: generated rows
         carry none, and a learned method's rows carry the soft labels it learned."""
         method = get_method(self.synthesize.method)
-        if self.synthesize.soft_labels and (method.generative or method.learned):
+        if self.synthesize.soft_labels and not method.takes_teacher_soft_labels:
             what = ("its rows carry the soft labels it learned" if method.learned
                     else "generated rows carry no teacher soft labels")
             raise ValueError(f"synthesize.soft_labels: {method.name} does not attach the "

@@ -1,6 +1,6 @@
 """Sealed folders: something written once and reused by later runs (a dequantised model
-copy, a trained generator, a distilled static encoder, a fine-tuned teacher, cached
-generation parts) is reused only when its files are still what was written.
+copy, a trained generator, a distilled static encoder, a fine-tuned teacher) is reused only
+when its files are still what was written.
 
 `seal(folder, identity)` records every file's size and sha256, and what the folder was made
 from (`identity`: a source file's hash, the settings), in `SEAL` beside them, written last

@@ -158,8 +158,7 @@ class BenchConfig(BaseModel):
         """The pipeline run that produces the distilled sets of one grid group. The teacher's
         soft labels go to selection methods only: generated rows have none, and learned rows
         carry their own."""
-        chosen = get_method(method)
-        soft_labels = self.soft_labels and not (chosen.generative or chosen.learned)
+        soft_labels = self.soft_labels and get_method(method).takes_teacher_soft_labels
         data = {**self.run,
                 "run": {"name": f"{self.name}-{dataset}-{method}-{budget}pc",
                         "seeds": self.seeds},

@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from distill_core.artifacts.parts import file_sha256
+from distill_core.artifacts.parts import file_sha256, part_records
 from distill_core.generate.models import CausalLM
 from distill_core.generate.sampling import SamplingSettings, sample
 from distill_core.seeds import derive_seed
@@ -92,7 +92,7 @@ def write_part(folder: str | Path, shard: int, table: pa.Table) -> Path:
     target = part_path(folder, shard)
     target.parent.mkdir(parents=True, exist_ok=True)
     _publish(target, lambda tmp: pq.write_table(table, tmp))
-    record = json.dumps({"bytes": target.stat().st_size, "sha256": file_sha256(target)})
+    record = json.dumps(part_records(target.parent, [target.name])[target.name])
     _publish(record_path(target), lambda tmp: tmp.write_text(record, encoding="utf-8"))
     return target
 

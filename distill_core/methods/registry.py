@@ -92,6 +92,12 @@ class Method:
     def learned(self) -> bool:
         return "learn" in self.needs
 
+    @property
+    def takes_teacher_soft_labels(self) -> bool:
+        """Whether `synthesize.soft_labels` can attach the teacher's soft labels to its rows:
+        selected real rows only (generated rows have none; learned rows carry their own)."""
+        return not (self.generative or self.learned)
+
 
 METHODS: tuple[Method, ...] = (
     Method("random", "selection", "a stratified random sample", tasks=BOTH),
