@@ -101,6 +101,44 @@ def test_a_damaged_synthesize_part_is_recomputed_and_the_audit_says_so_first(
     assert all(f["balanced"] and f.get("verified", True) for f in RunAudit(again.root).funnel())
 
 
+def _rewrite_with_manifest(stage_dir: Path, part: Path) -> None:
+    """Reorder a part's rows and record its new bytes in the stage's manifest, as a stage
+    recomputed with the same fingerprint but other bytes would leave it: it verifies."""
+    import hashlib
+
+    _shuffle_in_place(part)
+    manifest_path = stage_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    name = part.relative_to(stage_dir).as_posix()
+    manifest["parts"][name] = {"bytes": part.stat().st_size,
+                               "sha256": hashlib.sha256(part.read_bytes()).hexdigest()}
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def test_a_stage_made_from_other_upstream_bytes_is_neither_resumed_nor_restored(
+        first_run, slice_dir: Path, tmp_path: Path, run_stages) -> None:
+    from distill_core.pipeline.runner import artifact_input
+
+    store, accuracy = first_run
+    filter_parts = store.manifest("filter")["parts"]
+    _rewrite_with_manifest(store.stage_dir("synthesize"), store.parts("synthesize")[0])
+    assert store.verify("synthesize") is None  # same fingerprint, verifies, other bytes
+    again, outcomes = run_stages(_cfg(slice_dir), tmp_path)
+    status = {o.stage: o.status for o in outcomes}
+    # filter is in the run and in the cache, both made from the old bytes: neither is used
+    assert status["synthesize"] == "resumed" and status["filter"] == "computed"
+    because = again.manifest("filter")["recomputed_because"]
+    assert "made from other synthesize rows than this run's" in because
+    recorded = again.manifest("filter")["inputs"]["synthesize"]["sha256"]
+    assert recorded == artifact_input(again, "synthesize")["sha256"]
+    # the same rows in another order filter to the same bytes: evaluate may then be resumed
+    same_filter = again.manifest("filter")["parts"] == filter_parts
+    assert status["evaluate"] == ("resumed" if same_filter else "computed")
+    assert _full_accuracy(again) == accuracy
+    third, outcomes = run_stages(_cfg(slice_dir), tmp_path)
+    assert {o.status for o in outcomes} == {"resumed"}
+
+
 def test_audit_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="not a run folder"):
         RunAudit(tmp_path)

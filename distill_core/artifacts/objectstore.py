@@ -23,6 +23,7 @@ from distill_core.artifacts.location import RemotePath
 from distill_core.artifacts.parts import (
     ATTEMPTS,
     MANIFEST,
+    made_from,
     parts_base,
     read_manifest,
     temp_suffix,
@@ -87,12 +88,13 @@ def _current(folder: RemotePath) -> dict[str, Any] | None:
 
 def publish(final: RemotePath, manifest: dict[str, Any]) -> bool:
     """Make `manifest` (naming its `attempt`) the stage's, by writing it last; False when the
-    same fingerprint was already there intact (a concurrent writer of the same config won:
-    its copy stays and ours is deleted). The attempt a replaced manifest named is deleted."""
+    same fingerprint from the same inputs was already there intact (a concurrent writer of
+    the same config won: its copy stays and ours is deleted). The attempt a replaced
+    manifest named is deleted."""
     attempt = manifest["attempt"]
     current = _current(final)
     if (current is not None and current.get("attempt") != attempt
-            and current.get("fingerprint") == manifest.get("fingerprint")
+            and made_from(current) == made_from(manifest)
             and verify_folder(final, current) is None):
         (final / ATTEMPTS / attempt).remove_tree()
         return False

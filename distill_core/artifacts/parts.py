@@ -19,7 +19,7 @@ from typing import Any
 
 from distill_core.artifacts.location import Where
 from distill_core.errors import ArtifactError
-from distill_core.hashing import stream_sha256
+from distill_core.hashing import stable_hash, stream_sha256
 
 MANIFEST = "manifest.json"
 DATA = "data"  # the stage's rows: `<stage>/data/part-*.parquet`
@@ -175,9 +175,17 @@ def intact(folder: Where) -> bool:
     return manifest is not None and verify_folder(folder, manifest) is None
 
 
-def fingerprint_of(folder: Where) -> str | None:
+def made_from(manifest: dict[str, Any]) -> tuple[Any, str]:
+    """What a stage's output follows from: its fingerprint (how it was made) and the inputs
+    its manifest records (the upstream bytes it was made from). Two copies with equal keys
+    are interchangeable; an equal fingerprint alone is not enough (a recomputed upstream may
+    hold other bytes)."""
+    return manifest.get("fingerprint"), stable_hash(manifest.get("inputs"))
+
+
+def made_from_of(folder: Where) -> tuple[Any, str] | None:
     try:
         manifest = read_manifest(folder)
     except (OSError, ArtifactError):
         return None
-    return None if manifest is None else manifest.get("fingerprint")
+    return None if manifest is None else made_from(manifest)

@@ -26,8 +26,8 @@ from distill_core.artifacts.parts import (
     part_records,
     remember_sha256,
 )
-from distill_core.artifacts.parts import fingerprint_of as _fingerprint_of
 from distill_core.artifacts.parts import intact as _intact
+from distill_core.artifacts.parts import made_from_of as _made_from_of
 from distill_core.artifacts.parts import temp_suffix as _temp_suffix
 from distill_core.errors import ArtifactError
 
@@ -53,14 +53,14 @@ def copy_hashed(source: Path, target: Path) -> tuple[str, int]:
 def publish_folder(tmp: Path, final: Path, attempts: int = 5) -> None:
     """Rename a finished temporary folder into place.
 
-    When another process published the same stage with the same fingerprint
-    meanwhile (concurrent runs of one config), its copy is identical and stays;
-    a copy with another fingerprint is replaced. Readers see a whole stage.
+    When another process published the same stage with the same fingerprint from the
+    same inputs meanwhile (concurrent runs of one config), its copy is identical and
+    stays; any other copy is replaced. Readers see a whole stage.
     """
-    ours = _fingerprint_of(tmp)
+    ours = _made_from_of(tmp)
     for _ in range(attempts):
         if final.exists():
-            if ours is not None and _fingerprint_of(final) == ours and _intact(final):
+            if ours is not None and _made_from_of(final) == ours and _intact(final):
                 shutil.rmtree(tmp, ignore_errors=True)
                 return
             stale = final.with_name(f".{final.name}.{_temp_suffix('stale')}")

@@ -155,13 +155,17 @@ class RunStore:
             return "it has not run"
         return verify_folder(self.stage_dir(stage), manifest)
 
-    def is_complete(self, stage: str, fingerprint: str) -> bool:
-        """The stage is here with this fingerprint and its parts verify. A stage with the
-        fingerprint whose parts do not is remembered in `invalid` (the rerun says why)."""
+    def is_complete(self, stage: str, fingerprint: str,
+                    inputs_problem: Callable[[dict[str, Any]], str | None] | None = None,
+                    ) -> bool:
+        """The stage is here with this fingerprint, its recorded inputs pass
+        `inputs_problem` and its parts verify. A stage with the fingerprint that fails
+        either is remembered in `invalid` (the rerun says why)."""
         manifest = self.manifest(stage)
         if manifest is None or manifest.get("fingerprint") != fingerprint:
             return False
-        problem = verify_folder(self.stage_dir(stage), manifest)
+        problem = inputs_problem(manifest) if inputs_problem is not None else None
+        problem = problem or verify_folder(self.stage_dir(stage), manifest)
         if problem is not None:
             self.invalid[stage] = f"{self.stage_dir(stage)}: {problem}"
         return problem is None
@@ -276,9 +280,13 @@ class RunStore:
             return
         drop_folder(folder)
 
-    def restore_from_cache(self, stage: str, fingerprint: str) -> bool:
+    def restore_from_cache(self, stage: str, fingerprint: str,
+                           inputs_problem: Callable[[dict[str, Any]], str | None] | None = None,
+                           ) -> bool:
         """Copy a cached stage into this run; True when the cache had it intact. An entry
-        that no longer matches its manifest is dropped (and noted in `invalid`)."""
+        that no longer matches its manifest, or whose recorded inputs `inputs_problem`
+        refuses (made from other upstream bytes than this run's), is dropped (and noted in
+        `invalid`): the stage is computed again and cached in its place."""
         source = self._cache_dir(stage, fingerprint)
         try:
             manifest = _read_manifest(source)
@@ -288,7 +296,8 @@ class RunStore:
             return False
         if manifest is None:
             return False
-        if (problem := verify_folder(source, manifest)) is not None:
+        problem = inputs_problem(manifest) if inputs_problem is not None else None
+        if problem is not None or (problem := verify_folder(source, manifest)) is not None:
             self.invalid[stage] = f"cache entry {source}: {problem}"
             self._drop(source)
             return False

@@ -218,6 +218,19 @@ def _natural_sort(names: set[str]) -> list[str]:
         return sorted(names)
 
 
+def check_headers(spec: DatasetSpec, data_dir: Path | None) -> None:
+    """Open every local file of the dataset and read its first record, so that what fails
+    a whole file (missing, unreadable, no such column in the header, repeated columns)
+    raises its `IngestError` now, before any stage runs (`textdistill plan`). Rows are not
+    checked: a bad row is that row's reject, as in a run."""
+    for source in resolve_sources(spec, data_dir):
+        if source.file is None:
+            continue
+        many = source.many
+        for path in source.files():
+            next(iter(read_file(path, file_source_for(source.file, path, many))), None)
+
+
 def max_chars_of(source: ResolvedSource, default: int | None) -> int:
     """The text length limit for `source`: its own `max_chars`, else `default`, else
     DEFAULT_MAX_CHARS."""

@@ -24,8 +24,9 @@ from distill_core.artifacts.store import (
     verify_folder,
 )
 from distill_core.config import RunConfig
+from distill_core.ingest.ingest import data_dir_from
 from distill_core.pipeline.order import PIPELINE
-from distill_core.pipeline.runner import stage_fingerprint
+from distill_core.pipeline.runner import inputs_problem, stage_fingerprint
 from distill_core.pipeline.stage import PartReuse
 
 
@@ -62,8 +63,10 @@ class _PlanView:
 
     def manifest(self, stage: str) -> dict[str, Any] | None:
         folder = self.folders.get(stage)
-        if folder is None:
-            return None
+        return None if folder is None else self.read_folder_manifest(folder)
+
+    @staticmethod
+    def read_folder_manifest(folder: Path) -> dict[str, Any]:
         return json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
 
     def read(self, stage: str, rejects: bool = False, columns: list[str] | None = None
@@ -83,8 +86,23 @@ class _PlanView:
         return verify_folder(self.folders[stage], self.manifest(stage) or {})
 
 
+def _check_headers(cfg: RunConfig) -> None:
+    """What would fail the run's ingest as a whole (a missing file, a column the header
+    lacks) fails the plan too."""
+    if cfg.is_instruction:
+        from distill_core.pipeline.stages.instruct_ingest import check_headers
+
+        check_headers(cfg)
+        return
+    from distill_core.ingest.ingest import check_headers as check_dataset_headers
+    from distill_core.pipeline.stages.ingest import dataset_spec
+
+    check_dataset_headers(dataset_spec(cfg), data_dir_from(cfg.data.data_dir))
+
+
 def plan_run(cfg: RunConfig, runs_dir: str | Path) -> list[PlannedStage]:
     """The plan of `cfg`'s run in `runs_dir`; raises the config's or data's error."""
+    _check_headers(cfg)
     store = RunStore(runs_dir, cfg.run_id())
     view = _PlanView(store)
     planned, missing = [], None
@@ -102,10 +120,12 @@ def plan_run(cfg: RunConfig, runs_dir: str | Path) -> list[PlannedStage]:
             continue
         fp, _ = stage_fingerprint(stage, cfg, view)  # type: ignore[arg-type]
         item.fingerprint = fp
-        if store.is_complete(stage.name, fp):
+        check = inputs_problem(view, stage.reads(cfg))  # type: ignore[arg-type]
+        if store.is_complete(stage.name, fp, check):
             item.status, item.where = "done", str(store.stage_dir(stage.name))
             view.folders[stage.name] = store.stage_dir(stage.name)
-        elif stage.cached and (entry := store.cache_entry(stage.name, fp)) is not None:
+        elif (stage.cached and (entry := store.cache_entry(stage.name, fp)) is not None
+              and check(_PlanView.read_folder_manifest(entry)) is None):
             item.status, item.where = "cached", str(entry)
             view.folders[stage.name] = entry
         else:

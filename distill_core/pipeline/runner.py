@@ -7,6 +7,7 @@ memory, the manifest and the atomic publish behave the same for all of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -52,12 +53,38 @@ def artifact_input(store: RunStore, stage: str) -> dict[str, Any]:
             "rows": manifest.get("counts", {}).get("rows_out")}
 
 
-def existing_outcome(stage: Stage, store: RunStore, fp: str) -> StageOutcome | None:
-    """The stage's outcome when the run already has it (resume) or the cache does."""
+InputsCheck = Callable[[dict[str, Any]], str | None]
+
+
+def inputs_problem(store: RunStore, reads: tuple[str, ...]) -> InputsCheck:
+    """A check of a found manifest (this run's or the cache's): it must record, for every
+    upstream stage it reads, the content hash that stage's manifest now gives. An equal
+    fingerprint says the upstream was made the same way; this says it holds the same bytes
+    (a recomputed upstream need not: sampling, threads, a replaced part)."""
+    now = {s: artifact_input(store, s)["sha256"] for s in reads}
+
+    def problem(manifest: dict[str, Any]) -> str | None:
+        recorded = manifest.get("inputs") if isinstance(manifest.get("inputs"), dict) else {}
+        for upstream, sha256 in now.items():
+            entry = recorded.get(upstream)
+            was = entry.get("sha256") if isinstance(entry, dict) else None
+            if was != sha256:
+                return (f"made from other {upstream} rows than this run's (recorded content "
+                        f"{str(was)[:12]}, now {sha256[:12]})")
+        return None
+
+    return problem
+
+
+def existing_outcome(stage: Stage, cfg: RunConfig, store: RunStore,
+                     fp: str) -> StageOutcome | None:
+    """The stage's outcome when the run already has it (resume) or the cache does, made
+    from the very upstream artifacts this run holds."""
     status = None
-    if store.is_complete(stage.name, fp):
+    check = inputs_problem(store, stage.reads(cfg))
+    if store.is_complete(stage.name, fp, check):
         status = "resumed"
-    elif stage.cached and store.restore_from_cache(stage.name, fp):
+    elif stage.cached and store.restore_from_cache(stage.name, fp, check):
         status = "cached"
     if status is None:
         return None
@@ -76,7 +103,7 @@ def run_stage(stage: Stage, ctx: StageContext) -> StageOutcome:
 def _run_stage(stage: Stage, ctx: StageContext) -> StageOutcome:
     cfg, store = ctx.cfg, ctx.store
     fp, settings = stage_fingerprint(stage, cfg, store)
-    if (done := existing_outcome(stage, store, fp)) is not None:
+    if (done := existing_outcome(stage, cfg, store, fp)) is not None:
         return done
     clock = StageClock()
     store.before_publish = ctx.executor.before_publish

@@ -444,6 +444,24 @@ def test_config_errors_name_the_set_that_gave_the_value(args: list[str],
     assert "defaults" not in line and QUICKSTART not in line
 
 
+def test_plan_fails_on_a_column_the_header_lacks_as_the_run_would(tmp_path: Path) -> None:
+    """`plan` computes nothing, but what fails a run's ingest as a whole fails it too."""
+    train = tmp_path / "train.csv"
+    train.write_text("sentence_x,label\na fine film,1\na dull film,0\n")
+    config = tmp_path / "cfg.yaml"
+    source = "{{file: {{path: {path}, text: sentence, label: label}}}}"
+    config.write_text(f"data:\n  train: {source.format(path=train)}\n"
+                      f"  eval: {source.format(path=train)}\n")
+    _one_line_error(_cli("plan", str(config), "--runs-dir", str(tmp_path / "runs")),
+                    f"{train}: required column 'sentence' not found; columns are "
+                    "['sentence_x', 'label']")
+    train.write_text("sentence,label\na fine film,1\na dull film,0\n")  # fixed: it plans
+    result = _cli("plan", str(config), "--runs-dir", str(tmp_path / "runs"), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["stages"][0]["status"] == "compute"
+    assert not (tmp_path / "runs").exists()
+
+
 def test_unknown_keys_name_the_file_and_the_closest_key(tmp_path: Path) -> None:
     config = tmp_path / "cfg.yaml"
     config.write_text("data:\n  datset: sst2\n")

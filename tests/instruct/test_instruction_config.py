@@ -33,6 +33,17 @@ def _plan(*args: str) -> str:
     return lines[0]
 
 
+def test_plan_fails_on_a_response_column_the_header_lacks(tmp_path: Path) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text("question,solution\nWhat is 2+2?,4\nWhat is 3+3?,6\n")
+    line = _plan(INSTRUCTION, "--set", f"data.instruction.train.path={rows}",
+                 "--set", "data.instruction.preset=null",
+                 "--set", "data.instruction.train.instruction=question",
+                 "--set", "data.instruction.train.response=answer",
+                 "--set", "data.instruction.holdout.fraction=0.5")
+    assert f"{rows}: required column 'answer' not found" in line
+
+
 def test_methods_are_refused_on_the_other_task_kind(tmp_path: Path) -> None:
     line = _plan(INSTRUCTION, "--set", "synthesize.method=herding")
     assert "synthesize.method 'herding' does not run on instruction data" in line

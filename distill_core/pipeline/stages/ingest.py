@@ -25,12 +25,13 @@ from distill_core.ingest.ingest import (
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 
 
-def _spec(cfg: RunConfig):
+def dataset_spec(cfg: RunConfig):
+    """The dataset the config names (registered, or its own train and eval sources)."""
     return resolve_dataset(cfg.data.dataset, cfg.data.train, cfg.data.eval, cfg.data.label_names)
 
 
 def _settings(cfg: RunConfig) -> dict[str, Any]:
-    settings: dict[str, Any] = {"label_names": _spec(cfg).label_names}
+    settings: dict[str, Any] = {"label_names": dataset_spec(cfg).label_names}
     if cfg.ingest.max_chars is not None:  # the default leaves fingerprints as they were
         settings["max_chars"] = cfg.ingest.max_chars
     return settings
@@ -39,7 +40,7 @@ def _settings(cfg: RunConfig) -> dict[str, Any]:
 def _sources(cfg: RunConfig, store: RunStore) -> dict[str, str]:
     """The source files' identities (content hashes) and columns: what the corpus is made of."""
     sources = [s.identity() | {"split": s.split, "columns": s.columns.model_dump()}
-               for s in resolve_sources(_spec(cfg), data_dir_from(cfg.data.data_dir))]
+               for s in resolve_sources(dataset_spec(cfg), data_dir_from(cfg.data.data_dir))]
     return {"sources": str(sources)}
 
 
@@ -52,7 +53,7 @@ def _body(ctx: StageContext) -> StageOutput:
     # A folder or glob source reuses the files an earlier run parsed (runs folder's cache;
     # a local one only: entries are plain files checked by sha256 as they are read).
     cache = None if ctx.store.remote else FileCache(ctx.store.cache_root)  # type: ignore[arg-type]
-    result = stream_dataset(_spec(ctx.cfg), data_dir_from(ctx.cfg.data.data_dir), writer,
+    result = stream_dataset(dataset_spec(ctx.cfg), data_dir_from(ctx.cfg.data.data_dir), writer,
                             max_chars=ctx.cfg.ingest.max_chars, spill_dir=writer.tmp,
                             file_cache=cache)
     split_rows = {s: result.rows_by_split.get(s, 0) for s in ("train", "eval")}

@@ -21,6 +21,7 @@ from distill_core.artifacts.store import RunStore, file_sha256
 from distill_core.config import RunConfig
 from distill_core.errors import IngestError
 from distill_core.ingest.ingest import data_dir_from
+from distill_core.ingest.readers import read_file
 from distill_core.instruct.ingest import InstructionSource, _resolve, ingest_instructions
 from distill_core.instruct.rows import ID_LABEL
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
@@ -59,6 +60,17 @@ def _identity(cfg: RunConfig, store: RunStore) -> dict[str, str]:
                                 "data.instruction and data.data_dir")
             hashes.append({"path": str(path), "sha256": file_sha256(path)})
     return {"sources": str(hashes)}
+
+
+def check_headers(cfg: RunConfig) -> None:
+    """Read the first record of each instruction file, so that a missing file or a column
+    that its header does not have fails now (`textdistill plan`), as the run would."""
+    data_dir = data_dir_from(cfg.data.data_dir)
+    train, evaluation, _ = _sources(cfg)
+    for source in (train, evaluation):
+        if source is not None:
+            path = _resolve(source.path, data_dir)
+            next(iter(read_file(path, source.file_source(path))), None)
 
 
 def corpus_table(rows: pa.Table) -> pa.Table:
