@@ -391,6 +391,9 @@ class FaultsSection(_Section):
 # The generate settings only classification's llm_synth reads (its line filters and teacher
 # check); instruction data refuses them and leaves them out of its run ids.
 INSTRUCTION_UNREAD_GENERATE = frozenset({"teacher_tau", "min_words", "max_words"})
+# (section, key) of classification settings an instruction run never reads.
+INSTRUCTION_UNREAD = (("synthesize", "per_class"), ("synthesize", "center_features"),
+                      ("evaluate", "C"), ("evaluate", "max_iter"))
 
 
 class RunConfig(_Section):
@@ -449,6 +452,19 @@ class RunConfig(_Section):
         refused.append((bool(unread), ", ".join(f"generate.{k}" for k in unread)
                         + " (classification's line filters: a pair is judged by the "
                         "reference decoder)"))
+        # Classification keys that nothing reads for instruction data (the run id leaves
+        # them out): refused when changed from the default, not silently ignored.
+        changed = [f"{section}.{key}" for section, key in INSTRUCTION_UNREAD
+                   if getattr(getattr(self, section), key)
+                   != type(getattr(self, section)).model_fields[key].default]
+        refused.append((bool(changed), ", ".join(changed) + " (classification settings: "
+                        "instruction data is budgeted by synthesize.budget and scored by "
+                        "instruct.sft)"))
+        teacher_changed = sorted(k for k, v in self.teacher.model_dump().items()
+                                 if v != TeacherSection().model_dump()[k])
+        refused.append((bool(teacher_changed),
+                        ", ".join(f"teacher.{k}" for k in teacher_changed)
+                        + " (no classification teacher runs on instruction data)"))
         for bad, what in refused:
             if bad:
                 raise ValueError(f"task instruction: {what} does not apply; drop it")

@@ -362,9 +362,11 @@ def validate(
     """Check a dataset, or one data file, against the ingest rules without running anything.
 
     Lists every row ingest would reject with its file, row, field and reason; exits 1 when
-    there is any, 2 when a file cannot be read at all.
+    there is any, 2 when a file cannot be read at all or a run could not use the training
+    split (no usable row, one class: said on stderr after the listing).
     """
     from distill_core.config import load_config
+    from distill_core.errors import IngestError
     from distill_core.ingest import ingest_dataset, resolve_dataset
     from distill_core.ingest.ingest import data_dir_from
     from flows.cli_data import ingest_data_file, is_data_file
@@ -397,8 +399,11 @@ def validate(
                 spec = resolve_dataset(cfg.data.dataset, cfg.data.train, cfg.data.eval,
                                        cfg.data.label_names)
                 result = ingest_dataset(spec, data_dir_from(cfg.data.data_dir),
-                                        max_chars=cfg.ingest.max_chars)
-    if print_validation(console, result, guessed, limit, as_json):
+                                        max_chars=cfg.ingest.max_chars, note_unusable=True)
+    problems = print_validation(console, result, guessed, limit, as_json)
+    if result.unusable:  # every reject is listed above; a run would stop at ingest
+        _fail(IngestError("; ".join(result.unusable)))
+    if problems:
         raise typer.Exit(code=1)  # some rows would be rejected
 
 

@@ -179,7 +179,8 @@ def ingest_data_file(path: Path, text: str | None, text_pair: str | None, label:
     source, guessed = data_file_source(path.absolute(), text, text_pair, label, label_map,
                                        layout)
     split = SplitSource(file=source)
-    result = ingest_dataset(DatasetSpec(train=split, eval=split), None, max_chars=max_chars)
+    result = ingest_dataset(DatasetSpec(train=split, eval=split), None, max_chars=max_chars,
+                            note_unusable=True)
     result.sources = [s for s in result.sources if s["split"] == "train"]
     result.rejects = result.rejects.filter(pc.equal(result.rejects["split"], "train"))
     return result, guessed

@@ -256,7 +256,8 @@ def print_validation(console: Console, result: Any, guessed: list[str], limit: i
     problems = result.rejects.to_pylist()
     if as_json:
         sys.stdout.write(json.dumps({"sources": result.sources, "label_names": result.label_names,
-                                     "guessed": guessed, "problems": problems}, indent=2,
+                                     "guessed": guessed, "problems": problems,
+                                     "unusable": result.unusable}, indent=2,
                                     default=str) + "\n")
     else:
         if guessed:

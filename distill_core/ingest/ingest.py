@@ -155,6 +155,9 @@ class IngestResult:
     rejects: pa.Table
     label_names: list[str]
     sources: list[dict[str, Any]] = field(default_factory=list)
+    # Why a run would stop at ingest although every file was read (no usable training row,
+    # one class only): filled instead of raised when the caller asks (`validate`).
+    unusable: list[str] = field(default_factory=list)
 
     @property
     def rows_in(self) -> int:
@@ -391,7 +394,8 @@ def no_usable_rows(source: str, reasons: dict[str, int], label_names: list[str] 
 def stream_dataset(spec: DatasetSpec, data_dir: Path | None, sink: Sink,
                    max_chars: int | None = None, spill_dir: Path | None = None,
                    batch_rows: int | None = None,
-                   file_cache: FileCache | None = None) -> IngestSummary:
+                   file_cache: FileCache | None = None,
+                   unusable: list[str] | None = None) -> IngestSummary:
     """Read the train and eval splits of `spec` batch by batch into `sink`: corpus rows
     (train, then eval, in file order) and rejects (`sink.write(table, rejects=True)`).
 
@@ -400,7 +404,9 @@ def stream_dataset(spec: DatasetSpec, data_dir: Path | None, sink: Sink,
     the system's temporary folder). With `file_cache`, a source of several files (a folder
     or a glob) reuses the rows and rejects of files an earlier ingest read with the same
     settings after the same files (`file_cache.py`), and parses only the others; the output
-    is the same. An error leaves what was written to the sink incomplete.
+    is the same. An error leaves what was written to the sink incomplete. With `unusable`
+    (a list), a training split that a run could not use (no usable row, one class) is noted
+    there and read on, so that every reject is still listed (`textdistill validate`).
     """
     if max_chars is not None and max_chars < 1:
         raise ConfigError(f"max_chars must be 1 or more, got {max_chars}")
@@ -434,14 +440,17 @@ def stream_dataset(spec: DatasetSpec, data_dir: Path | None, sink: Sink,
                 for name, file_index, records in record_batches(source, batch_rows):
                     put(name, builder.add_batch(records, name, file_index))
             if source.split == "train":
+                problem = None
                 if builder.rows_out == 0:
-                    raise IngestError(no_usable_rows(source.name, builder.rejects_by_reason,
-                                                     label_names))
-                if len(builder.labels_seen) < 2:
-                    raise IngestError(
-                        f"{source.name}: every usable training row has the label "
-                        f"{next(iter(builder.labels_seen))!r}; distillation needs two classes "
-                        "or more")
+                    problem = no_usable_rows(source.name, builder.rejects_by_reason, label_names)
+                elif len(builder.labels_seen) < 2:
+                    problem = (f"{source.name}: every usable training row has the label "
+                               f"{next(iter(builder.labels_seen))!r}; distillation needs two "
+                               "classes or more")
+                if problem is not None:
+                    if unusable is None:
+                        raise IngestError(problem)
+                    unusable.append(problem)
                 if label_names is None:
                     label_names = _natural_sort(builder.labels_seen)
                     assert spill is not None
@@ -526,15 +535,18 @@ class _Collect:
 
 
 def ingest_dataset(spec: DatasetSpec, data_dir: Path | None,
-                   max_chars: int | None = None) -> IngestResult:
+                   max_chars: int | None = None, note_unusable: bool = False) -> IngestResult:
     """Read the train and eval splits of `spec` into one corpus table and one rejects table
     (in memory: a pipeline run streams them to its run folder with `stream_dataset`).
 
     `max_chars` is the text length limit for sources that set none (None: DEFAULT_MAX_CHARS);
-    longer values are rejected as `too_long`.
+    longer values are rejected as `too_long`. `note_unusable`: a training split a run could
+    not use goes to `unusable` instead of raising.
     """
     sink = _Collect()
-    summary = stream_dataset(spec, data_dir, sink, max_chars=max_chars)
+    unusable: list[str] | None = [] if note_unusable else None
+    summary = stream_dataset(spec, data_dir, sink, max_chars=max_chars, unusable=unusable)
     return IngestResult(corpus=sink.table(False, CORPUS_SCHEMA),
                         rejects=sink.table(True, rejects_table([]).schema),
-                        label_names=summary.label_names, sources=summary.sources)
+                        label_names=summary.label_names, sources=summary.sources,
+                        unusable=unusable or [])

@@ -237,22 +237,28 @@ def hold_out(rows: list[dict[str, Any]], holdout: Holdout) -> dict[str, Any]:
 
 def ingest_instructions(train: InstructionSource, eval: InstructionSource | None = None,  # noqa: A002
                         holdout: Holdout | None = None,
-                        data_dir: Path | None = None) -> InstructionIngest:
+                        data_dir: Path | None = None,
+                        unusable: list[str] | None = None) -> InstructionIngest:
     """Rows of the training file (and of an evaluation file, or a held-out part of the
-    training file), with every unusable row in the rejects table."""
+    training file), with every unusable row in the rejects table. With `unusable` (a list),
+    a training file with no usable row is noted there instead of raising, and the rest is
+    still read (`textdistill validate` lists every reject)."""
     if (eval is None) == (holdout is None):
         raise ConfigError("instruction data: give either an evaluation file or a holdout, "
                           "not both and not neither")
     train_part = _read(train, data_dir, "train")
     if not train_part.rows:
-        raise IngestError(f"{train_part.path}: no usable training rows "
-                          f"({len(train_part.rejects)} rejected)")
+        reasons = Counter(reject["reason"] for reject in train_part.rejects)
+        problem = (f"{train_part.path}: no usable training rows ({len(train_part.rejects)} "
+                   f"rejected: {', '.join(f'{r} {n}' for r, n in reasons.most_common())})")
+        if unusable is None:
+            raise IngestError(problem)
+        unusable.append(problem)
     parts = [train_part]
     record = None
-    if holdout is not None:
+    if holdout is not None and train_part.rows:
         record = hold_out(train_part.rows, holdout)
-    else:
-        assert eval is not None
+    elif eval is not None:
         parts.append(_read(eval, data_dir, "eval"))
     rows = [row for part in parts for row in part.rows]
     rejects = [reject for part in parts for reject in part.rejects]

@@ -521,6 +521,26 @@ def test_validate_checks_one_data_file_with_guessed_columns(tmp_path: Path) -> N
     assert lines[-1] == "labels: negative, positive"
 
 
+@pytest.mark.parametrize(("rows", "why"), [
+    ("sentence,label\n,1\n ,0\n", "no usable training rows (2 rejected: empty_text 2)"),
+    ("sentence,label\nok film,1\n,0\ngood film,1\n",
+     "every usable training row has the label '1'; distillation needs two classes or more"),
+])
+def test_validate_lists_every_reject_before_saying_a_run_could_not_use_the_file(
+        tmp_path: Path, rows: str, why: str) -> None:
+    data = tmp_path / "train.csv"
+    data.write_text(rows)
+    result = _cli("validate", str(data))
+    assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        f"error: {data}: {why}"]
+    rejected = [line for line in _table_lines(result.stdout) if "empty_text" in line]
+    assert len(rejected) == rows.count("\n,") + rows.count("\n ,")
+    machine = _cli("validate", str(data), "--json")
+    assert machine.returncode == 2
+    assert json.loads(machine.stdout)["unusable"] == [f"{data}: {why}"]
+
+
 def test_validate_data_file_pairs_and_explicit_columns(slice_dir: Path, tmp_path: Path) -> None:
     mrpc = _cli("validate", str(slice_dir / "mrpc" / "train.tsv"), "--no-quoting", "--json")
     assert mrpc.returncode == 0, mrpc.stdout + mrpc.stderr

@@ -103,3 +103,24 @@ def test_validate_lists_the_rows_instruction_ingest_would_reject(tmp_path: Path)
         (2, "invalid_json"), (3, "missing_field"), (4, "empty_prompt")]
     assert [(s["split"], s["rows_out"]) for s in report["sources"]] == [("train", 1),
                                                                         ("eval", 1)]
+    assert report["unusable"] == []
+    (tmp_path / "train.jsonl").write_text("\n".join(lines[1:]) + "\n", encoding="utf-8")
+    result = subprocess.run(result.args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    report = json.loads(result.stdout)  # no usable training row: every reject still listed
+    assert [p["reason"] for p in report["problems"]] == [
+        "invalid_json", "missing_field", "empty_prompt"]
+    assert report["unusable"] == [f"{tmp_path / 'train.jsonl'}: no usable training rows (3 "
+                                  "rejected: invalid_json 1, missing_field 1, empty_prompt 1)"]
+    assert result.stderr.strip() == f"error: {report['unusable'][0]}"
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("synthesize.per_class", "20"), ("synthesize.center_features", "true"),
+    ("teacher.kind", "finetune"), ("teacher.C", "3.0"), ("evaluate.C", "5"),
+    ("evaluate.max_iter", "50")])
+def test_classification_keys_an_instruction_run_never_reads_are_refused(
+        key: str, value: str) -> None:
+    line = _plan(INSTRUCTION, "--set", f"{key}={value}")
+    assert f"task instruction: {key} (" in line and "does not apply; drop it" in line

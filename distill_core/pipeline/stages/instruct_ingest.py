@@ -12,6 +12,7 @@ file recorded in the manifest (`holdout`: seed, fraction, rows, ids' sha256).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -47,6 +48,14 @@ def _settings(cfg: RunConfig) -> dict[str, Any]:
             "holdout": None if holdout is None else holdout.model_dump(mode="json")}
 
 
+def _existing(source: InstructionSource, data_dir: Path | None) -> Path:
+    path = _resolve(source.path, data_dir)
+    if not path.is_file():
+        raise IngestError(f"instruction data file {path} does not exist; check "
+                          "data.instruction and data.data_dir")
+    return path
+
+
 def _identity(cfg: RunConfig, store: RunStore) -> dict[str, str]:
     """The source files' content hashes: what the corpus is made of."""
     data_dir = data_dir_from(cfg.data.data_dir)
@@ -54,10 +63,7 @@ def _identity(cfg: RunConfig, store: RunStore) -> dict[str, str]:
     hashes = []
     for source in (train, evaluation):
         if source is not None:
-            path = _resolve(source.path, data_dir)
-            if not path.is_file():
-                raise IngestError(f"instruction data file {path} does not exist; check "
-                                "data.instruction and data.data_dir")
+            path = _existing(source, data_dir)
             hashes.append({"path": str(path), "sha256": file_sha256(path)})
     return {"sources": str(hashes)}
 
@@ -69,7 +75,7 @@ def check_headers(cfg: RunConfig) -> None:
     train, evaluation, _ = _sources(cfg)
     for source in (train, evaluation):
         if source is not None:
-            path = _resolve(source.path, data_dir)
+            path = _existing(source, data_dir)
             next(iter(read_file(path, source.file_source(path))), None)
 
 
@@ -114,9 +120,11 @@ def validation(cfg: RunConfig) -> Any:
     from types import SimpleNamespace
 
     train, evaluation, holdout = _sources(cfg)
-    result = ingest_instructions(train, evaluation, holdout, data_dir_from(cfg.data.data_dir))
+    unusable: list[str] = []
+    result = ingest_instructions(train, evaluation, holdout, data_dir_from(cfg.data.data_dir),
+                                 unusable)
     return SimpleNamespace(sources=result.sources, rejects=result.rejects,
-                           label_names=[ID_LABEL])
+                           label_names=[ID_LABEL], unusable=unusable)
 
 
 def _report(store: RunStore) -> list[str]:
