@@ -385,7 +385,8 @@ class FaultsSection(_Section):
         default=None, ge=1, description="SIGKILL the learned distillation's process after this "
         "outer step (once per marker_dir), to drill its resume.")
     marker_dir: str | None = Field(
-        default=None, description="Folder for the once-only fault markers.")
+        default=None, description="Folder for the once-only fault markers (default: the "
+        "working folder).")
 
 
 # The generate settings only classification's llm_synth reads (its line filters and teacher

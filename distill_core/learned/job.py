@@ -195,10 +195,11 @@ def run_learn_job(job: LearnJob, progress: Progress | None = None) -> dict[str, 
         clock[0] = now
         if progress is not None:
             progress(step, steps, f"seed {job.seed}: loss {loss:.4f}")
-        if job.kill_after == step and job.marker_dir:
+        if job.kill_after == step:
             from distill_core.faults import claim_once
 
-            if claim_once(job.marker_dir, "learn-killed"):
+            # as the Ray actors' drills: the marker in the working folder when none is given
+            if claim_once(job.marker_dir or ".", "learn-killed"):
                 os.kill(os.getpid(), signal.SIGKILL)
 
     with deterministic():
