@@ -64,6 +64,7 @@ from distill_core.pipeline.stage import StageContext, StageOutput
 from distill_core.pipeline.stages.signals import encoder_resources
 from distill_core.seeds import derive_seed
 from distill_core.signals.readout import embed_texts
+from distill_core.signals.static_encoder import static_dir_for
 from distill_core.synthesize.stage import CandidateSet
 
 
@@ -165,7 +166,8 @@ class GenerativeMethod:
         parsed = pa.Table.from_pylist(rows, schema=PARSED_SCHEMA)
         texts = parsed.column("text").to_pylist()
         encoders = encoder_resources(cfg.compute)
-        vectors = (embed_texts(ctx.executor, cfg.signals, texts, encoders)[0] if texts
+        vectors = (embed_texts(ctx.executor, cfg.signals, texts, encoders, None,
+                               static_dir_for(cfg.signals.model, store))[0] if texts
                    else np.zeros((0, train_x.shape[1]), np.float32))
         probs = (teacher_probabilities(cfg, store, ctx.executor, encoders, texts, vectors)
                  if texts else np.zeros((0, len(names))))

@@ -30,6 +30,7 @@ from distill_core.pipeline.inputs import label_names, selection_pool, teacher_pr
 from distill_core.pipeline.stage import StageContext, StageOutput
 from distill_core.pipeline.stages.signals import encoder_resources
 from distill_core.signals.readout import embed_texts
+from distill_core.signals.static_encoder import base_encoder, static_dir_for
 from distill_core.synthesize.stage import CandidateSet
 
 FAMILY_OF = {"learned_meta": "meta_matching", "learned_gradient": "gradient_matching",
@@ -61,7 +62,8 @@ class LearnedFamily:
         params = options.params()
         train, train_x = selection_pool(cfg, store)
         names = label_names(store)
-        model = params["model"] or cfg.signals.model
+        # a static signals model is no transformer to learn in: its base encoder is
+        model = params["model"] or base_encoder(cfg.signals.model)
         _drop_stale_states(store.root, ctx.fingerprint)
         steps = params["outer_steps"]
         tables, replicates = [], []
@@ -103,7 +105,8 @@ class LearnedFamily:
         decoded = [Decoded(d["text"], [], d["score"], d["source_id"]) for d in result["decoded"]]
         texts = [d.text for d in decoded]
         encoders = encoder_resources(cfg.compute)
-        vectors = embed_texts(ctx.executor, cfg.signals, texts, encoders)[0]
+        vectors = embed_texts(ctx.executor, cfg.signals, texts, encoders, None,
+                              static_dir_for(cfg.signals.model, ctx.store))[0]
         if cfg.teacher.kind == "finetune" and ctx.store.manifest("teacher") is None:
             # No fine-tuned teacher in this run: the probe reads the decoded rows.
             cfg = cfg.model_copy(update={"teacher": cfg.teacher.model_copy(

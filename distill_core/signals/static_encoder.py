@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from distill_core.artifacts.sealed import seal, seal_problem
 from distill_core.artifacts.stage_writer import drop_folder
 from distill_core.hashing import stable_hash
 from distill_core.signals.models import model_identity, resolve_model_path
+
+if TYPE_CHECKING:
+    from distill_core.artifacts.store import RunStore
 
 STATIC_PREFIX = "static:"
 PCA_DIMS = 256  # model2vec's default; MiniLM has 384 dimensions
@@ -87,6 +91,15 @@ def static_model_dir(model: str, cache_root: str | Path) -> Path:
     finally:  # another run published first, or the distillation failed
         shutil.rmtree(temporary, ignore_errors=True)
     return folder
+
+
+def static_dir_for(model: str, store: RunStore) -> str | None:
+    """The folder of the static model a `static:<encoder>` signals setting embeds with (built
+    in the runs folder's cache when missing); None for a transformer. Every stage that embeds
+    texts with the signals encoder (new texts too: generated or decoded rows) passes it on."""
+    if not is_static(model):
+        return None
+    return str(static_model_dir(model, store.local_cache_root("a static: signals.model")))
 
 
 def _distill(encoder: str, target: Path) -> None:

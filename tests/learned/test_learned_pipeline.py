@@ -236,3 +236,28 @@ def test_each_other_family_runs_through_the_learn_stage(
     experts = tmp_path / "runs" / ".cache" / "experts"
     assert (experts.is_dir() and any(experts.iterdir())) == (method == "learned_trajectory")
     assert all(f["balanced"] for f in RunAudit(store.root).funnel())
+
+
+def test_a_static_signals_model_learns_in_its_base_encoder_and_embeds_decoded_rows_with_itself(
+        slice_dir: Path, tiny_model: Path, tmp_path: Path, run_stages) -> None:
+    """`signals.model: static:<encoder>` with no learned `model`: the tensors are learned in
+    the transformer the static model is distilled from, and the decoded rows are embedded
+    with the static model, as the corpus was (both failed to load 'static:...' before)."""
+    import numpy as np
+
+    from distill_core.signals.static_encoder import StaticEncoder, static_dir_for
+
+    key = "synthesize.learned_meta"
+    cfg = load_config(None, [f"data.data_dir={slice_dir}", "synthesize.method=learned_meta",
+                             "synthesize.per_class=1", f"signals.model=static:{tiny_model}",
+                             f"{key}.outer_steps=2", f"{key}.seq_len=8", f"{key}.max_length=16",
+                             f"{key}.batch_size=16", "compute.torch_threads=1",
+                             "run.seeds=[0]", "run.name=static-learned"])
+    store, _ = run_stages(cfg, tmp_path, until="learn")
+    assert store.manifest("learn")["model"] == str(tiny_model)
+    rows = store.read("learn").to_pylist()
+    encoder = StaticEncoder(static_dir_for(cfg.signals.model, store))
+    expected = encoder.encode([r["text"] for r in rows])
+    np.testing.assert_allclose(np.asarray([r["embedding"] for r in rows], np.float32),
+                               expected, atol=1e-6)
+    assert expected.shape[1] == 32  # the static model's width, as the corpus's signals

@@ -47,6 +47,7 @@ from distill_core.pipeline.stages.signals import encoder_resources
 from distill_core.seeds import derive_seed
 from distill_core.signals.embeddings import matrix, require_aligned
 from distill_core.signals.readout import embed_texts
+from distill_core.signals.static_encoder import static_dir_for
 
 PAIR_SCHEMA = pa.schema(list(GENERATED_SCHEMA) + [
     ("prompt_embedding", pa.list_(pa.float32())), ("shot_similarity", pa.float64()),
@@ -141,7 +142,8 @@ def _body(ctx: StageContext) -> StageOutput:
     rows, rejects = parsed_rows(answers, plan, g.max_new_tokens)
     n = len(rows)
     texts = [r["text"] for r in rows] + [r["text_pair"] for r in rows]
-    vectors = (embed_texts(ctx.executor, cfg.signals, texts, encoder_resources(cfg.compute))[0]
+    vectors = (embed_texts(ctx.executor, cfg.signals, texts, encoder_resources(cfg.compute),
+                           None, static_dir_for(cfg.signals.model, ctx.store))[0]
                if n else np.zeros((0, prompt_x.shape[1]), np.float32))
     u, v = normalised(vectors[:n]), normalised(vectors[n:])
     position = {e: i for i, e in enumerate(ids)}

@@ -13,6 +13,7 @@ from distill_core.methods import get_method
 from distill_core.pipeline.executor import Resources
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.signals.models import model_identity
+from distill_core.signals.static_encoder import base_encoder
 
 
 def _is_learned(cfg: RunConfig) -> bool:
@@ -29,7 +30,7 @@ def _reads(cfg: RunConfig) -> tuple[str, ...]:
 
 def _settings(cfg: RunConfig) -> dict[str, Any]:
     options = cfg.synthesize.options()
-    model = getattr(options, "model", None) or cfg.signals.model
+    model = getattr(options, "model", None) or base_encoder(cfg.signals.model)
     settings = {"method": cfg.synthesize.method, "per_class": cfg.synthesize.per_class,
                 "seeds": cfg.run.seeds, "options": options.model_dump(mode="json"),
                 "model_identity": model_identity(model)}

@@ -69,8 +69,8 @@ from distill_core.signals.row_cache import RowCache, RowStats, cached_encode
 from distill_core.signals.static_encoder import (
     STATIC_POOLING,
     is_static,
+    static_dir_for,
     static_identity,
-    static_model_dir,
 )
 
 
@@ -179,9 +179,7 @@ def _merge_result(total: BatchResult | None, batch: BatchResult) -> BatchResult:
 
 def _body(ctx: StageContext) -> StageOutput:
     assert ctx.writer is not None, "the runner hands every stage body a writer"
-    static_dir = (str(static_model_dir(ctx.cfg.signals.model,
-                                       ctx.store.local_cache_root("a static: signals.model")))
-                  if is_static(ctx.cfg.signals.model) else None)
+    static_dir = static_dir_for(ctx.cfg.signals.model, ctx.store)
     runs: dict[str, Any] = {}
     total_rows = stage_rows(ctx.store, "ingest")
     done = {"rows": 0, "distinct": 0, "parts_embedded": 0}
