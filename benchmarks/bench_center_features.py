@@ -23,7 +23,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_static_encoder import MINILM, STATIC, signals_run, split_arrays  # noqa: E402
+from benchmarks.bench_static_encoder import (  # noqa: E402
+    DISTILLED,
+    MINILM,
+    STATIC,
+    signals_run,
+    split_arrays,
+)
 from distill_core.evaluate.linear_probe import linear_probe  # noqa: E402
 from distill_core.synthesize.base import select_per_class  # noqa: E402
 from distill_core.synthesize.centering import centered  # noqa: E402
@@ -64,7 +70,8 @@ def main() -> None:
           "|---|---|---|---|---|---|")
     for dataset in args.datasets.split(","):
         minilm = split_arrays(signals_run(dataset, MINILM, args.data_dir, args.runs_dir))
-        static = split_arrays(signals_run(dataset, STATIC, args.data_dir, args.runs_dir))
+        static = split_arrays(signals_run(dataset, STATIC, args.data_dir, args.runs_dir,
+                                          extra=DISTILLED))
         for method in args.methods.split(","):
             for name, features in (("MiniLM", minilm["train"][0]),
                                    ("static", static["train"][0])):

@@ -38,13 +38,16 @@ from distill_core.synthesize.base import select_per_class
 from tasks.executors import make_executor
 
 STATIC = "static:all-MiniLM-L6-v2"
+DISTILLED = ("signals.static_fit.rows=0",)  # model2vec's table as distilled, not fitted
 MINILM = "all-MiniLM-L6-v2"
 
 
 def signals_run(dataset: str, model: str, data_dir: str | None, runs_dir: str,
-                until: str = "signals") -> RunStore:
-    """Ingest and signals of `dataset` with encoder `model` (from the cache when there)."""
-    overrides = [f"data.dataset={dataset}", f"signals.model={model}", "run.name=static-bench"]
+                until: str = "signals", extra: tuple[str, ...] = ()) -> RunStore:
+    """Ingest and signals of `dataset` with encoder `model` (from the cache when there);
+    `extra`: more config overrides."""
+    overrides = [f"data.dataset={dataset}", f"signals.model={model}", "run.name=static-bench",
+                 *extra]
     if data_dir:
         overrides.append(f"data.data_dir={data_dir}")
     cfg = load_config(None, overrides)
@@ -132,7 +135,8 @@ def throughput(texts: list[str], static_texts: list[str], batch_size: int, stati
 
 def quality(dataset: str, args: argparse.Namespace) -> list[dict]:
     minilm = split_arrays(signals_run(dataset, MINILM, args.data_dir, args.runs_dir))
-    static = split_arrays(signals_run(dataset, STATIC, args.data_dir, args.runs_dir))
+    static = split_arrays(signals_run(dataset, STATIC, args.data_dir, args.runs_dir,
+                                      extra=DISTILLED))
     assert minilm["train"][2] == static["train"][2], "the two runs must see the same rows"
     train_x, train_y, _ = minilm["train"]
     eval_x, eval_y, _ = minilm["eval"]

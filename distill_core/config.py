@@ -154,6 +154,21 @@ class DataSection(_Section):
         return self
 
 
+class StaticFitSection(_Section):
+    """`static:<encoder>` only: the static table fitted to the encoder's sentence vectors."""
+
+    rows: int = Field(
+        default=20_000, ge=0, description="Training texts, the corpus's first in order, that "
+        "the encoder embeds and the static table is fitted to (0: model2vec's table as "
+        "distilled). A corpus that grows at the end keeps its sample and fitted table.")
+    steps: int = Field(default=300, ge=1, description="Full-batch Adam steps of the fit.")
+    lr: float = Field(default=0.01, gt=0, description="Adam's learning rate for the fit.")
+    l2: float = Field(
+        default=0.05, ge=0, description="Pull of each fitted token vector towards its "
+        "least-squares mapped one (0: none, which learns the sample by heart). Chosen on "
+        "training texts outside the sample, SST-2 and AG News (benchmarks/RESULTS.md).")
+
+
 class SignalsSection(_Section):
     model: str = Field(
         default=DEFAULT_ENCODER,
@@ -180,6 +195,11 @@ class SignalsSection(_Section):
         default=True, description="Reuse each text's vector from earlier runs with the same "
         "encoder settings (<runs>/.cache/rows/): a rerun over a grown corpus embeds only its "
         "new texts. false: embed every text in this run.")
+    static_fit: StaticFitSection = Field(
+        default_factory=StaticFitSection, description="static:<encoder> only: fit the "
+        "distilled table so that a text's mean token vector follows the encoder's sentence "
+        "vector, on the corpus's first training texts (benchmarks/RESULTS.md, 'A static table "
+        "fitted to the encoder').")
 
 
 SelectionMethod = Literal[tuple(method_names())]  # type: ignore[valid-type]
@@ -472,6 +492,15 @@ class RunConfig(_Section):
         return self
 
     @model_validator(mode="after")
+    def _static_fit_needs_a_static_model(self) -> RunConfig:
+        """`signals.static_fit` is read for a `static:<encoder>` model only."""
+        if (not self.signals.model.startswith("static:")
+                and self.signals.static_fit != StaticFitSection()):
+            raise ValueError("signals.static_fit applies to a static signals.model "
+                             f"('static:<encoder>'), not {self.signals.model!r}; drop it")
+        return self
+
+    @model_validator(mode="after")
     def _soft_labels_need_a_selection(self) -> RunConfig:
         """The teacher's soft labels are attached to selected real rows only: generated rows
         carry none, and a learned method's rows carry the soft labels it learned."""
@@ -528,6 +557,8 @@ class RunConfig(_Section):
             exclude["synthesize"] = unused | {"budget"}
             if method.family != "selection":  # auto, generative, learned: never centred
                 exclude["synthesize"].add("center_features")
+        if not self.signals.model.startswith("static:"):  # read for a static model only
+            exclude["signals"] = {"static_fit"}
         if method.name == "dilm":  # its choice is by cluster and teacher, not similarity
             exclude["generate"] = {"max_similarity"}
         if not method.generative:

@@ -62,9 +62,9 @@ from distill_core.pipeline.inputs import (
 from distill_core.pipeline.runner import upstream_fingerprints
 from distill_core.pipeline.stage import StageContext, StageOutput
 from distill_core.pipeline.stages.signals import encoder_resources
+from distill_core.pipeline.static_model import signals_static_dir
 from distill_core.seeds import derive_seed
 from distill_core.signals.readout import embed_texts
-from distill_core.signals.static_encoder import static_dir_for
 from distill_core.synthesize.stage import CandidateSet
 
 
@@ -167,7 +167,7 @@ class GenerativeMethod:
         texts = parsed.column("text").to_pylist()
         encoders = encoder_resources(cfg.compute)
         vectors = (embed_texts(ctx.executor, cfg.signals, texts, encoders, None,
-                               static_dir_for(cfg.signals.model, store))[0] if texts
+                               signals_static_dir(cfg, store, ctx.executor, encoders))[0] if texts
                    else np.zeros((0, train_x.shape[1]), np.float32))
         probs = (teacher_probabilities(cfg, store, ctx.executor, encoders, texts, vectors)
                  if texts else np.zeros((0, len(names))))

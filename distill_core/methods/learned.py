@@ -29,8 +29,9 @@ from distill_core.methods.registry import Method
 from distill_core.pipeline.inputs import label_names, selection_pool, teacher_probabilities
 from distill_core.pipeline.stage import StageContext, StageOutput
 from distill_core.pipeline.stages.signals import encoder_resources
+from distill_core.pipeline.static_model import signals_static_dir
 from distill_core.signals.readout import embed_texts
-from distill_core.signals.static_encoder import base_encoder, static_dir_for
+from distill_core.signals.static_encoder import base_encoder
 from distill_core.synthesize.stage import CandidateSet
 
 FAMILY_OF = {"learned_meta": "meta_matching", "learned_gradient": "gradient_matching",
@@ -106,7 +107,7 @@ class LearnedFamily:
         texts = [d.text for d in decoded]
         encoders = encoder_resources(cfg.compute)
         vectors = embed_texts(ctx.executor, cfg.signals, texts, encoders, None,
-                              static_dir_for(cfg.signals.model, ctx.store))[0]
+                              signals_static_dir(cfg, ctx.store, ctx.executor, encoders))[0]
         if cfg.teacher.kind == "finetune" and ctx.store.manifest("teacher") is None:
             # No fine-tuned teacher in this run: the probe reads the decoded rows.
             cfg = cfg.model_copy(update={"teacher": cfg.teacher.model_copy(

@@ -16,16 +16,19 @@ import numpy as np
 from distill_core.signals.static_encoder import is_static
 
 
-def centering_on(mode: bool | str, model: str) -> bool:
+def centering_on(mode: bool | str, model: str, fitted: bool = False) -> bool:
     """Whether selection centres its features: true, false, or `auto` (true for a static
-    encoder, `static:<encoder>`; false for a transformer's vectors)."""
-    return is_static(model) if mode == "auto" else bool(mode)
+    encoder's distilled table, `static:<encoder>` with `static_fit.rows: 0`; false for a
+    transformer's vectors and for a table fitted to them, which selects best raw, as the
+    transformer's do: benchmarks/RESULTS.md)."""
+    return (is_static(model) and not fitted) if mode == "auto" else bool(mode)
 
 
 def run_centres_features(cfg: Any) -> bool:
     """Whether a run's selection centres its features (`synthesize.center_features` resolved
-    against `signals.model`)."""
-    return centering_on(cfg.synthesize.center_features, cfg.signals.model)
+    against `signals.model` and its `static_fit`)."""
+    return centering_on(cfg.synthesize.center_features, cfg.signals.model,
+                        cfg.signals.static_fit.rows > 0)
 
 
 def centered(features: np.ndarray, mean: np.ndarray) -> np.ndarray:

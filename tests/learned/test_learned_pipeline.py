@@ -245,7 +245,10 @@ def test_a_static_signals_model_learns_in_its_base_encoder_and_embeds_decoded_ro
     with the static model, as the corpus was (both failed to load 'static:...' before)."""
     import numpy as np
 
-    from distill_core.signals.static_encoder import StaticEncoder, static_dir_for
+    from distill_core.pipeline.stages.signals import encoder_resources
+    from distill_core.pipeline.static_model import signals_static_dir
+    from distill_core.signals.static_encoder import StaticEncoder
+    from tasks.executors import make_executor
 
     key = "synthesize.learned_meta"
     cfg = load_config(None, [f"data.data_dir={slice_dir}", "synthesize.method=learned_meta",
@@ -256,7 +259,10 @@ def test_a_static_signals_model_learns_in_its_base_encoder_and_embeds_decoded_ro
     store, _ = run_stages(cfg, tmp_path, until="learn")
     assert store.manifest("learn")["model"] == str(tiny_model)
     rows = store.read("learn").to_pylist()
-    encoder = StaticEncoder(static_dir_for(cfg.signals.model, store))
+    folder = signals_static_dir(cfg, store, make_executor(cfg.compute),
+                                encoder_resources(cfg.compute))  # cached: not fitted again
+    assert "fitted-" in folder  # signals.static_fit is on by default
+    encoder = StaticEncoder(folder)
     expected = encoder.encode([r["text"] for r in rows])
     np.testing.assert_allclose(np.asarray([r["embedding"] for r in rows], np.float32),
                                expected, atol=1e-6)

@@ -111,8 +111,12 @@ def test_signals_stage_embeds_with_the_static_encoder(tiny_encoder: Path, slice_
     assert settings["model"]["distillation"]["library"] == "model2vec"
     assert settings["model"]["base"]["sha256"]  # keyed by the base encoder's content
     assert "precision" not in settings  # a static model has no transformer pass to cast
-    # The distilled model sits in the runs folder's cache, where the next run finds it.
-    assert len(list((runs / ".cache" / "static-encoders").glob("*/model.safetensors"))) == 1
+    # The distilled model and the table fitted to the base encoder on this corpus's first
+    # training texts (signals.static_fit, on by default) sit in the runs folder's cache.
+    models = sorted(p.parent.name for p in (runs / ".cache" / "static-encoders").glob(
+        "*/model.safetensors"))
+    assert len(models) == 2 and models[1].startswith("fitted-")
+    assert settings["static_fit"]["rows"] == 20_000
 
 
 def test_selection_centres_static_features_by_default(tiny_encoder: Path, slice_dir: Path,
@@ -127,7 +131,12 @@ def test_selection_centres_static_features_by_default(tiny_encoder: Path, slice_
 
     base = [f"data.data_dir={slice_dir}", f"signals.model=static:{tiny_encoder}",
             "run.name=static", "synthesize.method=herding", "synthesize.per_class=3",
-            "synthesize.oversample=1", "run.seeds=[0]"]
+            "synthesize.oversample=1", "run.seeds=[0]", "signals.static_fit.rows=0"]
+    fitted = load_config(None, [*base[:-1]])  # a fitted table selects raw, as a transformer
+    assert fitted.semantic_dict()["synthesize"]["center_features"] == "auto"
+    from distill_core.synthesize.centering import run_centres_features
+
+    assert not run_centres_features(fitted)
     store, _ = run_stages(load_config(None, base), runs, until="synthesize")
     assert store.manifest("synthesize")["stage_config"]["center_features"] is True
     train, x = split_features(store.read("ingest"), store.read("signals"), "train")

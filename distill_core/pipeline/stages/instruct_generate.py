@@ -44,10 +44,10 @@ from distill_core.methods.instruction import budget_rows
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.pipeline.stages.generate import GENERATE
 from distill_core.pipeline.stages.signals import encoder_resources
+from distill_core.pipeline.static_model import signals_static_dir
 from distill_core.seeds import derive_seed
 from distill_core.signals.embeddings import matrix, require_aligned
 from distill_core.signals.readout import embed_texts
-from distill_core.signals.static_encoder import static_dir_for
 
 PAIR_SCHEMA = pa.schema(list(GENERATED_SCHEMA) + [
     ("prompt_embedding", pa.list_(pa.float32())), ("shot_similarity", pa.float64()),
@@ -143,7 +143,8 @@ def _body(ctx: StageContext) -> StageOutput:
     n = len(rows)
     texts = [r["text"] for r in rows] + [r["text_pair"] for r in rows]
     vectors = (embed_texts(ctx.executor, cfg.signals, texts, encoder_resources(cfg.compute),
-                           None, static_dir_for(cfg.signals.model, ctx.store))[0]
+                           None, signals_static_dir(cfg, ctx.store, ctx.executor,
+                                              encoder_resources(cfg.compute)))[0]
                if n else np.zeros((0, prompt_x.shape[1]), np.float32))
     u, v = normalised(vectors[:n]), normalised(vectors[n:])
     position = {e: i for i, e in enumerate(ids)}

@@ -53,6 +53,7 @@ from distill_core.pipeline.batches import (
 )
 from distill_core.pipeline.executor import ActorSpec, BatchResult, Resources
 from distill_core.pipeline.stage import PartReuse, Stage, StageContext, StageOutput
+from distill_core.pipeline.static_model import cache_key, fit_settings, signals_static_dir
 from distill_core.signals.actors import CorpusEmbedActor
 from distill_core.signals.embeddings import (
     StringsHasher,
@@ -69,16 +70,18 @@ from distill_core.signals.row_cache import RowCache, RowStats, cached_encode
 from distill_core.signals.static_encoder import (
     STATIC_POOLING,
     is_static,
-    static_dir_for,
     static_identity,
 )
 
 
 def _settings(cfg: RunConfig) -> dict[str, Any]:
     if is_static(cfg.signals.model):  # token vectors: no precision, no transformer pass
-        return {"model": static_identity(cfg.signals.model),
-                "max_length": cfg.signals.max_length, "pooling": STATIC_POOLING,
-                "normalize": "l2"}
+        settings = {"model": static_identity(cfg.signals.model),
+                    "max_length": cfg.signals.max_length, "pooling": STATIC_POOLING,
+                    "normalize": "l2"}
+        if (fit := fit_settings(cfg)) is not None:  # its sample is the ingest parts' (identity)
+            settings["static_fit"] = {**fit.as_dict(), "precision": cfg.signals.precision}
+        return settings
     return {"model": model_identity(cfg.signals.model), "max_length": cfg.signals.max_length,
             "precision": recorded_precision(cfg.signals.precision, cfg.compute.backend),
             "pooling": "mean", "normalize": "l2"}
@@ -177,9 +180,15 @@ def _merge_result(total: BatchResult | None, batch: BatchResult) -> BatchResult:
     return total
 
 
+def _cache_settings(cfg: RunConfig, store: RunStore) -> dict[str, Any]:
+    """What the per-text and per-part caches are keyed by: the settings, and a fitted static
+    table's identity (it depends on the corpus's sample, not on the config alone)."""
+    return {**_settings(cfg), **cache_key(cfg, store)}
+
+
 def _body(ctx: StageContext) -> StageOutput:
     assert ctx.writer is not None, "the runner hands every stage body a writer"
-    static_dir = static_dir_for(ctx.cfg.signals.model, ctx.store)
+    static_dir = signals_static_dir(ctx.cfg, ctx.store, ctx.executor, ctx.resources)
     runs: dict[str, Any] = {}
     total_rows = stage_rows(ctx.store, "ingest")
     done = {"rows": 0, "distinct": 0, "parts_embedded": 0}
@@ -192,7 +201,7 @@ def _body(ctx: StageContext) -> StageOutput:
 
     def encode_cached(texts):
         if "cache" not in runs:  # one cache object per stage: its key index is read once
-            runs["cache"] = RowCache(ctx.store.cache_root, _settings(ctx.cfg))
+            runs["cache"] = RowCache(ctx.store.cache_root, _cache_settings(ctx.cfg, ctx.store))
         vectors, stats = cached_encode(runs["cache"], texts, encode, ctx.store.run_id)
         runs["rows"] = _merge_rows(runs.get("rows"), stats)
         return vectors
@@ -204,7 +213,8 @@ def _body(ctx: StageContext) -> StageOutput:
     step = RAY_BATCH_ROWS if ctx.executor.name == "ray" else BATCH_ROWS
     # Row cache on: each ingest part's signals rows are also kept whole (`part_cache.py`), and
     # a part seen before is copied, not looked up row by row and written again.
-    parts = (PartCache(ctx.store.cache_root, _settings(ctx.cfg), pairs)  # type: ignore[arg-type]
+    parts = (PartCache(ctx.store.cache_root, _cache_settings(ctx.cfg, ctx.store),  # type: ignore[arg-type]
+                       pairs)
              if uses_row_cache(ctx.cfg, ctx.store) else None)
     ingest = verified_parts(ctx.store, "ingest")
     shas = _ingest_shas(ctx.store) if parts is not None else [""] * len(ingest)
@@ -325,11 +335,13 @@ def _body_from_parts(ctx: StageContext, static_dir: str | None, row_cache: bool,
     actor = ActorSpec(CorpusEmbedActor, {
         "embed": embed_actor_kwargs(cfg.signals, static_dir), "pairs": pairs,
         "cache_root": str(ctx.store.cache_root) if row_cache else None,
-        "settings": _settings(cfg) if row_cache else None, "run_id": ctx.store.run_id},
+        "settings": _cache_settings(cfg, ctx.store) if row_cache else None,
+        "run_id": ctx.store.run_id},
         "signals")
     ids = RowStream(ctx.store, "ingest", ["example_id", "split"])
     block_rows = part_block_rows(total_rows, ctx.resources.workers, cfg.signals.batch_size)
-    parts = (PartCache(ctx.store.cache_root, _settings(cfg), pairs)  # type: ignore[arg-type]
+    parts = (PartCache(ctx.store.cache_root, _cache_settings(cfg, ctx.store),  # type: ignore[arg-type]
+                       pairs)
              if uses_row_cache(cfg, ctx.store) else None)
     ingest = verified_parts(ctx.store, "ingest")
     shas = _ingest_shas(ctx.store) if parts is not None else [""] * len(ingest)
@@ -420,7 +432,7 @@ def _part_reuse(cfg: RunConfig, store: RunStore) -> PartReuse | None:
     """For `plan`: how many ingest parts' signals the per-part cache holds (None: not used)."""
     if not uses_row_cache(cfg, store):
         return None
-    parts = PartCache(store.cache_root, _settings(cfg), has_pairs(store))
+    parts = PartCache(store.cache_root, _cache_settings(cfg, store), has_pairs(store))
     shas = _ingest_shas(store)
     return PartReuse(sum(parts.holds(sha) for sha in shas), len(shas), str(parts.folder))
 
