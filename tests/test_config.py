@@ -314,8 +314,10 @@ def test_center_features_names_only_runs_whose_selection_reads_it() -> None:
     assert not same("synthesize.method=herding")  # a selection method centres
     for method in ("auto", "dilm", "learned_meta"):  # these never do
         assert same(f"synthesize.method={method}"), method
-    assert same("data.task=instruction", "data.instruction={preset: gsm8k}",
-                "synthesize.method=kmeans")  # instruction rankings read raw embeddings
+    # instruction rankings read raw embeddings: the key is refused there, not ignored
+    with pytest.raises(ConfigError, match="synthesize.center_features .* does not apply"):
+        same("data.task=instruction", "data.instruction={preset: gsm8k}",
+             "synthesize.method=kmeans")
 
 
 def test_generate_max_similarity_names_llm_synth_runs_only() -> None:
