@@ -204,7 +204,10 @@ def bench_size(rows: int, encoder: str, args: argparse.Namespace, work: Path,
     runs = work / f"runs-{tag}"
     fresh_runs_dir(runs, static_cache if encoder == STATIC else None)
     live = live_folder(folder, corpus)
-    model = [f"signals.model={encoder}"]
+    # the config's `static_fit: {rows: 0}` is a static model's key: back to its default
+    # (not read) for the MiniLM size
+    model = [f"signals.model={encoder}",
+             *([] if encoder == STATIC else ["signals.static_fit.rows=20000"])]
     result: dict[str, Any] = {"rows": rows, "encoder": encoder, "corpus": {
         "folder": str(folder), "build_seconds": corpus["build_seconds"],
         "extra_rows": corpus["extra_rows"], "label_rows": corpus["label_rows"]}, "runs": {}}

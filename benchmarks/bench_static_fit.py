@@ -61,6 +61,9 @@ def generalisation(dataset: str, args: argparse.Namespace) -> list[dict]:
     texts = texts_of(store, ids)
     encoder = StaticEncoder(static_model_dir(STATIC, Path(args.runs_dir) / ".cache"))
     rows = min(args.rows, len(texts) - UNSEEN)
+    if rows < 1:
+        raise SystemExit(f"{dataset}: {len(texts)} training texts, fewer than the {UNSEEN} "
+                         "held out of every sample")
     held = pooling_matrix(encoder, texts[-UNSEEN:])
     out = []
     for name, steps, lr, l2 in [("mapped (least squares only)", 1, 1e-12, 0.0),

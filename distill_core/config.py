@@ -495,10 +495,14 @@ class RunConfig(_Section):
     @model_validator(mode="after")
     def _static_fit_needs_a_static_model(self) -> RunConfig:
         """`signals.static_fit` is read for a `static:<encoder>` model only."""
-        if (not self.signals.model.startswith("static:")
-                and self.signals.static_fit != StaticFitSection()):
+        fit, default = self.signals.static_fit, StaticFitSection()
+        if not self.signals.model.startswith("static:") and fit != default:
             raise ValueError("signals.static_fit applies to a static signals.model "
                              f"('static:<encoder>'), not {self.signals.model!r}; drop it")
+        unread = [k for k in ("steps", "lr", "l2") if getattr(fit, k) != getattr(default, k)]
+        if fit.rows == 0 and unread:
+            raise ValueError(f"signals.static_fit.{unread[0]} is not read with "
+                             "signals.static_fit.rows: 0 (no fit); drop it")
         return self
 
     @model_validator(mode="after")
@@ -560,6 +564,8 @@ class RunConfig(_Section):
                 exclude["synthesize"].add("center_features")
         if not self.signals.model.startswith("static:"):  # read for a static model only
             exclude["signals"] = {"static_fit"}
+        elif self.signals.static_fit.rows == 0:  # no fit: its settings are not read
+            exclude["signals"] = {"static_fit": {"steps", "lr", "l2"}}
         if method.name == "dilm":  # its choice is by cluster and teacher, not similarity
             exclude["generate"] = {"max_similarity"}
         if not method.generative:

@@ -330,3 +330,15 @@ def test_generate_max_similarity_names_llm_synth_runs_only() -> None:
     assert not same("llm_synth")
     assert load_config(None, ["synthesize.method=dilm"]).run_id() != load_config(
         None, ["synthesize.method=dilm", "generate.teacher_tau=0.9"]).run_id()
+
+
+def test_static_fit_is_read_for_a_static_model_only_and_refused_elsewhere() -> None:
+    static = "signals.model=static:all-MiniLM-L6-v2"
+    assert "static_fit" not in load_config(None, []).semantic_dict()["signals"]
+    with pytest.raises(ConfigError, match="signals.static_fit applies to a static"):
+        load_config(None, ["signals.static_fit.rows=10"])
+    with pytest.raises(ConfigError, match="signals.static_fit.l2 is not read"):
+        load_config(None, [static, "signals.static_fit.rows=0", "signals.static_fit.l2=1"])
+    fitted = load_config(None, [static]).run_id()
+    assert fitted != load_config(None, [static, "signals.static_fit.l2=0.1"]).run_id()
+    assert fitted != load_config(None, [static, "signals.static_fit.rows=0"]).run_id()

@@ -125,15 +125,19 @@ def test_a_stage_made_from_other_upstream_bytes_is_neither_resumed_nor_restored(
     assert store.verify("synthesize") is None  # same fingerprint, verifies, other bytes
     again, outcomes = run_stages(_cfg(slice_dir), tmp_path)
     status = {o.stage: o.status for o in outcomes}
-    # filter is in the run and in the cache, both made from the old bytes: neither is used
+    # filter, in the run, was made from the old bytes: not resumed (the cache's side of the
+    # check: tests/artifacts/test_store.py)
     assert status["synthesize"] == "resumed" and status["filter"] == "computed"
     because = again.manifest("filter")["recomputed_because"]
     assert "made from other synthesize rows than this run's" in because
     recorded = again.manifest("filter")["inputs"]["synthesize"]["sha256"]
     assert recorded == artifact_input(again, "synthesize")["sha256"]
-    # the same rows in another order filter to the same bytes: evaluate may then be resumed
+    # evaluate is resumed only if the new filter rows are the old bytes, and either way it
+    # now records the filter stage the run holds
     same_filter = again.manifest("filter")["parts"] == filter_parts
     assert status["evaluate"] == ("resumed" if same_filter else "computed")
+    assert (again.manifest("evaluate")["inputs"]["filter"]["sha256"]
+            == artifact_input(again, "filter")["sha256"])
     assert _full_accuracy(again) == accuracy
     third, outcomes = run_stages(_cfg(slice_dir), tmp_path)
     assert {o.status for o in outcomes} == {"resumed"}

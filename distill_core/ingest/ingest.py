@@ -415,6 +415,7 @@ def stream_dataset(spec: DatasetSpec, data_dir: Path | None, sink: Sink,
     label_names = list(spec.label_names) if spec.label_names is not None else None
     summary = IngestSummary(label_names=[])
     emit = _Emit(sink)
+    seen_labels: list[str] = []  # an unusable training split's labels (`unusable` noted)
     for source in sources:
         limit = max_chars_of(source, max_chars)
         builder = SplitBuilder(source.split, source.columns, source.name, label_names, limit)
@@ -451,7 +452,10 @@ def stream_dataset(spec: DatasetSpec, data_dir: Path | None, sink: Sink,
                     if unusable is None:
                         raise IngestError(problem)
                     unusable.append(problem)
-                if label_names is None:
+                    seen_labels = _natural_sort(builder.labels_seen)
+                    # labels inferred from an unusable split are no rule for the eval split:
+                    # it is read with any label (its other problems are still listed)
+                elif label_names is None:
                     label_names = _natural_sort(builder.labels_seen)
                     assert spill is not None
                     spill.replay(sink, label_names)
@@ -473,8 +477,7 @@ def stream_dataset(spec: DatasetSpec, data_dir: Path | None, sink: Sink,
         })
     if not emit.wrote_rejects:  # the rejects table exists, empty, with its schema
         sink.write(rejects_table([]), rejects=True)
-    assert label_names is not None
-    summary.label_names = label_names
+    summary.label_names = label_names if label_names is not None else seen_labels
     summary.rejects_by_reason = dict(emit.reasons)
     return summary
 

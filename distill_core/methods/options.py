@@ -120,7 +120,8 @@ class LearnedOptions(MethodOptions):
     inner loops, and the way back to text (`distill_core/learned/`)."""
 
     model: str | None = Field(default=None, description="The encoder learner the synthetic "
-                              "embeddings are optimised for (None: `signals.model`).")
+                              "embeddings are optimised for (None: `signals.model`, or the encoder "
+                              "a `static:` model is distilled from).")
     pooling: Literal["mean", "cls"] = Field(default="mean", description="Sentence feature "
                                             "of the learner: mean over tokens or the first.")
     last_layers: int | None = Field(default=None, ge=1, description="Train only the last "

@@ -121,17 +121,20 @@ def plan_run(cfg: RunConfig, runs_dir: str | Path) -> list[PlannedStage]:
         fp, _ = stage_fingerprint(stage, cfg, view)  # type: ignore[arg-type]
         item.fingerprint = fp
         check = inputs_problem(view, stage.reads(cfg))  # type: ignore[arg-type]
+        entry = store.cache_entry(stage.name, fp) if stage.cached else None
+        refused = None if entry is None else check(_PlanView.read_folder_manifest(entry))
         if store.is_complete(stage.name, fp, check):
             item.status, item.where = "done", str(store.stage_dir(stage.name))
             view.folders[stage.name] = store.stage_dir(stage.name)
-        elif (stage.cached and (entry := store.cache_entry(stage.name, fp)) is not None
-              and check(_PlanView.read_folder_manifest(entry)) is None):
+        elif entry is not None and refused is None:
             item.status, item.where = "cached", str(entry)
             view.folders[stage.name] = entry
         else:
             missing = stage.name
             if stage.name in store.invalid:
                 item.note = f"recompute: {store.invalid[stage.name]}"
+            elif refused is not None:
+                item.note = f"recompute: cache entry {entry}: {refused}"
             elif stage.part_reuse is not None:
                 _note_part_reuse(item, stage.part_reuse(cfg, view))  # type: ignore[arg-type]
     return planned

@@ -17,6 +17,7 @@ import numpy as np
 from distill_core.config import RunConfig
 from distill_core.hashing import stable_hash
 from distill_core.pipeline.batches import stage_batches
+from distill_core.signals.encoder import recorded_precision
 from distill_core.signals.static_encoder import (
     base_encoder,
     is_static,
@@ -54,7 +55,8 @@ def sample_texts(store: RunStore, rows: int) -> list[str]:
 
 
 def _identity(cfg: RunConfig, settings: FitSettings, texts: list[str]) -> dict[str, Any]:
-    target = {"encoder": base_encoder(cfg.signals.model), "precision": cfg.signals.precision,
+    target = {"encoder": base_encoder(cfg.signals.model),
+              "precision": recorded_precision(cfg.signals.precision, cfg.compute.backend),
               "max_length": cfg.signals.max_length}
     return {**fitted_identity(static_identity(cfg.signals.model), settings, texts),
             "target": target}
@@ -89,4 +91,5 @@ def signals_static_dir(cfg: RunConfig, store: RunStore, executor: Executor,
 
     cache_root = store.local_cache_root("a static: signals.model")
     return str(fitted_model_dir(static_dir, _identity(cfg, settings, texts), cache_root, texts,
-                                targets, settings, cfg.compute.torch_threads))
+                                targets, settings, cfg.signals.max_length,
+                                cfg.compute.torch_threads))

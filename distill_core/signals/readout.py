@@ -34,7 +34,8 @@ def embed_texts(executor: Executor, signals: SignalsSection, texts: Sequence[str
                 resources: Resources, progress: Callable[[int, int], None] | None = None,
                 static_dir: str | None = None) -> tuple[np.ndarray, BatchResult]:
     """Embeddings of `texts` [n, dim] float32, and the executor's account of the work.
-    `static_dir`: the distilled static model of a `static:<encoder>` setting."""
+    `static_dir`: the static model folder of a `static:<encoder>` setting (distilled or
+    fitted: `pipeline/static_model.signals_static_dir`)."""
     actor = ActorSpec(EmbedActor, embed_actor_kwargs(signals, static_dir), "signals")
     result = executor.map_batches(actor, {"text": np.asarray(list(texts), dtype=object)},
                                   resources, signals.batch_size * BLOCK_BATCHES, progress,

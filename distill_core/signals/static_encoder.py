@@ -94,9 +94,10 @@ def static_model_dir(model: str, cache_root: str | Path) -> Path:
 
 
 def static_dir_for(model: str, store: RunStore) -> str | None:
-    """The folder of the static model a `static:<encoder>` signals setting embeds with (built
-    in the runs folder's cache when missing); None for a transformer. Every stage that embeds
-    texts with the signals encoder (new texts too: generated or decoded rows) passes it on."""
+    """The folder of the distilled static model of a `static:<encoder>` setting (built in the
+    runs folder's cache when missing); None for a transformer. Stages embed with
+    `pipeline/static_model.signals_static_dir`, which fits this table when
+    `signals.static_fit` asks for it."""
     if not is_static(model):
         return None
     return str(static_model_dir(model, store.local_cache_root("a static: signals.model")))

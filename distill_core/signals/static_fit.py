@@ -40,10 +40,12 @@ import numpy as np
 from distill_core.artifacts.cache_use import mark_used
 from distill_core.artifacts.sealed import seal, seal_problem
 from distill_core.artifacts.stage_writer import drop_folder
+from distill_core.errors import ConfigError
 from distill_core.hashing import stable_hash
 from distill_core.signals.static_encoder import StaticEncoder
 
-FIT_RECIPE = "mapped-then-adam-cosine-l2-v1"  # part of a fitted model's identity
+FIT_RECIPE = "ridge-mapped-then-adam-cosine-l2-v1"  # part of a fitted model's identity
+RIDGE = 1e-6  # the map's ridge, relative to the pooled vectors' mean squared norm
 
 
 @dataclass(frozen=True)
@@ -105,10 +107,16 @@ def fit_table(encoder: StaticEncoder, texts: Sequence[str], targets: np.ndarray,
 
     pooling = pooling_matrix(encoder, texts).tocsr()
     keep = np.asarray(pooling.sum(axis=1)).ravel() != 0
+    if not keep.any():
+        raise ConfigError("signals.static_fit: no text of the sample has a token the static "
+                          "model knows; set signals.static_fit.rows: 0")
     pooling, targets = pooling[keep], np.asarray(targets, np.float32)[keep]
     targets = targets / np.maximum(np.linalg.norm(targets, axis=1, keepdims=True), 1e-12)
-    pooled = np.asarray(pooling @ encoder.table, np.float32)
-    mapping, *_ = np.linalg.lstsq(pooled, targets, rcond=None)
+    pooled = np.asarray(pooling @ encoder.table, np.float64)
+    # ridge-regularised least squares: well defined on a sample smaller than the width
+    gram = pooled.T @ pooled
+    gram[np.diag_indices_from(gram)] += RIDGE * max(np.trace(gram) / len(gram), 1e-12)
+    mapping = np.linalg.solve(gram, pooled.T @ targets).astype(np.float32)
     mapped = (encoder.table @ mapping).astype(np.float32)
     # only the tokens the sample shows get a gradient: fit those rows, keep the others mapped
     used = np.unique(pooling.indices)
@@ -151,10 +159,12 @@ def fitted_identity(static_identity: dict[str, Any], settings: FitSettings,
 
 def fitted_model_dir(static_dir: str | Path, identity: dict[str, Any], cache_root: str | Path,
                      texts: Sequence[str], targets: Callable[[], np.ndarray],
-                     settings: FitSettings, threads: int | None = None) -> Path:
+                     settings: FitSettings, max_length: int,
+                     threads: int | None = None) -> Path:
     """The cache folder of the table fitted on `texts` (`targets()`: their transformer
-    vectors, computed only when the folder must be built). Sealed like the distilled model
-    (`artifacts/sealed.py`): a damaged or unsealed folder is built again."""
+    vectors, computed only when the folder must be built), pooled as the run embeds them
+    (`max_length` tokens). Sealed like the distilled model (`artifacts/sealed.py`): a damaged
+    or unsealed folder is built again."""
     import torch
     from model2vec import StaticModel
 
@@ -166,7 +176,7 @@ def fitted_model_dir(static_dir: str | Path, identity: dict[str, Any], cache_roo
     folder.parent.mkdir(parents=True, exist_ok=True)
     drop_folder(folder)
     temporary = folder.parent / f".tmp-fitted-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    encoder = StaticEncoder(static_dir)
+    encoder = StaticEncoder(static_dir, max_length)
     previous = torch.get_num_threads()
     try:
         if threads:

@@ -160,3 +160,17 @@ def test_an_fsspec_filesystem_works_as_a_runs_folder(monkeypatch: pytest.MonkeyP
     writer.publish({"fingerprint": "f", "finished_at": "t"})
     assert len(store.parts("ingest")) == 3 and store.read("ingest").equals(_table(5))
     assert store.is_complete("ingest", "f")
+
+
+def test_a_same_fingerprint_manifest_from_other_inputs_replaces_the_stage(s3: S3Server) -> None:
+    bucket = s3.bucket()
+    store = RunStore(f"s3://{bucket}/runs", "run-1")
+    old = {"fingerprint": "fp", "finished_at": "t", "inputs": {"ingest": {"sha256": "old"}}}
+    store.write_stage("signals", _table(3), old)
+    store.write_stage("signals", _table(5, "b"), {**old, "finished_at": "t2"})
+    assert store.read("signals").equals(_table(3))  # the same stage: the first copy stays
+    first = store.manifest("signals")["attempt"]
+    store.write_stage("signals", _table(5, "b"),
+                      {**old, "inputs": {"ingest": {"sha256": "new"}}})
+    assert store.read("signals").equals(_table(5, "b"))  # other inputs: replaced
+    assert not [k for k in s3.keys(bucket) if first in k]

@@ -287,3 +287,28 @@ def test_end_part_and_adopt_take_in_a_checked_copy(tmp_path: Path) -> None:
     assert store.read("signals").column("example_id").to_pylist() == [
         "e0", "e0", "e1", "e2", "e0", "e1", "e2", "e3"]
     assert store.verify("signals") is None
+
+
+def test_a_copy_made_from_other_inputs_is_replaced_and_not_restored(tmp_path: Path) -> None:
+    """Same fingerprint, other recorded inputs: publishing replaces the copy there (an equal
+    copy from a concurrent writer is kept), and the cache refuses, and drops, an entry that
+    an inputs check rejects."""
+    from distill_core.pipeline.runner import InputsCheck
+
+    store = RunStore(tmp_path, "run-1")
+    old = {"fingerprint": "fp", "finished_at": "t", "inputs": {"ingest": {"sha256": "old"}}}
+    store.write_stage("signals", _table(3), old)
+    store.write_stage("signals", _table(5), {**old, "finished_at": "t2"})  # same: kept
+    assert store.read("signals").num_rows == 3
+    store.write_stage("signals", _table(5), {**old, "inputs": {"ingest": {"sha256": "new"}}})
+    assert store.read("signals").num_rows == 5  # made from other inputs: replaced
+    store.save_to_cache("signals")
+
+    def wants(sha: str) -> InputsCheck:
+        return lambda m: None if m["inputs"]["ingest"]["sha256"] == sha else "other ingest"
+
+    other = RunStore(tmp_path, "run-2")
+    assert not other.restore_from_cache("signals", "fp", wants("old"))
+    assert other.invalid["signals"].endswith("other ingest")
+    assert not (tmp_path / ".cache" / "signals" / "fp").exists()  # dropped: computed again
+    assert other.manifest("signals") is None

@@ -541,6 +541,25 @@ def test_validate_lists_every_reject_before_saying_a_run_could_not_use_the_file(
     assert json.loads(machine.stdout)["unusable"] == [f"{data}: {why}"]
 
 
+def test_validate_of_a_config_with_one_training_class_lists_no_false_eval_rejects(
+        tmp_path: Path) -> None:
+    """Labels inferred from an unusable training split are no rule for the eval split: its
+    two valid rows (labels 0 and 1) are not listed as unknown_label."""
+    (tmp_path / "train.csv").write_text("sentence,label\nok film,1\n,0\ngood film,1\n")
+    (tmp_path / "dev.csv").write_text("sentence,label\nbad film,0\nfine film,1\n,1\n")
+    source = "{{file: {{path: {path}, text: sentence, label: label}}}}"
+    config = tmp_path / "cfg.yaml"
+    config.write_text(f"data:\n  dataset: null\n"
+                      f"  train: {source.format(path=tmp_path / 'train.csv')}\n"
+                      f"  eval: {source.format(path=tmp_path / 'dev.csv')}\n")
+    result = _cli("validate", str(config), "--json")
+    assert result.returncode == 2, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert [(p["split"], p["source_row"], p["reason"]) for p in report["problems"]] == [
+        ("train", 3, "empty_text"), ("eval", 4, "empty_text")]
+    assert len(report["unusable"]) == 1 and "has the label '1'" in report["unusable"][0]
+
+
 def test_validate_data_file_pairs_and_explicit_columns(slice_dir: Path, tmp_path: Path) -> None:
     mrpc = _cli("validate", str(slice_dir / "mrpc" / "train.tsv"), "--no-quoting", "--json")
     assert mrpc.returncode == 0, mrpc.stdout + mrpc.stderr

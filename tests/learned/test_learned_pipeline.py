@@ -259,9 +259,12 @@ def test_a_static_signals_model_learns_in_its_base_encoder_and_embeds_decoded_ro
     store, _ = run_stages(cfg, tmp_path, until="learn")
     assert store.manifest("learn")["model"] == str(tiny_model)
     rows = store.read("learn").to_pylist()
+    (fitted,) = (tmp_path / ".cache" / "static-encoders").glob("fitted-*")
+    stamp = (fitted / "model.safetensors").stat().st_mtime_ns
     folder = signals_static_dir(cfg, store, make_executor(cfg.compute),
-                                encoder_resources(cfg.compute))  # cached: not fitted again
-    assert "fitted-" in folder  # signals.static_fit is on by default
+                                encoder_resources(cfg.compute))
+    assert folder == str(fitted)  # signals.static_fit is on by default; not fitted again
+    assert (fitted / "model.safetensors").stat().st_mtime_ns == stamp
     encoder = StaticEncoder(folder)
     expected = encoder.encode([r["text"] for r in rows])
     np.testing.assert_allclose(np.asarray([r["embedding"] for r in rows], np.float32),

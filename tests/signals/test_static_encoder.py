@@ -110,7 +110,7 @@ def test_signals_stage_embeds_with_the_static_encoder(tiny_encoder: Path, slice_
     settings = store.manifest("signals")["stage_config"]
     assert settings["model"]["distillation"]["library"] == "model2vec"
     assert settings["model"]["base"]["sha256"]  # keyed by the base encoder's content
-    assert "precision" not in settings  # a static model has no transformer pass to cast
+    assert "precision" not in settings  # the corpus's vectors come from no transformer pass
     # The distilled model and the table fitted to the base encoder on this corpus's first
     # training texts (signals.static_fit, on by default) sit in the runs folder's cache.
     models = sorted(p.parent.name for p in (runs / ".cache" / "static-encoders").glob(

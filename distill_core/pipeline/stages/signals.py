@@ -80,7 +80,8 @@ def _settings(cfg: RunConfig) -> dict[str, Any]:
                     "max_length": cfg.signals.max_length, "pooling": STATIC_POOLING,
                     "normalize": "l2"}
         if (fit := fit_settings(cfg)) is not None:  # its sample is the ingest parts' (identity)
-            settings["static_fit"] = {**fit.as_dict(), "precision": cfg.signals.precision}
+            settings["static_fit"] = {**fit.as_dict(), "precision": recorded_precision(
+                cfg.signals.precision, cfg.compute.backend)}
         return settings
     return {"model": model_identity(cfg.signals.model), "max_length": cfg.signals.max_length,
             "precision": recorded_precision(cfg.signals.precision, cfg.compute.backend),
@@ -183,7 +184,7 @@ def _merge_result(total: BatchResult | None, batch: BatchResult) -> BatchResult:
 def _cache_settings(cfg: RunConfig, store: RunStore) -> dict[str, Any]:
     """What the per-text and per-part caches are keyed by: the settings, and a fitted static
     table's identity (it depends on the corpus's sample, not on the config alone)."""
-    return {**_settings(cfg), **cache_key(cfg, store)}
+    return {**_settings(cfg), **{f"{k}_table": v for k, v in cache_key(cfg, store).items()}}
 
 
 def _body(ctx: StageContext) -> StageOutput:
