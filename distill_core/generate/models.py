@@ -25,7 +25,12 @@ from distill_core.artifacts.stage_writer import drop_folder
 from distill_core.errors import ModelError
 from distill_core.generate.gguf_tokenizer import check_round_trip, gguf_fast_tokenizer
 from distill_core.hub import require_hub
-from distill_core.signals.models import files_sha256, model_load_error, require_local_folder
+from distill_core.signals.models import (
+    files_sha256,
+    hub_model_identity,
+    model_load_error,
+    require_local_folder,
+)
 
 SMOLLM2_NAMES = {"smollm2", "SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct"}
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -134,7 +139,7 @@ def causal_lm_identity(name: str) -> dict[str, str]:
                 "conversion": str(SMOLLM2_CONVERSION)}
     if Path(name).is_dir():
         return {"model": name, "source": "local", "sha256": files_sha256(Path(name))}
-    return {"model": name, "source": "hub"}
+    return hub_model_identity(name)
 
 
 def load_tokenizer(name: str, trust_remote_code: bool = False):

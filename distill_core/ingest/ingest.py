@@ -107,7 +107,12 @@ class ResolvedSource:
             return {"file": str(self.path),
                     "files": [{"file": str(f), "sha256": _sha256(f)} for f in self.files()]}
         assert self.hub is not None
-        return {"hub": self.hub.model_dump()}
+        from distill_core.hub import hub_commit
+
+        identity: dict[str, Any] = {"hub": self.hub.model_dump()}
+        if (commit := hub_commit(self.hub.path, "dataset", self.hub.revision)) is not None:
+            identity["commit"] = commit  # the dataset's files, not only its name
+        return identity
 
 
 def _sha256(path: Path) -> str:

@@ -31,8 +31,19 @@ def model_identity(model: str) -> dict[str, str]:
     """Name and content hash (local folders: config, tokenizer and weight files)."""
     path = Path(resolve_model_path(model))
     if not path.is_dir():
-        return {"model": model, "source": "hub"}
+        return hub_model_identity(model)
     return {"model": model, "source": "local", "sha256": files_sha256(path)}
+
+
+def hub_model_identity(model: str) -> dict[str, str]:
+    """A hub model by name and, where known, the commit its files come from (a model updated
+    on the hub is another identity, so nothing computed with the old files is reused)."""
+    from distill_core.hub import hub_commit
+
+    identity = {"model": model, "source": "hub"}
+    if (commit := hub_commit(model)) is not None:
+        identity["commit"] = commit
+    return identity
 
 
 def files_sha256(path: Path) -> str:
