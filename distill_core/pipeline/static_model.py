@@ -76,11 +76,11 @@ def signals_static_dir(cfg: RunConfig, store: RunStore, executor: Executor,
                        resources: Resources) -> str | None:
     """The static model folder the run's texts are embedded with (None: a transformer). A
     fitted table is built once per sample and kept in the runs folder's cache; building it
-    embeds the sample with the base encoder through `executor`."""
-    static_dir = static_dir_for(cfg.signals.model, store)
+    embeds the sample with the base encoder through `executor`, and needs the distilled
+    table (distilled again if `cache prune` removed it; a kept fitted table does not)."""
     settings = fit_settings(cfg)
-    if static_dir is None or settings is None:
-        return static_dir
+    if settings is None:
+        return static_dir_for(cfg.signals.model, store)
     from distill_core.signals.readout import embed_texts
 
     texts = sample_texts(store, settings.rows)
@@ -90,6 +90,6 @@ def signals_static_dir(cfg: RunConfig, store: RunStore, executor: Executor,
         return embed_texts(executor, base, texts, resources)[0]
 
     cache_root = store.local_cache_root("a static: signals.model")
-    return str(fitted_model_dir(static_dir, _identity(cfg, settings, texts), cache_root, texts,
-                                targets, settings, cfg.signals.max_length,
-                                cfg.compute.torch_threads))
+    return str(fitted_model_dir(lambda: static_dir_for(cfg.signals.model, store),  # type: ignore[arg-type, return-value]
+                                _identity(cfg, settings, texts), cache_root, texts, targets,
+                                settings, cfg.signals.max_length, cfg.compute.torch_threads))

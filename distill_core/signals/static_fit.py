@@ -157,26 +157,33 @@ def fitted_identity(static_identity: dict[str, Any], settings: FitSettings,
             "sample_sha256": texts_digest(texts), "sample_texts": len(texts)}
 
 
-def fitted_model_dir(static_dir: str | Path, identity: dict[str, Any], cache_root: str | Path,
+def fitted_folder(identity: dict[str, Any], cache_root: str | Path) -> Path:
+    """Where the table fitted under `identity` is kept in the runs folder's cache."""
+    return Path(cache_root) / "static-encoders" / f"fitted-{stable_hash(identity)[:16]}"
+
+
+def fitted_model_dir(static_dir: Callable[[], str | Path], identity: dict[str, Any],
+                     cache_root: str | Path,
                      texts: Sequence[str], targets: Callable[[], np.ndarray],
                      settings: FitSettings, max_length: int,
                      threads: int | None = None) -> Path:
-    """The cache folder of the table fitted on `texts` (`targets()`: their transformer
-    vectors, computed only when the folder must be built), pooled as the run embeds them
-    (`max_length` tokens). Sealed like the distilled model (`artifacts/sealed.py`): a damaged
-    or unsealed folder is built again."""
+    """The cache folder of the table fitted on `texts` (`static_dir()`: the distilled model's
+    folder, and `targets()`: the texts' transformer vectors, both asked for only when the
+    folder must be built), pooled as the run embeds them (`max_length` tokens). Sealed like
+    the distilled model (`artifacts/sealed.py`): a damaged or unsealed folder is built
+    again."""
     import torch
     from model2vec import StaticModel
 
-    key = stable_hash(identity)[:16]
-    folder = Path(cache_root) / "static-encoders" / f"fitted-{key}"
+    folder = fitted_folder(identity, cache_root)
+    key = folder.name.removeprefix("fitted-")
     if seal_problem(folder, identity) is None:
         mark_used(folder)
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     drop_folder(folder)
     temporary = folder.parent / f".tmp-fitted-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    encoder = StaticEncoder(static_dir, max_length)
+    encoder = StaticEncoder(static_dir(), max_length)
     previous = torch.get_num_threads()
     try:
         if threads:

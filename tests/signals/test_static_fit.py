@@ -110,3 +110,35 @@ def test_the_signals_stage_embeds_with_a_table_fitted_on_the_first_training_text
     assert other.manifest("signals")["rows_reused"] == 0  # the row cache holds other vectors
     assert not np.allclose(np.asarray(other.read("signals").column("embedding").to_pylist(),
                                       np.float32), vectors, atol=1e-3)
+
+
+def test_a_damaged_fitted_table_is_fitted_again_and_a_kept_one_needs_no_distilled_table(
+        tiny_encoder: Path, slice_dir: Path, tmp_path: Path, run_stages) -> None:
+    """The fitted folder is sealed: a flipped byte is noticed and the table fitted again (the
+    same bytes: nothing random). While it is intact, `cache prune` removing the distilled
+    table costs nothing: the fitted one is used without distilling again."""
+    import shutil
+
+    from distill_core.pipeline.stages.signals import encoder_resources
+    from distill_core.pipeline.static_model import signals_static_dir
+    from tasks.executors import make_executor
+
+    cfg = load_config(None, [f"data.data_dir={slice_dir}", f"signals.model=static:{tiny_encoder}",
+                             "run.name=fit", "signals.static_fit.steps=5",
+                             "signals.static_fit.rows=80"])
+    store, _ = run_stages(cfg, tmp_path, until="signals")
+
+    def folder() -> Path:
+        return Path(signals_static_dir(cfg, store, make_executor(cfg.compute),
+                                       encoder_resources(cfg.compute)))
+
+    fitted = folder()
+    weights = fitted / "model.safetensors"
+    original = weights.read_bytes()
+    damaged = bytearray(original)
+    damaged[-1] ^= 0xFF
+    weights.write_bytes(bytes(damaged))
+    assert folder() == fitted and weights.read_bytes() == original
+    (distilled,) = [p for p in fitted.parent.iterdir() if not p.name.startswith("fitted-")]
+    shutil.rmtree(distilled)
+    assert folder() == fitted and not distilled.exists()
