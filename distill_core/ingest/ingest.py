@@ -226,17 +226,26 @@ def _natural_sort(names: set[str]) -> list[str]:
         return sorted(names)
 
 
+HEADER_FORMATS = ("csv", "tsv", "parquet")  # a header names the columns: cheap to check
+
+
 def check_headers(spec: DatasetSpec, data_dir: Path | None) -> None:
     """Open every local file of the dataset and read its first record, so that what fails
     a whole file (missing, unreadable, no such column in the header, repeated columns)
     raises its `IngestError` now, before any stage runs (`textdistill plan`). Rows are not
-    checked: a bad row is that row's reject, as in a run."""
+    checked: a bad row is that row's reject, as in a run. Files without a header (JSON, JSON
+    lines, label-text) are only checked to exist: their columns are known per row, and a
+    JSON array is only readable whole."""
     for source in resolve_sources(spec, data_dir):
         if source.file is None:
             continue
         many = source.many
         for path in source.files():
-            next(iter(read_file(path, file_source_for(source.file, path, many))), None)
+            options = file_source_for(source.file, path, many)
+            if options.format in HEADER_FORMATS:
+                next(iter(read_file(path, options)), None)
+            else:
+                check_data_file(path)
 
 
 def max_chars_of(source: ResolvedSource, default: int | None) -> int:

@@ -21,7 +21,7 @@ from distill_core.artifacts.counts import Counts
 from distill_core.artifacts.store import RunStore, file_sha256
 from distill_core.config import RunConfig
 from distill_core.errors import IngestError
-from distill_core.ingest.ingest import data_dir_from
+from distill_core.ingest.ingest import HEADER_FORMATS, data_dir_from
 from distill_core.ingest.readers import read_file
 from distill_core.instruct.ingest import InstructionSource, _resolve, ingest_instructions
 from distill_core.instruct.rows import ID_LABEL
@@ -76,7 +76,9 @@ def check_headers(cfg: RunConfig) -> None:
     for source in (train, evaluation):
         if source is not None:
             path = _existing(source, data_dir)
-            next(iter(read_file(path, source.file_source(path))), None)
+            options = source.file_source(path)
+            if options.format in HEADER_FORMATS:  # JSON: columns known per row (see there)
+                next(iter(read_file(path, options)), None)
 
 
 def corpus_table(rows: pa.Table) -> pa.Table:
