@@ -18,23 +18,6 @@ from distill_core.signals.static_fit import FitSettings, fit_table, pooling_matr
 
 
 @pytest.fixture(scope="module")
-def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from distill_core.signals.models import resolve_model_path
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("all-MiniLM-L6-v2"))
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, intermediate_size=64,
-                         max_position_embeddings=128)).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def texts(shared_datasets: Path) -> list[str]:
     lines = (shared_datasets / "sst2_glue" / "train.tsv").read_text().splitlines()[1:1201]
     return [line.split("\t")[0] for line in lines]
@@ -44,7 +27,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def test_the_fit_brings_pooled_vectors_to_the_encoders_and_generalises(
+def test_the_fit_brings_the_samples_pooled_vectors_to_the_encoders(
         tiny_encoder: Path, texts: list[str], tmp_path: Path) -> None:
     """Fitted on 1,000 texts, their static vectors are closer (cosine) to the encoder's than
     the least-squares mapped table's are, and the distilled table's pooling is what

@@ -158,3 +158,23 @@ def test_ray_signals_copy_the_parts_the_per_part_cache_has(
                                  until="signals")
     assert outcomes[-1].status == "cached"  # every part copied: nothing went to the pool
     assert third.read("signals").equals(again.read("signals"))
+
+
+def test_a_fitted_static_model_on_ray_gives_the_in_process_vectors(
+        local_ray, slice_dir: Path, tiny_encoder: Path, tmp_path: Path, run_stages,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`static:<encoder>` with `signals.static_fit` on Ray: the fit's sample is embedded by
+    the pool, the workers embed the parts with the fitted folder, and the vectors are the
+    in-process run's (its fitted table is the same: same sample, same identity)."""
+    _multi_part(monkeypatch)
+    args = [f"data.data_dir={slice_dir}", *MULTI_PART_ARGS, f"signals.model=static:{tiny_encoder}",
+            "signals.static_fit.rows=100", "signals.static_fit.steps=10"]
+    ray_store, _ = run_stages(load_config(None, [*args, "compute.backend=ray"]),
+                              tmp_path / "ray", until="signals")
+    local_store, _ = run_stages(load_config(None, args), tmp_path / "local", until="signals")
+    assert ray_store.manifest("signals")["read_by"] == "workers"
+    fitted = {p.name for p in (tmp_path / "ray" / ".cache" / "static-encoders").glob("fitted-*")}
+    assert len(fitted) == 1 and fitted == {
+        p.name for p in (tmp_path / "local" / ".cache" / "static-encoders").glob("fitted-*")}
+    assert np.allclose(matrix(ray_store.read("signals")), matrix(local_store.read("signals")),
+                       atol=1e-4)
