@@ -72,6 +72,7 @@ from distill_core.signals.static_encoder import (
     is_static,
     static_identity,
 )
+from distill_core.signals.static_fit import fit_account
 
 
 def _settings(cfg: RunConfig) -> dict[str, Any]:
@@ -181,6 +182,13 @@ def _merge_result(total: BatchResult | None, batch: BatchResult) -> BatchResult:
     return total
 
 
+def _static_account(cfg: RunConfig, static_dir: str | None) -> dict[str, Any]:
+    """For the manifest and the report: a fitted static table's sample and cosines."""
+    if static_dir is None or fit_settings(cfg) is None:
+        return {}
+    return {"static_fit": {"folder": static_dir, **fit_account(static_dir)}}
+
+
 def _cache_settings(cfg: RunConfig, store: RunStore) -> dict[str, Any]:
     """What the per-text and per-part caches are keyed by: the settings, and a fitted static
     table's identity (it depends on the corpus's sample, not on the config alone)."""
@@ -234,7 +242,8 @@ def _body(ctx: StageContext) -> StageOutput:
         _part_done(ctx, parts, ingest_sha, part_file(path).metadata.num_rows)
         done["parts_embedded"] += 1
     extra: dict[str, Any] = {"backend": ctx.executor.name, "batch_rows": step,
-                             **_row_account(runs.get("rows"), done["distinct"])}
+                             **_row_account(runs.get("rows"), done["distinct"]),
+                             **_static_account(ctx.cfg, static_dir)}
     reused_all = False
     if parts is not None:
         extra["part_cache"] = parts.account()
@@ -401,7 +410,8 @@ def _body_from_parts(ctx: StageContext, static_dir: str | None, row_cache: bool,
                             f"{total_rows}; rerun the command")
     seconds = time.perf_counter() - start
     extra: dict[str, Any] = {"backend": ctx.executor.name, "batch_rows": block_rows,
-                             "read_by": "workers", **_row_account(seen.totals, seen.distinct)}
+                             "read_by": "workers", **_row_account(seen.totals, seen.distinct),
+                             **_static_account(cfg, static_dir)}
     if seen.embedded:  # `workers` counts the texts each embedded: they sum to `embedded`
         timings: dict[str, Any] = {"total_s": round(seconds, 3)}
         if seen.precision:
@@ -440,17 +450,24 @@ def _part_reuse(cfg: RunConfig, store: RunStore) -> PartReuse | None:
 
 def _report(store: RunStore) -> list[str]:
     manifest = store.manifest("signals") or {}
+    lines: list[str] = []
+    if fit := manifest.get("static_fit"):
+        lines.append(f"- static table fitted to its encoder on the corpus's first "
+                     f"{fit['texts']:,} training texts (sample sha256 "
+                     f"{fit['sample_sha256'][:12]}): mean cosine to the encoder's vectors "
+                     f"{fit['cosine_mapped']:.3f} mapped, {fit['cosine_fitted']:.3f} fitted "
+                     f"(`{fit['folder']}`)")
     if "rows_computed" not in manifest:
-        return []
+        return lines
     rows = manifest.get("row_cache", {})
     restored = " (stage restored whole from the cache: counts of the run that computed it)" \
         if manifest.get("cache", {}).get("hit") else ""
     if not rows.get("key"):
-        return [f"- embeddings: {manifest['rows_computed']} distinct texts embedded, row cache "
-                f"off{restored}"]
-    lines = [f"- row cache: {manifest['rows_reused']} distinct texts reused, "
-             f"{manifest['rows_computed']} embedded (`{rows.get('folder')}`, "
-             f"{rows.get('parts_read', 0)} parts read){restored}"]
+        return [*lines, f"- embeddings: {manifest['rows_computed']} distinct texts embedded, "
+                f"row cache off{restored}"]
+    lines.append(f"- row cache: {manifest['rows_reused']} distinct texts reused, "
+                 f"{manifest['rows_computed']} embedded (`{rows.get('folder')}`, "
+                 f"{rows.get('parts_read', 0)} parts read){restored}")
     lines += [f"- row cache: dropped a damaged part, its texts embedded again: {why}"
               for why in rows.get("dropped", [])]
     if rows.get("not_saved"):
