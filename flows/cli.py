@@ -141,6 +141,8 @@ def _quiet_libraries(verbose: bool, console_level: str = "WARNING") -> None:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", console_level)
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        # libraries' own bars (model2vec's distillation, ...): the stages report progress
+        os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # The temporary server Prefect starts when no PREFECT_API_URL is set needs more than the
