@@ -160,13 +160,15 @@ class StaticFitSection(_Section):
     rows: int = Field(
         default=20_000, ge=0, description="Training texts, the corpus's first in order, that "
         "the encoder embeds and the static table is fitted to (0: model2vec's table as "
-        "distilled). A corpus that grows at the end keeps its sample and fitted table.")
+        "distilled). A corpus that grows at the end keeps its sample and fitted table once it "
+        "holds `rows` training texts.")
     steps: int = Field(default=300, ge=1, description="Full-batch Adam steps of the fit.")
     lr: float = Field(default=0.01, gt=0, description="Adam's learning rate for the fit.")
     l2: float = Field(
         default=0.05, ge=0, description="Pull of each fitted token vector towards its "
         "least-squares mapped one (0: none, which learns the sample by heart). Chosen on "
-        "training texts outside the sample, SST-2 and AG News (benchmarks/RESULTS.md).")
+        "training texts outside the sample of SST-2, AG News and SST-5 "
+        "(benchmarks/RESULTS.md).")
 
 
 class SignalsSection(_Section):
