@@ -174,6 +174,12 @@ class StaticEncoder:
     def _mean_vectors(self, ids: list[list[int]]) -> np.ndarray:
         """Each row's mean token vector (weighted as the model says), unknown tokens left out;
         a row with no known token stays zero."""
+        sums, counts = self.pooling_sums(ids)
+        return np.asarray(sums @ self.table, dtype=np.float32) / np.maximum(counts, 1.0)[:, None]
+
+    def pooling_sums(self, ids: list[list[int]]):
+        """(rows x table rows) sparse matrix S and known-token counts c with S @ table / c =
+        each row's mean vector (`_mean_vectors`; `static_fit.py` fits the table through it)."""
         from scipy.sparse import csr_matrix
 
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
@@ -186,8 +192,7 @@ class StaticEncoder:
                              minlength=len(ids))
         data = known if self.weights is None else known * self.weights[tokens]
         columns = tokens if self.columns is None else self.columns[tokens]
-        sums = csr_matrix((data, columns, offsets), shape=(len(ids), len(self.table))) @ self.table
-        return np.asarray(sums, dtype=np.float32) / np.maximum(counts, 1.0)[:, None]
+        return csr_matrix((data, columns, offsets), shape=(len(ids), len(self.table))), counts
 
 
 def encoder_threads() -> int:

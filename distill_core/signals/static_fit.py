@@ -79,22 +79,11 @@ def pooling_matrix(encoder: StaticEncoder, texts: Sequence[str]):
     """(rows x table rows) sparse matrix M with M @ table = each text's pooled vector before
     normalising, exactly as `StaticEncoder.encode` pools (cut, tokenised, weighted, the
     unknown token left out)."""
-    from scipy.sparse import csr_matrix, diags
+    from scipy.sparse import diags
 
     encoder.tokenizer.enable_truncation(encoder.max_length)
     ids = encoder._token_ids([text[:encoder.max_chars] for text in texts])
-    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    tokens = np.fromiter((t for row in ids for t in row), dtype=np.int64, count=int(offsets[-1]))
-    unknown = encoder.model.unk_token_id
-    known = (np.ones(len(tokens), np.float32) if unknown is None
-             else (tokens != unknown).astype(np.float32))
-    counts = np.bincount(np.repeat(np.arange(len(ids)), lengths), weights=known,
-                         minlength=len(ids))
-    data = known if encoder.weights is None else known * encoder.weights[tokens]
-    columns = tokens if encoder.columns is None else encoder.columns[tokens]
-    sums = csr_matrix((data, columns, offsets), shape=(len(ids), len(encoder.table)))
+    sums, counts = encoder.pooling_sums(ids)
     return diags(1.0 / np.maximum(counts, 1.0)).astype(np.float32) @ sums
 
 
