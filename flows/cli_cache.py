@@ -56,20 +56,14 @@ def show(runs_dir: RunsDir = "runs", as_json: JsonOption = False, debug: Debug =
                                      "total": kind_summary(entries, now)}, indent=2) + "\n")
         return
     table = Table(title=f"Cache of {runs_dir} ({cache_root})")
-    for column in ("kind", "holds", "entries", "size", "of it shared with runs",
-                   "least recently used"):
+    for column in ("kind", "holds", "entries", "size", "least recently used"):
         table.add_column(column, justify="left" if column in ("kind", "holds") else "right")
     for kind, row in kinds.items():
         table.add_row(kind, kind_note(kind), str(row["entries"]), human_size(row["bytes"]),
-                      human_size(row["bytes_shared_with_runs"]),
                       _age(row["least_recently_used_days"] * 86_400) + " ago")
-    total = kind_summary(entries, now)
-    table.add_row("total", "", str(len(entries)), human_size(total["bytes"]),
-                  human_size(total["bytes_shared_with_runs"]), "", style="bold")
+    table.add_row("total", "", str(len(entries)),
+                  human_size(sum(e.bytes for e in entries)), "", style="bold")
     console.print(table)
-    if total["bytes_shared_with_runs"]:
-        console.print("Shared bytes are hard links with run folders' parts: removing the "
-                      "entries frees them only once those runs are deleted too.")
 
 
 @cache_app.command(name="prune")

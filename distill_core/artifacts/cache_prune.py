@@ -69,9 +69,6 @@ class CacheEntry:
     files: tuple[Path, ...]  # a paired part's files, record first; () for a folder
     bytes: int
     last_used: float  # epoch seconds
-    # Bytes of files that also have a name in a run folder (hard links: `link_hashed`).
-    # Removing the entry leaves them on disk until those runs go too.
-    shared_bytes: int = 0
 
     @property
     def name(self) -> str:
@@ -119,13 +116,11 @@ def _paired(kind: str, folder: Path) -> Iterable[CacheEntry]:
             continue
         data = record.with_suffix(".parquet")
         try:
-            part = data.lstat() if data.exists() else None
-            size = record.lstat().st_size + (part.st_size if part else 0)
+            size = record.lstat().st_size + (data.lstat().st_size if data.exists() else 0)
             used = record.stat().st_mtime
         except FileNotFoundError:
             continue
-        shared = part.st_size if part is not None and part.st_nlink > 1 else 0
-        yield CacheEntry(kind, record, (record, data), size, used, shared)
+        yield CacheEntry(kind, record, (record, data), size, used)
 
 
 def cache_entries(cache_root: Path) -> list[CacheEntry]:
@@ -302,10 +297,8 @@ def by_kind(entries: list[CacheEntry]) -> dict[str, list[CacheEntry]]:
 
 
 def kind_summary(entries: list[CacheEntry], now: float) -> dict[str, Any]:
-    """Entries, bytes (and how many of them run folders share: removing those frees
-    nothing while the runs stay) and the least recent use (days ago) of some entries."""
+    """Entries, bytes and the least recent use (days ago) of some entries."""
     return {"entries": len(entries), "bytes": sum(e.bytes for e in entries),
-            "bytes_shared_with_runs": sum(e.shared_bytes for e in entries),
             "least_recently_used_days": round((now - min(e.last_used for e in entries))
                                               / DAY_S, 3) if entries else None}
 

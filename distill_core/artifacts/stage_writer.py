@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,27 +46,6 @@ def copy_hashed(source: Path, target: Path) -> tuple[str, int]:
         while chunk := reader.read(COPY_CHUNK):
             digest.update(chunk)
             writer.write(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def link_hashed(source: Path, target: Path) -> tuple[str, int]:
-    """Give `source`'s bytes a second name `target`, hashing them: (sha256, size).
-
-    A hard link where the file system allows it (same device): no bytes are written, so a
-    part shared by a run folder and the per-part cache costs one read instead of a copy
-    (5x faster here) and its disk space once. Parts are never rewritten in place (every
-    writer writes a new file and renames it), so the two names cannot drift apart through
-    this code; a change made to one name outside it shows in the other, and the next check
-    against a record catches it. Elsewhere (another device, no hard links) a copy."""
-    try:
-        os.link(source, target)
-    except OSError:
-        return copy_hashed(source, target)
-    digest, size = hashlib.sha256(), 0
-    with open(target, "rb") as reader:
-        while chunk := reader.read(COPY_CHUNK):
-            digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
 
@@ -210,10 +188,10 @@ class StageWriter:
         return [self.tmp / name for name in names]
 
     def adopt(self, source: Path, record: dict[str, Any]) -> str | None:
-        """Take in `source`, a data part written before with this stage's schema, as the next
-        data part (after `end_part`; a hard link where possible, else a copy: `link_hashed`),
-        checking its bytes against `record` (`bytes`, `sha256`). Returns None when it was
-        taken in; else what did not match, and nothing was kept. Local runs folders only."""
+        """Take in a copy of `source`, a data part written before with this stage's schema, as
+        the next data part (after `end_part`), checking the bytes against `record` (`bytes`,
+        `sha256`) as they are copied. Returns None when it was taken in; else what did not
+        match, and nothing was kept. Local runs folders only."""
         if isinstance(self.tmp, RemotePath):
             raise ArtifactError(f"{self.stage}: parts are adopted on a local runs folder only")
         self.end_part()
@@ -227,7 +205,7 @@ class StageWriter:
         folder.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
         name = f"{DATA}/part-{len(self._files[DATA]):05d}.parquet"
         target = self.tmp / name
-        digest, size = link_hashed(source, target)  # type: ignore[arg-type]
+        digest, size = copy_hashed(source, target)  # type: ignore[arg-type]
         if size != record.get("bytes") or digest != record.get("sha256"):
             target.unlink()  # type: ignore[union-attr]
             return (f"{source.name} has {size} bytes and sha256 {digest[:12]}, its record "

@@ -147,7 +147,7 @@ def _note_part_reuse(item: PlannedStage, reuse: PartReuse | None) -> None:
         return
     if reuse.held == reuse.parts:
         item.status, item.where = "cached", reuse.folder
-        item.note = f"all {reuse.parts} input parts in the per-part cache: reused, not computed"
+        item.note = f"all {reuse.parts} input parts in the per-part cache: copied, not computed"
     else:
         item.note = (f"{reuse.held} of {reuse.parts} input parts from the per-part cache "
                      f"({reuse.folder}), the others computed")

@@ -1,5 +1,5 @@
-"""Per-part signals cache shared by runs: a rerun over a grown corpus takes in the embeddings
-of the ingest parts it has seen instead of looking up and rewriting every vector.
+"""Per-part signals cache shared by runs: a rerun over a grown corpus copies the embeddings of
+the ingest parts it has seen instead of looking up and rewriting every vector.
 
 A stage's parts hold a fixed number of rows in row groups of fixed sizes (`StageWriter`), so
 an ingest part's bytes, and its sha256, follow from its rows alone. The signals rows of one
@@ -8,11 +8,9 @@ that part and of the signals settings, so the signals part written for it is kep
 `<runs>/.cache/signals-parts/<key>.parquet`, `key` = hash of (the settings, whether the
 corpus has pair texts, the ingest part's sha256). A nightly run whose corpus grew by a file
 at the end finds every part but the last ones (the tail of the training rows, then the
-evaluation rows) and takes them into its stage, checking their bytes against the entry's
-record (`StageWriter.adopt`); only the other parts are embedded (through the per-text row
-cache, `row_cache.py`). Entries and the stage parts they came from or went to are hard links
-of one file where the file system allows (`stage_writer.link_hashed`): no bytes are copied,
-and the disk holds them once.
+evaluation rows) and copies them into its stage, checking their bytes against the entry's
+record as they are copied (`StageWriter.adopt`); only the other parts are embedded (through
+the per-text row cache, `row_cache.py`).
 
 Layout: `<key>.parquet` and its sidecar `<key>.json` (`bytes`, `sha256`, `rows`), both
 written under temporary names and renamed into place, the sidecar last: a reader trusts only
@@ -30,7 +28,7 @@ from typing import Any
 
 from distill_core.artifacts.cache_use import mark_used
 from distill_core.artifacts.parts import remember_sha256, temp_suffix, writer_gone
-from distill_core.artifacts.stage_writer import link_hashed
+from distill_core.artifacts.stage_writer import copy_hashed
 from distill_core.hashing import stable_hash
 
 FORMAT = 1  # bump when what an entry holds changes
@@ -44,7 +42,7 @@ class PartCache:
     root: Path
     settings: dict[str, Any]
     pairs: bool
-    reused: int = 0  # parts taken from the cache by this object
+    reused: int = 0  # parts copied from the cache by this object
     saved: int = 0  # parts added to it
     dropped: list[str] = field(default_factory=list)  # entries removed, and why
 
@@ -93,10 +91,9 @@ class PartCache:
         (self.folder / f"{key}.parquet").unlink(missing_ok=True)
 
     def save(self, ingest_sha256: str, part: Path, rows: int) -> None:
-        """Keep the signals `part` just written for this ingest part (a hard link where
-        possible, else a copy: `link_hashed`; an entry already there is kept). Its sha256 is
-        remembered for the stage's manifest. Concurrent writers of one entry each rename a
-        whole pair into place."""
+        """Keep a copy of the signals `part` just written for this ingest part (an entry
+        already there is kept). The copy's sha256 is the part's, remembered for the stage's
+        manifest. Concurrent writers of one entry each rename a whole pair into place."""
         if self.holds(ingest_sha256):
             return
         key = self.key(ingest_sha256)
@@ -104,7 +101,7 @@ class PartCache:
         self._collect()
         suffix = temp_suffix("tmp")
         data = self.folder / f".{key}.parquet.{suffix}"
-        digest, size = link_hashed(part, data)
+        digest, size = copy_hashed(part, data)
         remember_sha256(part, digest)  # the bytes just read: the manifest need not hash again
         sidecar = self.folder / f".{key}.json.{suffix}"
         sidecar.write_text(json.dumps({"format": FORMAT, "bytes": size, "sha256": digest,
