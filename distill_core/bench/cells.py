@@ -55,6 +55,10 @@ def cell_key(learner: LearnerSpec, seed: int, labels: str, dataset: str, method:
                 "fingerprints": fingerprints}
     if method == FULL:
         identity["contamination"] = _run_filters(store).get("contamination")
+    if learner.kind == "embeds_finetune" and (learn := store.manifest("learn")) is not None:
+        from distill_core.learners.embeds import protocol_of
+
+        identity["embeds_protocol"] = protocol_of(learn)  # its steps follow the family
     return stable_hash(identity)[:24]
 
 

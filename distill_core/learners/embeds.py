@@ -2,8 +2,10 @@
 embeddings under the exact inner protocol of the distillation, scored on the evaluation texts.
 
 Same encoder, trainable part and pooling as the distillation, a fresh head
-from the fit's seed, `inner_steps` plain gradient steps with the learned lr,
-soft labels and attention labels (`distill_core.learned.learner.embeds_finetune`).
+from the fit's seed, plain gradient steps with the learned lr, soft labels and
+attention labels (`distill_core.learned.learner.embeds_finetune`): `inner_steps`
+of them, or for trajectory matching the replay of those steps over the experts'
+trajectory (`distill_core.methods.learned_protocol`).
 It reads `TrainingRows.synthetic` (a `LearnedRows`), which only a learned
 run's distilled sets carry: the evaluate stage gives it no other fit.
 """
@@ -34,7 +36,7 @@ class LearnedRows:
     model: str
     pooling: str
     last_layers: int | None
-    inner_steps: int
+    steps: int  # on the synthetic set (`methods.learned_protocol.evaluation_steps`)
     attention_weight: float
     max_length: int
     head_init: str = "random"
@@ -60,7 +62,7 @@ def train_embeds_finetune(spec: LearnerSpec, rows: TrainingRows, evaluation: Lea
     learner, tokenizer = load_learner(learned.model, len(labels), learned.pooling,
                                       learned.last_layers, device)
     synthetic = learned.synthetic.to(device)
-    inner = InnerConfig(steps=learned.inner_steps, attention_weight=learned.attention_weight,
+    inner = InnerConfig(steps=learned.steps, attention_weight=learned.attention_weight,
                         head_init=learned.head_init)
     params = embeds_finetune(learner, synthetic, inner, head_seed=seed)
     real = RealData.from_texts(tokenizer, evaluation.texts, np.array(evaluation.y),
@@ -72,8 +74,24 @@ def train_embeds_finetune(spec: LearnerSpec, rows: TrainingRows, evaluation: Lea
         macro_f1=float(f1_score(evaluation.y, predicted, labels=labels, average="macro",
                                 zero_division=0)),
         n_train=len(synthetic), wall_time_s=round(time.perf_counter() - start, 3),
-        converged=True, note=f"{inner.steps} inner steps, learned lr "
-                             f"{float(synthetic.lr.detach()):.4g}")
+        converged=True, note=f"{inner.steps} step{'s' if inner.steps != 1 else ''} on the "
+                             f"synthetic set, learned lr {float(synthetic.lr.detach()):.4g}")
+
+
+def protocol_of(learn_manifest: dict[str, Any]) -> dict[str, Any]:
+    """What `embeds_finetune` runs on a learned run's sets, from its `learn` manifest: the
+    learner (model, pooling, trainable layers, max length) and the steps, head and attention
+    weight of its training (`methods.learned_protocol.evaluation_steps`). Part of the identity of
+    any score it makes (the bench grid's cells)."""
+    from distill_core.methods.learned_protocol import evaluation_steps
+
+    options = learn_manifest["stage_config"]["options"]
+    return {"model": learn_manifest["model"], "pooling": options["pooling"],
+            "last_layers": options["last_layers"],
+            "steps": evaluation_steps(learn_manifest.get("family", ""), options),
+            "attention_weight": options["attention_weight"],
+            "max_length": options["max_length"],
+            "head_init": options.get("head_init", "random")}
 
 
 @dataclass
@@ -99,13 +117,7 @@ class LearnedSource:
         sets = learned_sets(table, manifest.get("replicates") or [])
         ids = {r: table.filter(pc.equal(table.column("replicate"), r)).column(
             "example_id").to_pylist() for r in sets}
-        options = manifest["stage_config"]["options"]
-        protocol = {"model": manifest["model"], "pooling": options["pooling"],
-                    "last_layers": options["last_layers"], "inner_steps": options["inner_steps"],
-                    "attention_weight": options["attention_weight"],
-                    "max_length": options["max_length"],
-                    "head_init": options.get("head_init", "random")}
-        return cls(sets, ids, protocol)
+        return cls(sets, ids, protocol_of(manifest))
 
     def rows_for(self, replicate: int, example_ids: list[str]) -> LearnedRows | None:
         """The replicate's synthetic examples whose decoded rows are among `example_ids` (the

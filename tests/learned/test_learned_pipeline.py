@@ -139,7 +139,8 @@ def test_embeds_finetune_scores_only_the_learned_sets(learned_run) -> None:
     ours = [s for s in scores if s["learner"] == "embeds_finetune"]
     assert [(s["setting"], s["replicate"]) for s in ours] == [("distilled", 0),
                                                               ("distilled", 1)]
-    assert all(0 <= s["accuracy"] <= 1 and "inner steps" in s["note"] for s in ours)
+    assert all(0 <= s["accuracy"] <= 1 and s["note"].startswith("1 step on the synthetic set")
+               for s in ours)
     assert any(s["learner"] == "linear_probe" and s["setting"] == "random" for s in scores)
 
 
@@ -236,6 +237,13 @@ def test_each_other_family_runs_through_the_learn_stage(
     experts = tmp_path / "runs" / ".cache" / "experts"
     assert (experts.is_dir() and any(experts.iterdir())) == (method == "learned_trajectory")
     assert all(f["balanced"] for f in RunAudit(store.root).funnel())
+    # embeds_finetune's protocol: one inner step, or for trajectory matching its replay over
+    # the 3 checkpoints of span 1 (inner_steps x ceil(3 / 1)), from the zero head.
+    from distill_core.learners.embeds import LearnedSource
+
+    protocol = LearnedSource.from_store(store).protocol
+    assert protocol["steps"] == (3 if method == "learned_trajectory" else 1)
+    assert protocol["head_init"] == "zero"
 
 
 def test_a_static_signals_model_learns_in_its_base_encoder_and_embeds_decoded_rows_with_itself(

@@ -16,7 +16,9 @@ from distill_core.evaluate.stage import (
     evaluate_selection,
     summarize_scores,
 )
+from distill_core.learners.spec import as_spec
 from distill_core.markdown import SCORE_HEADER, markdown_table, score_learners, score_rows
+from distill_core.methods.learned_protocol import evaluation_steps
 from distill_core.pipeline.inputs import filter_context, kept_train_rows
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 
@@ -28,11 +30,18 @@ def _reads(cfg: RunConfig) -> tuple[str, ...]:
 
 
 def _settings(cfg: RunConfig) -> dict[str, Any]:
-    return {**cfg.evaluate.model_dump(mode="json"), "seeds": cfg.run.seeds,
-            "per_class": cfg.synthesize.per_class, "method": cfg.synthesize.method,
-            "temperature": cfg.teacher.temperature,
-            "baseline_filters": cfg.filter.model_dump(mode="json"),
-            "oversample": cfg.synthesize.oversample}
+    settings = {**cfg.evaluate.model_dump(mode="json"), "seeds": cfg.run.seeds,
+                "per_class": cfg.synthesize.per_class, "method": cfg.synthesize.method,
+                "temperature": cfg.teacher.temperature,
+                "baseline_filters": cfg.filter.model_dump(mode="json"),
+                "oversample": cfg.synthesize.oversample}
+    if cfg.synthesize.method == "learned_trajectory" and any(
+            spec.kind == "embeds_finetune" for spec in map(as_spec, cfg.evaluate.learners)):
+        # embeds_finetune replays trajectory matching's steps (`methods/learned_protocol.py`):
+        # scores made with the one step of earlier versions are not reused
+        settings["embeds_finetune_steps"] = evaluation_steps(
+            "trajectory_matching", cfg.synthesize.options().model_dump())
+    return settings
 
 
 def baseline_filters(cfg: RunConfig, store: RunStore) -> BaselineFilters:
