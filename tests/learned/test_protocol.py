@@ -44,3 +44,29 @@ def test_the_evaluate_stage_fingerprints_the_replay_only_where_it_runs() -> None
     for overrides in (["synthesize.method=learned_trajectory"],  # probe only: no replay
                       ["synthesize.method=learned_meta", learners], []):
         assert "embeds_finetune_steps" not in EVALUATE.settings(load_config(None, overrides))
+
+
+def test_a_bench_cell_of_embeds_finetune_is_keyed_by_the_replay(tmp_path) -> None:
+    """The bench grid's saved cells: an `embeds_finetune` score of a trajectory run is keyed
+    by the protocol it ran (a cell scored with another step count is not reused); other
+    learners' keys ignore the learn stage."""
+    import json
+
+    from distill_core.artifacts.parts import REQUIRED_KEYS
+    from distill_core.artifacts.store import RunStore
+    from distill_core.bench.cells import cell_key
+    from distill_core.learners.spec import LearnerSpec
+
+    def key(learner: str, span: int) -> str:
+        store = RunStore(tmp_path / f"span{span}", "run")
+        (store.root / "learn").mkdir(parents=True, exist_ok=True)
+        options = LearnedTrajectoryOptions(expert_span=span).model_dump()
+        (store.root / "learn" / "manifest.json").write_text(json.dumps({
+            **{k: None for k in REQUIRED_KEYS}, "parts": {},
+            "family": "trajectory_matching", "model": "m",
+            "stage_config": {"options": options}}))
+        return cell_key(LearnerSpec(kind=learner), 0, "hard", "sst2", "learned_trajectory",
+                        1, store)
+
+    assert key("embeds_finetune", 2) != key("embeds_finetune", 5)  # 5 steps against 2
+    assert key("linear_probe", 2) == key("linear_probe", 5)
