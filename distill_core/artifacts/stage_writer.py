@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,11 +37,48 @@ if TYPE_CHECKING:
 
 ROWS_PER_PART = 200_000
 
-COPY_CHUNK = 8 << 20  # bytes read and written at a time by `copy_hashed`
+COPY_CHUNK = 8 << 20  # bytes read (and written) at a time by `copy_hashed`
 
 
 def copy_hashed(source: Path, target: Path) -> tuple[str, int]:
-    """Copy a file, hashing its bytes as they pass: (sha256, size) of what was written."""
+    """Copy a file and hash the copy: (sha256, size) of what was written.
+
+    The kernel copies (`os.copy_file_range`: no pass through this process's buffers, and a
+    copy-on-write clone where the file system has them, e.g. XFS or btrfs), then the copy
+    is read back and hashed: 2.5x faster than passing the bytes through here on this
+    host's ext4 (`benchmarks/bench_copy_hashed.py`). Where the kernel will not copy between
+    the two files, the bytes pass through here and are hashed on the way
+    (`copy_through_hashed`). Either way the target is a file of its own, never a link: an
+    edit to it cannot change the source (issue 17)."""
+    try:
+        _kernel_copy(source, target)
+    except OSError:
+        return copy_through_hashed(source, target)
+    digest, size = hashlib.sha256(), 0
+    with open(target, "rb") as reader:
+        while chunk := reader.read(COPY_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _kernel_copy(source: Path, target: Path) -> None:
+    """`source`'s bytes into a new `target` by `os.copy_file_range`; OSError when the call is
+    missing, refused, or stops before the source's end (the caller then copies itself)."""
+    if not hasattr(os, "copy_file_range"):
+        raise OSError("os.copy_file_range is not available here")
+    with open(source, "rb") as reader, open(target, "wb") as writer:
+        left = os.fstat(reader.fileno()).st_size
+        while left > 0:
+            copied = os.copy_file_range(reader.fileno(), writer.fileno(), left)
+            if copied == 0:
+                raise OSError(f"{source}: copy_file_range stopped {left} bytes before the end")
+            left -= copied
+
+
+def copy_through_hashed(source: Path, target: Path) -> tuple[str, int]:
+    """Copy a file through this process, hashing its bytes as they pass: (sha256, size) of
+    what was written."""
     digest, size = hashlib.sha256(), 0
     with open(source, "rb") as reader, open(target, "wb") as writer:
         while chunk := reader.read(COPY_CHUNK):
@@ -190,8 +228,8 @@ class StageWriter:
     def adopt(self, source: Path, record: dict[str, Any]) -> str | None:
         """Take in a copy of `source`, a data part written before with this stage's schema, as
         the next data part (after `end_part`), checking the bytes against `record` (`bytes`,
-        `sha256`) as they are copied. Returns None when it was taken in; else what did not
-        match, and nothing was kept. Local runs folders only."""
+        `sha256`) once copied (`copy_hashed`). Returns None when it was taken in; else what
+        did not match, and nothing was kept. Local runs folders only."""
         if isinstance(self.tmp, RemotePath):
             raise ArtifactError(f"{self.stage}: parts are adopted on a local runs folder only")
         self.end_part()

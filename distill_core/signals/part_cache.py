@@ -9,8 +9,8 @@ that part and of the signals settings, so the signals part written for it is kep
 corpus has pair texts, the ingest part's sha256). A nightly run whose corpus grew by a file
 at the end finds every part but the last ones (the tail of the training rows, then the
 evaluation rows) and copies them into its stage, checking their bytes against the entry's
-record as they are copied (`StageWriter.adopt`); only the other parts are embedded (through
-the per-text row cache, `row_cache.py`).
+record once copied (`StageWriter.adopt`, `stage_writer.copy_hashed`); only the other
+parts are embedded (through the per-text row cache, `row_cache.py`).
 
 Layout: `<key>.parquet` and its sidecar `<key>.json` (`bytes`, `sha256`, `rows`), both
 written under temporary names and renamed into place, the sidecar last: a reader trusts only
