@@ -1,5 +1,5 @@
 """Which `embeds_finetune` protocol a learned run's tensors are scored under: the one-step
-protocol every family shares today, against replaying the synthetic steps along the whole
+protocol the families shared before, against replaying the synthetic steps along the whole
 expert trajectory that trajectory matching fits them to.
 
 Trajectory matching (`learned_trajectory`) fits its synthetic set so that `inner_steps`
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -46,12 +45,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 from distill_core.artifacts.store import RunStore
 from distill_core.ingest import ingest_dataset, resolve_dataset
 from distill_core.learned.experts import MANIFEST as EXPERTS_MANIFEST
-from distill_core.learned.experts import load_checkpoint
+from distill_core.learned.experts import cached_experts, load_checkpoint
 from distill_core.learned.inner import InnerConfig
 from distill_core.learned.job import load_learner
 from distill_core.learned.learner import accuracy, embeds_finetune
 from distill_core.learned.real import RealData
 from distill_core.learners.embeds import LearnedSource
+from distill_core.methods.learned_protocol import TRAJECTORY, evaluation_steps
 
 
 def split_rows(corpus, split: str) -> tuple[list[str], np.ndarray, list[str]]:
@@ -62,11 +62,12 @@ def split_rows(corpus, split: str) -> tuple[list[str], np.ndarray, list[str]]:
 
 
 def protocols(options: dict, family: str) -> dict[str, InnerConfig]:
-    """The protocols compared (the replays only for trajectory matching)."""
+    """The protocols compared (the replays only for trajectory matching; their step count is
+    `embeds_finetune`'s own, `learned_protocol.evaluation_steps`)."""
     steps, weight = options["inner_steps"], options["attention_weight"]
     out = {"one_step": InnerConfig(steps, weight, options.get("head_init", "zero"))}
-    if family == "trajectory_matching":
-        replay = steps * math.ceil(options["expert_checkpoints"] / options["expert_span"])
+    if family == TRAJECTORY:
+        replay = evaluation_steps(family, options)
         out["trajectory"] = InnerConfig(replay, weight, "random")
         out["trajectory_zero"] = InnerConfig(replay, weight, "zero")
     return out
@@ -96,7 +97,7 @@ def main() -> None:
         raise SystemExit(f"{args.run}: no learn stage")
     manifest = store.manifest("learn") or {}
     options = manifest["stage_config"]["options"]
-    family = manifest.get("family") or manifest["stage_config"].get("family", "")
+    family = manifest["family"]
     corpus = store.read("ingest")
     n_classes = len(set(split_rows(corpus, "train")[1].tolist()))
     learner, tokenizer = load_learner(source.protocol["model"], n_classes,
@@ -138,8 +139,11 @@ def main() -> None:
         if "expert" not in wanted:
             break
         for folder in (notes.get(seed) or {}).get("experts") or []:
-            files = json.loads((Path(folder) / EXPERTS_MANIFEST).read_text())["files"]
-            last = {k: v for k, v in load_checkpoint(Path(folder) / files[-1]).items()}
+            key = json.loads((Path(folder) / EXPERTS_MANIFEST).read_text())["key"]
+            files = cached_experts(Path(folder), key)  # checked against its manifest
+            if files is None:
+                raise SystemExit(f"{folder}: the expert's checkpoints do not match its manifest")
+            last = load_checkpoint(files[-1])
             for split, real in splits.items():
                 row = {"replicate": replicate, "protocol": "expert (last checkpoint)",
                        "steps": None, "head": "random", "split": split,
@@ -149,7 +153,7 @@ def main() -> None:
         learned = source.rows_for(replicate, source.decoded_ids[replicate])
         assert learned is not None
         synthetic = learned.synthetic
-        for name, inner in protocols(options, family or "trajectory_matching").items():
+        for name, inner in protocols(options, family).items():
             if name not in wanted:
                 continue
             heads = [replicate] if inner.head_init == "zero" else list(range(args.heads))
