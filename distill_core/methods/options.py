@@ -74,6 +74,14 @@ class BilevelOptions(MethodOptions):
                               "dimension (chosen on training folds: auto's cross-validation "
                               "scores it above raw in every grid cell, benchmarks/RESULTS.md); "
                               "false: the raw features.")
+    probe_passes: int = Field(default=2, ge=0, description="Sweeps of swaps tried with the "
+                              "evaluation's linear probe itself refitted on the set, on the raw "
+                              "features, after the proxy's sweeps (synthesize/probe_refine.py); "
+                              "0: none.")
+    probe_shortlist: int = Field(default=8, ge=1, description="probe_passes: rows per pick "
+                                 "tried by refitting the probe, those best to first order.")
+    probe_c: float = Field(default=1.0, gt=0, description="probe_passes: the probe's inverse "
+                           "L2 strength (the evaluation's linear probe uses C = 1).")
 
 
 class El2nOptions(MethodOptions):

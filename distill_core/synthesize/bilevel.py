@@ -43,6 +43,7 @@ from distill_core.synthesize.base import (
     register_joint,
     select_per_class,
 )
+from distill_core.synthesize.probe_refine import refine_with_probe
 
 LR_GRID = tuple(float(2.0**k) for k in range(-1, 11))
 DEMAND_SEED_TAG = 1_402  # keeps the demand sample apart from the classes' own seeds
@@ -140,8 +141,10 @@ def _refine_pick(problem: _Problem, slot: int, candidates: np.ndarray, kernel: n
 @register_joint("bilevel")
 def bilevel(data: ClassData, label_ids: np.ndarray, budget: int, seed: int,
             oversample: int = 1, demand_rows: int = 4000, candidate_rows: int = 8000,
-            passes: int = 3, shortlist: int = 64, standardize: bool = True) -> Selection:
-    x = data.features.astype(np.float32, copy=False)
+            passes: int = 3, shortlist: int = 64, standardize: bool = True,
+            probe_passes: int = 2, probe_shortlist: int = 8, probe_c: float = 1.0
+            ) -> Selection:
+    raw = x = data.features.astype(np.float32, copy=False)
     if standardize:
         x = standardized(x)
         data = ClassData(x)
@@ -183,6 +186,10 @@ def bilevel(data: ClassData, label_ids: np.ndarray, budget: int, seed: int,
         problem.lr = _best_lr(problem.scores, problem.demand_y)
         if not moved:
             break
+    if probe_passes:
+        picks, _ = refine_with_probe(raw, label_ids, problem.picks, refined, demand, probe_c,
+                                     probe_shortlist, probe_passes)
+        problem = _Problem(x, label_ids, classes, picks, demand)
     return _with_reserve(start, problem, label_ids, budget)
 
 

@@ -1,0 +1,116 @@
+"""Swaps tried with the evaluation's linear probe itself in the loop (`bilevel`'s last step).
+
+`bilevel`'s proxy learner (one step from a zero head) is what the strongly regularised probe
+learns to first order; on 20-80 rows its picks are refined further here against the probe
+exactly: L2-regularised logistic regression with an unpenalised intercept at inverse
+strength `c`, scikit-learn's L-BFGS, i.e. `evaluate/linear_probe.py`'s model, on the
+learner's own (raw) features.
+
+Outer loss: the probe's cross-entropy on the demand rows at its best temperature (a power
+of two in [1/8, 128]), so that only its direction and bias count, not its scale: plain
+cross-entropy rewards sets that make the probe confident, and on SST-2 refining by it lost
+up to 16 points of accuracy while lowering the loss (benchmarks/RESULTS.md).
+
+Each pick in turn: the rows of its class ranked by the first-order change of that loss if
+the pick's coefficient (onehot − p, the representer weight of an L2-regularised logistic
+regression) moved to them, the first `shortlist` not in the set tried by refitting the
+probe, the best kept when it lowers the loss; at most `passes` sweeps, fewer when a sweep
+swaps nothing. Deterministic. Cost: at most passes x set size x shortlist probe fits.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+TEMPERATURES = tuple(float(2.0**k) for k in range(-3, 8))
+
+
+class ProbeInLoop:
+    """The probe fitted on a set of rows, and its temperature-free loss on the demand rows."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, demand: np.ndarray, c: float,
+                 max_iter: int = 2000) -> None:
+        from sklearn.linear_model import LogisticRegression  # when used: not on a cached rerun
+
+        self.x, self.y, self.c, self.max_iter = x, y, c, max_iter
+        self.classes = int(y.max()) + 1
+        self.demand_x, self.demand_y = x[demand], y[demand]
+        self.demand_onehot = np.eye(self.classes, dtype=np.float64)[self.demand_y]
+        self.fits = 0
+        self._model_class = LogisticRegression
+
+    def fit(self, rows: list[int]):  # noqa: ANN201 - a fitted LogisticRegression
+        """The evaluation's probe on these rows (convergence warnings are the evaluation's
+        concern; here a probe that stopped at max_iter is still compared as it is)."""
+        from sklearn.exceptions import ConvergenceWarning
+
+        self.fits += 1
+        model = self._model_class(C=self.c, max_iter=self.max_iter)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return model.fit(self.x[rows], self.y[rows])
+
+    def logits(self, model, x: np.ndarray) -> np.ndarray:  # noqa: ANN001
+        """[n, classes] scores (`decision_function` without its input checks); a binary
+        probe's one column becomes (0, z)."""
+        z = x @ model.coef_.T.astype(np.float32) + model.intercept_.astype(np.float32)
+        return np.concatenate([np.zeros_like(z), z], 1) if z.shape[1] == 1 else z
+
+    def probabilities(self, model, x: np.ndarray) -> np.ndarray:  # noqa: ANN001
+        z = self.logits(model, x).astype(np.float64)
+        z = z - z.max(1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(1, keepdims=True)
+
+    def loss(self, model) -> float:  # noqa: ANN001
+        """Mean cross-entropy on the demand rows at the best of `TEMPERATURES`. Laid out
+        class by class ([classes, rows]): reductions over a last axis of a few classes are
+        slow (as in bilevel's `_trial_losses`)."""
+        z = np.ascontiguousarray(self.logits(model, self.demand_x).T, dtype=np.float64)
+        shifted = z - np.maximum.reduce(z)  # each row's largest score is 0: exp never overflows
+        target = shifted[self.demand_y, np.arange(z.shape[1])]
+        temperatures = np.asarray(TEMPERATURES)[:, None]
+        total = np.zeros((len(TEMPERATURES), z.shape[1]))
+        for row in shifted:
+            total += np.exp(temperatures * row)
+        return float((np.log(total) - temperatures * target).mean(1).min())
+
+
+def refine_with_probe(x: np.ndarray, y: np.ndarray, picks: list[int], refined: list[int],
+                      demand: np.ndarray, c: float = 1.0, shortlist: int = 8,
+                      passes: int = 2) -> tuple[list[int], ProbeInLoop]:
+    """`picks` (row indices into x) after probe-in-the-loop swaps; only picks of the
+    `refined` classes move, each to rows of its own class. Returns the picks and the probe
+    (its `fits` count)."""
+    probe = ProbeInLoop(x, y, demand, c)
+    picks = list(picks)
+    if shortlist < 1 or passes < 1 or len(np.unique(y[picks])) < 2:
+        return picks, probe
+    model = probe.fit(picks)
+    best = probe.loss(model)
+    members = {cls: np.flatnonzero(y == cls) for cls in refined}
+    for _ in range(passes):
+        moved = False
+        for slot, row in enumerate(list(picks)):
+            label = int(y[row])
+            if label not in members:
+                continue
+            row = picks[slot]
+            gradient = probe.demand_x.T @ (probe.probabilities(model, probe.demand_x)
+                                           - probe.demand_onehot) / len(probe.demand_y)
+            coefficient = np.eye(probe.classes)[label] - probe.probabilities(model, x[[row]])[0]
+            first_order = x[members[label]] @ (gradient @ coefficient)
+            candidates = members[label][np.argsort(first_order, kind="stable")]
+            candidates = candidates[~np.isin(candidates, picks)][:shortlist]
+            for candidate in candidates:
+                trial = picks.copy()
+                trial[slot] = int(candidate)
+                trial_model = probe.fit(trial)
+                value = probe.loss(trial_model)
+                if value < best - 1e-9:
+                    best, picks, model, moved = value, trial, trial_model, True
+        if not moved:
+            break
+    return picks, probe
