@@ -121,7 +121,7 @@ def main() -> None:
                     start = time.perf_counter()
                     sel = select_per_class(method, ClassData(x), y, budget, seed)
                     found[method] = (picks_of(sel, budget), time.perf_counter() - start)
-                variants = {"bilevel": {}, "bilevel+probe": {
+                variants = {"bilevel": {"probe_passes": 0}, "bilevel+probe": {
                     "probe_passes": args.probe_passes, "probe_shortlist": args.probe_shortlist}}
                 for name, params in variants.items():
                     start = time.perf_counter()
