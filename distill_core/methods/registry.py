@@ -111,7 +111,8 @@ METHODS: tuple[Method, ...] = (
            options=FacilityLocationOptions),
     Method("bilevel", "selection", "herding's picks refined jointly over the classes: swaps "
            "that lower the pool loss of the classifier one step from a zero head on the set "
-           "would be (a bilevel coreset)", options=BilevelOptions),
+           "would be (a bilevel coreset), then swaps tried with the linear probe itself "
+           "refitted on the set", options=BilevelOptions),
     Method("auto", "auto", "the recipe (herding, kmeans or bilevel, on the whole "
            "or a teacher-consistent pool) that cross-validation on the training pool alone scores "
            "best, then run on the whole pool", options=AutoOptions,
