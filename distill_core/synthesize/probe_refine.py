@@ -78,6 +78,16 @@ class ProbeInLoop:
         return float((np.log(total) - temperatures * target).mean(1).min())
 
 
+def _best_rows(values: np.ndarray, count: int) -> np.ndarray:
+    """Positions of the `count` smallest values, smallest first, ties by position (as a
+    stable argsort of the whole array orders them), without sorting the whole array."""
+    if count < len(values):
+        top = np.argpartition(values, count - 1)[:count]
+    else:
+        top = np.arange(len(values))
+    return top[np.lexsort((top, values[top]))]
+
+
 def refine_with_probe(x: np.ndarray, y: np.ndarray, picks: list[int], refined: list[int],
                       demand: np.ndarray, c: float = 1.0, shortlist: int = 8,
                       passes: int = 2) -> tuple[list[int], ProbeInLoop]:
@@ -91,6 +101,8 @@ def refine_with_probe(x: np.ndarray, y: np.ndarray, picks: list[int], refined: l
     model = probe.fit(picks)
     best = probe.loss(model)
     members = {cls: np.flatnonzero(y == cls) for cls in refined}
+    member_x = {cls: np.ascontiguousarray(x[rows]) for cls, rows in members.items()}
+    gradient_of: tuple[object, np.ndarray] | None = None  # (model, its loss gradient)
     for _ in range(passes):
         moved = False
         for slot, row in enumerate(list(picks)):
@@ -98,11 +110,15 @@ def refine_with_probe(x: np.ndarray, y: np.ndarray, picks: list[int], refined: l
             if label not in members:
                 continue
             row = picks[slot]
-            gradient = probe.demand_x.T @ (probe.probabilities(model, probe.demand_x)
-                                           - probe.demand_onehot) / len(probe.demand_y)
+            if gradient_of is None or gradient_of[0] is not model:  # only after a swap
+                gradient_of = (model, probe.demand_x.T @ (
+                    probe.probabilities(model, probe.demand_x) - probe.demand_onehot)
+                    / len(probe.demand_y))
+            gradient = gradient_of[1]
             coefficient = np.eye(probe.classes)[label] - probe.probabilities(model, x[[row]])[0]
-            first_order = x[members[label]] @ (gradient @ coefficient)
-            candidates = members[label][np.argsort(first_order, kind="stable")]
+            first_order = member_x[label] @ (gradient @ coefficient)
+            candidates = _best_rows(first_order, shortlist + len(picks))
+            candidates = members[label][candidates]
             candidates = candidates[~np.isin(candidates, picks)][:shortlist]
             for candidate in candidates:
                 trial = picks.copy()
