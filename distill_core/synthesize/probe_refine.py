@@ -8,13 +8,15 @@ learner's own (raw) features.
 
 Outer loss: the probe's cross-entropy on the demand rows at its best temperature (a power
 of two in [1/8, 128]), so that only its direction and bias count, not its scale: plain
-cross-entropy rewards sets that make the probe confident, and on SST-2 refining by it lost
-up to 16 points of accuracy while lowering the loss (benchmarks/RESULTS.md).
+cross-entropy rewards sets that make the probe confident, and on SST-2's training holdout
+refining by it lost up to 6 points of accuracy on the mean while lowering its loss
+(benchmarks/RESULTS.md).
 
-Each pick in turn: the rows of its class ranked by the first-order change of that loss if
-the pick's coefficient (onehot − p, the representer weight of an L2-regularised logistic
-regression) moved to them, the first `shortlist` not in the set tried by refitting the
-probe, the best kept when it lowers the loss; at most `passes` sweeps, fewer when a sweep
+Each pick in turn: the rows of its class ranked by the first-order change of the probe's
+cross-entropy (at temperature 1: a ranking, the trials decide) if the pick's coefficient
+(onehot − p, the representer weight of an L2-regularised logistic regression) moved to
+them, the first `shortlist` not in the set tried by refitting the probe, the best kept when
+it lowers the loss; at most `passes` sweeps, fewer when a sweep
 swaps nothing. Deterministic. Cost: at most passes x set size x shortlist probe fits.
 """
 
