@@ -26,6 +26,8 @@ import warnings
 
 import numpy as np
 
+from distill_core.signals.teacher import class_logits, fit_teacher, softmax
+
 TEMPERATURES = tuple(float(2.0**k) for k in range(-3, 8))
 
 
@@ -34,37 +36,29 @@ class ProbeInLoop:
 
     def __init__(self, x: np.ndarray, y: np.ndarray, demand: np.ndarray, c: float,
                  max_iter: int = 2000) -> None:
-        from sklearn.linear_model import LogisticRegression  # when used: not on a cached rerun
-
         self.x, self.y, self.c, self.max_iter = x, y, c, max_iter
         self.classes = int(y.max()) + 1
         self.demand_x, self.demand_y = x[demand], y[demand]
         self.demand_onehot = np.eye(self.classes, dtype=np.float64)[self.demand_y]
         self.fits = 0
-        self._model_class = LogisticRegression
 
     def fit(self, rows: list[int]):  # noqa: ANN201 - a fitted LogisticRegression
-        """The evaluation's probe on these rows (convergence warnings are the evaluation's
-        concern; here a probe that stopped at max_iter is still compared as it is)."""
+        """The evaluation's probe (`fit_teacher`: the same model as `linear_probe`) on these
+        rows; convergence warnings are the evaluation's concern, here a probe that stopped
+        at max_iter is compared as it is."""
         from sklearn.exceptions import ConvergenceWarning
 
         self.fits += 1
-        model = self._model_class(C=self.c, max_iter=self.max_iter)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            return model.fit(self.x[rows], self.y[rows])
+            return fit_teacher(self.x[rows], self.y[rows], self.c, self.max_iter)
 
     def logits(self, model, x: np.ndarray) -> np.ndarray:  # noqa: ANN001
-        """[n, classes] scores (`decision_function` without its input checks); a binary
-        probe's one column becomes (0, z)."""
-        z = x @ model.coef_.T.astype(np.float32) + model.intercept_.astype(np.float32)
-        return np.concatenate([np.zeros_like(z), z], 1) if z.shape[1] == 1 else z
+        """[n, classes] scores (a binary probe's one column becomes (0, z))."""
+        return class_logits(model, x, self.classes)
 
     def probabilities(self, model, x: np.ndarray) -> np.ndarray:  # noqa: ANN001
-        z = self.logits(model, x).astype(np.float64)
-        z = z - z.max(1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(1, keepdims=True)
+        return softmax(self.logits(model, x))
 
     def loss(self, model) -> float:  # noqa: ANN001
         """Mean cross-entropy on the demand rows at the best of `TEMPERATURES`. Laid out
