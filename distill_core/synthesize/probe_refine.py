@@ -4,7 +4,8 @@
 learns to first order; on 20-80 rows its picks are refined further here against the probe
 exactly: L2-regularised logistic regression with an unpenalised intercept at inverse
 strength `c`, scikit-learn's L-BFGS, i.e. `evaluate/linear_probe.py`'s model, on the
-learner's own (raw) features.
+learner's own (raw) features; fitted in the set's row span (`row_space_probe.py`: the same
+model and solver, about a tenth of scikit-learn's cost at these sizes).
 
 Outer loss: the probe's cross-entropy on the demand rows at its best temperature (a power
 of two in [1/8, 128]), so that only its direction and bias count, not its scale: plain
@@ -22,11 +23,13 @@ swaps nothing. Deterministic. Cost: at most passes x set size x shortlist probe 
 
 from __future__ import annotations
 
-import warnings
+from contextlib import AbstractContextManager
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from distill_core.signals.teacher import class_logits, fit_teacher, softmax
+from distill_core.signals.teacher import class_logits, softmax
+from distill_core.synthesize.row_space_probe import RowSpaceProbe, fit_row_space_probe
 
 TEMPERATURES = tuple(float(2.0**k) for k in range(-3, 8))
 
@@ -38,29 +41,27 @@ class ProbeInLoop:
                  max_iter: int = 2000) -> None:
         self.x, self.y, self.c, self.max_iter = x, y, c, max_iter
         self.classes = int(y.max()) + 1
-        self.demand_x, self.demand_y = x[demand], y[demand]
+        # float64 once: the loss's product would otherwise convert the rows at every trial
+        self.demand_x = np.ascontiguousarray(x[demand], dtype=np.float64)
+        self.demand_y = y[demand]
         self.demand_onehot = np.eye(self.classes, dtype=np.float64)[self.demand_y]
         self.fits = 0
 
-    def fit(self, rows: list[int]):  # noqa: ANN201 - a fitted LogisticRegression
-        """The evaluation's probe (`fit_teacher`: the same model as `linear_probe`) on these
-        rows; convergence warnings are the evaluation's concern, here a probe that stopped
-        at max_iter is compared as it is."""
-        from sklearn.exceptions import ConvergenceWarning
-
+    def fit(self, rows: list[int]) -> RowSpaceProbe:
+        """The evaluation's probe (the same model as `linear_probe`) on these rows; one
+        that stopped at max_iter is compared as it is (convergence is the evaluation's
+        concern)."""
         self.fits += 1
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            return fit_teacher(self.x[rows], self.y[rows], self.c, self.max_iter)
+        return fit_row_space_probe(self.x[rows], self.y[rows], self.c, self.max_iter)
 
-    def logits(self, model, x: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    def logits(self, model: RowSpaceProbe, x: np.ndarray) -> np.ndarray:
         """[n, classes] scores (a binary probe's one column becomes (0, z))."""
         return class_logits(model, x, self.classes)
 
-    def probabilities(self, model, x: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    def probabilities(self, model: RowSpaceProbe, x: np.ndarray) -> np.ndarray:
         return softmax(self.logits(model, x))
 
-    def loss(self, model) -> float:  # noqa: ANN001
+    def loss(self, model: RowSpaceProbe) -> float:
         """Mean cross-entropy on the demand rows at the best of `TEMPERATURES`. Laid out
         class by class ([classes, rows]): reductions over a last axis of a few classes are
         slow (as in bilevel's `_trial_losses`)."""
@@ -84,12 +85,27 @@ def _best_rows(values: np.ndarray, count: int) -> np.ndarray:
     return top[np.lexsort((top, values[top]))]
 
 
+def one_blas_thread() -> AbstractContextManager:
+    """BLAS on one thread while the probe is refined: its products are small, and numpy's
+    and scipy's OpenBLAS (two pools of their own, each spinning its threads after a call)
+    alternating at every fit made the refinement 4.6x slower on 2 cores
+    (`benchmarks/bench_row_space_probe.py`)."""
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def refine_with_probe(x: np.ndarray, y: np.ndarray, picks: list[int], refined: list[int],
                       demand: np.ndarray, c: float = 1.0, shortlist: int = 8,
                       passes: int = 2) -> tuple[list[int], ProbeInLoop]:
     """`picks` (row indices into x) after probe-in-the-loop swaps; only picks of the
     `refined` classes move, each to rows of its own class. Returns the picks and the probe
     (its `fits` count)."""
+    with one_blas_thread():
+        return _refine(x, y, picks, refined, demand, c, shortlist, passes)
+
+
+def _refine(x: np.ndarray, y: np.ndarray, picks: list[int], refined: list[int],
+            demand: np.ndarray, c: float, shortlist: int, passes: int
+            ) -> tuple[list[int], ProbeInLoop]:
     probe = ProbeInLoop(x, y, demand, c)
     picks = list(picks)
     if shortlist < 1 or passes < 1 or len(np.unique(y[picks])) < 2:

@@ -25,8 +25,12 @@ def test_the_probe_in_the_loop_is_the_evaluation_probe() -> None:
     binary = np.flatnonzero(y < 2)
     probe2 = ProbeInLoop(x[binary], y[binary], np.arange(len(binary)), c=1.0)
     model2 = probe2.fit([0, 3, 45, 50])
+    from sklearn.linear_model import LogisticRegression
+
+    reference = LogisticRegression(C=1.0, max_iter=2000).fit(x[binary][[0, 3, 45, 50]],
+                                                              y[binary][[0, 3, 45, 50]])
     assert np.allclose(probe2.probabilities(model2, x[binary]),
-                       model2.predict_proba(x[binary]), atol=1e-6)
+                       reference.predict_proba(x[binary]), atol=1e-3)
 
 
 def test_the_loss_ignores_the_probes_scale_but_not_its_direction() -> None:
