@@ -15,7 +15,7 @@ C = 1, hard labels). `--plain-ce` adds the refinement scored by plain cross-entr
 (`ProbeInLoop.loss` without its temperature), the variant the module doc warns about.
 
     python benchmarks/bench_probe_refine.py RUNS/pool-a RUNS/pool-b --protocol holdout \
-        --budgets 5 10 20 --seeds 0 1 2 --out probe_refine.jsonl
+        --budgets 5 10 20 --seeds 0 1 2 --out probe_refine.jsonl [--more-settings 4x32]
 
 Prints per run and budget mean ± std of each method and the gap closed by each
 `bilevel` variant: (method − max(kmeans, herding)) / (full − max(kmeans, herding)).
@@ -95,6 +95,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--probe-passes", type=int, default=2)
     parser.add_argument("--probe-shortlist", type=int, default=8)
+    parser.add_argument("--more-settings", nargs="*", default=[], metavar="PASSESxSHORTLIST",
+                        help="further probe settings to compare, e.g. 4x32 (each a variant "
+                             "'bilevel+probe PxS')")
     parser.add_argument("--plain-ce", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="JSON lines, one per set")
     args = parser.parse_args()
@@ -123,6 +126,10 @@ def main() -> None:
                     found[method] = (picks_of(sel, budget), time.perf_counter() - start)
                 variants = {"bilevel": {"probe_passes": 0}, "bilevel+probe": {
                     "probe_passes": args.probe_passes, "probe_shortlist": args.probe_shortlist}}
+                for setting in args.more_settings:
+                    passes, shortlist = (int(v) for v in setting.split("x"))
+                    variants[f"bilevel+probe {setting}"] = {"probe_passes": passes,
+                                                            "probe_shortlist": shortlist}
                 for name, params in variants.items():
                     start = time.perf_counter()
                     sel = select_per_class("bilevel", ClassData(x), y, budget, seed, params)
