@@ -85,3 +85,25 @@ def test_bilevel_with_the_probe_keeps_budget_reserve_and_determinism() -> None:
     # scored on every row here (the run scores a demand sample of this size: all rows)
     assert (probe.loss(probe.fit(chosen.tolist()))
             <= probe.loss(probe.fit(plain.indices[plain.ranks < 3].tolist())) + 1e-9)
+
+
+def test_the_refinement_runs_numpys_and_scipys_blas_on_one_thread(monkeypatch) -> None:
+    """Both OpenBLAS pools (numpy's and scipy's, each loaded by then) see one thread during
+    the refinement: alternating between them with more threads thrashed 2 cores."""
+    import scipy.optimize  # noqa: F401 - loads scipy's BLAS
+    from threadpoolctl import threadpool_info
+
+    from distill_core.synthesize import probe_refine
+
+    seen: list[list[int]] = []
+    fit = probe_refine.fit_row_space_probe
+
+    def watched(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen.append([p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"])
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(probe_refine, "fit_row_space_probe", watched)
+    data, y = _blobs(7, per_class=20)
+    start = select_per_class("herding", data, y, 2, 0).indices.tolist()
+    refine_with_probe(data.features, y, start, [0, 1, 2], np.arange(len(y)), passes=1)
+    assert seen and all(threads and set(threads) == {1} for threads in seen)
