@@ -5,7 +5,7 @@ learns to first order; on 20-80 rows its picks are refined further here against 
 exactly: L2-regularised logistic regression with an unpenalised intercept at inverse
 strength `c`, scikit-learn's L-BFGS, i.e. `evaluate/linear_probe.py`'s model, on the
 learner's own (raw) features; fitted in the set's row span (`row_space_probe.py`: the same
-model and solver, about a tenth of scikit-learn's cost at these sizes).
+model and solver, 2-3x cheaper than scikit-learn's fit at these sizes).
 
 Outer loss: the probe's cross-entropy on the demand rows at its best temperature (a power
 of two in [1/8, 128]), so that only its direction and bias count, not its scale: plain
