@@ -4,8 +4,8 @@
 intercept, scikit-learn's `LogisticRegression(C)` with L-BFGS) thousands of times on 10-80
 rows of 384-dimensional features; there a fit here costs 1.1-1.2 ms against scikit-learn's
 2.9 ms (20 SST-2 rows, BLAS on one thread: its input checks and set-up around the same
-solver, and 384 coordinates instead of 20). Here the same objective is minimised by the same solver
-(`scipy.optimize.minimize`, L-BFGS-B, scikit-learn's options: `gtol = tol`, `maxls = 50`,
+solver, and 384 coordinates instead of 20). Here the same objective is minimised by the
+same solver (`scipy.optimize.minimize`, L-BFGS-B, scikit-learn's options: `gtol = tol`, `maxls = 50`,
 `ftol = 64 eps`) in an orthonormal basis of the rows' span (QR of the rows): the penalty is
 rotation-invariant and no weight outside the span lowers the loss, so the optimum is the
 same, and from a zero start L-BFGS's iterates are the same up to that rotation (every
