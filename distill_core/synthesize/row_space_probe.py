@@ -5,13 +5,14 @@ intercept, scikit-learn's `LogisticRegression(C)` with L-BFGS) thousands of time
 rows of 384-dimensional features; there a fit here costs 1.1-1.2 ms against scikit-learn's
 2.9 ms (20 SST-2 rows, BLAS on one thread: its input checks and set-up around the same
 solver, and 384 coordinates instead of 20). Here the same objective is minimised by the
-same solver (`scipy.optimize.minimize`, L-BFGS-B, scikit-learn's options: `gtol = tol`, `maxls = 50`,
-`ftol = 64 eps`) in an orthonormal basis of the rows' span (QR of the rows): the penalty is
-rotation-invariant and no weight outside the span lowers the loss, so the optimum is the
-same, and from a zero start L-BFGS's iterates are the same up to that rotation (every
-gradient lies in the span). What can differ is when it stops (its gradient test is an
-infinity norm, not rotation-invariant): logits within a few 1e-3 of scikit-learn's on
-SST-2 rows, predictions the same on 99.96 % of them (tests/synthesize/test_row_space_probe.py).
+same solver (`scipy.optimize.minimize`, L-BFGS-B, scikit-learn's options: `gtol = tol`,
+`maxls = 50`, `ftol = 64 eps`) in an orthonormal basis of the rows' span (QR of the rows):
+the penalty is rotation-invariant and no weight outside the span lowers the loss, so the
+optimum is the same, and from a zero start L-BFGS's iterates are the same up to that
+rotation (every gradient lies in the span). What can differ is when it stops (its gradient
+test is an infinity norm, not rotation-invariant): logits within a few 1e-3 of
+scikit-learn's on SST-2 rows, predictions the same on 99.96 % of them
+(tests/synthesize/test_row_space_probe.py).
 
 Objective, as scikit-learn states it: mean over rows of the log loss (binary: one logit
 for the second class present; else the multinomial over the classes present) plus
