@@ -24,11 +24,13 @@ def herding(data: ClassData, budget: int, seed: int, ranked: int | None = None
     mu = x.mean(axis=0)
     running = np.zeros_like(mu)
     taken = np.zeros(len(x), dtype=bool)
+    squared_norms = np.einsum("ij,ij->i", x, x)  # the same at every step: computed once
     chosen, scores = [], []
     for step in range(1, ranked_length(budget, ranked, len(x)) + 1):
-        # |mu - (running + x)/step|^2 for every candidate, one matrix-vector product.
+        # |mu - (running + x)/step|^2 (less |mu|^2-like constants) for every candidate: one
+        # matrix-vector product a step.
         target = step * mu - running
-        distance = (np.einsum("ij,ij->i", x, x) - 2.0 * x @ target) / step**2
+        distance = (squared_norms - 2.0 * x @ target) / step**2
         distance[taken] = np.inf
         row = int(np.argmin(distance))
         taken[row] = True
