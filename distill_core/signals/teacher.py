@@ -18,7 +18,7 @@ linear probe, trained on the whole training split). Per example it gives:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -45,7 +45,16 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def class_logits(model: LogisticRegression, features: np.ndarray, n_classes: int) -> np.ndarray:
+class LinearScores(Protocol):
+    """What `class_logits` reads of a fitted linear classifier: scikit-learn's
+    `LogisticRegression`, or `synthesize/row_space_probe.py`'s `RowSpaceProbe`."""
+
+    coef_: np.ndarray
+    intercept_: np.ndarray
+    classes_: np.ndarray
+
+
+def class_logits(model: LinearScores, features: np.ndarray, n_classes: int) -> np.ndarray:
     """Logits over all `n_classes`, whichever classes the model saw (binary: [0, z]).
     `decision_function`'s own arithmetic without its input checks (bilevel's probe in the
     loop calls this thousands of times)."""

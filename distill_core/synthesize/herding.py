@@ -27,8 +27,8 @@ def herding(data: ClassData, budget: int, seed: int, ranked: int | None = None
     squared_norms = np.einsum("ij,ij->i", x, x)  # the same at every step: computed once
     chosen, scores = [], []
     for step in range(1, ranked_length(budget, ranked, len(x)) + 1):
-        # |mu - (running + x)/step|^2 (less |mu|^2-like constants) for every candidate: one
-        # matrix-vector product a step.
+        # |mu - (running + x)/step|^2 for every candidate, up to a term that is the same for
+        # every row: one matrix-vector product a step.
         target = step * mu - running
         distance = (squared_norms - 2.0 * x @ target) / step**2
         distance[taken] = np.inf

@@ -88,8 +88,8 @@ def _best_rows(values: np.ndarray, count: int) -> np.ndarray:
 def one_blas_thread() -> AbstractContextManager:
     """BLAS on one thread while the probe is refined: its products are small, and numpy's
     and scipy's OpenBLAS (two pools of their own, each spinning its threads after a call)
-    alternating at every fit made the refinement 4.6x slower on 2 cores
-    (`benchmarks/bench_row_space_probe.py`)."""
+    alternating at every fit made bilevel 4.4x slower on a cross-validation pool on 2
+    cores (`benchmarks/bench_row_space_probe.py`: 3.64 s against 0.82 s)."""
     return threadpool_limits(limits=1, user_api="blas")
 
 

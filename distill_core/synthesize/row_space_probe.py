@@ -53,7 +53,7 @@ def fit_row_space_probe(x: np.ndarray, y: np.ndarray, C: float = 1.0,  # noqa: N
     if len(classes) < 2:
         raise ValueError("the probe needs rows of at least two classes")
     basis, triangle = np.linalg.qr(np.asarray(x, dtype=np.float64).T)  # x = triangle.T basis.T
-    rows = triangle.T  # [n, n]: the rows' coordinates in the orthonormal basis
+    rows = triangle.T  # [n, min(n, dim)]: the rows' coordinates in the orthonormal basis
     n, dim = rows.shape
     l2 = 1.0 / (C * n)
     if len(classes) == 2:
