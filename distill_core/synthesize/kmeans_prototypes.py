@@ -38,7 +38,7 @@ def available_cores() -> int:
 
 def squared_distances(features: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """[n, k] squared distances via |x|^2 - 2 x.c + |c|^2, one matrix product."""
-    sq = (np.einsum("ij,ij->i", features, features)[:, None] - 2.0 * features @ centroids.T
+    sq = (np.einsum("ij,ij->i", features, features)[:, None] - 2.0 * (features @ centroids.T)
           + np.einsum("ij,ij->i", centroids, centroids)[None, :])
     return np.maximum(sq, 0.0, out=sq)
 

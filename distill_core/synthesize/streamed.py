@@ -133,12 +133,15 @@ def streamed_herding(rows: ClassRows, budget: int, seed: int, ranked: int | None
     chosen: list[int] = []
     scores: list[float] = []
     taken = np.zeros(0, dtype=np.int64)
+    squared_norms: dict[int, np.ndarray] = {}  # per chunk, from the first pass: 8 bytes a row
     for step in range(1, ranked_length(budget, ranked, rows.rows) + 1):
         target = step * mu - running
         best, best_row, best_x = np.inf, -1, None
         for first, chunk in rows.chunks():
             x = chunk.astype(np.float64)
-            distance = (np.einsum("ij,ij->i", x, x) - 2.0 * x @ target) / step**2
+            if first not in squared_norms:
+                squared_norms[first] = np.einsum("ij,ij->i", x, x)
+            distance = (squared_norms[first] - 2.0 * (x @ target)) / step**2
             mine = taken[(taken >= first) & (taken < first + len(x))] - first
             distance[mine] = np.inf
             row = int(np.argmin(distance))
