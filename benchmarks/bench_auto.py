@@ -9,7 +9,10 @@ into the cross-validation and the chosen recipe's run on the whole pool.
     python benchmarks/bench_auto.py --runs RUNS --data-dir /work/shared/datasets \
         --dataset sst2 --per-class 10 --repeats 2
 
-Prints one line per run, then the medians and the ratio auto / kmeans.
+Prints one line per run, then the medians and the ratio auto / kmeans. With
+`--cv-workers 1 2`, auto runs once per value in each repeat (`compute.cv_workers`: the
+cross-validation's folds in this process, or in that many worker processes), and each
+variant gets its median and ratio; the auto runs' picks must be the same.
 
     python benchmarks/bench_auto.py --write-sst2-sample bench-data/sst2-10k \
         --data-dir /work/shared/datasets
@@ -21,6 +24,7 @@ the training rows, the whole validation split) and exits.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import sys
@@ -36,15 +40,22 @@ from tasks.executors import make_executor  # noqa: E402
 
 
 def synthesize_once(runs: Path, data_dir: str, dataset: str, method: str, per_class: int,
-                    repeat: int, seeds: list[int]) -> dict:
+                    repeat: int, seeds: list[int], cv_workers: int | None = None) -> dict:
+    workers = [] if cv_workers is None else [f"compute.cv_workers={cv_workers}"]
+    name = f"bench-auto-{method}-r{repeat}" + ("" if cv_workers is None else f"-w{cv_workers}")
     cfg = load_config(None, [f"data.data_dir={data_dir}", f"data.dataset={dataset}",
-                             f"run.name=bench-auto-{method}-r{repeat}", f"run.seeds={seeds}",
-                             f"synthesize.method={method}", f"synthesize.per_class={per_class}"])
+                             f"run.name={name}", f"run.seeds={seeds}",
+                             f"synthesize.method={method}", f"synthesize.per_class={per_class}",
+                             *workers])
     store = RunStore(runs, cfg.run_id())
     run_pipeline(StageContext(cfg, store, make_executor(cfg.compute, cfg.faults)), "synthesize")
     manifest = store.manifest("synthesize")
     auto = manifest.get("auto") or {}
-    return {"method": method, "repeat": repeat, "seconds": manifest["wall_time_s"],
+    picks = store.read("synthesize", columns=["example_id"]).column("example_id").to_pylist()
+    label = method if cv_workers is None else f"{method}-w{cv_workers}"
+    return {"method": label, "repeat": repeat, "seconds": manifest["wall_time_s"],
+            "cv_workers": auto.get("cv_workers"),
+            "picks_sha256": hashlib.sha256("\n".join(picks).encode()).hexdigest()[:16],
             "peak_rss_mb": manifest.get("peak_rss_mb"), "cv_seconds": auto.get("cv_seconds"),
             "final_seconds": auto.get("final_seconds"), "chosen": auto.get("chosen"),
             "pool_rows": auto.get("protocol", {}).get("pool_rows"),
@@ -73,23 +84,30 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seeds", default="[0,1,2]")
     parser.add_argument("--out", default="bench-out/auto_cost.json")
+    parser.add_argument("--cv-workers", type=int, nargs="*", default=None,
+                        help="auto once per value (compute.cv_workers) in each repeat")
     args = parser.parse_args()
     if args.write_sst2_sample is not None:
         write_sst2_sample(Path(args.data_dir), args.write_sst2_sample)
         return
     seeds = json.loads(args.seeds)
     results = []
+    variants = [("kmeans", None)] + [("auto", w) for w in (args.cv_workers or [None])]
     for repeat in range(args.repeats):
-        for method in ("kmeans", "auto"):
+        for method, workers in variants:
             row = synthesize_once(Path(args.runs), args.data_dir, args.dataset, method,
-                                  args.per_class, repeat, seeds)
+                                  args.per_class, repeat, seeds, workers)
             results.append(row)
             print(json.dumps(row), flush=True)
+    labels = list(dict.fromkeys(r["method"] for r in results))
     medians = {m: statistics.median(r["seconds"] for r in results if r["method"] == m)
-               for m in ("kmeans", "auto")}
+               for m in labels}
+    auto_picks = {r["picks_sha256"] for r in results if r["method"].startswith("auto")}
     summary = {"dataset": args.dataset, "per_class": args.per_class, "seeds": seeds,
-               "median_seconds": medians, "ratio_auto_over_kmeans":
-               round(medians["auto"] / medians["kmeans"], 2), "runs": results}
+               "median_seconds": medians,
+               "ratio_over_kmeans": {m: round(medians[m] / medians["kmeans"], 2)
+                                     for m in labels if m != "kmeans"},
+               "auto_picks_identical": len(auto_picks) == 1, "runs": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(summary, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}))

@@ -9,6 +9,8 @@ the run stops otherwise), so the figure is speed alone.
     python benchmarks/bench_bilevel.py --run RUNS/<run id> [--baseline 54daa68] [--seeds 3]
 
 `--run` is any run folder with finished ingest and signals stages (e.g. the quickstart's).
+The baseline runs with its own `herding` (bilevel's start) and `probe_refine` (its last
+step) where the commit has them, so the comparison is the whole selector then and now.
 Prints one JSON line per shape and seed, then the ratios.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +35,7 @@ from benchmarks.git_baseline import module_at  # noqa: E402
 from distill_core.artifacts.store import RunStore  # noqa: E402
 from distill_core.evaluate.probe_c import stratified_subsample  # noqa: E402
 from distill_core.synthesize import bilevel as current  # noqa: E402
+from distill_core.synthesize.base import SELECTORS  # noqa: E402
 
 CV_ROWS = 4000
 
@@ -49,6 +53,36 @@ def training_pool(run: Path) -> tuple[np.ndarray, np.ndarray]:
     return x, ingest.column("label_id").to_numpy()[train].astype(np.int64)
 
 
+def exists_at(commit: str, path: str) -> bool:
+    return subprocess.run(["git", "cat-file", "-e", f"{commit}:{path}"], cwd=ROOT,
+                          capture_output=True).returncode == 0
+
+
+def baseline_bilevel(commit: str, folder: Path):  # noqa: ANN201
+    """The commit's `bilevel`, calling the commit's `refine_with_probe` and running with
+    the commit's `herding` registered (the current one restored after each call)."""
+    current_herding = SELECTORS["herding"]
+    old = module_at(commit, "distill_core/synthesize/bilevel.py", folder)
+    old_herding = current_herding
+    if exists_at(commit, "distill_core/synthesize/herding.py"):
+        module_at(commit, "distill_core/synthesize/herding.py", folder)  # registers itself
+        old_herding = SELECTORS["herding"]
+    SELECTORS["herding"] = current_herding
+    if hasattr(old, "refine_with_probe") and exists_at(
+            commit, "distill_core/synthesize/probe_refine.py"):
+        old.refine_with_probe = module_at(
+            commit, "distill_core/synthesize/probe_refine.py", folder).refine_with_probe
+
+    def run(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        SELECTORS["herding"] = old_herding
+        try:
+            return old.bilevel(*args, **kwargs)
+        finally:
+            SELECTORS["herding"] = current_herding
+
+    return run
+
+
 def timed(select, x: np.ndarray, y: np.ndarray, budget: int, seed: int) -> tuple[float, list]:
     start = time.perf_counter()
     picked = select(x, y, budget, seed)
@@ -64,10 +98,10 @@ def main() -> None:
     args = parser.parse_args()
     x, y = training_pool(args.run)
     with tempfile.TemporaryDirectory() as folder:
-        old = module_at(args.baseline, "distill_core/synthesize/bilevel.py", Path(folder))
         # Both called as select_per_class calls a joint selector (the baseline's import
         # registered its own function under the name, so the registry is not used here).
-        versions = {"baseline": old.bilevel, "current": current.bilevel}
+        versions = {"baseline": baseline_bilevel(args.baseline, Path(folder)),
+                    "current": current.bilevel}
 
         def through(fn):
             return lambda xs, ys, budget, seed: fn(current.ClassData(xs), ys, budget, seed)

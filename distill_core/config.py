@@ -391,6 +391,10 @@ class ComputeSection(_Section):
     torch_threads: int | None = Field(
         default=None, ge=1, description="torch intra-op threads (None: torch's default)."
     )
+    cv_workers: int | None = Field(
+        default=None, ge=1, description="Processes that run the folds of `synthesize.method: "
+        "auto`'s cross-validation (None: one per core this process may use, at most one per "
+        "fold; 1: in this process).")
 
 
 class FaultsSection(_Section):

@@ -38,6 +38,7 @@ from distill_core.synthesize.auto_cv import (
     cross_validate,
     probe_spec,
 )
+from distill_core.synthesize.fold_workers import fold_map, fold_workers
 from distill_core.synthesize.stage import CandidateSet
 from distill_core.synthesize.streamed import STREAMED_METHODS
 
@@ -126,13 +127,16 @@ class AutoMethod:
         n_classes = len((ctx.store.manifest("ingest") or {}).get("label_names") or []) or (
             int(y.max()) + 1 if len(y) else 1)
         settings, notes = settings_for(cfg, len(y))
+        workers = fold_workers(cfg.compute.cv_workers, settings.folds * settings.repeats)
         choice = cross_validate(y, rows.features, settings, cfg.run.seeds[0],
-                                probe_accuracy(cfg, n_classes), teacher_p_label(cfg, n_classes))
+                                probe_accuracy(cfg, n_classes), teacher_p_label(cfg, n_classes),
+                                fold_map(workers))
         cv_seconds = time.perf_counter() - start
         seen = rows.loaded.column("example_id").to_pylist() if rows.loaded is not None else []
         (candidates, notes_final), extra = self._run(ctx, choice, n_classes)
         block = {**choice.manifest(), "notes": notes, "cv_rows": len(seen),
                  "cv_ids_sha256": ids_digest(seen), "cv_seconds": round(cv_seconds, 3),
+                 "cv_workers": workers,
                  "final_seconds": round(time.perf_counter() - start - cv_seconds, 3),
                  **extra}
         return candidates, {**notes_final, "auto": block}

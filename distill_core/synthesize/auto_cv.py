@@ -54,6 +54,14 @@ AUTO_SEED_TAG = 14  # keeps auto's draws apart from the selections' own seeds
 ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int], float]
 # Fits the teacher on (x, y) and returns each row's p(own label).
 TeacherFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# Runs `fold_accuracies` on each fold's arguments, results in the folds' order (in this
+# process one after another, or in worker processes: `synthesize/fold_workers.py`).
+FoldMap = Callable[[Callable[..., dict[str, float]], list[tuple]], list[dict[str, float]]]
+
+
+def serial_folds(function: Callable[..., dict[str, float]], jobs: list[tuple]
+                 ) -> list[dict[str, float]]:
+    return [function(*job) for job in jobs]
 
 
 @dataclass
@@ -123,12 +131,26 @@ def distil(recipe: str, x: np.ndarray, y: np.ndarray, settings: AutoSettings, se
     return rows[picked.indices]
 
 
+def fold_accuracies(candidates: list[str], settings: AutoSettings, seed: int, x: np.ndarray,
+                    labels: np.ndarray, held_x: np.ndarray, held_y: np.ndarray,
+                    score: ScoreFn, teacher: TeacherFn) -> dict[str, float]:
+    """One fold: each recipe distils (x, labels) and the probe trained on its rows scores
+    the held-out part."""
+    p_label = teacher(x, labels) if any(RECIPES[r][1] for r in candidates) else None
+    accuracies = {}
+    for recipe in candidates:
+        picked = distil(recipe, x, labels, settings, seed, p_label)
+        accuracies[recipe] = score(x[picked], labels[picked], held_x, held_y, seed)
+    return accuracies
+
+
 def cross_validate(y: np.ndarray, features: Callable[[np.ndarray], np.ndarray],
-                   settings: AutoSettings, seed: int, score: ScoreFn, teacher: TeacherFn
-                   ) -> AutoChoice:
+                   settings: AutoSettings, seed: int, score: ScoreFn, teacher: TeacherFn,
+                   run_folds: FoldMap = serial_folds) -> AutoChoice:
     """Run the protocol above on the pool labelled `y` and choose; deterministic for `seed`.
     `features(rows)` returns the features of pool rows `rows` (called once, with the rows
-    the draws sampled: the cross-validation reads nothing else)."""
+    the draws sampled: the cross-validation reads nothing else). `run_folds` runs the
+    folds (each on its own: the same accuracies wherever it runs them)."""
     from sklearn.model_selection import StratifiedKFold
 
     unknown = [c for c in settings.candidates if c not in RECIPES]
@@ -146,19 +168,18 @@ def cross_validate(y: np.ndarray, features: Callable[[np.ndarray], np.ndarray],
     cv_rows = (np.unique(np.concatenate([rows for _, rows, _ in draws])) if draws
                else np.zeros(0, np.int64))
     x_cv = features(cv_rows) if len(cv_rows) else None
-    accuracies: dict[str, list[float]] = {r: [] for r in candidates}
+    jobs = []
     for seed_r, rows, folds in draws:
         local = np.searchsorted(cv_rows, rows)  # into x_cv
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed_r % 2**31)
         for pool, held in splitter.split(rows, y[rows]):
             pool, held = local[pool], local[held]
-            x, labels = x_cv[pool], y[cv_rows[pool]]
-            held_x, held_y = x_cv[held], y[cv_rows[held]]
-            p_label = (teacher(x, labels) if any(RECIPES[r][1] for r in candidates) else None)
-            for recipe in candidates:
-                picked = distil(recipe, x, labels, settings, seed_r, p_label)
-                accuracies[recipe].append(score(x[picked], labels[picked], held_x, held_y,
-                                                seed_r))
+            jobs.append((candidates, settings, seed_r, x_cv[pool], y[cv_rows[pool]],
+                         x_cv[held], y[cv_rows[held]], score, teacher))
+    accuracies: dict[str, list[float]] = {r: [] for r in candidates}
+    for fold in run_folds(fold_accuracies, jobs) if jobs else []:
+        for recipe in candidates:
+            accuracies[recipe].append(fold[recipe])
     folds_used = draws[0][2] if draws else 0
     used = [rows for _, rows, _ in draws]
     protocol = {"folds": folds_used, "repeats": len(used), "max_rows": settings.max_rows,
@@ -207,6 +228,8 @@ def report_lines(block: dict[str, Any]) -> list[str]:
     if "teacher_inconsistent_rows" in block:
         lines.append(f"The chosen teacher-consistent pool left out "
                      f"{block['teacher_inconsistent_rows']} rows.")
-    lines.append(f"Cost: cross-validation {block.get('cv_seconds')} s, the chosen recipe on the "
-                 f"whole pool {block.get('final_seconds')} s.")
+    workers = block.get("cv_workers")
+    lines.append(f"Cost: cross-validation {block.get('cv_seconds')} s"
+                 + (f" ({workers} worker processes)" if workers and workers > 1 else "")
+                 + f", the chosen recipe on the whole pool {block.get('final_seconds')} s.")
     return lines

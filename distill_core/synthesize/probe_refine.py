@@ -113,7 +113,10 @@ def _refine(x: np.ndarray, y: np.ndarray, picks: list[int], refined: list[int],
     model = probe.fit(picks)
     best = probe.loss(model)
     members = {cls: np.flatnonzero(y == cls) for cls in refined}
-    member_x = {cls: np.ascontiguousarray(x[rows]) for cls, rows in members.items()}
+    # float64 once: the first-order product below is float64, and numpy would otherwise
+    # convert a class's rows again at every pick (a whole copy of the class each time)
+    member_x = {cls: np.ascontiguousarray(x[rows], dtype=np.float64)
+                for cls, rows in members.items()}
     gradient_of: tuple[object, np.ndarray] | None = None  # (model, its loss gradient)
     for _ in range(passes):
         moved = False

@@ -5,11 +5,13 @@ run with it goes end to end with the chosen method's lineage and the choice in t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
 import pytest
+from threadpoolctl import threadpool_limits
 
 from distill_core.audit import RunAudit
 from distill_core.config import load_config
@@ -22,7 +24,14 @@ from distill_core.methods.auto import (
 )
 from distill_core.pipeline.stage import StageContext
 from distill_core.report import build_report
-from distill_core.synthesize.auto_cv import RECIPES, consistent_rows, cross_validate
+from distill_core.synthesize.auto_cv import (
+    RECIPES,
+    consistent_rows,
+    cross_validate,
+    serial_folds,
+)
+from distill_core.synthesize.fold_workers import fold_map, fold_workers
+from distill_core.synthesize.kmeans_prototypes import available_cores
 
 PER_CLASS = 4
 
@@ -104,6 +113,35 @@ def test_the_choice_is_the_same_for_a_seed(auto_run) -> None:
     assert first.scores[first.chosen]["mean"] == best
 
 
+def test_folds_in_worker_processes_score_as_in_this_process(auto_run) -> None:
+    """The folds run in two worker processes give every recipe the same accuracies, in the
+    same order, as the folds run here one after another (one BLAS thread each way)."""
+    cfg, store = auto_run
+    rows = AutoRows(cfg, StageContext(cfg, store))
+    settings, _ = settings_for(cfg, len(rows.pool.label_ids))
+    worker_pids: list[int] = []
+
+    def choose(run_folds):
+        return cross_validate(rows.pool.label_ids, rows.features, settings, 3,
+                              probe_accuracy(cfg, 2), teacher_p_label(cfg, 2), run_folds)
+
+    def in_workers(function, jobs):
+        def tagged(*job):
+            return {**function(*job), "pid": os.getpid()}
+
+        folds = fold_map(2)(tagged, jobs)
+        worker_pids.extend(fold.pop("pid") for fold in folds)
+        return folds
+
+    with threadpool_limits(limits=1):
+        here = choose(serial_folds)
+    there = choose(in_workers)
+    assert (here.chosen, here.scores) == (there.chosen, there.scores)
+    assert os.getpid() not in worker_pids and len(worker_pids) == settings.folds
+    assert fold_workers(None, 9) == min(available_cores(), 9) and fold_workers(1, 9) == 1
+    assert fold_workers(None, 1) == 1 and fold_workers(4, 2) == 2
+
+
 def test_an_auto_run_end_to_end(auto_run) -> None:
     cfg, store = auto_run
     block = store.manifest("synthesize")["auto"]
@@ -120,6 +158,9 @@ def test_an_auto_run_end_to_end(auto_run) -> None:
         assert f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}" in report, recipe
         assert len(s["accuracies"]) == block["protocol"]["repeats"] * block["protocol"]["folds"]
     assert "Note: filter.corpus is off: the filter stage will replace" in report
+    workers = fold_workers(None, block["protocol"]["repeats"] * block["protocol"]["folds"])
+    assert block["cv_workers"] == workers
+    assert (f"({workers} worker processes)" in report) == (workers > 1)
 
 
 def test_auto_notes_the_filters_its_choice_did_not_see() -> None:
@@ -166,8 +207,9 @@ def test_what_the_choice_depends_on_is_in_the_run_id() -> None:
     for changed in ("synthesize.kmeans.n_init=5", "synthesize.auto.folds=5",
                     "synthesize.auto.candidates=[herding,kmeans]", "teacher.C=10"):
         assert load_config(None, ["synthesize.method=auto", changed]).run_id() != base.run_id()
-    unused = load_config(None, ["synthesize.method=auto", "synthesize.el2n.prune_hardest=0.3"])
-    assert unused.run_id() == base.run_id()
+    for unused_key in ("synthesize.el2n.prune_hardest=0.3", "compute.cv_workers=1"):
+        unused = load_config(None, ["synthesize.method=auto", unused_key])
+        assert unused.run_id() == base.run_id(), unused_key
     # facility_location's options count only when one of its recipes competes
     fl = "synthesize.facility_location.demand_rows=10"
     assert load_config(None, ["synthesize.method=auto", fl]).run_id() == base.run_id()
