@@ -15,7 +15,11 @@ C = 1, hard labels). `--plain-ce` adds the refinement scored by plain cross-entr
 (`ProbeInLoop.loss` without its temperature), the variant the module doc warns about.
 
     python benchmarks/bench_probe_refine.py RUNS/pool-a RUNS/pool-b --protocol holdout \
-        --budgets 5 10 20 --seeds 0 1 2 --out probe_refine.jsonl [--more-settings 4x32]
+        --budgets 5 10 20 --seeds 0 1 2 --out probe_refine.jsonl [--more-settings 4x32] \
+        [--params demand_rows=16000 candidate_rows=16000,demand_rows=16000]
+
+`--more-settings PASSESxSHORTLIST` adds the refinement at other passes and shortlist;
+`--params k=v[,k=v]` adds `bilevel` at the default refinement with other `bilevel` options.
 
 Prints per run and budget mean ± std of each method and the gap closed by each
 `bilevel` variant: (method − max(kmeans, herding)) / (full − max(kmeans, herding)).
@@ -98,6 +102,8 @@ def main() -> None:
     parser.add_argument("--more-settings", nargs="*", default=[], metavar="PASSESxSHORTLIST",
                         help="further probe settings to compare, e.g. 4x32 (each a variant "
                              "'bilevel+probe PxS')")
+    parser.add_argument("--params", nargs="*", default=[], metavar="K=V[,K=V]",
+                        help="bilevel options of an added variant (numbers)")
     parser.add_argument("--plain-ce", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="JSON lines, one per set")
     args = parser.parse_args()
@@ -126,6 +132,11 @@ def main() -> None:
                     found[method] = (picks_of(sel, budget), time.perf_counter() - start)
                 variants = {"bilevel": {"probe_passes": 0}, "bilevel+probe": {
                     "probe_passes": args.probe_passes, "probe_shortlist": args.probe_shortlist}}
+                for setting in args.params:
+                    options = dict(item.split("=") for item in setting.split(","))
+                    variants[f"bilevel+probe {setting}"] = {
+                        **variants["bilevel+probe"],
+                        **{k: (float(v) if "." in v else int(v)) for k, v in options.items()}}
                 for setting in args.more_settings:
                     passes, shortlist = (int(v) for v in setting.split("x"))
                     variants[f"bilevel+probe {setting}"] = {"probe_passes": passes,
