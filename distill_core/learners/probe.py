@@ -16,7 +16,6 @@ import numpy as np
 
 from distill_core.evaluate.linear_probe import ProbeScore, linear_probe
 from distill_core.evaluate.probe_c import FitFn, choose_c
-from distill_core.evaluate.soft_probe import fit_soft_probe, soft_label_probe
 from distill_core.learners.data import LearnerData, TrainingRows
 from distill_core.learners.spec import LearnerSpec
 
@@ -28,6 +27,8 @@ def _cv_fit(spec: LearnerSpec, rows: TrainingRows) -> FitFn:
     def fit(train: np.ndarray, c: float) -> Callable[[np.ndarray], np.ndarray]:
         w = None if weights is None else weights[train]
         if soft is not None:
+            from distill_core.evaluate.soft_probe import fit_soft_probe  # torch: soft only
+
             weight, bias = fit_soft_probe(x[train], soft[train], c, spec.temperature,
                                           sample_weight=w)
             return lambda held: np.argmax(x[held] @ weight.T + bias, axis=1)
@@ -53,6 +54,8 @@ def train_linear_probe(spec: LearnerSpec, rows: TrainingRows, evaluation: Learne
     if c == "cv":
         c, note = choose_c(rows.data.y, _cv_fit(spec, rows), seed)
     if rows.soft is not None:
+        from distill_core.evaluate.soft_probe import soft_label_probe  # torch: soft only
+
         score = soft_label_probe(rows.data.x, rows.soft, evaluation.x, evaluation.y, labels,
                                  c, spec.temperature, sample_weight=rows.weights)
     else:

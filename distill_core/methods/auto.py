@@ -67,9 +67,12 @@ def settings_for(cfg: RunConfig, pool_rows: int) -> tuple[AutoSettings, list[str
 
 
 def teacher_p_label(cfg: RunConfig, n_classes: int):
-    """p(own label) under a linear-probe teacher fit on the rows it is given (`teacher.C`)."""
+    """p(own label) under a linear-probe teacher fit on the rows it is given (`teacher.C`).
+    The function holds numbers only, not the config: it is sent to the fold workers."""
+    c, max_iter = cfg.teacher.C, cfg.teacher.max_iter
+
     def p_label(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        model = fit_teacher(x, y, cfg.teacher.C, cfg.teacher.max_iter)
+        model = fit_teacher(x, y, c, max_iter)
         probs = softmax(class_logits(model, x, n_classes).astype(np.float64))
         return probs[np.arange(len(y)), y]
 
