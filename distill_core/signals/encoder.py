@@ -5,7 +5,8 @@ to its own longest text (short phrases do not pay for long ones); results come
 back in input order. `precision: bf16` runs the forward pass under CPU/GPU
 autocast, which is much faster on processors with bf16 matrix units; `auto` (the
 default) resolves where the model runs: bf16 on a CUDA device that supports it
-natively and on a CPU with AMX / AVX512-BF16 units, fp32 elsewhere.
+natively and on a CPU with AMX units, fp32 elsewhere (AVX512-BF16 alone measured slower
+than fp32).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from distill_core.signals.models import (
 
 ProgressCallback = Callable[[int, int], None]  # (texts done, texts total)
 BF16_CPU_FLAGS = {"amx_bf16", "amx_tile", "avx512_bf16"}
+# The units with which bf16 is faster than fp32 for the encoder: AMX. With AVX512-BF16 alone
+# it was slower (MiniLM 0.63x fp32's texts/s on such a Xeon; 1.83x with AMX: RESULTS.md).
+FAST_BF16_CPU_FLAGS = {"amx_bf16"}
 # Device nodes without which no CUDA (or ROCm, or WSL GPU) device can be used: where none
 # exists the device is the CPU, known without importing torch (a cached rerun imports none).
 GPU_DEVICE_NODES = ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg")
@@ -55,8 +59,8 @@ def default_device() -> str:
 
 def resolve_precision(precision: str, device: str | None = None) -> str:
     """`fp32` or `bf16` as given; `auto`: bf16 where `device` (default: `default_device()`)
-    has bf16 units (a CUDA device with native bf16, a CPU with AMX / AVX512-BF16), else fp32.
-    Emulated bf16 is slower than fp32, so it is never picked."""
+    runs it faster than fp32 (a CUDA device with native bf16, a CPU with AMX), else fp32.
+    Emulated bf16, and bf16 on AVX512-BF16 without AMX, are slower than fp32: never picked."""
     if precision != "auto":
         return precision
     device = device or default_device()
@@ -65,7 +69,7 @@ def resolve_precision(precision: str, device: str | None = None) -> str:
 
         with torch.cuda.device(torch.device(device)):
             return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
-    return "bf16" if device == "cpu" and cpu_bf16_units() else "fp32"
+    return "bf16" if device == "cpu" and FAST_BF16_CPU_FLAGS & set(cpu_bf16_units()) else "fp32"
 
 
 def recorded_precision(precision: str, backend: str) -> str:
