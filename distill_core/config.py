@@ -188,7 +188,8 @@ class SignalsSection(_Section):
         default="auto", description="Encoder arithmetic. bf16 runs the forward pass under "
         "autocast (fast on CPUs with AMX units and on GPUs with native bf16; slower than fp32 "
         "with AVX512-BF16 alone); auto picks bf16 where the device running the encoder has "
-        "such units, fp32 elsewhere (the signals manifest records what ran)."
+        "AMX (a CPU) or native bf16 (a GPU), fp32 elsewhere (the signals manifest records "
+        "what ran)."
     )
     trust_remote_code: bool = Field(
         default=False, description="Allow model repositories to run their own code."

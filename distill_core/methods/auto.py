@@ -38,7 +38,7 @@ from distill_core.synthesize.auto_cv import (
     cross_validate,
     probe_spec,
 )
-from distill_core.synthesize.fold_workers import fold_map, fold_workers
+from distill_core.synthesize.fold_workers import fold_map, fold_workers, worker_settings
 from distill_core.synthesize.stage import CandidateSet
 from distill_core.synthesize.streamed import STREAMED_METHODS
 
@@ -131,9 +131,11 @@ class AutoMethod:
             int(y.max()) + 1 if len(y) else 1)
         settings, notes = settings_for(cfg, len(y))
         workers = fold_workers(cfg.compute.cv_workers, settings.folds * settings.repeats)
-        choice = cross_validate(y, rows.features, settings, cfg.run.seeds[0],
-                                probe_accuracy(cfg, n_classes), teacher_p_label(cfg, n_classes),
-                                fold_map(workers))
+        choice = cross_validate(y, rows.features, worker_settings(settings, workers),
+                                cfg.run.seeds[0], probe_accuracy(cfg, n_classes),
+                                teacher_p_label(cfg, n_classes), fold_map(workers))
+        scored = choice.protocol["repeats"] * choice.protocol["folds"]  # 0: none ran
+        workers = min(workers, scored) if scored else 0
         cv_seconds = time.perf_counter() - start
         seen = rows.loaded.column("example_id").to_pylist() if rows.loaded is not None else []
         (candidates, notes_final), extra = self._run(ctx, choice, n_classes)

@@ -29,7 +29,7 @@ from distill_core.signals.models import (
 ProgressCallback = Callable[[int, int], None]  # (texts done, texts total)
 BF16_CPU_FLAGS = {"amx_bf16", "amx_tile", "avx512_bf16"}
 # The units with which bf16 is faster than fp32 for the encoder: AMX. With AVX512-BF16 alone
-# it was slower (MiniLM 0.63x fp32's texts/s on such a Xeon; 1.83x with AMX: RESULTS.md).
+# it was slower (MiniLM 0.64x fp32's texts/s on such a Xeon; 1.83x with AMX: RESULTS.md).
 FAST_BF16_CPU_FLAGS = {"amx_bf16"}
 # Device nodes without which no CUDA (or ROCm, or WSL GPU) device can be used: where none
 # exists the device is the CPU, known without importing torch (a cached rerun imports none).

@@ -25,7 +25,7 @@ evaluation split, which the choice must never see.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,10 +56,10 @@ ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int], float]
 TeacherFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # Runs `fold_accuracies` on each fold's arguments, results in the folds' order (in this
 # process one after another, or in worker processes: `synthesize/fold_workers.py`).
-FoldMap = Callable[[Callable[..., dict[str, float]], list[tuple]], list[dict[str, float]]]
+FoldMap = Callable[[Callable[..., dict[str, float]], Iterable[tuple]], list[dict[str, float]]]
 
 
-def serial_folds(function: Callable[..., dict[str, float]], jobs: list[tuple]
+def serial_folds(function: Callable[..., dict[str, float]], jobs: Iterable[tuple]
                  ) -> list[dict[str, float]]:
     return [function(*job) for job in jobs]
 
@@ -150,7 +150,8 @@ def cross_validate(y: np.ndarray, features: Callable[[np.ndarray], np.ndarray],
     """Run the protocol above on the pool labelled `y` and choose; deterministic for `seed`.
     `features(rows)` returns the features of pool rows `rows` (called once, with the rows
     the draws sampled: the cross-validation reads nothing else). `run_folds` runs the
-    folds (each on its own: the same accuracies wherever it runs them)."""
+    folds, each on its own: the same accuracies wherever it runs them, up to the last bits
+    of BLAS reductions split over another number of threads."""
     from sklearn.model_selection import StratifiedKFold
 
     unknown = [c for c in settings.candidates if c not in RECIPES]
@@ -168,16 +169,20 @@ def cross_validate(y: np.ndarray, features: Callable[[np.ndarray], np.ndarray],
     cv_rows = (np.unique(np.concatenate([rows for _, rows, _ in draws])) if draws
                else np.zeros(0, np.int64))
     x_cv = features(cv_rows) if len(cv_rows) else None
-    jobs = []
-    for seed_r, rows, folds in draws:
-        local = np.searchsorted(cv_rows, rows)  # into x_cv
-        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed_r % 2**31)
-        for pool, held in splitter.split(rows, y[rows]):
-            pool, held = local[pool], local[held]
-            jobs.append((candidates, settings, seed_r, x_cv[pool], y[cv_rows[pool]],
-                         x_cv[held], y[cv_rows[held]], score, teacher))
+
+    def jobs() -> Iterator[tuple]:
+        """Each fold's arguments, built when it is dispatched (its rows are copies)."""
+        for seed_r, rows, folds in draws:
+            local = np.searchsorted(cv_rows, rows)  # into x_cv
+            splitter = StratifiedKFold(n_splits=folds, shuffle=True,
+                                       random_state=seed_r % 2**31)
+            for pool, held in splitter.split(rows, y[rows]):
+                pool, held = local[pool], local[held]
+                yield (candidates, settings, seed_r, x_cv[pool], y[cv_rows[pool]],
+                       x_cv[held], y[cv_rows[held]], score, teacher)
+
     accuracies: dict[str, list[float]] = {r: [] for r in candidates}
-    for fold in run_folds(fold_accuracies, jobs) if jobs else []:
+    for fold in run_folds(fold_accuracies, jobs()) if draws else []:
         for recipe in candidates:
             accuracies[recipe].append(fold[recipe])
     folds_used = draws[0][2] if draws else 0

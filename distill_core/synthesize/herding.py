@@ -30,7 +30,7 @@ def herding(data: ClassData, budget: int, seed: int, ranked: int | None = None
         # |mu - (running + x)/step|^2 for every candidate, up to a term that is the same for
         # every row: one matrix-vector product a step. The product first, then the doubling:
         # `2.0 * x @ target` doubled the whole matrix first (a copy of x at every step, 12x
-        # the product's time), with the same result (doubling is exact).
+        # the product's time), with the same result (doubling is exact; x is contiguous).
         target = step * mu - running
         distance = (squared_norms - 2.0 * (x @ target)) / step**2
         distance[taken] = np.inf

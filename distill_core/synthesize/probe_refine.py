@@ -113,10 +113,16 @@ def _refine(x: np.ndarray, y: np.ndarray, picks: list[int], refined: list[int],
     model = probe.fit(picks)
     best = probe.loss(model)
     members = {cls: np.flatnonzero(y == cls) for cls in refined}
-    # float64 once: the first-order product below is float64, and numpy would otherwise
-    # convert a class's rows again at every pick (a whole copy of the class each time)
-    member_x = {cls: np.ascontiguousarray(x[rows], dtype=np.float64)
-                for cls, rows in members.items()}
+    # A class's rows in float64, converted once per run of its picks (picks are grouped by
+    # class): the first-order product below is float64, and numpy would otherwise convert
+    # the class's rows at every pick. One class at a time bounds the memory.
+    member_x: dict[int, np.ndarray] = {}
+
+    def rows_of(cls: int) -> np.ndarray:
+        if cls not in member_x:
+            member_x.clear()
+            member_x[cls] = np.ascontiguousarray(x[members[cls]], dtype=np.float64)
+        return member_x[cls]
     gradient_of: tuple[object, np.ndarray] | None = None  # (model, its loss gradient)
     for _ in range(passes):
         moved = False
@@ -131,7 +137,7 @@ def _refine(x: np.ndarray, y: np.ndarray, picks: list[int], refined: list[int],
                     / len(probe.demand_y))
             gradient = gradient_of[1]
             coefficient = np.eye(probe.classes)[label] - probe.probabilities(model, x[[row]])[0]
-            first_order = member_x[label] @ (gradient @ coefficient)
+            first_order = rows_of(label) @ (gradient @ coefficient)
             candidates = _best_rows(first_order, shortlist + len(picks))
             candidates = members[label][candidates]
             candidates = candidates[~np.isin(candidates, picks)][:shortlist]

@@ -1,5 +1,5 @@
 """Selection over classes read from disk a chunk at a time: memory follows the chunk and the
-budget, not the class.
+budget, not the class's vectors (herding keeps 8 bytes a row: each row's squared norm).
 
 `StreamedSelection` runs `kmeans`, `herding` or `random` per class on classes spilled to
 disk (`class_rows.py`), with the same per-class rules as the in-memory selection
@@ -14,7 +14,8 @@ in-memory selector, so small data gives exactly today's picks; a larger class is
   all the in-memory ranking (`nearest_distinct`, then `next_members`) can reach, so the picks
   are that ranking applied to the final centroids.
 - `herding`: the same greedy rule as in memory, one pass over the class per pick, holding
-  the class mean, the running sum and the picks. The mean is summed in the same order and
+  the class mean, the running sum, the picks and each row's squared norm (from the first
+  pass). The mean is summed in the same order and
   every distance computed the same way, so it picks the same rows as in memory. It does not
   use the seed, so one ranking per class serves every seed.
 - `random`: `budget` rows drawn as in memory (numpy's `choice` without replacement holds only

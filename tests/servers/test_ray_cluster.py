@@ -93,7 +93,7 @@ def test_a_ray_run_uses_both_nodes_and_is_complete(ray_cluster, slice_dir: Path,
     assert sum(signals["workers"].values()) == len(set(
         store.read("ingest").column("text").to_pylist()))  # each distinct text once
     # `precision: auto` (the quickstart's) is resolved by each worker: the settings say
-    # `auto`, the manifest what each worker ran (bf16 on a CPU with bf16 units) ...
+    # `auto`, the manifest what each worker ran (bf16 on a CPU with AMX) ...
     ran = resolve_precision("auto", "cpu")
     assert signals["stage_config"]["precision"] == "auto"
     assert signals["backend_timings"]["precision"] == dict.fromkeys(signals["workers"], ran)

@@ -6,6 +6,7 @@ run with it goes end to end with the chosen method's lineage and the choice in t
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from distill_core.synthesize.auto_cv import (
     cross_validate,
     serial_folds,
 )
-from distill_core.synthesize.fold_workers import fold_map, fold_workers
+from distill_core.synthesize.fold_workers import fold_map, fold_workers, worker_settings
 from distill_core.synthesize.kmeans_prototypes import available_cores
 
 PER_CLASS = 4
@@ -115,10 +116,13 @@ def test_the_choice_is_the_same_for_a_seed(auto_run) -> None:
 
 def test_folds_in_worker_processes_score_as_in_this_process(auto_run) -> None:
     """The folds run in two worker processes give every recipe the same accuracies, in the
-    same order, as the folds run here one after another (one BLAS thread each way)."""
+    same order, as the folds run here one after another (one BLAS / OpenMP thread each way,
+    k-means' included, so that no sum is split differently on a machine with more cores)."""
     cfg, store = auto_run
     rows = AutoRows(cfg, StageContext(cfg, store))
     settings, _ = settings_for(cfg, len(rows.pool.label_ids))
+    settings = replace(settings, params={**settings.params, "kmeans": {
+        **settings.params["kmeans"], "threads": 1}})
     worker_pids: list[int] = []
 
     def choose(run_folds):
@@ -129,7 +133,7 @@ def test_folds_in_worker_processes_score_as_in_this_process(auto_run) -> None:
         def tagged(*job):
             return {**function(*job), "pid": os.getpid()}
 
-        folds = fold_map(2)(tagged, jobs)
+        folds = fold_map(2, threads=1)(tagged, jobs)
         worker_pids.extend(fold.pop("pid") for fold in folds)
         return folds
 
@@ -140,6 +144,11 @@ def test_folds_in_worker_processes_score_as_in_this_process(auto_run) -> None:
     assert os.getpid() not in worker_pids and len(worker_pids) == settings.folds
     assert fold_workers(None, 9) == min(available_cores(), 9) and fold_workers(1, 9) == 1
     assert fold_workers(None, 1) == 1 and fold_workers(4, 2) == 2
+    # in workers k-means keeps to a worker's share of the cores unless set
+    shared = worker_settings(settings_for(cfg, 100)[0], 2).params["kmeans"]["threads"]
+    assert shared == max(1, available_cores() // 2)
+    assert worker_settings(settings, 2).params["kmeans"]["threads"] == 1  # as set
+    assert worker_settings(settings_for(cfg, 100)[0], 1).params["kmeans"].get("threads") is None
 
 
 def test_an_auto_run_end_to_end(auto_run) -> None:
