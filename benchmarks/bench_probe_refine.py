@@ -18,6 +18,10 @@ C = 1, hard labels). `--plain-ce` adds the refinement scored by plain cross-entr
         --budgets 5 10 20 --seeds 0 1 2 --out probe_refine.jsonl [--more-settings 4x32] \
         [--params demand_rows=16000 candidate_rows=16000,demand_rows=16000]
 
+`--weights` adds, for herding and the default `bilevel+probe`, the same rows with learned
+per-example weights (`synthesize/learned_weights.py`, on a seeded sample of `--weight-rows`
+pool rows apart from bilevel's), scored by the probe trained with those weights.
+
 `--more-settings PASSESxSHORTLIST` adds the refinement at other passes and shortlist;
 `--params k=v[,k=v]` adds `bilevel` at the default refinement with other `bilevel` options.
 
@@ -44,8 +48,10 @@ from distill_core.evaluate.linear_probe import linear_probe  # noqa: E402
 from distill_core.signals.embeddings import features  # noqa: E402
 from distill_core.synthesize import probe_refine  # noqa: E402
 from distill_core.synthesize.base import ClassData, select_per_class  # noqa: E402
+from distill_core.synthesize.learned_weights import learn_weights  # noqa: E402
 
 HOLDOUT_SEED = 20_261_201
+WEIGHT_DEMAND_SEED = 1_403
 
 
 def pool_and_eval(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -105,6 +111,11 @@ def main() -> None:
     parser.add_argument("--params", nargs="*", default=[], metavar="K=V[,K=V]",
                         help="bilevel options of an added variant (numbers)")
     parser.add_argument("--plain-ce", action="store_true")
+    parser.add_argument("--weights", action="store_true",
+                        help="add herding and bilevel+probe with learned per-example weights")
+    parser.add_argument("--weight-rows", type=int, default=4000)
+    parser.add_argument("--weight-ratio", type=float, default=16.0)
+    parser.add_argument("--weight-steps", type=int, default=30)
     parser.add_argument("--out", type=Path, default=None, help="JSON lines, one per set")
     args = parser.parse_args()
 
@@ -116,9 +127,10 @@ def main() -> None:
         labels = sorted(set(y.tolist()))
         scores: dict[tuple[int, str], list[float]] = {}
 
-        def score(rows: np.ndarray, x=x, y=y, eval_x=eval_x, eval_y=eval_y,  # noqa: ANN001
-                  labels=labels) -> float:
-            return 100 * linear_probe(x[rows], y[rows], eval_x, eval_y, labels).accuracy
+        def score(rows: np.ndarray, weights: np.ndarray | None = None, x=x, y=y,  # noqa: ANN001
+                  eval_x=eval_x, eval_y=eval_y, labels=labels) -> float:
+            return 100 * linear_probe(x[rows], y[rows], eval_x, eval_y, labels,
+                                      sample_weight=weights).accuracy
 
         full = score(np.arange(len(y)))
         print(f"{run.name} ({args.protocol}): {len(y)} pool rows, {len(eval_y)} scored, "
@@ -126,6 +138,7 @@ def main() -> None:
         for budget in args.budgets:
             for seed in args.seeds:
                 found: dict[str, tuple[np.ndarray, float]] = {}
+                weighted: dict[str, np.ndarray] = {}
                 for method in ("kmeans", "herding"):
                     start = time.perf_counter()
                     sel = select_per_class(method, ClassData(x), y, budget, seed)
@@ -156,8 +169,18 @@ def main() -> None:
                                                             time.perf_counter() - start)
                     finally:
                         probe_refine.ProbeInLoop = original  # type: ignore[misc]
+                if args.weights:
+                    demand = np.random.default_rng([WEIGHT_DEMAND_SEED, seed]).choice(
+                        len(y), min(args.weight_rows, len(y)), replace=False)
+                    for method in ("herding", "bilevel+probe"):
+                        rows = found[method][0]
+                        start = time.perf_counter()
+                        weighted[f"{method}+w"] = learn_weights(
+                            x[rows], y[rows], x[demand], y[demand], 1.0, args.weight_ratio,
+                            args.weight_steps)
+                        found[f"{method}+w"] = (rows, time.perf_counter() - start)
                 for method, (rows, seconds) in found.items():
-                    accuracy = score(rows)
+                    accuracy = score(rows, weighted.get(method))
                     scores.setdefault((budget, method), []).append(accuracy)
                     if args.out:
                         with args.out.open("a") as handle:
@@ -172,7 +195,7 @@ def main() -> None:
                     continue
                 spread = statistics.stdev(values) if len(values) > 1 else 0.0
                 gap = ""
-                if method.startswith("bilevel") and full > base:
+                if (method.startswith("bilevel") or method.endswith("+w")) and full > base:
                     gap = f" (gap {100 * (statistics.mean(values) - base) / (full - base):+.0f} %)"
                 line.append(f"{method} {statistics.mean(values):.1f} ± {spread:.1f}{gap}")
             print("  ".join(line), flush=True)

@@ -16,7 +16,8 @@ scikit-learn's on SST-2 rows, predictions the same on 99.96 % of them
 
 Objective, as scikit-learn states it: mean over rows of the log loss (binary: one logit
 for the second class present; else the multinomial over the classes present) plus
-0.5 / (C n) times the squared weights.
+0.5 / (C n) times the squared weights; with sample weights s, the s-weighted mean of the
+log loss plus 0.5 / (C sum(s)) times the squared weights.
 """
 
 from __future__ import annotations
@@ -45,24 +46,48 @@ def _minimize(objective, size: int, max_iter: int, tol: float):  # noqa: ANN001,
                                       "ftol": 64 * np.finfo(float).eps})
 
 
+def row_space(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(basis [dim, r], rows [n, r]): an orthonormal basis of x's row span and x's rows'
+    coordinates in it (x = rows basis.T)."""
+    basis, triangle = np.linalg.qr(np.asarray(x, dtype=np.float64).T)
+    return basis, triangle.T
+
+
 def fit_row_space_probe(x: np.ndarray, y: np.ndarray, C: float = 1.0,  # noqa: N803
-                        max_iter: int = 2000, tol: float = 1e-4) -> RowSpaceProbe:
-    """`LogisticRegression(C=C, max_iter=max_iter, tol=tol).fit(x, y)`'s model, fitted in
-    the span of x's rows. Needs at least two labels present."""
+                        max_iter: int = 2000, tol: float = 1e-4,
+                        sample_weight: np.ndarray | None = None) -> RowSpaceProbe:
+    """`LogisticRegression(C=C, max_iter=max_iter, tol=tol).fit(x, y, sample_weight)`'s
+    model, fitted in the span of x's rows. Needs at least two labels present."""
     classes, target = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise ValueError("the probe needs rows of at least two classes")
-    basis, triangle = np.linalg.qr(np.asarray(x, dtype=np.float64).T)  # x = triangle.T basis.T
-    rows = triangle.T  # [n, min(n, dim)]: the rows' coordinates in the orthonormal basis
+    basis, rows = row_space(x)
     n, dim = rows.shape
-    l2 = 1.0 / (C * n)
+    if sample_weight is None:  # the unweighted sums exactly as before (same iterates)
+        def weighted_mean(values: np.ndarray) -> float:
+            return float(np.mean(values))
+
+        def scaled(values: np.ndarray) -> np.ndarray:
+            return values / n
+        total = float(n)
+    else:
+        share = np.asarray(sample_weight, dtype=np.float64) / float(np.sum(sample_weight))
+
+        def weighted_mean(values: np.ndarray) -> float:
+            return float(share @ values)
+
+        def scaled(values: np.ndarray) -> np.ndarray:
+            return values * (share if values.ndim == 1 else share[:, None])
+        total = float(np.sum(sample_weight))
+    l2 = 1.0 / (C * total)
     if len(classes) == 2:
         positive = target.astype(np.float64)
 
         def binary(w: np.ndarray) -> tuple[float, np.ndarray]:
             z = rows @ w[:dim] + w[dim]
-            loss = np.mean(np.logaddexp(0.0, z) - positive * z) + 0.5 * l2 * (w[:dim] @ w[:dim])
-            g = (expit(z) - positive) / n
+            loss = (weighted_mean(np.logaddexp(0.0, z) - positive * z)
+                    + 0.5 * l2 * (w[:dim] @ w[:dim]))
+            g = scaled(expit(z) - positive)
             return float(loss), np.concatenate([rows.T @ g + l2 * w[:dim], [g.sum()]])
 
         result = _minimize(binary, dim + 1, max_iter, tol)
@@ -77,9 +102,9 @@ def fit_row_space_probe(x: np.ndarray, y: np.ndarray, C: float = 1.0,  # noqa: N
         z = rows @ w[:, :dim].T + w[:, dim]
         top = z.max(axis=1, keepdims=True)
         log_total = np.log(np.exp(z - top).sum(axis=1, keepdims=True)) + top
-        loss = (np.mean(log_total[:, 0] - z[np.arange(n), target])
+        loss = (weighted_mean(log_total[:, 0] - z[np.arange(n), target])
                 + 0.5 * l2 * float(np.sum(w[:, :dim] ** 2)))
-        g = (np.exp(z - log_total) - onehot) / n
+        g = scaled(np.exp(z - log_total) - onehot)
         return float(loss), np.concatenate([g.T @ rows + l2 * w[:, :dim],
                                             g.sum(axis=0)[:, None]], axis=1).ravel()
 

@@ -28,17 +28,19 @@ def real_rows(slice_dir: Path, encoder) -> dict[str, tuple[np.ndarray, np.ndarra
     return out
 
 
-def _sklearn(x: np.ndarray, y: np.ndarray, c: float = 1.0):  # noqa: ANN202
+def _sklearn(x: np.ndarray, y: np.ndarray, c: float = 1.0,  # noqa: ANN202
+             sample_weight: np.ndarray | None = None):
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=c, max_iter=2000).fit(x, y)
+    return LogisticRegression(C=c, max_iter=2000).fit(x, y, sample_weight=sample_weight)
 
 
-def _agree(x: np.ndarray, y: np.ndarray, rows: np.ndarray, classes: int, c: float = 1.0
-           ) -> tuple[float, float]:
+def _agree(x: np.ndarray, y: np.ndarray, rows: np.ndarray, classes: int, c: float = 1.0,
+           sample_weight: np.ndarray | None = None) -> tuple[float, float]:
     """(largest logit difference, share of equal predictions) over every row of x."""
-    ours = class_logits(fit_row_space_probe(x[rows], y[rows], c), x, classes)
-    theirs = class_logits(_sklearn(x[rows], y[rows], c), x, classes)
+    ours = class_logits(fit_row_space_probe(x[rows], y[rows], c, sample_weight=sample_weight),
+                        x, classes)
+    theirs = class_logits(_sklearn(x[rows], y[rows], c, sample_weight), x, classes)
     return float(np.abs(ours - theirs).max()), float((ours.argmax(1) == theirs.argmax(1)).mean())
 
 
@@ -55,6 +57,15 @@ def test_real_features_give_scikit_learns_model(real_rows, name: str, per_class:
     # at a weaker penalty the logits are larger: still the same model
     gap, same = _agree(x, y, rows, classes, c=10.0)
     assert gap < 0.1 and same >= 0.99, (gap, same)
+    # with sample weights (their sum is not the row count): scikit-learn's weighted model
+    weights = rng.uniform(0.1, 4.0, len(rows))
+    gap, same = _agree(x, y, rows, classes, sample_weight=weights)
+    assert gap < 0.02 and same >= 0.99, (gap, same)
+    unweighted, _ = _agree(x, y, rows, classes)
+    moved = np.abs(class_logits(fit_row_space_probe(x[rows], y[rows], sample_weight=weights),
+                                x, classes)
+                   - class_logits(fit_row_space_probe(x[rows], y[rows]), x, classes)).max()
+    assert moved > 0.05  # the weights change the model: the check above is not vacuous
 
 
 def test_more_rows_than_dimensions_and_repeated_rows() -> None:
