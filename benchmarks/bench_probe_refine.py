@@ -19,8 +19,9 @@ C = 1, hard labels). `--plain-ce` adds the refinement scored by plain cross-entr
         [--params demand_rows=16000 candidate_rows=16000,demand_rows=16000]
 
 `--weights` adds, for herding and the default `bilevel+probe`, the same rows with learned
-per-example weights (`synthesize/learned_weights.py`, on a seeded sample of `--weight-rows`
-pool rows apart from bilevel's), scored by the probe trained with those weights.
+per-example weights as the pipeline learns them (`synthesize/learned_weights.py`'s
+`weigh_picks`: a seeded sample of `--weight-rows` pool rows apart from bilevel's), scored by
+the probe trained with those weights.
 
 `--more-settings PASSESxSHORTLIST` adds the refinement at other passes and shortlist;
 `--params k=v[,k=v]` adds `bilevel` at the default refinement with other `bilevel` options.
@@ -48,10 +49,9 @@ from distill_core.evaluate.linear_probe import linear_probe  # noqa: E402
 from distill_core.signals.embeddings import features  # noqa: E402
 from distill_core.synthesize import probe_refine  # noqa: E402
 from distill_core.synthesize.base import ClassData, select_per_class  # noqa: E402
-from distill_core.synthesize.learned_weights import learn_weights  # noqa: E402
+from distill_core.synthesize.learned_weights import WeightSettings, weigh_picks  # noqa: E402
 
 HOLDOUT_SEED = 20_261_201
-WEIGHT_DEMAND_SEED = 1_403
 
 
 def pool_and_eval(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -170,14 +170,12 @@ def main() -> None:
                     finally:
                         probe_refine.ProbeInLoop = original  # type: ignore[misc]
                 if args.weights:
-                    demand = np.random.default_rng([WEIGHT_DEMAND_SEED, seed]).choice(
-                        len(y), min(args.weight_rows, len(y)), replace=False)
+                    settings = WeightSettings(args.weight_rows, args.weight_ratio,
+                                              args.weight_steps, c=1.0)
                     for method in ("herding", "bilevel+probe"):
                         rows = found[method][0]
                         start = time.perf_counter()
-                        weighted[f"{method}+w"] = learn_weights(
-                            x[rows], y[rows], x[demand], y[demand], 1.0, args.weight_ratio,
-                            args.weight_steps)
+                        weighted[f"{method}+w"] = weigh_picks(x, y, rows, seed, settings)
                         found[f"{method}+w"] = (rows, time.perf_counter() - start)
                 for method, (rows, seconds) in found.items():
                     accuracy = score(rows, weighted.get(method))

@@ -240,6 +240,22 @@ class TeacherSection(_Section):
                                 max_length=max_length, seed=self.seed)
 
 
+class WeightsSection(_Section):
+    """Per-example weights learned for a selected set (`synthesize/learned_weights.py`)."""
+
+    learn: bool = Field(
+        default=False, description="Selection methods: learn a training weight for each "
+        "selected row (each class's mean 1) so that the run's linear probe trained on the "
+        "weighted set fits a sample of the pool; the evaluation's learners train with them. "
+        "Runs the selection in memory. `auto` scores every recipe with and without them "
+        "(`synthesize.auto.weighted`) whatever this says.")
+    demand_rows: int = Field(default=4000, ge=1, description="Pool rows (a seeded sample above "
+                             "this) the weighted probe is fitted to.")
+    max_ratio: float = Field(default=16.0, gt=1, description="Largest ratio between two "
+                             "weights of one class.")
+    steps: int = Field(default=30, ge=1, description="L-BFGS iterations over the weights.")
+
+
 class _SynthesizeBase(_Section):
     method: SelectionMethod = Field(
         default="kmeans",
@@ -270,6 +286,8 @@ class _SynthesizeBase(_Section):
     soft_labels: bool = Field(
         default=False, description="Attach the teacher's soft labels to what is selected; the "
         "evaluation then also trains soft-label learners (reported apart from hard labels).")
+    weights: WeightsSection = Field(default_factory=WeightsSection,
+                                    description=WeightsSection.__doc__)
 
     def options(self) -> MethodOptions:
         """The chosen method's typed options."""
@@ -513,6 +531,22 @@ class RunConfig(_Section):
         return self
 
     @model_validator(mode="after")
+    def _learned_weights_need_a_selection(self) -> RunConfig:
+        """Weights are learned for rows a selection method chose, by the linear probe; a
+        method's own weights (gradmatch's `keep_weights`) are not overwritten."""
+        if not self.synthesize.weights.learn:
+            return self
+        method = get_method(self.synthesize.method)
+        if method.family != "selection" or self.is_instruction:
+            raise ValueError(f"synthesize.weights.learn: {method.name} is not a selection "
+                             "method on classification data (for auto, "
+                             "synthesize.auto.weighted decides); drop it")
+        if getattr(self.synthesize.options(), "keep_weights", False):
+            raise ValueError(f"synthesize.weights.learn: {method.name} keeps its own weights "
+                             f"(synthesize.{method.name}.keep_weights); choose one")
+        return self
+
+    @model_validator(mode="after")
     def _soft_labels_need_a_selection(self) -> RunConfig:
         """The teacher's soft labels are attached to selected real rows only: generated rows
         carry none, and a learned method's rows carry the soft labels it learned."""
@@ -558,7 +592,8 @@ class RunConfig(_Section):
             # llm_synth asks for one pair per answer (per_answer unused); instruct.synth is
             # its choice alone.
             exclude["synthesize"] = {name: True for name in unused | {
-                "per_class", "soft_labels", "center_features"}}  # rankings read no centring
+                "per_class", "soft_labels", "center_features",  # rankings read no centring
+                "weights"}}
             if method.generative:
                 exclude["synthesize"]["llm_synth"] = {"per_answer"}
                 exclude["generate"] = INSTRUCTION_UNREAD_GENERATE
@@ -569,6 +604,8 @@ class RunConfig(_Section):
             exclude["synthesize"] = unused | {"budget"}
             if method.family != "selection":  # auto, generative, learned: never centred
                 exclude["synthesize"].add("center_features")
+            if not self._reads_weights(method.family):
+                exclude["synthesize"].add("weights")
         if not self.signals.model.startswith("static:"):  # read for a static model only
             exclude["signals"] = {"static_fit"}
         elif self.signals.static_fit.rows == 0:  # no fit: its settings are not read
@@ -580,6 +617,13 @@ class RunConfig(_Section):
             if self._decodes_with_generate_model(method.family):
                 exclude["generate"] = set(GenerateSection.model_fields) - {"model"}
         return self.model_dump(mode="json", exclude=exclude)
+
+    def _reads_weights(self, family: str) -> bool:
+        """`synthesize.weights` is read by a selection method learning weights and by
+        `auto` scoring weighted recipes; otherwise it leaves the run id as it was."""
+        if family == "auto":
+            return self.synthesize.auto.weighted
+        return family == "selection" and self.synthesize.weights.learn
 
     def _decodes_with_generate_model(self, family: str) -> bool:
         """A learned method decoding with a causal LM falls back to `generate.model`."""

@@ -26,7 +26,7 @@ from distill_core.errors import ArtifactError
 from distill_core.learners.data import LearnerData, TrainingRows
 from distill_core.learners.probe import train_linear_probe
 from distill_core.methods.registry import Method, get_method
-from distill_core.methods.selection import SELECTION
+from distill_core.methods.selection import SELECTION, weight_settings
 from distill_core.pipeline.inputs import IN_MEMORY_POOL_ROWS, corpus_where, streamed_pool
 from distill_core.pipeline.stage import StageContext
 from distill_core.signals.teacher import class_logits, fit_teacher, softmax
@@ -37,6 +37,7 @@ from distill_core.synthesize.auto_cv import (
     consistent_rows,
     cross_validate,
     probe_spec,
+    recipe_parts,
 )
 from distill_core.synthesize.fold_workers import fold_map, fold_workers, worker_settings
 from distill_core.synthesize.stage import CandidateSet
@@ -52,6 +53,12 @@ def settings_for(cfg: RunConfig, pool_rows: int) -> tuple[AutoSettings, list[str
         notes.append(f"{', '.join(in_memory)} left out: the pool has {pool_rows} rows, over the "
                      f"in-memory limit of {IN_MEMORY_POOL_ROWS}")
         candidates = [c for c in candidates if c not in in_memory] or ["herding"]
+    weights = None
+    if options.weighted and pool_rows > IN_MEMORY_POOL_ROWS:
+        notes.append(f"weighted recipes left out: learning weights holds the pool in memory, "
+                     f"and it has {pool_rows} rows (limit {IN_MEMORY_POOL_ROWS})")
+    elif options.weighted:
+        weights = weight_settings(cfg, learn=True)
     if cfg.filter.contamination.enabled and not cfg.filter.corpus:
         notes.append("filter.corpus is off: the filter stage will replace chosen rows that "
                      "resemble evaluation texts by later picks the cross-validation never "
@@ -62,8 +69,8 @@ def settings_for(cfg: RunConfig, pool_rows: int) -> tuple[AutoSettings, list[str
                         tie_margin=options.tie_margin,
                         params={"kmeans": cfg.synthesize.kmeans.params(),
                                 "facility_location": cfg.synthesize.facility_location.params(),
-                                "bilevel": cfg.synthesize.bilevel.params()}
-                        ), notes
+                                "bilevel": cfg.synthesize.bilevel.params()},
+                        weights=weights), notes
 
 
 def teacher_p_label(cfg: RunConfig, n_classes: int):
@@ -83,8 +90,9 @@ def probe_accuracy(cfg: RunConfig, n_classes: int):
     spec, labels = probe_spec(cfg), list(range(n_classes))
 
     def score(x: np.ndarray, y: np.ndarray, held_x: np.ndarray, held_y: np.ndarray,
-              seed: int) -> float:
-        return train_linear_probe(spec, TrainingRows(LearnerData([], None, x, y)),
+              seed: int, weights: np.ndarray | None = None) -> float:
+        return train_linear_probe(spec, TrainingRows(LearnerData([], None, x, y),
+                                                     weights=weights),
                                   LearnerData([], None, held_x, held_y), labels,
                                   seed).accuracy
 
@@ -148,10 +156,11 @@ class AutoMethod:
 
     def _run(self, ctx: StageContext, choice: AutoChoice, n_classes: int):
         cfg = ctx.cfg
-        selector, clean = RECIPES[choice.chosen]
+        selector, clean, weighted = recipe_parts(choice.chosen)
         # The recipe runs on the features its cross-validation scored: never centred.
         chosen_cfg = cfg.model_copy(update={"synthesize": cfg.synthesize.model_copy(
-            update={"method": selector, "center_features": False})})
+            update={"method": selector, "center_features": False,
+                    "weights": cfg.synthesize.weights.model_copy(update={"learn": weighted})})})
         chosen_ctx = replace(ctx, cfg=chosen_cfg)
         chosen = get_method(selector)
         if not clean:

@@ -274,3 +274,7 @@ class AutoOptions(MethodOptions):
                        "p(label) for a row to stay in the pool.")
     tie_margin: float = Field(default=0.0, ge=0, lt=1, description="Mean accuracies within this "
                               "of the best count as a tie (fraction, not points).")
+    weighted: bool = Field(default=True, description="Every recipe also competes with learned "
+                           "per-example weights on its picks (`synthesize.weights`' settings; "
+                           "a weighted twin ranks just after its recipe in cost); false: "
+                           "unweighted recipes only.")

@@ -14,19 +14,24 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from distill_core.artifacts.parts import temp_suffix
+from distill_core.config import RunConfig
 from distill_core.methods.registry import Method
 from distill_core.pipeline.inputs import selection_pool, streamed_pool, teacher_view
 from distill_core.pipeline.stage import StageContext
 from distill_core.pipeline.stages.teacher import synthesis_reads_teacher
+from distill_core.synthesize.auto_cv import probe_spec
 from distill_core.synthesize.base import Selection
 from distill_core.synthesize.centering import centered, run_centres_features
+from distill_core.synthesize.learned_weights import WeightSettings
 from distill_core.synthesize.stage import CandidateSet, SelectionInputs, select_candidates
 from distill_core.synthesize.streamed import (
     EPOCHS,
@@ -39,6 +44,32 @@ from distill_core.synthesize.streamed import (
 PoolMask = Callable[[pa.Table, np.ndarray], np.ndarray]
 
 
+def weight_settings(cfg: RunConfig, learn: bool | None = None) -> WeightSettings | None:
+    """How the picks' weights are learned (`synthesize.weights`, for the run's probe C; at
+    C = 1 when the probe chooses its C by cross-validation), or None when they are not
+    (`learn`: whether they are, default `synthesize.weights.learn`)."""
+    options = cfg.synthesize.weights
+    if not (options.learn if learn is None else learn):
+        return None
+    c = probe_spec(cfg).C
+    return WeightSettings(demand_rows=options.demand_rows, max_ratio=options.max_ratio,
+                          steps=options.steps, c=float(c) if c != "cv" else 1.0)
+
+
+def weights_summary(settings: WeightSettings, result: CandidateSet, per_class: int
+                    ) -> dict[str, Any]:
+    """The manifest's account of learned weights: the settings and, per replicate, the
+    smallest and largest weight of the picks (rank < per_class; the reserve weighs 1)."""
+    table = result.candidates
+    table = table.filter(pc.less(table.column("rank"), per_class))
+    spread = {}
+    for replicate in sorted(set(table.column("replicate").to_pylist())):
+        mine = table.filter(pc.equal(table.column("replicate"), replicate))
+        w = mine.column("weight").to_numpy()
+        spread[str(replicate)] = [round(float(w.min()), 4), round(float(w.max()), 4)]
+    return {**asdict(settings), "min_max_by_replicate": spread}
+
+
 def _select_one(inputs: SelectionInputs | StreamedSelection, seed: int) -> Selection:
     return inputs.select(seed)
 
@@ -46,7 +77,8 @@ def _select_one(inputs: SelectionInputs | StreamedSelection, seed: int) -> Selec
 class SelectionFamily:
     def synthesize(self, ctx: StageContext, method: Method) -> tuple[CandidateSet, dict[str, Any]]:
         """One candidate set per seed, and the manifest's notes (pool, workers)."""
-        if method.name in STREAMED_METHODS and not synthesis_reads_teacher(ctx.cfg):
+        if (method.name in STREAMED_METHODS and not synthesis_reads_teacher(ctx.cfg)
+                and not ctx.cfg.synthesize.weights.learn):
             return self._streamed(ctx, method)
         return self.in_memory(ctx, method)
 
@@ -94,7 +126,9 @@ class SelectionFamily:
         if keep is not None:
             mask = np.asarray(keep(train, train_x), dtype=bool)
             train, train_x = train.filter(pa.array(mask)), train_x[mask]
+        probe_x = None
         if run_centres_features(cfg) and len(train_x):
+            probe_x = train_x if cfg.synthesize.weights.learn else None  # the learners' own
             train_x = centered(train_x, train_x.mean(axis=0, dtype=np.float64))
         use_teacher = synthesis_reads_teacher(cfg)
         teacher = (teacher_view(ctx.store, train.column("example_id").to_pylist(),
@@ -105,14 +139,19 @@ class SelectionFamily:
             grad_logits=None if teacher is None else teacher.grad_logits,
             el2n=None if teacher is None else teacher.el2n,
             grad_features=None if teacher is None else teacher.features,
-            oversample=cfg.synthesize.oversample)
+            oversample=cfg.synthesize.oversample, weights=weight_settings(cfg),
+            probe_features=probe_x)
         workers: dict[str, str] = {}
         result = select_candidates(
             train, inputs, cfg.run.seeds, ctx.store.run_id,
             soft_labels=teacher.soft_labels if cfg.synthesize.soft_labels and teacher else None,
             selector=self._run_seeds(ctx, workers))
-        return result, {"pool": "clean" if cfg.filter.corpus else "train", "workers": workers,
-                        "selection": {"streamed": False}}
+        notes: dict[str, Any] = {"pool": "clean" if cfg.filter.corpus else "train",
+                                 "workers": workers, "selection": {"streamed": False}}
+        if inputs.weights is not None:
+            notes["learned_weights"] = weights_summary(inputs.weights, result,
+                                                       cfg.synthesize.per_class)
+        return result, notes
 
 
 SELECTION = SelectionFamily()

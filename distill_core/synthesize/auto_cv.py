@@ -12,6 +12,11 @@ evaluation split never enters):
 3. each recipe's score is the mean ± std of its `repeats x folds` accuracies; the best mean
    wins, and recipes within `tie_margin` of it tie: the cheaper wins (`RECIPES` order).
 
+With `weights` (`synthesize.auto.weighted`), every recipe has a twin `<recipe>+weights`
+that ranks just after it: the same picks with learned per-example weights
+(`learned_weights.py`, fitted to the pool part the recipe picked from), the probe trained
+with them.
+
 Recipes, in the order ties are broken (`RECIPES`): `herding`, `kmeans`, `tc_herding`,
 `tc_kmeans`, `bilevel`, `tc_bilevel` (`facility_location` and `tc_facility_location`
 compete when asked for: not among the default candidates); a `tc_` recipe runs its
@@ -36,6 +41,7 @@ from distill_core.evaluate.probe_c import stratified_subsample
 from distill_core.learners.spec import LearnerSpec
 from distill_core.seeds import derive_seed
 from distill_core.synthesize.base import select_per_class
+from distill_core.synthesize.learned_weights import WeightSettings, weigh_picks
 
 # Recipe -> (selector, teacher-consistent pool?), cheapest first: ties go to the earlier.
 RECIPES: dict[str, tuple[str, bool]] = {
@@ -49,9 +55,20 @@ RECIPES: dict[str, tuple[str, bool]] = {
     "tc_facility_location": ("facility_location", True),
 }
 AUTO_SEED_TAG = 14  # keeps auto's draws apart from the selections' own seeds
+WEIGHTED = "+weights"  # a recipe's twin whose picks get learned weights
 
-# Trains the probe on (x, y) and returns the accuracy on (held_x, held_y).
-ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int], float]
+
+def recipe_parts(name: str) -> tuple[str, bool, bool]:
+    """(selector, teacher-consistent pool?, learned weights?) of a recipe or weighted twin."""
+    base = name.removesuffix(WEIGHTED)
+    selector, clean = RECIPES[base]
+    return selector, clean, name.endswith(WEIGHTED)
+
+
+# Trains the probe on (x, y), with per-row weights when given, and returns the accuracy on
+# (held_x, held_y).
+ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, np.ndarray | None],
+                   float]
 # Fits the teacher on (x, y) and returns each row's p(own label).
 TeacherFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # Runs `fold_accuracies` on each fold's arguments, results in the folds' order (in this
@@ -75,6 +92,7 @@ class AutoSettings:
     tau: float = 0.8
     tie_margin: float = 0.0
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # selector -> options
+    weights: WeightSettings | None = None  # each recipe also scored with learned weights
 
 
 @dataclass
@@ -87,9 +105,10 @@ class AutoChoice:
     reason: str
 
     def manifest(self) -> dict[str, Any]:
-        return {"chosen": self.chosen, "selector": RECIPES[self.chosen][0],
-                "teacher_consistent": RECIPES[self.chosen][1], "reason": self.reason,
-                "scores": self.scores, "protocol": self.protocol}
+        selector, clean, weighted = recipe_parts(self.chosen)
+        return {"chosen": self.chosen, "selector": selector, "teacher_consistent": clean,
+                "learned_weights": weighted, "reason": self.reason, "scores": self.scores,
+                "protocol": self.protocol}
 
 
 def probe_spec(cfg: RunConfig) -> LearnerSpec:
@@ -119,28 +138,37 @@ def consistent_rows(p_label: np.ndarray, y: np.ndarray, tau: float, keep_at_leas
 
 
 def distil(recipe: str, x: np.ndarray, y: np.ndarray, settings: AutoSettings, seed: int,
-           p_label: np.ndarray | None) -> np.ndarray:
-    """Indices into (x, y) that `recipe` picks at `settings.per_class` (one seed)."""
-    selector, clean = RECIPES[recipe]
+           p_label: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(indices into (x, y) that `recipe` picks at `settings.per_class` (one seed), the
+    rows it picked from)."""
+    selector, clean, _ = recipe_parts(recipe)
     rows = np.arange(len(y))
     if clean:
         assert p_label is not None
         rows = consistent_rows(p_label, y, settings.tau, settings.per_class * settings.oversample)
     picked = select_per_class(selector, x[rows], y[rows], settings.per_class, seed,
                               settings.params.get(selector, {}))
-    return rows[picked.indices]
+    return rows[picked.indices], rows
 
 
 def fold_accuracies(candidates: list[str], settings: AutoSettings, seed: int, x: np.ndarray,
                     labels: np.ndarray, held_x: np.ndarray, held_y: np.ndarray,
                     score: ScoreFn, teacher: TeacherFn) -> dict[str, float]:
     """One fold: each recipe distils (x, labels) and the probe trained on its rows scores
-    the held-out part."""
-    p_label = teacher(x, labels) if any(RECIPES[r][1] for r in candidates) else None
+    the held-out part; a weighted twin scores the same rows with weights learned on the
+    pool the recipe picked from (as the final run learns them)."""
+    p_label = teacher(x, labels) if any(recipe_parts(r)[1] for r in candidates) else None
     accuracies = {}
     for recipe in candidates:
-        picked = distil(recipe, x, labels, settings, seed, p_label)
-        accuracies[recipe] = score(x[picked], labels[picked], held_x, held_y, seed)
+        if recipe.endswith(WEIGHTED):
+            continue
+        picked, pool = distil(recipe, x, labels, settings, seed, p_label)
+        accuracies[recipe] = score(x[picked], labels[picked], held_x, held_y, seed, None)
+        if recipe + WEIGHTED in candidates and settings.weights is not None:
+            local = np.searchsorted(pool, picked)  # picks as rows of their pool
+            weights = weigh_picks(x[pool], labels[pool], local, seed, settings.weights)
+            accuracies[recipe + WEIGHTED] = score(x[picked], labels[picked], held_x, held_y,
+                                                  seed, weights)
     return accuracies
 
 
@@ -157,7 +185,10 @@ def cross_validate(y: np.ndarray, features: Callable[[np.ndarray], np.ndarray],
     unknown = [c for c in settings.candidates if c not in RECIPES]
     if unknown:
         raise ValueError(f"unknown auto recipes {unknown}; known: {list(RECIPES)}")
-    candidates = [r for r in RECIPES if r in settings.candidates]  # cost order
+    candidates = []  # cost order; a weighted twin just after its recipe
+    for recipe in RECIPES:
+        if recipe in settings.candidates:
+            candidates += [recipe] + ([recipe + WEIGHTED] if settings.weights else [])
     draws = []
     for repeat in range(settings.repeats):
         seed_r = derive_seed(AUTO_SEED_TAG, seed, repeat)

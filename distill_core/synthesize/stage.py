@@ -32,6 +32,7 @@ from distill_core.synthesize import (  # noqa: F401 (importing registers the met
     random_selection,
 )
 from distill_core.synthesize.base import ClassData, Selection, select_per_class
+from distill_core.synthesize.learned_weights import WeightSettings, weigh_selection
 
 
 @dataclass
@@ -57,11 +58,17 @@ class SelectionInputs:
     el2n: np.ndarray | None = None
     grad_features: np.ndarray | None = None
     oversample: int = 1  # each class ranked to per_class x oversample rows
+    weights: WeightSettings | None = None  # learn the picks' weights (None: the method's)
+    probe_features: np.ndarray | None = None  # the probe's features, when not `features`
 
     def select(self, seed: int) -> Selection:
         data = ClassData(self.features, self.grad_logits, self.el2n, self.grad_features)
-        return select_per_class(self.method, data, self.label_ids, self.per_class, seed,
-                                self.params, self.oversample)
+        selection = select_per_class(self.method, data, self.label_ids, self.per_class, seed,
+                                     self.params, self.oversample)
+        if self.weights is None:
+            return selection
+        x = self.features if self.probe_features is None else self.probe_features
+        return weigh_selection(selection, x, self.label_ids, self.per_class, seed, self.weights)
 
 
 # Runs the selection of every seed: in process by default, or through an executor.

@@ -26,9 +26,9 @@ from distill_core.methods.auto import (
 from distill_core.pipeline.stage import StageContext
 from distill_core.report import build_report
 from distill_core.synthesize.auto_cv import (
-    RECIPES,
     consistent_rows,
     cross_validate,
+    recipe_parts,
     serial_folds,
 )
 from distill_core.synthesize.fold_workers import fold_map, fold_workers, worker_settings
@@ -109,7 +109,8 @@ def test_the_choice_is_the_same_for_a_seed(auto_run) -> None:
     first, again, other = choose(0), choose(0), choose(7)
     assert (first.chosen, first.scores) == (again.chosen, again.scores)
     assert first.scores != other.scores  # the seed does draw the folds
-    assert set(first.scores) == set(cfg.synthesize.auto.candidates)  # the defaults
+    defaults = cfg.synthesize.auto.candidates  # each with its weighted twin (auto.weighted)
+    assert set(first.scores) == set(defaults) | {f"{r}+weights" for r in defaults}
     best = max(s["mean"] for s in first.scores.values())
     assert first.scores[first.chosen]["mean"] == best
 
@@ -154,9 +155,23 @@ def test_folds_in_worker_processes_score_as_in_this_process(auto_run) -> None:
 def test_an_auto_run_end_to_end(auto_run) -> None:
     cfg, store = auto_run
     block = store.manifest("synthesize")["auto"]
-    selector, clean = RECIPES[block["chosen"]]
+    selector, clean, weighted = recipe_parts(block["chosen"])
+    assert block["learned_weights"] == weighted
     candidates = store.read("synthesize")
     assert set(candidates.column("method").to_pylist()) == {selector}  # the chosen lineage
+    picks = candidates.filter(pc.less(candidates.column("rank"), PER_CLASS))
+    reserve = candidates.filter(pc.greater_equal(candidates.column("rank"), PER_CLASS))
+    assert set(reserve.column("weight").to_pylist()) <= {1.0}
+    if weighted:  # each replicate's picks: weights of mean 1 per class, not all 1
+        manifest = store.manifest("synthesize")
+        assert set(manifest["learned_weights"]["min_max_by_replicate"]) == {"0", "1"}
+        for replicate in (0, 1):
+            for label in (0, 1):
+                mine = picks.filter(pc.and_(pc.equal(picks.column("replicate"), replicate),
+                                            pc.equal(picks.column("label_id"), label)))
+                w = mine.column("weight").to_numpy()
+                assert len(w) == PER_CLASS and w.mean() == pytest.approx(1.0)
+        assert not np.allclose(picks.column("weight").to_numpy(), 1.0)
     assert candidates.column("parent_ids").to_pylist() == [
         [e] for e in candidates.column("example_id").to_pylist()]
     scores = store.read("evaluate").to_pylist()
@@ -188,7 +203,8 @@ def test_a_teacher_consistent_choice_keeps_the_funnel(slice_dir: Path, runs: Pat
     cfg = _config(slice_dir, "synthesize.auto.candidates=[tc_herding]")
     store, _ = run_stages(cfg, runs, "synthesize")
     block = store.manifest("synthesize")["auto"]
-    assert block["chosen"] == "tc_herding" and block["teacher_inconsistent_rows"] > 0
+    assert block["chosen"] in ("tc_herding", "tc_herding+weights")
+    assert block["teacher_inconsistent_rows"] > 0
     picked = set(store.read("synthesize").column("example_id").to_pylist())
     # The rows the teacher disputes (p(own label) < tau over the whole pool, less the most
     # confident ones a class keeps to fill its oversampled budget) are never picked.
@@ -231,6 +247,13 @@ def test_what_the_choice_depends_on_is_in_the_run_id() -> None:
     without = ["synthesize.method=auto", "synthesize.auto.candidates=[herding,tc_herding]"]
     assert (load_config(None, without).run_id()
             == load_config(None, [*without, bl]).run_id())
+    # the weights' settings count while weighted recipes compete (the default), not after
+    steps = "synthesize.weights.steps=5"
+    assert load_config(None, ["synthesize.method=auto", steps]).run_id() != base.run_id()
+    unweighted = ["synthesize.method=auto", "synthesize.auto.weighted=false"]
+    assert load_config(None, unweighted).run_id() != base.run_id()
+    assert (load_config(None, unweighted).run_id()
+            == load_config(None, [*unweighted, steps]).run_id())
 
 
 def test_facility_location_recipes_compete_when_asked_and_stay_in_memory(auto_run) -> None:
@@ -244,11 +267,13 @@ def test_facility_location_recipes_compete_when_asked_and_stay_in_memory(auto_ru
     assert settings.params["facility_location"] == cfg.synthesize.facility_location.params()
     choice = cross_validate(rows.pool.label_ids, rows.features, settings, 0,
                             probe_accuracy(cfg, 2), teacher_p_label(cfg, 2))
-    assert set(choice.scores) == {"herding", "facility_location", "tc_facility_location"}
-    assert len({tuple(s["accuracies"]) for s in choice.scores.values()}) == 3  # three sets
+    plain = {"herding", "facility_location", "tc_facility_location"}
+    assert set(choice.scores) == plain | {f"{r}+weights" for r in plain}
+    assert len({tuple(choice.scores[r]["accuracies"]) for r in plain}) == 3  # three sets
     big, notes = settings_for(cfg, 2_000_000)  # over the in-memory limit: herding streams
-    assert big.candidates == ["herding"]
+    assert big.candidates == ["herding"] and big.weights is None  # weights hold the pool
     assert notes[0].startswith("facility_location, tc_facility_location left out")
+    assert notes[1].startswith("weighted recipes left out")
 
 
 def test_a_teacher_consistent_pool_keeps_enough_rows_per_class() -> None:

@@ -49,3 +49,77 @@ def test_learned_weights_lower_the_pool_loss_and_keep_class_means(classes: int) 
     plain = LogisticRegression(C=1.0).fit(x[picks], y[picks])
     weighted = LogisticRegression(C=1.0).fit(x[picks], y[picks], sample_weight=weights)
     assert np.abs(plain.coef_ - weighted.coef_).max() > 1e-3
+
+
+def test_a_selection_method_learns_weights_the_evaluation_trains_with(
+        slice_dir, tmp_path, run_stages) -> None:
+    """kmeans with `synthesize.weights.learn` on real SST-2 rows: selected in memory, each
+    class's picks weigh 1 on average (the reserve 1), and the evaluation's probe score is the
+    weighted probe's on the distilled rows, not the unweighted one's."""
+    import pyarrow.compute as pc
+
+    from distill_core.artifacts.store import RunStore
+    from distill_core.config import load_config
+    from distill_core.evaluate.linear_probe import linear_probe
+    from distill_core.signals.embeddings import features
+
+    cfg = load_config(None, [f"data.data_dir={slice_dir}", "run.seeds=[0]", "run.name=weights",
+                             "synthesize.method=kmeans", "synthesize.per_class=4",
+                             "synthesize.weights.learn=true", "evaluate.baselines=[random]"])
+    store, _ = run_stages(cfg, tmp_path)
+    manifest = store.manifest("synthesize")
+    assert manifest["selection"] == {"streamed": False}
+    assert manifest["learned_weights"]["demand_rows"] == 4000
+    low, high = manifest["learned_weights"]["min_max_by_replicate"]["0"]
+    assert low < 1.0 < high
+    candidates = store.read("synthesize")
+    ranks = candidates.column("rank").to_numpy()
+    weights = candidates.column("weight").to_numpy()
+    labels = candidates.column("label_id").to_numpy()
+    assert (weights[ranks >= 4] == 1.0).all()
+    for label in (0, 1):
+        assert weights[(ranks < 4) & (labels == label)].mean() == pytest.approx(1.0)
+    # the evaluation trained on the weighted rows
+    distilled = store.read("filter")
+    signals = RunStore(tmp_path, cfg.run_id()).read("signals")
+    position = {e: i for i, e in enumerate(signals.column("example_id").to_pylist())}
+    matrix = features(signals)
+    corpus = store.read("ingest")
+    held = corpus.filter(pc.equal(corpus.column("split"), "eval"))
+
+    def rows(table):  # noqa: ANN001, ANN202
+        return (matrix[[position[e] for e in table.column("example_id").to_pylist()]],
+                table.column("label_id").to_numpy())
+
+    x, y = rows(distilled)
+    eval_x, eval_y = rows(held)
+    w = distilled.column("weight").to_numpy()
+    weighted = linear_probe(x, y, eval_x, eval_y, [0, 1], sample_weight=w).accuracy
+    plain = linear_probe(x, y, eval_x, eval_y, [0, 1]).accuracy
+    scores = store.read("evaluate").to_pylist()
+    score = next(r for r in scores if r["setting"] == "distilled"
+                 and r["learner"] == "linear_probe")
+    assert score["accuracy"] == pytest.approx(weighted)
+    assert weighted != plain  # else the check above could pass on unweighted training
+
+
+def test_weights_are_refused_where_nothing_learns_them_and_count_only_when_read() -> None:
+    from distill_core.config import load_config
+    from distill_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="synthesize.weights.learn: llm_synth is not a "
+                                          "selection method"):
+        load_config(None, ["synthesize.method=llm_synth", "synthesize.weights.learn=true"])
+    with pytest.raises(ConfigError, match="keeps its own weights"):
+        load_config(None, ["synthesize.method=gradmatch", "synthesize.gradmatch.keep_weights=true",
+                           "synthesize.weights.learn=true"])
+
+    def run_id(*given: str) -> str:
+        return load_config(None, list(given)).run_id()
+
+    steps = "synthesize.weights.steps=5"
+    assert run_id("synthesize.method=kmeans", steps) == run_id("synthesize.method=kmeans")
+    learn = ("synthesize.method=kmeans", "synthesize.weights.learn=true")
+    assert run_id(*learn) != run_id("synthesize.method=kmeans")
+    assert run_id(*learn, steps) != run_id(*learn)
+    assert run_id("synthesize.method=dilm", steps) == run_id("synthesize.method=dilm")

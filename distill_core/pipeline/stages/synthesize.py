@@ -79,6 +79,13 @@ def _report(store: RunStore) -> list[str]:
     shortfall = manifest.get("class_shortfall")
     lines = (["Classes smaller than the budget (all rows kept): " f"`{shortfall}`"]
              if shortfall else [])
+    weights = manifest.get("learned_weights")
+    if weights:
+        spread = "; ".join(f"replicate {r}: {low:.2f}-{high:.2f}"
+                           for r, (low, high) in weights["min_max_by_replicate"].items())
+        lines.append(f"Learned per-example weights on the picks (each class's mean 1, fitted "
+                     f"for the linear probe at C = {weights['c']} to {weights['demand_rows']} "
+                     f"pool rows; the reserve weighs 1): {spread}.")
     return lines + (report_lines(manifest["auto"]) if manifest.get("auto") else [])
 
 
