@@ -85,7 +85,7 @@ def _report(store: RunStore) -> list[str]:
                            for r, (low, high) in weights["min_max_by_replicate"].items())
         lines.append(f"Learned per-example weights on the picks (each class's mean 1, fitted "
                      f"for the linear probe at C = {weights['c']} to {weights['demand_rows']} "
-                     f"pool rows; the reserve weighs 1): {spread}.")
+                     f"pool rows; the reserve weighs 1): {spread}.", "")
     return lines + (report_lines(manifest["auto"]) if manifest.get("auto") else [])
 
 
