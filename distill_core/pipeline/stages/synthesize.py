@@ -83,9 +83,9 @@ def _report(store: RunStore) -> list[str]:
     if weights:
         spread = "; ".join(f"replicate {r}: {low:.2f}-{high:.2f}"
                            for r, (low, high) in weights["min_max_by_replicate"].items())
-        lines.append(f"Learned per-example weights on the picks (each class's mean 1, fitted "
-                     f"for the linear probe at C = {weights['c']} to {weights['demand_rows']} "
-                     f"pool rows; the reserve weighs 1): {spread}.", "")
+        lines += [f"Learned per-example weights on the picks (each class's mean 1, fitted "
+                  f"for the linear probe at C = {weights['c']} to {weights['demand_rows']} "
+                  f"pool rows; the reserve weighs 1): {spread}.", ""]
     return lines + (report_lines(manifest["auto"]) if manifest.get("auto") else [])
 
 
