@@ -12,8 +12,9 @@ step, by conjugate gradients on Hessian-vector products.
 
 The weights of each class keep a mean of 1 (the class's total weight is its row count), so
 they redistribute weight between a class's rows and cannot scale the whole set up (which
-would only weaken the probe's regularisation), nor shift the class balance. Each weight lies
-within a factor sqrt(`max_ratio`) of the class's geometric mean, before that normalisation.
+would only weaken the probe's regularisation), nor shift the class balance. Before that
+normalisation each weight lies in [1 / sqrt(`max_ratio`), sqrt(`max_ratio`)], so two weights
+of one class differ by at most a factor `max_ratio`.
 Outer optimisation: L-BFGS-B on the log-weights, at most `steps` iterations, from all 1.
 Deterministic for its inputs.
 """
