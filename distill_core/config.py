@@ -258,6 +258,21 @@ class WeightsSection(_Section):
     steps: int = Field(default=30, ge=1, description="L-BFGS iterations over the weights.")
 
 
+class LabelsSection(_Section):
+    """Soft labels learned for a selected set (`synthesize/learned_labels.py`)."""
+
+    learn: bool = Field(
+        default=False, description="Selection methods: learn a soft label for each selected "
+        "row so that the run's soft-label linear probe (its C, at C = 1 when it is `cv`, and "
+        "its temperature) trained on the set is the best probe the set's rows can make: the "
+        "logistic regression fitted on a sample of the pool in the rows' span. The set's "
+        "`label` stays the row's own; the evaluation scores the soft labels as `<method>+soft`. "
+        "Runs the selection in memory. `auto` scores every recipe with them "
+        "(`synthesize.auto.labelled`) whatever this says.")
+    target_rows: int = Field(default=20_000, ge=1, description="Pool rows (a seeded sample "
+                             "above this) the target probe is fitted on.")
+
+
 class _SynthesizeBase(_Section):
     method: SelectionMethod = Field(
         default="kmeans",
@@ -290,6 +305,8 @@ class _SynthesizeBase(_Section):
         "evaluation then also trains soft-label learners (reported apart from hard labels).")
     weights: WeightsSection = Field(default_factory=WeightsSection,
                                     description=WeightsSection.__doc__)
+    labels: LabelsSection = Field(default_factory=LabelsSection,
+                                  description=LabelsSection.__doc__)
 
     def options(self) -> MethodOptions:
         """The chosen method's typed options."""
@@ -549,6 +566,27 @@ class RunConfig(_Section):
         return self
 
     @model_validator(mode="after")
+    def _learned_labels_need_a_selection(self) -> RunConfig:
+        """Labels are learned for rows a selection method chose, with unit weights, for the
+        soft-label probe: not over the teacher's soft labels nor with weights of any kind."""
+        if not self.synthesize.labels.learn:
+            return self
+        method = get_method(self.synthesize.method)
+        if method.family != "selection" or self.is_instruction:
+            raise ValueError(f"synthesize.labels.learn: {method.name} is not a selection "
+                             "method on classification data (for auto, "
+                             "synthesize.auto.labelled decides); drop it")
+        clashes = [(self.synthesize.soft_labels, "synthesize.soft_labels (the teacher's)"),
+                   (self.synthesize.weights.learn, "synthesize.weights.learn"),
+                   (getattr(self.synthesize.options(), "keep_weights", False),
+                    f"synthesize.{method.name}.keep_weights")]
+        for on, what in clashes:
+            if on:
+                raise ValueError(f"synthesize.labels.learn: the labels are solved for the "
+                                 f"set's rows at weight 1, without {what}; choose one")
+        return self
+
+    @model_validator(mode="after")
     def _soft_labels_need_a_selection(self) -> RunConfig:
         """The teacher's soft labels are attached to selected real rows only: generated rows
         carry none, and a learned method's rows carry the soft labels it learned."""
@@ -595,7 +633,7 @@ class RunConfig(_Section):
             # its choice alone.
             exclude["synthesize"] = {name: True for name in unused | {
                 "per_class", "soft_labels", "center_features",  # rankings read no centring
-                "weights"}}
+                "weights", "labels"}}
             if method.generative:
                 exclude["synthesize"]["llm_synth"] = {"per_answer"}
                 exclude["generate"] = INSTRUCTION_UNREAD_GENERATE
@@ -608,6 +646,8 @@ class RunConfig(_Section):
                 exclude["synthesize"].add("center_features")
             if not self._reads_weights(method.family):
                 exclude["synthesize"].add("weights")
+            if not self._reads_labels(method.family):
+                exclude["synthesize"].add("labels")
         if not self.signals.model.startswith("static:"):  # read for a static model only
             exclude["signals"] = {"static_fit"}
         elif self.signals.static_fit.rows == 0:  # no fit: its settings are not read
@@ -626,6 +666,13 @@ class RunConfig(_Section):
         if family == "auto":
             return self.synthesize.auto.weighted
         return family == "selection" and self.synthesize.weights.learn
+
+    def _reads_labels(self, family: str) -> bool:
+        """`synthesize.labels` is read by a selection method learning labels and by `auto`
+        scoring labelled recipes; otherwise it leaves the run id as it was."""
+        if family == "auto":
+            return self.synthesize.auto.labelled
+        return family == "selection" and self.synthesize.labels.learn
 
     def _decodes_with_generate_model(self, family: str) -> bool:
         """A learned method decoding with a causal LM falls back to `generate.model`."""

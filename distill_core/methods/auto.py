@@ -26,7 +26,7 @@ from distill_core.errors import ArtifactError
 from distill_core.learners.data import LearnerData, TrainingRows
 from distill_core.learners.probe import train_linear_probe
 from distill_core.methods.registry import Method, get_method
-from distill_core.methods.selection import SELECTION, weight_settings
+from distill_core.methods.selection import SELECTION, label_settings, weight_settings
 from distill_core.pipeline.inputs import IN_MEMORY_POOL_ROWS, corpus_where, streamed_pool
 from distill_core.pipeline.stage import StageContext
 from distill_core.signals.teacher import class_logits, fit_teacher, softmax
@@ -44,7 +44,8 @@ from distill_core.synthesize.stage import CandidateSet
 from distill_core.synthesize.streamed import STREAMED_METHODS
 
 
-def settings_for(cfg: RunConfig, pool_rows: int) -> tuple[AutoSettings, list[str]]:
+def settings_for(cfg: RunConfig, pool_rows: int, n_classes: int = 0
+                 ) -> tuple[AutoSettings, list[str]]:
     """The cross-validation's settings, and notes on recipes left out (and why)."""
     options, notes = cfg.synthesize.auto, []
     candidates = list(options.candidates)
@@ -59,6 +60,12 @@ def settings_for(cfg: RunConfig, pool_rows: int) -> tuple[AutoSettings, list[str
                      f"and it has {pool_rows} rows (limit {IN_MEMORY_POOL_ROWS})")
     elif options.weighted:
         weights = weight_settings(cfg, learn=True)
+    labels = None
+    if options.labelled and pool_rows > IN_MEMORY_POOL_ROWS:
+        notes.append(f"labelled recipes left out: learning labels holds the pool in memory, "
+                     f"and it has {pool_rows} rows (limit {IN_MEMORY_POOL_ROWS})")
+    elif options.labelled:
+        labels = label_settings(cfg, learn=True)
     if cfg.filter.contamination.enabled and not cfg.filter.corpus:
         notes.append("filter.corpus is off: the filter stage will replace chosen rows that "
                      "resemble evaluation texts by later picks the cross-validation never "
@@ -70,7 +77,7 @@ def settings_for(cfg: RunConfig, pool_rows: int) -> tuple[AutoSettings, list[str
                         params={"kmeans": cfg.synthesize.kmeans.params(),
                                 "facility_location": cfg.synthesize.facility_location.params(),
                                 "bilevel": cfg.synthesize.bilevel.params()},
-                        weights=weights), notes
+                        weights=weights, labels=labels, n_classes=n_classes), notes
 
 
 def teacher_p_label(cfg: RunConfig, n_classes: int):
@@ -90,9 +97,10 @@ def probe_accuracy(cfg: RunConfig, n_classes: int):
     spec, labels = probe_spec(cfg), list(range(n_classes))
 
     def score(x: np.ndarray, y: np.ndarray, held_x: np.ndarray, held_y: np.ndarray,
-              seed: int, weights: np.ndarray | None = None) -> float:
+              seed: int, weights: np.ndarray | None = None, soft: np.ndarray | None = None
+              ) -> float:
         return train_linear_probe(spec, TrainingRows(LearnerData([], None, x, y),
-                                                     weights=weights),
+                                                     weights=weights, soft=soft),
                                   LearnerData([], None, held_x, held_y), labels,
                                   seed).accuracy
 
@@ -137,7 +145,7 @@ class AutoMethod:
         y = rows.pool.label_ids
         n_classes = len((ctx.store.manifest("ingest") or {}).get("label_names") or []) or (
             int(y.max()) + 1 if len(y) else 1)
-        settings, notes = settings_for(cfg, len(y))
+        settings, notes = settings_for(cfg, len(y), n_classes)
         workers = fold_workers(cfg.compute.cv_workers, settings.folds * settings.repeats)
         choice = cross_validate(y, rows.features, worker_settings(settings, workers),
                                 cfg.run.seeds[0], probe_accuracy(cfg, n_classes),
@@ -156,11 +164,12 @@ class AutoMethod:
 
     def _run(self, ctx: StageContext, choice: AutoChoice, n_classes: int):
         cfg = ctx.cfg
-        selector, clean, weighted = recipe_parts(choice.chosen)
+        selector, clean, weighted, labelled = recipe_parts(choice.chosen)
         # The recipe runs on the features its cross-validation scored: never centred.
         chosen_cfg = cfg.model_copy(update={"synthesize": cfg.synthesize.model_copy(
             update={"method": selector, "center_features": False,
-                    "weights": cfg.synthesize.weights.model_copy(update={"learn": weighted})})})
+                    "weights": cfg.synthesize.weights.model_copy(update={"learn": weighted}),
+                    "labels": cfg.synthesize.labels.model_copy(update={"learn": labelled})})})
         chosen_ctx = replace(ctx, cfg=chosen_cfg)
         chosen = get_method(selector)
         if not clean:

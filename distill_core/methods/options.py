@@ -278,3 +278,7 @@ class AutoOptions(MethodOptions):
                            "per-example weights on its picks (`synthesize.weights`' settings; "
                            "a weighted twin ranks just after its recipe in cost); false: "
                            "unweighted recipes only.")
+    labelled: bool = Field(default=True, description="Every recipe also competes with learned "
+                           "soft labels on its picks (`synthesize.labels`' settings; scored by "
+                           "the soft-label probe; a labelled twin ranks after the weighted "
+                           "one); false: none.")

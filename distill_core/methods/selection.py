@@ -25,12 +25,13 @@ import pyarrow.compute as pc
 from distill_core.artifacts.parts import temp_suffix
 from distill_core.config import RunConfig
 from distill_core.methods.registry import Method
-from distill_core.pipeline.inputs import selection_pool, streamed_pool, teacher_view
+from distill_core.pipeline.inputs import label_names, selection_pool, streamed_pool, teacher_view
 from distill_core.pipeline.stage import StageContext
 from distill_core.pipeline.stages.teacher import synthesis_reads_teacher
 from distill_core.synthesize.auto_cv import probe_spec
 from distill_core.synthesize.base import Selection
 from distill_core.synthesize.centering import centered, run_centres_features
+from distill_core.synthesize.learned_labels import TARGET_C, LabelSettings
 from distill_core.synthesize.learned_weights import WeightSettings
 from distill_core.synthesize.stage import CandidateSet, SelectionInputs, select_candidates
 from distill_core.synthesize.streamed import (
@@ -56,6 +57,36 @@ def weight_settings(cfg: RunConfig, learn: bool | None = None) -> WeightSettings
                           steps=options.steps, c=float(c) if c != "cv" else 1.0)
 
 
+def label_settings(cfg: RunConfig, learn: bool | None = None) -> LabelSettings | None:
+    """How the picks' soft labels are learned (`synthesize.labels`), for the run's soft-label
+    probe: its C (1 when it is `cv`) and temperature; None when they are not (`learn`: whether
+    they are, default `synthesize.labels.learn`)."""
+    if not (cfg.synthesize.labels.learn if learn is None else learn):
+        return None
+    spec = probe_spec(cfg)
+    return LabelSettings(target_rows=cfg.synthesize.labels.target_rows,
+                         c=float(spec.C) if spec.C != "cv" else 1.0,
+                         temperature=float(spec.temperature))
+
+
+def labels_summary(settings: LabelSettings, result: CandidateSet, per_class: int
+                   ) -> dict[str, Any]:
+    """The manifest's account of learned labels: the settings and, per replicate, the mean
+    probability the picks' labels give their own class and how many give another class the
+    most (the reserve's labels are one-hot)."""
+    table = result.candidates
+    table = table.filter(pc.less(table.column("rank"), per_class))
+    by_replicate = {}
+    for replicate in sorted(set(table.column("replicate").to_pylist())):
+        mine = table.filter(pc.equal(table.column("replicate"), replicate))
+        soft = np.asarray(mine.column("soft_label").to_pylist(), dtype=np.float64)
+        own = mine.column("label_id").to_numpy()
+        by_replicate[str(replicate)] = {
+            "mean_own_probability": round(float(soft[np.arange(len(own)), own].mean()), 4),
+            "rows_led_by_another_class": int((soft.argmax(axis=1) != own).sum())}
+    return {**asdict(settings), "target_c": TARGET_C, "by_replicate": by_replicate}
+
+
 def weights_summary(settings: WeightSettings, result: CandidateSet, per_class: int
                     ) -> dict[str, Any]:
     """The manifest's account of learned weights: the settings and, per replicate, the
@@ -70,6 +101,11 @@ def weights_summary(settings: WeightSettings, result: CandidateSet, per_class: i
     return {**asdict(settings), "min_max_by_replicate": spread}
 
 
+def _classes(ctx: StageContext) -> int:
+    """The corpus's number of classes (the width of a soft label)."""
+    return len(label_names(ctx.store))
+
+
 def _select_one(inputs: SelectionInputs | StreamedSelection, seed: int) -> Selection:
     return inputs.select(seed)
 
@@ -78,7 +114,8 @@ class SelectionFamily:
     def synthesize(self, ctx: StageContext, method: Method) -> tuple[CandidateSet, dict[str, Any]]:
         """One candidate set per seed, and the manifest's notes (pool, workers)."""
         if (method.name in STREAMED_METHODS and not synthesis_reads_teacher(ctx.cfg)
-                and not ctx.cfg.synthesize.weights.learn):
+                and not ctx.cfg.synthesize.weights.learn
+                and not ctx.cfg.synthesize.labels.learn):
             return self._streamed(ctx, method)
         return self.in_memory(ctx, method)
 
@@ -128,7 +165,8 @@ class SelectionFamily:
             train, train_x = train.filter(pa.array(mask)), train_x[mask]
         probe_x = None
         if run_centres_features(cfg) and len(train_x):
-            probe_x = train_x if cfg.synthesize.weights.learn else None  # the learners' own
+            learns = cfg.synthesize.weights.learn or cfg.synthesize.labels.learn
+            probe_x = train_x if learns else None  # the learners' own features
             train_x = centered(train_x, train_x.mean(axis=0, dtype=np.float64))
         use_teacher = synthesis_reads_teacher(cfg)
         teacher = (teacher_view(ctx.store, train.column("example_id").to_pylist(),
@@ -140,7 +178,7 @@ class SelectionFamily:
             el2n=None if teacher is None else teacher.el2n,
             grad_features=None if teacher is None else teacher.features,
             oversample=cfg.synthesize.oversample, weights=weight_settings(cfg),
-            probe_features=probe_x)
+            probe_features=probe_x, labels=label_settings(cfg), n_classes=_classes(ctx))
         workers: dict[str, str] = {}
         result = select_candidates(
             train, inputs, cfg.run.seeds, ctx.store.run_id,
@@ -151,6 +189,9 @@ class SelectionFamily:
         if inputs.weights is not None:
             notes["learned_weights"] = weights_summary(inputs.weights, result,
                                                        cfg.synthesize.per_class)
+        if inputs.labels is not None:
+            notes["learned_labels"] = labels_summary(inputs.labels, result,
+                                                     cfg.synthesize.per_class)
         return result, notes
 
 

@@ -15,7 +15,9 @@ evaluation split never enters):
 With `weights` (`synthesize.auto.weighted`), every recipe has a twin `<recipe>+weights`
 that ranks just after it: the same picks with learned per-example weights
 (`learned_weights.py`, fitted to the pool part the recipe picked from), the probe trained
-with them.
+with them. With `labels` (`synthesize.auto.labelled`), a twin `<recipe>+labels` ranks after
+that: the same picks with learned soft labels (`learned_labels.py`, solved from the pool part
+the recipe picked from), scored by the soft-label probe trained on them.
 
 Recipes, in the order ties are broken (`RECIPES`): `herding`, `kmeans`, `tc_herding`,
 `tc_kmeans`, `bilevel`, `tc_bilevel` (`facility_location` and `tc_facility_location`
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,6 +43,7 @@ from distill_core.evaluate.probe_c import stratified_subsample
 from distill_core.learners.spec import LearnerSpec
 from distill_core.seeds import derive_seed
 from distill_core.synthesize.base import select_per_class
+from distill_core.synthesize.learned_labels import LabelSettings, label_picks
 from distill_core.synthesize.learned_weights import WeightSettings, weigh_picks
 
 # Recipe -> (selector, teacher-consistent pool?), cheapest first: ties go to the earlier.
@@ -56,19 +59,28 @@ RECIPES: dict[str, tuple[str, bool]] = {
 }
 AUTO_SEED_TAG = 14  # keeps auto's draws apart from the selections' own seeds
 WEIGHTED = "+weights"  # a recipe's twin whose picks get learned weights
+LABELLED = "+labels"  # a recipe's twin whose picks get learned soft labels
+TWINS = (WEIGHTED, LABELLED)
 
 
-def recipe_parts(name: str) -> tuple[str, bool, bool]:
-    """(selector, teacher-consistent pool?, learned weights?) of a recipe or weighted twin."""
-    base = name.removesuffix(WEIGHTED)
-    selector, clean = RECIPES[base]
-    return selector, clean, name.endswith(WEIGHTED)
+class RecipeParts(NamedTuple):
+    selector: str
+    clean: bool  # on a teacher-consistent pool
+    weighted: bool  # learned per-example weights
+    labelled: bool  # learned soft labels
 
 
-# Trains the probe on (x, y), with per-row weights when given, and returns the accuracy on
-# (held_x, held_y).
-ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, np.ndarray | None],
-                   float]
+def recipe_parts(name: str) -> RecipeParts:
+    """What a recipe or twin runs: its selector, pool, and what it learns on the picks."""
+    twin = next((t for t in TWINS if name.endswith(t)), "")
+    selector, clean = RECIPES[name.removesuffix(twin) if twin else name]
+    return RecipeParts(selector, clean, twin == WEIGHTED, twin == LABELLED)
+
+
+# Trains the probe on (x, y), with per-row weights or soft-label targets when given, and
+# returns the accuracy on (held_x, held_y).
+ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, np.ndarray | None,
+                    np.ndarray | None], float]
 # Fits the teacher on (x, y) and returns each row's p(own label).
 TeacherFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # Runs `fold_accuracies` on each fold's arguments, results in the folds' order (in this
@@ -93,6 +105,8 @@ class AutoSettings:
     tie_margin: float = 0.0
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # selector -> options
     weights: WeightSettings | None = None  # each recipe also scored with learned weights
+    labels: LabelSettings | None = None  # each recipe also scored with learned soft labels
+    n_classes: int = 0  # the width of a soft label
 
 
 @dataclass
@@ -105,15 +119,17 @@ class AutoChoice:
     reason: str
 
     def manifest(self) -> dict[str, Any]:
-        selector, clean, weighted = recipe_parts(self.chosen)
-        return {"chosen": self.chosen, "selector": selector, "teacher_consistent": clean,
-                "learned_weights": weighted, "reason": self.reason, "scores": self.scores,
-                "protocol": self.protocol}
+        parts = recipe_parts(self.chosen)
+        return {"chosen": self.chosen, "selector": parts.selector,
+                "teacher_consistent": parts.clean, "learned_weights": parts.weighted,
+                "learned_labels": parts.labelled, "reason": self.reason,
+                "scores": self.scores, "protocol": self.protocol}
 
 
 def probe_spec(cfg: RunConfig) -> LearnerSpec:
     """The run's linear probe (its first `linear_probe` learner, else the evaluate C and
-    max_iter): the learner the cross-validation trains, always on hard labels. Here, not in
+    max_iter): the learner the cross-validation trains (on hard labels, or on a labelled
+    twin's soft labels, which are solved for its C and temperature). Here, not in
     `methods/auto.py`, because the synthesize stage's fingerprint needs it and a cached rerun
     must not import the learners (torch)."""
     specs = cfg.evaluate.learner_specs(cfg.teacher.temperature)
@@ -141,7 +157,7 @@ def distil(recipe: str, x: np.ndarray, y: np.ndarray, settings: AutoSettings, se
            p_label: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """(indices into (x, y) that `recipe` picks at `settings.per_class` (one seed), the
     rows it picked from)."""
-    selector, clean, _ = recipe_parts(recipe)
+    selector, clean, _, _ = recipe_parts(recipe)
     rows = np.arange(len(y))
     if clean:
         assert p_label is not None
@@ -155,20 +171,25 @@ def fold_accuracies(candidates: list[str], settings: AutoSettings, seed: int, x:
                     labels: np.ndarray, held_x: np.ndarray, held_y: np.ndarray,
                     score: ScoreFn, teacher: TeacherFn) -> dict[str, float]:
     """One fold: each recipe distils (x, labels) and the probe trained on its rows scores
-    the held-out part; a weighted twin scores the same rows with weights learned on the
-    pool the recipe picked from (as the final run learns them)."""
-    p_label = teacher(x, labels) if any(recipe_parts(r)[1] for r in candidates) else None
+    the held-out part; a weighted (labelled) twin scores the same rows with weights (soft
+    labels) learned on the pool the recipe picked from, as the final run learns them."""
+    p_label = teacher(x, labels) if any(recipe_parts(r).clean for r in candidates) else None
     accuracies = {}
     for recipe in candidates:
-        if recipe.endswith(WEIGHTED):
+        if recipe.endswith(TWINS):
             continue
         picked, pool = distil(recipe, x, labels, settings, seed, p_label)
-        accuracies[recipe] = score(x[picked], labels[picked], held_x, held_y, seed, None)
+        accuracies[recipe] = score(x[picked], labels[picked], held_x, held_y, seed, None, None)
+        local = np.searchsorted(pool, picked)  # picks as rows of their pool
         if recipe + WEIGHTED in candidates and settings.weights is not None:
-            local = np.searchsorted(pool, picked)  # picks as rows of their pool
             weights = weigh_picks(x[pool], labels[pool], local, seed, settings.weights)
             accuracies[recipe + WEIGHTED] = score(x[picked], labels[picked], held_x, held_y,
-                                                  seed, weights)
+                                                  seed, weights, None)
+        if recipe + LABELLED in candidates and settings.labels is not None:
+            soft = label_picks(x[pool], labels[pool], local, seed, settings.labels,
+                               settings.n_classes)
+            accuracies[recipe + LABELLED] = score(x[picked], labels[picked], held_x, held_y,
+                                                  seed, None, soft)
     return accuracies
 
 
@@ -185,10 +206,11 @@ def cross_validate(y: np.ndarray, features: Callable[[np.ndarray], np.ndarray],
     unknown = [c for c in settings.candidates if c not in RECIPES]
     if unknown:
         raise ValueError(f"unknown auto recipes {unknown}; known: {list(RECIPES)}")
-    candidates = []  # cost order; a weighted twin just after its recipe
+    candidates = []  # cost order; a recipe's twins just after it
     for recipe in RECIPES:
         if recipe in settings.candidates:
-            candidates += [recipe] + ([recipe + WEIGHTED] if settings.weights else [])
+            candidates += ([recipe] + ([recipe + WEIGHTED] if settings.weights else [])
+                           + ([recipe + LABELLED] if settings.labels else []))
     draws = []
     for repeat in range(settings.repeats):
         seed_r = derive_seed(AUTO_SEED_TAG, seed, repeat)

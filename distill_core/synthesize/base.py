@@ -97,6 +97,7 @@ class Selection:
     scores: np.ndarray
     weights: np.ndarray
     shortfall: dict[int, dict[str, int]] = field(default_factory=dict)
+    soft_labels: np.ndarray | None = None  # [rows, classes] learned labels, aligned with indices
 
 
 def class_seed(seed: int, label_id: int) -> np.random.SeedSequence:

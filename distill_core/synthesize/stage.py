@@ -32,6 +32,7 @@ from distill_core.synthesize import (  # noqa: F401 (importing registers the met
     random_selection,
 )
 from distill_core.synthesize.base import ClassData, Selection, select_per_class
+from distill_core.synthesize.learned_labels import LabelSettings, label_selection
 from distill_core.synthesize.learned_weights import WeightSettings, weigh_selection
 
 
@@ -60,14 +61,19 @@ class SelectionInputs:
     oversample: int = 1  # each class ranked to per_class x oversample rows
     weights: WeightSettings | None = None  # learn the picks' weights (None: the method's)
     probe_features: np.ndarray | None = None  # the probe's features, when not `features`
+    labels: LabelSettings | None = None  # learn the picks' soft labels
+    n_classes: int = 0  # the soft labels' width (the corpus's classes)
 
     def select(self, seed: int) -> Selection:
         data = ClassData(self.features, self.grad_logits, self.el2n, self.grad_features)
         selection = select_per_class(self.method, data, self.label_ids, self.per_class, seed,
                                      self.params, self.oversample)
+        x = self.features if self.probe_features is None else self.probe_features
+        if self.labels is not None:
+            selection = label_selection(selection, x, self.label_ids, self.per_class, seed,
+                                        self.labels, self.n_classes)
         if self.weights is None:
             return selection
-        x = self.features if self.probe_features is None else self.probe_features
         return weigh_selection(selection, x, self.label_ids, self.per_class, seed, self.weights)
 
 
@@ -112,7 +118,8 @@ def select_candidates(train: PoolTable, inputs: SeedInputs, seeds: list[int], ru
     """`inputs.per_class` rows per class of `train` (aligned with `inputs.features`), per seed.
 
     `soft_labels` [n, C], aligned with `train`, are attached to the selected rows when
-    given. `selector` runs the seeds' selections (in process, or through an executor).
+    given (a selection's own learned labels, `Selection.soft_labels`, come first).
+    `selector` runs the seeds' selections (in process, or through an executor).
     """
     method = inputs.method
     pieces, not_selected, shortfall = [], [], {}
@@ -121,9 +128,13 @@ def select_candidates(train: PoolTable, inputs: SeedInputs, seeds: list[int], ru
     union = np.unique(np.concatenate([s.indices for s in selections] or [np.zeros(0, int)]))
     picked_rows = train.take(pa.array(union, pa.int64()))
     for replicate, (seed, picked) in enumerate(zip(seeds, selections, strict=True)):
-        soft = (pa.array([soft_labels[i].tolist() for i in picked.indices],
-                         pa.list_(pa.float32())) if soft_labels is not None
-                else pa.nulls(len(picked.indices), pa.list_(pa.float32())))
+        if picked.soft_labels is not None:  # learned for this replicate's rows
+            soft = pa.array(picked.soft_labels.tolist(), pa.list_(pa.float32()))
+        elif soft_labels is not None:
+            soft = pa.array([soft_labels[i].tolist() for i in picked.indices],
+                            pa.list_(pa.float32()))
+        else:
+            soft = pa.nulls(len(picked.indices), pa.list_(pa.float32()))
         chosen = picked_rows.take(pa.array(np.searchsorted(union, picked.indices), pa.int64()))
         n = chosen.num_rows
         pieces.append(pa.table({

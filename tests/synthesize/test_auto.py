@@ -109,8 +109,9 @@ def test_the_choice_is_the_same_for_a_seed(auto_run) -> None:
     first, again, other = choose(0), choose(0), choose(7)
     assert (first.chosen, first.scores) == (again.chosen, again.scores)
     assert first.scores != other.scores  # the seed does draw the folds
-    defaults = cfg.synthesize.auto.candidates  # each with its weighted twin (auto.weighted)
-    assert set(first.scores) == set(defaults) | {f"{r}+weights" for r in defaults}
+    defaults = cfg.synthesize.auto.candidates  # each with its twins (auto.weighted, .labelled)
+    assert set(first.scores) == (set(defaults) | {f"{r}+weights" for r in defaults}
+                                 | {f"{r}+labels" for r in defaults})
     best = max(s["mean"] for s in first.scores.values())
     assert first.scores[first.chosen]["mean"] == best
 
@@ -155,8 +156,8 @@ def test_folds_in_worker_processes_score_as_in_this_process(auto_run) -> None:
 def test_an_auto_run_end_to_end(auto_run) -> None:
     cfg, store = auto_run
     block = store.manifest("synthesize")["auto"]
-    selector, clean, weighted = recipe_parts(block["chosen"])
-    assert block["learned_weights"] == weighted
+    selector, clean, weighted, labelled = recipe_parts(block["chosen"])
+    assert block["learned_weights"] == weighted and block["learned_labels"] == labelled
     candidates = store.read("synthesize")
     assert set(candidates.column("method").to_pylist()) == {selector}  # the chosen lineage
     picks = candidates.filter(pc.less(candidates.column("rank"), PER_CLASS))
@@ -172,6 +173,13 @@ def test_an_auto_run_end_to_end(auto_run) -> None:
                 w = mine.column("weight").to_numpy()
                 assert len(w) == PER_CLASS and w.mean() == pytest.approx(1.0)
         assert not np.allclose(picks.column("weight").to_numpy(), 1.0)
+    if labelled:  # the picks' labels are distributions, not all one-hot; the reserve's one-hot
+        assert "learned_labels" in store.manifest("synthesize")
+        soft = np.asarray(picks.column("soft_label").to_pylist())
+        assert soft.shape == (2 * 2 * PER_CLASS, 2) and np.allclose(soft.sum(axis=1), 1.0)
+        assert not np.allclose(soft.max(axis=1), 1.0)
+        kept = np.asarray(reserve.column("soft_label").to_pylist())
+        assert np.array_equal(kept, np.eye(2)[reserve.column("label_id").to_numpy()])
     assert candidates.column("parent_ids").to_pylist() == [
         [e] for e in candidates.column("example_id").to_pylist()]
     scores = store.read("evaluate").to_pylist()
@@ -254,6 +262,12 @@ def test_what_the_choice_depends_on_is_in_the_run_id() -> None:
     assert load_config(None, unweighted).run_id() != base.run_id()
     assert (load_config(None, unweighted).run_id()
             == load_config(None, [*unweighted, steps]).run_id())
+    # the labels' settings likewise while labelled recipes compete (the default)
+    rows = "synthesize.labels.target_rows=500"
+    assert load_config(None, ["synthesize.method=auto", rows]).run_id() != base.run_id()
+    unlabelled = ["synthesize.method=auto", "synthesize.auto.labelled=false"]
+    assert (load_config(None, unlabelled).run_id()
+            == load_config(None, [*unlabelled, rows]).run_id())
 
 
 def test_facility_location_recipes_compete_when_asked_and_stay_in_memory(auto_run) -> None:
@@ -268,10 +282,12 @@ def test_facility_location_recipes_compete_when_asked_and_stay_in_memory(auto_ru
     choice = cross_validate(rows.pool.label_ids, rows.features, settings, 0,
                             probe_accuracy(cfg, 2), teacher_p_label(cfg, 2))
     plain = {"herding", "facility_location", "tc_facility_location"}
-    assert set(choice.scores) == plain | {f"{r}+weights" for r in plain}
+    assert set(choice.scores) == (plain | {f"{r}+weights" for r in plain}
+                                  | {f"{r}+labels" for r in plain})
     assert len({tuple(choice.scores[r]["accuracies"]) for r in plain}) == 3  # three sets
     big, notes = settings_for(cfg, 2_000_000)  # over the in-memory limit: herding streams
     assert big.candidates == ["herding"] and big.weights is None  # weights hold the pool
+    assert big.labels is None  # and so do labels
     assert notes[0].startswith("facility_location, tc_facility_location left out")
     assert notes[1].startswith("weighted recipes left out")
 

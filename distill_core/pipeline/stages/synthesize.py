@@ -86,6 +86,17 @@ def _report(store: RunStore) -> list[str]:
         lines += [f"Learned per-example weights on the picks (each class's mean 1, fitted "
                   f"for the linear probe at C = {weights['c']} to {weights['demand_rows']} "
                   f"pool rows; the reserve weighs 1): {spread}.", ""]
+    labels = manifest.get("learned_labels")
+    if labels:
+        each = "; ".join(f"replicate {r}: {v['mean_own_probability']:.2f}"
+                         + (f", {v['rows_led_by_another_class']} led by another class"
+                            if v["rows_led_by_another_class"] else "")
+                         for r, v in labels["by_replicate"].items())
+        lines += [f"Learned soft labels on the picks (solved for the soft-label probe at "
+                  f"C = {labels['c']}, temperature {labels['temperature']}, to make the probe "
+                  f"fitted on {labels['target_rows']} pool rows in the picks' span; scored as "
+                  f"`+soft`; the reserve's labels are one-hot). Mean probability of each "
+                  f"pick's own class: {each}.", ""]
     return lines + (report_lines(manifest["auto"]) if manifest.get("auto") else [])
 
 
