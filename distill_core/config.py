@@ -670,8 +670,8 @@ class RunConfig(_Section):
     def _reads_labels(self, family: str) -> bool:
         """`synthesize.labels` is read by a selection method learning labels and by `auto`
         scoring labelled recipes; otherwise it leaves the run id as it was."""
-        if family == "auto":
-            return self.synthesize.auto.labelled
+        if family == "auto":  # not over the teacher's soft labels
+            return self.synthesize.auto.labelled and not self.synthesize.soft_labels
         return family == "selection" and self.synthesize.labels.learn
 
     def _decodes_with_generate_model(self, family: str) -> bool:

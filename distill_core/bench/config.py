@@ -85,7 +85,10 @@ class BenchConfig(BaseModel):
     seeds: list[int] = Field(default=[0, 1, 2, 3, 4], min_length=1,
                              description="Learner seeds; one distilled set per seed.")
     soft_labels: bool = Field(default=False, description="Also train every learner on the "
-                              "teacher's soft labels (distillation loss), reported apart.")
+                              "teacher's soft labels (distillation loss), reported apart. A "
+                              "set that carries its own soft labels (learned: "
+                              "`synthesize.labels`, a learned method) gets soft-label cells "
+                              "whatever this says.")
     learners: list[LearnerSpec] = Field(default_factory=lambda: [
         LearnerSpec(kind="linear_probe")], min_length=1)
     run: dict[str, Any] = Field(default_factory=dict, description="RunConfig sections applied "

@@ -63,16 +63,24 @@ def plan_groups(cfg: BenchConfig, runs_dir: str | Path) -> list[Group]:
     return groups
 
 
+def carries_soft_labels(store: RunStore) -> bool:
+    """Whether a run's distilled set carries soft labels on every row (learned ones, e.g.
+    `synthesize.labels` or a learned method's): then its soft-label cells are scored too."""
+    column = store.read("filter", columns=["soft_label"]).column("soft_label")
+    return len(column) > 0 and column.null_count == 0
+
+
 def plan_cells(cfg: BenchConfig, groups: list[Group]) -> list[Cell]:
     """Every cell of the grid (the groups' runs must have reached the filter stage)."""
     cells: list[Cell] = []
-    label_modes = ["hard", "soft"] if cfg.soft_labels else ["hard"]
     stores = {g.run_dir: RunStore.open(g.run_dir) for g in groups}
     for learner in cfg.learners:
         seeds = cfg.learner_seeds(learner)
         for group in groups:
             if not learner.covers(group.dataset, group.method, group.per_class):
                 continue
+            label_modes = (["hard", "soft"] if cfg.soft_labels
+                           or carries_soft_labels(stores[group.run_dir]) else ["hard"])
             for seed in seeds:
                 for labels in label_modes if learner.soft else ["hard"]:
                     key = cell_key(learner, seed, labels, group.dataset, group.method,

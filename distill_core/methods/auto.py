@@ -61,7 +61,10 @@ def settings_for(cfg: RunConfig, pool_rows: int, n_classes: int = 0
     elif options.weighted:
         weights = weight_settings(cfg, learn=True)
     labels = None
-    if options.labelled and pool_rows > IN_MEMORY_POOL_ROWS:
+    if options.labelled and cfg.synthesize.soft_labels:
+        notes.append("labelled recipes left out: synthesize.soft_labels gives the set the "
+                     "teacher's soft labels")
+    elif options.labelled and pool_rows > IN_MEMORY_POOL_ROWS:
         notes.append(f"labelled recipes left out: learning labels holds the pool in memory, "
                      f"and it has {pool_rows} rows (limit {IN_MEMORY_POOL_ROWS})")
     elif options.labelled:
