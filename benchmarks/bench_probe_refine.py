@@ -23,6 +23,11 @@ per-example weights as the pipeline learns them (`synthesize/learned_weights.py`
 `weigh_picks`: a seeded sample of `--weight-rows` pool rows apart from bilevel's), scored by
 the probe trained with those weights.
 
+`--labels` adds, for the same two, the rows with learned soft labels as the pipeline learns
+them (`synthesize/learned_labels.py`'s `label_picks`: the target fitted on a seeded sample of
+`--label-rows` pool rows), scored by the soft-label probe (C = 1, temperature 1) trained on
+them.
+
 `--more-settings PASSESxSHORTLIST` adds the refinement at other passes and shortlist;
 `--params k=v[,k=v]` adds `bilevel` at the default refinement with other `bilevel` options.
 
@@ -46,9 +51,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 
 from distill_core.artifacts.store import RunStore  # noqa: E402
 from distill_core.evaluate.linear_probe import linear_probe  # noqa: E402
+from distill_core.evaluate.soft_probe import soft_label_probe  # noqa: E402
 from distill_core.signals.embeddings import features  # noqa: E402
 from distill_core.synthesize import probe_refine  # noqa: E402
 from distill_core.synthesize.base import ClassData, select_per_class  # noqa: E402
+from distill_core.synthesize.learned_labels import LabelSettings, label_picks  # noqa: E402
 from distill_core.synthesize.learned_weights import WeightSettings, weigh_picks  # noqa: E402
 
 HOLDOUT_SEED = 20_261_201
@@ -116,6 +123,9 @@ def main() -> None:
     parser.add_argument("--weight-rows", type=int, default=4000)
     parser.add_argument("--weight-ratio", type=float, default=16.0)
     parser.add_argument("--weight-steps", type=int, default=30)
+    parser.add_argument("--labels", action="store_true",
+                        help="add herding and bilevel+probe with learned soft labels")
+    parser.add_argument("--label-rows", type=int, default=20_000)
     parser.add_argument("--out", type=Path, default=None, help="JSON lines, one per set")
     args = parser.parse_args()
 
@@ -127,8 +137,12 @@ def main() -> None:
         labels = sorted(set(y.tolist()))
         scores: dict[tuple[int, str], list[float]] = {}
 
-        def score(rows: np.ndarray, weights: np.ndarray | None = None, x=x, y=y,  # noqa: ANN001
-                  eval_x=eval_x, eval_y=eval_y, labels=labels) -> float:
+        def score(rows: np.ndarray, weights: np.ndarray | None = None,  # noqa: ANN001
+                  soft: np.ndarray | None = None, x=x, y=y, eval_x=eval_x, eval_y=eval_y,
+                  labels=labels) -> float:
+            if soft is not None:
+                return 100 * soft_label_probe(x[rows], soft, eval_x, eval_y, labels,
+                                              1.0, 1.0).accuracy
             return 100 * linear_probe(x[rows], y[rows], eval_x, eval_y, labels,
                                       sample_weight=weights).accuracy
 
@@ -139,6 +153,7 @@ def main() -> None:
             for seed in args.seeds:
                 found: dict[str, tuple[np.ndarray, float]] = {}
                 weighted: dict[str, np.ndarray] = {}
+                labelled: dict[str, np.ndarray] = {}
                 for method in ("kmeans", "herding"):
                     start = time.perf_counter()
                     sel = select_per_class(method, ClassData(x), y, budget, seed)
@@ -177,8 +192,16 @@ def main() -> None:
                         start = time.perf_counter()
                         weighted[f"{method}+w"] = weigh_picks(x, y, rows, seed, settings)
                         found[f"{method}+w"] = (rows, time.perf_counter() - start)
+                if args.labels:
+                    label_settings = LabelSettings(args.label_rows, c=1.0, temperature=1.0)
+                    for method in ("herding", "bilevel+probe"):
+                        rows = found[method][0]
+                        start = time.perf_counter()
+                        labelled[f"{method}+L"] = label_picks(x, y, rows, seed, label_settings,
+                                                              len(labels))
+                        found[f"{method}+L"] = (rows, time.perf_counter() - start)
                 for method, (rows, seconds) in found.items():
-                    accuracy = score(rows, weighted.get(method))
+                    accuracy = score(rows, weighted.get(method), labelled.get(method))
                     scores.setdefault((budget, method), []).append(accuracy)
                     if args.out:
                         with args.out.open("a") as handle:
@@ -193,7 +216,8 @@ def main() -> None:
                     continue
                 spread = statistics.stdev(values) if len(values) > 1 else 0.0
                 gap = ""
-                if (method.startswith("bilevel") or method.endswith("+w")) and full > base:
+                if (method.startswith("bilevel") or method.endswith(("+w", "+L"))
+                        and full > base):
                     gap = f" (gap {100 * (statistics.mean(values) - base) / (full - base):+.0f} %)"
                 line.append(f"{method} {statistics.mean(values):.1f} ± {spread:.1f}{gap}")
             print("  ".join(line), flush=True)
