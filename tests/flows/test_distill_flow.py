@@ -112,8 +112,10 @@ def test_cli_run_scores_every_configured_learner(prefect_server, slice_dir: Path
     by_learner = {}
     for row in scores:
         by_learner.setdefault(row["learner"], set()).add(row["setting"])
-    assert by_learner == {"linear_probe": {"distilled", "random", "full"},
-                          "finetune": {"distilled", "random", "full"}}
+    # a labelled choice of auto's also scores its learned soft labels, with every learner
+    labelled = RunStore.open(run_dir).manifest("synthesize")["auto"]["learned_labels"]
+    settings = {"distilled", "random", "full"} | ({"distilled_soft"} if labelled else set())
+    assert by_learner == {"linear_probe": settings, "finetune": settings}
     assert all(0 <= row["accuracy"] <= 1 for row in scores)
     report = (run_dir / "report.md").read_text()
     assert "linear_probe" in report and "finetune" in report
