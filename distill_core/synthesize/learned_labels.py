@@ -32,8 +32,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from distill_core.seeds import derive_seed
 from distill_core.synthesize.base import Selection
+from distill_core.synthesize.learned_weights import demand_sample
 
 LABEL_SEED_TAG = 1_405  # the target's pool sample, apart from bilevel's (1_402), weights' (1_403)
 TARGET_C = 1.0  # the target probe's inverse L2 strength (scikit-learn's scaling: summed loss)
@@ -119,14 +119,6 @@ def solve_labels(picks_x: np.ndarray, weight: np.ndarray, bias: np.ndarray, c: f
     return labels, low
 
 
-def target_sample(pool_rows: int, seed: int, rows: int) -> np.ndarray:
-    """The seeded pool rows (sorted) the target is fitted on: all of them up to `rows`."""
-    if pool_rows <= rows:
-        return np.arange(pool_rows)
-    rng = np.random.default_rng(derive_seed(LABEL_SEED_TAG, seed))
-    return np.sort(rng.choice(pool_rows, rows, replace=False))
-
-
 def label_picks(x: np.ndarray, y: np.ndarray, picks: np.ndarray, seed: int,
                 settings: LabelSettings, n_classes: int) -> np.ndarray:
     """Learned soft labels [len(picks), n_classes] of pool rows `picks` (indices into x, y;
@@ -137,7 +129,8 @@ def label_picks(x: np.ndarray, y: np.ndarray, picks: np.ndarray, seed: int,
     held = np.unique(picked_y)
     if len(held) < 2:
         return np.eye(n_classes)[picked_y]
-    sample = np.union1d(target_sample(len(y), seed, settings.target_rows), picks)
+    sample = np.union1d(demand_sample(len(y), seed, settings.target_rows, LABEL_SEED_TAG),
+                          picks)
     sample = sample[np.isin(y[sample], held)]  # a class the set lacks cannot be predicted
     weight, bias = target_probe(x[picks], x[sample], y[sample], n_classes)
     labels, _ = solve_labels(x[picks], weight, bias, settings.c, settings.temperature)

@@ -164,11 +164,13 @@ class WeightSettings:
     c: float = 1.0
 
 
-def demand_sample(pool_rows: int, seed: int, rows: int) -> np.ndarray:
-    """The seeded pool rows (sorted) a set's weights are fitted to: all of them up to `rows`."""
+def demand_sample(pool_rows: int, seed: int, rows: int, tag: int = WEIGHT_SEED_TAG
+                  ) -> np.ndarray:
+    """The seeded pool rows (sorted) a set's weights are fitted to: all of them up to `rows`
+    (`tag` keeps another user's draw, e.g. the learned labels' target, apart)."""
     if pool_rows <= rows:
         return np.arange(pool_rows)
-    rng = np.random.default_rng(derive_seed(WEIGHT_SEED_TAG, seed))
+    rng = np.random.default_rng(derive_seed(tag, seed))
     return np.sort(rng.choice(pool_rows, rows, replace=False))
 
 

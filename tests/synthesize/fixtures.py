@@ -1,5 +1,5 @@
 """Small synthetic inputs the selection tests share: one class's features with teacher
-signals, and a two-class training table."""
+signals, a two-class training table; and a finished run's features by row."""
 
 from __future__ import annotations
 
@@ -7,6 +7,26 @@ import numpy as np
 import pyarrow as pa
 
 from distill_core.synthesize.base import ClassData
+
+
+def run_rows(store, signals_store):  # noqa: ANN001, ANN201
+    """(rows, distilled x, y, evaluation x, y) of a finished run: `rows(table)` gives the
+    features and label ids of any of its tables' rows, from `signals_store`'s signals."""
+    import pyarrow.compute as pc
+
+    from distill_core.signals.embeddings import features
+
+    signals = signals_store.read("signals")
+    position = {e: i for i, e in enumerate(signals.column("example_id").to_pylist())}
+    matrix = features(signals)
+
+    def rows(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        return (matrix[[position[e] for e in table.column("example_id").to_pylist()]],
+                table.column("label_id").to_numpy())
+
+    corpus = store.read("ingest")
+    return (rows, *rows(store.read("filter")),
+            *rows(corpus.filter(pc.equal(corpus.column("split"), "eval"))))
 
 
 def class_data(seed: int = 0, n: int = 60, dim: int = 8, classes: int = 3) -> ClassData:

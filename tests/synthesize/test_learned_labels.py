@@ -15,6 +15,7 @@ from distill_core.synthesize.learned_labels import (
     solve_labels,
     target_probe,
 )
+from tests.synthesize.fixtures import run_rows
 from tests.synthesize.test_bilevel import _blobs
 
 
@@ -80,7 +81,6 @@ def test_a_selection_method_learns_labels_the_evaluation_trains_on(
     from distill_core.evaluate.linear_probe import linear_probe
     from distill_core.evaluate.soft_probe import soft_label_probe
     from distill_core.report import build_report
-    from distill_core.signals.embeddings import features
 
     cfg = load_config(None, [f"data.data_dir={slice_dir}", "run.seeds=[0]", "run.name=labels",
                              "synthesize.method=kmeans", "synthesize.per_class=4",
@@ -100,19 +100,8 @@ def test_a_selection_method_learns_labels_the_evaluation_trains_on(
     assert learned["by_replicate"]["0"]["mean_own_probability"] == pytest.approx(
         soft[ranks < 4][np.arange(8), own[ranks < 4]].mean(), abs=1e-4)
 
+    rows, x, y, eval_x, eval_y = run_rows(store, RunStore(tmp_path, cfg.run_id()))
     distilled = store.read("filter")
-    signals = RunStore(tmp_path, cfg.run_id()).read("signals")
-    position = {e: i for i, e in enumerate(signals.column("example_id").to_pylist())}
-    matrix = features(signals)
-    corpus = store.read("ingest")
-    held = corpus.filter(pc.equal(corpus.column("split"), "eval"))
-
-    def rows(table):  # noqa: ANN001, ANN202
-        return (matrix[[position[e] for e in table.column("example_id").to_pylist()]],
-                table.column("label_id").to_numpy())
-
-    x, y = rows(distilled)
-    eval_x, eval_y = rows(held)
     targets = np.asarray(distilled.column("soft_label").to_pylist(), dtype=np.float64)
     expected_soft = soft_label_probe(x, targets, eval_x, eval_y, [0, 1], 1.0, 1.0).accuracy
     expected_hard = linear_probe(x, y, eval_x, eval_y, [0, 1]).accuracy

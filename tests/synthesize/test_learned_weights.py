@@ -8,6 +8,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from distill_core.synthesize.learned_weights import _WeightProblem, learn_weights
+from tests.synthesize.fixtures import run_rows
 from tests.synthesize.test_bilevel import _blobs
 
 
@@ -56,12 +57,10 @@ def test_a_selection_method_learns_weights_the_evaluation_trains_with(
     """kmeans with `synthesize.weights.learn` on real SST-2 rows: selected in memory, each
     class's picks weigh 1 on average (the reserve 1), and the evaluation's probe score is the
     weighted probe's on the distilled rows, not the unweighted one's."""
-    import pyarrow.compute as pc
 
     from distill_core.artifacts.store import RunStore
     from distill_core.config import load_config
     from distill_core.evaluate.linear_probe import linear_probe
-    from distill_core.signals.embeddings import features
 
     cfg = load_config(None, [f"data.data_dir={slice_dir}", "run.seeds=[0]", "run.name=weights",
                              "synthesize.method=kmeans", "synthesize.per_class=4",
@@ -80,19 +79,8 @@ def test_a_selection_method_learns_weights_the_evaluation_trains_with(
     for label in (0, 1):
         assert weights[(ranks < 4) & (labels == label)].mean() == pytest.approx(1.0)
     # the evaluation trained on the weighted rows
+    _, x, y, eval_x, eval_y = run_rows(store, RunStore(tmp_path, cfg.run_id()))
     distilled = store.read("filter")
-    signals = RunStore(tmp_path, cfg.run_id()).read("signals")
-    position = {e: i for i, e in enumerate(signals.column("example_id").to_pylist())}
-    matrix = features(signals)
-    corpus = store.read("ingest")
-    held = corpus.filter(pc.equal(corpus.column("split"), "eval"))
-
-    def rows(table):  # noqa: ANN001, ANN202
-        return (matrix[[position[e] for e in table.column("example_id").to_pylist()]],
-                table.column("label_id").to_numpy())
-
-    x, y = rows(distilled)
-    eval_x, eval_y = rows(held)
     w = distilled.column("weight").to_numpy()
     weighted = linear_probe(x, y, eval_x, eval_y, [0, 1], sample_weight=w).accuracy
     plain = linear_probe(x, y, eval_x, eval_y, [0, 1]).accuracy
