@@ -268,8 +268,12 @@ def report_lines(block: dict[str, Any]) -> list[str]:
     """The run report's account of an `auto` choice (from the manifest's `auto` block)."""
     protocol, digest = block.get("protocol", {}), block.get("cv_ids_sha256", "")[:16]
     lines = ["## The recipe `auto` chose (cross-validation on training rows only)", "",
-             f"**auto chose `{block['chosen']}`** ({block['reason']}).", "",
-             "| recipe | CV accuracy % (mean ± std) | folds scored |", "|---|---|---|"]
+             f"**auto chose `{block['chosen']}`** ({block['reason']}).", ""]
+    if block.get("learned_labels"):
+        lines += ["Its set carries learned soft labels: the score table's `auto+soft` row is "
+                  "this choice's score (the `auto` row trains the same rows on their own hard "
+                  "labels).", ""]
+    lines += ["| recipe | CV accuracy % (mean ± std) | folds scored |", "|---|---|---|"]
     for recipe, s in block.get("scores", {}).items():
         mark = "**" if recipe == block["chosen"] else ""
         lines.append(f"| {mark}{recipe}{mark} | {100 * s['mean']:.1f} ± {100 * s['std']:.1f} "

@@ -186,6 +186,7 @@ def test_an_auto_run_end_to_end(auto_run) -> None:
     assert {r["method"] for r in scores} >= {"auto", "random"}
     report = build_report(store.root)
     assert f"**auto chose `{block['chosen']}`**" in report
+    assert ("the score table's `auto+soft` row is this choice's score" in report) == labelled
     for recipe, s in block["scores"].items():
         assert f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}" in report, recipe
         assert len(s["accuracies"]) == block["protocol"]["repeats"] * block["protocol"]["folds"]
