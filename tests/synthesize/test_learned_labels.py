@@ -116,8 +116,14 @@ def test_a_selection_method_learns_labels_the_evaluation_trains_on(
     weight, bias = target_probe(x, pool_x, pool_y, 2)
     target = float((np.argmax(eval_x @ weight.T + bias, axis=1) == eval_y).mean())
     assert expected_soft == pytest.approx(target, abs=1.5 / len(eval_y))
-    assert "Learned soft labels on the picks (solved for the soft-label probe at C = 1.0, " \
-        "temperature 1.0" in build_report(store.root)
+    report = build_report(store.root)
+    assert ("Learned soft labels on the picks (solved for the soft-label probe at C = 1.0, "
+            "temperature 1.0") in report
+    assert "| label | example_id | text | soft label |" in report  # the examples show them
+    first = distilled.filter(pc.equal(distilled.column("replicate"), 0)).to_pylist()[0]
+    names = store.manifest("ingest")["label_names"]
+    shown = " · ".join(f"{n} {p:.2f}" for n, p in zip(names, first["soft_label"], strict=True))
+    assert f"| {shown} |" in report
 
 
 def test_labels_are_refused_where_nothing_learns_them_and_count_only_when_read() -> None:

@@ -94,6 +94,7 @@ def test_a_selection_method_learns_weights_the_evaluation_trains_with(
     assert (f"Learned per-example weights on the picks (each class's mean 1, fitted for the "
             f"linear probe at C = 1.0 to 4000 pool rows; the reserve weighs 1): replicate 0: "
             f"{low:.2f}-{high:.2f}.") in build_report(store.root)
+    assert "| label | example_id | text | weight |" in build_report(store.root)
 
 
 def test_weights_are_refused_where_nothing_learns_them_and_count_only_when_read() -> None:

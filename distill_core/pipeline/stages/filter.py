@@ -63,22 +63,33 @@ def _filters_section(store: RunStore) -> list[str]:
 
 
 def _examples_section(store: RunStore) -> list[str]:
-    """The first replicate's first rows per class, as distilled."""
+    """The first replicate's first rows per class, as distilled: with their training weight
+    when the set's weights are not all 1, and their soft label when the set carries them."""
     manifest = store.manifest("filter")
     if manifest is None:
         return []
     distilled = store.read("filter")
     first = distilled.filter(pc.equal(distilled.column("replicate"), 0))
+    names = (store.manifest("ingest") or {}).get("label_names", [])
+    weighted = bool(first.num_rows) and not pc.all(
+        pc.equal(first.column("weight"), 1.0)).as_py()
+    soft = bool(first.num_rows) and first.column("soft_label").null_count == 0
     rows = []
-    for label in (store.manifest("ingest") or {}).get("label_names", []):
+    for label in names:
         of_label = first.filter(pc.equal(first.column("label"), label)).slice(
             0, SAMPLES_PER_CLASS)
         for row in of_label.to_pylist():
             text = row["text"] + (f" ||| {row['text_pair']}" if row["text_pair"] else "")
-            rows.append([label, row["example_id"], text[:160]])
+            rows.append([label, row["example_id"], text[:160]]
+                        + ([f"{row['weight']:.2f}"] if weighted else [])
+                        + ([" · ".join(f"{n} {p:.2f}" for n, p in zip(names, row["soft_label"],
+                                                                      strict=False))]
+                           if soft else []))
     seed = (manifest.get("seeds") or [0])[0]
+    header = (["label", "example_id", "text"] + (["weight"] if weighted else [])
+              + (["soft label"] if soft else []))
     return [f"## Distilled examples (seed {seed}, first {SAMPLES_PER_CLASS} per class)", "",
-            markdown_table(["label", "example_id", "text"], rows)]
+            markdown_table(header, rows)]
 
 
 def _shortfall_section(store: RunStore) -> list[str]:
