@@ -74,13 +74,14 @@ def plan_cells(cfg: BenchConfig, groups: list[Group]) -> list[Cell]:
     """Every cell of the grid (the groups' runs must have reached the filter stage)."""
     cells: list[Cell] = []
     stores = {g.run_dir: RunStore.open(g.run_dir) for g in groups}
+    soft_runs = {run_dir for run_dir, store in stores.items()  # read once, not per learner
+                 if cfg.soft_labels or carries_soft_labels(store)}
     for learner in cfg.learners:
         seeds = cfg.learner_seeds(learner)
         for group in groups:
             if not learner.covers(group.dataset, group.method, group.per_class):
                 continue
-            label_modes = (["hard", "soft"] if cfg.soft_labels
-                           or carries_soft_labels(stores[group.run_dir]) else ["hard"])
+            label_modes = ["hard", "soft"] if group.run_dir in soft_runs else ["hard"]
             for seed in seeds:
                 for labels in label_modes if learner.soft else ["hard"]:
                     key = cell_key(learner, seed, labels, group.dataset, group.method,

@@ -45,6 +45,13 @@ from distill_core.synthesize.streamed import (
 PoolMask = Callable[[pa.Table, np.ndarray], np.ndarray]
 
 
+def _probe_c(cfg: RunConfig) -> float:
+    """The run's probe C that learned weights and labels are fitted for: 1 when the probe
+    chooses its C by cross-validation."""
+    c = probe_spec(cfg).C
+    return float(c) if c != "cv" else 1.0
+
+
 def weight_settings(cfg: RunConfig, learn: bool | None = None) -> WeightSettings | None:
     """How the picks' weights are learned (`synthesize.weights`, for the run's probe C; at
     C = 1 when the probe chooses its C by cross-validation), or None when they are not
@@ -52,9 +59,8 @@ def weight_settings(cfg: RunConfig, learn: bool | None = None) -> WeightSettings
     options = cfg.synthesize.weights
     if not (options.learn if learn is None else learn):
         return None
-    c = probe_spec(cfg).C
     return WeightSettings(demand_rows=options.demand_rows, max_ratio=options.max_ratio,
-                          steps=options.steps, c=float(c) if c != "cv" else 1.0)
+                          steps=options.steps, c=_probe_c(cfg))
 
 
 def label_settings(cfg: RunConfig, learn: bool | None = None) -> LabelSettings | None:
@@ -63,10 +69,8 @@ def label_settings(cfg: RunConfig, learn: bool | None = None) -> LabelSettings |
     they are, default `synthesize.labels.learn`)."""
     if not (cfg.synthesize.labels.learn if learn is None else learn):
         return None
-    spec = probe_spec(cfg)
-    return LabelSettings(target_rows=cfg.synthesize.labels.target_rows,
-                         c=float(spec.C) if spec.C != "cv" else 1.0,
-                         temperature=float(spec.temperature))
+    return LabelSettings(target_rows=cfg.synthesize.labels.target_rows, c=_probe_c(cfg),
+                         temperature=float(probe_spec(cfg).temperature))
 
 
 def labels_summary(settings: LabelSettings, result: CandidateSet, per_class: int
