@@ -28,6 +28,9 @@ them (`synthesize/learned_labels.py`'s `label_picks`: the target fitted on a see
 `--label-rows` pool rows), scored by the soft-label probe (C = 1, temperature 1) trained on
 them.
 
+`--pursuit` adds `span_pursuit` (`synthesize/span_pursuit.py`: the rows whose span holds the
+pool's probe), on hard labels and, with `--labels`, with learned soft labels.
+
 `--more-settings PASSESxSHORTLIST` adds the refinement at other passes and shortlist;
 `--params k=v[,k=v]` adds `bilevel` at the default refinement with other `bilevel` options.
 
@@ -118,6 +121,8 @@ def main() -> None:
     parser.add_argument("--params", nargs="*", default=[], metavar="K=V[,K=V]",
                         help="bilevel options of an added variant (numbers)")
     parser.add_argument("--plain-ce", action="store_true")
+    parser.add_argument("--skip-bilevel", action="store_true",
+                        help="leave bilevel out (e.g. to add --pursuit to an earlier run)")
     parser.add_argument("--weights", action="store_true",
                         help="add herding and bilevel+probe with learned per-example weights")
     parser.add_argument("--weight-rows", type=int, default=4000)
@@ -126,6 +131,8 @@ def main() -> None:
     parser.add_argument("--labels", action="store_true",
                         help="add herding and bilevel+probe with learned soft labels")
     parser.add_argument("--label-rows", type=int, default=20_000)
+    parser.add_argument("--pursuit", action="store_true",
+                        help="add span_pursuit (with --labels: also with learned soft labels)")
     parser.add_argument("--out", type=Path, default=None, help="JSON lines, one per set")
     args = parser.parse_args()
 
@@ -170,9 +177,15 @@ def main() -> None:
                     variants[f"bilevel+probe {setting}"] = {"probe_passes": passes,
                                                             "probe_shortlist": shortlist}
                 for name, params in variants.items():
+                    if args.skip_bilevel:
+                        break
                     start = time.perf_counter()
                     sel = select_per_class("bilevel", ClassData(x), y, budget, seed, params)
                     found[name] = (picks_of(sel, budget), time.perf_counter() - start)
+                if args.pursuit:
+                    start = time.perf_counter()
+                    sel = select_per_class("span_pursuit", ClassData(x), y, budget, seed)
+                    found["span_pursuit"] = (picks_of(sel, budget), time.perf_counter() - start)
                 if args.plain_ce:
                     original = probe_refine.ProbeInLoop
                     probe_refine.ProbeInLoop = PlainLoss  # type: ignore[misc]
@@ -188,13 +201,17 @@ def main() -> None:
                     settings = WeightSettings(args.weight_rows, args.weight_ratio,
                                               args.weight_steps, c=1.0)
                     for method in ("herding", "bilevel+probe"):
+                        if method not in found:
+                            continue
                         rows = found[method][0]
                         start = time.perf_counter()
                         weighted[f"{method}+w"] = weigh_picks(x, y, rows, seed, settings)
                         found[f"{method}+w"] = (rows, time.perf_counter() - start)
                 if args.labels:
                     label_settings = LabelSettings(args.label_rows, c=1.0, temperature=1.0)
-                    for method in ("herding", "bilevel+probe"):
+                    for method in ("herding", "bilevel+probe", "span_pursuit"):
+                        if method not in found:
+                            continue
                         rows = found[method][0]
                         start = time.perf_counter()
                         labelled[f"{method}+L"] = label_picks(x, y, rows, seed, label_settings,
@@ -216,7 +233,8 @@ def main() -> None:
                     continue
                 spread = statistics.stdev(values) if len(values) > 1 else 0.0
                 gap = ""
-                if (method.startswith("bilevel") or method.endswith(("+w", "+L"))
+                if (method.startswith(("bilevel", "span_pursuit"))
+                        or method.endswith(("+w", "+L"))
                         and full > base):
                     gap = f" (gap {100 * (statistics.mean(values) - base) / (full - base):+.0f} %)"
                 line.append(f"{method} {statistics.mean(values):.1f} ± {spread:.1f}{gap}")

@@ -79,7 +79,8 @@ def settings_for(cfg: RunConfig, pool_rows: int, n_classes: int = 0
                         tie_margin=options.tie_margin,
                         params={"kmeans": cfg.synthesize.kmeans.params(),
                                 "facility_location": cfg.synthesize.facility_location.params(),
-                                "bilevel": cfg.synthesize.bilevel.params()},
+                                "bilevel": cfg.synthesize.bilevel.params(),
+                                "span_pursuit": cfg.synthesize.span_pursuit.params()},
                         weights=weights, labels=labels, n_classes=n_classes), notes
 
 

@@ -86,6 +86,13 @@ class BilevelOptions(MethodOptions):
                            "L2 strength (the evaluation's linear probe uses C = 1).")
 
 
+class SpanPursuitOptions(MethodOptions):
+    target_rows: int = Field(default=20_000, ge=2, description="Pool rows (a seeded sample "
+                             "above this) the target probe is fitted on: the probe whose "
+                             "weights the picks' span is chosen to hold (as "
+                             "synthesize.labels.target_rows for the labels).")
+
+
 class El2nOptions(MethodOptions):
     prune_hardest: float = Field(default=0.1, ge=0, lt=1,
                                  description="Fraction of hardest rows dropped first.")
@@ -247,8 +254,8 @@ class LearnedDistributionOptions(LearnedOptions):
     noise_scale: float = Field(default=0.05, ge=0, description="noise: relative std.")
 
 
-AutoRecipe = Literal["herding", "kmeans", "tc_herding", "tc_kmeans", "facility_location",
-                     "tc_facility_location", "bilevel", "tc_bilevel"]
+AutoRecipe = Literal["herding", "kmeans", "tc_herding", "tc_kmeans", "span_pursuit",
+                     "facility_location", "tc_facility_location", "bilevel", "tc_bilevel"]
 
 
 class AutoOptions(MethodOptions):
@@ -256,13 +263,15 @@ class AutoOptions(MethodOptions):
     (`synthesize/auto_cv.py` states the protocol)."""
 
     candidates: list[AutoRecipe] = Field(
-        default=["herding", "kmeans", "tc_herding", "tc_kmeans", "bilevel", "tc_bilevel"],
+        default=["herding", "kmeans", "tc_herding", "tc_kmeans", "span_pursuit", "bilevel",
+                 "tc_bilevel"],
         min_length=1,
         description="Recipes that compete: herding, kmeans, bilevel, and each on a "
         "teacher-consistent pool (tc_: rows whose label a linear-probe teacher fit on that "
-        "pool gives p < tau are dropped first); facility_location and tc_facility_location "
-        "can be added (benchmarks/RESULTS.md: not better on average). A tie goes to the "
-        "cheaper, in this order.")
+        "pool gives p < tau are dropped first), and span_pursuit (the rows for learned soft "
+        "labels: its labelled twin is the one meant to win); facility_location and "
+        "tc_facility_location can be added (benchmarks/RESULTS.md: not better on average). "
+        "A tie goes to the cheaper, in this order.")
     folds: int = Field(default=3, ge=2, le=10, description="Stratified folds of the sampled "
                        "pool: each is held out once while the others are distilled.")
     repeats: int = Field(default=3, ge=1, le=10, description="Seeded draws of the sample and "

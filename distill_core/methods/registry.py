@@ -30,6 +30,7 @@ from distill_core.methods.options import (
     LessOptions,
     LlmSynthOptions,
     MethodOptions,
+    SpanPursuitOptions,
 )
 
 Need = Literal["teacher", "generate", "learn"]
@@ -113,10 +114,15 @@ METHODS: tuple[Method, ...] = (
            "that lower the pool loss of the classifier one step from a zero head on the set "
            "would be (a bilevel coreset), then swaps tried with the linear probe itself "
            "refitted on the set", options=BilevelOptions),
+    Method("span_pursuit", "selection", "the rows whose span holds the linear probe fitted on "
+           "the pool (orthogonal matching pursuit, jointly over the classes): with learned "
+           "soft labels (synthesize.labels.learn) the set's probe becomes that probe",
+           options=SpanPursuitOptions),
     Method("auto", "auto", "the recipe (herding, kmeans or bilevel, on the whole "
-           "or a teacher-consistent pool) that cross-validation on the training pool alone scores "
+           "or a teacher-consistent pool, or span_pursuit; each also with learned weights or "
+           "soft labels) that cross-validation on the training pool alone scores "
            "best, then run on the whole pool", options=AutoOptions,
-           also_options=("kmeans", "facility_location", "bilevel")),
+           also_options=("kmeans", "facility_location", "bilevel", "span_pursuit")),
     Method("gradmatch", "selection", "orthogonal matching pursuit of the class's mean "
            "classifier-layer gradient", frozenset({"teacher"}), GradmatchOptions),
     Method("el2n", "selection", "one row per EL2N difficulty stratum after dropping the "

@@ -20,14 +20,13 @@ that: the same picks with learned soft labels (`learned_labels.py`, solved from 
 the recipe picked from), scored by the soft-label probe trained on them.
 
 Recipes, in the order ties are broken (`RECIPES`): `herding`, `kmeans`, `tc_herding`,
-`tc_kmeans`, `bilevel`, `tc_bilevel` (`facility_location` and `tc_facility_location`
-compete when asked for: not among the default candidates); a `tc_` recipe runs its
-selector on a teacher-consistent pool, i.e. without the rows whose label a
+`tc_kmeans`, `span_pursuit`, `bilevel`, `tc_bilevel` (`facility_location` and
+`tc_facility_location` compete when asked for: not among the default candidates); a `tc_`
+recipe runs its selector on a teacher-consistent pool, i.e. without the rows whose label a
 linear-probe teacher, fit on that pool (`teacher.C`, `teacher.max_iter`), gives
 probability < `tau` (a class left with fewer than `per_class x oversample` rows keeps its
-most confident ones up to that). The
-filter stage's filters are not part of the cross-validation: contamination reads the
-evaluation split, which the choice must never see.
+most confident ones up to that). The filter stage's filters are not part of the
+cross-validation: contamination reads the evaluation split, which the choice must never see.
 """
 
 from __future__ import annotations
@@ -52,6 +51,7 @@ RECIPES: dict[str, tuple[str, bool]] = {
     "kmeans": ("kmeans", False),
     "tc_herding": ("herding", True),
     "tc_kmeans": ("kmeans", True),
+    "span_pursuit": ("span_pursuit", False),
     "bilevel": ("bilevel", False),
     "tc_bilevel": ("bilevel", True),
     "facility_location": ("facility_location", False),

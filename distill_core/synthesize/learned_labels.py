@@ -65,29 +65,36 @@ def centred_span(x: np.ndarray) -> np.ndarray:
     return vt[singular > 1e-9 * singular[0]].T
 
 
-def target_probe(picks_x: np.ndarray, pool_x: np.ndarray, pool_y: np.ndarray,
-                 n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(W [n_classes, dim], b [n_classes]): the logistic regression fitted on the pool rows in
-    the picks' centred span, each class's weights summing to 0 over the classes (the soft
-    probe's optimum has that form). Classes absent from the pool rows get −inf logits."""
+def pool_probe(coordinates: np.ndarray, labels: np.ndarray, n_classes: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(W [n_classes, coordinates' width], b [n_classes]): the logistic regression (C =
+    TARGET_C) fitted on pool rows given in `coordinates`, each coordinate's weights summing to
+    0 over the classes (the soft probe's optimum has that form; binary: the one logit split
+    evenly, as softmax). Classes absent from `labels` get −inf logits."""
     from sklearn.linear_model import LogisticRegression
 
-    basis = centred_span(picks_x)
-    present = np.unique(pool_y)
-    weight = np.zeros((n_classes, basis.shape[0]))
+    present = np.unique(labels)
+    weight = np.zeros((n_classes, coordinates.shape[1]))
     bias = np.full(n_classes, -np.inf)
-    coordinates = np.asarray(pool_x, dtype=np.float64) @ basis
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = LogisticRegression(C=TARGET_C, max_iter=5000).fit(coordinates, pool_y)
+        model = LogisticRegression(C=TARGET_C, max_iter=5000).fit(coordinates, labels)
     coef, intercept = model.coef_, model.intercept_
-    if len(present) == 2:  # one logit for the second class: split it evenly, as softmax
+    if len(present) == 2:
         coef = np.vstack([-coef[0] / 2, coef[0] / 2])
         intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
-    coef = coef - coef.mean(axis=0)
-    weight[present] = coef @ basis.T
+    weight[present] = coef - coef.mean(axis=0)
     bias[present] = intercept - intercept.mean()
     return weight, bias
+
+
+def target_probe(picks_x: np.ndarray, pool_x: np.ndarray, pool_y: np.ndarray,
+                 n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(W [n_classes, dim], b [n_classes]): `pool_probe` fitted on the pool rows in the
+    picks' centred span, mapped back to the features."""
+    basis = centred_span(picks_x)
+    weight, bias = pool_probe(np.asarray(pool_x, dtype=np.float64) @ basis, pool_y, n_classes)
+    return weight @ basis.T, bias
 
 
 def solve_labels(picks_x: np.ndarray, weight: np.ndarray, bias: np.ndarray, c: float,

@@ -30,6 +30,7 @@ from distill_core.synthesize import (  # noqa: F401 (importing registers the met
     kcenter_greedy,
     kmeans_prototypes,
     random_selection,
+    span_pursuit,
 )
 from distill_core.synthesize.base import ClassData, Selection, select_per_class
 from distill_core.synthesize.learned_labels import LabelSettings, label_selection

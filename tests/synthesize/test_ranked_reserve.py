@@ -16,7 +16,7 @@ from distill_core.synthesize.stage import SelectionInputs, select_candidates
 from tests.synthesize.fixtures import class_data, two_class_train
 
 METHODS = ["random", "kmeans", "herding", "kcenter_greedy", "facility_location", "bilevel",
-           "gradmatch", "el2n"]
+           "span_pursuit", "gradmatch", "el2n"]
 
 
 def _data(seed: int = 0, n: int = 90, dim: int = 8, classes: int = 3) -> ClassData:
