@@ -35,18 +35,24 @@ PURSUIT_SEED_TAG = 1_406  # the target's pool sample, apart from the labels' own
 SPAN_TOLERANCE = 1e-6  # a row this close to the span (relative to the largest) adds nothing
 
 
+def _products(x: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """x @ vectors in float64, computed in x's float32: numpy would otherwise copy the whole
+    pool to float64 at every product."""
+    return (x @ vectors.astype(np.float32)).astype(np.float64)
+
+
 class _Pursuit:
     """The greedy state: the span's orthonormal basis and, per pool row, the residual target's
     products with the row's direction and the direction's squared norm outside the span."""
 
     def __init__(self, x: np.ndarray, target: np.ndarray, anchor: int) -> None:
-        self.x, self.target = x, target
+        self.x, self.target = x, target  # x: float32, kept so (products over the pool in it)
         self.origin = x[anchor].astype(np.float64)
         self.basis: list[np.ndarray] = []
         # direction d_i = x_i − x_anchor; products R d_i (R = W at the start), |d_i|²
-        self.residual = x @ target.T - self.origin @ target.T
-        self.outside = ((x * x).sum(axis=1) - 2 * (x @ self.origin)
-                        + self.origin @ self.origin)
+        self.residual = _products(x, target.T) - self.origin @ target.T
+        self.outside = (np.einsum("ij,ij->i", x, x, dtype=np.float64)
+                        - 2 * _products(x, self.origin) + self.origin @ self.origin)
         self.floor = SPAN_TOLERANCE * max(float(self.outside.max()), 1e-12)
 
     def gains(self) -> np.ndarray:
@@ -69,7 +75,7 @@ class _Pursuit:
         unit = direction / norm
         self.basis.append(unit)
         captured = self.target @ unit
-        along = self.x @ unit - self.origin @ unit  # each row's direction along the new axis
+        along = _products(self.x, unit) - self.origin @ unit  # each row's d_i along the axis
         self.residual -= np.outer(along, captured)
         self.outside -= along**2
         return float(captured @ captured)
@@ -93,9 +99,11 @@ def span_pursuit(data: ClassData, label_ids: np.ndarray, budget: int, seed: int,
     if len(forced):
         anchor = int(forced[0])
     else:  # the row whose direction from the pool mean carries most of W
-        centred = x - x.mean(axis=0)
-        anchor = int(np.argmax(((centred @ weight.T) ** 2).sum(axis=1)
-                               / np.maximum((centred * centred).sum(axis=1), 1e-12)))
+        mean = x.mean(axis=0, dtype=np.float64)
+        along = _products(x, weight.T) - mean @ weight.T
+        norms = (np.einsum("ij,ij->i", x, x, dtype=np.float64) - 2 * _products(x, mean)
+                 + mean @ mean)
+        anchor = int(np.argmax((along**2).sum(axis=1) / np.maximum(norms, 1e-12)))
     pursuit = _Pursuit(x, weight, anchor)
     order: dict[int, list[int]] = {int(c): [] for c in labels}
     score: dict[int, float] = {}
