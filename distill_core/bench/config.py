@@ -29,6 +29,7 @@ from distill_core.config import (
 from distill_core.errors import ConfigError
 from distill_core.hashing import stable_hash
 from distill_core.learners import LearnerSpec
+from distill_core.learners.registry import get_learner
 from distill_core.methods import get_method, method_names
 
 ALL_METHODS = method_names("selection")
@@ -160,7 +161,10 @@ class BenchConfig(BaseModel):
     def run_config(self, dataset: str, method: str, budget: int) -> RunConfig:
         """The pipeline run that produces the distilled sets of one grid group. The teacher's
         soft labels go to selection methods only: generated rows have none, and learned rows
-        carry their own."""
+        carry their own. `auto` is told the kinds of learners its set will train
+        (`evaluate.learners`: it leaves out the recipes made for the linear probe alone
+        when another learner trains too); with the probe alone that is the default, and the
+        run id is as before."""
         soft_labels = self.soft_labels and get_method(method).takes_teacher_soft_labels
         data = {**self.run,
                 "run": {"name": f"{self.name}-{dataset}-{method}-{budget}pc",
@@ -169,6 +173,10 @@ class BenchConfig(BaseModel):
                 "synthesize": {**self.run.get("synthesize", {}), "method": method,
                                "per_class": budget, "soft_labels": soft_labels},
                 "compute": self.compute.model_dump()}
+        if get_method(method).family == "auto":
+            kinds = [learner.kind for learner in self.learners
+                     if not get_learner(learner.kind).synthetic_only]
+            data["evaluate"] = {"learners": list(dict.fromkeys(kinds)) or ["linear_probe"]}
         return validated_run(data)
 
 

@@ -140,3 +140,25 @@ def test_bench_config_rejects_learner_seeds_outside_the_grid(tmp_path: Path) -> 
     cfg = BenchConfig(datasets=["sst2"], methods=["kmeans"], budgets=[5])
     assert cfg.run_config("sst2", "kmeans", 5).synthesize.per_class == 5
     assert np.array_equal(cfg.seeds, [0, 1, 2, 3, 4])
+
+
+def test_auto_runs_are_told_the_learners_their_sets_train() -> None:
+    """A bench's `auto` run names the learner kinds (auto leaves out the recipes made for the
+    probe alone when another trains); with the probe alone its run id is the plain one."""
+    from distill_core.config import RunConfig
+
+    probe = BenchConfig(datasets=["sst2"], methods=["auto"], budgets=[5])
+    run = probe.run_config("sst2", "auto", 5)
+    assert run.evaluate.learners == ["linear_probe"]
+    plain = RunConfig.model_validate({"run": {"name": run.run.name, "seeds": run.run.seeds},
+                                      "data": {"dataset": "sst2", "data_dir": None},
+                                      "synthesize": {"method": "auto", "per_class": 5,
+                                                     "soft_labels": False},
+                                      "compute": probe.compute.model_dump()})
+    assert run.run_id() == plain.run_id()
+    both = BenchConfig(datasets=["sst2"], methods=["auto", "kmeans"], budgets=[5], learners=[
+        {"kind": "finetune", "full_seeds": 0}, {"kind": "linear_probe"},
+        {"kind": "linear_probe", "name": "probe_c10", "C": 10}])
+    assert both.run_config("sst2", "auto", 5).evaluate.learners == ["finetune", "linear_probe"]
+    assert both.run_config("sst2", "auto", 5).run_id() != run.run_id()
+    assert both.run_config("sst2", "kmeans", 5).evaluate.learners == ["linear_probe"]

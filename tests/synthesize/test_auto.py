@@ -293,6 +293,24 @@ def test_facility_location_recipes_compete_when_asked_and_stay_in_memory(auto_ru
     assert notes[1].startswith("weighted recipes left out")
 
 
+def test_recipes_made_for_the_probe_are_left_out_when_another_learner_trains(auto_run) -> None:
+    """span_pursuit and the labelled twins are solved for the linear probe on frozen
+    features; a run that also fine-tunes the encoder does not choose among them."""
+    cfg, _ = auto_run
+    default, notes = settings_for(cfg, 300)
+    assert "span_pursuit" in default.candidates and default.labels is not None
+    assert not any("evaluate.learners" in n for n in notes)
+    tuned = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={
+        "learners": ["finetune", "linear_probe"]})})
+    settings, notes = settings_for(tuned, 300)
+    assert settings.candidates == [c for c in default.candidates if c != "span_pursuit"]
+    assert settings.labels is None and settings.weights is not None
+    assert ("span_pursuit left out: its rows are chosen for soft labels learned for the "
+            "linear probe, and evaluate.learners also trains finetune") in notes
+    assert ("labelled recipes left out: their labels are solved for the linear probe, and "
+            "evaluate.learners also trains finetune") in notes
+
+
 def test_a_teacher_consistent_pool_keeps_enough_rows_per_class() -> None:
     p = np.array([0.9, 0.2, 0.95, 0.5, 0.1, 0.3, 0.85, 0.4])
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
