@@ -40,14 +40,16 @@ STYLE = (
 
 
 def _inline(text: str) -> str:
-    """Escape one line of Markdown text and render its code spans and bold."""
-    out, last = [], 0
-    for match in _CODE.finditer(text):
-        out.append(_BOLD.sub(r"<b>\1</b>", html.escape(text[last:match.start()])))
-        out.append(f"<code>{html.escape(match.group(1))}</code>")
-        last = match.end()
-    out.append(_BOLD.sub(r"<b>\1</b>", html.escape(text[last:])))
-    return "".join(out)
+    """Escape one line of Markdown text and render its code spans and bold (bold may hold
+    code spans, as in "**auto chose `x`**"; a code span's own asterisks stay literal)."""
+    codes: list[str] = []
+
+    def stash(match: re.Match[str]) -> str:
+        codes.append(f"<code>{html.escape(match.group(1))}</code>")
+        return f"\x00{len(codes) - 1}\x00"
+
+    body = _BOLD.sub(r"<b>\1</b>", html.escape(_CODE.sub(stash, text.replace("\x00", ""))))
+    return re.sub("\x00(\\d+)\x00", lambda match: codes[int(match.group(1))], body)
 
 
 def _cells(line: str) -> list[str]:

@@ -235,6 +235,9 @@ def test_markdown_subset_is_rendered_and_escaped() -> None:
     assert "<td>a | b</td><td class='num'>1.5 ± 0.2</td>" in out
     assert "<p>plain &amp; <code>code</code> second line</p>" in out
     assert "<script>" not in out
+    chose = markdown_to_html("**auto chose `a+b`** (x) and `**not bold**` <i>")
+    assert chose == ("<p><b>auto chose <code>a+b</code></b> (x) and <code>**not bold**</code> "
+                     "&lt;i&gt;</p>")
 
 
 def test_streamed_corpus_map_equals_the_in_memory_map(run: RunStore) -> None:
