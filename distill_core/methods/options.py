@@ -290,4 +290,5 @@ class AutoOptions(MethodOptions):
     labelled: bool = Field(default=True, description="Every recipe also competes with learned "
                            "soft labels on its picks (`synthesize.labels`' settings; scored by "
                            "the soft-label probe; a labelled twin ranks after the weighted "
-                           "one); false: none.")
+                           "one; left out, with span_pursuit, when evaluate.learners trains "
+                           "more than the linear probe: they are made for it); false: none.")

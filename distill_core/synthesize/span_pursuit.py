@@ -46,7 +46,7 @@ class _Pursuit:
     products with the row's direction and the direction's squared norm outside the span."""
 
     def __init__(self, x: np.ndarray, target: np.ndarray, anchor: int) -> None:
-        self.x, self.target = x, target  # x: float32, kept so (products over the pool in it)
+        self.x, self.target = x, target  # x stays float32: the products over the pool use it
         self.origin = x[anchor].astype(np.float64)
         self.basis: list[np.ndarray] = []
         # direction d_i = x_i − x_anchor; products R d_i (R = W at the start), |d_i|²
