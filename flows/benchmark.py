@@ -64,7 +64,7 @@ def benchmark(config: BenchConfig, runs_dir: str = "runs") -> dict[str, Any]:
         summary = json.loads((out / "summary.json").read_text())
         create_markdown_artifact(
             key=artifact_key(facts["bench_id"], "benchmark-scores"),
-            markdown=panel_tables_md(summary) + (
+            markdown=panel_tables_md(summary, cfg.soft_labels) + (
                 f"\n\nReport: `{facts['report']}` (HTML: `{facts['report_html']}`, plots in "
                 f"`{out / 'plots'}`)"), description=f"benchmark {facts['bench_id']}")
     return {"dir": str(out), "report": facts["report"], "report_html": facts["report_html"],

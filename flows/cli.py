@@ -448,7 +448,7 @@ def _bench(config: Path, set_: list[str] | None, runs_dir: Path, data_dir: Path 
         migrate_local_database()
         result = benchmark(cfg.model_dump(mode="json"), str(runs_dir))
     summary = json.loads((Path(result["dir"]) / "summary.json").read_text(encoding="utf-8"))
-    for table in bench_tables(summary):
+    for table in bench_tables(summary, cfg.soft_labels):
         console.print(table)
     console.print(f"{result['cells']} cells, {result['cells_scored']} scored now; benchmark "
                   f"folder: [bold]{result['dir']}[/]\nreport: {result['report']} "

@@ -81,17 +81,18 @@ def instruction_bench_tables(summary: list[dict[str, Any]], datasets: list[str]
     return tables
 
 
-def bench_tables(summary: list[dict[str, Any]]) -> list[Table]:
+def bench_tables(summary: list[dict[str, Any]], teacher_soft_labels: bool = True
+                 ) -> list[Table]:
     """One table per (dataset, learner, labels) of a benchmark's summary.json: methods ×
-    budgets, accuracy % mean ± std, the best per budget in bold, full data last (the tables
-    of report.md)."""
-    from distill_core.bench.report import panels, results_table
+    budgets, accuracy % mean ± std, the best per budget in bold, full data last, and the
+    footnote on sets that carry their own learned labels (the tables of report.md)."""
+    from distill_core.bench.report import own_labels_note, panels, results_table
 
     tables = []
     for panel in panels(summary):
-        header, rows, bold = results_table(summary, panel)
+        header, rows, bold = results_table(summary, panel, teacher_soft_labels)
         table = Table(title=f"{panel[0]} — {panel[1]} ({panel[2]} labels): accuracy % on the "
-                            "evaluation split")
+                            "evaluation split", caption=own_labels_note(rows))
         for j, column in enumerate(header):
             table.add_column(column, justify="left" if j == 0 else "right")
         for i, row in enumerate(rows):

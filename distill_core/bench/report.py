@@ -36,11 +36,29 @@ def _panel_entries(summary: list[dict[str, Any]], panel: Panel) -> list[dict[str
             if (s["dataset"], s["learner"], s["labels"]) == panel and s["method"] != FULL]
 
 
-def results_table(summary: list[dict[str, Any]], panel: Panel
+OWN_LABELS_MARK = " †"
+OWN_LABELS_NOTE = ("† the set carries its own learned soft labels (a labelled auto choice, "
+                   "synthesize.labels.learn, or a learned method): its score is the soft-label "
+                   "table's; this cell trains the same rows on their own labels.")
+
+
+def own_labels_note(rows: list[list[str]]) -> str | None:
+    """The footnote a hard-label table needs when `results_table` marked a cell."""
+    marked = any(cell.endswith(OWN_LABELS_MARK) for row in rows for cell in row)
+    return OWN_LABELS_NOTE if marked else None
+
+
+def results_table(summary: list[dict[str, Any]], panel: Panel, teacher_soft_labels: bool = True
                   ) -> tuple[list[str], list[list[str]], set[tuple[int, int]]]:
-    """(header, rows, bold cells): methods × budgets for one panel, plus full data."""
+    """(header, rows, bold cells): methods × budgets for one panel, plus full data. When the
+    benchmark gives no teacher soft labels (`teacher_soft_labels` false), a hard-label cell
+    whose set also has a soft-label score carries its own learned labels: it is marked (†),
+    since that set's score is the soft one."""
     dataset, learner, labels = panel
     entries = _panel_entries(summary, panel)
+    own = set() if teacher_soft_labels or labels != "hard" else {
+        (s["method"], s["per_class"]) for s in summary
+        if (s["dataset"], s["learner"], s["labels"]) == (dataset, learner, "soft")}
     budgets = sorted({s["per_class"] for s in entries})
     methods = list(dict.fromkeys(s["method"] for s in entries))
     by_key = {(s["method"], s["per_class"]): s for s in entries}
@@ -54,6 +72,7 @@ def results_table(summary: list[dict[str, Any]], panel: Panel
     for method in methods:
         rows.append([method] + [_pct(by_key[(method, b)]["accuracy_mean"],
                                      by_key[(method, b)]["accuracy_std"])
+                                + (OWN_LABELS_MARK if (method, b) in own else "")
                                 if (method, b) in by_key else "-" for b in budgets])
     full = next((s for s in summary if (s["dataset"], s["learner"], s["labels"], s["method"])
                  == (dataset, learner, "hard", FULL)), None)
@@ -88,13 +107,14 @@ def md_table(header: list[str], rows: Iterable[list[str]],
     return "\n".join(lines)
 
 
-def panel_tables_md(summary: list[dict[str, Any]]) -> str:
+def panel_tables_md(summary: list[dict[str, Any]], teacher_soft_labels: bool = True) -> str:
     """Every panel's results table in markdown (for the Prefect artifact and the CLI)."""
     blocks = []
     for panel in panels(summary):
-        header, rows, bold = results_table(summary, panel)
+        header, rows, bold = results_table(summary, panel, teacher_soft_labels)
+        note = own_labels_note(rows)
         blocks.append(f"### {panel[0]} — {panel[1]} ({panel[2]} labels)\n\n"
-                      f"{md_table(header, rows, bold)}")
+                      f"{md_table(header, rows, bold)}" + (f"\n\n{note}" if note else ""))
     return "\n\n".join(blocks)
 
 
@@ -148,14 +168,19 @@ def write_reports(bench_dir: Path, summary: list[dict[str, Any]], facts: dict[st
           "split, mean ± sample std over seeds; best per column in bold.", ""]
     parts = [f"<h1>Benchmark {html.escape(facts['bench_id'])}</h1>",
              f"<p>{html.escape(md[2])}</p>"]
+    teacher_soft_labels = bool(facts.get("config", {}).get("soft_labels", True))
     for panel in panels(summary):
         title = f"{panel[0]} — {panel[1]} ({panel[2]} labels)"
-        header, rows, bold = results_table(summary, panel)
+        header, rows, bold = results_table(summary, panel, teacher_soft_labels)
+        note = own_labels_note(rows)
         png = plot_panel(summary, panel, bench_dir / "plots" / f"{'-'.join(panel)}.png")
         rel = png.relative_to(bench_dir).as_posix()
-        md += [f"## {title}", "", md_table(header, rows, bold), "", f"![{title}]({rel})", ""]
-        parts += [f"<h2>{html.escape(title)}</h2>", _html_table(header, rows, bold),
-                  f'<img src="{html.escape(rel)}" alt="{html.escape(title)}">']
+        md += [f"## {title}", "", md_table(header, rows, bold), ""]
+        md += [note, ""] if note else []
+        md += [f"![{title}]({rel})", ""]
+        parts += [f"<h2>{html.escape(title)}</h2>", _html_table(header, rows, bold)]
+        parts += [f"<p>{html.escape(note)}</p>"] if note else []
+        parts += [f'<img src="{html.escape(rel)}" alt="{html.escape(title)}">']
     md += ["## Metrics", "", md_table(METRIC_HEADER, metric_rows(summary)), ""]
     parts += ["<h2>Metrics</h2>", _html_table(METRIC_HEADER, metric_rows(summary))]
     return write_pages(bench_dir, facts["bench_id"], md, parts)

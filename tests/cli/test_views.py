@@ -43,6 +43,21 @@ def test_bench_tables_are_one_rich_table_per_panel_with_best_in_bold() -> None:
     assert "soft labels" in soft.title
 
 
+def test_a_set_with_its_own_learned_labels_is_marked_in_the_hard_table() -> None:
+    """With no teacher soft labels in the benchmark, a soft-label score means the set carries
+    its own learned labels: its hard cell is marked and the table says where its score is;
+    with the teacher's soft labels every selection has a soft score, and nothing is marked."""
+    hard, soft = bench_tables(SUMMARY, teacher_soft_labels=False)
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in _render(hard).splitlines() if line.startswith("│")}
+    assert rows["kmeans"] == ["70.4 ± 1.0 †", "73.4 ± 1.0"]  # a soft score at 5 only
+    assert rows["random"] == ["61.2 ± 1.0", "63.8 ± 1.0"]
+    assert hard.caption.startswith("† the set carries its own learned soft labels")
+    assert soft.caption is None and "†" not in _render(soft)
+    plain, _ = bench_tables(SUMMARY, teacher_soft_labels=True)
+    assert plain.caption is None and "†" not in _render(plain)
+
+
 def test_reuse_summary_counts_reused_and_computed_stages() -> None:
     stages = ("ingest", "signals", "synthesize", "filter", "evaluate")
     log = StageLog()
