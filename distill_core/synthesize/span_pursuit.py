@@ -45,11 +45,11 @@ class _Pursuit:
     """The greedy state: the span's orthonormal basis and, per pool row, the residual target's
     products with the row's direction and the direction's squared norm outside the span."""
 
-    def __init__(self, x: np.ndarray, target: np.ndarray, anchor: int) -> None:
+    def __init__(self, x: np.ndarray, target: np.ndarray, origin: np.ndarray) -> None:
         self.x, self.target = x, target  # x stays float32: the products over the pool use it
-        self.origin = x[anchor].astype(np.float64)
+        self.origin = np.asarray(origin, dtype=np.float64)
         self.basis: list[np.ndarray] = []
-        # direction d_i = x_i − x_anchor; products R d_i (R = W at the start), |d_i|²
+        # direction d_i = x_i − origin; products R d_i (R = W at the start), |d_i|²
         self.residual = _products(x, target.T) - self.origin @ target.T
         self.outside = (np.einsum("ij,ij->i", x, x, dtype=np.float64)
                         - 2 * _products(x, self.origin) + self.origin @ self.origin)
@@ -91,7 +91,7 @@ def span_pursuit(data: ClassData, label_ids: np.ndarray, budget: int, seed: int,
         return select_per_class("herding", ClassData(x), y, budget, seed, oversample=oversample)
     sample = demand_sample(len(y), seed, target_rows, PURSUIT_SEED_TAG)
     weight, _ = pool_probe(x[sample].astype(np.float64), y[sample], int(y.max()) + 1)
-    weight = weight[np.isin(np.arange(len(weight)), labels)]
+    weight = weight[labels]  # the classes the pool holds
     total = float((weight**2).sum()) or 1.0
     sizes = {int(c): int((y == c).sum()) for c in labels}
     kept_whole = [int(c) for c in labels if sizes[int(c)] <= budget]
@@ -99,12 +99,8 @@ def span_pursuit(data: ClassData, label_ids: np.ndarray, budget: int, seed: int,
     if len(forced):
         anchor = int(forced[0])
     else:  # the row whose direction from the pool mean carries most of W
-        mean = x.mean(axis=0, dtype=np.float64)
-        along = _products(x, weight.T) - mean @ weight.T
-        norms = (np.einsum("ij,ij->i", x, x, dtype=np.float64) - 2 * _products(x, mean)
-                 + mean @ mean)
-        anchor = int(np.argmax((along**2).sum(axis=1) / np.maximum(norms, 1e-12)))
-    pursuit = _Pursuit(x, weight, anchor)
+        anchor = int(np.argmax(_Pursuit(x, weight, x.mean(axis=0, dtype=np.float64)).gains()))
+    pursuit = _Pursuit(x, weight, x[anchor])
     order: dict[int, list[int]] = {int(c): [] for c in labels}
     score: dict[int, float] = {}
     taken = np.zeros(len(y), dtype=bool)
