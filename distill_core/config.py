@@ -587,6 +587,24 @@ class RunConfig(_Section):
         return self
 
     @model_validator(mode="after")
+    def _corpus_filters_resolved(self) -> RunConfig:
+        """`filter.corpus` unset: on where a drop after selection would undo what selection
+        solved (auto's cross-validated choice, learned labels or weights), off elsewhere.
+        Set off with learned labels or weights and a filter on: refused."""
+        learns = [key for key, on in (("synthesize.labels.learn", self.synthesize.labels.learn),
+                                      ("synthesize.weights.learn", self.synthesize.weights.learn))
+                  if on]
+        if self.filter.corpus is None:
+            self.filter.corpus = corpus_filtered_by_default(
+                self.synthesize.method, self.synthesize.labels.learn,
+                self.synthesize.weights.learn, self.is_instruction)
+        elif not self.filter.corpus and learns and self.filter.any_enabled():
+            raise ValueError(f"{learns[0]} with filter.corpus: false: a pick that the filter "
+                             "stage drops would be replaced by a row the solution did not "
+                             "include; set filter.corpus: true (or leave it unset)")
+        return self
+
+    @model_validator(mode="after")
     def _soft_labels_need_a_selection(self) -> RunConfig:
         """The teacher's soft labels are attached to selected real rows only: generated rows
         carry none, and a learned method's rows carry the soft labels it learned."""
@@ -686,6 +704,14 @@ class RunConfig(_Section):
 
     def run_id(self) -> str:
         return f"{self.run.name}-{self.config_hash()[:10]}"
+
+
+def corpus_filtered_by_default(method: str, learns_labels: bool, learns_weights: bool,
+                               instruction: bool) -> bool:
+    """`filter.corpus` when unset: on for `auto` (its cross-validation scores the pool the
+    set is drawn from) and for learned labels or weights (solved for the picks themselves),
+    which a drop after selection would undo; off elsewhere and for instruction data."""
+    return not instruction and (learns_labels or learns_weights or method == "auto")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:

@@ -50,9 +50,12 @@ class TeacherConsistencySection(_Settings):
 
 
 class FilterSection(_Settings):
-    corpus: bool = Field(
-        default=False, description="Also run the filters on the training corpus before "
-        "selection (the `clean` stage), with the same rejects and funnel.")
+    corpus: bool | None = Field(
+        default=None, description="Also run the filters on the training corpus before "
+        "selection (the `clean` stage), with the same rejects and funnel. Unset: on for "
+        "`synthesize.method: auto` and for learned labels or weights, whose choice and "
+        "solution hold only for rows no later filter drops; off otherwise (the run config "
+        "records the value it resolved to).")
     quality: QualitySection = Field(default_factory=QualitySection)
     exact_dedup: bool = Field(default=True, description="Drop repeats of normalised text.")
     near_dedup: NearDedupSection = Field(default_factory=NearDedupSection)
@@ -60,3 +63,9 @@ class FilterSection(_Settings):
     contamination: ContaminationSection = Field(default_factory=ContaminationSection)
     teacher_consistency: TeacherConsistencySection = Field(
         default_factory=TeacherConsistencySection)
+
+    def any_enabled(self) -> bool:
+        """Whether some filter can drop a row (the budget cut aside)."""
+        return (self.quality.enabled or self.exact_dedup or self.near_dedup.enabled
+                or self.semantic_dedup.enabled or self.contamination.enabled
+                or self.teacher_consistency.enabled)

@@ -23,6 +23,7 @@ from distill_core.config import (
     RunConfig,
     SelectionMethod,
     apply_override,
+    corpus_filtered_by_default,
     format_validation,
     read_yaml_file,
 )
@@ -158,6 +159,15 @@ class BenchConfig(BaseModel):
     def learner_seeds(self, learner: LearnerSpec) -> list[int]:
         return learner.seeds or self.seeds
 
+    def filters_corpus(self, dataset: str) -> bool:
+        """`filter.corpus` for every cell when the benchmark leaves it unset: a run's default
+        follows its method, and a grid draws every method's sets (and the baselines) from one
+        pool, the clean corpus if any method's run would filter it."""
+        base = validated_run({**self.run, "data": self.data_block(dataset)})
+        return any(corpus_filtered_by_default(method, base.synthesize.labels.learn,
+                                              base.synthesize.weights.learn, base.is_instruction)
+                   for method in self.methods)
+
     def run_config(self, dataset: str, method: str, budget: int) -> RunConfig:
         """The pipeline run that produces the distilled sets of one grid group. The teacher's
         soft labels go to selection methods only: generated rows have none, and learned rows
@@ -177,6 +187,8 @@ class BenchConfig(BaseModel):
             kinds = [learner.kind for learner in self.learners
                      if not get_learner(learner.kind).synthetic_only]
             data["evaluate"] = {"learners": list(dict.fromkeys(kinds)) or ["linear_probe"]}
+        if self.run.get("filter", {}).get("corpus") is None:
+            data["filter"] = {**self.run.get("filter", {}), "corpus": self.filters_corpus(dataset)}
         return validated_run(data)
 
 

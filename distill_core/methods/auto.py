@@ -72,7 +72,11 @@ def settings_for(cfg: RunConfig, pool_rows: int, n_classes: int = 0
                      f"in-memory limit of {IN_MEMORY_POOL_ROWS}")
         candidates = [c for c in candidates if c not in in_memory] or ["herding"]
     weights = None
-    if options.weighted and pool_rows > IN_MEMORY_POOL_ROWS:
+    refills = not cfg.filter.corpus and cfg.filter.any_enabled()
+    if options.weighted and refills:
+        notes.append("weighted recipes left out: filter.corpus is off, and a pick the filter "
+                     "stage drops would be replaced by a row the weights were not solved for")
+    elif options.weighted and pool_rows > IN_MEMORY_POOL_ROWS:
         notes.append(f"weighted recipes left out: learning weights holds the pool in memory, "
                      f"and it has {pool_rows} rows (limit {IN_MEMORY_POOL_ROWS})")
     elif options.weighted:
@@ -81,6 +85,9 @@ def settings_for(cfg: RunConfig, pool_rows: int, n_classes: int = 0
     if options.labelled and others:
         notes.append(f"labelled recipes left out: their labels are solved for the linear "
                      f"probe, and evaluate.learners also trains {', '.join(others)}")
+    elif options.labelled and refills:
+        notes.append("labelled recipes left out: filter.corpus is off, and a pick the filter "
+                     "stage drops would be replaced by a row the labels were not solved for")
     elif options.labelled and cfg.synthesize.soft_labels:
         notes.append("labelled recipes left out: synthesize.soft_labels gives the set the "
                      "teacher's soft labels")

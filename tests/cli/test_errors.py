@@ -432,6 +432,9 @@ def _mapped(action):
     (["validate", "--set", "data.dataset=sst3"],
      ("data.dataset (--set data.dataset=sst3): unknown dataset 'sst3'; did you mean 'sst2'? "
       "registered datasets: ag_news, mrpc",)),
+    (["validate", "--set", "synthesize.labels.learn=true", "--set", "filter.corpus=false"],
+     ("(--set synthesize.labels.learn=true, --set filter.corpus=false): "
+      "synthesize.labels.learn with filter.corpus: false", "set filter.corpus: true")),
     (["plan", "--set", "synthesize.kmeans.n_iit=3"],
      ("unknown key synthesize.kmeans.n_iit (--set synthesize.kmeans.n_iit=3); did you mean "
       "synthesize.kmeans.n_init?",)),

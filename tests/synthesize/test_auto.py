@@ -190,7 +190,15 @@ def test_an_auto_run_end_to_end(auto_run) -> None:
     for recipe, s in block["scores"].items():
         assert f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}" in report, recipe
         assert len(s["accuracies"]) == block["protocol"]["repeats"] * block["protocol"]["folds"]
-    assert "Note: filter.corpus is off: the filter stage will replace" in report
+    # filter.corpus unset is on for auto: the filters ran before the choice, so the filter
+    # stage keeps every pick and the learned weights and labels are the set's own
+    assert cfg.filter.corpus and store.manifest("clean") is not None
+    assert "filter.corpus is off" not in report
+    distilled = store.read("filter")
+    assert sorted(zip(distilled.column("replicate").to_pylist(),
+                      distilled.column("example_id").to_pylist(), strict=True)) == sorted(
+        zip(picks.column("replicate").to_pylist(), picks.column("example_id").to_pylist(),
+            strict=True))
     workers = fold_workers(None, block["protocol"]["repeats"] * block["protocol"]["folds"])
     assert block["cv_workers"] == workers
     assert (f"({workers} worker processes)" in report) == (workers > 1)
@@ -202,9 +210,11 @@ def test_auto_notes_the_filters_its_choice_did_not_see() -> None:
     def notes(*overrides: str) -> list[str]:
         return settings_for(load_config(None, ["synthesize.method=auto", *overrides]), 100)[1]
 
-    assert [n for n in notes() if n.startswith("filter.corpus is off")]
-    assert notes("filter.corpus=true") == []
-    assert notes("filter.contamination.enabled=false") == []
+    off = ("filter.corpus=false", "synthesize.auto.weighted=false",
+           "synthesize.auto.labelled=false")
+    assert [n for n in notes(*off) if n.startswith("filter.corpus is off")]
+    assert notes() == notes("filter.corpus=true") == []  # unset: on for auto
+    assert notes(*off, "filter.contamination.enabled=false") == []
 
 
 def test_a_teacher_consistent_choice_keeps_the_funnel(slice_dir: Path, runs: Path,
