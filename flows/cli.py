@@ -34,6 +34,7 @@ from distill_core.errors import (
 from flows.cli_views import (
     CliConsole,
     StageLog,
+    auto_choice_line,
     bench_tables,
     funnel_table,
     print_lineage,
@@ -233,6 +234,9 @@ def _print_run(cfg: RunConfig, run_dir: str, report: str, stages: tuple[str, ...
         console.print(instruction_scores_table(evaluate["instruction_summary"]))
     elif evaluate is not None:
         console.print(scores_table(evaluate["summary"]))
+        choice = auto_choice_line((store.manifest("synthesize") or {}).get("auto"))
+        if choice:
+            console.print(choice, markup=False, highlight=False, soft_wrap=True)
     console.print(funnel_table(RunAudit(run_dir).funnel()))
     timings = ", ".join(
         f"{s} {log.status[s]}" if log.status.get(s) in ("resumed", "cached")

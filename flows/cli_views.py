@@ -53,6 +53,18 @@ def scores_table(summary: list[dict[str, Any]]) -> Table:
     return table
 
 
+def auto_choice_line(block: dict[str, Any] | None) -> str | None:
+    """What `auto` chose, under the scores table; which row is its score when the choice
+    learned soft labels (the `auto` row trains the same rows on their hard labels)."""
+    if not block or "chosen" not in block:
+        return None
+    line = f"auto chose {block['chosen']}"
+    if block.get("learned_labels"):
+        line += (": its set carries learned soft labels, so 'auto (distilled, soft labels)' "
+                 "is this choice's score ('auto (distilled)': the same rows on hard labels)")
+    return line + " (the report's auto section explains the choice)"
+
+
 def instruction_scores_table(summary: list[dict[str, Any]]) -> Table:
     """An instruction run's sft_lora scores (held-out loss per token, perplexity, ...)."""
     from distill_core.pipeline.stages.instruct_evaluate import SCORE_HEADER, score_rows

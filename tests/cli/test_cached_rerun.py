@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from distill_core.artifacts.store import RunStore
 from distill_core.config import load_config
 from distill_core.signals.encoder import resolve_precision
+from flows.cli_views import auto_choice_line
 from flows.rerun import NO_FLOW_RUN, prefect_server_configured
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +66,9 @@ def test_finished_run_is_answered_without_prefect_or_models(finished: Path, slic
     [run_dir] = [p for p in finished.iterdir() if not p.name.startswith(".")]
     assert f"all 6 stages reused from {run_dir}; nothing was computed" in out
     assert "Scores on the evaluation split" in out and "auto (distilled)" in out
+    block = RunStore.open(run_dir).manifest("synthesize")["auto"]
+    assert f"\nauto chose {block['chosen']}" in out
+    assert auto_choice_line(block) in out  # with the soft-label row named when it learned them
     assert "stage wall times: ingest resumed, signals resumed" in out
     assert NO_FLOW_RUN in out and f"report: {run_dir / 'report.md'}" in out
     assert not home.exists() or not any(home.iterdir())  # no Prefect database, no server

@@ -110,3 +110,14 @@ def test_validate_tells_data_files_from_configs_and_guesses_columns() -> None:
         "0": "negative", "1": "positive", "2": "neutral"}
     with pytest.raises(ConfigError, match="expected RAW=NAME pairs"):
         parse_label_map(["0:negative"])
+
+
+def test_the_auto_choice_line_names_the_soft_label_row_only_when_labels_were_learned() -> None:
+    from flows.cli_views import auto_choice_line
+
+    plain = auto_choice_line({"chosen": "bilevel+weights", "learned_labels": False})
+    assert plain == "auto chose bilevel+weights (the report's auto section explains the choice)"
+    labelled = auto_choice_line({"chosen": "span_pursuit+labels", "learned_labels": True})
+    assert labelled.startswith("auto chose span_pursuit+labels: its set carries learned soft "
+                               "labels, so 'auto (distilled, soft labels)' is this choice's")
+    assert auto_choice_line(None) is None and auto_choice_line({}) is None
