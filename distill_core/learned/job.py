@@ -37,6 +37,7 @@ from distill_core.learned.experts import ExpertConfig, expert_key, train_experts
 from distill_core.learned.functional import FunctionalLearner
 from distill_core.learned.inner import InnerConfig
 from distill_core.learned.meta_matching import MetaMatching
+from distill_core.learned.pooled_memo import keep, pooled_key, recall
 from distill_core.learned.real import RealData
 from distill_core.learned.synthetic import SyntheticSet
 from distill_core.seeds import derive_seed
@@ -186,6 +187,11 @@ def run_learn_job(job: LearnJob, progress: Progress | None = None) -> dict[str, 
     kwargs, experts = _family_kwargs(job, learner, real)
     distiller: Distiller = FAMILIES[job.family](learner, synthetic, outer, inner, **kwargs)
     resumed_from = distiller.step if distiller.resume(job.state_path) else None
+    # The pool's pretrained features, read out once for all the stage's seeds in a process
+    memo = (pooled_key(job.model, o, job.texts, device)
+            if isinstance(distiller, MetaMatching) and distiller.static else None)
+    if memo is not None and (kept := recall(memo)) is not None:
+        distiller.use_features(real, kept)
     steps, step_s = o["outer_steps"], []
     clock = [time.perf_counter()]
 
@@ -205,6 +211,8 @@ def run_learn_job(job: LearnJob, progress: Progress | None = None) -> dict[str, 
     with deterministic():
         distiller.fit(real, steps, tick)
     distiller.save_state(job.state_path)
+    if memo is not None:
+        keep(memo, distiller.real_features(real))
     result = distiller.synthetic.requires_grad_(False)
     decoded = _decode(job, result, learner, tokenizer, real, distiller)
     return {"synthetic": _cpu(result.to_dict()), "losses": list(distiller.losses),

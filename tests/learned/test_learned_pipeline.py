@@ -278,3 +278,39 @@ def test_a_static_signals_model_learns_in_its_base_encoder_and_embeds_decoded_ro
     np.testing.assert_allclose(np.asarray([r["embedding"] for r in rows], np.float32),
                                expected, atol=1e-6)
     assert expected.shape[1] == 32  # the static model's width, as the corpus's signals
+
+
+def test_the_pools_features_are_read_out_once_for_every_seed(
+        slice_dir: Path, tiny_model: Path, tmp_path: Path, run_stages, monkeypatch) -> None:
+    """Meta-matching's pretrained features of the real rows do not depend on the seed: a run
+    of two seeds reads the pool through the encoder once, and its seed 1 is the run of seed 1
+    alone (read out afresh)."""
+    from distill_core.learned import pooled_memo
+    from distill_core.learned.functional import FunctionalLearner
+
+    readouts: list[int] = []
+    pooled = FunctionalLearner.pooled
+
+    def counted(self, attention_mask, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        if kwargs.get("input_ids") is not None:
+            readouts.append(len(attention_mask))
+        return pooled(self, attention_mask, **kwargs)
+
+    monkeypatch.setattr(FunctionalLearner, "pooled", counted)
+
+    def run(seeds: str, name: str):  # noqa: ANN202
+        pooled_memo._KEPT.clear()
+        cfg = load_config(None, overrides(slice_dir, tiny_model, f"run.seeds={seeds}",
+                                          f"run.name={name}",
+                                          "synthesize.learned_meta.decode=matched_sentence"))
+        store, _ = run_stages(cfg, tmp_path / name, "learn")
+        return read_learned(store)
+
+    both = run("[0,1]", "two")
+    pool_rows = max(readouts)
+    assert readouts.count(pool_rows) == 1, readouts
+    readouts.clear()
+    alone = run("[1]", "alone")
+    assert readouts.count(pool_rows) == 1, readouts
+    assert torch.equal(both[1].embeds, alone[0].embeds)  # replicate 1 is seed 1
+    assert torch.equal(both[1].soft_labels(), alone[0].soft_labels())
