@@ -42,10 +42,26 @@ OWN_LABELS_NOTE = ("† the set carries its own learned soft labels (a labelled 
                    "table's; this cell trains the same rows on their own labels.")
 
 
+LEARNED_LABELS_MARK = " ‡"
+LEARNED_LABELS_NOTE = ("‡ the set's soft labels are the ones its learned method learned with "
+                       "it, not the teacher's that the other sets of this table train on.")
+
+
 def own_labels_note(rows: list[list[str]]) -> str | None:
-    """The footnote a hard-label table needs when `results_table` marked a cell."""
-    marked = any(cell.endswith(OWN_LABELS_MARK) for row in rows for cell in row)
-    return OWN_LABELS_NOTE if marked else None
+    """The footnotes a table needs for the cells `results_table` marked."""
+    notes = [note for mark, note in ((OWN_LABELS_MARK, OWN_LABELS_NOTE),
+                                     (LEARNED_LABELS_MARK, LEARNED_LABELS_NOTE))
+             if any(cell.endswith(mark) for row in rows for cell in row)]
+    return " ".join(notes) or None
+
+
+def _learns_its_labels(method: str) -> bool:
+    from distill_core.methods import get_method
+
+    try:
+        return get_method(method).learned
+    except KeyError:  # a method this version no longer registers
+        return False
 
 
 def results_table(summary: list[dict[str, Any]], panel: Panel, teacher_soft_labels: bool = True
@@ -53,7 +69,8 @@ def results_table(summary: list[dict[str, Any]], panel: Panel, teacher_soft_labe
     """(header, rows, bold cells): methods × budgets for one panel, plus full data. When the
     benchmark gives no teacher soft labels (`teacher_soft_labels` false), a hard-label cell
     whose set also has a soft-label score carries its own learned labels: it is marked (†),
-    since that set's score is the soft one."""
+    since that set's score is the soft one. When it does, a learned method's soft-label cell
+    is marked (‡): its labels are its own, not the teacher's."""
     dataset, learner, labels = panel
     entries = _panel_entries(summary, panel)
     own = set() if teacher_soft_labels or labels != "hard" else {
@@ -61,6 +78,8 @@ def results_table(summary: list[dict[str, Any]], panel: Panel, teacher_soft_labe
         if (s["dataset"], s["learner"], s["labels"]) == (dataset, learner, "soft")}
     budgets = sorted({s["per_class"] for s in entries})
     methods = list(dict.fromkeys(s["method"] for s in entries))
+    learned = ({m for m in methods if _learns_its_labels(m)}
+               if teacher_soft_labels and labels == "soft" else set())
     by_key = {(s["method"], s["per_class"]): s for s in entries}
     rows, bold = [], set()
     for j, budget in enumerate(budgets):
@@ -73,6 +92,7 @@ def results_table(summary: list[dict[str, Any]], panel: Panel, teacher_soft_labe
         rows.append([method] + [_pct(by_key[(method, b)]["accuracy_mean"],
                                      by_key[(method, b)]["accuracy_std"])
                                 + (OWN_LABELS_MARK if (method, b) in own else "")
+                                + (LEARNED_LABELS_MARK if method in learned else "")
                                 if (method, b) in by_key else "-" for b in budgets])
     full = next((s for s in summary if (s["dataset"], s["learner"], s["labels"], s["method"])
                  == (dataset, learner, "hard", FULL)), None)

@@ -121,3 +121,22 @@ def test_the_auto_choice_line_names_the_soft_label_row_only_when_labels_were_lea
     assert labelled.startswith("auto chose span_pursuit+labels: its set carries learned soft "
                                "labels, so 'auto (distilled, soft labels)' is this choice's")
     assert auto_choice_line(None) is None and auto_choice_line({}) is None
+
+
+def test_a_learned_methods_own_labels_are_marked_among_the_teachers() -> None:
+    """With the teacher's soft labels, the soft-label table's sets train on them, except a
+    learned method's, which carry the labels it learned: those cells are marked (‡)."""
+    summary = [*SUMMARY, _entry("learned_meta", 5, 0.75), _entry("learned_meta", 5, 0.78,
+                                                                  labels="soft")]
+    hard, soft = bench_tables(summary, teacher_soft_labels=True)
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in _render(soft).splitlines() if line.startswith("│")}
+    assert rows["learned_meta"][0] == "78.0 ± 1.0 ‡"
+    assert rows["kmeans"][0] == "70.0 ± 1.0"  # the teacher's labels: no mark
+    assert soft.caption.startswith("‡ the set's soft labels are the ones its learned method")
+    assert hard.caption is None and "‡" not in _render(hard)
+    # without the teacher's soft labels a soft score is the set's own anyway: † in the hard
+    # table, as above, and no ‡
+    hard, soft = bench_tables(summary, teacher_soft_labels=False)
+    assert "‡" not in _render(soft) and "‡" not in _render(hard)
+    assert rows and "learned_meta" in _render(hard) and "†" in _render(hard)
