@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,31 @@ from distill_core.synthesize.base import ClassData, select_per_class  # noqa: E4
 from distill_core.synthesize.kmeans_prototypes import kmeans_prototypes  # noqa: E402
 
 CAP_SEED = 7
+
+
+@dataclass
+class Holdout:
+    """A pool (capped to a seeded sample), its stratified held-out fifth, and the linear-probe
+    teacher's logits (C = 1) on the rest, fitted on the rest."""
+
+    x: np.ndarray
+    y: np.ndarray
+    rest: np.ndarray
+    held: np.ndarray
+    classes: list[int]
+    logits: np.ndarray
+
+
+def holdout_pool(run: Path, cap: int) -> Holdout:
+    x, y, _, _ = pool_and_eval(run)
+    if cap and len(y) > cap:
+        keep = np.sort(np.random.default_rng(CAP_SEED).choice(len(y), cap, replace=False))
+        x, y = x[keep], y[keep]
+    rest, held = stratified_holdout(y)
+    classes = list(range(int(y.max()) + 1))
+    teacher = fit_teacher(x[rest], y[rest], 1.0, 1000)
+    return Holdout(x, y, rest, held, classes,
+                   class_logits(teacher, x[rest], len(classes)).astype(np.float64))
 
 
 def boundary_mix(x: np.ndarray, y: np.ndarray, p: np.ndarray, budget: int, seed: int,
@@ -68,16 +94,10 @@ def main() -> None:
     parser.add_argument("--quantiles", type=float, nargs="+", default=[0.1, 0.3])
     args = parser.parse_args()
     for run in args.runs:
-        x, y, _, _ = pool_and_eval(run)
-        if args.cap and len(y) > args.cap:
-            keep = np.sort(np.random.default_rng(CAP_SEED).choice(len(y), args.cap,
-                                                                  replace=False))
-            x, y = x[keep], y[keep]
-        rest, held = stratified_holdout(y)
-        classes = list(range(int(y.max()) + 1))
-        xr, yr = x[rest], y[rest]
-        p = softmax(class_logits(fit_teacher(xr, yr, 1.0, 1000), xr, len(classes))
-                    .astype(np.float64))
+        pool = holdout_pool(run, args.cap)
+        x, y, held, classes = pool.x, pool.y, pool.held, pool.classes
+        xr, yr = x[pool.rest], y[pool.rest]
+        p = softmax(pool.logits)
         full = linear_probe(xr, yr, x[held], y[held], classes).accuracy
         print(f"{run.name}: {len(y)} pool rows, full {100 * full:.1f}", flush=True)
         for budget in args.budgets:

@@ -23,15 +23,13 @@ import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's code
 
-from benchmarks.bench_boundary_mix import CAP_SEED  # noqa: E402
-from benchmarks.bench_probe_refine import picks_of, pool_and_eval, stratified_holdout  # noqa: E402
+from benchmarks.bench_boundary_mix import holdout_pool  # noqa: E402
+from benchmarks.bench_probe_refine import picks_of  # noqa: E402
 from distill_core.evaluate.linear_probe import linear_probe  # noqa: E402
 from distill_core.evaluate.soft_probe import soft_label_probe  # noqa: E402
-from distill_core.signals.teacher import class_logits, fit_teacher, softmax  # noqa: E402
+from distill_core.signals.teacher import softmax  # noqa: E402
 from distill_core.synthesize.base import select_per_class  # noqa: E402
 
 
@@ -45,16 +43,9 @@ def main() -> None:
     args = parser.parse_args()
     ranks: dict[str, list[float]] = {}
     for run in args.runs:
-        x, y, _, _ = pool_and_eval(run)
-        if args.cap and len(y) > args.cap:
-            keep = np.sort(np.random.default_rng(CAP_SEED).choice(len(y), args.cap,
-                                                                  replace=False))
-            x, y = x[keep], y[keep]
-        rest, held = stratified_holdout(y)
-        classes = list(range(int(y.max()) + 1))
-        xr, yr = x[rest], y[rest]
-        logits = class_logits(fit_teacher(xr, yr, 1.0, 1000), xr, len(classes)).astype(
-            np.float64)
+        pool = holdout_pool(run, args.cap)
+        x, y, held, classes, logits = pool.x, pool.y, pool.held, pool.classes, pool.logits
+        xr, yr = x[pool.rest], y[pool.rest]
         print(f"{run.name}: {len(y)} pool rows", flush=True)
         for method in ("kmeans", "herding"):
             for budget in args.budgets:
