@@ -599,7 +599,7 @@ class RunConfig(_Section):
             self.filter.corpus = corpus_filtered_by_default(
                 self.synthesize.method, self.synthesize.labels.learn,
                 self.synthesize.weights.learn, self.is_instruction)
-        elif not self.filter.corpus and learns and self.filter.any_enabled():
+        elif not self.filter.corpus and learns and self.filter.enabled_names():
             raise ValueError(f"{learns[0]} with filter.corpus: false: a pick that the filter "
                              "stage drops would be replaced by a row the solution did not "
                              "include; set filter.corpus: true (or leave it unset)")

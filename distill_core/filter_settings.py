@@ -64,8 +64,11 @@ class FilterSection(_Settings):
     teacher_consistency: TeacherConsistencySection = Field(
         default_factory=TeacherConsistencySection)
 
-    def any_enabled(self) -> bool:
-        """Whether some filter can drop a row (the budget cut aside)."""
-        return (self.quality.enabled or self.exact_dedup or self.near_dedup.enabled
-                or self.semantic_dedup.enabled or self.contamination.enabled
-                or self.teacher_consistency.enabled)
+    def enabled_names(self) -> list[str]:
+        """The filters that run, in the order they run (the budget cut aside)."""
+        return [name for name, on in (
+            ("quality", self.quality.enabled), ("exact_dedup", self.exact_dedup),
+            ("near_dedup", self.near_dedup.enabled),
+            ("semantic_dedup", self.semantic_dedup.enabled),
+            ("contamination", self.contamination.enabled),
+            ("teacher_consistency", self.teacher_consistency.enabled)) if on]

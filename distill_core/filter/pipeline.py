@@ -32,29 +32,16 @@ class FilterRun:
 
 
 def enabled_filters(cfg: FilterSection) -> list[tuple[str, Callable[[FilterInput], list[Drop]]]]:
-    chosen: list[tuple[str, Callable[[FilterInput], list[Drop]]]] = []
-    if cfg.quality.enabled:
-        q = cfg.quality
-        chosen.append(("quality", lambda d: quality_filter(d, q.min_words, q.max_words,
-                                                           q.min_alpha_fraction)))
-    if cfg.exact_dedup:
-        chosen.append(("exact_dedup", exact_dedup))
-    if cfg.near_dedup.enabled:
-        n = cfg.near_dedup
-        chosen.append(("near_dedup", lambda d: near_dedup(d, n.shingle, n.num_perm, n.threshold,
-                                                          n.seed)))
-    if cfg.semantic_dedup.enabled:
-        s = cfg.semantic_dedup
-        chosen.append(("semantic_dedup", lambda d: semantic_dedup(d, s.epsilon, s.cluster_size,
-                                                                  s.seed)))
-    if cfg.contamination.enabled:
-        c = cfg.contamination
-        chosen.append(("contamination", lambda d: contamination_filter(
-            d, c.ngram, c.embedding_threshold)))
-    if cfg.teacher_consistency.enabled:
-        t = cfg.teacher_consistency
-        chosen.append(("teacher_consistency", lambda d: teacher_consistency(d, t.tau)))
-    return chosen
+    q, n, s, c, t = (cfg.quality, cfg.near_dedup, cfg.semantic_dedup, cfg.contamination,
+                     cfg.teacher_consistency)
+    functions: dict[str, Callable[[FilterInput], list[Drop]]] = {
+        "quality": lambda d: quality_filter(d, q.min_words, q.max_words, q.min_alpha_fraction),
+        "exact_dedup": exact_dedup,
+        "near_dedup": lambda d: near_dedup(d, n.shingle, n.num_perm, n.threshold, n.seed),
+        "semantic_dedup": lambda d: semantic_dedup(d, s.epsilon, s.cluster_size, s.seed),
+        "contamination": lambda d: contamination_filter(d, c.ngram, c.embedding_threshold),
+        "teacher_consistency": lambda d: teacher_consistency(d, t.tau)}
+    return [(name, functions[name]) for name in cfg.enabled_names()]
 
 
 def run_filters(data: FilterInput, cfg: FilterSection) -> FilterRun:

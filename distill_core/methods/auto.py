@@ -72,7 +72,7 @@ def settings_for(cfg: RunConfig, pool_rows: int, n_classes: int = 0
                      f"in-memory limit of {IN_MEMORY_POOL_ROWS}")
         candidates = [c for c in candidates if c not in in_memory] or ["herding"]
     weights = None
-    refills = not cfg.filter.corpus and cfg.filter.any_enabled()
+    refills = not cfg.filter.corpus and bool(cfg.filter.enabled_names())
     if options.weighted and refills:
         notes.append("weighted recipes left out: filter.corpus is off, and a pick the filter "
                      "stage drops would be replaced by a row the weights were not solved for")
