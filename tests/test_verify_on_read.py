@@ -39,10 +39,24 @@ def _shuffle_in_place(part: Path) -> None:
     pq.write_table(table.take(list(reversed(range(table.num_rows)))), part)
 
 
+@pytest.fixture(scope="module")
+def pristine_runs(slice_dir: Path, tmp_path_factory: pytest.TempPathFactory, run_stages):
+    """One finished run and its cache, made once: each test damages its own copy."""
+    runs = tmp_path_factory.mktemp("pristine-runs")
+    store, _ = run_stages(_cfg(slice_dir), runs)
+    return runs, store.root.name, _full_accuracy(store)
+
+
 @pytest.fixture()
-def first_run(slice_dir: Path, tmp_path: Path, run_stages):
-    store, _ = run_stages(_cfg(slice_dir), tmp_path)
-    return store, _full_accuracy(store)
+def first_run(pristine_runs, tmp_path: Path):
+    """A copy of the pristine runs folder (run and cache) in this test's `tmp_path`."""
+    from distill_core.artifacts.store import RunStore
+
+    runs, run_id, accuracy = pristine_runs
+    shutil.copytree(runs, tmp_path, dirs_exist_ok=True)
+    store = RunStore.open(tmp_path / run_id)
+    assert store.verify("filter") is None  # the copy is the run, as its manifests record it
+    return store, accuracy
 
 
 def test_rows_shuffled_in_a_run_folder_are_replaced_from_the_intact_cache(

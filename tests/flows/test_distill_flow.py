@@ -10,6 +10,10 @@ from typer.testing import CliRunner
 from distill_core.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
+# auto's folds in this process: the suite's two xdist workers already keep both cores busy,
+# so fold worker processes add only their cold start (the workers' own tests:
+# tests/synthesize/test_auto.py)
+AUTO_IN_PROCESS = ["compute.cv_workers=1"]
 
 
 def test_distill_flow_records_runs_tasks_and_artifacts(prefect_server, slice_dir: Path,
@@ -21,7 +25,7 @@ def test_distill_flow_records_runs_tasks_and_artifacts(prefect_server, slice_dir
 
     cfg = load_config(ROOT / "configs" / "quickstart.yaml",
                       [f"data.data_dir={slice_dir}", "run.seeds=[0,1]",
-                       "synthesize.per_class=4"])
+                       "synthesize.per_class=4", *AUTO_IN_PROCESS])
     # Called without the CLI's tags context, like a deployment's run: the flow tags itself.
     state = distill(cfg.model_dump(mode="json"), str(tmp_path), return_state=True)
     assert state.is_completed()
@@ -103,7 +107,7 @@ def test_cli_run_scores_every_configured_learner(prefect_server, slice_dir: Path
 
     args = ["run", str(ROOT / "configs" / "quickstart.yaml"), "--runs-dir", str(tmp_path),
             "--data-dir", str(slice_dir), "--set", "run.seeds=[0]",
-            "--set", "synthesize.per_class=2", "--set",
+            "--set", "synthesize.per_class=2", "--set", AUTO_IN_PROCESS[0], "--set",
             "evaluate.learners=[linear_probe, {kind: finetune, steps: 2, batch_size: 8}]"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

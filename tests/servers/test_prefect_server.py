@@ -73,7 +73,8 @@ def _distill_cli(prefect_api: str, slice_dir: Path, tmp_path: Path) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "flows.cli", "run", str(ROOT / "configs" / "quickstart.yaml"),
          "--data-dir", str(slice_dir), "--runs-dir", str(tmp_path / "runs"),
-         "--set", "run.seeds=[0,1]", "--set", "synthesize.per_class=4"],
+         "--set", "run.seeds=[0,1]", "--set", "synthesize.per_class=4",
+         "--set", "compute.cv_workers=1"],  # auto's folds in process (as in test_distill_flow)
         cwd=ROOT, env=_client_env(prefect_api, tmp_path / "home"), capture_output=True,
         text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
