@@ -192,6 +192,10 @@ def _run(config: Path, set_: list[str] | None, runs_dir: str, data_dir: Path | N
     if not prefect_server_configured() and (finished := finished_run(cfg, runs_dir)):
         _show_finished_run(cfg, *finished)  # nothing to run: no Prefect server, no models
         return
+    from distill_core.signals.models import require_model_folder
+    from distill_core.signals.static_encoder import base_encoder
+
+    require_model_folder(base_encoder(cfg.signals.model))  # before any stage starts
     from prefect import tags
 
     from distill_core.pipeline.order import active_stages

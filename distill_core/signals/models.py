@@ -78,6 +78,18 @@ def require_local_folder(name: str) -> None:
                           "to (save_pretrained), or a hub id")
 
 
+def require_model_folder(name: str) -> None:
+    """A model named by a path is a folder that exists and holds the `config.json` every
+    transformers load reads: checked before a run starts (the CLI), so that a wrong folder is
+    one line at once, not after ingest and the model libraries' import."""
+    require_local_folder(name)
+    path = Path(name).expanduser()
+    if looks_like_a_path(name) and path.is_dir() and not (path / "config.json").is_file():
+        raise ModelError(f"{path}: not a loadable model folder (it holds no config.json); give "
+                         "a folder written by save_pretrained (config.json, the tokenizer's "
+                         "files and the weights)")
+
+
 def model_load_error(name: str, path: str, exc: Exception) -> TextDistillError | None:
     """The one-line error for a model that did not load: a local folder that holds no
     loadable model, or a hub id that cannot be fetched; None for anything else (a bug)."""

@@ -219,11 +219,21 @@ def test_a_model_folder_that_holds_no_model_is_one_line(prefect_server, tmp_path
                                                         slice_dir: Path) -> None:
     empty = tmp_path / "my-model"
     empty.mkdir()
-    result = _cli(*_small(slice_dir, tmp_path / "runs", "--set", f"signals.model={empty}"))
-    _one_line_error(result, f"{empty}: not a loadable model folder", "save_pretrained")
+    runs = tmp_path / "runs"
+    result = _cli(*_small(slice_dir, runs, "--set", f"signals.model={empty}"))
+    _one_line_error(result, f"{empty}: not a loadable model folder", "no config.json",
+                    "save_pretrained")
     missing = tmp_path / "no-such-model"
-    result = _cli(*_small(slice_dir, tmp_path / "runs", "--set", f"signals.model={missing}"))
+    result = _cli(*_small(slice_dir, runs, "--set", f"signals.model={missing}"))
     _one_line_error(result, f"model folder {missing} not found")
+    static = _cli(*_small(slice_dir, runs, "--set", f"signals.model=static:{empty}"))
+    _one_line_error(static, f"{empty}: not a loadable model folder")
+    # refused before any stage ran: no run folder was made
+    assert not runs.exists() or not [p for p in runs.iterdir() if not p.name.startswith(".")]
+    # a folder with a config.json but nothing loadable still fails at load, in one line
+    (empty / "config.json").write_text("{}", encoding="utf-8")
+    late = _cli(*_small(slice_dir, runs, "--set", f"signals.model={empty}"))
+    _one_line_error(late, f"{empty}: not a loadable model folder", "save_pretrained")
 
 
 # -- 2, 3, 7. config errors found at load ----------------------------------------------------
