@@ -44,12 +44,12 @@ def test_finetune_learner_memorises_its_set_and_beats_chance(
     train, evaluation = sst2_sides
     spec = LearnerSpec(kind="finetune", steps=25, batch_size=16, max_length=64)
     trained = []  # the fitted classifier, kept to read its own training set back (one fit)
+    train_classifier = network.train_classifier
 
     def keep(*args, **kwargs):
         trained.append(train_classifier(*args, **kwargs))
         return trained[-1]
 
-    train_classifier = network.train_classifier
     monkeypatch.setattr(network, "train_classifier", keep)
     on_eval = score_learner(spec, TrainingRows(train), evaluation, [0, 1], seed=0)
     assert on_eval.accuracy > 0.6 and on_eval.n_train == 48
