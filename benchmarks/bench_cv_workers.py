@@ -77,12 +77,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[300, 1000, 2000, 4000])
     parser.add_argument("--per-class", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--one", nargs=3, metavar=("RUN", "ROWS", "WORKERS"),
-                        help=argparse.SUPPRESS)  # a single measurement, in a child process
+    parser.add_argument("--one", nargs=2, type=int, metavar=("ROWS", "WORKERS"),
+                        help=argparse.SUPPRESS)  # one measurement of --run, in a child process
     args = parser.parse_args()
     if args.one:
-        run, rows, workers = args.one
-        print(json.dumps(measure_one(run, int(rows), int(workers), args.per_class)))
+        rows, workers = args.one
+        print(json.dumps(measure_one(args.run[0], rows, workers, args.per_class)))
         return
     results = []
     for run in args.run:
@@ -90,8 +90,8 @@ def main() -> None:
             for _ in range(args.repeats):
                 for workers in (1, 2):
                     out = subprocess.run(
-                        [sys.executable, __file__, "--run", run, "--one", run, str(rows),
-                         str(workers), "--per-class", str(args.per_class)],
+                        [sys.executable, __file__, "--run", run, "--one", str(rows), str(workers),
+                         "--per-class", str(args.per_class)],
                         capture_output=True, text=True, check=True)
                     result = json.loads(out.stdout.strip().splitlines()[-1])
                     print(json.dumps(result), flush=True)

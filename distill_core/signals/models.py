@@ -80,8 +80,9 @@ def require_local_folder(name: str) -> None:
 
 def require_model_folder(name: str) -> None:
     """A model named by a path is a folder that exists and holds the `config.json` every
-    transformers load reads: checked before a run starts (the CLI), so that a wrong folder is
-    one line at once, not after ingest and the model libraries' import."""
+    transformers load reads: checked by the encoder's loader, and by the CLI before a run
+    starts, so that a wrong folder is one line at once, not after ingest and the model
+    libraries' import."""
     require_local_folder(name)
     path = Path(name).expanduser()
     if looks_like_a_path(name) and path.is_dir() and not (path / "config.json").is_file():
