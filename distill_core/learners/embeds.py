@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-
-from distill_core.learned.synthetic import SyntheticSet
 
 if TYPE_CHECKING:
     from distill_core.evaluate.linear_probe import ProbeScore
+    from distill_core.learned.synthetic import SyntheticSet
     from distill_core.learners.data import LearnerData, TrainingRows
     from distill_core.learners.spec import LearnerSpec
+
+
+LEARN_STAGE = "learn"  # `distill_core.learned.artifact.STAGE`, named here without its imports
 
 
 @dataclass
@@ -45,6 +46,7 @@ class LearnedRows:
 def train_embeds_finetune(spec: LearnerSpec, rows: TrainingRows, evaluation: LearnerData,
                           labels: list[int], seed: int) -> ProbeScore:
     """Train under the inner protocol on `rows.synthetic`; accuracy on `evaluation`."""
+    import torch
     from sklearn.metrics import accuracy_score, f1_score
 
     from distill_core.evaluate.linear_probe import ProbeScore
@@ -106,14 +108,14 @@ class LearnedSource:
     @classmethod
     def from_store(cls, store: Any) -> LearnedSource | None:
         """None when the run has no `learn` stage."""
+        manifest = store.manifest(LEARN_STAGE)
+        if manifest is None:  # before importing the learned families (and torch)
+            return None
         import pyarrow.compute as pc
 
-        from distill_core.learned.artifact import STAGE, learned_sets
+        from distill_core.learned.artifact import learned_sets
 
-        manifest = store.manifest(STAGE)
-        if manifest is None:
-            return None
-        table = store.read(STAGE)
+        table = store.read(LEARN_STAGE)
         sets = learned_sets(table, manifest.get("replicates") or [])
         ids = {r: table.filter(pc.equal(table.column("replicate"), r)).column(
             "example_id").to_pylist() for r in sets}
@@ -122,6 +124,8 @@ class LearnedSource:
     def rows_for(self, replicate: int, example_ids: list[str]) -> LearnedRows | None:
         """The replicate's synthetic examples whose decoded rows are among `example_ids` (the
         distilled set after the filters), with the protocol; None when there are none."""
+        import torch
+
         from distill_core.learned.synthetic import SyntheticSet
 
         if replicate not in self.sets:

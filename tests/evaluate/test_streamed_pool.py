@@ -85,3 +85,50 @@ def test_streamed_pool_reads_the_corpus_once_per_random_draw(filtered, monkeypat
     assert passes["n"] == 1 + 2 * 2  # two per seed (the first also reads the filters' eval split)
     first, second = scores.slice(0, 4), scores.slice(4, 4)
     assert first.column("accuracy").equals(second.column("accuracy"))
+
+
+# The evaluate stage in a fresh process, on a copy of the filtered run: what it imported.
+EVALUATE_IN_A_FRESH_PROCESS = """
+import json, sys
+from pathlib import Path
+from distill_core.artifacts.store import RunStore
+from distill_core.config import RunConfig
+from distill_core.pipeline.order import run_pipeline
+from distill_core.pipeline.stage import StageContext
+from tasks.executors import make_executor
+cfg = RunConfig.model_validate(json.loads(Path(sys.argv[1]).read_text()))
+store = RunStore(Path(sys.argv[2]), cfg.run_id())
+before = "torch" in sys.modules
+outcomes = run_pipeline(StageContext(cfg, store, make_executor(cfg.compute, cfg.faults)))
+print(json.dumps({"torch_before": before, "torch_after": "torch" in sys.modules,
+                  "evaluated": store.manifest("evaluate") is not None}))
+"""
+
+
+def test_a_linear_probe_evaluation_imports_no_torch(filtered, tmp_path: Path) -> None:
+    """A run scored by the linear probe alone does not import torch in evaluate (about 2.5 s
+    of a run's wall time here, and its memory): only the learners that train a torch model
+    (`finetune`, `embeds_finetune`, ...) need it, and they import it when they fit."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    cfg, store = filtered
+    assert [spec.kind for spec in cfg.evaluate.learner_specs(cfg.teacher.temperature)] == \
+        ["linear_probe"]
+    runs = tmp_path / "runs"
+    shutil.copytree(Path(store.root), runs / cfg.run_id())
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(cfg.model_dump(mode="json")))
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", EVALUATE_IN_A_FRESH_PROCESS, str(config),
+                             str(runs)], cwd=root, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen == {"torch_before": False, "torch_after": False, "evaluated": True}, seen
+    from distill_core.learned.artifact import STAGE
+    from distill_core.learners.embeds import LEARN_STAGE
+
+    assert LEARN_STAGE == STAGE  # the name evaluate checks before importing the families
