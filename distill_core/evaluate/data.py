@@ -143,12 +143,16 @@ class EvaluationData:
         evaluations without the `full` baseline, which needs every row."""
         from distill_core.evaluate.streamed import StreamedFeaturePool
         from distill_core.learners.embeds import LearnedSource
+        from distill_core.pipeline.inputs import StreamedFilterContext
 
         pool = StreamedFeaturePool(store, generated_features(store),
                                    LearnedSource.from_store(store))
         distilled = store.read("filter") if store.manifest("filter") else None
         ids = distilled.column("example_id").to_pylist() if distilled is not None else []
         evaluation, eval_x = pool.prefetch(ids, "eval")
+        if filters is not None and isinstance(filters.context, StreamedFilterContext):
+            # the filters' eval split and each random draw's rows come from the pool's reads
+            filters.context.share_reads(evaluation, eval_x, pool.read_rows)
         n_labels = _label_count(store, evaluation.num_rows)
         return cls(pool=pool, evaluation=learner_data(evaluation, eval_x), n_labels=n_labels,
                    distilled=distilled, filters=filters)

@@ -47,6 +47,7 @@ class StreamedFeaturePool:
         self.train_y = np.concatenate(labels) if labels else np.zeros(0, np.int32)
         self._rows: pa.Table | None = None  # training rows read so far, with their features
         self._x: np.ndarray | None = None
+        self._corpus_at = np.zeros(0, np.int64)  # corpus position of each row of `_rows`
         self._at_position: dict[int, int] = {}  # training position -> row of `_rows`
         self._at_id: dict[str, int] = {}  # example_id -> row of `_rows`
         self._absent: set[str] = set()  # ids looked for and not in the training split
@@ -80,15 +81,16 @@ class StreamedFeaturePool:
                     zero_copy_only=False), dtype=bool)
             return mask
 
-        table, x, _ = corpus_where(self.store, pick, COLUMNS)
+        table, x, corpus_at = corpus_where(self.store, pick, COLUMNS)
         other = None
         if split is not None:
             train = _is_train(table)
             other = (table.filter(pa.array(~train)), x[~train])
-            table, x = table.filter(pa.array(train)), x[train]
+            table, x, corpus_at = table.filter(pa.array(train)), x[train], corpus_at[train]
         offset = self._rows.num_rows if self._rows is not None else 0
         self._rows = table if self._rows is None else pa.concat_tables([self._rows, table])
         self._x = x if self._x is None else np.concatenate([self._x, x])
+        self._corpus_at = np.concatenate([self._corpus_at, corpus_at])
         positions_read = np.concatenate(found) if found else np.zeros(0, np.int64)
         for i, (at, example_id) in enumerate(zip(positions_read.tolist(),
                                                  table.column("example_id").to_pylist(),
@@ -97,6 +99,16 @@ class StreamedFeaturePool:
             self._at_id[example_id] = offset + i
         self._absent.update(e for e in new_ids if e not in self._at_id)
         return other
+
+    def read_rows(self, ids: list[str]) -> tuple[pa.Table, np.ndarray, np.ndarray] | None:
+        """The training rows with `ids` that earlier reads brought in, their features and
+        corpus positions, in corpus order; None when any id was not read (the filters then
+        read the corpus themselves: `StreamedFilterContext.share_reads`)."""
+        if self._rows is None or self._x is None or any(e not in self._at_id for e in ids):
+            return None
+        at = np.unique(np.fromiter((self._at_id[e] for e in ids), np.int64, len(ids)))
+        at = at[np.argsort(self._corpus_at[at], kind="stable")]
+        return self._rows.take(pa.array(at, pa.int64())), self._x[at], self._corpus_at[at]
 
     def prefetch(self, ids: list[str], split: str) -> tuple[pa.Table, np.ndarray]:
         """Read the training rows with `ids` (a run's distilled rows) ahead, and return every

@@ -297,6 +297,11 @@ def _normalised(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+# A lookup of rows read already: (rows, features, corpus positions) of the asked-for example
+# ids in corpus order, or None when any of them was not read.
+ReadRows = Callable[[list[str]], "tuple[pa.Table, np.ndarray, np.ndarray] | None"]
+
+
 class StreamedFilterContext(FilterContext):
     """The filters' context read from the run folder on demand: `input_for` reads only the
     asked-for rows' features (and teacher p(label)) in one streamed pass, with the eval split,
@@ -308,6 +313,17 @@ class StreamedFilterContext(FilterContext):
         super().__init__(ids={})
         self.store, self.with_teacher = store, with_teacher
         self._generated = generated_features(store)
+        self._read_already: ReadRows | None = None
+
+    def share_reads(self, evaluation: pa.Table, eval_x: np.ndarray, read_already: ReadRows
+                    ) -> None:
+        """Take the evaluation split (`evaluation`'s rows in corpus order, their features) and
+        a lookup of training rows read already, with their features and corpus positions
+        (None when it lacks any asked-for row): the evaluate stage's pool has read both, so
+        filtering a random draw that it just read costs no second pass over the corpus."""
+        self._eval_texts = joined_texts(evaluation)
+        self._eval_vectors = _normalised(eval_x)
+        self._read_already = read_already
 
     @property  # type: ignore[override]
     def eval_texts(self) -> list[str] | None:
@@ -332,6 +348,11 @@ class StreamedFilterContext(FilterContext):
     def _read(self, wanted: list[str]) -> tuple[pa.Table, np.ndarray, np.ndarray, np.ndarray]:
         """The non-eval rows named in `wanted` (and, on the first call, the eval split, kept on
         self): rows, normalised features, corpus positions and which rows are eval rows."""
+        if self._eval_texts is not None and self._read_already is not None:
+            known = self._read_already(wanted)
+            if known is not None:  # training rows only: none is an eval row
+                rows, x, positions = known
+                return rows, _normalised(x), positions, np.zeros(rows.num_rows, dtype=bool)
         columns = ["example_id", "split", "label_id", "text", "text_pair"]
         splits = ("eval",) if self._eval_texts is None else ()
         rows, x, positions = corpus_where(self.store, ids_pick(wanted, splits), columns)

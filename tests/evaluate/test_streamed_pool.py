@@ -56,10 +56,10 @@ def test_streamed_pool_draws_and_scores_like_the_in_memory_pool(filtered) -> Non
 
 def test_streamed_pool_reads_the_corpus_once_per_random_draw(filtered, monkeypatch) -> None:
     """The evaluation split and the distilled rows come in one pass and every row once read is
-    reused: counting the fits, then fitting them, for two learners, reads the corpus for each
-    random seed's draw (the pool's pass, and the filters' pass that reads the draw's texts and
-    vectors, the first also the evaluation split) and never for a replicate or a repeated
-    sample (before, each learner's count and fit re-read every replicate and sample)."""
+    reused: counting the fits, then fitting them, for two learners, reads the corpus once for
+    each random seed's draw and never for a replicate or a repeated sample. The filters that
+    the draw goes through take its rows and the evaluation split from the pool's reads (they
+    made a second pass per draw before, the first also reading the evaluation split again)."""
     import distill_core.evaluate.streamed as streamed_module
     import distill_core.pipeline.inputs as inputs_module
     from distill_core.evaluate import count_fits
@@ -82,7 +82,7 @@ def test_streamed_pool_reads_the_corpus_once_per_random_draw(filtered, monkeypat
     total = count_fits(data, two_learners)
     scores = evaluate_selection(data, two_learners, lambda _: None)
     assert scores.num_rows == total == 8  # 2 learners x 2 replicates x (distilled, random)
-    assert passes["n"] == 1 + 2 * 2  # two per seed (the first also reads the filters' eval split)
+    assert passes["n"] == 1 + 2  # one per seed: the draw's rows (the filters reuse them)
     first, second = scores.slice(0, 4), scores.slice(4, 4)
     assert first.column("accuracy").equals(second.column("accuracy"))
 

@@ -68,3 +68,46 @@ def test_filter_output_is_identical(selected) -> None:
     assert after.kept.equals(before.kept)
     assert after.rejects.equals(before.rejects)
     assert after.per_filter == before.per_filter and after.shortfall == before.shortfall
+
+
+def test_rows_the_evaluate_pool_read_feed_the_filters_the_same(selected, monkeypatch) -> None:
+    """The evaluate stage's pool shares its reads (`share_reads`): the filters get the same
+    vectors, teacher p(label) (by the rows' corpus positions) and eval split as from their own
+    pass, and make no pass over the corpus for rows the pool has read."""
+    import distill_core.pipeline.inputs as inputs_module
+    from distill_core.evaluate.streamed import StreamedFeaturePool
+
+    _, store = selected
+    candidates = store.read("synthesize")
+    groups = candidates.column("replicate").to_numpy()
+    ids = candidates.column("example_id").to_pylist()
+    own = StreamedFilterContext(store, with_teacher=True).input_for(candidates, groups)
+    pool = StreamedFeaturePool(store)
+    pool.prefetch(ids[len(ids) // 2:], "eval")  # two reads: the pool's rows are not in
+    evaluation, eval_x = pool.prefetch(ids[:len(ids) // 2], "eval")  # corpus order
+    assert not np.all(np.diff(pool._corpus_at) > 0)
+    shared = StreamedFilterContext(store, with_teacher=True)
+    shared.share_reads(evaluation, eval_x, pool.read_rows)
+    passes = {"n": 0}
+    real = inputs_module.corpus_where
+
+    def counted(*args, **kwargs):
+        passes["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inputs_module, "corpus_where", counted)
+    new = shared.input_for(candidates, groups)
+    assert passes["n"] == 0
+    rows, _, positions = pool.read_rows(ids)
+    assert np.all(np.diff(positions) > 0)  # corpus order, as the teacher's reader needs
+    assert sorted(rows.column("example_id").to_pylist()) == sorted(set(ids))
+    assert np.array_equal(own.vectors, new.vectors)
+    assert np.array_equal(own.label_prob, new.label_prob)
+    assert own.eval_texts == new.eval_texts and len(own.eval_texts) > 0
+    assert np.array_equal(own.eval_vectors, new.eval_vectors)
+    # a row the pool has not read: the filters read the corpus for it, as before
+    unread = candidates.slice(0, 1)
+    assert pool.read_rows(["not-an-id"]) is None
+    shared.share_reads(evaluation, eval_x, lambda wanted: None)
+    assert np.array_equal(shared.input_for(unread, groups[:1]).vectors, own.vectors[:1])
+    assert passes["n"] == 1
