@@ -190,3 +190,22 @@ def run_stages():
 
     return run
 
+
+
+@pytest.fixture
+def corpus_passes(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Counts the passes over a run's corpus (`corpus_where`) made through the modules that
+    read it on demand (the filters' context and the evaluate stage's streamed pool)."""
+    import distill_core.evaluate.streamed as streamed_module
+    import distill_core.pipeline.inputs as inputs_module
+
+    passes = {"n": 0}
+    real = inputs_module.corpus_where
+
+    def counted(*args, **kwargs):
+        passes["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inputs_module, "corpus_where", counted)
+    monkeypatch.setattr(streamed_module, "corpus_where", counted)
+    return passes

@@ -54,26 +54,16 @@ def test_streamed_pool_draws_and_scores_like_the_in_memory_pool(filtered) -> Non
     assert after.drop_columns(["wall_time_s"]).equals(before.drop_columns(["wall_time_s"]))
 
 
-def test_streamed_pool_reads_the_corpus_once_per_random_draw(filtered, monkeypatch) -> None:
+def test_streamed_pool_reads_the_corpus_once_per_random_draw(filtered, corpus_passes) -> None:
     """The evaluation split and the distilled rows come in one pass and every row once read is
     reused: counting the fits, then fitting them, for two learners, reads the corpus once for
     each random seed's draw and never for a replicate or a repeated sample. The filters that
     the draw goes through take its rows and the evaluation split from the pool's reads (they
     made a second pass per draw before, the first also reading the evaluation split again)."""
-    import distill_core.evaluate.streamed as streamed_module
-    import distill_core.pipeline.inputs as inputs_module
     from distill_core.evaluate import count_fits
 
     cfg, store = filtered
-    passes = {"n": 0}
-    real = streamed_module.corpus_where
-
-    def counted(*args, **kwargs):
-        passes["n"] += 1
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(streamed_module, "corpus_where", counted)
-    monkeypatch.setattr(inputs_module, "corpus_where", counted)
+    passes = corpus_passes
     data = EvaluationData.streamed_from_store(store, baseline_filters(cfg, store))
     assert passes["n"] == 1  # the evaluation split and both replicates' distilled rows
     plan = EvaluationPlan.from_config(cfg)

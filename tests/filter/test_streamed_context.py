@@ -70,11 +70,11 @@ def test_filter_output_is_identical(selected) -> None:
     assert after.per_filter == before.per_filter and after.shortfall == before.shortfall
 
 
-def test_rows_the_evaluate_pool_read_feed_the_filters_the_same(selected, monkeypatch) -> None:
+def test_rows_the_evaluate_pool_read_feed_the_filters_the_same(selected, corpus_passes
+                                                              ) -> None:
     """The evaluate stage's pool shares its reads (`share_reads`): the filters get the same
     vectors, teacher p(label) (by the rows' corpus positions) and eval split as from their own
     pass, and make no pass over the corpus for rows the pool has read."""
-    import distill_core.pipeline.inputs as inputs_module
     from distill_core.evaluate.streamed import StreamedFeaturePool
 
     _, store = selected
@@ -88,14 +88,8 @@ def test_rows_the_evaluate_pool_read_feed_the_filters_the_same(selected, monkeyp
     assert not np.all(np.diff(pool._corpus_at) > 0)
     shared = StreamedFilterContext(store, with_teacher=True)
     shared.share_reads(evaluation, eval_x, pool.read_rows)
-    passes = {"n": 0}
-    real = inputs_module.corpus_where
-
-    def counted(*args, **kwargs):
-        passes["n"] += 1
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(inputs_module, "corpus_where", counted)
+    passes = corpus_passes
+    passes["n"] = 0  # the reads above were the pool's
     new = shared.input_for(candidates, groups)
     assert passes["n"] == 0
     rows, _, positions = pool.read_rows(ids)
