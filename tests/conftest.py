@@ -197,6 +197,7 @@ def corpus_passes(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Counts the passes over a run's corpus (`corpus_where`) made through the modules that
     read it on demand (the filters' context and the evaluate stage's streamed pool)."""
     import distill_core.evaluate.streamed as streamed_module
+    import distill_core.pipeline.filter_context as filter_context_module
     import distill_core.pipeline.inputs as inputs_module
 
     passes = {"n": 0}
@@ -206,6 +207,6 @@ def corpus_passes(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         passes["n"] += 1
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(inputs_module, "corpus_where", counted)
-    monkeypatch.setattr(streamed_module, "corpus_where", counted)
+    for module in (inputs_module, filter_context_module, streamed_module):
+        monkeypatch.setattr(module, "corpus_where", counted)
     return passes

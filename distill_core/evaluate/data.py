@@ -143,7 +143,7 @@ class EvaluationData:
         evaluations without the `full` baseline, which needs every row."""
         from distill_core.evaluate.streamed import StreamedFeaturePool
         from distill_core.learners.embeds import LearnedSource
-        from distill_core.pipeline.inputs import StreamedFilterContext
+        from distill_core.pipeline.filter_context import StreamedFilterContext
 
         pool = StreamedFeaturePool(store, generated_features(store),
                                    LearnedSource.from_store(store))

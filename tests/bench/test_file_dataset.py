@@ -15,7 +15,7 @@ from distill_core.bench.grid import plan_cells, plan_groups
 from distill_core.errors import ConfigError
 from distill_core.filter.stage import clean_corpus
 from distill_core.filter_settings import FilterSection
-from distill_core.pipeline.inputs import filter_context
+from distill_core.pipeline.filter_context import filter_context
 
 
 def _file(path: Path) -> dict:

@@ -16,7 +16,7 @@ from distill_core.config import load_config
 from distill_core.filter.contamination import contamination_filter
 from distill_core.filter.stage import clean_corpus
 from distill_core.markdown import score_rows
-from distill_core.pipeline.inputs import filter_context
+from distill_core.pipeline.filter_context import filter_context
 from distill_core.report import build_report
 
 PER_CLASS = 4

@@ -14,7 +14,8 @@ import pytest
 from distill_core.config import load_config
 from distill_core.filter.base import joined_texts
 from distill_core.filter.stage import FilterContext, filter_candidates
-from distill_core.pipeline.inputs import StreamedFilterContext, label_names
+from distill_core.pipeline.filter_context import StreamedFilterContext
+from distill_core.pipeline.inputs import label_names
 from distill_core.signals.embeddings import features, matrix
 
 

@@ -7,7 +7,7 @@ import pyarrow.compute as pc
 from distill_core.artifacts.counts import Counts
 from distill_core.config import RunConfig
 from distill_core.filter.stage import clean_corpus
-from distill_core.pipeline.inputs import filter_context
+from distill_core.pipeline.filter_context import filter_context
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.pipeline.stages.teacher import needs_teacher
 

@@ -19,7 +19,8 @@ from distill_core.evaluate.stage import (
 from distill_core.learners.spec import as_spec
 from distill_core.markdown import SCORE_HEADER, markdown_table, score_learners, score_rows
 from distill_core.methods.learned_protocol import evaluation_steps
-from distill_core.pipeline.inputs import filter_context, kept_train_rows
+from distill_core.pipeline.filter_context import filter_context
+from distill_core.pipeline.inputs import kept_train_rows
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 
 

@@ -12,7 +12,8 @@ from distill_core.artifacts.store import RunStore
 from distill_core.config import RunConfig
 from distill_core.filter.stage import filter_candidates
 from distill_core.markdown import markdown_table
-from distill_core.pipeline.inputs import filter_context, label_names
+from distill_core.pipeline.filter_context import filter_context
+from distill_core.pipeline.inputs import label_names
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.pipeline.stages.teacher import needs_teacher
 

@@ -26,7 +26,7 @@ from distill_core.generate.models import causal_lm_identity
 from distill_core.instruct.device import set_torch_threads
 from distill_core.markdown import markdown_table
 from distill_core.pipeline.executor import Resources
-from distill_core.pipeline.inputs import filter_context
+from distill_core.pipeline.filter_context import filter_context
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.pipeline.stages.evaluate import EVALUATE
 

@@ -20,7 +20,8 @@ from distill_core.config import RunConfig
 from distill_core.filter.stage import filter_candidates
 from distill_core.methods import get_method
 from distill_core.methods.instruction import INSTRUCTION
-from distill_core.pipeline.inputs import filter_context, label_names
+from distill_core.pipeline.filter_context import filter_context
+from distill_core.pipeline.inputs import label_names
 from distill_core.pipeline.stage import StageContext, StageOutput
 from distill_core.pipeline.stages.filter import FILTER
 from distill_core.pipeline.stages.instruct_reference import scores_the_pool
