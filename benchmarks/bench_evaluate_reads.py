@@ -33,14 +33,17 @@ from distill_core.artifacts.store import RunStore
 from distill_core.config import RunConfig
 from distill_core.evaluate import EvaluationData, EvaluationPlan, count_fits, evaluate_selection
 from distill_core.pipeline.stages.evaluate import baseline_filters
-import distill_core.evaluate.streamed as streamed
+import distill_core.evaluate.streamed
 
 passes = {"n": 0}
 real = inputs.corpus_where
 def counted(*args, **kwargs):
     passes["n"] += 1
     return real(*args, **kwargs)
-inputs.corpus_where = streamed.corpus_where = counted
+for module in list(sys.modules.values()):  # every module that reads the corpus by that name
+    if getattr(module, "__name__", "").startswith("distill_core") and \
+            getattr(module, "corpus_where", None) is real:
+        module.corpus_where = counted
 
 run = Path(sys.argv[1])
 store = RunStore(run.parent, run.name)
