@@ -75,11 +75,11 @@ def _read_units(paths: list[str], filesystem: Any, block_rows: int) -> list[dict
 
 def _read_slices(units: pa.Table, columns: list[str], filesystem: Any) -> pa.Table:
     """Rows of the units' slices (a read task on the cluster), with their place."""
-    import pyarrow.parquet as pq
+    from distill_core.artifacts.vector_storage import PartFile
 
     tables = []
     for unit in units.to_pylist():
-        rows = pq.ParquetFile(unit["path"], filesystem=filesystem).read_row_group(
+        rows = PartFile(unit["path"], filesystem=filesystem).read_row_group(
             unit["group"], columns=columns).slice(unit["offset"], unit["rows"])
         first = unit["first"]
         tables.append(rows.append_column(POSITION, pa.array(

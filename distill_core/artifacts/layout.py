@@ -14,11 +14,22 @@ part's bytes depend only on its rows (`StageWriter`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 
 ROW_GROUP_BYTES = 16 << 20  # vector bytes per row group
 MIN_GROUP_ROWS, MAX_GROUP_ROWS = 1_024, 65_536
 TABLE_GROUP_ROWS = 32_768  # rows per row group of a table without vectors
+# Stages with one row per corpus row, whose vectors every later stage reads (often several
+# times), write them packed as fixed-size binary (`vector_storage`: 5x faster to read).
+# Other stages' vectors are few and stay fixed-size lists, which any Parquet reader takes.
+PACKED_STAGES = ("signals", "teacher")
+
+
+def packs_vectors(stage: str) -> bool:
+    """Whether `stage` writes its vector columns packed (`vector_storage.pack_table`)."""
+    return stage in PACKED_STAGES
 
 
 def is_vector(field: pa.Field) -> bool:
@@ -31,6 +42,18 @@ def compression(schema: pa.Schema) -> dict[str, str]:
     """Parquet compression per column: none for vectors, snappy (Parquet's usual) for the
     rest."""
     return {field.name: "none" if is_vector(field) else "snappy" for field in schema}
+
+
+def writer_options(schema: pa.Schema) -> dict[str, Any]:
+    """`pq.ParquetWriter`'s options for tables of `schema`: `compression`, and no dictionary
+    encoding or min/max statistics for vectors. Parquet tries a dictionary for every column
+    first and falls back to plain values once it outgrows its page, so each vector column
+    chunk began with a dictionary-encoded megabyte that readers decode value by value; and
+    the statistics of a vector's floats serve no reader (nothing filters on them)
+    (`benchmarks/bench_vector_layout.py`)."""
+    scalars = [field.name for field in schema if not is_vector(field)]
+    return {"compression": compression(schema), "use_dictionary": scalars,
+            "write_statistics": scalars}
 
 
 def group_rows(schema: pa.Schema) -> int:

@@ -30,6 +30,11 @@ from distill_core.artifacts.parts import (
 from distill_core.artifacts.parts import intact as _intact
 from distill_core.artifacts.parts import made_from_of as _made_from_of
 from distill_core.artifacts.parts import temp_suffix as _temp_suffix
+from distill_core.artifacts.vector_storage import (
+    pack_table,
+    packed_schema,
+    unpacked_schema,
+)
 from distill_core.errors import ArtifactError
 
 if TYPE_CHECKING:
@@ -173,6 +178,7 @@ class StageWriter:
         self._pending: dict[str, pa.Table] = {}  # rows written that fill no whole group yet
         self._segment = 0  # first data part since the last `end_part`
         self._published = False
+        self._packs = layout.packs_vectors(stage)  # vectors packed as binary on disk
 
     def write(self, table: pa.Table, rejects: bool = False) -> None:
         """Append a batch of rows (or of rejects) to the stage."""
@@ -205,7 +211,8 @@ class StageWriter:
             if kind not in self._open:
                 self._roll(kind)
             piece = pending.slice(offset, take)
-            self._open[kind].write_table(piece, row_group_size=take)
+            self._open[kind].write_table(pack_table(piece) if self._packs else piece,
+                                         row_group_size=take)
             self._in_part[kind] += take
             offset += take
             if self._in_part[kind] >= ROWS_PER_PART:
@@ -237,7 +244,7 @@ class StageWriter:
             schema = pq.read_schema(source)
         except (OSError, pa.ArrowInvalid) as exc:
             return f"{source.name} is not readable ({exc})"
-        if DATA in self._schemas and not schema.equals(self._schemas[DATA]):
+        if DATA in self._schemas and not schema.equals(self._stored(self._schemas[DATA])):
             return f"{source.name} has another schema than the stage's rows"
         folder = self.tmp / DATA
         folder.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
@@ -249,24 +256,27 @@ class StageWriter:
             return (f"{source.name} has {size} bytes and sha256 {digest[:12]}, its record "
                     f"says {record.get('bytes')} and {str(record.get('sha256'))[:12]}")
         remember_sha256(target, digest)
-        self._schemas.setdefault(DATA, schema)
+        self._schemas.setdefault(DATA, unpacked_schema(schema))
         self._files[DATA].append(name)
         self.rows[DATA] += pq.ParquetFile(target).metadata.num_rows
         self._segment = len(self._files[DATA])
         return None
 
+    def _stored(self, schema: pa.Schema) -> pa.Schema:
+        """The schema of this stage's parts on disk for rows of `schema`."""
+        return packed_schema(schema) if self._packs else schema
+
     def _roll(self, kind: str) -> None:
         folder = self.tmp / kind
         folder.mkdir(parents=True, exist_ok=True)
         name = f"part-{len(self._files[kind]):05d}.parquet"
-        codecs = layout.compression(self._schemas[kind])  # `layout`: vectors uncompressed
+        options = layout.writer_options(self._schemas[kind])  # vectors: plain, uncompressed
+        stored = self._stored(self._schemas[kind])
         if isinstance(folder, RemotePath):
             sink = self._sinks[kind] = objectstore.HashingSink(folder / name)
-            self._open[kind] = pq.ParquetWriter(sink.arrow_file(), self._schemas[kind],
-                                                compression=codecs)
+            self._open[kind] = pq.ParquetWriter(sink.arrow_file(), stored, **options)
         else:
-            self._open[kind] = pq.ParquetWriter(folder / name, self._schemas[kind],
-                                                compression=codecs)
+            self._open[kind] = pq.ParquetWriter(folder / name, stored, **options)
         self._in_part[kind] = 0
         self._files[kind].append(f"{kind}/{name}")
 

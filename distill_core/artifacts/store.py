@@ -70,6 +70,7 @@ from distill_core.artifacts.parts import read_manifest as _read_manifest
 from distill_core.artifacts.parts import temp_suffix as _temp_suffix
 from distill_core.artifacts.parts import writer_gone as _orphaned
 from distill_core.artifacts.stage_writer import StageWriter, drop_folder, publish_folder
+from distill_core.artifacts.vector_storage import PartFile, unpack_table
 from distill_core.errors import ArtifactError, ConfigError
 
 ORPHAN_AGE_S = objectstore.ORPHAN_AGE_S
@@ -328,13 +329,14 @@ class RunStore:
 
 
 def read_part(path: Where, columns: list[str] | None = None) -> pa.Table:
-    """One Parquet part, local or in an object store."""
+    """One Parquet part, local or in an object store (packed vectors unpacked:
+    `vector_storage`)."""
     where, filesystem = arrow_path(path)
-    return pq.read_table(where, columns=columns, filesystem=filesystem)
+    return unpack_table(pq.read_table(where, columns=columns, filesystem=filesystem))
 
 
-def part_file(path: Where) -> pq.ParquetFile:
+def part_file(path: Where) -> PartFile:
     """One Parquet part opened for its footer or for reading batch by batch, local or in an
-    object store."""
+    object store (its reads unpack packed vectors: `vector_storage`)."""
     where, filesystem = arrow_path(path)
-    return pq.ParquetFile(where, filesystem=filesystem)
+    return PartFile(where, filesystem=filesystem)

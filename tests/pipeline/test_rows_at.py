@@ -40,16 +40,33 @@ def _stage(store: RunStore, stage: str, with_vectors: bool) -> np.ndarray:
     return x
 
 
+def _column_layout(meta: pq.FileMetaData) -> dict[str, tuple[str, bool, bool]]:
+    """Per column path of a part's first row group: (codec, dictionary-encoded, statistics)."""
+    out = {}
+    for i in range(meta.num_columns):
+        column = meta.row_group(0).column(i)
+        out[column.path_in_schema] = (column.compression, any(
+            "DICTIONARY" in e for e in column.encodings), column.statistics is not None)
+    return out
+
+
 def test_vector_stages_get_small_uncompressed_row_groups(tmp_path: Path) -> None:
     store = RunStore(tmp_path, "run")
-    _stage(store, "signals", True)
+    x = _stage(store, "signals", True)
     _stage(store, "ingest", False)
+    _stage(store, "learn", True)
     vectors = pq.ParquetFile(verified_parts(store, "signals")[0]).metadata
     sizes = [vectors.row_group(g).num_rows for g in range(vectors.num_row_groups)]
     assert sizes == [1_024] * 8 + [808]  # fixed groups across the 2,500-row batches
-    codecs = {vectors.row_group(0).column(i).path_in_schema: vectors.row_group(0).column(i)
-              .compression for i in range(vectors.num_columns)}
-    assert codecs == {"example_id": "SNAPPY", "embedding.list.element": "UNCOMPRESSED"}
+    # signals packs its vectors as binary (one value a row), plain and without statistics
+    assert _column_layout(vectors) == {"example_id": ("SNAPPY", True, True),
+                                       "embedding": ("UNCOMPRESSED", False, False)}
+    assert np.array_equal(matrix(store.read("signals")), x)
+    # a stage that does not pack keeps a list column, laid out the same way
+    listed = pq.ParquetFile(verified_parts(store, "learn")[0]).metadata
+    assert _column_layout(listed) == {"example_id": ("SNAPPY", True, True),
+                                      "embedding.list.element": ("UNCOMPRESSED", False, False)}
+    assert np.array_equal(matrix(store.read("learn")), x)
     texts = pq.ParquetFile(verified_parts(store, "ingest")[0]).metadata
     assert texts.num_row_groups == 1 and texts.row_group(0).num_rows == ROWS  # 32,768-row groups
     assert layout.group_rows(pa.schema([("e", pa.list_(pa.float32(), 384))])) == 2_730
