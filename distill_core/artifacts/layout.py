@@ -1,8 +1,9 @@
 """How a stage's Parquet parts are laid out: per-column compression and row-group size.
 
-Float vector columns (embeddings, soft labels) are written uncompressed: float32 vectors do
-not compress, and snappy on them halves the read speed (a 200k x 256 part: 0.64 s read
-with snappy against 0.33 s without). A table with vector columns gets row groups of about
+Float vector columns (embeddings, soft labels) are written uncompressed, plain, without
+statistics (`writer_options`): float32 vectors do not compress, and snappy on them halves
+the read speed (a 200k x 256 part: 0.64 s read with snappy against 0.33 s without); the
+stages in `PACKED_STAGES` also pack them as binary (`vector_storage`). A table with vector columns gets row groups of about
 `ROW_GROUP_BYTES` of vectors, so a reader that wants a few rows by position
 (`pipeline.batches.rows_at`) decodes 16 MiB per wanted row at most, not a 65,536-row batch
 of vectors (256 MiB at 1,024 dimensions). Smaller groups would cost writes: Parquet writes

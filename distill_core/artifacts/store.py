@@ -4,7 +4,8 @@ Layout: `<runs>/<run_id>/<stage>/data/part-*.parquet` (the stage's rows),
 `<stage>/rejects/part-*.parquet` and `<stage>/manifest.json`. The rows sit in a folder of
 their own, so `pandas.read_parquet(<stage>/data)`, `pyarrow.dataset`, DuckDB
 `read_parquet('<stage>/data/*.parquet')` and `datasets.load_dataset("parquet",
-data_dir=<stage>/data)` read a stage directly. A stage is written into a hidden temporary
+data_dir=<stage>/data)` read a stage directly (the vectors of `signals` and `teacher` as
+packed binary: `vector_storage`). A stage is written into a hidden temporary
 folder and renamed into place, so a crash never leaves half an artifact and a reader sees
 either nothing or the whole stage. A stage whose manifest carries the expected
 fingerprint is complete and is skipped on rerun.
