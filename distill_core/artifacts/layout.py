@@ -3,14 +3,14 @@
 Float vector columns (embeddings, soft labels) are written uncompressed, plain, without
 statistics (`writer_options`): float32 vectors do not compress, and snappy on them halves
 the read speed (a 200k x 256 part: 0.64 s read with snappy against 0.33 s without); the
-stages in `PACKED_STAGES` also pack them as binary (`vector_storage`). A table with vector columns gets row groups of about
-`ROW_GROUP_BYTES` of vectors, so a reader that wants a few rows by position
-(`pipeline.batches.rows_at`) decodes 16 MiB per wanted row at most, not a 65,536-row batch
-of vectors (256 MiB at 1,024 dimensions). Smaller groups would cost writes: Parquet writes
-a fixed-size list column group by group, 1.8x slower at 4 MiB groups than at 64 MiB, 1.1x
-at 16 MiB (200k x 256 here). Other tables get row groups of `TABLE_GROUP_ROWS` rows (ingest's
-batch). Either way a group has a fixed number of rows, whatever batches were written, so a
-part's bytes depend only on its rows (`StageWriter`).
+stages in `PACKED_STAGES` also pack them as binary (`vector_storage`). A table with vector
+columns gets row groups of about `ROW_GROUP_BYTES` of vectors, so a reader that wants a few
+rows by position (`pipeline.batches.rows_at`) decodes 16 MiB per wanted row at most, not a
+65,536-row batch of vectors (256 MiB at 1,024 dimensions). Smaller groups would cost writes:
+Parquet writes a fixed-size list column group by group, 1.8x slower at 4 MiB groups than at
+64 MiB, 1.1x at 16 MiB (200k x 256 here). Other tables get row groups of `TABLE_GROUP_ROWS`
+rows (ingest's batch). Either way a group has a fixed number of rows, whatever batches were
+written, so a part's bytes depend only on its rows (`StageWriter`).
 """
 
 from __future__ import annotations

@@ -5,13 +5,13 @@ repetition level per float, which every reader decodes value by value. The same 
 one fixed-size binary value per row have a single definition level per row, and their bytes
 are copied as they are: reading 200k x 256 float32 vectors took 0.40-0.45 s as lists and
 0.07-0.09 s as binary here, one thread (`benchmarks/bench_vector_layout.py` times the
-stage's own reads). A packed column keeps what it was in its field's metadata
-(`PACKED_KEY`: `float32`, `float16` or `float64`), so `unpack` gives back the very Arrow type and bits that
-were written; a column without that key is left as it is, so parts written before packing
-read the same. Which stages pack is `layout.packs_vectors`'s choice.
+stage's own reads). A packed column keeps what it was in its field's metadata (`PACKED_KEY`:
+`float32`, `float16` or `float64`), so `unpack_table` gives back the very Arrow type and
+bits that were written; a column without that key is left as it is, so parts written before
+packing read the same. Which stages pack is `layout.packs_vectors`'s choice.
 
-A reader outside textdistill sees a packed column as binary: `np.frombuffer(value,
-"<f4")` (or `unpack_table` on the Arrow table) gives a row's vector.
+A reader outside textdistill sees a packed column as binary: `np.frombuffer(value, "<f4")`
+(or `unpack_table` on the Arrow table) gives a row's vector.
 """
 
 from __future__ import annotations
