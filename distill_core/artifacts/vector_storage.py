@@ -16,6 +16,7 @@ A reader outside textdistill sees a packed column as binary: `np.frombuffer(valu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 import numpy as np
@@ -23,15 +24,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from distill_core.artifacts.layout import is_vector
+
 PACKED_KEY = b"textdistill.packed_vector"  # field metadata: the float type of a packed column
 _FLOATS = {f"float{t.bit_width}": t for t in (pa.float16(), pa.float32(), pa.float64())}
 
 Data = TypeVar("Data", pa.Table, pa.RecordBatch)
-
-
-def _is_float_vector(field: pa.Field) -> bool:
-    return (pa.types.is_fixed_size_list(field.type)
-            and pa.types.is_floating(field.type.value_type))
 
 
 def _packed_field(field: pa.Field) -> pa.Field:
@@ -55,7 +53,7 @@ def is_packed(field: pa.Field) -> bool:
 
 def packed_schema(schema: pa.Schema) -> pa.Schema:
     """The on-disk schema of `pack_table(table)` for a table of `schema`."""
-    return pa.schema([_packed_field(f) if _is_float_vector(f) else f for f in schema],
+    return pa.schema([_packed_field(f) if is_vector(f) else f for f in schema],
                      metadata=schema.metadata)
 
 
@@ -90,7 +88,9 @@ def _unpack(array: pa.FixedSizeBinaryArray, field: pa.Field) -> pa.FixedSizeList
     return pa.FixedSizeListArray.from_arrays(values, size, mask=mask)
 
 
-def _convert(data: Data, schema: pa.Schema, convert) -> Data:  # type: ignore[no-untyped-def]
+def _convert(data: Data, schema: pa.Schema,
+             convert: Callable[[pa.Array, pa.Field], pa.Array]) -> Data:
+    """`data` with each column whose type `schema` changes converted chunk by chunk."""
     columns = []
     for field, new, column in zip(data.schema, schema, data.columns, strict=True):
         if field.type == new.type:
