@@ -62,9 +62,9 @@ def test_a_vector_with_a_missing_element_is_refused() -> None:
 def _signals(store: RunStore, x: np.ndarray) -> None:
     writer = store.stage_writer("signals")
     for start in range(0, len(x), 300):
-        writer.write(pa.table({"example_id": [f"r{i}" for i in range(start, start +
-                                                                       len(x[start:start + 300]))],
-                               "embedding": vectors_array(x[start:start + 300])}))
+        stop = min(start + 300, len(x))
+        writer.write(pa.table({"example_id": [f"r{i}" for i in range(start, stop)],
+                               "embedding": vectors_array(x[start:stop])}))
     writer.publish({"stage": "signals"})
 
 
