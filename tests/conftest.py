@@ -155,11 +155,76 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+# One Prefect test server for all of xdist's workers: the controller starts it (below) while
+# the workers start, and each worker's `prefect_server` points Prefect at it. Each worker
+# started its own before, and the two start-ups (19 s each on a quiet machine, 40 s in the
+# suite) ran on the cores the tests share. A plain `pytest` (no workers) starts Prefect's own
+# test harness, as before.
+SHARED_PREFECT_URL = "TEXTDISTILL_TEST_PREFECT_API_URL"
+_shared_prefect: dict[str, object] = {}
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput") and bool(
+        getattr(config.option, "numprocesses", None))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On xdist's controller: start the shared Prefect test server (not waited for here)."""
+    if not _is_xdist_controller(config) or os.environ.get(SHARED_PREFECT_URL):
+        return
+    import sys
+
+    from tests.servers.processes import free_port, start
+
+    home = Path(tempfile.mkdtemp(prefix="textdistill-prefect-server-"))
+    port = free_port()
+    # What Prefect's test harness runs (`SubprocessASGIServer`): its API without the UI or
+    # the scheduling services, on a database of its own.
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "0",
+           "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
+           "PREFECT_SERVER_DATABASE_CONNECTION_URL":
+               f"sqlite+aiosqlite:///{home / 'prefect-test.db'}"}
+    env.pop("PREFECT_API_URL", None)
+    process = start([sys.executable, "-m", "uvicorn", "--factory",
+                     "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port",
+                     str(port), "--log-level", "error", "--lifespan", "on"], env,
+                    home / "server.log")
+    _shared_prefect.update(process=process, home=home)
+    os.environ[SHARED_PREFECT_URL] = f"http://127.0.0.1:{port}/api"  # the workers inherit it
+    os.environ[SHARED_PREFECT_URL + "_LOG"] = str(home / "server.log")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the shared Prefect server by its PID (its process group)."""
+    process = _shared_prefect.pop("process", None)
+    if process is not None:
+        from tests.servers.processes import stop
+
+        stop(process, grace=10)
+        shutil.rmtree(_shared_prefect.pop("home"), ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def prefect_server():
-    from prefect.testing.utilities import prefect_test_harness
+    """Prefect's API for this session: the shared server under xdist, else a test harness."""
+    url = os.environ.get(SHARED_PREFECT_URL)
+    if not url:
+        from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+        with prefect_test_harness(server_startup_timeout=60):
+            yield
+        return
+    import urllib.request
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tests.servers.processes import wait_for
+
+    log = Path(os.environ.get(SHARED_PREFECT_URL + "_LOG", ""))
+    wait_for(lambda: urllib.request.urlopen(f"{url}/health", timeout=5).status == 200, 180,
+             "the shared Prefect test server", log if log.name else None)
+    with temporary_settings(updates={PREFECT_API_URL: url}):
         yield
 
 
