@@ -41,8 +41,7 @@ from distill_core.synthesize.auto_cv import (
     recipe_parts,
 )
 from distill_core.synthesize.fold_workers import fold_map, fold_workers, worker_settings
-from distill_core.synthesize.stage import CandidateSet
-from distill_core.synthesize.streamed import STREAMED_METHODS
+from distill_core.synthesize.stage import CandidateSet, count_not_selected
 
 PROBE_ONLY_SELECTORS = ("span_pursuit",)  # rows chosen for learned labels on the probe
 
@@ -66,19 +65,16 @@ def settings_for(cfg: RunConfig, pool_rows: int, n_classes: int = 0
                      f"learned for the linear probe, and evaluate.learners also trains "
                      f"{', '.join(others)}")
         candidates = [c for c in candidates if c not in probe_only] or ["herding"]
-    in_memory = [c for c in candidates if RECIPES[c][1] or RECIPES[c][0] not in STREAMED_METHODS]
-    if pool_rows > IN_MEMORY_POOL_ROWS and in_memory:
-        notes.append(f"{', '.join(in_memory)} left out: the pool has {pool_rows} rows, over the "
-                     f"in-memory limit of {IN_MEMORY_POOL_ROWS}")
-        candidates = [c for c in candidates if c not in in_memory] or ["herding"]
+    if pool_rows > IN_MEMORY_POOL_ROWS:
+        notes.append(f"the pool has {pool_rows} rows, over the in-memory limit of "
+                     f"{IN_MEMORY_POOL_ROWS}: a chosen recipe that holds the pool (any but "
+                     f"plain kmeans, herding and random, which stream) draws from a seeded, "
+                     f"class-stratified sample of {IN_MEMORY_POOL_ROWS} of its rows")
     weights = None
     refills = not cfg.filter.corpus and bool(cfg.filter.enabled_names())
     if options.weighted and refills:
         notes.append("weighted recipes left out: filter.corpus is off, and a pick the filter "
                      "stage drops would be replaced by a row the weights were not solved for")
-    elif options.weighted and pool_rows > IN_MEMORY_POOL_ROWS:
-        notes.append(f"weighted recipes left out: learning weights holds the pool in memory, "
-                     f"and it has {pool_rows} rows (limit {IN_MEMORY_POOL_ROWS})")
     elif options.weighted:
         weights = weight_settings(cfg, learn=True)
     labels = None
@@ -91,9 +87,6 @@ def settings_for(cfg: RunConfig, pool_rows: int, n_classes: int = 0
     elif options.labelled and cfg.synthesize.soft_labels:
         notes.append("labelled recipes left out: synthesize.soft_labels gives the set the "
                      "teacher's soft labels")
-    elif options.labelled and pool_rows > IN_MEMORY_POOL_ROWS:
-        notes.append(f"labelled recipes left out: learning labels holds the pool in memory, "
-                     f"and it has {pool_rows} rows (limit {IN_MEMORY_POOL_ROWS})")
     elif options.labelled:
         labels = label_settings(cfg, learn=True)
     if cfg.filter.contamination.enabled and not cfg.filter.corpus:
@@ -217,19 +210,8 @@ class AutoMethod:
             return mask
 
         candidates, notes = SELECTION.in_memory(chosen_ctx, chosen, keep)
-        _count_ineligible(candidates, dropped[0])
+        count_not_selected(candidates, dropped[0])  # the teacher-inconsistent rows
         return (candidates, notes), {"teacher_inconsistent_rows": dropped[0]}
-
-
-def _count_ineligible(result: CandidateSet, dropped: int) -> None:
-    """Rows the teacher-consistent pool left out are not selected in every replicate: the
-    counts keep rows in = the whole pool x seeds, as the audit derives them."""
-    counts, seeds = result.counts, int(result.counts["replicates"])
-    counts["rows_in"] += dropped * seeds
-    counts["rows_rejected"] += dropped * seeds
-    counts["rejects_by_reason"]["not_selected"] += dropped * seeds
-    counts["implicit_rejects"]["not_selected"] = [
-        n + dropped for n in counts["implicit_rejects"]["not_selected"]]
 
 
 AUTO = AutoMethod()

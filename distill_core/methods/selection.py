@@ -6,7 +6,9 @@ ranked to `synthesize.oversample` times the budget (the filter stage's reserve).
 one pass, each class's features spilled to a hidden folder of the run (removed after), and
 every seed's selection reads its classes from there (`synthesize/streamed.py`); the
 manifest's `selection` records how each class was ranked. The other methods hold the pool in
-memory (`selection_pool`).
+memory (`in_memory_pool`): a pool over `IN_MEMORY_POOL_ROWS` rows as a seeded,
+class-stratified sample of that many rows (the manifest's `selection.pool_sample`; the rows
+outside it count as not selected), unless the method reads teacher signals (refused).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pyarrow.compute as pc
 from distill_core.artifacts.parts import temp_suffix
 from distill_core.config import RunConfig
 from distill_core.methods.registry import Method
-from distill_core.pipeline.inputs import label_names, selection_pool, streamed_pool, teacher_view
+from distill_core.pipeline.inputs import in_memory_pool, label_names, streamed_pool, teacher_view
 from distill_core.pipeline.stage import StageContext
 from distill_core.pipeline.stages.teacher import synthesis_reads_teacher
 from distill_core.synthesize.auto_cv import probe_spec
@@ -33,7 +35,12 @@ from distill_core.synthesize.base import Selection
 from distill_core.synthesize.centering import centered, run_centres_features
 from distill_core.synthesize.learned_labels import TARGET_C, LabelSettings
 from distill_core.synthesize.learned_weights import WeightSettings
-from distill_core.synthesize.stage import CandidateSet, SelectionInputs, select_candidates
+from distill_core.synthesize.stage import (
+    CandidateSet,
+    SelectionInputs,
+    count_not_selected,
+    select_candidates,
+)
 from distill_core.synthesize.streamed import (
     EPOCHS,
     SAMPLE_ROWS,
@@ -163,7 +170,9 @@ class SelectionFamily:
                    ) -> tuple[CandidateSet, dict[str, Any]]:
         """`keep(rows, features)`: which pool rows the method may pick (None: all of them)."""
         cfg = ctx.cfg
-        train, train_x = selection_pool(cfg, ctx.store)
+        use_teacher = synthesis_reads_teacher(cfg)
+        pool = in_memory_pool(cfg, ctx.store, use_teacher)
+        train, train_x = pool.train, pool.features
         if keep is not None:
             mask = np.asarray(keep(train, train_x), dtype=bool)
             train, train_x = train.filter(pa.array(mask)), train_x[mask]
@@ -172,7 +181,6 @@ class SelectionFamily:
             learns = cfg.synthesize.weights.learn or cfg.synthesize.labels.learn
             probe_x = train_x if learns else None  # the learners' own features
             train_x = centered(train_x, train_x.mean(axis=0, dtype=np.float64))
-        use_teacher = synthesis_reads_teacher(cfg)
         teacher = (teacher_view(ctx.store, train.column("example_id").to_pylist(),
                                 cfg.teacher.temperature) if use_teacher else None)
         inputs = SelectionInputs(
@@ -190,6 +198,9 @@ class SelectionFamily:
             selector=self._run_seeds(ctx, workers))
         notes: dict[str, Any] = {"pool": "clean" if cfg.filter.corpus else "train",
                                  "workers": workers, "selection": {"streamed": False}}
+        if pool.sample is not None:  # the rows outside the sample: never selected
+            count_not_selected(result, pool.pool_rows - pool.sample["rows"])
+            notes["selection"]["pool_sample"] = pool.sample
         if inputs.weights is not None:
             notes["learned_weights"] = weights_summary(inputs.weights, result,
                                                        cfg.synthesize.per_class)

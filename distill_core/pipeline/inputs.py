@@ -6,7 +6,10 @@ The selection pool comes two ways: whole in memory (`selection_pool`, for the me
 read teacher signals or compare every row with every other; refused above
 `IN_MEMORY_POOL_ROWS` rows), or streamed (`streamed_pool`: one pass over the corpus and its
 embeddings, batch by batch, spilling each class's features to a file of its own and keeping
-only each pool row's corpus position and class).
+only each pool row's corpus position and class). The selection methods that hold the pool
+(`in_memory_pool`: auto, bilevel, span_pursuit, kmeans or herding with learned labels...)
+draw from a seeded, class-stratified sample of `IN_MEMORY_POOL_ROWS` rows of a larger pool
+instead of refusing it, unless they read teacher signals (held whole).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from distill_core.synthesize.class_rows import ClassRows, SpillWriter
 from distill_core.synthesize.stage import TeacherView
 
 IN_MEMORY_POOL_ROWS = 1_000_000  # a method that holds the whole pool is refused above this
+POOL_SAMPLE_SEED = 0  # the sample of a larger pool: the same rows for every seed and rerun
 POOL_COLUMNS = ["example_id", "text", "text_pair", "label", "label_id"]
 
 
@@ -182,15 +186,75 @@ def kept_train_rows(store: RunStore) -> np.ndarray:
     return np.concatenate(found) if found else np.zeros(0, np.int64)
 
 
+def _too_large(cfg: RunConfig, size: int) -> ConfigError:
+    return ConfigError(
+        f"synthesize.method {cfg.synthesize.method!r} holds the whole training pool in "
+        f"memory and the pool has {size} rows, over the limit of {IN_MEMORY_POOL_ROWS}: "
+        "use kmeans, herding or random (they stream), or a smaller corpus")
+
+
 def selection_pool(cfg: RunConfig, store: RunStore) -> tuple[pa.Table, np.ndarray]:
     """The training rows a method draws on (after the corpus filters, when on), with features,
     in memory: refused (one line) above `IN_MEMORY_POOL_ROWS` rows."""
     size = streamed_pool(cfg, store, None).rows.num_rows
     if size > IN_MEMORY_POOL_ROWS:
-        raise ConfigError(
-            f"synthesize.method {cfg.synthesize.method!r} holds the whole training pool in "
-            f"memory and the pool has {size} rows, over the limit of {IN_MEMORY_POOL_ROWS}: "
-            "use kmeans, herding or random (they stream), or a smaller corpus")
+        raise _too_large(cfg, size)
+    return _whole_pool(cfg, store)
+
+
+@dataclass
+class InMemoryPool:
+    """What a selection method holds: pool rows and their features (all of the pool, or a
+    sample of it), and the whole pool's row count."""
+
+    train: pa.Table
+    features: np.ndarray
+    pool_rows: int
+    sample: dict[str, int] | None = None  # {"rows", "of", "seed"} when sampled
+
+
+def in_memory_pool(cfg: RunConfig, store: RunStore, reads_teacher: bool) -> InMemoryPool:
+    """The pool whole up to `IN_MEMORY_POOL_ROWS` rows (as `selection_pool`); above it a
+    seeded, class-stratified sample of that many rows, read by corpus position (each class
+    keeps at least its ranked rows, `per_class x oversample`, or all it has). A method that
+    reads teacher signals holds them for the whole pool: refused above the limit."""
+    pool = streamed_pool(cfg, store, None)
+    size = pool.rows.num_rows
+    if size <= IN_MEMORY_POOL_ROWS:
+        train, x = _whole_pool(cfg, store)
+        return InMemoryPool(train, x, size)
+    if reads_teacher:
+        raise _too_large(cfg, size)
+    keep = class_sample(pool.label_ids, IN_MEMORY_POOL_ROWS,
+                        cfg.synthesize.per_class * cfg.synthesize.oversample, POOL_SAMPLE_SEED)
+    positions = pool.rows.positions[keep].astype(np.int64)
+    names = part_file(verified_parts(store, "ingest")[0]).schema_arrow.names
+    train, corpus_rows = rows_at(store, "ingest", positions, names)
+    vectors = [c for c in ("example_id", "embedding", "embedding_pair")
+               if c in part_file(verified_parts(store, "signals")[0]).schema_arrow.names]
+    embedded, signal_rows = rows_at(store, "signals", positions, vectors)
+    if signal_rows != corpus_rows or not train.column("example_id").equals(
+            embedded.column("example_id")):
+        raise RuntimeError("embeddings are not aligned with the corpus (different run inputs?)")
+    return InMemoryPool(train, features(embedded), size,
+                        {"rows": len(keep), "of": size, "seed": POOL_SAMPLE_SEED})
+
+
+def class_sample(label_ids: np.ndarray, rows: int, least: int, seed: int) -> np.ndarray:
+    """Sorted indices of about `rows` of `label_ids`, each class's share kept (largest
+    remainders round) and never under `least` rows (or the class's own count)."""
+    classes, counts = np.unique(label_ids, return_counts=True)
+    share = counts * (rows / len(label_ids))
+    take = np.floor(share).astype(np.int64)
+    take[np.argsort(take - share, kind="stable")[:rows - int(take.sum())]] += 1
+    take = np.minimum(np.maximum(take, least), counts)
+    rng = np.random.default_rng(seed)
+    picked = [rng.choice(np.flatnonzero(label_ids == label), size=int(n), replace=False)
+              for label, n in zip(classes, take, strict=True)]
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
+
+
+def _whole_pool(cfg: RunConfig, store: RunStore) -> tuple[pa.Table, np.ndarray]:
     train, train_x = split_features(store.read("ingest"), store.read("signals"), "train")
     if cfg.filter.corpus:
         kept = kept_keys(store)

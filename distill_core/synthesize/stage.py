@@ -94,6 +94,18 @@ class CandidateSet:
     shortfall: dict[int, dict[int, dict[str, int]]] = field(default_factory=dict)
 
 
+def count_not_selected(result: CandidateSet, rows: int) -> None:
+    """Pool rows a method never saw (left out of its sample or its eligible rows) are not
+    selected in every replicate: the counts keep rows in = the whole pool x seeds, as the
+    audit derives them."""
+    counts, seeds = result.counts, int(result.counts["replicates"])
+    counts["rows_in"] += rows * seeds
+    counts["rows_rejected"] += rows * seeds
+    counts["rejects_by_reason"]["not_selected"] += rows * seeds
+    counts["implicit_rejects"]["not_selected"] = [
+        n + rows for n in counts["implicit_rejects"]["not_selected"]]
+
+
 class PoolTable(Protocol):
     """The pool's rows: a table, or rows fetched from the corpus's parts on demand."""
 

@@ -1,0 +1,74 @@
+"""A pool larger than the in-memory limit: the methods that hold the pool draw from a seeded,
+class-stratified sample of it (recorded in the manifest, the rest counted as not selected),
+instead of refusing the run; methods that read teacher signals are still refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distill_core.audit import RunAudit
+from distill_core.config import load_config
+from distill_core.errors import ConfigError
+from distill_core.pipeline import inputs
+from distill_core.pipeline.inputs import class_sample, streamed_pool
+
+LIMIT = 120  # of the SST-2 slice's 300 training rows
+
+
+def _args(slice_dir: Path, tiny_encoder: Path, *extra: str) -> list[str]:
+    return [f"data.data_dir={slice_dir}", f"signals.model={tiny_encoder}",
+            "signals.precision=fp32", "run.seeds=[0,1]", "synthesize.per_class=3",
+            "compute.cv_workers=1", *extra]
+
+
+def test_class_sample_keeps_shares_and_each_class_its_ranked_rows() -> None:
+    labels = np.array([0] * 900 + [1] * 90 + [2] * 10)
+    picked = class_sample(labels, 100, 5, seed=0)
+    assert np.all(np.diff(picked) > 0)  # sorted, distinct
+    assert np.bincount(labels[picked]).tolist() == [90, 9, 5]  # class 2: 1 by share, 5 least
+    assert np.array_equal(picked, class_sample(labels, 100, 5, seed=0))
+    assert not np.array_equal(picked, class_sample(labels, 100, 5, seed=1))
+    assert np.bincount(labels[class_sample(labels, 100, 20, seed=0)]).tolist() == [90, 20, 10]
+
+
+# auto (the default) among recipes that hold the pool: its choice runs on the sample
+@pytest.mark.parametrize("method", [
+    ["synthesize.method=span_pursuit"],
+    ["synthesize.method=auto", "synthesize.auto.candidates=[span_pursuit,facility_location]"]])
+def test_a_pool_over_the_limit_is_sampled_and_every_row_accounted_for(
+        slice_dir: Path, tiny_encoder: Path, tmp_path: Path, run_stages,
+        monkeypatch: pytest.MonkeyPatch, method: list[str]) -> None:
+    monkeypatch.setattr(inputs, "IN_MEMORY_POOL_ROWS", LIMIT)
+    cfg = load_config(None, _args(slice_dir, tiny_encoder, *method))
+    store, _ = run_stages(cfg, tmp_path / "runs", until="filter")
+    pool = streamed_pool(cfg, store, None)
+    sample = store.manifest("synthesize")["selection"]["pool_sample"]
+    assert sample == {"rows": LIMIT, "of": pool.rows.num_rows, "seed": 0}
+    assert pool.rows.num_rows > LIMIT
+    # every candidate comes from the sample's rows
+    kept = class_sample(pool.label_ids, LIMIT, 3 * cfg.synthesize.oversample, 0)
+    sampled = set(pool.rows.take(kept).column("example_id").to_pylist())
+    picked = set(store.read("synthesize").column("example_id").to_pylist())
+    assert picked and picked <= sampled
+    # the rows outside the sample are not selected: the funnel still balances
+    counts = store.manifest("synthesize")["counts"]
+    assert counts["rows_in"] == pool.rows.num_rows * 2
+    assert all(f["balanced"] for f in RunAudit(store.root).funnel())
+    # a pool within the limit is held whole: no sample, other picks
+    monkeypatch.setattr(inputs, "IN_MEMORY_POOL_ROWS", 10_000)
+    whole, _ = run_stages(cfg, tmp_path / "whole", until="synthesize")
+    assert "pool_sample" not in whole.manifest("synthesize")["selection"]
+    assert whole.manifest("synthesize")["counts"]["rows_in"] == pool.rows.num_rows * 2
+
+
+def test_a_method_reading_teacher_signals_is_refused_over_the_limit(
+        slice_dir: Path, tiny_encoder: Path, tmp_path: Path, run_stages,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inputs, "IN_MEMORY_POOL_ROWS", LIMIT)
+    cfg = load_config(None, _args(slice_dir, tiny_encoder, "synthesize.method=herding",
+                                  "synthesize.soft_labels=true"))
+    with pytest.raises(ConfigError, match=f"over the limit of {LIMIT}: use kmeans"):
+        run_stages(cfg, tmp_path / "runs", until="synthesize")
