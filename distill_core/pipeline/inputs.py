@@ -39,7 +39,9 @@ from distill_core.signals.teacher import class_logits, fit_teacher, softmax
 from distill_core.synthesize.class_rows import ClassRows, SpillWriter
 from distill_core.synthesize.stage import TeacherView
 
-IN_MEMORY_POOL_ROWS = 1_000_000  # a method that holds the whole pool is refused above this
+# Above this many pool rows, a selection method that holds the pool draws from a sample of
+# this many; one that reads teacher signals, a learned or a generative one is refused.
+IN_MEMORY_POOL_ROWS = 1_000_000
 POOL_SAMPLE_SEED = 0  # the sample of a larger pool: the same rows for every seed and rerun
 POOL_COLUMNS = ["example_id", "text", "text_pair", "label", "label_id"]
 
