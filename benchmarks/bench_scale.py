@@ -10,7 +10,9 @@ holding only the already-distilled static encoder):
    a probe on millions of rows is not what this measures);
 2. herding, same runs folder (ingest and signals come from the cross-run cache);
 3. nightly: the kmeans config again over the corpus + 1 % new rows (`signals.row_cache`
-   on), its wall time as a share of run 1's.
+   on), its wall time as a share of run 1's;
+4. auto (only when `--runs` names it): `synthesize.method=auto` in the same runs folder;
+   above the in-memory limit (1,000,000 rows) its recipes draw from a sample of the pool.
 
 The runs read the training split as a folder of daily files (`<corpus>/live/days`, links to
 the corpus's `days/`); the nightly run first adds `day-new` to that folder, as a scheduled
@@ -212,6 +214,7 @@ def bench_size(rows: int, encoder: str, args: argparse.Namespace, work: Path,
         "folder": str(folder), "build_seconds": corpus["build_seconds"],
         "extra_rows": corpus["extra_rows"], "label_rows": corpus["label_rows"]}, "runs": {}}
     plan = [("kmeans", rows, []), ("herding", rows, ["synthesize.method=herding"]),
+            ("auto", rows, ["synthesize.method=auto"]),
             ("nightly", rows + corpus["extra_rows"], [])]
     for name, train_rows, sets in plan:
         if name not in args.runs:
@@ -295,7 +298,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="Corpus seed.")
     parser.add_argument("--days", type=int, default=5, help="Daily files per corpus.")
     parser.add_argument("--runs", default="kmeans,herding,nightly",
-                        help="Which of kmeans, herding, nightly to run per size.")
+                        help="Which of kmeans, herding, auto, nightly to run per size "
+                             "(auto: the default recipe's choice, on a sample of a pool "
+                             "over the in-memory limit).")
     parser.add_argument("--config", default=str(ROOT / "configs" / "scale-static.yaml"))
     parser.add_argument("--out", default=None, help="Results JSON (default: WORK/results.json).")
     parser.add_argument("--reference", default=None,

@@ -31,12 +31,14 @@ class FilterRun:
     per_filter: list[dict[str, Any]] = field(default_factory=list)
 
 
-def enabled_filters(cfg: FilterSection) -> list[tuple[str, Callable[[FilterInput], list[Drop]]]]:
+def enabled_filters(cfg: FilterSection, seen: dict[bytes, str] | None = None
+                    ) -> list[tuple[str, Callable[[FilterInput], list[Drop]]]]:
+    """The enabled filters in order; `seen` carries exact dedup's texts across batches."""
     q, n, s, c, t = (cfg.quality, cfg.near_dedup, cfg.semantic_dedup, cfg.contamination,
                      cfg.teacher_consistency)
     functions: dict[str, Callable[[FilterInput], list[Drop]]] = {
         "quality": lambda d: quality_filter(d, q.min_words, q.max_words, q.min_alpha_fraction),
-        "exact_dedup": exact_dedup,
+        "exact_dedup": lambda d: exact_dedup(d, seen),
         "near_dedup": lambda d: near_dedup(d, n.shingle, n.num_perm, n.threshold, n.seed),
         "semantic_dedup": lambda d: semantic_dedup(d, s.epsilon, s.cluster_size, s.seed),
         "contamination": lambda d: contamination_filter(d, c.ngram, c.embedding_threshold),
@@ -44,11 +46,14 @@ def enabled_filters(cfg: FilterSection) -> list[tuple[str, Callable[[FilterInput
     return [(name, functions[name]) for name in cfg.enabled_names()]
 
 
-def run_filters(data: FilterInput, cfg: FilterSection) -> FilterRun:
+def run_filters(data: FilterInput, cfg: FilterSection, seen: dict[bytes, str] | None = None
+                ) -> FilterRun:
+    """Each enabled filter on the rows the ones before it kept. A streamed run passes the
+    same `seen` for every batch, so exact dedup keeps a text's first row over all of them."""
     alive = np.arange(len(data))
     drops: list[Drop] = []
     per_filter = []
-    for name, apply in enabled_filters(cfg):
+    for name, apply in enabled_filters(cfg, seen):
         found = apply(data.take(alive))
         dropped = np.zeros(len(alive), dtype=bool)
         for drop in found:

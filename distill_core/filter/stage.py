@@ -57,7 +57,8 @@ class FilterResult:
     shortfall: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
 
-def _reject_rows(table: pa.Table, drops: list, replicate: np.ndarray | None) -> list[dict]:
+def reject_rows(table: pa.Table, drops: list, replicate: np.ndarray | None) -> list[dict]:
+    """Rejects rows (dicts) for `drops`, positions in `table` (with its replicates)."""
     ids = table.column("example_id").to_pylist()
     return [{"example_id": ids[d.row], "reason": d.reason, "detail": d.detail,
              "field": d.field, "replicate": None if replicate is None else int(replicate[d.row]),
@@ -81,7 +82,7 @@ def filter_candidates(candidates: pa.Table, per_class: int, cfg: FilterSection,
     ordered = candidates.take(order)
     replicate = ordered.column("replicate").to_numpy()
     run = run_filters(context.input_for(ordered, replicate), cfg)
-    rejects = _reject_rows(ordered, run.drops, replicate)
+    rejects = reject_rows(ordered, run.drops, replicate)
     labels = ordered.column("label").to_pylist()
     taken: Counter[tuple[int, str]] = Counter()
     keep: list[int] = []
@@ -128,7 +129,7 @@ def _shortfall(taken: Counter, ranked: Counter, per_class: int, label_names: lis
 def clean_corpus(train: pa.Table, cfg: FilterSection, context: FilterContext) -> FilterResult:
     """The training rows that pass the filters, in file order, and the rejects."""
     run = run_filters(context.input_for(train, np.zeros(train.num_rows, dtype=np.int64)), cfg)
-    rejects = _reject_rows(train, run.drops, None)
+    rejects = reject_rows(train, run.drops, None)
     kept = train.take(pa.array(run.kept, pa.int64()))
     return FilterResult(kept, rejects_table(rejects),
                         _counts(train.num_rows, kept.num_rows, rejects), run.per_filter)

@@ -37,7 +37,8 @@ def teacher_label_prob(store: RunStore, positions: np.ndarray, label_ids: np.nda
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
-def _normalised(x: np.ndarray) -> np.ndarray:
+def normalised(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (cosine by dot product)."""
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
@@ -50,8 +51,9 @@ class StreamedFilterContext(FilterContext):
     """The filters' context read from the run folder on demand: `input_for` reads only the
     asked-for rows' features (and teacher p(label)) in one streamed pass, with the eval split,
     so filtering a few thousand candidates of a 5M-row corpus holds a few thousand vectors.
-    Filtering every training row (the corpus clean stage, the `full` baseline) still holds
-    every row's features: O(corpus) memory."""
+    Filtering every training row at once (the `full` baseline; the corpus clean stage
+    with near or semantic dedup on) still holds every row's features: O(corpus) memory; the
+    clean stage otherwise streams (`pipeline/clean_stream.py`)."""
 
     def __init__(self, store: RunStore, with_teacher: bool) -> None:
         super().__init__(ids={})
@@ -66,7 +68,7 @@ class StreamedFilterContext(FilterContext):
         (None when it lacks any asked-for row): the evaluate stage's pool has read both, so
         filtering a random draw that it just read costs no second pass over the corpus."""
         self._eval_texts = joined_texts(evaluation)
-        self._eval_vectors = _normalised(eval_x)
+        self._eval_vectors = normalised(eval_x)
         self._read_already = read_already
 
     @property  # type: ignore[override]
@@ -96,11 +98,11 @@ class StreamedFilterContext(FilterContext):
             known = self._read_already(wanted)
             if known is not None:  # training rows only: none is an eval row
                 rows, x, positions = known
-                return rows, _normalised(x), positions, np.zeros(rows.num_rows, dtype=bool)
+                return rows, normalised(x), positions, np.zeros(rows.num_rows, dtype=bool)
         columns = ["example_id", "split", "label_id", "text", "text_pair"]
         splits = ("eval",) if self._eval_texts is None else ()
         rows, x, positions = corpus_where(self.store, ids_pick(wanted, splits), columns)
-        x = _normalised(x)
+        x = normalised(x)
         is_eval = np.asarray(pc.equal(rows.column("split"), "eval").to_numpy(
             zero_copy_only=False), dtype=bool)
         if splits:
@@ -115,7 +117,7 @@ class StreamedFilterContext(FilterContext):
         ids = {e: i for i, e in enumerate(rows.column("example_id").to_pylist())
                if not is_eval[i]}
         if self._generated is not None:  # generated rows: features from the generate stage
-            x = _normalised(self._generated.extend(ids, x))
+            x = normalised(self._generated.extend(ids, x))
             if label_prob is not None:
                 label_prob = np.concatenate([label_prob, self._generated.label_prob])
         return FilterContext(ids, x, label_prob, self._eval_texts,

@@ -1,0 +1,110 @@
+"""The corpus clean stage on a large finished run, this code against an earlier commit.
+
+`filter.corpus` is on by default for `synthesize.method: auto` and for learned labels or
+weights, so the clean stage runs the filters over every training row before selection.
+This runs that stage alone on a finished run's corpus, in a fresh process per measurement
+(alternating the earlier commit, a git worktree, and this tree): each process loads the
+run's own config under a new `run.name`, restores ingest and signals (and the teacher, if
+the filters read it) from the runs folder's cross-run cache and computes `clean`. It prints
+the stage's wall time, the process's peak RSS (`ru_maxrss`) and the RSS when the stage
+began, and checks that both trees keep the same rows in the same order and reject the same
+rows for the same reasons (compared as sha256 digests).
+
+    git worktree add /tmp/base <commit>
+    python benchmarks/bench_clean_stream.py --run RUNS/<run> --baseline-tree /tmp/base \
+        --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MEASURE = """
+import hashlib, json, resource, sys, time
+from pathlib import Path
+from distill_core.artifacts.store import RunStore
+from distill_core.config import RunConfig
+from distill_core.pipeline.order import run_pipeline
+from distill_core.pipeline.stage import StageContext
+from tasks.executors import make_executor
+
+run, name = Path(sys.argv[1]), sys.argv[2]
+config = RunStore(run.parent, run.name).manifest("clean")["config"]
+config["run"]["name"] = name
+cfg = RunConfig.model_validate(config)
+store = RunStore(run.parent, cfg.run_id())
+ctx = StageContext(cfg, store, make_executor(cfg.compute, cfg.faults))
+from distill_core.pipeline.stages.teacher import needs_teacher
+for upstream in ("ingest", "signals") + (("teacher",) if needs_teacher(cfg) else ()):
+    run_pipeline(ctx, upstream)  # restored from the runs folder's cache (teacher: computed)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+with open("/proc/self/status") as status:
+    rss = next(int(l.split()[1]) for l in status if l.startswith("VmRSS")) / 1024
+start = time.perf_counter()
+run_pipeline(ctx, "clean")
+seconds = time.perf_counter() - start
+manifest = store.manifest("clean")
+kept = store.read("clean").column("example_id").to_pylist()
+rejects = sorted((r["example_id"], r["reason"], r["detail"])
+                 for r in store.read("clean", rejects=True).to_pylist())
+digest = lambda rows: hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+print(json.dumps({"seconds": seconds, "peak_mb": resource.getrusage(
+    resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_before_mb": rss,
+    "peak_before_mb": before, "kept": len(kept), "kept_sha": digest(kept),
+    "rejects": len(rejects), "rejects_sha": digest(rejects),
+    "streamed": manifest.get("streamed"), "filters": manifest["filters"]}))
+"""
+
+
+def measure(tree: Path, run: Path, name: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(tree), HF_HUB_OFFLINE="1")
+    out = subprocess.run([sys.executable, "-c", MEASURE, str(run), name], cwd=tree, env=env,
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{tree}: exit {out.returncode}\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, help="a finished run's folder "
+                        "(with a clean stage) in its runs folder")
+    parser.add_argument("--baseline-tree", type=Path, required=True,
+                        help="a git worktree of the commit to compare with")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    results: dict[str, list[dict]] = {"baseline": [], "this": []}
+    for round_ in range(args.rounds):
+        for label, tree in (("baseline", args.baseline_tree.resolve()), ("this", ROOT)):
+            result = measure(tree, args.run.resolve(), f"cleanbench-{label}-{round_}")
+            print(json.dumps({"tree": label, "round": round_} | {
+                k: v for k, v in result.items() if k != "filters"}), flush=True)
+            results[label].append(result)
+    base, this = results["baseline"], results["this"]
+    same = all(r[k] == base[0][k] for r in base + this for k in ("kept_sha", "rejects_sha"))
+    same_filters = all(r["filters"] == base[0]["filters"] for r in base + this)
+
+    def median(rows: list[dict], key: str) -> float:
+        return statistics.median(r[key] for r in rows)
+
+    print("\n| tree | clean s (median) | peak RSS MB | RSS before the stage MB |")
+    print("|---|---|---|---|")
+    for label, rows in results.items():
+        print(f"| {label} | {median(rows, 'seconds'):.1f} | {median(rows, 'peak_mb'):,.0f} | "
+              f"{median(rows, 'rss_before_mb'):,.0f} |")
+    print(f"\ntime ratio (baseline / this): "
+          f"{median(base, 'seconds') / median(this, 'seconds'):.2f}x; peak RSS ratio: "
+          f"{median(base, 'peak_mb') / median(this, 'peak_mb'):.2f}x; same rows kept and "
+          f"rejected for the same reasons: {same}; same per-filter counts: {same_filters}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""The corpus clean stage one batch at a time: the filters on every training row without
+holding the corpus.
+
+Quality, contamination and teacher consistency judge each row on its own; exact dedup
+needs only the digests of the texts seen so far, which `run_filters` carries from batch to
+batch. So walking the corpus, its embeddings (and the teacher's p(label)) side by side in
+corpus order and filtering each batch keeps exactly the rows, with the same reasons, that
+filtering the whole training split at once keeps, while holding one batch of rows and
+vectors (plus about 180 bytes a distinct text). Near and semantic dedup compare rows across
+the whole corpus (LSH buckets, k-means clusters): with either on, the stage holds the corpus
+(`streams`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from distill_core.artifacts.counts import Counts
+from distill_core.artifacts.schemas import rejects_table
+from distill_core.artifacts.stage_writer import StageWriter
+from distill_core.config import FilterSection
+from distill_core.errors import ArtifactError
+from distill_core.filter.base import FilterInput
+from distill_core.filter.pipeline import run_filters
+from distill_core.filter.stage import reject_rows
+from distill_core.pipeline.batches import BATCH_ROWS, RowStream, aligned_batches
+from distill_core.pipeline.filter_context import StreamedFilterContext, normalised
+from distill_core.pipeline.inputs import signal_columns
+from distill_core.signals.embeddings import features, matrix
+
+INPUT_COLUMNS = ["example_id", "text", "text_pair", "label", "label_id"]
+ROWS_PER_BATCH = BATCH_ROWS  # corpus rows (and their vectors) held at a time
+
+
+def batch_rows() -> int:
+    """Corpus rows filtered at a time (read when the stage runs)."""
+    return ROWS_PER_BATCH
+
+
+def streams(cfg: FilterSection) -> bool:
+    """Whether every enabled filter can run batch by batch (no near or semantic dedup)."""
+    return not (cfg.near_dedup.enabled or cfg.semantic_dedup.enabled)
+
+
+class FilterTally:
+    """Each filter's rows in / out / rejected (by reason), summed over batches."""
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+        self.sums: dict[str, dict[str, Any]] = {}
+
+    def add(self, per_filter: list[dict[str, Any]]) -> None:
+        for entry in per_filter:
+            name = entry["filter"]
+            if name not in self.sums:
+                self.order.append(name)
+                self.sums[name] = {"rows_in": 0, "rows_out": 0, "rows_rejected": 0,
+                                   "rejects_by_reason": Counter()}
+            total = self.sums[name]
+            for key in ("rows_in", "rows_out", "rows_rejected"):
+                total[key] += entry[key]
+            total["rejects_by_reason"].update(entry["rejects_by_reason"])
+
+    def per_filter(self) -> list[dict[str, Any]]:
+        return [{"filter": name, **{k: v for k, v in self.sums[name].items()
+                                    if k != "rejects_by_reason"},
+                 "rejects_by_reason": dict(self.sums[name]["rejects_by_reason"])}
+                for name in self.order]
+
+
+def clean_streamed(context: StreamedFilterContext, cfg: FilterSection, writer: StageWriter
+                   ) -> tuple[Counts, list[dict[str, Any]]]:
+    """Filter the training rows batch by batch in corpus order, writing the kept rows and the
+    rejects through `writer`; the counts and each filter's tally."""
+    store = context.store
+    eval_texts, eval_vectors = context.eval_texts, context.eval_vectors
+    teacher = RowStream(store, "teacher", ["soft_label"]) if context.with_teacher else None
+    seen: dict[bytes, str] = {}
+    tally = FilterTally()
+    rows_in = rows_out = 0
+    reasons: Counter[str] = Counter()
+    for _, rows, embedded in aligned_batches(store, ("ingest", None),
+                                             ("signals", signal_columns(store)),
+                                             batch_rows()):
+        if not rows.column("example_id").equals(embedded.column("example_id")):
+            raise RuntimeError("embeddings are not aligned with the corpus (different run "
+                               "inputs?)")
+        soft = teacher.take(rows.num_rows) if teacher is not None else None
+        if soft is not None and soft.num_rows != rows.num_rows:
+            raise ArtifactError("the teacher stage has fewer rows than the corpus; rerun the "
+                                "command to recompute the stages")
+        train = np.asarray(pc.equal(rows.column("split"), "train").to_numpy(
+            zero_copy_only=False), dtype=bool)
+        if not train.any():
+            continue
+        picked = pa.array(np.flatnonzero(train))
+        batch = rows.take(picked)
+        label_prob = None
+        if soft is not None:
+            labels = batch.column("label_id").to_numpy()
+            label_prob = matrix(soft.take(picked), "soft_label")[np.arange(len(labels)),
+                                                                 labels]
+        data = FilterInput(batch.select(INPUT_COLUMNS), np.zeros(batch.num_rows, np.int64),
+                           normalised(features(embedded.take(picked))), label_prob,
+                           eval_texts, eval_vectors)
+        run = run_filters(data, cfg, seen)
+        tally.add(run.per_filter)
+        rejects = reject_rows(batch, run.drops, None)
+        writer.write(batch.take(pa.array(run.kept, pa.int64())))
+        if rejects:
+            writer.write(rejects_table(rejects), rejects=True)
+        rows_in += batch.num_rows
+        rows_out += len(run.kept)
+        reasons.update(r["reason"] for r in rejects)
+    if not reasons:  # an empty rejects table, as a stage that rejected nothing writes
+        writer.write(rejects_table([]), rejects=True)
+    if teacher is not None and not teacher.exhausted():
+        raise ArtifactError("the teacher stage has more rows than the corpus; rerun the "
+                            "command to recompute the stages")
+    return Counts(rows_in, rows_out, dict(reasons)), tally.per_filter()
