@@ -36,11 +36,6 @@ INPUT_COLUMNS = ["example_id", "text", "text_pair", "label", "label_id"]
 ROWS_PER_BATCH = BATCH_ROWS  # corpus rows (and their vectors) held at a time
 
 
-def batch_rows() -> int:
-    """Corpus rows filtered at a time (read when the stage runs)."""
-    return ROWS_PER_BATCH
-
-
 def streams(cfg: FilterSection) -> bool:
     """Whether every enabled filter can run batch by batch (no near or semantic dedup)."""
     return not (cfg.near_dedup.enabled or cfg.semantic_dedup.enabled)
@@ -85,7 +80,7 @@ def clean_streamed(context: StreamedFilterContext, cfg: FilterSection, writer: S
     reasons: Counter[str] = Counter()
     for _, rows, embedded in aligned_batches(store, ("ingest", None),
                                              ("signals", signal_columns(store)),
-                                             batch_rows()):
+                                             ROWS_PER_BATCH):
         if not rows.column("example_id").equals(embedded.column("example_id")):
             raise RuntimeError("embeddings are not aligned with the corpus (different run "
                                "inputs?)")
