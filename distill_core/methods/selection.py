@@ -172,7 +172,8 @@ class SelectionFamily:
         cfg = ctx.cfg
         use_teacher = synthesis_reads_teacher(cfg)
         pool = in_memory_pool(cfg, ctx.store, use_teacher)
-        train, train_x = pool.train, pool.features
+        train, train_x, sample, pool_rows = pool.train, pool.features, pool.sample, pool.pool_rows
+        del pool  # a masked copy of the features then replaces them rather than adds to them
         if keep is not None:
             mask = np.asarray(keep(train, train_x), dtype=bool)
             train, train_x = train.filter(pa.array(mask)), train_x[mask]
@@ -198,9 +199,9 @@ class SelectionFamily:
             selector=self._run_seeds(ctx, workers))
         notes: dict[str, Any] = {"pool": "clean" if cfg.filter.corpus else "train",
                                  "workers": workers, "selection": {"streamed": False}}
-        if pool.sample is not None:  # the rows outside the sample: never selected
-            count_not_selected(result, pool.pool_rows - pool.sample["rows"])
-            notes["selection"]["pool_sample"] = pool.sample
+        if sample is not None:  # the rows outside the sample: never selected
+            count_not_selected(result, pool_rows - sample["rows"])
+            notes["selection"]["pool_sample"] = sample
         if inputs.weights is not None:
             notes["learned_weights"] = weights_summary(inputs.weights, result,
                                                        cfg.synthesize.per_class)

@@ -198,10 +198,10 @@ def _too_large(cfg: RunConfig, size: int) -> ConfigError:
 def selection_pool(cfg: RunConfig, store: RunStore) -> tuple[pa.Table, np.ndarray]:
     """The training rows a method draws on (after the corpus filters, when on), with features,
     in memory: refused (one line) above `IN_MEMORY_POOL_ROWS` rows."""
-    size = streamed_pool(cfg, store, None).rows.num_rows
-    if size > IN_MEMORY_POOL_ROWS:
-        raise _too_large(cfg, size)
-    return _whole_pool(cfg, store)
+    positions = streamed_pool(cfg, store, None).rows.positions
+    if len(positions) > IN_MEMORY_POOL_ROWS:
+        raise _too_large(cfg, len(positions))
+    return pool_at(store, positions)
 
 
 @dataclass
@@ -223,23 +223,56 @@ def in_memory_pool(cfg: RunConfig, store: RunStore, reads_teacher: bool) -> InMe
     pool = streamed_pool(cfg, store, None)
     size = pool.rows.num_rows
     if size <= IN_MEMORY_POOL_ROWS:
-        train, x = _whole_pool(cfg, store)
+        train, x = pool_at(store, pool.rows.positions)
         return InMemoryPool(train, x, size)
     if reads_teacher:
         raise _too_large(cfg, size)
     keep = class_sample(pool.label_ids, IN_MEMORY_POOL_ROWS,
                         cfg.synthesize.per_class * cfg.synthesize.oversample, POOL_SAMPLE_SEED)
-    positions = pool.rows.positions[keep].astype(np.int64)
+    train, x = pool_at(store, pool.rows.positions[keep].astype(np.int64))
+    return InMemoryPool(train, x, size,
+                        {"rows": len(keep), "of": size, "seed": POOL_SAMPLE_SEED})
+
+
+def pool_at(store: RunStore, positions: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+    """The corpus rows at `positions` (sorted corpus row numbers) and their features, read
+    row group by row group: the features are filled into one float32 matrix as they are
+    read, so the pool's vectors are held once (not also as an Arrow table and a filtered
+    copy of it), and no other split's rows are read."""
     names = part_file(verified_parts(store, "ingest")[0]).schema_arrow.names
     train, corpus_rows = rows_at(store, "ingest", positions, names)
-    vectors = [c for c in ("example_id", "embedding", "embedding_pair")
-               if c in part_file(verified_parts(store, "signals")[0]).schema_arrow.names]
-    embedded, signal_rows = rows_at(store, "signals", positions, vectors)
-    if signal_rows != corpus_rows or not train.column("example_id").equals(
-            embedded.column("example_id")):
+    x, signal_rows = features_at(store, positions, train.column("example_id"))
+    if signal_rows != corpus_rows:
         raise RuntimeError("embeddings are not aligned with the corpus (different run inputs?)")
-    return InMemoryPool(train, features(embedded), size,
-                        {"rows": len(keep), "of": size, "seed": POOL_SAMPLE_SEED})
+    return train, x
+
+
+def features_at(store: RunStore, positions: np.ndarray, ids: pa.ChunkedArray
+                ) -> tuple[np.ndarray, int]:
+    """Features of the signals rows at `positions` (sorted), in that order, and the stage's
+    row count; each row group's `example_id`s must be `ids` (the corpus rows at those
+    positions), or the embeddings belong to other run inputs."""
+    columns = signal_columns(store)
+    out: np.ndarray | None = None
+    offset = 0
+    for path in verified_parts(store, "signals"):
+        handle = part_file(path)
+        if out is None:
+            empty = features(handle.schema_arrow.empty_table().select(columns))
+            out = np.empty((len(positions), empty.shape[1]), dtype=empty.dtype)
+        for group in range(handle.metadata.num_row_groups):
+            rows = handle.metadata.row_group(group).num_rows
+            first, last = np.searchsorted(positions, [offset, offset + rows])
+            if last > first:
+                table = handle.read_row_group(group, columns=columns).take(
+                    pa.array(positions[first:last] - offset))
+                if not table.column("example_id").equals(ids.slice(first, last - first)):
+                    raise RuntimeError("embeddings are not aligned with the corpus (different "
+                                       "run inputs?)")
+                out[first:last] = features(table)  # type: ignore[index]
+            offset += rows
+    assert out is not None, "a published stage has at least one part"
+    return out, offset
 
 
 def class_sample(label_ids: np.ndarray, rows: int, least: int, seed: int) -> np.ndarray:
@@ -254,15 +287,6 @@ def class_sample(label_ids: np.ndarray, rows: int, least: int, seed: int) -> np.
     picked = [rng.choice(np.flatnonzero(label_ids == label), size=int(n), replace=False)
               for label, n in zip(classes, take, strict=True)]
     return np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
-
-
-def _whole_pool(cfg: RunConfig, store: RunStore) -> tuple[pa.Table, np.ndarray]:
-    train, train_x = split_features(store.read("ingest"), store.read("signals"), "train")
-    if cfg.filter.corpus:
-        kept = kept_keys(store)
-        mask = _in_pool(train, kept)
-        train, train_x = train.filter(pa.array(mask)), train_x[mask]
-    return train, train_x
 
 
 def teacher_view(store: RunStore, train_ids: list[str], temperature: float) -> TeacherView:

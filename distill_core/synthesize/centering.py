@@ -35,4 +35,5 @@ def centered(features: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """Each row less `mean`, scaled to unit length (a row equal to the mean stays zero)."""
     shifted = np.asarray(features, dtype=np.float32) - np.asarray(mean, dtype=np.float32)
     norms = np.linalg.norm(shifted, axis=1, keepdims=True)
-    return shifted / np.maximum(norms, 1e-12)
+    shifted /= np.maximum(norms, 1e-12)  # in place: one copy of the rows, not two
+    return shifted
