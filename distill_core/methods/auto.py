@@ -40,7 +40,12 @@ from distill_core.synthesize.auto_cv import (
     probe_spec,
     recipe_parts,
 )
-from distill_core.synthesize.fold_workers import fold_map, fold_workers, worker_settings
+from distill_core.synthesize.fold_workers import (
+    fold_map,
+    fold_workers,
+    release_fold_workers,
+    worker_settings,
+)
 from distill_core.synthesize.stage import CandidateSet, count_not_selected
 
 PROBE_ONLY_SELECTORS = ("span_pursuit",)  # rows chosen for learned labels on the probe
@@ -174,6 +179,8 @@ class AutoMethod:
         choice = cross_validate(y, rows.features, worker_settings(settings, workers),
                                 cfg.run.seeds[0], probe_accuracy(cfg, n_classes),
                                 teacher_p_label(cfg, n_classes), fold_map(workers))
+        if workers > 1:
+            release_fold_workers()
         scored = choice.protocol["repeats"] * choice.protocol["folds"]  # 0: none ran
         workers = min(workers, scored) if scored else 0
         cv_seconds = time.perf_counter() - start

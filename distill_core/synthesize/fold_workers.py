@@ -3,10 +3,12 @@
 Each fold is independent (its rows, seed and recipes are its arguments), and most of a
 fold's time is `bilevel`'s probe refinement, which runs on one BLAS thread and holds the GIL
 between its small products: threads do not overlap it, processes do. The workers are
-joblib's reusable loky processes: started at the first cross-validation of a process (about
-2-3 s: numpy, scikit-learn and the selectors imported in each), kept for loky's idle timeout
-(300 s) after it, each holding its imports (a few hundred MB, not counted in the stage
-manifest's `peak_rss_mb`, which is this process's). Each runs its fold with `threads` BLAS
+joblib's loky processes: started for each cross-validation (about 2-3 s: numpy,
+scikit-learn and the selectors imported in each) and shut down when it ends
+(`release_fold_workers`), before the chosen recipe reads the pool, which needs that memory
+more than the next cross-validation needs warm workers (two held 1.4 GB together on a
+1M-row pool, benchmarks/RESULTS.md; they are not counted in the stage manifest's
+`peak_rss_mb`, which is this process's). Each runs its fold with `threads` BLAS
 and OpenMP threads (default `cores // workers`; k-means' own thread setting is lowered to
 it too, `worker_settings`), so that the workers together use the cores this process may
 run on, no more. The results come back in the folds' order, so the choice does not depend
@@ -71,3 +73,12 @@ def fold_map(workers: int, threads: int | None = None) -> FoldMap:
             delayed(_with_threads)(function, per_worker, *job) for job in jobs)
 
     return run
+
+
+def release_fold_workers() -> None:
+    """Shut the fold workers down (they are joblib's reusable loky executor): their memory
+    goes back before the chosen recipe reads the pool. The next cross-validation starts
+    them again."""
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pyarrow.compute as pc
 import pytest
 from threadpoolctl import threadpool_limits
@@ -31,7 +32,12 @@ from distill_core.synthesize.auto_cv import (
     recipe_parts,
     serial_folds,
 )
-from distill_core.synthesize.fold_workers import fold_map, fold_workers, worker_settings
+from distill_core.synthesize.fold_workers import (
+    fold_map,
+    fold_workers,
+    release_fold_workers,
+    worker_settings,
+)
 from distill_core.synthesize.kmeans_prototypes import available_cores
 
 PER_CLASS = 4
@@ -62,10 +68,26 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("runs")  # one folder: the runs share its row cache
 
 
+WORKERS_AFTER_RUN: list[int] = []  # fold workers alive when the auto run's stages ended
+
+
+def loky_workers() -> set[int]:
+    """This process's joblib (loky) worker processes."""
+    found = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "popen_loky_posix" in " ".join(child.cmdline()):
+                found.add(child.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
 @pytest.fixture(scope="module")
 def auto_run(slice_dir: Path, runs: Path, run_stages):
     cfg = _config(slice_dir)
     store, _ = run_stages(cfg, runs)
+    WORKERS_AFTER_RUN.extend(loky_workers())
     return cfg, store
 
 
@@ -144,6 +166,9 @@ def test_folds_in_worker_processes_score_as_in_this_process(auto_run) -> None:
     there = choose(in_workers)
     assert (here.chosen, here.scores) == (there.chosen, there.scores)
     assert os.getpid() not in worker_pids and len(worker_pids) == settings.folds
+    assert set(worker_pids) <= loky_workers()  # kept until released...
+    release_fold_workers()
+    assert not set(worker_pids) & loky_workers()  # ...then shut down, their memory freed
     assert fold_workers(None, 9) == min(available_cores(), 9) and fold_workers(1, 9) == 1
     assert fold_workers(None, 1) == 1 and fold_workers(4, 2) == 2
     # in workers k-means keeps to a worker's share of the cores unless set
@@ -201,6 +226,7 @@ def test_an_auto_run_end_to_end(auto_run) -> None:
             strict=True))
     workers = fold_workers(None, block["protocol"]["repeats"] * block["protocol"]["folds"])
     assert block["cv_workers"] == workers
+    assert workers > 1 and WORKERS_AFTER_RUN == []  # shut down before the final selection
     assert (f"({workers} worker processes)" in report) == (workers > 1)
 
 

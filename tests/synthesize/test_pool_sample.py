@@ -7,13 +7,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from distill_core.audit import RunAudit
 from distill_core.config import load_config
 from distill_core.errors import ConfigError
 from distill_core.pipeline import inputs
-from distill_core.pipeline.inputs import class_sample, streamed_pool
+from distill_core.pipeline.inputs import (
+    class_sample,
+    features_at,
+    selection_pool,
+    streamed_pool,
+)
+from distill_core.signals.embeddings import features
 
 LIMIT = 120  # of the SST-2 slice's 300 training rows
 
@@ -72,3 +80,26 @@ def test_a_method_reading_teacher_signals_is_refused_over_the_limit(
                                   "synthesize.soft_labels=true"))
     with pytest.raises(ConfigError, match=f"over the limit of {LIMIT}: use kmeans"):
         run_stages(cfg, tmp_path / "runs", until="synthesize")
+
+
+def test_the_pool_read_by_position_is_the_whole_split_filtered(
+        slice_dir: Path, tiny_encoder: Path, tmp_path: Path, run_stages) -> None:
+    """`pool_at` reads the training rows the corpus filters kept, and their features, row
+    group by row group: the same rows, columns and vectors as both whole tables read and
+    filtered; embeddings that do not name the corpus rows asked for are refused."""
+    cfg = load_config(None, _args(slice_dir, tiny_encoder, "filter.corpus=true"))
+    store, _ = run_stages(cfg, tmp_path / "runs", until="clean")
+    train, x = selection_pool(cfg, store)
+    corpus, embedded = store.read("ingest"), store.read("signals")
+    kept = set(store.read("clean").column("example_id").to_pylist())
+    mask = pa.array([split == "train" and e in kept for split, e in zip(
+        corpus.column("split").to_pylist(), corpus.column("example_id").to_pylist(),
+        strict=True)])
+    assert 0 < train.num_rows < pc.sum(pc.equal(corpus.column("split"), "train")).as_py()
+    assert train.equals(corpus.filter(mask))
+    expected = features(embedded.filter(mask))
+    assert x.dtype == expected.dtype and np.array_equal(x, expected)
+    positions = streamed_pool(cfg, store, None).rows.positions
+    ids = train.column("example_id")
+    with pytest.raises(RuntimeError, match="embeddings are not aligned with the corpus"):
+        features_at(store, positions, pa.chunked_array([ids[1:], ids[:1]]))
