@@ -13,8 +13,8 @@ and OpenMP threads (default `cores // workers`; k-means' own thread setting is l
 it too, `worker_settings`), so that the workers together use the cores this process may
 run on, no more. The results come back in the folds' order, so the choice does not depend
 on where the folds ran, up to the last bits of a BLAS reduction split over another number
-of threads. A cross-validation of a few hundred rows is faster in process (the workers'
-start is most of it): `compute.cv_workers: 1`.
+of threads. `compute.cv_workers: 1` runs the folds in this process (measured slower here
+down to 300 rows, benchmarks/RESULTS.md, "auto's fold workers on small pools").
 """
 
 from __future__ import annotations
