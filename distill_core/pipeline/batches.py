@@ -3,14 +3,16 @@
 Stages whose output is one row per corpus row (signals, teacher) list the corpus's rows in
 its order, so a consumer can walk the corpus and its embeddings together without holding
 either: `aligned_batches` re-slices the two streams to common boundaries. A consumer that
-wants a few rows by position reads them with `rows_at`, which decodes only the row groups
-holding them (vector stages write row groups of ~16 MiB: `artifacts/layout.py`). Parts are
-checked against their manifest first (size, sha256), as `RunStore.read` does.
+wants a few rows by position reads them with `rows_at` (or walks them with `GroupsAt`),
+which decodes only the row groups holding them (vector stages write row groups of ~16 MiB:
+`artifacts/layout.py`). Parts are checked against their manifest first (size, sha256), as
+`RunStore.read` does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -86,28 +88,46 @@ def part_batches(path: Path, columns: list[str] | None = None,
         yield pa.Table.from_batches(held).combine_chunks()
 
 
+@dataclass
+class GroupsAt:
+    """Walks the row groups of a stage that hold one of `positions` (sorted row numbers; one
+    may repeat): for each, the slice of `positions` it holds and the rows at them, in order;
+    only those row groups are read. After the walk, `stage_rows` is the stage's row count
+    (from the parts' footers), so a caller can check it against the stage it pairs these
+    rows with."""
+
+    store: RunStore
+    stage: str
+    positions: np.ndarray
+    columns: list[str]
+    stage_rows: int = 0
+
+    def __iter__(self) -> Iterator[tuple[slice, pa.Table]]:
+        offset = 0
+        for path in verified_parts(self.store, self.stage):
+            handle = part_file(path)
+            for group in range(handle.metadata.num_row_groups):
+                rows = handle.metadata.row_group(group).num_rows
+                first, last = (int(i) for i in np.searchsorted(self.positions,
+                                                                [offset, offset + rows]))
+                if last > first:
+                    table = handle.read_row_group(group, columns=self.columns)
+                    yield slice(first, last), table.take(
+                        pa.array(self.positions[first:last] - offset))
+                offset += rows
+        self.stage_rows = offset
+
+
 def rows_at(store: RunStore, stage: str, positions: np.ndarray, columns: list[str]
             ) -> tuple[pa.Table, int]:
-    """The stage's rows at `positions` (sorted, distinct row numbers), in that order, reading
-    only the row groups that hold one of them; and the stage's row count (from the parts'
-    footers), so a caller can check it against the stage it pairs these rows with."""
-    pieces: list[pa.Table] = []
-    empty: pa.Table | None = None
-    offset = 0
-    for path in verified_parts(store, stage):
-        handle = part_file(path)
-        if empty is None:
-            empty = handle.schema_arrow.empty_table().select(columns)
-        meta = handle.metadata
-        for group in range(meta.num_row_groups):
-            rows = meta.row_group(group).num_rows
-            first, last = np.searchsorted(positions, [offset, offset + rows])
-            if last > first:
-                table = handle.read_row_group(group, columns=columns)
-                pieces.append(table.take(pa.array(positions[first:last] - offset)))
-            offset += rows
-    assert empty is not None, "a published stage has at least one part"
-    return (pa.concat_tables(pieces) if pieces else empty), offset
+    """The stage's rows at `positions` (sorted row numbers), in that order, reading
+    only the row groups that hold one of them; and the stage's row count (`GroupsAt`)."""
+    walk = GroupsAt(store, stage, positions, columns)
+    pieces = [table for _, table in walk]
+    if pieces:
+        return pa.concat_tables(pieces), walk.stage_rows
+    empty = part_file(verified_parts(store, stage)[0]).schema_arrow.empty_table()
+    return empty.select(columns), walk.stage_rows
 
 
 def aligned_batches(store: RunStore, left: tuple[str, list[str]], right: tuple[str, list[str]],

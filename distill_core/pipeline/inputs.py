@@ -27,6 +27,7 @@ from distill_core.artifacts.store import RunStore, part_file
 from distill_core.config import RunConfig
 from distill_core.errors import ArtifactError, ConfigError
 from distill_core.pipeline.batches import (
+    GroupsAt,
     aligned_batches,
     rows_at,
     stage_batches,
@@ -100,25 +101,10 @@ class PoolRows:
     def take(self, indices: pa.Array | np.ndarray) -> pa.Table:
         wanted = self.positions[np.asarray(indices, dtype=np.int64)]
         order = np.argsort(wanted, kind="stable")
-        ordered = wanted[order]
-        pieces, offset, empty = [], 0, None
-        for path in verified_parts(self.store, "ingest"):
-            handle = part_file(path)
-            for group in range(handle.metadata.num_row_groups):
-                size = handle.metadata.row_group(group).num_rows
-                lo, hi = np.searchsorted(ordered, [offset, offset + size])
-                if hi > lo:
-                    rows = handle.read_row_group(group, columns=list(self.columns))
-                    pieces.append(rows.take(pa.array(ordered[lo:hi] - offset)))
-                elif empty is None:
-                    empty = handle.schema_arrow
-                offset += size
-        if not pieces:
-            return pa.table({c: pa.array([], empty.field(c).type) for c in self.columns}) \
-                if empty is not None else pa.table({})
+        table, _ = rows_at(self.store, "ingest", wanted[order], list(self.columns))
         inverse = np.empty(len(order), dtype=np.int64)
         inverse[order] = np.arange(len(order))
-        return pa.concat_tables(pieces).take(pa.array(inverse))
+        return table.take(pa.array(inverse))
 
 
 @dataclass
@@ -144,10 +130,8 @@ def streamed_pool(cfg: RunConfig, store: RunStore, spill: Path | None) -> Stream
         batches = ((start, rows, None) for start, rows in _with_starts(
             stage_batches(store, "ingest", columns)))
     else:
-        names = part_file(verified_parts(store, "signals")[0]).schema_arrow.names
-        vectors = ["example_id", "embedding"] + (["embedding_pair"]
-                                                 if "embedding_pair" in names else [])
-        batches = aligned_batches(store, ("ingest", columns), ("signals", vectors))
+        batches = aligned_batches(store, ("ingest", columns), ("signals",
+                                                               signal_columns(store)))
     writer = SpillWriter(spill) if spill is not None else None
     for start, rows, embedded in batches:
         mask = _in_pool(rows, kept)
@@ -253,26 +237,16 @@ def features_at(store: RunStore, positions: np.ndarray, ids: pa.ChunkedArray
     row count; each row group's `example_id`s must be `ids` (the corpus rows at those
     positions), or the embeddings belong to other run inputs."""
     columns = signal_columns(store)
-    out: np.ndarray | None = None
-    offset = 0
-    for path in verified_parts(store, "signals"):
-        handle = part_file(path)
-        if out is None:
-            empty = features(handle.schema_arrow.empty_table().select(columns))
-            out = np.empty((len(positions), empty.shape[1]), dtype=empty.dtype)
-        for group in range(handle.metadata.num_row_groups):
-            rows = handle.metadata.row_group(group).num_rows
-            first, last = np.searchsorted(positions, [offset, offset + rows])
-            if last > first:
-                table = handle.read_row_group(group, columns=columns).take(
-                    pa.array(positions[first:last] - offset))
-                if not table.column("example_id").equals(ids.slice(first, last - first)):
-                    raise RuntimeError("embeddings are not aligned with the corpus (different "
-                                       "run inputs?)")
-                out[first:last] = features(table)  # type: ignore[index]
-            offset += rows
-    assert out is not None, "a published stage has at least one part"
-    return out, offset
+    empty = features(part_file(verified_parts(store, "signals")[0]).schema_arrow
+                     .empty_table().select(columns))
+    out = np.empty((len(positions), empty.shape[1]), dtype=empty.dtype)
+    walk = GroupsAt(store, "signals", positions, columns)
+    for held, table in walk:
+        if not table.column("example_id").equals(ids.slice(held.start, held.stop - held.start)):
+            raise RuntimeError("embeddings are not aligned with the corpus (different run "
+                               "inputs?)")
+        out[held] = features(table)
+    return out, walk.stage_rows
 
 
 def class_sample(label_ids: np.ndarray, rows: int, least: int, seed: int) -> np.ndarray:
