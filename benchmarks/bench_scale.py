@@ -61,7 +61,7 @@ from benchmarks.scale_monitor import TreeSampler, peak_phase, stage_rows  # noqa
 
 STATIC = "static:all-MiniLM-L6-v2"
 MINILM = "all-MiniLM-L6-v2"
-STAGES = ("ingest", "signals", "synthesize", "filter", "evaluate")
+STAGES = ("ingest", "signals", "clean", "synthesize", "filter", "evaluate")
 MIB = 2**20
 
 
