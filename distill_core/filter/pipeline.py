@@ -17,7 +17,7 @@ import numpy as np
 from distill_core.config import FilterSection
 from distill_core.filter.base import Drop, FilterInput
 from distill_core.filter.contamination import contamination_filter
-from distill_core.filter.exact import exact_dedup
+from distill_core.filter.exact import SeenTexts, exact_dedup
 from distill_core.filter.near_dup import near_dedup
 from distill_core.filter.quality import quality_filter
 from distill_core.filter.semantic import semantic_dedup
@@ -31,7 +31,7 @@ class FilterRun:
     per_filter: list[dict[str, Any]] = field(default_factory=list)
 
 
-def enabled_filters(cfg: FilterSection, seen: dict[bytes, str] | None = None
+def enabled_filters(cfg: FilterSection, seen: SeenTexts | None = None
                     ) -> list[tuple[str, Callable[[FilterInput], list[Drop]]]]:
     """The enabled filters in order; `seen` carries exact dedup's texts across batches."""
     q, n, s, c, t = (cfg.quality, cfg.near_dedup, cfg.semantic_dedup, cfg.contamination,
@@ -46,7 +46,7 @@ def enabled_filters(cfg: FilterSection, seen: dict[bytes, str] | None = None
     return [(name, functions[name]) for name in cfg.enabled_names()]
 
 
-def run_filters(data: FilterInput, cfg: FilterSection, seen: dict[bytes, str] | None = None
+def run_filters(data: FilterInput, cfg: FilterSection, seen: SeenTexts | None = None
                 ) -> FilterRun:
     """Each enabled filter on the rows the ones before it kept. A streamed run passes the
     same `seen` for every batch, so exact dedup keeps a text's first row over all of them."""

@@ -6,9 +6,9 @@ needs only the digests of the texts seen so far, which `run_filters` carries fro
 batch. So walking the corpus, its embeddings (and the teacher's p(label)) side by side in
 corpus order and filtering each batch keeps exactly the rows, with the same reasons, that
 filtering the whole training split at once keeps, while holding one batch of rows and
-vectors (plus about 180 bytes a distinct text). Near and semantic dedup compare rows across
-the whole corpus (LSH buckets, k-means clusters): with either on, the stage holds the corpus
-(`streams`)."""
+vectors (plus about 32 bytes a distinct text, `SeenTexts`). Near and semantic dedup compare
+rows across the whole corpus (LSH buckets, k-means clusters): with either on, the stage
+holds the corpus (`streams`)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from distill_core.artifacts.stage_writer import StageWriter
 from distill_core.config import FilterSection
 from distill_core.errors import ArtifactError
 from distill_core.filter.base import FilterInput
+from distill_core.filter.exact import SeenTexts
 from distill_core.filter.pipeline import run_filters
 from distill_core.filter.stage import reject_rows
 from distill_core.pipeline.batches import BATCH_ROWS, RowStream, aligned_batches
@@ -74,7 +75,7 @@ def clean_streamed(context: StreamedFilterContext, cfg: FilterSection, writer: S
     store = context.store
     eval_texts, eval_vectors = context.eval_texts, context.eval_vectors
     teacher = RowStream(store, "teacher", ["soft_label"]) if context.with_teacher else None
-    seen: dict[bytes, str] = {}
+    seen = SeenTexts()
     tally = FilterTally()
     rows_in = rows_out = 0
     reasons: Counter[str] = Counter()

@@ -12,6 +12,7 @@ import pytest
 
 from distill_core.config import load_config
 from distill_core.filter.base import FilterInput
+from distill_core.filter.exact import SeenTexts
 from distill_core.filter.pipeline import run_filters
 from distill_core.filter.stage import clean_corpus
 from distill_core.pipeline import clean_stream
@@ -29,7 +30,7 @@ def test_exact_dedup_carries_what_it_saw_across_batches() -> None:
     cfg = load_config(None, ["filter.contamination.enabled=false"]).filter
     first = FilterInput(_rows("A fine film .", "dull"), np.zeros(2, np.int64))
     second = FilterInput(_rows("a  FINE film .", "new"), np.zeros(2, np.int64))
-    seen: dict[bytes, str] = {}
+    seen = SeenTexts()
     assert run_filters(first, cfg, seen).drops == []
     drops = run_filters(second, cfg, seen).drops
     assert [(d.row, d.reason) for d in drops] == [(0, "exact_duplicate")]
