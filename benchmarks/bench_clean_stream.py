@@ -6,8 +6,8 @@ This runs that stage alone on a finished run's corpus, in a fresh process per me
 (alternating the earlier commit, a git worktree, and this tree): each process loads the
 run's own config under a new `run.name`, restores ingest and signals (and the teacher, if
 the filters read it) from the runs folder's cross-run cache and computes `clean`. It prints
-the stage's wall time, the process's peak RSS (`ru_maxrss`) and the RSS when the stage
-began, and checks that both trees keep the same rows in the same order and reject the same
+the stage's wall time, the process's peak RSS (`ru_maxrss`, read as the stage ends, before
+the checks below read its output back) and the RSS when the stage began, and checks that both trees keep the same rows in the same order and reject the same
 rows for the same reasons (compared as sha256 digests).
 
     git worktree add /tmp/base <commit>
@@ -51,13 +51,13 @@ with open("/proc/self/status") as status:
 start = time.perf_counter()
 run_pipeline(ctx, "clean")
 seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the checks' reads
 manifest = store.manifest("clean")
 kept = store.read("clean").column("example_id").to_pylist()
 rejects = sorted((r["example_id"], r["reason"], r["detail"])
                  for r in store.read("clean", rejects=True).to_pylist())
 digest = lambda rows: hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
-print(json.dumps({"seconds": seconds, "peak_mb": resource.getrusage(
-    resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_before_mb": rss,
+print(json.dumps({"seconds": seconds, "peak_mb": peak, "rss_before_mb": rss,
     "peak_before_mb": before, "kept": len(kept), "kept_sha": digest(kept),
     "rejects": len(rejects), "rejects_sha": digest(rejects),
     "streamed": manifest.get("streamed"), "filters": manifest["filters"]}))
