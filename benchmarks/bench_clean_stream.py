@@ -7,8 +7,9 @@ This runs that stage alone on a finished run's corpus, in a fresh process per me
 run's own config under a new `run.name`, restores ingest and signals (and the teacher, if
 the filters read it) from the runs folder's cross-run cache and computes `clean`. It prints
 the stage's wall time, the process's peak RSS (`ru_maxrss`, read as the stage ends, before
-the checks below read its output back) and the RSS when the stage began, and checks that both trees keep the same rows in the same order and reject the same
-rows for the same reasons (compared as sha256 digests).
+the checks below read its output back) and the RSS when the stage began, and checks that
+both trees keep the same rows in the same order and reject the same rows for the same
+reasons (compared as sha256 digests).
 
     git worktree add /tmp/base <commit>
     python benchmarks/bench_clean_stream.py --run RUNS/<run> --baseline-tree /tmp/base \
