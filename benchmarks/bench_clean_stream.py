@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 MEASURE = """
-import hashlib, json, resource, sys, time
+import hashlib, json, resource, shutil, sys, time
 from pathlib import Path
 from distill_core.artifacts.store import RunStore
 from distill_core.config import RunConfig
@@ -41,6 +41,8 @@ run, name = Path(sys.argv[1]), sys.argv[2]
 config = RunStore(run.parent, run.name).manifest("clean")["config"]
 config["run"]["name"] = name
 cfg = RunConfig.model_validate(config)
+store = RunStore(run.parent, cfg.run_id())
+shutil.rmtree(store.root, ignore_errors=True)  # an earlier invocation's: measure afresh
 store = RunStore(run.parent, cfg.run_id())
 ctx = StageContext(cfg, store, make_executor(cfg.compute, cfg.faults))
 from distill_core.pipeline.stages.teacher import needs_teacher
