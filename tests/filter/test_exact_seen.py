@@ -82,3 +82,21 @@ def test_seen_ids_are_kept_whole_whatever_their_length() -> None:
     assert [(d.row, d.detail) for d in drops] == [
         (0, "same normalised text as " + "b" * 40), (1, "same normalised text as a"),
         (2, "same normalised text as é-7")]
+
+
+def test_texts_sharing_a_digest_half_are_told_apart() -> None:
+    """Digests whose first 8 bytes agree (sorted next to one another in a run) are found by
+    their second half, in one run and across runs."""
+    def key(first: int, second: int) -> bytes:
+        return first.to_bytes(8, "little") + second.to_bytes(8, "little")
+
+    def keys(*pairs: tuple[int, int]) -> np.ndarray:
+        return np.frombuffer(b"".join(key(a, b) for a, b in pairs), dtype="V16")
+
+    seen = SeenTexts()
+    seen.add(keys((5, 1), (5, 3), (9, 0), (5, 2)), ["a", "b", "c", "d"])
+    seen.add(keys((5, 7)), ["e"])  # a second run holding the same first half
+    found, first = seen.find(keys((5, 2), (5, 4), (5, 7), (9, 0), (1, 1), (5, 1)))
+    assert found.tolist() == [True, False, True, True, False, True]
+    assert first.tolist() == [b"d", b"", b"e", b"c", b"", b"a"]
+    assert len(seen) == 5
