@@ -43,7 +43,7 @@ from flows.cli_views import (
     reuse_summary,
     scores_table,
 )
-from flows.console_logging import hide_expected_failures_on_console
+from flows.console_logging import hide_expected_failures_on_console, quiet_console_after_failure
 from flows.rerun import NO_FLOW_RUN, finished_run, prefect_server_configured, report_is_current
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ def _fail(error: BaseException) -> None:
     message = escape(" ".join(str(error).split()))  # a value like [1, 2] is no markup
     error_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False,
                   soft_wrap=True)
+    quiet_console_after_failure()
     raise typer.Exit(code=2)
 
 

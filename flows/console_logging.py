@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 
 from distill_core.errors import TextDistillError, user_error
 
@@ -36,8 +37,11 @@ class _HideExpectedFailures(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.failed_runs: set[str] = set()
+        self.quiet = False  # set once the expected error's one line is printed
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self.quiet:
+            return False
         if record.levelno < logging.ERROR:
             return True
         run = getattr(record, "task_run_id", None) or getattr(record, "flow_run_id", None)
@@ -62,6 +66,7 @@ def hide_expected_failures_on_console() -> None:
     API handler, so the server's logs keep the whole failure."""
     from prefect.logging.handlers import APILogHandler
 
+    _HIDE_EXPECTED.quiet = False  # a command starts: its console speaks until it fails
     loggers = [logging.getLogger()] + [logger for logger in
                                        logging.Logger.manager.loggerDict.values()
                                        if isinstance(logger, logging.Logger)]
@@ -70,3 +75,13 @@ def hide_expected_failures_on_console() -> None:
                 and not isinstance(handler, logging.FileHandler | APILogHandler)
                 and _HIDE_EXPECTED not in handler.filters):
             handler.addFilter(_HIDE_EXPECTED)
+
+
+def quiet_console_after_failure() -> None:
+    """After an expected error's one line, nothing more on the console: Prefect's shutdown can
+    still warn that a worker is draining ("EventsWorker - Still processing items", when the
+    server answers slowly), which made the line two. The API handler still sends its
+    records. Only where Prefect was imported (its handlers are the ones that print)."""
+    if "prefect" in sys.modules:
+        hide_expected_failures_on_console()
+    _HIDE_EXPECTED.quiet = True
