@@ -78,6 +78,11 @@ def ratio(new: float, old: float) -> str:
     return f"{new / old:.2f}x" if old else "-"
 
 
+def computed(run: dict[str, Any], stage: str) -> bool:
+    """Whether the run computed `stage` (not absent, not restored from the cache)."""
+    return "wall_s" in run["stages"].get(stage, {})
+
+
 def compare(base: dict[str, Any], cand: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for old_size, new_size in zip(base["sizes"], cand["sizes"], strict=True):
@@ -90,7 +95,7 @@ def compare(base: dict[str, Any], cand: dict[str, Any]) -> list[dict[str, Any]]:
                    "peak_at": (old["peak_at"], new["peak_at"]),
                    "stages": {s: {k: (old["stages"][s][k], new["stages"][s][k])
                                   for k in ("wall_s", "peak_rss_mb")}
-                              for s in STAGES if s in old["stages"]},
+                              for s in STAGES if computed(old, s) and computed(new, s)},
                    "same_outputs": same_outputs(Path(old["run_dir"]), Path(new["run_dir"]))}
             rows.append(row)
     return rows

@@ -3,7 +3,9 @@
 Prefect's task and flow engines log a failed run's exception with its traceback
 at ERROR level, to the console and to the server. For an expected error (one the
 CLI prints as one line) the console copy is dropped; the API handler still sends
-it, so the Prefect server's logs keep the whole failure.
+it, so the Prefect server's logs keep the whole failure. Once that line is printed the
+console says nothing more (`quiet_console_after_failure`): Prefect's shutdown can still
+log a warning that would make it two.
 """
 
 from __future__ import annotations
