@@ -13,6 +13,8 @@ holding only the already-distilled static encoder):
    on), its wall time as a share of run 1's;
 4. auto (only when `--runs` names it): `synthesize.method=auto` in the same runs folder;
    above the in-memory limit (1,000,000 rows) its recipes draw from a sample of the pool.
+5. teacher (only when `--runs` names it): kmeans on the corpus cleaned by the
+   teacher-consistency filter, so the teacher stage runs over every corpus row.
 
 The runs read the training split as a folder of daily files (`<corpus>/live/days`, links to
 the corpus's `days/`); the nightly run first adds `day-new` to that folder, as a scheduled
@@ -61,8 +63,11 @@ from benchmarks.scale_monitor import TreeSampler, peak_phase, stage_rows  # noqa
 
 STATIC = "static:all-MiniLM-L6-v2"
 MINILM = "all-MiniLM-L6-v2"
-STAGES = ("ingest", "signals", "clean", "synthesize", "filter", "evaluate")
+STAGES = ("ingest", "signals", "teacher", "clean", "synthesize", "filter", "evaluate")
 MIB = 2**20
+# The `teacher` run: kmeans on the corpus the teacher-consistency filter cleaned (the
+# linear-probe teacher's p(label) of every training row: the teacher stage, then clean)
+TEACHER_SETS = ["filter.corpus=true", "filter.teacher_consistency.enabled=true"]
 
 
 def parse_rows(value: str) -> int:
@@ -215,6 +220,7 @@ def bench_size(rows: int, encoder: str, args: argparse.Namespace, work: Path,
         "extra_rows": corpus["extra_rows"], "label_rows": corpus["label_rows"]}, "runs": {}}
     plan = [("kmeans", rows, []), ("herding", rows, ["synthesize.method=herding"]),
             ("auto", rows, ["synthesize.method=auto"]),
+            ("teacher", rows, TEACHER_SETS),
             ("nightly", rows + corpus["extra_rows"], [])]
     for name, train_rows, sets in plan:
         if name not in args.runs:
@@ -298,9 +304,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="Corpus seed.")
     parser.add_argument("--days", type=int, default=5, help="Daily files per corpus.")
     parser.add_argument("--runs", default="kmeans,herding,nightly",
-                        help="Which of kmeans, herding, auto, nightly to run per size "
-                             "(auto: the default recipe's choice, on a sample of a pool "
-                             "over the in-memory limit).")
+                        help="Which of kmeans, herding, auto, teacher, nightly to run per "
+                             "size (auto: the default recipe's choice, on a sample of a pool "
+                             "over the in-memory limit; teacher: kmeans after the "
+                             "teacher-consistency filter).")
     parser.add_argument("--config", default=str(ROOT / "configs" / "scale-static.yaml"))
     parser.add_argument("--out", default=None, help="Results JSON (default: WORK/results.json).")
     parser.add_argument("--reference", default=None,

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ("ingest", "signals", "clean", "synthesize", "filter", "evaluate")
+STAGES = ("ingest", "signals", "teacher", "clean", "synthesize", "filter", "evaluate")
 
 
 def worktree(commit: str, folder: Path) -> str:

@@ -37,8 +37,14 @@ def test_finetuning_beats_the_untrained_head_on_real_text(slice_dir: Path, encod
     assert np.mean(tuned.losses[-5:]) < np.mean(tuned.losses[:5])
 
 
-def test_finetune_teacher_stage_feeds_gradmatch(slice_dir: Path, tmp_path: Path, run_stages
-                                                ) -> None:
+def test_finetune_teacher_stage_feeds_gradmatch(slice_dir: Path, tmp_path: Path, run_stages,
+                                                monkeypatch) -> None:
+    from distill_core.pipeline import teacher_stream
+    from distill_core.signals.embeddings import pair_texts
+    from distill_core.signals.readout import teacher_readout
+    from tasks.executors import make_executor
+
+    monkeypatch.setattr(teacher_stream, "READOUT_ROWS", 100)  # read out in several calls
     cfg = load_config(None, [f"data.data_dir={slice_dir}", "run.seeds=[0]",
                              "synthesize.per_class=3", "synthesize.method=gradmatch",
                              "synthesize.gradmatch.at=teacher", "teacher.kind=finetune",
@@ -48,6 +54,19 @@ def test_finetune_teacher_stage_feeds_gradmatch(slice_dir: Path, tmp_path: Path,
     assert matrix(teacher, "features").shape == (teacher.num_rows, 384)
     assert np.allclose(matrix(teacher, "soft_label").sum(axis=1), 1.0, atol=1e-5)
     assert store.manifest("teacher")["stage_config"]["kind"] == "finetune"
+    # Read out 100 rows a call, row for row what one call over the whole corpus gives.
+    corpus = store.read("ingest")
+    assert corpus.num_rows > 2 * 100
+    assert teacher.column("example_id").equals(corpus.column("example_id"))
+    from distill_core.pipeline.inputs import teacher_model_dir
+    from distill_core.pipeline.stages.signals import encoder_resources
+
+    logits, heads = teacher_readout(make_executor(cfg.compute, cfg.faults),
+                                    teacher_model_dir(store), corpus.column("text").to_pylist(),
+                                    pair_texts(corpus), cfg.signals.batch_size,
+                                    encoder_resources(cfg.compute))
+    assert np.allclose(matrix(teacher, "logits"), logits, atol=1e-4)
+    assert np.allclose(matrix(teacher, "features"), heads, atol=1e-4)
     run_stages(cfg, tmp_path, until="synthesize")
     picked = store.read("synthesize")
     assert picked.num_rows == 6 * cfg.synthesize.oversample  # ranked past the budget
@@ -58,7 +77,6 @@ def test_finetune_teacher_stage_feeds_gradmatch(slice_dir: Path, tmp_path: Path,
     from distill_core.artifacts.sealed import seal_problem
     from distill_core.errors import ArtifactError
     from distill_core.models.finetune import load_finetuned
-    from distill_core.pipeline.inputs import teacher_model_dir
 
     folder = Path(teacher_model_dir(store))
     assert seal_problem(folder) is None and load_finetuned(folder, "cpu") is not None

@@ -1,11 +1,11 @@
 """teacher: per-row logits, soft labels, losses and gradients from a model fit on the training
-split; runs only when the method, the soft labels or a filter needs it."""
+split (every training row up to `IN_MEMORY_POOL_ROWS`, a seeded sample above), read out on the
+corpus batch by batch (`teacher_stream`); runs only when the method, the soft labels or a
+filter needs it."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import numpy as np
 
 from distill_core.artifacts.counts import Counts
 from distill_core.config import RunConfig
@@ -14,16 +14,18 @@ from distill_core.models.finetune import LabelledTexts, finetune_classifier
 from distill_core.pipeline.inputs import teacher_model_folder
 from distill_core.pipeline.stage import Stage, StageContext, StageOutput
 from distill_core.pipeline.stages.signals import encoder_resources
-from distill_core.signals.embeddings import features, pair_texts, require_aligned
+from distill_core.pipeline.teacher_stream import (
+    FitRows,
+    fit_features,
+    fit_rows,
+    fit_texts,
+    write_linear_readout,
+    write_model_readout,
+)
 from distill_core.signals.models import model_identity
 from distill_core.signals.readout import teacher_readout
 from distill_core.signals.static_encoder import base_encoder
-from distill_core.signals.teacher import (
-    fit_teacher,
-    signals_from_logits,
-    teacher_signals,
-    teacher_table,
-)
+from distill_core.signals.teacher import fit_teacher, signals_from_logits, teacher_signals
 
 
 def synthesis_reads_teacher(cfg: RunConfig) -> bool:
@@ -50,52 +52,47 @@ def _settings(cfg: RunConfig) -> dict[str, Any]:
     return settings
 
 
-def _finetuned_logits(ctx: StageContext, corpus, labels: np.ndarray, is_train: np.ndarray,
-                      n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """The encoder fine-tuned with a fresh head on the training split, saved in the run folder
-    (safetensors), then read out on every row by the executor."""
+def _finetuned(ctx: StageContext, fit: FitRows, n_classes: int):
+    """The encoder fine-tuned with a fresh head on the fit rows, saved in the run folder
+    (safetensors), then read out on every corpus row by the executor, a batch at a time."""
     cfg, t = ctx.cfg, ctx.cfg.teacher
-    texts, pairs = corpus.column("text").to_pylist(), pair_texts(corpus)
-    train_rows = np.flatnonzero(is_train)
-    data = LabelledTexts([texts[i] for i in train_rows],
-                         None if pairs is None else [pairs[i] for i in train_rows],
-                         labels[train_rows])
+    texts, pairs = fit_texts(ctx.store, fit)
     tuned = finetune_classifier(
-        teacher_encoder(cfg), data, n_classes,
+        teacher_encoder(cfg), LabelledTexts(texts, pairs, fit.labels), n_classes,
         t.finetune_settings(cfg.signals.max_length),
         trust_remote_code=cfg.signals.trust_remote_code,
         progress=lambda done, total: ctx.report(done, total, "fine-tuning"))
-    model_dir = tuned.save(teacher_model_folder(ctx.store, ctx.fingerprint))
-    return teacher_readout(ctx.executor, str(model_dir), texts, pairs, cfg.signals.batch_size,
-                           ctx.resources)
+    del texts, pairs
+    model_dir = str(tuned.save(teacher_model_folder(ctx.store, ctx.fingerprint)))
+    del tuned
+
+    def read_out(batch_texts: list[str], batch_pairs: list[str] | None):
+        return teacher_readout(ctx.executor, model_dir, batch_texts, batch_pairs,
+                               cfg.signals.batch_size, ctx.resources)
+
+    return write_model_readout(ctx.store, read_out, signals_from_logits, ctx.writer,
+                               lambda done, total: ctx.report(done, total, "reading out"))
 
 
 def _body(ctx: StageContext) -> StageOutput:
     cfg, store = ctx.cfg, ctx.store
-    corpus, embeddings = store.read("ingest"), store.read("signals")
-    require_aligned(corpus, embeddings)
-    labels = corpus.column("label_id").to_numpy()
-    is_train = np.asarray(corpus.column("split").to_pylist()) == "train"
     n_classes = len(store.manifest("ingest")["label_names"])
-    head_inputs = None
+    fit = fit_rows(store)
     if cfg.teacher.kind == "finetune":
-        logits, head_inputs = _finetuned_logits(ctx, corpus, labels, is_train, n_classes)
-        signals = signals_from_logits(logits, labels)
+        rows, accuracy = _finetuned(ctx, fit, n_classes)
     else:
-        x = features(embeddings)
-        model = fit_teacher(x[is_train], labels[is_train], cfg.teacher.C, cfg.teacher.max_iter)
-        signals = teacher_signals(model, x, labels, n_classes)
-    predicted = signals.logits.argmax(axis=1)
-    accuracy = {split: float((predicted[mask] == labels[mask]).mean()) if mask.any() else None
-                for split, mask in (("train", is_train), ("eval", ~is_train))}
-    table = teacher_table(corpus.column("example_id"), corpus.column("split"), signals,
-                          head_inputs)
-    ctx.report(1, 1, f"eval accuracy {accuracy['eval'] or 0:.3f}")
-    return StageOutput(table, Counts.one_to_one(corpus.num_rows), extra={"accuracy": accuracy})
+        model = fit_teacher(fit_features(store, fit), fit.labels, cfg.teacher.C,
+                            cfg.teacher.max_iter)
+        rows, accuracy = write_linear_readout(
+            store, lambda x, labels: teacher_signals(model, x, labels, n_classes), ctx.writer)
+    scores = accuracy.result()
+    ctx.report(1, 1, f"eval accuracy {scores['eval'] or 0:.3f}")
+    return StageOutput(None, Counts.one_to_one(rows),
+                       extra={"accuracy": scores, "fit_rows": fit.record(), "streamed": True})
 
 
 TEACHER = Stage(
-    name="teacher", version=1,
+    name="teacher", version=2,
     writes="per row: logits, soft_label, loss, el2n, grad_logits (= p - onehot(y))"
            "[, features: the fine-tuned teacher's head inputs]",
     reads=lambda cfg: ("ingest", "signals"), settings=_settings, body=_body,
