@@ -209,7 +209,8 @@ def bench_size(rows: int, encoder: str, args: argparse.Namespace, work: Path,
     tag = f"{label_of(rows)}-{'static' if encoder == STATIC else 'minilm'}"
     config = write_config(Path(args.config), corpus, work / "configs" / f"{tag}.yaml")
     runs = work / f"runs-{tag}"
-    fresh_runs_dir(runs, static_cache if encoder == STATIC else None)
+    if not (args.keep_runs and runs.is_dir()):
+        fresh_runs_dir(runs, static_cache if encoder == STATIC else None)
     live = live_folder(folder, corpus)
     # the config's `static_fit: {rows: 0}` is a static model's key: back to its default
     # (not read) for the MiniLM size
@@ -308,6 +309,10 @@ def main() -> None:
                              "size (auto: the default recipe's choice, on a sample of a pool "
                              "over the in-memory limit; teacher: kmeans after the "
                              "teacher-consistency filter).")
+    parser.add_argument("--keep-runs", action="store_true",
+                        help="Keep each size's runs folder from an earlier bench in --work, so "
+                             "ingest and signals come from its cache: for measuring the later "
+                             "stages (the first stages' figures then read 'reused').")
     parser.add_argument("--config", default=str(ROOT / "configs" / "scale-static.yaml"))
     parser.add_argument("--out", default=None, help="Results JSON (default: WORK/results.json).")
     parser.add_argument("--reference", default=None,

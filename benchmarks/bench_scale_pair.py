@@ -49,6 +49,17 @@ def run_scale(tree: Path, work: Path, args: argparse.Namespace, skip_build: bool
     return json.loads((work / "results.json").read_text())
 
 
+RUNNER = ("bench_scale.py", "scale_corpus.py", "scale_monitor.py")
+
+
+def same_runner(source: Path, target: Path) -> None:
+    """The scale benchmark's own scripts of `source` copied over `target`'s, so both commits
+    are measured by one runner (a run kind the baseline's scripts do not know); the code
+    measured stays each commit's own."""
+    for name in RUNNER:
+        (target / "benchmarks" / name).write_bytes((source / "benchmarks" / name).read_bytes())
+
+
 def link_inputs(built: Path, work: Path) -> None:
     """The baseline's corpora and static encoder, linked into the candidate's folder."""
     work.mkdir(parents=True, exist_ok=True)
@@ -65,10 +76,11 @@ def stage_table(run_dir: Path, stage: str) -> pa.Table:
 
 
 def same_outputs(first: Path, second: Path) -> dict[str, bool]:
-    """Whether the two runs' candidate sets, distilled sets and score tables (all but the
-    learners' wall time) are equal."""
+    """Whether the two runs' teacher rows and cleaned corpus (when both have them), candidate
+    sets, distilled sets and score tables (all but the learners' wall time) are equal."""
     same = {stage: stage_table(first, stage).equals(stage_table(second, stage))
-            for stage in ("synthesize", "filter")}
+            for stage in ("teacher", "clean", "synthesize", "filter")
+            if (first / stage).is_dir() and (second / stage).is_dir()}
     scores = [stage_table(run, "evaluate").drop_columns(["wall_time_s"])
               for run in (first, second)]
     return {**same, "evaluate": scores[0].equals(scores[1])}
@@ -123,10 +135,15 @@ def main() -> None:
     parser.add_argument("--runs", default="auto")
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "datasets"))
     parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--same-runner", action="store_true",
+                        help="Run both commits with the candidate's scale benchmark scripts "
+                             "(for a run kind that the baseline's do not have).")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     commits = {side: worktree(commit, args.work / f"tree-{side}")
                for side, commit in (("baseline", args.baseline), ("candidate", args.candidate))}
+    if args.same_runner:
+        same_runner(args.work / "tree-candidate", args.work / "tree-baseline")
     base = run_scale(args.work / "tree-baseline", args.work / "baseline", args, False)
     link_inputs(args.work / "baseline", args.work / "candidate")
     cand = run_scale(args.work / "tree-candidate", args.work / "candidate", args, True)
