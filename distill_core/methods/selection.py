@@ -8,7 +8,8 @@ every seed's selection reads its classes from there (`synthesize/streamed.py`); 
 manifest's `selection` records how each class was ranked. The other methods hold the pool in
 memory (`in_memory_pool`): a pool over `IN_MEMORY_POOL_ROWS` rows as a seeded,
 class-stratified sample of that many rows (the manifest's `selection.pool_sample`; the rows
-outside it count as not selected), unless the method reads teacher signals (refused).
+outside it count as not selected); a method that reads teacher signals reads those of its
+pool rows by corpus position (`teacher_at`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pyarrow.compute as pc
 from distill_core.artifacts.parts import temp_suffix
 from distill_core.config import RunConfig
 from distill_core.methods.registry import Method
-from distill_core.pipeline.inputs import in_memory_pool, label_names, streamed_pool, teacher_view
+from distill_core.pipeline.inputs import in_memory_pool, label_names, streamed_pool, teacher_at
 from distill_core.pipeline.stage import StageContext
 from distill_core.pipeline.stages.teacher import synthesis_reads_teacher
 from distill_core.synthesize.auto_cv import probe_spec
@@ -171,19 +172,21 @@ class SelectionFamily:
         """`keep(rows, features)`: which pool rows the method may pick (None: all of them)."""
         cfg = ctx.cfg
         use_teacher = synthesis_reads_teacher(cfg)
-        pool = in_memory_pool(cfg, ctx.store, use_teacher)
+        pool = in_memory_pool(cfg, ctx.store)
         train, train_x, sample, pool_rows = pool.train, pool.features, pool.sample, pool.pool_rows
+        positions = pool.positions
         del pool  # a masked copy of the features then replaces them rather than adds to them
         if keep is not None:
             mask = np.asarray(keep(train, train_x), dtype=bool)
-            train, train_x = train.filter(pa.array(mask)), train_x[mask]
+            train, train_x, positions = (train.filter(pa.array(mask)), train_x[mask],
+                                         positions[mask])
         probe_x = None
         if run_centres_features(cfg) and len(train_x):
             learns = cfg.synthesize.weights.learn or cfg.synthesize.labels.learn
             probe_x = train_x if learns else None  # the learners' own features
             train_x = centered(train_x, train_x.mean(axis=0, dtype=np.float64))
-        teacher = (teacher_view(ctx.store, train.column("example_id").to_pylist(),
-                                cfg.teacher.temperature) if use_teacher else None)
+        teacher = (teacher_at(ctx.store, positions, train.column("example_id"),
+                              cfg.teacher.temperature) if use_teacher else None)
         inputs = SelectionInputs(
             method.name, train_x, train.column("label_id").to_numpy(), cfg.synthesize.per_class,
             cfg.synthesize.options().params(),

@@ -2,14 +2,14 @@
 teacher's view of the training rows, a few corpus rows by id, the teacher on new texts (the
 filters' context: `pipeline/filter_context.py`).
 
-The selection pool comes two ways: whole in memory (`selection_pool`, for the methods that
-read teacher signals or compare every row with every other; refused above
-`IN_MEMORY_POOL_ROWS` rows), or streamed (`streamed_pool`: one pass over the corpus and its
+The selection pool comes two ways: whole in memory (`selection_pool`, for the learned and
+generative methods; refused above `IN_MEMORY_POOL_ROWS` rows), or streamed (`streamed_pool`: one pass over the corpus and its
 embeddings, batch by batch, spilling each class's features to a file of its own and keeping
 only each pool row's corpus position and class). The selection methods that hold the pool
-(`in_memory_pool`: auto, bilevel, span_pursuit, kmeans or herding with learned labels...)
-draw from a seeded, class-stratified sample of `IN_MEMORY_POOL_ROWS` rows of a larger pool
-instead of refusing it, unless they read teacher signals (held whole).
+(`in_memory_pool`: auto, bilevel, span_pursuit, gradmatch, kmeans or herding with learned
+labels...) draw from a seeded, class-stratified sample of `IN_MEMORY_POOL_ROWS` rows of a larger
+pool instead of refusing it; the teacher's signals of those rows are read by corpus position
+(`teacher_at`: the teacher stage has one row per corpus row, in corpus order).
 """
 
 from __future__ import annotations
@@ -197,25 +197,25 @@ class InMemoryPool:
     features: np.ndarray
     pool_rows: int
     sample: dict[str, int] | None = None  # {"rows", "of", "seed"} when sampled
+    positions: np.ndarray | None = None  # corpus row of each of `train`'s rows (sorted)
 
 
-def in_memory_pool(cfg: RunConfig, store: RunStore, reads_teacher: bool) -> InMemoryPool:
+def in_memory_pool(cfg: RunConfig, store: RunStore) -> InMemoryPool:
     """The pool whole up to `IN_MEMORY_POOL_ROWS` rows (as `selection_pool`); above it a
     seeded, class-stratified sample of that many rows, read by corpus position (each class
-    keeps at least its ranked rows, `per_class x oversample`, or all it has). A method that
-    reads teacher signals holds them for the whole pool: refused above the limit."""
+    keeps at least its ranked rows, `per_class x oversample`, or all it has)."""
     pool = streamed_pool(cfg, store, None)
     size = pool.rows.num_rows
     if size <= IN_MEMORY_POOL_ROWS:
-        train, x = pool_at(store, pool.rows.positions)
-        return InMemoryPool(train, x, size)
-    if reads_teacher:
-        raise _too_large(cfg, size)
+        positions = pool.rows.positions.astype(np.int64)
+        train, x = pool_at(store, positions)
+        return InMemoryPool(train, x, size, positions=positions)
     keep = class_sample(pool.label_ids, IN_MEMORY_POOL_ROWS,
                         cfg.synthesize.per_class * cfg.synthesize.oversample, POOL_SAMPLE_SEED)
-    train, x = pool_at(store, pool.rows.positions[keep].astype(np.int64))
+    positions = pool.rows.positions[keep].astype(np.int64)
+    train, x = pool_at(store, positions)
     return InMemoryPool(train, x, size,
-                        {"rows": len(keep), "of": size, "seed": POOL_SAMPLE_SEED})
+                        {"rows": len(keep), "of": size, "seed": POOL_SAMPLE_SEED}, positions)
 
 
 def pool_at(store: RunStore, positions: np.ndarray) -> tuple[pa.Table, np.ndarray]:
@@ -278,6 +278,25 @@ def teacher_view(store: RunStore, train_ids: list[str], temperature: float) -> T
                                            temperature).astype(np.float32),
                        features=(matrix(table, "features")[rows]
                                  if "features" in table.column_names else None))
+
+
+def teacher_at(store: RunStore, positions: np.ndarray, ids: pa.ChunkedArray,
+               temperature: float) -> TeacherView:
+    """Teacher signals of the corpus rows at `positions` (sorted), in that order, reading only
+    the teacher's row groups that hold them; `ids` are those rows' `example_id`s, which the
+    teacher's rows must repeat (else it was computed for other run inputs)."""
+    names = part_file(verified_parts(store, "teacher")[0]).schema_arrow.names
+    columns = ["example_id", "grad_logits", "el2n", "logits"] + (
+        ["features"] if "features" in names else [])
+    table, _ = rows_at(store, "teacher", positions, columns)
+    if not table.column("example_id").equals(ids):
+        raise ArtifactError("the teacher stage's rows are not the corpus's (different run "
+                            "inputs?); rerun the command to recompute the stages")
+    return TeacherView(grad_logits=matrix(table, "grad_logits"),
+                       el2n=table.column("el2n").to_numpy(),
+                       soft_labels=softmax(matrix(table, "logits").astype(np.float64),
+                                           temperature).astype(np.float32),
+                       features=matrix(table, "features") if "features" in names else None)
 
 
 def signal_columns(store: RunStore) -> list[str]:

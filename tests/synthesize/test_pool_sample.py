@@ -1,6 +1,7 @@
 """A pool larger than the in-memory limit: the methods that hold the pool draw from a seeded,
 class-stratified sample of it (recorded in the manifest, the rest counted as not selected),
-instead of refusing the run; methods that read teacher signals are still refused."""
+instead of refusing the run; methods that read teacher signals read those of the sampled rows
+by corpus position."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from distill_core.audit import RunAudit
 from distill_core.config import load_config
-from distill_core.errors import ConfigError
+from distill_core.errors import ArtifactError
 from distill_core.pipeline import inputs
 from distill_core.pipeline.inputs import (
     class_sample,
@@ -72,14 +73,33 @@ def test_a_pool_over_the_limit_is_sampled_and_every_row_accounted_for(
     assert whole.manifest("synthesize")["counts"]["rows_in"] == pool.rows.num_rows * 2
 
 
-def test_a_method_reading_teacher_signals_is_refused_over_the_limit(
+def test_a_method_reading_teacher_signals_draws_from_the_sample_over_the_limit(
         slice_dir: Path, tiny_encoder: Path, tmp_path: Path, run_stages,
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """gradmatch with the teacher's soft labels on a pool over the limit: picks from the
+    sample, each pick carrying the teacher's soft label of its own row, read by position."""
     monkeypatch.setattr(inputs, "IN_MEMORY_POOL_ROWS", LIMIT)
-    cfg = load_config(None, _args(slice_dir, tiny_encoder, "synthesize.method=herding",
+    cfg = load_config(None, _args(slice_dir, tiny_encoder, "synthesize.method=gradmatch",
                                   "synthesize.soft_labels=true"))
-    with pytest.raises(ConfigError, match=f"over the limit of {LIMIT}: use kmeans"):
-        run_stages(cfg, tmp_path / "runs", until="synthesize")
+    store, _ = run_stages(cfg, tmp_path / "runs", until="synthesize")
+    pool = streamed_pool(cfg, store, None)
+    assert store.manifest("synthesize")["selection"]["pool_sample"] == {
+        "rows": LIMIT, "of": pool.rows.num_rows, "seed": 0}
+    kept = class_sample(pool.label_ids, LIMIT, 3 * cfg.synthesize.oversample, 0)
+    positions = pool.rows.positions[kept].astype(np.int64)
+    ids = pool.rows.take(kept).column("example_id")
+    picked = store.read("synthesize")
+    assert set(picked.column("example_id").to_pylist()) <= set(ids.to_pylist())
+    # the view by position is the view by id of the same rows
+    by_position = inputs.teacher_at(store, positions, ids, 1.0)
+    by_id = inputs.teacher_view(store, ids.to_pylist(), 1.0)
+    for field in ("grad_logits", "el2n", "soft_labels"):
+        assert np.array_equal(getattr(by_position, field), getattr(by_id, field)), field
+    soft = dict(zip(ids.to_pylist(), by_position.soft_labels.tolist(), strict=True))
+    for row in picked.select(["example_id", "soft_label"]).to_pylist():
+        assert np.allclose(row["soft_label"], soft[row["example_id"]], atol=1e-6)
+    with pytest.raises(ArtifactError, match="teacher stage's rows are not the corpus's"):
+        inputs.teacher_at(store, positions, pa.chunked_array([ids.to_pylist()[::-1]]), 1.0)
 
 
 def test_the_pool_read_by_position_is_the_whole_split_filtered(
