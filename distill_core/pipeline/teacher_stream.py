@@ -61,10 +61,11 @@ class FitRows:
                 "seed": POOL_SAMPLE_SEED if sampled else None}
 
 
-def fit_rows(store: RunStore) -> FitRows:
+def fit_rows(store: RunStore, limit: int | None = None) -> FitRows:
     """Every training row of the corpus (one pass over its split and label columns), or a
-    seeded class-stratified sample of `IN_MEMORY_POOL_ROWS` of them when there are more."""
-    limit = IN_MEMORY_POOL_ROWS
+    seeded class-stratified sample of `limit` (default `IN_MEMORY_POOL_ROWS`) of them when
+    there are more."""
+    limit = IN_MEMORY_POOL_ROWS if limit is None else limit
     positions, labels, start = [], [], 0
     for rows in stage_batches(store, "ingest", ["split", "label_id"]):
         train = np.asarray(pc.equal(rows.column("split"), "train").to_numpy(
