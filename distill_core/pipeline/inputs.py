@@ -3,13 +3,14 @@ teacher's view of the training rows, a few corpus rows by id, the teacher on new
 filters' context: `pipeline/filter_context.py`).
 
 The selection pool comes two ways: whole in memory (`selection_pool`, for the learned and
-generative methods; refused above `IN_MEMORY_POOL_ROWS` rows), or streamed (`streamed_pool`: one pass over the corpus and its
-embeddings, batch by batch, spilling each class's features to a file of its own and keeping
-only each pool row's corpus position and class). The selection methods that hold the pool
-(`in_memory_pool`: auto, bilevel, span_pursuit, gradmatch, kmeans or herding with learned
-labels...) draw from a seeded, class-stratified sample of `IN_MEMORY_POOL_ROWS` rows of a larger
-pool instead of refusing it; the teacher's signals of those rows are read by corpus position
-(`teacher_at`: the teacher stage has one row per corpus row, in corpus order).
+generative methods; refused above `IN_MEMORY_POOL_ROWS` rows), or streamed (`streamed_pool`:
+one pass over the corpus and its embeddings, batch by batch, spilling each class's features
+to a file of its own and keeping only each pool row's corpus position and class). The
+selection methods that hold the pool (`in_memory_pool`: auto, bilevel, span_pursuit,
+gradmatch, kmeans or herding with learned labels...) draw from a seeded, class-stratified
+sample of `IN_MEMORY_POOL_ROWS` rows of a larger pool instead of refusing it; the teacher's
+signals of those rows are read by corpus position (`teacher_at`: the teacher stage has one
+row per corpus row, in corpus order).
 """
 
 from __future__ import annotations
