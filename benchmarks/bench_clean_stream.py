@@ -14,6 +14,10 @@ reasons (compared as sha256 digests).
     git worktree add /tmp/base <commit>
     python benchmarks/bench_clean_stream.py --run RUNS/<run> --baseline-tree /tmp/base \
         --rounds 2
+
+`--set key=value` changes the run's config for both trees (e.g. `filter.near_dedup.enabled=
+true`: a filter the run did not have); when the change is meant to change what a filter keeps,
+the rows compared are reported, not required equal.
 """
 
 from __future__ import annotations
@@ -40,6 +44,13 @@ from tasks.executors import make_executor
 run, name = Path(sys.argv[1]), sys.argv[2]
 config = RunStore(run.parent, run.name).manifest("clean")["config"]
 config["run"]["name"] = name
+for item in json.loads(sys.argv[3]):  # --set key=value, dotted keys, YAML-free values
+    key, value = item.split("=", 1)
+    *path, last = key.split(".")
+    node = config
+    for part in path:
+        node = node[part]
+    node[last] = json.loads(value)
 cfg = RunConfig.model_validate(config)
 store = RunStore(run.parent, cfg.run_id())
 shutil.rmtree(store.root, ignore_errors=True)  # an earlier invocation's: measure afresh
@@ -67,10 +78,10 @@ print(json.dumps({"seconds": seconds, "peak_mb": peak, "rss_before_mb": rss,
 """
 
 
-def measure(tree: Path, run: Path, name: str) -> dict:
+def measure(tree: Path, run: Path, name: str, sets: list[str]) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree), HF_HUB_OFFLINE="1")
-    out = subprocess.run([sys.executable, "-c", MEASURE, str(run), name], cwd=tree, env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", MEASURE, str(run), name, json.dumps(sets)],
+                         cwd=tree, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"{tree}: exit {out.returncode}\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -83,11 +94,14 @@ def main() -> None:
     parser.add_argument("--baseline-tree", type=Path, required=True,
                         help="a git worktree of the commit to compare with")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--set", dest="sets", action="append", default=[],
+                        help="key=value (a JSON value) changed in the run's config, both trees")
     args = parser.parse_args()
     results: dict[str, list[dict]] = {"baseline": [], "this": []}
     for round_ in range(args.rounds):
         for label, tree in (("baseline", args.baseline_tree.resolve()), ("this", ROOT)):
-            result = measure(tree, args.run.resolve(), f"cleanbench-{label}-{round_}")
+            result = measure(tree, args.run.resolve(), f"cleanbench-{label}-{round_}",
+                             args.sets)
             print(json.dumps({"tree": label, "round": round_} | {
                 k: v for k, v in result.items() if k != "filters"}), flush=True)
             results[label].append(result)
@@ -103,6 +117,9 @@ def main() -> None:
     for label, rows in results.items():
         print(f"| {label} | {median(rows, 'seconds'):.1f} | {median(rows, 'peak_mb'):,.0f} | "
               f"{median(rows, 'rss_before_mb'):,.0f} |")
+    for label, rows in results.items():
+        print(f"{label}: kept {rows[0]['kept']:,}, rejected {rows[0]['rejects']:,}; per filter "
+              f"{[(f['filter'], f['rows_rejected']) for f in rows[0]['filters']]}")
     print(f"\ntime ratio (baseline / this): "
           f"{median(base, 'seconds') / median(this, 'seconds'):.2f}x; peak RSS ratio: "
           f"{median(base, 'peak_mb') / median(this, 'peak_mb'):.2f}x; same rows kept and "

@@ -2,11 +2,11 @@
 
 On every SST-2 training row (read through the ordinary ingest path):
 
-- `near_dedup` (textdistill's MinHash LSH filter, whole path: normalisation,
-  shingles, signatures, LSH, verification, clusters, reject rows) against
-  datasketch used directly on the same shingles and parameters
-  (`MinHash` + `update_batch` per text, `MinHashLSH.insert`, `query`), timed
-  side by side in one run, both counting the same duplicates;
+- `near_dedup` (textdistill's one-pass MinHash LSH filter, whole path: normalisation,
+  shingles, signatures, band keys, verification against the rows kept before, reject rows)
+  against datasketch used directly on the same shingles, parameters and rule
+  (`MinHash(scheme="legacy")` + `update_batch` per text, `MinHashLSH.query`, then `insert`
+  of a kept row), timed side by side in one run, both counting the same duplicates;
 - `semantic_dedup` (SemDeDup) on the run's embeddings;
 - exact dedup and contamination against the validation split, for the counts.
 
@@ -32,7 +32,8 @@ from distill_core.artifacts.store import RunStore
 from distill_core.filter.base import FilterInput
 from distill_core.filter.contamination import contamination_filter
 from distill_core.filter.exact import exact_dedup
-from distill_core.filter.near_dup import near_dedup, word_shingles
+from distill_core.filter.near_dup import near_dedup
+from distill_core.filter.near_seen import word_shingles
 from distill_core.filter.semantic import semantic_dedup
 from distill_core.ingest.normalize import normalize_text
 from distill_core.signals.embeddings import features
@@ -44,29 +45,22 @@ def rss_mb() -> float:
 
 def datasketch_direct(texts: list[str], shingle: int, num_perm: int, threshold: float,
                       seed: int) -> int:
-    """Rows that datasketch, used plainly, finds in a near-duplicate cluster but not first."""
+    """Rows that datasketch, used plainly, drops under the filter's rule: in input order, a
+    row whose MinHash (legacy scheme) has an estimated Jaccard of at least `threshold` with
+    a row kept before it (found by `MinHashLSH.query`) is dropped, any other is kept and
+    inserted."""
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    signatures = []
+    kept: dict[int, MinHash] = {}
+    dropped = 0
     for index, text in enumerate(texts):
-        signature = MinHash(num_perm=num_perm, seed=seed)
+        signature = MinHash(num_perm=num_perm, seed=seed, scheme="legacy")
         signature.update_batch(word_shingles(normalize_text(text), shingle))
+        if any(signature.jaccard(kept[other]) >= threshold for other in lsh.query(signature)):
+            dropped += 1
+            continue
         lsh.insert(index, signature)
-        signatures.append(signature)
-    parent = list(range(len(texts)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for index, signature in enumerate(signatures):
-        for other in lsh.query(signature):
-            if other != index and signature.jaccard(signatures[other]) >= threshold:
-                a, b = root(index), root(other)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-    return sum(1 for i in range(len(texts)) if root(i) != i)
+        kept[index] = signature
+    return dropped
 
 
 def main() -> None:

@@ -2,17 +2,21 @@
 holding the corpus.
 
 Quality, contamination and teacher consistency judge each row on its own; exact dedup
-needs only the digests of the texts seen so far, which `run_filters` carries from batch to
-batch. So walking the corpus, its embeddings (and the teacher's p(label)) side by side in
-corpus order and filtering each batch keeps exactly the rows, with the same reasons, that
-filtering the whole training split at once keeps, while holding one batch of rows and
-vectors (plus about 32 bytes a distinct text, `SeenTexts`). Near and semantic dedup compare
-rows across the whole corpus (LSH buckets, k-means clusters): with either on, the stage
-holds the corpus (`streams`)."""
+needs only the digests of the texts seen so far, and near dedup the rows kept so far (their
+LSH band keys, and their MinHash signatures spilled to a scratch folder), which
+`run_filters` carries from batch to batch. So walking the corpus, its embeddings (and the
+teacher's p(label)) side by side in corpus order and filtering each batch keeps exactly the
+rows, with the same reasons, that filtering the whole training split at once keeps, while
+holding one batch of rows and vectors (plus about 32 bytes a distinct text, `SeenTexts`, and
+8 bytes per LSH band a row near dedup kept, `NearSeen`). Semantic dedup compares rows across
+the whole corpus (k-means clusters): with it on, the stage holds the corpus (`streams`)."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,12 +24,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distill_core.artifacts.counts import Counts
+from distill_core.artifacts.parts import temp_suffix
 from distill_core.artifacts.schemas import rejects_table
 from distill_core.artifacts.stage_writer import StageWriter
 from distill_core.config import FilterSection
 from distill_core.errors import ArtifactError
 from distill_core.filter.base import FilterInput
 from distill_core.filter.exact import SeenTexts
+from distill_core.filter.near_seen import NearSeen
 from distill_core.filter.pipeline import run_filters
 from distill_core.filter.stage import reject_rows
 from distill_core.pipeline.batches import BATCH_ROWS, RowStream, aligned_batches
@@ -38,8 +44,16 @@ ROWS_PER_BATCH = BATCH_ROWS  # corpus rows (and their vectors) held at a time
 
 
 def streams(cfg: FilterSection) -> bool:
-    """Whether every enabled filter can run batch by batch (no near or semantic dedup)."""
-    return not (cfg.near_dedup.enabled or cfg.semantic_dedup.enabled)
+    """Whether every enabled filter can run batch by batch (no semantic dedup)."""
+    return not cfg.semantic_dedup.enabled
+
+
+def near_state(cfg: FilterSection, scratch: Path) -> NearSeen | None:
+    """Near dedup's memory across batches (kept rows' signatures spilled under `scratch`),
+    when it is on."""
+    n = cfg.near_dedup
+    return (NearSeen(n.shingle, n.num_perm, n.threshold, n.seed, scratch) if n.enabled
+            else None)
 
 
 class FilterTally:
@@ -73,6 +87,19 @@ def clean_streamed(context: StreamedFilterContext, cfg: FilterSection, writer: S
     """Filter the training rows batch by batch in corpus order, writing the kept rows and the
     rejects through `writer`; the counts and each filter's tally."""
     store = context.store
+    # Scratch space on local disk: the run folder when it is local, the system's temporary
+    # folder when the runs folder is an object store.
+    scratch = Path(tempfile.gettempdir()) if store.remote else store.root
+    spill = scratch / f".clean-near-spill.{temp_suffix('tmp')}"
+    try:
+        return _clean_batches(context, cfg, writer, near_state(cfg, spill))
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def _clean_batches(context: StreamedFilterContext, cfg: FilterSection, writer: StageWriter,
+                   near: NearSeen | None) -> tuple[Counts, list[dict[str, Any]]]:
+    store = context.store
     eval_texts, eval_vectors = context.eval_texts, context.eval_vectors
     teacher = RowStream(store, "teacher", ["soft_label"]) if context.with_teacher else None
     seen = SeenTexts()
@@ -103,7 +130,7 @@ def clean_streamed(context: StreamedFilterContext, cfg: FilterSection, writer: S
         data = FilterInput(batch.select(INPUT_COLUMNS), np.zeros(batch.num_rows, np.int64),
                            normalised(features(embedded.take(picked))), label_prob,
                            eval_texts, eval_vectors)
-        run = run_filters(data, cfg, seen)
+        run = run_filters(data, cfg, seen, near)
         tally.add(run.per_filter)
         rejects = reject_rows(batch, run.drops, None)
         writer.write(batch.take(pa.array(run.kept, pa.int64())))

@@ -65,7 +65,7 @@ def test_planted_near_duplicates_are_caught_and_distinct_pairs_kept() -> None:
     base = "the film is a sweeping and moving portrait of a family torn apart by war and grief"
     texts = [
         base,
-        base.replace("family", "familly"),                 # one typo: near duplicate
+        base.replace("grief", "grieff"),  # one typo: 1 of 15 shingles differs, Jaccard 0.88
         base + " .",                                       # trailing punctuation
         "a dull and lifeless comedy that never finds its rhythm or a single laugh at all",
         "a dull and lifeless comedy that never finds its rhythm or a single laugh at all !",

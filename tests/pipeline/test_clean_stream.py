@@ -42,25 +42,31 @@ def test_exact_dedup_carries_what_it_saw_across_batches() -> None:
 def planted(slice_dir: Path, tmp_path: Path) -> Path:
     """The SST-2 slice with planted rows: the first training sentence again at the end under
     the other label and in capitals (an exact duplicate 300 rows and several batches after
-    its first), and an evaluation sentence copied into the training file (contamination)."""
+    its first), the longest training sentence again with one more word (a near duplicate,
+    as far), and an evaluation sentence copied into the training file (contamination)."""
     folder = tmp_path / "data"
     shutil.copytree(slice_dir / "sst2_glue", folder / "sst2_glue")
     train = folder / "sst2_glue" / "train.tsv"
     lines = train.read_text().splitlines()
     first, label = lines[1].rsplit("\t", 1)
     dev = (folder / "sst2_glue" / "dev.tsv").read_text().splitlines()[3]
-    lines += [f"{first.upper()}\t{1 - int(label)}", dev]
+    longest = max(lines[1:], key=lambda line: len(line.rsplit("\t", 1)[0].split()))
+    text, long_label = longest.rsplit("\t", 1)
+    lines += [f"{first.upper()}\t{1 - int(label)}", f"{text} indeed\t{long_label}", dev]
     train.write_text("\n".join(lines) + "\n")
     return folder
 
 
+@pytest.mark.parametrize("near", [False, True])
 def test_streamed_clean_equals_the_whole_corpus_filtered(planted: Path, tmp_path: Path,
-                                                         run_stages, monkeypatch) -> None:
+                                                         run_stages, monkeypatch,
+                                                         near: bool) -> None:
     monkeypatch.setattr(clean_stream, "ROWS_PER_BATCH", 64)
     cfg = load_config(None, [f"data.data_dir={planted}", "run.seeds=[0]", "run.name=stream",
                              "filter.corpus=true", "filter.teacher_consistency.enabled=true",
                              "filter.teacher_consistency.tau=0.6",
-                             "filter.quality.enabled=true", "filter.quality.min_words=3"])
+                             "filter.quality.enabled=true", "filter.quality.min_words=3",
+                             f"filter.near_dedup.enabled={str(near).lower()}"])
     store, _ = run_stages(cfg, tmp_path / "runs", "clean")
     manifest = store.manifest("clean")
     assert manifest["streamed"] is True
@@ -88,6 +94,15 @@ def test_streamed_clean_equals_the_whole_corpus_filtered(planted: Path, tmp_path
     planted_copy = [r for r in rejects.to_pylist() if r["reason"] == "exact_duplicate"]
     assert any(r["detail"] == f"same normalised text as {train.column('example_id')[0]}"
                for r in planted_copy)
+    near_copies = [r for r in rejects.to_pylist() if r["reason"] == "near_duplicate"]
+    if near:  # the longest sentence's copy, hundreds of rows (several batches) later
+        texts = train.column("text").to_pylist()
+        longest = max(range(len(texts) - 3), key=lambda i: len(texts[i].split()))
+        original = train.column("example_id")[longest].as_py()
+        assert any(r["detail"].endswith(f"with {original}") for r in near_copies)
+        assert not any(p.name.startswith(".clean-near-spill") for p in store.root.iterdir())
+    else:
+        assert not near_copies
 
 
 def test_a_streamed_clean_that_drops_nothing_has_an_empty_rejects_table(
@@ -102,7 +117,8 @@ def test_a_streamed_clean_that_drops_nothing_has_an_empty_rejects_table(
         "rows_by_split"]["train"]
 
 
-def test_near_or_semantic_dedup_hold_the_whole_corpus() -> None:
+def test_semantic_dedup_holds_the_whole_corpus_and_near_dedup_streams() -> None:
     assert clean_stream.streams(load_config(None, []).filter)
-    for key in ("filter.near_dedup.enabled=true", "filter.semantic_dedup.enabled=true"):
-        assert not clean_stream.streams(load_config(None, [key]).filter)
+    assert clean_stream.streams(load_config(None, ["filter.near_dedup.enabled=true"]).filter)
+    assert not clean_stream.streams(load_config(None, ["filter.semantic_dedup.enabled=true"])
+                                    .filter)

@@ -1,8 +1,9 @@
 """clean: the configured filters on the training corpus before selection (`filter.corpus`).
 
 Batch by batch in corpus order when every enabled filter allows it (`clean_stream`: one
-batch of rows and vectors held, whatever the corpus's size); with near or semantic dedup on,
-which compare rows across the corpus, the whole training split at once."""
+batch of rows and vectors held, whatever the corpus's size; exact and near dedup carry what
+they kept from batch to batch); with semantic dedup on, which compares rows across the
+corpus, the whole training split at once."""
 
 from __future__ import annotations
 
