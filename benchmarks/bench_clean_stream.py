@@ -91,21 +91,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True, help="a finished run's folder "
                         "(with a clean stage) in its runs folder")
-    parser.add_argument("--baseline-tree", type=Path, required=True,
-                        help="a git worktree of the commit to compare with")
+    parser.add_argument("--baseline-tree", type=Path, default=None,
+                        help="a git worktree of the commit to compare with (none: this tree "
+                             "alone, e.g. where the baseline would not fit in memory)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--set", dest="sets", action="append", default=[],
                         help="key=value (a JSON value) changed in the run's config, both trees")
     args = parser.parse_args()
-    results: dict[str, list[dict]] = {"baseline": [], "this": []}
+    trees = [("this", ROOT)]
+    if args.baseline_tree is not None:
+        trees.insert(0, ("baseline", args.baseline_tree.resolve()))
+    results: dict[str, list[dict]] = {label: [] for label, _ in trees}
     for round_ in range(args.rounds):
-        for label, tree in (("baseline", args.baseline_tree.resolve()), ("this", ROOT)):
+        for label, tree in trees:
             result = measure(tree, args.run.resolve(), f"cleanbench-{label}-{round_}",
                              args.sets)
             print(json.dumps({"tree": label, "round": round_} | {
                 k: v for k, v in result.items() if k != "filters"}), flush=True)
             results[label].append(result)
-    base, this = results["baseline"], results["this"]
+    this = results["this"]
+    base = results.get("baseline") or this
     same = all(r[k] == base[0][k] for r in base + this for k in ("kept_sha", "rejects_sha"))
     same_filters = all(r["filters"] == base[0]["filters"] for r in base + this)
 
@@ -120,6 +125,8 @@ def main() -> None:
     for label, rows in results.items():
         print(f"{label}: kept {rows[0]['kept']:,}, rejected {rows[0]['rejects']:,}; per filter "
               f"{[(f['filter'], f['rows_rejected']) for f in rows[0]['filters']]}")
+    if "baseline" not in results:
+        return
     print(f"\ntime ratio (baseline / this): "
           f"{median(base, 'seconds') / median(this, 'seconds'):.2f}x; peak RSS ratio: "
           f"{median(base, 'peak_mb') / median(this, 'peak_mb'):.2f}x; same rows kept and "
