@@ -13,7 +13,7 @@ band of their signatures is equal; each candidate is confirmed on the whole sign
 kept rows are held as one 8-byte entry per band (a 32-bit hash of the band's values and the
 group, and the row's kept index) in sorted runs merged as `SeenTexts`'s are, plus their
 signatures (4 bytes a permutation) and ids: in memory, or spilled to files in a scratch
-folder (`spill`) for a corpus, of which only the pages of confirmed candidates are read.
+folder (`spill`) for a corpus, of which only the candidates' records are read back.
 At 5M kept rows: 360 MB of band entries in memory, 2.6 GB of signatures on disk.
 
 Reason: `near_duplicate`. References: Broder 1997; Leskovec, Rajaraman & Ullman, Mining of
@@ -22,6 +22,7 @@ Massive Datasets, ch. 3 (banding); datasketch's MinHash and MinHashLSH parameter
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from pathlib import Path
@@ -134,50 +135,54 @@ class BandRuns:
         return found
 
 
+def _record_type(num_perm: int, id_bytes: int) -> np.dtype:
+    """One kept row: its signature, group code and id."""
+    return np.dtype([("sig", np.uint32, (num_perm,)), ("group", np.uint64),
+                     ("id", f"S{max(id_bytes, 1)}")])
+
+
 @dataclass
 class KeptRows:
-    """The kept rows' signatures and ids by kept index, batch by batch: in memory, or saved
-    to `spill` and read back memory-mapped (only the pages asked for are read)."""
+    """The kept rows' signatures, groups and ids by kept index, batch by batch: in memory, or
+    written to one file per batch in `spill` and read back a record at a time (`os.pread`: no
+    mapping, so only the records asked for are read and nothing of the files stays
+    resident)."""
 
     spill: Path | None = None
     starts: list[int] = field(default_factory=list)
-    signatures: list[np.ndarray] = field(default_factory=list)
-    ids: list[np.ndarray] = field(default_factory=list)
-    groups: list[np.ndarray] = field(default_factory=list)
+    chunks: list[np.ndarray] = field(default_factory=list)  # in memory
+    files: list[tuple[int, np.dtype]] = field(default_factory=list)  # spilled: (fd, record)
     count: int = 0
 
     def add(self, sigs: np.ndarray, ids: list[str], groups: np.ndarray) -> None:
         if not len(sigs):
             return
-        arrays = [np.ascontiguousarray(sigs), np.array([i.encode() for i in ids], dtype=bytes),
-                  np.ascontiguousarray(groups)]
-        if self.spill is not None:
+        encoded = [i.encode() for i in ids]
+        records = np.empty(len(sigs), _record_type(sigs.shape[1], max(map(len, encoded))))
+        records["sig"], records["group"], records["id"] = sigs, groups, encoded
+        if self.spill is None:
+            self.chunks.append(records)
+        else:
             self.spill.mkdir(parents=True, exist_ok=True)
-            name = self.spill / f"kept-{len(self.starts):06d}"
-            for kind, array in zip(("sig", "ids", "groups"), list(arrays), strict=True):
-                np.save(f"{name}-{kind}.npy", array)
-            arrays = [np.load(f"{name}-{kind}.npy", mmap_mode="r")
-                      for kind in ("sig", "ids", "groups")]
+            path = self.spill / f"kept-{len(self.starts):06d}.bin"
+            path.write_bytes(records.tobytes())
+            self.files.append((os.open(path, os.O_RDONLY), records.dtype))
         self.starts.append(self.count)
-        for store, array in zip((self.signatures, self.ids, self.groups), arrays, strict=True):
-            store.append(array)
         self.count += len(sigs)
 
-    def _at(self, index: int) -> tuple[int, int]:
+    def record(self, index: int) -> np.void:
         chunk = int(np.searchsorted(self.starts, index, side="right")) - 1
-        return chunk, index - self.starts[chunk]
+        row = index - self.starts[chunk]
+        if self.spill is None:
+            return self.chunks[chunk][row]
+        fd, dtype = self.files[chunk]
+        return np.frombuffer(os.pread(fd, dtype.itemsize, row * dtype.itemsize), dtype)[0]
 
-    def signature(self, index: int) -> np.ndarray:
-        chunk, row = self._at(index)
-        return np.asarray(self.signatures[chunk][row])
-
-    def id(self, index: int) -> str:
-        chunk, row = self._at(index)
-        return bytes(self.ids[chunk][row]).decode()
-
-    def group(self, index: int) -> int:
-        chunk, row = self._at(index)
-        return int(self.groups[chunk][row])
+    def close(self) -> None:
+        """Close the spilled files (the caller removes the folder)."""
+        for fd, _ in self.files:
+            os.close(fd)
+        self.files = []
 
 
 class NearSeen:
@@ -211,10 +216,11 @@ class NearSeen:
             candidates |= {("local", i) for b in range(self.n_bands)
                            for i in local[b].get(key_lists[b][row], ())}
             for where, index in candidates:
-                if where == "kept":  # a band key of another group: a hash collision
-                    if self.kept.group(index) != int(codes[row]):
+                if where == "kept":
+                    record = self.kept.record(index)
+                    if int(record["group"]) != int(codes[row]):  # a band key collision
                         continue
-                    other = self.kept.signature(index)
+                    other = record["sig"]
                 else:
                     if codes[kept_rows[index]] != codes[row]:
                         continue
@@ -226,7 +232,8 @@ class NearSeen:
                     best, best_j = (where, index), jaccard
             if best is not None:
                 where, index = best
-                kept_id = self.kept.id(index) if where == "kept" else ids[kept_rows[index]]
+                kept_id = (bytes(self.kept.record(index)["id"]).decode() if where == "kept"
+                           else ids[kept_rows[index]])
                 drops.append((row, kept_id, best_j))
                 continue
             for b in range(self.n_bands):
@@ -238,6 +245,10 @@ class NearSeen:
             band.add(keys[kept, b], first + np.arange(len(kept)))
         self.kept.add(sigs[kept], [ids[i] for i in kept_rows], codes[kept])
         return drops
+
+    def close(self) -> None:
+        """Close the spilled files of the kept rows."""
+        self.kept.close()
 
     @staticmethod
     def _earlier(candidate: tuple[str, int], best: tuple[str, int] | None) -> bool:

@@ -91,9 +91,12 @@ def clean_streamed(context: StreamedFilterContext, cfg: FilterSection, writer: S
     # folder when the runs folder is an object store.
     scratch = Path(tempfile.gettempdir()) if store.remote else store.root
     spill = scratch / f".clean-near-spill.{temp_suffix('tmp')}"
+    near = near_state(cfg, spill)
     try:
-        return _clean_batches(context, cfg, writer, near_state(cfg, spill))
+        return _clean_batches(context, cfg, writer, near)
     finally:
+        if near is not None:
+            near.close()
         shutil.rmtree(spill, ignore_errors=True)
 
 

@@ -54,9 +54,12 @@ def test_batch_by_batch_equals_the_whole_input(shared_datasets: Path, tmp_path: 
     assert len(caught) >= 38 and all(kept == ids[i] for i, kept in caught.items())
     assert all(j >= 0.8 for _, _, j in whole)
     if spill:
-        assert sorted(p.name for p in (tmp_path / "spill").iterdir())[:3] == [
-            "kept-000000-groups.npy", "kept-000000-ids.npy", "kept-000000-sig.npy"]
+        files = sorted(p.name for p in (tmp_path / "spill").iterdir())
+        assert files[:2] == ["kept-000000.bin", "kept-000001.bin"]
         assert seen.kept.count == len(texts) - len(found)
+        assert int(seen.kept.record(0)["group"]) == 0
+        assert bytes(seen.kept.record(0)["id"]).decode() == ids[0]
+        seen.close()
 
 
 def test_first_occurrence_kept_and_a_row_near_only_a_dropped_row_kept() -> None:
