@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 
 from distill_core.artifacts.store import RunStore  # noqa: E402
 from distill_core.pipeline.inputs import POOL_SAMPLE_SEED, class_sample  # noqa: E402
-from distill_core.pipeline.teacher_stream import FitRows, fit_features, fit_rows  # noqa: E402
+from distill_core.pipeline.teacher_stream import fit_features, fit_rows  # noqa: E402
 from distill_core.signals.teacher import class_logits, fit_teacher, softmax  # noqa: E402
 
 
@@ -61,9 +61,8 @@ def main() -> None:
             keep = class_sample(labels, size, 1, POOL_SAMPLE_SEED)
         else:
             keep = np.arange(len(labels))
-        sub = FitRows(every.positions[keep], labels[keep], len(labels))
         start = time.perf_counter()
-        model = fit_teacher(x[keep], sub.labels, args.C)
+        model = fit_teacher(x[keep], labels[keep], args.C)
         seconds = time.perf_counter() - start
         fits[size] = (model, seconds, len(keep))
         print(f"fit on {len(keep):,} rows: {seconds:.1f} s; maxrss "
@@ -76,8 +75,8 @@ def main() -> None:
     for size in sizes:
         model, seconds, rows = fits[size]
         p = label_prob(model, x, labels, n_classes)
-        logits_right = p > 0.5 if n_classes == 2 else None
-        accuracy = (float(logits_right.mean()) if logits_right is not None else float("nan"))
+        # binary: right when p(label) > 0.5 (the same as kept at tau 0.5)
+        accuracy = float((p > 0.5).mean()) if n_classes == 2 else float("nan")
         kept = p >= args.tau
         if reference is not None:
             changed = int((kept != (reference >= args.tau)).sum())
