@@ -191,14 +191,14 @@ def selection_pool(cfg: RunConfig, store: RunStore) -> tuple[pa.Table, np.ndarra
 
 @dataclass
 class InMemoryPool:
-    """What a selection method holds: pool rows and their features (all of the pool, or a
-    sample of it), and the whole pool's row count."""
+    """What a selection method holds: pool rows, their features and corpus positions (all of
+    the pool, or a sample of it), and the whole pool's row count."""
 
     train: pa.Table
     features: np.ndarray
     pool_rows: int
+    positions: np.ndarray  # corpus row of each of `train`'s rows (sorted)
     sample: dict[str, int] | None = None  # {"rows", "of", "seed"} when sampled
-    positions: np.ndarray | None = None  # corpus row of each of `train`'s rows (sorted)
 
 
 def in_memory_pool(cfg: RunConfig, store: RunStore) -> InMemoryPool:
@@ -210,13 +210,13 @@ def in_memory_pool(cfg: RunConfig, store: RunStore) -> InMemoryPool:
     if size <= IN_MEMORY_POOL_ROWS:
         positions = pool.rows.positions.astype(np.int64)
         train, x = pool_at(store, positions)
-        return InMemoryPool(train, x, size, positions=positions)
+        return InMemoryPool(train, x, size, positions)
     keep = class_sample(pool.label_ids, IN_MEMORY_POOL_ROWS,
                         cfg.synthesize.per_class * cfg.synthesize.oversample, POOL_SAMPLE_SEED)
     positions = pool.rows.positions[keep].astype(np.int64)
     train, x = pool_at(store, positions)
-    return InMemoryPool(train, x, size,
-                        {"rows": len(keep), "of": size, "seed": POOL_SAMPLE_SEED}, positions)
+    return InMemoryPool(train, x, size, positions,
+                        {"rows": len(keep), "of": size, "seed": POOL_SAMPLE_SEED})
 
 
 def pool_at(store: RunStore, positions: np.ndarray) -> tuple[pa.Table, np.ndarray]:
