@@ -206,40 +206,36 @@ class NearSeen:
         codes = group_codes(groups)
         keys = band_keys(sigs, codes, self.n_bands, self.rows)
         earlier = [band.matches(keys[:, b]) for b, band in enumerate(self.bands)]
+        # candidates by kept index: earlier inputs' kept rows, then this input's (from `first`)
+        first = self.kept.count
         local: list[dict[int, list[int]]] = [{} for _ in range(self.n_bands)]
         key_lists = keys.T.tolist()
         kept_rows: list[int] = []
         drops = []
         for row in range(len(texts)):
-            best, best_j = None, -1.0
-            candidates = {("kept", i) for band in earlier for i in band.get(row, ())}
-            candidates |= {("local", i) for b in range(self.n_bands)
-                           for i in local[b].get(key_lists[b][row], ())}
-            for where, index in candidates:
-                if where == "kept":
+            candidates = {i for band in earlier for i in band.get(row, ())}
+            candidates.update(i for b in range(self.n_bands)
+                              for i in local[b].get(key_lists[b][row], ()))
+            best, best_j, best_id = None, -1.0, ""
+            for index in sorted(candidates):  # ties go to the earliest kept row
+                if index < first:
                     record = self.kept.record(index)
-                    if int(record["group"]) != int(codes[row]):  # a band key collision
-                        continue
-                    other = record["sig"]
+                    group, other, other_id = int(record["group"]), record["sig"], record["id"]
                 else:
-                    if codes[kept_rows[index]] != codes[row]:
-                        continue
-                    other = sigs[kept_rows[index]]
+                    at = kept_rows[index - first]
+                    group, other, other_id = int(codes[at]), sigs[at], ids[at]
+                if group != int(codes[row]):  # a band key collision across groups
+                    continue
                 jaccard = float(np.count_nonzero(other == sigs[row])) / self.num_perm
-                better = jaccard > best_j or (jaccard == best_j and self._earlier(
-                    (where, index), best))
-                if jaccard >= self.threshold and better:
-                    best, best_j = (where, index), jaccard
+                if jaccard >= self.threshold and jaccard > best_j:
+                    best, best_j, best_id = index, jaccard, other_id
             if best is not None:
-                where, index = best
-                kept_id = (bytes(self.kept.record(index)["id"]).decode() if where == "kept"
-                           else ids[kept_rows[index]])
+                kept_id = best_id if isinstance(best_id, str) else bytes(best_id).decode()
                 drops.append((row, kept_id, best_j))
                 continue
             for b in range(self.n_bands):
-                local[b].setdefault(key_lists[b][row], []).append(len(kept_rows))
+                local[b].setdefault(key_lists[b][row], []).append(first + len(kept_rows))
             kept_rows.append(row)
-        first = self.kept.count
         kept = np.asarray(kept_rows, dtype=np.int64)
         for b, band in enumerate(self.bands):
             band.add(keys[kept, b], first + np.arange(len(kept)))
@@ -249,11 +245,3 @@ class NearSeen:
     def close(self) -> None:
         """Close the spilled files of the kept rows."""
         self.kept.close()
-
-    @staticmethod
-    def _earlier(candidate: tuple[str, int], best: tuple[str, int] | None) -> bool:
-        """Ties go to the earliest kept row: earlier inputs first, then input order."""
-        if best is None:
-            return True
-        order = {"kept": 0, "local": 1}
-        return (order[candidate[0]], candidate[1]) < (order[best[0]], best[1])
