@@ -265,20 +265,31 @@ def class_sample(label_ids: np.ndarray, rows: int, least: int, seed: int) -> np.
 
 
 def teacher_view(store: RunStore, train_ids: list[str], temperature: float) -> TeacherView:
-    """Teacher signals of the training rows, in `train_ids` order."""
-    table = store.read("teacher")
-    table = table.filter(pc.equal(table.column("split"), "train"))
-    position = {e: i for i, e in enumerate(table.column("example_id").to_pylist())}
-    missing = [e for e in train_ids[:5] if e not in position]
+    """Teacher signals of the training rows `train_ids`, in that order: their corpus
+    positions found in one pass over the corpus's ids (`id_keys`), then `teacher_at`."""
+    wanted = id_keys(pa.array(train_ids, pa.string()))
+    order = np.argsort(wanted, kind="stable")
+    sorted_keys = wanted[order]
+    positions = np.full(len(train_ids), -1, dtype=np.int64)
+    for start, rows in _with_starts(stage_batches(store, "ingest", ["example_id", "split"])):
+        train = np.asarray(pc.equal(rows.column("split"), "train").to_numpy(
+            zero_copy_only=False), dtype=bool)
+        keys = id_keys(rows.column("example_id"))
+        at = np.minimum(np.searchsorted(sorted_keys, keys), max(len(sorted_keys) - 1, 0))
+        found = train & (sorted_keys[at] == keys) if len(sorted_keys) else train & False
+        positions[order[at[found]]] = start + np.flatnonzero(found)
+    missing = [train_ids[i] for i in np.flatnonzero(positions < 0)[:5].tolist()]
     if missing:
         raise RuntimeError(f"no teacher signals for training rows {missing}")
-    rows = np.fromiter((position[e] for e in train_ids), dtype=np.int64, count=len(train_ids))
-    return TeacherView(grad_logits=matrix(table, "grad_logits")[rows],
-                       el2n=table.column("el2n").to_numpy()[rows],
-                       soft_labels=softmax(matrix(table, "logits")[rows].astype(np.float64),
-                                           temperature).astype(np.float32),
-                       features=(matrix(table, "features")[rows]
-                                 if "features" in table.column_names else None))
+    by_position = np.argsort(positions, kind="stable")
+    view = teacher_at(store, positions[by_position],
+                      pa.chunked_array([pa.array(train_ids, pa.string()).take(
+                          pa.array(by_position))]), temperature)
+    back = np.empty_like(by_position)
+    back[by_position] = np.arange(len(by_position))
+    return TeacherView(grad_logits=view.grad_logits[back], el2n=view.el2n[back],
+                       soft_labels=view.soft_labels[back],
+                       features=None if view.features is None else view.features[back])
 
 
 def teacher_at(store: RunStore, positions: np.ndarray, ids: pa.ChunkedArray,

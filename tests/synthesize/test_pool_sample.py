@@ -22,7 +22,7 @@ from distill_core.pipeline.inputs import (
     selection_pool,
     streamed_pool,
 )
-from distill_core.signals.embeddings import features
+from distill_core.signals.embeddings import features, matrix
 
 LIMIT = 120  # of the SST-2 slice's 300 training rows
 
@@ -90,11 +90,21 @@ def test_a_method_reading_teacher_signals_draws_from_the_sample_over_the_limit(
     ids = pool.rows.take(kept).column("example_id")
     picked = store.read("synthesize")
     assert set(picked.column("example_id").to_pylist()) <= set(ids.to_pylist())
-    # the view by position is the view by id of the same rows
+    # the view by position, and by id in any order, are the whole teacher table's rows
+    whole = store.read("teacher")
+    row_of = {e: i for i, e in enumerate(whole.column("example_id").to_pylist())}
+    rows = np.array([row_of[e] for e in ids.to_pylist()])
+    expected = {"grad_logits": matrix(whole, "grad_logits")[rows],
+                "el2n": whole.column("el2n").to_numpy()[rows],
+                "soft_labels": matrix(whole, "soft_label")[rows]}
     by_position = inputs.teacher_at(store, positions, ids, 1.0)
-    by_id = inputs.teacher_view(store, ids.to_pylist(), 1.0)
-    for field in ("grad_logits", "el2n", "soft_labels"):
-        assert np.array_equal(getattr(by_position, field), getattr(by_id, field)), field
+    shuffled = np.random.default_rng(0).permutation(len(rows))
+    by_id = inputs.teacher_view(store, [ids.to_pylist()[i] for i in shuffled], 1.0)
+    for field, values in expected.items():
+        assert np.allclose(getattr(by_position, field), values, atol=1e-6), field
+        assert np.allclose(getattr(by_id, field), values[shuffled], atol=1e-6), field
+    with pytest.raises(RuntimeError, match="no teacher signals for training rows"):
+        inputs.teacher_view(store, ["0" * 16], 1.0)
     soft = dict(zip(ids.to_pylist(), by_position.soft_labels.tolist(), strict=True))
     for row in picked.select(["example_id", "soft_label"]).to_pylist():
         assert np.allclose(row["soft_label"], soft[row["example_id"]], atol=1e-6)
