@@ -107,6 +107,15 @@ class RunStore:
         """The runs folder is an object store (publish by manifest, no rename)."""
         return isinstance(self.runs_dir, RemotePath)
 
+    def scratch(self, prefix: str) -> Path:
+        """A new hidden scratch path on local disk for a stage's spill files: in the run
+        folder when it is local (the artifacts' disk), in the system's temporary folder when
+        the runs folder is an object store. The caller creates and removes it."""
+        import tempfile
+
+        base = Path(tempfile.gettempdir()) if self.remote else self.root
+        return base / f".{prefix}.{_temp_suffix('tmp')}"
+
     def local_cache_root(self, what: str) -> Path:
         """The cache folder for files kept outside the stage artifacts (model folders),
         which only a local runs folder holds for now: a one-line error naming `what` on an

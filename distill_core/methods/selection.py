@@ -15,17 +15,14 @@ pool rows by corpus position (`teacher_at`).
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from distill_core.artifacts.parts import temp_suffix
 from distill_core.config import RunConfig
 from distill_core.methods.registry import Method
 from distill_core.pipeline.inputs import in_memory_pool, label_names, streamed_pool, teacher_at
@@ -142,10 +139,7 @@ class SelectionFamily:
     def _streamed(self, ctx: StageContext, method: Method
                   ) -> tuple[CandidateSet, dict[str, Any]]:
         cfg = ctx.cfg
-        # Scratch space on local disk: the run folder when it is local (same disk as the
-        # artifacts), the system's temporary folder when the runs folder is an object store.
-        scratch = Path(tempfile.gettempdir()) if ctx.store.remote else ctx.store.root
-        spill = scratch / f".synthesize-spill.{temp_suffix('tmp')}"
+        spill = ctx.store.scratch("synthesize-spill")
         try:
             pool = streamed_pool(cfg, ctx.store, None if method.name == "random" else spill)
             classes = pool.classes

@@ -14,7 +14,6 @@ the whole corpus (k-means clusters): with it on, the stage holds the corpus (`st
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distill_core.artifacts.counts import Counts
-from distill_core.artifacts.parts import temp_suffix
 from distill_core.artifacts.schemas import rejects_table
 from distill_core.artifacts.stage_writer import StageWriter
 from distill_core.config import FilterSection
@@ -87,10 +85,7 @@ def clean_streamed(context: StreamedFilterContext, cfg: FilterSection, writer: S
     """Filter the training rows batch by batch in corpus order, writing the kept rows and the
     rejects through `writer`; the counts and each filter's tally."""
     store = context.store
-    # Scratch space on local disk: the run folder when it is local, the system's temporary
-    # folder when the runs folder is an object store.
-    scratch = Path(tempfile.gettempdir()) if store.remote else store.root
-    spill = scratch / f".clean-near-spill.{temp_suffix('tmp')}"
+    spill = store.scratch("clean-near-spill")
     near = near_state(cfg, spill)
     try:
         return _clean_batches(context, cfg, writer, near)
