@@ -69,6 +69,6 @@ class FilterSection(_Settings):
         return [name for name, on in (
             ("quality", self.quality.enabled), ("exact_dedup", self.exact_dedup),
             ("near_dedup", self.near_dedup.enabled),
-            ("semantic_dedup", self.semantic_dedup.enabled),
             ("contamination", self.contamination.enabled),
-            ("teacher_consistency", self.teacher_consistency.enabled)) if on]
+            ("teacher_consistency", self.teacher_consistency.enabled),
+            ("semantic_dedup", self.semantic_dedup.enabled)) if on]

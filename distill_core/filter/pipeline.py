@@ -1,7 +1,10 @@
 """Run the configured filters in order, each on what the previous ones kept.
 
-Order: quality, exact, near, semantic, contamination, teacher consistency
-(cheap and certain first). Every filter's rows in / out / rejected by reason
+Order: quality, exact, near, contamination, teacher consistency, semantic
+(cheap and certain first; semantic dedup last, so that a set of semantic duplicates keeps
+its most representative row among the rows every other filter kept, never losing every
+member to a representative dropped for another reason, and so that its clustering, the
+costliest step, sees the fewest rows). Every filter's rows in / out / rejected by reason
 are counted, so the funnel shows what each one did.
 """
 

@@ -1,32 +1,156 @@
 """Semantic duplicates, SemDeDup-style: k-means on embeddings, then cosine ≥ ε in a cluster.
 
-Each group's rows are clustered (k-means, about `cluster_size` rows per
-cluster), so only rows of one cluster are compared. Inside a cluster rows are
-visited from the most representative (nearest the centroid) outwards; a row
-is dropped when its cosine similarity to an already kept row is at least
-`epsilon`. So every set of semantic duplicates keeps its most representative
-member.
+Each group's rows are clustered (k-means with one cluster per `cluster_size` rows, fitted on
+at most `FIT_ROWS` of them: a seeded sample above it; every row then goes to its nearest
+centroid), so only rows of one cluster are compared. Inside a cluster rows are visited from
+the most representative (nearest the centroid; ties in input order) outwards; a row is dropped
+when its cosine similarity to an already kept row of its cluster is at least `epsilon`. So
+every set of semantic duplicates keeps its most representative member.
+
+The steps are separate functions so that the corpus clean stage can run them over vectors
+spilled to disk (`semantic_spill.py`) and drop exactly the rows this in-memory version drops:
+the fit sample, the assignment chunks and each cluster's comparisons are the same arrays in
+both.
 
 Reason: `semantic_duplicate`. References: Abbas et al., SemDeDup, 2023.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 import numpy as np
 
 from distill_core.filter.base import Drop, FilterInput, group_positions
 
+FIT_ROWS = 262_144        # rows the centroids are fitted on (a seeded sample above it)
+MINIBATCH_ABOVE = 20_000  # fit rows above which k-means is mini-batch
+ASSIGN_CELLS = 1 << 24    # rows x centroids of one assignment product (64 MB of float32)
+BLOCK_ROWS = 1024         # a cluster's rows compared at a time
 
-def _clusters(vectors: np.ndarray, cluster_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+
+def cluster_count(rows: int, cluster_size: int) -> int:
+    """k: one cluster per `cluster_size` rows, at least one."""
+    return max(1, rows // cluster_size)
+
+
+def fit_rows(rows: int, seed: int) -> np.ndarray:
+    """Positions (ascending) of the rows the centroids are fitted on: all of them up to
+    `FIT_ROWS`, a seeded sample of that many above."""
+    if rows <= FIT_ROWS:
+        return np.arange(rows)
+    return np.sort(np.random.default_rng(seed).choice(rows, FIT_ROWS, replace=False))
+
+
+def fit_centroids(sample: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """[k, d] k-means centroids of the sample's rows (float32); their mean when k is 1."""
+    if k == 1:
+        return sample.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
     from sklearn.cluster import KMeans, MiniBatchKMeans  # when used: not on a cached rerun
 
-    k = max(1, len(vectors) // cluster_size)
-    if k == 1:
-        return np.zeros(len(vectors), dtype=np.int64), vectors.mean(axis=0, keepdims=True)
+    k = min(k, len(sample))
     model = (MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=1, batch_size=4096)
-             if len(vectors) > 20_000 else KMeans(n_clusters=k, random_state=seed, n_init=1))
-    labels = model.fit_predict(vectors)
-    return labels, model.cluster_centers_
+             if len(sample) > MINIBATCH_ABOVE else KMeans(n_clusters=k, random_state=seed,
+                                                          n_init=1))
+    return np.asarray(model.fit(sample).cluster_centers_, dtype=np.float32)
+
+
+def assign_chunks(rows: int, k: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) of the row chunks assigned one matrix product at a time."""
+    step = max(1, ASSIGN_CELLS // k)
+    for start in range(0, rows, step):
+        yield start, min(rows, start + step)
+
+
+def assign(vectors: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's nearest centroid (int32) and its Euclidean distance to it (float32)."""
+    sq = (np.einsum("ij,ij->i", vectors, vectors)[:, None] - 2.0 * (vectors @ centroids.T)
+          + np.einsum("ij,ij->i", centroids, centroids)[None, :])
+    labels = np.argmin(sq, axis=1)
+    nearest = np.maximum(sq[np.arange(len(sq)), labels], 0.0)
+    return labels.astype(np.int32), np.sqrt(nearest).astype(np.float32)
+
+
+@dataclass
+class SemanticDrops:
+    """Dropped rows, the cosine to the kept row that made each a duplicate, and that row
+    (row numbers of the caller's choosing: positions in a group, or in the corpus)."""
+
+    dropped: np.ndarray
+    cosine: np.ndarray
+    kept: np.ndarray
+
+    @staticmethod
+    def concat(parts: list[SemanticDrops]) -> SemanticDrops:
+        if not parts:
+            return SemanticDrops(np.zeros(0, np.int64), np.zeros(0, np.float32),
+                                 np.zeros(0, np.int64))
+        return SemanticDrops(*(np.concatenate([getattr(p, f) for p in parts])
+                               for f in ("dropped", "cosine", "kept")))
+
+
+def cluster_order(rows: np.ndarray, labels: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    """Indices into `rows` sorted by cluster, then distance to the centroid, then row."""
+    return np.lexsort((rows, distance, labels))
+
+
+def _cluster_drops(members: np.ndarray, epsilon: float
+                   ) -> list[tuple[int, float, int]]:
+    """(member, cosine, kept member) for each of one cluster's rows (in visiting order) whose
+    cosine to a member kept before it is at least `epsilon`; `BLOCK_ROWS` rows are compared
+    at a time with the members kept before them and with each other."""
+    kept: list[int] = []
+    found = []
+    for lo in range(0, len(members), BLOCK_ROWS):
+        hi = min(len(members), lo + BLOCK_ROWS)
+        columns = np.r_[np.asarray(kept, np.int64), np.arange(lo, hi)]
+        similarity = members[lo:hi] @ members[columns].T
+        look = list(range(len(kept)))  # columns of the members kept so far
+        before = len(kept)
+        for i in range(hi - lo):
+            if look:
+                row = similarity[i, look]
+                best = int(np.argmax(row))
+                if row[best] >= epsilon:
+                    found.append((lo + i, float(row[best]), int(columns[look[best]])))
+                    continue
+            look.append(before + i)
+            kept.append(lo + i)
+    return found
+
+
+def greedy_drops(vectors: np.ndarray, rows: np.ndarray, labels: np.ndarray, epsilon: float
+                 ) -> SemanticDrops:
+    """Within each cluster of rows sorted by `cluster_order` (`vectors`, `rows` and `labels`
+    in that order; whole clusters only), the rows whose cosine to a row kept before them in
+    their cluster is at least `epsilon`."""
+    if not len(labels):
+        return SemanticDrops.concat([])
+    dropped, cosine, kept_by = [], [], []
+    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    for start, stop in zip(starts, np.r_[starts[1:], len(labels)], strict=True):
+        for member, similarity, kept in _cluster_drops(vectors[start:stop], epsilon):
+            dropped.append(rows[start + member])
+            cosine.append(similarity)
+            kept_by.append(rows[start + kept])
+    return SemanticDrops(np.asarray(dropped, np.int64), np.asarray(cosine, np.float32),
+                         np.asarray(kept_by, np.int64))
+
+
+def semantic_drops(vectors: np.ndarray, cluster_size: int, seed: int, epsilon: float
+                   ) -> SemanticDrops:
+    """The semantic duplicates among `vectors` (rows in priority order), as row numbers."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    centroids = fit_centroids(vectors[fit_rows(len(vectors), seed)],
+                              cluster_count(len(vectors), cluster_size), seed)
+    labels = np.empty(len(vectors), np.int32)
+    distance = np.empty(len(vectors), np.float32)
+    for start, stop in assign_chunks(len(vectors), len(centroids)):
+        labels[start:stop], distance[start:stop] = assign(vectors[start:stop], centroids)
+    rows = np.arange(len(vectors))
+    order = cluster_order(rows, labels, distance)
+    return greedy_drops(vectors[order], rows[order], labels[order], epsilon)
 
 
 def semantic_dedup(data: FilterInput, epsilon: float, cluster_size: int, seed: int
@@ -36,22 +160,8 @@ def semantic_dedup(data: FilterInput, epsilon: float, cluster_size: int, seed: i
     ids = data.ids()
     drops = []
     for rows in group_positions(data.groups):
-        vectors = data.vectors[rows].astype(np.float32)
-        labels, centroids = _clusters(vectors, cluster_size, seed)
-        for cluster in np.unique(labels):
-            members = np.flatnonzero(labels == cluster)
-            distance = np.linalg.norm(vectors[members] - centroids[cluster], axis=1)
-            members = members[np.argsort(distance, kind="stable")]
-            similarity = vectors[members] @ vectors[members].T
-            kept: list[int] = []
-            for position, member in enumerate(members):
-                if kept:
-                    best = int(np.argmax(similarity[position, kept]))
-                    if similarity[position, kept[best]] >= epsilon:
-                        drops.append(Drop(
-                            int(rows[member]), "semantic_duplicate",
-                            f"cosine {similarity[position, kept[best]]:.3f} with "
-                            f"{ids[rows[members[kept[best]]]]}"))
-                        continue
-                kept.append(position)
+        found = semantic_drops(data.vectors[rows], cluster_size, seed, epsilon)
+        drops += [Drop(int(rows[d]), "semantic_duplicate",
+                       f"cosine {c:.3f} with {ids[rows[k]]}")
+                  for d, c, k in zip(found.dropped, found.cosine, found.kept, strict=True)]
     return sorted(drops, key=lambda d: d.row)

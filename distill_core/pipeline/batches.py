@@ -130,6 +130,14 @@ def rows_at(store: RunStore, stage: str, positions: np.ndarray, columns: list[st
     return empty.select(columns), walk.stage_rows
 
 
+def with_starts(batches: Iterator[pa.Table]) -> Iterator[tuple[int, pa.Table]]:
+    """(first row, rows) of each batch of a stage's batches."""
+    start = 0
+    for rows in batches:
+        yield start, rows
+        start += rows.num_rows
+
+
 def aligned_batches(store: RunStore, left: tuple[str, list[str]], right: tuple[str, list[str]],
                     batch_rows: int = BATCH_ROWS) -> Iterator[tuple[int, pa.Table, pa.Table]]:
     """(first row, left rows, right rows) of two one-row-per-corpus-row stages, sliced to the

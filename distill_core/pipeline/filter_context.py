@@ -51,9 +51,8 @@ class StreamedFilterContext(FilterContext):
     """The filters' context read from the run folder on demand: `input_for` reads only the
     asked-for rows' features (and teacher p(label)) in one streamed pass, with the eval split,
     so filtering a few thousand candidates of a 5M-row corpus holds a few thousand vectors.
-    Filtering every training row at once (the `full` baseline; the corpus clean stage
-    with near or semantic dedup on) still holds every row's features: O(corpus) memory; the
-    clean stage otherwise streams (`pipeline/clean_stream.py`)."""
+    Filtering every training row at once through `input_for` holds every row's features:
+    O(corpus) memory; the corpus clean stage streams instead (`pipeline/clean_stream.py`)."""
 
     def __init__(self, store: RunStore, with_teacher: bool) -> None:
         super().__init__(ids={})

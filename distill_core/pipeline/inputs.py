@@ -34,6 +34,7 @@ from distill_core.pipeline.batches import (
     stage_batches,
     stage_rows,
     verified_parts,
+    with_starts,
 )
 from distill_core.pipeline.executor import Executor, Resources
 from distill_core.signals.embeddings import features, matrix, split_features
@@ -128,7 +129,7 @@ def streamed_pool(cfg: RunConfig, store: RunStore, spill: Path | None) -> Stream
     at = np.int32 if stage_rows(store, "ingest") < 2**31 else np.int64
     columns = ["example_id", "split", "label_id"]
     if spill is None:
-        batches = ((start, rows, None) for start, rows in _with_starts(
+        batches = ((start, rows, None) for start, rows in with_starts(
             stage_batches(store, "ingest", columns)))
     else:
         batches = aligned_batches(store, ("ingest", columns), ("signals",
@@ -152,13 +153,6 @@ def streamed_pool(cfg: RunConfig, store: RunStore, spill: Path | None) -> Stream
         np.concatenate(labels) if labels else np.zeros(0, np.int32),
         writer.close() if writer is not None else None,
         writer.mean() if writer is not None else None)
-
-
-def _with_starts(batches):
-    start = 0
-    for rows in batches:
-        yield start, rows
-        start += rows.num_rows
 
 
 def kept_train_rows(store: RunStore) -> np.ndarray:
@@ -271,7 +265,7 @@ def teacher_view(store: RunStore, train_ids: list[str], temperature: float) -> T
     order = np.argsort(wanted, kind="stable")
     sorted_keys = wanted[order]
     positions = np.full(len(train_ids), -1, dtype=np.int64)
-    for start, rows in _with_starts(stage_batches(store, "ingest", ["example_id", "split"])):
+    for start, rows in with_starts(stage_batches(store, "ingest", ["example_id", "split"])):
         train = np.asarray(pc.equal(rows.column("split"), "train").to_numpy(
             zero_copy_only=False), dtype=bool)
         keys = id_keys(rows.column("example_id"))

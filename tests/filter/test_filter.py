@@ -92,6 +92,28 @@ def test_semantic_duplicates_keep_the_most_representative() -> None:
     assert len(dropped & {0, 1, 2}) == 2 and not dropped & {3, 4, 5}
 
 
+def test_semantic_duplicates_of_a_contaminated_row_keep_one_of_them() -> None:
+    """Semantic dedup runs after contamination: when the most representative member of a set
+    of duplicates copies an evaluation text, one other member stays (before, the others were
+    dropped as its duplicates and it as contamination: the whole set lost)."""
+    rng = np.random.default_rng(1)
+    centre = rng.normal(size=8)
+    vectors = np.vstack([centre, centre + rng.normal(scale=0.02, size=8),
+                         centre + rng.normal(scale=0.03, size=8), rng.normal(size=(3, 8))])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    texts = ["the evaluation sentence itself", "a paraphrase of it", "another paraphrase",
+             "unrelated one", "unrelated two", "unrelated three"]
+    cfg = FilterSection.model_validate({
+        "exact_dedup": False, "semantic_dedup": {"enabled": True, "epsilon": 0.99},
+        "contamination": {"embedding_threshold": None}})
+    run = run_filters(_input(texts, vectors, eval_texts=[texts[0]], eval_vectors=vectors[:1]),
+                      cfg)
+    reasons = {d.row: d.reason for d in run.drops}
+    assert reasons[0] == "contaminated_ngram"
+    assert len({1, 2} - set(reasons)) == 1  # one paraphrase kept, the other its duplicate
+    assert [r for r in reasons.values() if r == "semantic_duplicate"] == ["semantic_duplicate"]
+
+
 def test_a_planted_copy_of_a_test_sentence_is_contamination() -> None:
     test_sentence = ("it 's a charming and often affecting journey that never loses sight of "
                      "its small heroes")
@@ -132,12 +154,12 @@ def test_rows_in_equal_out_plus_rejects_after_every_filter(seed: int) -> None:
                   eval_texts=texts[:5], eval_vectors=vectors[:5])
     cfg = FilterSection.model_validate({
         "quality": {"enabled": True, "min_words": 2}, "near_dedup": {"enabled": True},
-        "semantic_dedup": {"enabled": True, "epsilon": 0.98, "cluster_size": 50},
+        "semantic_dedup": {"enabled": True, "epsilon": 0.95, "cluster_size": 50},
         "contamination": {"ngram": 3}, "teacher_consistency": {"enabled": True, "tau": 0.2}})
     run = run_filters(data, cfg)
     assert [f["filter"] for f in run.per_filter] == [
-        "quality", "exact_dedup", "near_dedup", "semantic_dedup", "contamination",
-        "teacher_consistency"]
+        "quality", "exact_dedup", "near_dedup", "contamination", "teacher_consistency",
+        "semantic_dedup"]
     for step in run.per_filter:
         assert step["rows_in"] == step["rows_out"] + step["rows_rejected"], step["filter"]
     for step, following in zip(run.per_filter, run.per_filter[1:], strict=False):

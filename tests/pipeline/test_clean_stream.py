@@ -11,6 +11,8 @@ import pyarrow.compute as pc
 import pytest
 
 from distill_core.config import load_config
+from distill_core.filter import semantic as semantic_module
+from distill_core.filter import semantic_spill
 from distill_core.filter.base import FilterInput
 from distill_core.filter.exact import SeenTexts
 from distill_core.filter.pipeline import run_filters
@@ -43,7 +45,9 @@ def planted(slice_dir: Path, tmp_path: Path) -> Path:
     """The SST-2 slice with planted rows: the first training sentence again at the end under
     the other label and in capitals (an exact duplicate 300 rows and several batches after
     its first), the longest training sentence again with one more word (a near duplicate,
-    as far), and an evaluation sentence copied into the training file (contamination)."""
+    as far), an evaluation sentence copied into the training file (contamination), and the
+    longest sentence again with a word inserted after every fourth (a semantic duplicate that
+    near dedup does not find)."""
     folder = tmp_path / "data"
     shutil.copytree(slice_dir / "sst2_glue", folder / "sst2_glue")
     train = folder / "sst2_glue" / "train.tsv"
@@ -52,21 +56,34 @@ def planted(slice_dir: Path, tmp_path: Path) -> Path:
     dev = (folder / "sst2_glue" / "dev.tsv").read_text().splitlines()[3]
     longest = max(lines[1:], key=lambda line: len(line.rsplit("\t", 1)[0].split()))
     text, long_label = longest.rsplit("\t", 1)
-    lines += [f"{first.upper()}\t{1 - int(label)}", f"{text} indeed\t{long_label}", dev]
+    reworded = " ".join(w + (" truly" if i % 4 == 3 else "")
+                        for i, w in enumerate(text.split()))
+    lines += [f"{first.upper()}\t{1 - int(label)}", f"{text} indeed\t{long_label}", dev,
+              f"{reworded}\t{long_label}"]
     train.write_text("\n".join(lines) + "\n")
     return folder
 
 
-@pytest.mark.parametrize("near", [False, True])
+@pytest.mark.parametrize("near, semantic", [(False, False), (True, False), (False, True),
+                                            (True, True)])
 def test_streamed_clean_equals_the_whole_corpus_filtered(planted: Path, tmp_path: Path,
                                                          run_stages, monkeypatch,
-                                                         near: bool) -> None:
+                                                         near: bool, semantic: bool) -> None:
     monkeypatch.setattr(clean_stream, "ROWS_PER_BATCH", 64)
+    # Semantic dedup's centroids fitted on a sample, its rows assigned in several chunks and
+    # compared from several bucket files: each the same in memory and spilled.
+    monkeypatch.setattr(semantic_module, "FIT_ROWS", 150)
+    monkeypatch.setattr(semantic_module, "ASSIGN_CELLS", 400)
+    monkeypatch.setattr(semantic_spill, "BUCKET_ROWS", 60)
+    monkeypatch.setattr(semantic_spill, "READ_ROWS", 50)
     cfg = load_config(None, [f"data.data_dir={planted}", "run.seeds=[0]", "run.name=stream",
                              "filter.corpus=true", "filter.teacher_consistency.enabled=true",
                              "filter.teacher_consistency.tau=0.6",
                              "filter.quality.enabled=true", "filter.quality.min_words=3",
-                             f"filter.near_dedup.enabled={str(near).lower()}"])
+                             f"filter.near_dedup.enabled={str(near).lower()}",
+                             f"filter.semantic_dedup.enabled={str(semantic).lower()}",
+                             "filter.semantic_dedup.epsilon=0.8",
+                             "filter.semantic_dedup.cluster_size=20"])
     store, _ = run_stages(cfg, tmp_path / "runs", "clean")
     manifest = store.manifest("clean")
     assert manifest["streamed"] is True
@@ -95,14 +112,24 @@ def test_streamed_clean_equals_the_whole_corpus_filtered(planted: Path, tmp_path
     assert any(r["detail"] == f"same normalised text as {train.column('example_id')[0]}"
                for r in planted_copy)
     near_copies = [r for r in rejects.to_pylist() if r["reason"] == "near_duplicate"]
+    semantic_copies = [r for r in rejects.to_pylist() if r["reason"] == "semantic_duplicate"]
+    texts = train.column("text").to_pylist()
+    longest = max(range(len(texts) - 4), key=lambda i: len(texts[i].split()))
+    ids = train.column("example_id").to_pylist()
+    original, copy, reworded = ids[longest], ids[-3], ids[-1]
     if near:  # the longest sentence's copy, hundreds of rows (several batches) later
-        texts = train.column("text").to_pylist()
-        longest = max(range(len(texts) - 3), key=lambda i: len(texts[i].split()))
-        original = train.column("example_id")[longest].as_py()
-        assert any(r["detail"].endswith(f"with {original}") for r in near_copies)
-        assert not any(p.name.startswith(".clean-near-spill") for p in store.root.iterdir())
+        assert any(r["example_id"] == copy and r["detail"].endswith(f"with {original}")
+                   for r in near_copies)
     else:
         assert not near_copies
+    if semantic:  # the three versions of the longest sentence keep one
+        within = [r for r in semantic_copies if {r["example_id"], r["detail"].rsplit(" ", 1)[1]}
+                  <= {original, copy, reworded}]
+        assert len(within) == (1 if near else 2)
+        assert manifest["filters"][-1]["filter"] == "semantic_dedup"
+    else:
+        assert not semantic_copies
+    assert not any(p.name.startswith(".clean-spill") for p in store.root.iterdir())
 
 
 def test_a_streamed_clean_that_drops_nothing_has_an_empty_rejects_table(
@@ -117,8 +144,3 @@ def test_a_streamed_clean_that_drops_nothing_has_an_empty_rejects_table(
         "rows_by_split"]["train"]
 
 
-def test_semantic_dedup_holds_the_whole_corpus_and_near_dedup_streams() -> None:
-    assert clean_stream.streams(load_config(None, []).filter)
-    assert clean_stream.streams(load_config(None, ["filter.near_dedup.enabled=true"]).filter)
-    assert not clean_stream.streams(load_config(None, ["filter.semantic_dedup.enabled=true"])
-                                    .filter)

@@ -114,7 +114,7 @@ def _report(store: RunStore) -> list[str]:
 
 
 FILTER = Stage(
-    name="filter", version=3,
+    name="filter", version=4,
     writes="the distilled sets, one per replicate, refilled to the budget from the ranked "
            "reserve (+ rejects: duplicates, contamination, teacher_inconsistent, over_budget)",
     reads=_reads, settings=_settings, body=_body, report=_report)
