@@ -87,10 +87,10 @@ class SemanticSpill:
             labels[start:stop], distance[start:stop] = semantic.assign(
                 self._read(self._path, start, stop), centroids)
         order = semantic.cluster_order(np.arange(n), labels, distance)
-        found = [self._bucket_drops(path, rows, labels)
-                 for path, rows in self._scatter(order, labels)]
-        self._path.unlink()
-        merged = SemanticDrops.concat(found)
+        buckets = self._scatter(order, labels)
+        self._path.unlink()  # every row is in its bucket's file now
+        merged = SemanticDrops.concat([self._bucket_drops(path, rows, labels)
+                                       for path, rows in buckets])
         return SemanticDrops(positions[merged.dropped], merged.cosine,
                              positions[merged.kept])
 
@@ -101,8 +101,9 @@ class SemanticSpill:
         of its own (in spill order) in one pass over the spill."""
         ordered_labels = labels[order]
         starts = np.flatnonzero(np.r_[True, ordered_labels[1:] != ordered_labels[:-1]])
-        bucket_in_order = np.repeat(starts // BUCKET_ROWS, np.diff(np.r_[starts, len(order)]))
-        bucket_of_row = np.empty(len(order), np.int64)
+        bucket_in_order = np.repeat((starts // BUCKET_ROWS).astype(np.int32),
+                                    np.diff(np.r_[starts, len(order)]))
+        bucket_of_row = np.empty(len(order), np.int32)
         bucket_of_row[order] = bucket_in_order
         paths = {b: self.folder / f"bucket-{b}.f32" for b in np.unique(bucket_in_order).tolist()}
         files = {b: path.open("wb") for b, path in paths.items()}
