@@ -1,16 +1,19 @@
 """Semantic duplicates, SemDeDup-style: k-means on embeddings, then cosine ≥ ε in a cluster.
 
-Each group's rows are clustered (k-means with one cluster per `cluster_size` rows, fitted on
-at most `FIT_ROWS` of them: a seeded sample above it; every row then goes to its nearest
-centroid), so only rows of one cluster are compared. Inside a cluster rows are visited from
-the most representative (nearest the centroid; ties in input order) outwards; a row is dropped
-when its cosine similarity to an already kept row of its cluster is at least `epsilon`. So
-every set of semantic duplicates keeps its most representative member.
+Rows are clustered in two levels so that the work per row stays the same whatever the
+input's size: coarse k-means with one cluster per `COARSE_ROWS` rows (fitted on at most
+`FIT_ROWS` rows: a seeded sample above it; every row then goes to its nearest coarse
+centroid), then, within each coarse cluster, k-means with one cluster per `cluster_size`
+rows fitted on all of its rows. Only rows of one fine cluster are compared. An input of fewer
+than twice `COARSE_ROWS` rows is one coarse cluster: plain SemDeDup. Inside a cluster rows are
+visited from the most representative (nearest the centroid; ties in input order) outwards; a
+row is dropped when its cosine similarity to an already kept row of its cluster is at least
+`epsilon`. So every set of semantic duplicates keeps its most representative member.
 
 The steps are separate functions so that the corpus clean stage can run them over vectors
-spilled to disk (`semantic_spill.py`) and drop exactly the rows this in-memory version drops:
-the fit sample, the assignment chunks and each cluster's comparisons are the same arrays in
-both.
+spilled to disk (`semantic_spill.py`, a coarse cluster at a time) and drop exactly the rows
+this in-memory version drops: the fit sample, the assignment chunks and each coarse
+cluster's work are the same arrays in both.
 
 Reason: `semantic_duplicate`. References: Abbas et al., SemDeDup, 2023.
 """
@@ -24,7 +27,8 @@ import numpy as np
 
 from distill_core.filter.base import Drop, FilterInput, group_positions
 
-FIT_ROWS = 262_144        # rows the centroids are fitted on (a seeded sample above it)
+COARSE_ROWS = 32_768      # rows per coarse cluster (compared in memory one at a time)
+FIT_ROWS = 262_144        # rows the coarse centroids are fitted on (a seeded sample above)
 MINIBATCH_ABOVE = 20_000  # fit rows above which k-means is mini-batch
 ASSIGN_CELLS = 1 << 24    # rows x centroids of one assignment product (64 MB of float32)
 BLOCK_ROWS = 1024         # a cluster's rows compared at a time
@@ -35,8 +39,13 @@ def cluster_count(rows: int, cluster_size: int) -> int:
     return max(1, rows // cluster_size)
 
 
+def coarse_count(rows: int) -> int:
+    """Coarse clusters: one per `COARSE_ROWS` rows, at least one."""
+    return max(1, rows // COARSE_ROWS)
+
+
 def fit_rows(rows: int, seed: int) -> np.ndarray:
-    """Positions (ascending) of the rows the centroids are fitted on: all of them up to
+    """Positions (ascending) of the rows the coarse centroids are fitted on: all of them up to
     `FIT_ROWS`, a seeded sample of that many above."""
     if rows <= FIT_ROWS:
         return np.arange(rows)
@@ -56,9 +65,14 @@ def fit_centroids(sample: np.ndarray, k: int, seed: int) -> np.ndarray:
     return np.asarray(model.fit(sample).cluster_centers_, dtype=np.float32)
 
 
+def chunk_rows(k: int) -> int:
+    """Rows assigned to `k` centroids by one matrix product."""
+    return max(1, ASSIGN_CELLS // k)
+
+
 def assign_chunks(rows: int, k: int) -> Iterator[tuple[int, int]]:
     """(start, stop) of the row chunks assigned one matrix product at a time."""
-    step = max(1, ASSIGN_CELLS // k)
+    step = chunk_rows(k)
     for start in range(0, rows, step):
         yield start, min(rows, start + step)
 
@@ -138,19 +152,50 @@ def greedy_drops(vectors: np.ndarray, rows: np.ndarray, labels: np.ndarray, epsi
                          np.asarray(kept_by, np.int64))
 
 
-def semantic_drops(vectors: np.ndarray, cluster_size: int, seed: int, epsilon: float
-                   ) -> SemanticDrops:
-    """The semantic duplicates among `vectors` (rows in priority order), as row numbers."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    centroids = fit_centroids(vectors[fit_rows(len(vectors), seed)],
-                              cluster_count(len(vectors), cluster_size), seed)
+def nearest(vectors: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`assign` over the rows a chunk (`assign_chunks`) at a time."""
     labels = np.empty(len(vectors), np.int32)
     distance = np.empty(len(vectors), np.float32)
     for start, stop in assign_chunks(len(vectors), len(centroids)):
         labels[start:stop], distance[start:stop] = assign(vectors[start:stop], centroids)
-    rows = np.arange(len(vectors))
-    order = cluster_order(rows, labels, distance)
-    return greedy_drops(vectors[order], rows[order], labels[order], epsilon)
+    return labels, distance
+
+
+def fine_drops(vectors: np.ndarray, rows: np.ndarray, cluster_size: int, seed: int,
+               epsilon: float) -> SemanticDrops:
+    """One coarse cluster's duplicates (`vectors` of its `rows`, in input order): k-means with
+    one cluster per `cluster_size` rows fitted on all of them, then each cluster's rows
+    compared from its centroid outwards."""
+    centroids = fit_centroids(vectors, cluster_count(len(vectors), cluster_size), seed)
+    labels, distance = nearest(vectors, centroids)
+    local = np.arange(len(vectors))
+    order = cluster_order(local, labels, distance)
+    found = greedy_drops(vectors[order], local[order], labels[order], epsilon)
+    return SemanticDrops(rows[found.dropped], found.cosine, rows[found.kept])
+
+
+def coarse_centroids(sample: np.ndarray, rows: int, seed: int) -> np.ndarray:
+    """The coarse centroids of `rows` input rows, fitted on `sample` (`fit_rows`' rows)."""
+    return fit_centroids(sample, coarse_count(rows), seed)
+
+
+def semantic_drops(vectors: np.ndarray, cluster_size: int, seed: int, epsilon: float
+                   ) -> SemanticDrops:
+    """The semantic duplicates among `vectors` (rows in priority order), as row numbers."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    coarse = coarse_centroids(vectors[fit_rows(len(vectors), seed)], len(vectors), seed)
+    labels, _ = nearest(vectors, coarse)
+    parts = []
+    for rows in coarse_members(labels, len(coarse)):
+        parts.append(fine_drops(vectors[rows], rows, cluster_size, seed, epsilon))
+    return SemanticDrops.concat(parts)
+
+
+def coarse_members(labels: np.ndarray, clusters: int) -> list[np.ndarray]:
+    """Each coarse cluster's rows (ascending), empty ones left out."""
+    order = np.argsort(labels, kind="stable")
+    edges = np.searchsorted(labels[order], np.arange(clusters + 1))
+    return [order[lo:hi] for lo, hi in zip(edges[:-1], edges[1:], strict=True) if hi > lo]
 
 
 def semantic_dedup(data: FilterInput, epsilon: float, cluster_size: int, seed: int

@@ -1,15 +1,15 @@
 """Semantic dedup over a corpus without holding it: the rows that reach it are spilled to a
-scratch folder as they stream by, then clustered and compared a bucket of clusters at a time.
+scratch folder as they stream by, then clustered and compared a coarse cluster at a time.
 
 `add` appends each batch's surviving rows (corpus positions, float32 vectors) to one file.
-`drops` then runs `semantic.py`'s steps on that file: the centroids fitted on the same seeded
-sample of rows, every row assigned in the same chunks (read back one chunk at a time), the
-rows ordered by cluster and distance, then scattered into bucket files of whole clusters
-(about `BUCKET_ROWS` rows each) and each bucket's clusters compared as the in-memory version
-compares them. So it drops the rows, with the cosines and kept rows, that `semantic_dedup`
-over the same rows in memory drops, while holding the fit sample (at most `FIT_ROWS` rows),
-one chunk or bucket of vectors, and about 16 bytes a row (position, cluster, distance,
-order). The caller removes the folder.
+`drops` then runs `semantic.py`'s steps on that file: the coarse centroids fitted on the same
+seeded sample of rows, every row assigned to one in the same chunks (read back one chunk at a
+time), the rows scattered into one file per coarse cluster in one pass, and each coarse
+cluster's rows read back and deduplicated as the in-memory version does (`fine_drops`). So it
+drops the rows, with the cosines and kept rows, that `semantic_drops` over the same rows in
+memory drops, while holding the fit sample (at most `FIT_ROWS` rows), one chunk or coarse
+cluster of vectors (about `COARSE_ROWS` rows), and about 16 bytes a row. The spill is one
+copy of the vectors at a time on disk; the caller removes the folder.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import numpy as np
 from distill_core.filter import semantic
 from distill_core.filter.semantic import SemanticDrops
 
-BUCKET_ROWS = 131_072  # rows of whole clusters compared from one bucket file
-READ_ROWS = 65_536     # rows read back from the spill at a time for the fit sample
+READ_ROWS = 65_536  # rows read back from the spill at a time
 
 
 class SemanticSpill:
@@ -60,15 +59,17 @@ class SemanticSpill:
         out = np.fromfile(path, np.float32, count=count, offset=start * self.dim * 4)
         return out.reshape(stop - start, self.dim)
 
-    def _gather(self, rows: np.ndarray) -> np.ndarray:
+    def _chunks(self, rows: int, step: int):
+        for start in range(0, rows, step):
+            stop = min(rows, start + step)
+            yield start, stop, self._read(self._path, start, stop)
+
+    def _gather(self, rows: np.ndarray, total: int) -> np.ndarray:
         """The spilled vectors at `rows` (ascending), read a chunk at a time."""
         out = np.empty((len(rows), self.dim), np.float32)
-        total = int(len(self.positions))
-        for start in range(0, total, READ_ROWS):
-            lo, hi = np.searchsorted(rows, [start, start + READ_ROWS])
-            if hi > lo:
-                chunk = self._read(self._path, start, min(total, start + READ_ROWS))
-                out[lo:hi] = chunk[rows[lo:hi] - start]
+        for start, stop, chunk in self._chunks(total, READ_ROWS):
+            lo, hi = np.searchsorted(rows, [start, stop])
+            out[lo:hi] = chunk[rows[lo:hi] - start]
         return out
 
     def drops(self) -> SemanticDrops:
@@ -78,54 +79,33 @@ class SemanticSpill:
         n = len(positions)
         if not n:
             return SemanticDrops.concat([])
-        centroids = semantic.fit_centroids(self._gather(semantic.fit_rows(n, self.seed)),
-                                           semantic.cluster_count(n, self.cluster_size),
-                                           self.seed)
+        coarse = semantic.coarse_centroids(self._gather(semantic.fit_rows(n, self.seed), n),
+                                           n, self.seed)
         labels = np.empty(n, np.int32)
-        distance = np.empty(n, np.float32)
-        for start, stop in semantic.assign_chunks(n, len(centroids)):
-            labels[start:stop], distance[start:stop] = semantic.assign(
-                self._read(self._path, start, stop), centroids)
-        order = semantic.cluster_order(np.arange(n), labels, distance)
-        buckets = self._scatter(order, labels)
-        self._path.unlink()  # every row is in its bucket's file now
-        merged = SemanticDrops.concat([self._bucket_drops(path, rows, labels)
-                                       for path, rows in buckets])
+        for start, stop, chunk in self._chunks(n, semantic.chunk_rows(len(coarse))):
+            labels[start:stop] = semantic.nearest(chunk, coarse)[0]
+        members = semantic.coarse_members(labels, len(coarse))
+        paths = self._scatter(labels, n)
+        self._path.unlink()  # every row is in its coarse cluster's file now
+        found = []
+        for rows in members:
+            path = paths[int(labels[rows[0]])]
+            vectors = self._read(path, 0, len(rows))
+            path.unlink()
+            found.append(semantic.fine_drops(vectors, rows, self.cluster_size, self.seed,
+                                             self.epsilon))
+        merged = SemanticDrops.concat(found)
         return SemanticDrops(positions[merged.dropped], merged.cosine,
                              positions[merged.kept])
 
-    def _scatter(self, order: np.ndarray, labels: np.ndarray
-                 ) -> list[tuple[Path, np.ndarray]]:
-        """Each bucket's file and its rows in cluster order: the clusters that start within
-        one `BUCKET_ROWS` stretch of `order` form a bucket, whose rows are written to a file
-        of its own (in spill order) in one pass over the spill."""
-        ordered_labels = labels[order]
-        starts = np.flatnonzero(np.r_[True, ordered_labels[1:] != ordered_labels[:-1]])
-        bucket_in_order = np.repeat((starts // BUCKET_ROWS).astype(np.int32),
-                                    np.diff(np.r_[starts, len(order)]))
-        bucket_of_row = np.empty(len(order), np.int32)
-        bucket_of_row[order] = bucket_in_order
-        paths = {b: self.folder / f"bucket-{b}.f32" for b in np.unique(bucket_in_order).tolist()}
-        files = {b: path.open("wb") for b, path in paths.items()}
-        try:
-            for start in range(0, len(order), READ_ROWS):
-                stop = min(len(order), start + READ_ROWS)
-                chunk = self._read(self._path, start, stop)
-                held = bucket_of_row[start:stop]
-                for b in np.unique(held).tolist():
-                    chunk[held == b].tofile(files[b])
-        finally:
-            for handle in files.values():
-                handle.close()
-        edges = np.flatnonzero(np.r_[True, bucket_in_order[1:] != bucket_in_order[:-1]])
-        return [(paths[int(bucket_in_order[lo])], order[lo:hi])
-                for lo, hi in zip(edges, np.r_[edges[1:], len(order)], strict=True)]
-
-    def _bucket_drops(self, path: Path, rows: np.ndarray, labels: np.ndarray
-                      ) -> SemanticDrops:
-        """One bucket's duplicates, as spill rows: its file holds `rows` (given in cluster
-        order) in spill order."""
-        in_file = np.sort(rows)
-        vectors = self._read(path, 0, len(in_file))[np.searchsorted(in_file, rows)]
-        path.unlink()
-        return semantic.greedy_drops(vectors, rows, labels[rows], self.epsilon)
+    def _scatter(self, labels: np.ndarray, n: int) -> dict[int, Path]:
+        """Each coarse cluster's rows written to a file of its own, in spill order, in one
+        pass over the spill (a file opened for each chunk that has rows of it)."""
+        paths = {}
+        for start, stop, chunk in self._chunks(n, READ_ROWS):
+            held = labels[start:stop]
+            for cluster in np.unique(held).tolist():
+                path = paths.setdefault(cluster, self.folder / f"coarse-{cluster}.f32")
+                with path.open("ab") as handle:
+                    chunk[held == cluster].tofile(handle)
+        return paths

@@ -28,12 +28,12 @@ def _planted(rows: int = 600, copies: int = 60, dim: int = 32) -> tuple[np.ndarr
     return vectors, pairs
 
 
-@pytest.mark.parametrize("fit_rows, bucket_rows", [(100_000, 100_000), (250, 64)])
+@pytest.mark.parametrize("coarse_rows, fit_rows", [(100_000, 100_000), (100, 250)])
 def test_spilled_semantic_dedup_equals_it_in_memory(tmp_path: Path, monkeypatch,
-                                                   fit_rows: int, bucket_rows: int) -> None:
+                                                   coarse_rows: int, fit_rows: int) -> None:
+    monkeypatch.setattr(semantic, "COARSE_ROWS", coarse_rows)  # one coarse cluster, or six
     monkeypatch.setattr(semantic, "FIT_ROWS", fit_rows)
-    monkeypatch.setattr(semantic, "ASSIGN_CELLS", 300)  # 10 rows a chunk at 30 clusters
-    monkeypatch.setattr(semantic_spill, "BUCKET_ROWS", bucket_rows)
+    monkeypatch.setattr(semantic, "ASSIGN_CELLS", 60)  # several chunks at every level
     monkeypatch.setattr(semantic_spill, "READ_ROWS", 50)
     vectors, pairs = _planted()
     expected = semantic_drops(vectors, cluster_size=20, seed=3, epsilon=0.95)
@@ -47,21 +47,30 @@ def test_spilled_semantic_dedup_equals_it_in_memory(tmp_path: Path, monkeypatch,
     for lo in range(0, len(vectors), 97):
         spill.add(positions[lo:lo + 97], vectors[lo:lo + 97])
     found = spill.drops()
-    assert found.dropped.tolist() == positions[expected.dropped].tolist()
-    assert found.kept.tolist() == positions[expected.kept].tolist()
-    assert found.cosine.tolist() == expected.cosine.tolist()
-    assert list((tmp_path / "spill").iterdir()) == []  # the spill and bucket files are gone
+    order = np.argsort(found.dropped)
+    assert found.dropped[order].tolist() == positions[np.sort(expected.dropped)].tolist()
+    by_expected = np.argsort(expected.dropped)
+    assert found.kept[order].tolist() == positions[expected.kept[by_expected]].tolist()
+    assert found.cosine[order].tolist() == expected.cosine[by_expected].tolist()
+    assert list((tmp_path / "spill").iterdir()) == []  # the spill and coarse files are gone
 
 
-def test_a_sampled_fit_still_finds_the_copies(monkeypatch) -> None:
+def test_coarse_clusters_are_fitted_on_a_sample_and_keep_each_row_in_one(monkeypatch) -> None:
+    monkeypatch.setattr(semantic, "COARSE_ROWS", 100)
     monkeypatch.setattr(semantic, "FIT_ROWS", 200)
     vectors, pairs = _planted()
-    found = semantic_drops(vectors, cluster_size=20, seed=0, epsilon=0.95)
-    named = {(int(d), int(k)) for d, k in zip(found.dropped, found.kept, strict=True)}
-    assert sum((c, o) in named or (o, c) in named for o, c in pairs) >= 0.9 * len(pairs)
     sample = semantic.fit_rows(600, 0)
     assert len(sample) == len(np.unique(sample)) == 200 and (np.diff(sample) > 0).all()
     assert semantic.fit_rows(200, 0).tolist() == list(range(200))
+    coarse = semantic.coarse_centroids(vectors[sample], 600, 0)
+    assert len(coarse) == 6
+    labels, _ = semantic.nearest(vectors, coarse)
+    members = semantic.coarse_members(labels, len(coarse))
+    assert sorted(np.concatenate(members).tolist()) == list(range(600))
+    assert all((np.diff(m) > 0).all() for m in members)
+    found = semantic_drops(vectors, cluster_size=20, seed=0, epsilon=0.95)
+    named = {(int(d), int(k)) for d, k in zip(found.dropped, found.kept, strict=True)}
+    assert sum((c, o) in named or (o, c) in named for o, c in pairs) >= 0.9 * len(pairs)
 
 
 def test_a_cluster_compared_in_blocks_drops_what_it_drops_whole(monkeypatch) -> None:

@@ -70,11 +70,12 @@ def test_streamed_clean_equals_the_whole_corpus_filtered(planted: Path, tmp_path
                                                          run_stages, monkeypatch,
                                                          near: bool, semantic: bool) -> None:
     monkeypatch.setattr(clean_stream, "ROWS_PER_BATCH", 64)
-    # Semantic dedup's centroids fitted on a sample, its rows assigned in several chunks and
-    # compared from several bucket files: each the same in memory and spilled.
+    # Semantic dedup's coarse centroids fitted on a sample, its rows assigned in several
+    # chunks and compared from several coarse clusters' files: each the same in memory and
+    # spilled.
+    monkeypatch.setattr(semantic_module, "COARSE_ROWS", 50)
     monkeypatch.setattr(semantic_module, "FIT_ROWS", 150)
-    monkeypatch.setattr(semantic_module, "ASSIGN_CELLS", 400)
-    monkeypatch.setattr(semantic_spill, "BUCKET_ROWS", 60)
+    monkeypatch.setattr(semantic_module, "ASSIGN_CELLS", 120)
     monkeypatch.setattr(semantic_spill, "READ_ROWS", 50)
     cfg = load_config(None, [f"data.data_dir={planted}", "run.seeds=[0]", "run.name=stream",
                              "filter.corpus=true", "filter.teacher_consistency.enabled=true",
