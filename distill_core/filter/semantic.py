@@ -27,7 +27,7 @@ import numpy as np
 
 from distill_core.filter.base import Drop, FilterInput, group_positions
 
-COARSE_ROWS = 32_768      # rows per coarse cluster (compared in memory one at a time)
+COARSE_ROWS = 262_144     # rows per coarse cluster (compared in memory one at a time)
 FIT_ROWS = 262_144        # rows the coarse centroids are fitted on (a seeded sample above)
 MINIBATCH_ABOVE = 20_000  # fit rows above which k-means is mini-batch
 ASSIGN_CELLS = 1 << 24    # rows x centroids of one assignment product (64 MB of float32)

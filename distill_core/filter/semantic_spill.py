@@ -8,7 +8,8 @@ time), the rows scattered into one file per coarse cluster in one pass, and each
 cluster's rows read back and deduplicated as the in-memory version does (`fine_drops`). So it
 drops the rows, with the cosines and kept rows, that `semantic_drops` over the same rows in
 memory drops, while holding the fit sample (at most `FIT_ROWS` rows), one chunk or coarse
-cluster of vectors (about `COARSE_ROWS` rows), and about 16 bytes a row. The spill is one
+cluster of vectors (about `COARSE_ROWS` rows; k-means leaves them uneven, up to twice that
+at 1M rows), and about 16 bytes a row. The spill is one
 copy of the vectors at a time on disk; the caller removes the folder.
 """
 
