@@ -134,20 +134,22 @@ def _cluster_drops(members: np.ndarray, epsilon: float
     return found
 
 
-def greedy_drops(vectors: np.ndarray, rows: np.ndarray, labels: np.ndarray, epsilon: float
+def greedy_drops(vectors: np.ndarray, order: np.ndarray, labels: np.ndarray, epsilon: float
                  ) -> SemanticDrops:
-    """Within each cluster of rows sorted by `cluster_order` (`vectors`, `rows` and `labels`
-    in that order; whole clusters only), the rows whose cosine to a row kept before them in
-    their cluster is at least `epsilon`."""
-    if not len(labels):
+    """Each cluster's rows visited in `order` (`cluster_order`'s: whole clusters, each from its
+    centroid outwards): the rows whose cosine to a row kept before them in their cluster is
+    at least `epsilon`, as indices into `vectors` (one cluster's rows copied at a time)."""
+    if not len(order):
         return SemanticDrops.concat([])
     dropped, cosine, kept_by = [], [], []
-    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
-    for start, stop in zip(starts, np.r_[starts[1:], len(labels)], strict=True):
-        for member, similarity, kept in _cluster_drops(vectors[start:stop], epsilon):
-            dropped.append(rows[start + member])
+    ordered = labels[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    for start, stop in zip(starts, np.r_[starts[1:], len(order)], strict=True):
+        members = order[start:stop]
+        for member, similarity, kept in _cluster_drops(vectors[members], epsilon):
+            dropped.append(members[member])
             cosine.append(similarity)
-            kept_by.append(rows[start + kept])
+            kept_by.append(members[kept])
     return SemanticDrops(np.asarray(dropped, np.int64), np.asarray(cosine, np.float32),
                          np.asarray(kept_by, np.int64))
 
@@ -168,9 +170,8 @@ def fine_drops(vectors: np.ndarray, rows: np.ndarray, cluster_size: int, seed: i
     compared from its centroid outwards."""
     centroids = fit_centroids(vectors, cluster_count(len(vectors), cluster_size), seed)
     labels, distance = nearest(vectors, centroids)
-    local = np.arange(len(vectors))
-    order = cluster_order(local, labels, distance)
-    found = greedy_drops(vectors[order], local[order], labels[order], epsilon)
+    order = cluster_order(np.arange(len(vectors)), labels, distance)
+    found = greedy_drops(vectors, order, labels, epsilon)
     return SemanticDrops(rows[found.dropped], found.cosine, rows[found.kept])
 
 
