@@ -31,6 +31,7 @@ COARSE_ROWS = 262_144     # rows per coarse cluster (compared in memory one at a
 FIT_ROWS = 262_144        # rows the coarse centroids are fitted on (a seeded sample above)
 MINIBATCH_ABOVE = 20_000  # fit rows above which k-means is mini-batch
 ASSIGN_CELLS = 1 << 24    # rows x centroids of one assignment product (64 MB of float32)
+CHUNK_ROWS = 65_536       # rows of one assignment product at most
 BLOCK_ROWS = 1024         # a cluster's rows compared at a time
 
 
@@ -66,8 +67,9 @@ def fit_centroids(sample: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def chunk_rows(k: int) -> int:
-    """Rows assigned to `k` centroids by one matrix product."""
-    return max(1, ASSIGN_CELLS // k)
+    """Rows assigned to `k` centroids by one matrix product (at most `CHUNK_ROWS`: the
+    spilled version reads that many rows' vectors at a time)."""
+    return max(1, min(CHUNK_ROWS, ASSIGN_CELLS // k))
 
 
 def assign_chunks(rows: int, k: int) -> Iterator[tuple[int, int]]:
