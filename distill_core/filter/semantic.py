@@ -20,7 +20,6 @@ Reason: `semantic_duplicate`. References: Abbas et al., SemDeDup, 2023.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,13 +69,6 @@ def chunk_rows(k: int) -> int:
     """Rows assigned to `k` centroids by one matrix product (at most `CHUNK_ROWS`: the
     spilled version reads that many rows' vectors at a time)."""
     return max(1, min(CHUNK_ROWS, ASSIGN_CELLS // k))
-
-
-def assign_chunks(rows: int, k: int) -> Iterator[tuple[int, int]]:
-    """(start, stop) of the row chunks assigned one matrix product at a time."""
-    step = chunk_rows(k)
-    for start in range(0, rows, step):
-        yield start, min(rows, start + step)
 
 
 def assign(vectors: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,11 +149,13 @@ def greedy_drops(vectors: np.ndarray, order: np.ndarray, labels: np.ndarray, eps
 
 
 def nearest(vectors: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`assign` over the rows a chunk (`assign_chunks`) at a time."""
+    """`assign` over the rows `chunk_rows` at a time."""
     labels = np.empty(len(vectors), np.int32)
     distance = np.empty(len(vectors), np.float32)
-    for start, stop in assign_chunks(len(vectors), len(centroids)):
-        labels[start:stop], distance[start:stop] = assign(vectors[start:stop], centroids)
+    step = chunk_rows(len(centroids))
+    for start in range(0, len(vectors), step):
+        labels[start:start + step], distance[start:start + step] = assign(
+            vectors[start:start + step], centroids)
     return labels, distance
 
 

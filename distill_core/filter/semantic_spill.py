@@ -15,6 +15,7 @@ copy of the vectors at a time on disk; the caller removes the folder.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,8 @@ class SemanticSpill:
         out = np.fromfile(path, np.float32, count=count, offset=start * self.dim * 4)
         return out.reshape(stop - start, self.dim)
 
-    def _chunks(self, rows: int, step: int):
+    def _chunks(self, rows: int, step: int) -> Iterator[tuple[int, int, np.ndarray]]:
+        """(start, stop, vectors) of the spill's first `rows` rows, `step` at a time."""
         for start in range(0, rows, step):
             stop = min(rows, start + step)
             yield start, stop, self._read(self._path, start, stop)
@@ -77,6 +79,7 @@ class SemanticSpill:
         """The semantic duplicates among the rows added, as corpus positions."""
         self.close()
         positions = self.positions
+        self._positions = [positions]  # concatenated once
         n = len(positions)
         if not n:
             return SemanticDrops.concat([])

@@ -101,6 +101,8 @@ def clean_streamed(context: StreamedFilterContext, cfg: FilterSection, writer: S
         counts, tally = _clean_batches(context, cfg, writer, near, semantic)
         if semantic is not None:
             counts = _semantic_pass(store, semantic, writer, counts, tally)
+        if not counts.rejects_by_reason:  # an empty rejects table, as a stage that rejected
+            writer.write(rejects_table([]), rejects=True)  # nothing writes
         return counts, tally.per_filter()
     finally:
         if near is not None:
@@ -160,8 +162,6 @@ def _clean_batches(context: StreamedFilterContext, cfg: FilterSection, writer: S
         rows_in += batch.num_rows
         rows_out += len(run.kept)
         reasons.update(r["reason"] for r in rejects)
-    if not reasons and semantic is None:  # an empty rejects table, as a stage that rejected
-        writer.write(rejects_table([]), rejects=True)  # nothing writes
     if teacher is not None and not teacher.exhausted():
         raise ArtifactError("the teacher stage has more rows than the corpus; rerun the "
                             "command to recompute the stages")
@@ -187,7 +187,6 @@ def _semantic_pass(store: RunStore, semantic: SemanticSpill, writer: StageWriter
     dropped = found.dropped[by_row]
     details = [f"cosine {found.cosine[i]:.3f} with "
                f"{kept_ids[int(np.searchsorted(named, found.kept[i]))]}" for i in by_row]
-    wrote_rejects = bool(counts.rejects_by_reason)
     for start, rows in with_starts(stage_batches(store, "ingest", None, ROWS_PER_BATCH)):
         lo, hi = np.searchsorted(survivors, [start, start + rows.num_rows])
         d_lo, d_hi = np.searchsorted(dropped, [start, start + rows.num_rows])
@@ -199,9 +198,6 @@ def _semantic_pass(store: RunStore, semantic: SemanticSpill, writer: StageWriter
             writer.write(rejects_table(reject_rows(
                 table, [Drop(i, "semantic_duplicate", details[d_lo + i])
                         for i in range(d_hi - d_lo)], None)), rejects=True)
-            wrote_rejects = True
-    if not wrote_rejects:
-        writer.write(rejects_table([]), rejects=True)
     reasons = Counter(counts.rejects_by_reason)
     if len(dropped):
         reasons["semantic_duplicate"] += len(dropped)
